@@ -1,0 +1,325 @@
+"""Decompression detected from the first bytes of a stream: gzip, zip or plain JSON.
+
+Everything streams: gzip members are inflated as they arrive (several members are
+concatenated, as `gzip -d` does), and a zip archive is read member by member from its local
+headers, so neither needs a seekable file. A stream that ends before its compressed data does
+is an error that says where it stopped.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from mrfbatch.errors import CompressionError, JsonFormatError
+
+CHUNK = 1 << 18
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
+_BOM = b"\xef\xbb\xbf"
+
+
+class RawReader(Protocol):
+    """What decompression needs from a byte source."""
+
+    description: str
+    bytes_read: int
+
+    def read(self, size: int) -> bytes: ...
+
+
+class DecodedStream:
+    """File-like reader of the decompressed JSON bytes of `raw`.
+
+    `compression` names what was detected; `bytes_decoded` counts bytes handed out.
+    `on_read`, when given, is called after every read (progress reporting).
+    """
+
+    def __init__(self, raw: RawReader, on_read: Callable[[], None] | None = None):
+        self._raw = raw
+        self._on_read = on_read
+        self.description = raw.description
+        self.bytes_decoded = 0
+        self.last_read = b""  # the last bytes handed out, and where they start: error offsets
+        self.last_read_start = 0
+        head = _read_at_least(raw, 4)
+        if not head:
+            raise JsonFormatError(f"{raw.description} is empty (0 bytes); expected JSON")
+        self.compression, chunks = _detect(raw, head)
+        self._chunks = _strip_bom(chunks)
+        self._buffer = b""
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._pos >= len(self._buffer):
+            self._buffer = next(self._chunks, b"")
+            self._pos = 0
+        if size < 0:
+            size = len(self._buffer)
+        data = self._buffer[self._pos : self._pos + size]
+        self._pos += len(data)
+        self.last_read, self.last_read_start = data, self.bytes_decoded
+        self.bytes_decoded += len(data)
+        if self._on_read is not None:
+            self._on_read()
+        return data
+
+
+def _read_at_least(raw: RawReader, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = raw.read(max(n - len(data), CHUNK))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes]]:
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip", _gunzip(raw, head)
+    if head.startswith(_ZIP_LOCAL):
+        return "zip", _unzip(_Input(raw, head))
+    if head.startswith(b"PK\x05\x06"):
+        raise CompressionError(
+            f"{raw.description} is an empty zip archive; expected one JSON member"
+        )
+    return "none", _plain(raw, head)
+
+
+def _plain(raw: RawReader, head: bytes) -> Iterator[bytes]:
+    yield head
+    while chunk := raw.read(CHUNK):
+        yield chunk
+
+
+def _strip_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    first = b""
+    for chunk in chunks:
+        first += chunk
+        if len(first) >= len(_BOM):
+            break
+    yield first[len(_BOM) :] if first.startswith(_BOM) else first
+    yield from chunks
+
+
+def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
+    """Inflate every gzip member in turn; trailing zero padding is ignored."""
+    d = zlib.decompressobj(wbits=31)
+    members = 1
+    pending = head
+    consumed = 0  # compressed bytes fed before `pending`
+    while True:
+        if not pending:
+            pending = raw.read(CHUNK)
+            if not pending:
+                break
+        try:
+            out = d.decompress(pending)
+        except zlib.error as exc:
+            raise CompressionError(
+                f"corrupt gzip data in {raw.description} in member {members}, at or before "
+                f"compressed byte {consumed + len(pending)}: {exc}"
+            ) from exc
+        if out:
+            yield out
+        if d.eof:
+            rest = d.unused_data
+            consumed += len(pending) - len(rest)
+            while not rest.strip(b"\x00"):
+                rest = raw.read(CHUNK)
+                if not rest:
+                    return
+            if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
+                raise CompressionError(
+                    f"{raw.description}: unexpected bytes after gzip member {members} at "
+                    f"compressed byte {consumed}; expected another gzip member or the end"
+                )
+            d = zlib.decompressobj(wbits=31)
+            members += 1
+            pending = rest
+        else:
+            consumed += len(pending)
+            pending = b""
+    raise CompressionError(
+        f"gzip stream of {raw.description} ends early: truncated after {consumed} compressed "
+        f"bytes, inside member {members}; the file is incomplete"
+    )
+
+
+class _Input:
+    """Raw bytes with put-back, for walking zip local headers."""
+
+    def __init__(self, raw: RawReader, head: bytes):
+        self.raw = raw
+        self.description = raw.description
+        self._buf = head
+        self.offset = 0  # archive offset of the first byte in _buf
+
+    def take(self, n: int, what: str) -> bytes:
+        while len(self._buf) < n:
+            chunk = self.raw.read(CHUNK)
+            if not chunk:
+                raise CompressionError(
+                    f"zip archive {self.description} ends early at byte "
+                    f"{self.offset + len(self._buf)} while reading {what}; the file is incomplete"
+                )
+            self._buf += chunk
+        data, self._buf = self._buf[:n], self._buf[n:]
+        self.offset += n
+        return data
+
+    def chunk(self) -> bytes:
+        """Whatever is buffered, or the next raw chunk (b"" at the end)."""
+        data = self._buf or self.raw.read(CHUNK)
+        self._buf = b""
+        self.offset += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        self._buf = data + self._buf
+        self.offset -= len(data)
+
+    def drain(self) -> None:
+        while self.chunk():
+            pass
+
+
+def _unzip(inp: _Input) -> Iterator[bytes]:
+    """Yield the decompressed bytes of the single JSON member of a zip archive."""
+    seen: list[str] = []
+    json_member: str | None = None
+    while True:
+        signature = inp.take(4, "a member header")
+        if signature in _ZIP_END_SIGNATURES:
+            inp.drain()
+            break
+        if signature != _ZIP_LOCAL:
+            raise CompressionError(
+                f"zip archive {inp.description}: expected a member header at byte "
+                f"{inp.offset - 4}, found {signature!r}"
+            )
+        member = _ZipMember.read_header(inp)
+        seen.append(member.name)
+        if member.name.endswith("/"):
+            member.skip(inp)
+            continue
+        chunks = member.data(inp)
+        first = _first_nonblank(chunks)
+        if first is None or first[:1] not in (b"{", b"["):
+            for _ in chunks:
+                pass  # not JSON (a readme, say): inflate to find its end, then move on
+            continue
+        if json_member is not None:
+            raise CompressionError(
+                f"zip archive {inp.description} holds several JSON members: {json_member!r} and "
+                f"{member.name!r}; expected exactly one"
+            )
+        json_member = member.name
+        yield first
+        yield from chunks
+    if json_member is None:
+        names = ", ".join(repr(n) for n in seen) or "none"
+        raise CompressionError(
+            f"zip archive {inp.description} holds no JSON member (members: {names})"
+        )
+
+
+def _first_nonblank(chunks: Iterator[bytes]) -> bytes | None:
+    data = b""
+    for chunk in chunks:
+        data += chunk
+        body = data[len(_BOM) :] if data.startswith(_BOM) else data
+        if body.strip():
+            return b"" + body.lstrip()  # keep the JSON text; drop BOM and leading blanks
+    return None
+
+
+class _ZipMember:
+    def __init__(self, name: str, flags: int, method: int, crc: int, csize: int, zip64: bool):
+        self.name = name
+        self.flags = flags
+        self.method = method
+        self.crc = crc
+        self.csize = csize
+        self.zip64 = zip64
+
+    @classmethod
+    def read_header(cls, inp: _Input) -> _ZipMember:
+        (_, flags, method, _, _, crc, csize, _, name_len, extra_len) = struct.unpack(
+            "<HHHHHIIIHH", inp.take(26, "a member header")
+        )
+        raw_name = inp.take(name_len, "a member name")
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+        extra = inp.take(extra_len, "a member's extra field")
+        return cls(name, flags, method, crc, csize, zip64=_has_zip64(extra))
+
+    def skip(self, inp: _Input) -> None:
+        for _ in self.data(inp):
+            pass
+
+    def data(self, inp: _Input) -> Iterator[bytes]:
+        """Yield the member's decompressed bytes, checking its CRC-32."""
+        crc = 0
+        if self.method == 8:
+            d = zlib.decompressobj(-15)
+            while not d.eof:
+                chunk = inp.chunk()
+                if not chunk:
+                    raise CompressionError(
+                        f"zip archive {inp.description} ends early inside member {self.name!r}; "
+                        "the file is incomplete"
+                    )
+                try:
+                    out = d.decompress(chunk)
+                except zlib.error as exc:
+                    raise CompressionError(
+                        f"corrupt deflate data in zip member {self.name!r} of "
+                        f"{inp.description} near archive byte {inp.offset}: {exc}"
+                    ) from exc
+                inp.unread(d.unused_data)
+                crc = zlib.crc32(out, crc)
+                if out:
+                    yield out
+        elif self.method == 0 and not self.flags & 0x08:
+            remaining = self.csize
+            while remaining:
+                out = inp.take(min(remaining, CHUNK), f"member {self.name!r}")
+                remaining -= len(out)
+                crc = zlib.crc32(out, crc)
+                yield out
+        else:
+            raise CompressionError(
+                f"zip member {self.name!r} of {inp.description} uses compression method "
+                f"{self.method}{' with a data descriptor' if self.method == 0 else ''}; "
+                "only deflate (8) and stored (0) are supported"
+            )
+        expected = self.crc
+        if self.flags & 0x08:
+            expected = self._read_descriptor(inp)
+        if crc != expected:
+            raise CompressionError(
+                f"zip member {self.name!r} of {inp.description} fails its CRC-32 check "
+                f"(computed {crc:08x}, recorded {expected:08x}); the archive is corrupt"
+            )
+
+    def _read_descriptor(self, inp: _Input) -> int:
+        head = inp.take(4, f"the data descriptor of {self.name!r}")
+        if head == b"PK\x07\x08":
+            head = inp.take(4, f"the data descriptor of {self.name!r}")
+        (crc,) = struct.unpack("<I", head)
+        inp.take(16 if self.zip64 else 8, f"the data descriptor of {self.name!r}")
+        return int(crc)
+
+
+def _has_zip64(extra: bytes) -> bool:
+    pos = 0
+    while pos + 4 <= len(extra):
+        header_id, size = struct.unpack_from("<HH", extra, pos)
+        if header_id == 0x0001:
+            return True
+        pos += 4 + size
+    return False

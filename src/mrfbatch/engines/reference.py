@@ -1,0 +1,177 @@
+"""The reference engine: ijson's C backend (yajl2_c), event by event.
+
+Slow (every token passes through Python) but simple enough to trust; faster engines are
+checked against it. Numbers arrive as int or Decimal, so group ids keep their exact digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from mrfbatch.engines import DocumentHandler
+from mrfbatch.errors import BackendError, FileKindError, JsonFormatError
+
+_ARRAYS = ("provider_references", "in_network")
+_BUF_SIZE = 1 << 16
+
+Event = tuple[str, Any]
+
+
+def load_backend() -> Any:
+    """ijson's yajl2_c backend, or BackendError saying how to get it."""
+    try:
+        from ijson.backends import yajl2_c
+    except ImportError as exc:
+        raise BackendError(
+            "ijson's C backend (yajl2_c) is not available, and the pure-Python backend is too "
+            "slow for multi-GB files. Reinstall ijson from a binary wheel: "
+            "`pip install --force-reinstall --only-binary ijson 'ijson>=3.3'` "
+            "(or install a C compiler and the Python headers, then reinstall ijson)."
+        ) from exc
+    return yajl2_c
+
+
+class ReferenceEngine:
+    name = "reference"
+
+    def __init__(self) -> None:
+        self._backend = load_backend()
+
+    def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
+        import ijson
+
+        events = self._backend.basic_parse(stream, buf_size=_BUF_SIZE, use_float=False)
+        try:
+            _walk(events, handler)
+        except ijson.JSONError as exc:
+            raise json_error(exc, stream) from exc
+
+
+def _walk(events: Iterator[Event], handler: DocumentHandler) -> None:
+    first, _ = next(events)
+    if first != "start_map":
+        kind = {"start_array": "an array"}.get(first, "a single value")
+        raise FileKindError(
+            f"the top level of the JSON is {kind}; an in-network file is an object with an "
+            "`in_network` array"
+        )
+    for event, value in events:
+        if event == "end_map":
+            break
+        key: str = value
+        wanted = handler.top_level_key(key)
+        event, value = next(events)
+        if key in _ARRAYS and event == "start_array":
+            callback = (
+                handler.in_network_item if key == "in_network" else handler.provider_reference
+            )
+            for item in _array_items(events, wanted):
+                callback(item)
+            handler.array_done(key)
+        elif not wanted:
+            _skip(events, event)
+        elif event in ("start_map", "start_array"):
+            handler.header(key, _build(events, event))
+        else:
+            handler.header(key, value)
+    for _ in events:  # let the parser reject trailing garbage
+        pass
+
+
+def _array_items(events: Iterator[Event], wanted: bool) -> Iterator[Any]:
+    for event, value in events:
+        if event == "end_array":
+            return
+        if not wanted:
+            _skip(events, event)
+        elif event in ("start_map", "start_array"):
+            yield _build(events, event)
+        else:
+            yield value
+
+
+def _build(events: Iterator[Event], first: str) -> Any:
+    """Assemble the container that `first` opened."""
+    root: Any = {} if first == "start_map" else []
+    stack: list[Any] = [root]
+    key: str | None = None
+    for event, value in events:
+        top = stack[-1]
+        if event == "map_key":
+            key = value
+            continue
+        if event in ("end_map", "end_array"):
+            stack.pop()
+            if not stack:
+                return root
+            continue
+        if event == "start_map":
+            value = {}
+        elif event == "start_array":
+            value = []
+        if isinstance(top, list):
+            top.append(value)
+        else:
+            top[key] = value
+        if event in ("start_map", "start_array"):
+            stack.append(value)
+    return root  # unreachable: the parser raises on a premature end
+
+
+def _skip(events: Iterator[Event], first: str) -> None:
+    if first not in ("start_map", "start_array"):
+        return
+    depth = 1
+    for event, _ in events:
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+            if depth == 0:
+                return
+
+
+def json_error(exc: Exception, stream: Any) -> JsonFormatError:
+    """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
+    message = str(exc)
+    lines = message.split("\n")
+    summary = lines[0].strip() or "invalid JSON"
+    decoded = getattr(stream, "bytes_decoded", None)
+    name = getattr(stream, "description", "the file")
+    if "premature EOF" in summary:
+        where = f" after {decoded} decoded bytes" if decoded is not None else ""
+        return JsonFormatError(f"JSON of {name} ends early{where}: the file is truncated")
+    offset = _locate(lines, stream)
+    if offset is not None:
+        where = f"at decoded byte {offset}"
+    elif decoded is not None:
+        start = getattr(stream, "last_read_start", 0)
+        where = f"between decoded bytes {start} and {decoded}"
+    else:
+        where = "somewhere"
+    snippet = lines[1].strip() if len(lines) > 1 else ""
+    context = f" near {snippet[:60]!r}" if snippet else ""
+    return JsonFormatError(f"invalid JSON in {name} {where}: {summary}{context}")
+
+
+def _locate(lines: list[str], stream: Any) -> int | None:
+    """Exact offset from yajl's error rendering, when it can be pinned down.
+
+    yajl prints the text around the error indented so the caret sits under it: when the error
+    is in the first 30 bytes of the buffer the indent is 40 minus its position; otherwise the
+    snippet starts 30 bytes before it and must be found in the buffer (only if unique).
+    """
+    chunk: bytes | None = getattr(stream, "last_read", None)
+    start: int | None = getattr(stream, "last_read_start", None)
+    if chunk is None or start is None or len(lines) < 3:
+        return None
+    indent = len(lines[1]) - len(lines[1].lstrip(" "))
+    if indent > 10:
+        return start + 40 - indent
+    snippet = lines[1][indent:].encode("utf-8", "replace")
+    flat = chunk.replace(b"\n", b" ").replace(b"\r", b" ")
+    at = flat.find(snippet)
+    if at < 0 or flat.find(snippet, at + 1) >= 0:
+        return None
+    return start + at + 30

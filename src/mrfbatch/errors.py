@@ -1,0 +1,39 @@
+"""Exceptions raised by mrfbatch.
+
+The library raises; only the command line turns these into messages and exit codes.
+Every message says what was found, what was expected, and where.
+"""
+
+from __future__ import annotations
+
+
+class MrfError(Exception):
+    """Base class of every error mrfbatch raises on purpose."""
+
+
+class UsageError(MrfError):
+    """An argument or setting is invalid (the caller's mistake, not the file's)."""
+
+
+class BackendError(MrfError):
+    """The installed ijson lacks its C backend, which the reference engine requires."""
+
+
+class WhitelistError(MrfError):
+    """The billing-code whitelist file is missing or unreadable."""
+
+
+class TransportError(MrfError):
+    """The file could not be fetched: HTTP status, connection failure, or a short body."""
+
+
+class CompressionError(MrfError):
+    """The compressed stream is corrupt or ends early, or a zip archive is unusable."""
+
+
+class JsonFormatError(MrfError):
+    """The bytes are not valid JSON, or the JSON ends early."""
+
+
+class FileKindError(MrfError):
+    """The JSON is valid but is not an in-network-rates file (e.g. a table of contents)."""

@@ -1,0 +1,135 @@
+"""The document handler: routes what an engine decodes to rows, writers and the provider store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mrfbatch.errors import FileKindError
+from mrfbatch.providers import ProviderStore
+from mrfbatch.rows import FILE_METADATA_KEYS, TOP_KEYS, ItemRows, Quality, text
+from mrfbatch.whitelist import normalize_code
+from mrfbatch.writers import TableWriter
+
+log = logging.getLogger(__name__)
+
+# Top-level keys that give away another kind of price-transparency file.
+_OTHER_KINDS = {
+    "reporting_structure": (
+        "a table-of-contents (index) file: it lists in-network files under `reporting_structure`"
+        "; give it as an index source, or extract one of its `in_network_files` locations"
+    ),
+    "out_of_network": (
+        "an allowed-amounts file (`out_of_network`): only in-network-rates files are extracted"
+    ),
+}
+
+
+class Extraction:
+    """Receives decoded objects from an engine (see `mrfbatch.engines.DocumentHandler`)."""
+
+    def __init__(
+        self,
+        network_id: str,
+        whitelist: frozenset[str] | None,
+        rates: TableWriter,
+        store: ProviderStore,
+        quality: Quality,
+    ):
+        self.whitelist = whitelist
+        self.rates = rates
+        self.store = store
+        self.quality = quality
+        self.items = ItemRows(network_id, quality)
+        self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
+        self.items_seen = 0
+        self.items_matched = 0
+        self.keys_seen: list[str] = []
+        self.in_network_done = False
+
+    @property
+    def referenced(self) -> set[str]:
+        return self.items.referenced
+
+    def wants(self, billing_code: object) -> bool:
+        """Whether an item with this billing code is extracted."""
+        return self.whitelist is None or normalize_code(billing_code) in self.whitelist
+
+    # DocumentHandler
+
+    def top_level_key(self, key: str) -> bool:
+        if key in _OTHER_KINDS:
+            raise FileKindError(f"this is not an in-network-rates file but {_OTHER_KINDS[key]}")
+        self.keys_seen.append(key)
+        if key not in TOP_KEYS:
+            self.quality.check_keys({key: None}, TOP_KEYS, "top")
+            return False
+        return True
+
+    def header(self, key: str, value: Any) -> None:
+        if key in ("in_network", "provider_references"):
+            raise FileKindError(
+                f"`{key}` is {type(value).__name__ if value is not None else 'null'}; "
+                "expected an array"
+            )
+        self.file_metadata[key] = text(value, self.quality, key)
+
+    def provider_reference(self, obj: Any) -> None:
+        if not isinstance(obj, Mapping):
+            self.quality.invalid(f"provider_references: entry is not an object: {obj!r:.40}")
+            return
+        # After in_network every needed key is known, so unneeded groups need not be kept.
+        self.store.add_reference(obj, only=self.referenced if self.in_network_done else None)
+
+    def in_network_item(self, obj: Any) -> None:
+        self.items_seen += 1
+        if not isinstance(obj, Mapping):
+            self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
+            return
+        if not self.wants(obj.get("billing_code", "")):
+            return
+        self.items_matched += 1
+        self.rates.write_many(self.items.rows(obj))
+        inline = self.items.take_inline()
+        if inline:
+            self.store.add_inline(inline)
+
+    def skipped_item(self) -> None:
+        """An item an engine skipped without decoding (its code is not whitelisted)."""
+        self.items_seen += 1
+
+    def array_done(self, key: str) -> None:
+        if key == "in_network":
+            self.in_network_done = True
+
+    def finish(self) -> None:
+        """Called at the end of the stream: was this an in-network file at all?"""
+        if "in_network" in self.keys_seen:
+            return
+        if "provider_groups" in self.keys_seen:
+            raise FileKindError(
+                "this is not an in-network-rates file but a provider-reference file "
+                "(`provider_groups` at the top level, no `in_network`)"
+            )
+        keys = ", ".join(self.keys_seen[:12]) or "none"
+        raise FileKindError(
+            f"no `in_network` array in this JSON (top-level keys: {keys}); "
+            "expected an in-network-rates file"
+        )
+
+
+class Progress:
+    """Logs a line every `interval` seconds while the stream is read."""
+
+    def __init__(self, report: Callable[[], str], interval: float = 5.0):
+        self._report = report
+        self._interval = interval
+        self._next = time.monotonic() + interval
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._interval
+            log.info("%s", self._report())

@@ -1,0 +1,379 @@
+"""What a row is: in_network items and provider groups turned into table rows.
+
+This module knows the CMS in-network-rates schema (v1.0 to v2.x) and nothing about parsing:
+any engine that decodes an object into dicts, lists, strings, ints and Decimals (or floats)
+can hand it here. Keys are looked up by name, so their order in the file never matters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
+TOP_KEYS = frozenset(
+    {
+        "reporting_entity_name",
+        "reporting_entity_type",
+        "plan_name",
+        "plan_id_type",
+        "plan_id",
+        "plan_market_type",
+        "plan_sponsor_name",
+        "issuer_name",
+        "last_updated_on",
+        "version",
+        "provider_references",
+        "in_network",
+    }
+)
+ITEM_KEYS = frozenset(
+    {
+        "negotiation_arrangement",
+        "name",
+        "billing_code_type",
+        "billing_code_type_version",
+        "billing_code",
+        "description",
+        "negotiated_rates",
+        "bundled_codes",
+        "covered_services",
+        "severity_of_illness",
+    }
+)
+RATE_KEYS = frozenset({"negotiated_prices", "provider_groups", "provider_references"})
+PRICE_KEYS = frozenset(
+    {
+        "negotiated_type",
+        "negotiated_rate",
+        "expiration_date",
+        "service_code",
+        "billing_class",
+        "billing_code_modifier",
+        "additional_information",
+        "setting",
+    }
+)
+REFERENCE_KEYS = frozenset({"provider_group_id", "provider_groups", "location", "network_name"})
+GROUP_KEYS = frozenset({"npi", "tin"})
+TIN_KEYS = frozenset({"type", "value", "business_name"})
+CODE_KEYS = frozenset(
+    {"billing_code_type", "billing_code_type_version", "billing_code", "description"}
+)
+
+FILE_METADATA_KEYS = (
+    "reporting_entity_name",
+    "reporting_entity_type",
+    "plan_name",
+    "plan_id_type",
+    "plan_id",
+    "plan_market_type",
+    "plan_sponsor_name",
+    "issuer_name",
+    "last_updated_on",
+    "version",
+)
+
+RATE_COLUMNS = (
+    "network_id",
+    "billing_code_type",
+    "billing_code_type_version",
+    "billing_code",
+    "negotiation_arrangement",
+    "name",
+    "description",
+    "negotiated_type",
+    "negotiated_rate",
+    "expiration_date",
+    "billing_class",
+    "setting",
+    "service_code",
+    "billing_code_modifier",
+    "additional_information",
+    "severity_of_illness",
+    "bundled_codes",
+    "covered_services",
+    "provider_group_ids",
+)
+PROVIDER_COLUMNS = (
+    "network_id",
+    "provider_group_id",
+    "npi",
+    "tin_type",
+    "tin_value",
+    "business_name",
+    "network_name",
+    "source",
+)
+
+Row = dict[str, Any]
+# One provider group as stored and hashed: (npis, tin_type, tin_value, business_name).
+Group = tuple[tuple[int, ...], str | None, str | None, str | None]
+
+_MAX_NAMES = 50
+
+
+@dataclass
+class Quality:
+    """Counts of what the schema did not expect, kept per extraction."""
+
+    unknown_keys: int = 0
+    unknown_key_names: Counter[str] = field(default_factory=Counter)
+    invalid_values: int = 0
+    invalid_examples: list[str] = field(default_factory=list)
+
+    def check_keys(self, obj: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+        for key in obj:
+            if key not in known:
+                self.unknown_keys += 1
+                if len(self.unknown_key_names) < _MAX_NAMES or key in self.unknown_key_names:
+                    self.unknown_key_names[f"{where}.{key}"] += 1
+
+    def invalid(self, what: str) -> None:
+        self.invalid_values += 1
+        if len(self.invalid_examples) < 20:
+            self.invalid_examples.append(what)
+
+
+def group_key(value: object) -> str:
+    """The join key of a `provider_group_id` or `provider_references` entry: its exact text.
+
+    >>> group_key(Decimal("690.64470")), group_key(12), group_key("a7")
+    ('690.64470', '12', 'a7')
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"provider group id {value!r} is not a number or a string")
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    raise ValueError(f"provider group id {value!r} is not a number or a string")
+
+
+def text(value: object, quality: Quality, what: str) -> str | None:
+    """A scalar as text; numbers keep their published digits. Objects are invalid (null)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal | float):
+        return str(value)
+    quality.invalid(f"{what}: expected text, found {type(value).__name__}")
+    return None
+
+
+def text_list(value: object, quality: Quality, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        value = [value]
+    out = [t for t in (text(v, quality, what) for v in value) if t is not None]
+    return out
+
+
+def number(value: object, quality: Quality, what: str) -> float | None:
+    if isinstance(value, bool):
+        quality.invalid(f"{what}: expected a number, found {value!r}")
+        return None
+    if isinstance(value, int | float | Decimal):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(parsed):
+                return parsed
+    if value is not None:
+        quality.invalid(f"{what}: expected a number, found {value!r:.40}")
+    return None
+
+
+def _codes(value: object, quality: Quality, what: str) -> list[str] | None:
+    if not isinstance(value, list):
+        return None if value is None else []
+    out = []
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            quality.invalid(f"{what}: expected an object, found {type(entry).__name__}")
+            continue
+        quality.check_keys(entry, CODE_KEYS, what)
+        kind = text(entry.get("billing_code_type"), quality, what) or ""
+        code = text(entry.get("billing_code"), quality, what) or ""
+        out.append(f"{kind}:{code}")
+    return out
+
+
+def _objects(value: object, quality: Quality, what: str) -> list[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        quality.invalid(f"{what}: expected an array, found {type(value).__name__}")
+        return []
+    good = [v for v in value if isinstance(v, Mapping)]
+    if len(good) != len(value):
+        quality.invalid(f"{what}: {len(value) - len(good)} entries are not objects")
+    return good
+
+
+class ItemRows:
+    """Turns matched in_network items into rate rows, collecting the groups they reference.
+
+    `referenced` gathers the provider_group_id keys rate rows point to; `inline` the groups
+    given inside negotiated rates, by their generated key.
+    """
+
+    def __init__(self, network_id: str, quality: Quality):
+        self.network_id = network_id
+        self.quality = quality
+        self.referenced: set[str] = set()
+        self.new_inline: dict[str, list[Group]] = {}
+        self._inline_seen: set[str] = set()
+
+    def rows(self, item: Mapping[str, Any]) -> list[Row]:
+        q = self.quality
+        q.check_keys(item, ITEM_KEYS, "in_network")
+        base: Row = {
+            "network_id": self.network_id,
+            "billing_code_type": text(item.get("billing_code_type"), q, "billing_code_type"),
+            "billing_code_type_version": text(
+                item.get("billing_code_type_version"), q, "billing_code_type_version"
+            ),
+            "billing_code": text(item.get("billing_code"), q, "billing_code"),
+            "negotiation_arrangement": text(
+                item.get("negotiation_arrangement"), q, "negotiation_arrangement"
+            ),
+            "name": text(item.get("name"), q, "name"),
+            "description": text(item.get("description"), q, "description"),
+            "severity_of_illness": text(item.get("severity_of_illness"), q, "severity_of_illness"),
+            "bundled_codes": _codes(item.get("bundled_codes"), q, "bundled_codes"),
+            "covered_services": _codes(item.get("covered_services"), q, "covered_services"),
+        }
+        out: list[Row] = []
+        for rate in _objects(item.get("negotiated_rates"), q, "negotiated_rates"):
+            q.check_keys(rate, RATE_KEYS, "negotiated_rates")
+            group_ids = self._group_ids(rate)
+            for price in _objects(rate.get("negotiated_prices"), q, "negotiated_prices"):
+                q.check_keys(price, PRICE_KEYS, "negotiated_prices")
+                row = dict(base)
+                row.update(
+                    negotiated_type=text(price.get("negotiated_type"), q, "negotiated_type"),
+                    negotiated_rate=number(price.get("negotiated_rate"), q, "negotiated_rate"),
+                    expiration_date=text(price.get("expiration_date"), q, "expiration_date"),
+                    billing_class=text(price.get("billing_class"), q, "billing_class"),
+                    setting=text(price.get("setting"), q, "setting"),
+                    service_code=text_list(price.get("service_code"), q, "service_code"),
+                    billing_code_modifier=text_list(
+                        price.get("billing_code_modifier"), q, "billing_code_modifier"
+                    ),
+                    additional_information=text(
+                        price.get("additional_information"), q, "additional_information"
+                    ),
+                    provider_group_ids=list(group_ids),
+                )
+                out.append(row)
+        return out
+
+    def _group_ids(self, rate: Mapping[str, Any]) -> list[str]:
+        ids: list[str] = []
+        refs = rate.get("provider_references")
+        for ref in refs if isinstance(refs, list) else ([] if refs is None else [refs]):
+            try:
+                key = group_key(ref)
+            except ValueError as exc:
+                self.quality.invalid(f"provider_references: {exc}")
+                continue
+            ids.append(key)
+            self.referenced.add(key)
+        if "provider_groups" in rate:
+            groups = parse_groups(rate.get("provider_groups"), self.quality)
+            key = inline_key(groups)
+            ids.append(key)
+            if key not in self._inline_seen:
+                self._inline_seen.add(key)
+                self.new_inline[key] = groups
+        return ids
+
+    def take_inline(self) -> dict[str, list[Group]]:
+        """Inline groups first seen since the last call."""
+        new, self.new_inline = self.new_inline, {}
+        return new
+
+
+def parse_groups(value: object, quality: Quality) -> list[Group]:
+    """Normalize a `provider_groups` array into (npis, tin_type, tin_value, business_name)."""
+    groups: list[Group] = []
+    for g in _objects(value, quality, "provider_groups"):
+        quality.check_keys(g, GROUP_KEYS, "provider_groups")
+        tin = g.get("tin")
+        if not isinstance(tin, Mapping):
+            quality.invalid(f"provider_groups.tin: expected an object, found {tin!r:.40}")
+            tin = {}
+        quality.check_keys(tin, TIN_KEYS, "tin")
+        npis = _npis(g.get("npi"), quality)
+        groups.append(
+            (
+                npis,
+                text(tin.get("type"), quality, "tin.type"),
+                text(tin.get("value"), quality, "tin.value"),
+                text(tin.get("business_name"), quality, "tin.business_name"),
+            )
+        )
+    return groups
+
+
+def _npis(value: object, quality: Quality) -> tuple[int, ...]:
+    if value is None or value == []:
+        return (0,)
+    out = []
+    for v in value if isinstance(value, list) else [value]:
+        try:
+            if isinstance(v, bool):
+                raise ValueError
+            n = int(v.strip()) if isinstance(v, str) else int(v)  # type: ignore[arg-type]
+            if isinstance(v, Decimal | float) and n != v:
+                raise ValueError
+        except (TypeError, ValueError):
+            quality.invalid(f"npi: expected a 10-digit number, found {v!r:.40}")
+            continue
+        out.append(n)
+    return tuple(out) or (0,)
+
+
+def inline_key(groups: list[Group]) -> str:
+    """The generated key of an inline `provider_groups` list: equal content, equal key."""
+    canonical = json.dumps(groups, separators=(",", ":"), ensure_ascii=False)
+    return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def provider_rows(
+    network_id: str,
+    group_id: str,
+    groups: Iterable[Group],
+    network_name: list[str] | None,
+    source: str,
+) -> list[Row]:
+    """One row per (group, NPI)."""
+    return [
+        {
+            "network_id": network_id,
+            "provider_group_id": group_id,
+            "npi": npi,
+            "tin_type": tin_type,
+            "tin_value": tin_value,
+            "business_name": business_name,
+            "network_name": network_name,
+            "source": source,
+        }
+        for npis, tin_type, tin_value, business_name in groups
+        for npi in npis
+    ]

@@ -1,0 +1,646 @@
+"""Deterministic synthetic in-network-rates files, and the rows an extraction should produce.
+
+Used by the tests (as an oracle independent of the extractor) and by benchmarks. Pure stdlib;
+imports nothing else from mrfbatch.
+
+Example::
+
+    sf = generate(SynthConfig(seed=1, items=8, refs_position="after", id_style="float"))
+    payload = pack(sf.to_bytes(pretty=True), "gz-multi")       # bytes of a .json.gz
+    expected = sf.expected("net", whitelist={"99213"})          # rates/providers rows
+    assert canonical(rates, providers) == canonical(expected.rates, expected.providers)
+
+Numbers that must keep their exact text (``690.64470``) are held as :class:`RawNumber` and
+written unquoted by :func:`dumps`. Inline ``provider_groups`` get the placeholder key
+``inline:<n>`` in the oracle; :func:`canonical` replaces any ``inline…`` key (the oracle's or
+the extractor's SHA-256 one) by the set of its provider rows, so both sides compare equal.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+import zipfile
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+Json = Any  # JSON values built from dict, list, str, int, bool, None and RawNumber
+Container = Literal[
+    "json", "json-bom", "gz", "gz-multi", "zip", "zip-stream", "zip-readme", "zip-two-json"
+]
+SUFFIXES: dict[str, str] = {  # container -> file name suffix
+    c: {"j": ".json", "g": ".json.gz", "z": ".zip"}[c[0]] for c in get_args(Container)
+}
+
+_CODES: tuple[tuple[str, str, str, str], ...] = (
+    ("CPT", "2024", "99213", "Office visit, established patient, low complexity"),
+    ("CPT", "2024", "99214", "Office visit, established patient, moderate complexity"),
+    ("CPT", "2024", "27447", "Arthroplasty, knee, condyle and plateau"),
+    ("CPT", "2024", "70553", "MRI brain without and with contrast"),
+    ("CPT", "2024", "45378", "Colonoscopy, diagnostic"),
+    ("CPT", "2024", "93000", "Electrocardiogram, complete"),
+    ("CPT", "2024", "80053", "Comprehensive metabolic panel"),
+    ("CPT", "2024", "97110", "Therapeutic exercises, each 15 minutes"),
+    ("HCPCS", "2024", "J1885", "Injection, ketorolac tromethamine, per 15 mg"),
+    ("HCPCS", "2024", "J3301", "Injection, triamcinolone acetonide, per 10 mg"),
+    ("HCPCS", "2024", "G0283", "Electrical stimulation, unattended"),
+    ("HCPCS", "2024", "E0601", "Continuous positive airway pressure device"),
+    ("RC", "1", "0450", "Emergency room, general"),
+    ("MS-DRG", "41", "470", "Major hip and knee joint replacement"),
+)
+_NEGOTIATED_TYPES = ("negotiated", "negotiated", "fee schedule", "derived", "per diem")
+_UNKNOWN_NAMES = ("x_vendor_note", "internalRowId", "x_synth_flags")
+_UNKNOWN_VALUES: tuple[Json, ...] = ("see contract 7", 12345, True, None, ["a", 2])
+_CODE_KEYS = ("billing_code_type", "billing_code_type_version", "billing_code", "description")
+_METADATA_KEYS = [
+    "reporting_entity_name",
+    "reporting_entity_type",
+    "plan_name",
+    "plan_id_type",
+    "plan_id",
+    "plan_market_type",
+    "plan_sponsor_name",
+    "issuer_name",
+    "last_updated_on",
+    "version",
+]
+
+
+class RawNumber(str):
+    """A JSON number kept as its exact source text (``RawNumber("690.64470")``)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Knobs of :func:`generate`; every combination is deterministic for a given seed."""
+
+    seed: int = 0
+    items: int = 6
+    references: int = 4  # provider_references entries (ignored when refs_position="none")
+    refs_position: Literal["before", "after", "none"] = "before"
+    version: str = "2.0.0"  # "1.x" files have no setting/network_name/business_name
+    id_style: Literal["int", "float", "string"] = "int"
+    inline_groups: bool = False  # some rates carry inline provider_groups only
+    mixed_rates: bool = False  # some rates carry provider_references AND provider_groups
+    remote_base_url: str | None = None  # where remote provider-reference files are served
+    remote_refs: int = 0  # how many references are {"provider_group_id", "location"}
+    remote_locations: int = 0  # distinct location files (0: one per remote reference)
+    arrangements: bool = False  # include bundle (bundled_codes) and capitation items
+    tin_only: bool = False  # some groups are TIN-only ("npi": [0] or [])
+    npi_strings: bool = False  # some npi lists hold numeric strings ("1234567893")
+    unknown_keys: bool = False  # insert keys the schema does not define
+    dangling_refs: int = 0  # rates that also reference an id no reference defines
+    shuffle_keys: bool = False  # random key order inside every object
+
+
+@dataclass
+class Expected:
+    """What an extraction of a :class:`SynthFile` should report."""
+
+    rates: list[dict[str, Any]]
+    providers: list[dict[str, Any]]
+    items_seen: int
+    items_matched: int
+    unknown_keys: int
+    unknown_key_names: set[str]
+    unresolved_references: int
+    remote_locations: set[str]  # distinct locations of the groups referenced by written rates
+    file_metadata: dict[str, Any]
+
+
+@dataclass
+class SynthFile:
+    """A generated document plus what the oracle needs to know about it."""
+
+    config: SynthConfig
+    document: dict[str, Any]
+    remote_files: dict[str, dict[str, Any]]  # location URL -> provider-reference file
+    unknown_outside_items: int = 0  # inserted at top level and in provider references
+    unknown_per_item: list[int] = field(default_factory=list)  # parallel to in_network
+    unknown_names: set[str] = field(default_factory=set)
+
+    def to_bytes(self, *, pretty: bool = False, crlf: bool = False) -> bytes:
+        """Serialize the document (UTF-8; compact, or indented with LF or CRLF)."""
+        return dumps(self.document, pretty=pretty, crlf=crlf)
+
+    def remote_bytes(self, *, pretty: bool = False) -> dict[str, bytes]:
+        """The remote provider-reference files, serialized, by location URL."""
+        return {url: dumps(doc, pretty=pretty) for url, doc in self.remote_files.items()}
+
+    def codes(self) -> list[str]:
+        """Billing codes of the in_network items, in file order (may repeat)."""
+        return [str(item["billing_code"]) for item in self.document.get("in_network", [])]
+
+    def expected(
+        self,
+        network_id: str,
+        whitelist: Iterable[str] | None = None,
+        failed_locations: Collection[str] = (),
+    ) -> Expected:
+        """Rows and counts per docs/output.md; whitelist None keeps every item."""
+        return _expected(self, network_id, whitelist, failed_locations)
+
+
+# ---------------------------------------------------------------- serialization
+
+
+def dumps(value: Json, *, pretty: bool = False, crlf: bool = False) -> bytes:
+    """JSON text of value as UTF-8 bytes; RawNumber values are written verbatim."""
+    parts: list[str] = []
+    _emit(value, parts, 2 if pretty else None, 0, "\r\n" if crlf else "\n")
+    return "".join(parts).encode("utf-8")
+
+
+def _emit(value: Json, out: list[str], indent: int | None, level: int, nl: str) -> None:
+    if isinstance(value, RawNumber):
+        out.append(str(value))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif value is None or isinstance(value, bool | int | float):
+        out.append(json.dumps(value))
+    elif isinstance(value, dict | list):
+        is_dict = isinstance(value, dict)
+        opener, closer = ("{", "}") if is_dict else ("[", "]")
+        entries = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        if not entries:
+            out.append(opener + closer)
+            return
+        out.append(opener)
+        for i, (key, child) in enumerate(entries):
+            if i:
+                out.append(",")
+            if indent is not None:
+                out.append(nl + " " * (indent * (level + 1)))
+            if is_dict:
+                out.append(json.dumps(str(key), ensure_ascii=False))
+                out.append(": " if indent is not None else ":")
+            _emit(child, out, indent, level + 1, nl)
+        if indent is not None:
+            out.append(nl + " " * (indent * level))
+        out.append(closer)
+    else:
+        raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+class _Sink:
+    """A write-only stream: ZipFile then writes data descriptors (sizes after the data)."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def write(self, data: bytes) -> int:
+        return self.buffer.write(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def gzip_bytes(data: bytes, members: int = 1) -> bytes:
+    """gzip data; with members > 1 the bytes are split into that many concatenated members."""
+    step = max(1, -(-len(data) // members))
+    chunks = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
+    return b"".join(gzip.compress(chunk, mtime=0) for chunk in chunks)
+
+
+def zip_bytes(
+    data: bytes,
+    *,
+    member: str = "in-network-rates.json",
+    streamed: bool = False,
+    extra_members: Iterable[tuple[str, bytes]] = (),
+) -> bytes:
+    """A deflated zip with extra_members first, then member holding data.
+
+    streamed=False writes sizes in each local header; streamed=True writes through a
+    non-seekable stream, so every entry has flag bit 3 and a data descriptor.
+    """
+    entries = [*extra_members, (member, data)]
+    if streamed:
+        sink = _Sink()
+        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:  # type: ignore[call-overload]
+            for name, payload in entries:
+                with zf.open(name, "w") as fh:
+                    fh.write(payload)
+        return sink.buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, payload in entries:
+            zf.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def pack(data: bytes, container: Container) -> bytes:
+    """Wrap serialized JSON in one of the containers (file suffix: ``SUFFIXES[container]``)."""
+    match container:
+        case "json":
+            return data
+        case "json-bom":
+            return b"\xef\xbb\xbf" + data
+        case "gz":
+            return gzip_bytes(data)
+        case "gz-multi":
+            return gzip_bytes(data, members=3)
+        case "zip":
+            return zip_bytes(data)
+        case "zip-stream":
+            return zip_bytes(data, streamed=True)
+        case "zip-readme":
+            return zip_bytes(data, extra_members=[("README.txt", b"Synthetic file.\n")])
+        case "zip-two-json":
+            return zip_bytes(data, member="b-rates.json", extra_members=[("a-rates.json", data)])
+    raise ValueError(f"unknown container {container!r}")
+
+
+# ---------------------------------------------------------------- generation
+
+
+def generate(config: SynthConfig) -> SynthFile:
+    """Build a document from config.seed and the knobs (see :class:`SynthConfig`)."""
+    return _Builder(config).build()
+
+
+class _Builder:
+    def __init__(self, config: SynthConfig) -> None:
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        self.v2 = not config.version.startswith("1.")
+        self.sf = SynthFile(config=config, document={}, remote_files={})
+        self.group_count = 0
+        self.rate_count = 0
+        self.ref_use = 0
+
+    def build(self) -> SynthFile:
+        cfg, rng = self.cfg, self.rng
+        doc: dict[str, Json] = {
+            "reporting_entity_name": "Synthetic Health Plan of Ohio",
+            "reporting_entity_type": "health insurance issuer",
+            "plan_name": "Synth Choice PPO",
+            "plan_id_type": "ein",
+            "plan_id": _ein(rng),
+            "plan_market_type": "group",
+            "last_updated_on": "2024-05-01",
+            "version": cfg.version,
+        }
+        if self.v2:
+            doc["issuer_name"] = "Synthetic Issuer Inc."
+            doc["plan_sponsor_name"] = "Clínica Ñandú Employees"  # non-ASCII on purpose
+        outside = self._unknown(doc)
+        refs, ids = self._references() if cfg.refs_position != "none" else ([], [])
+        for ref in refs:
+            outside += self._unknown(ref)
+            for group in ref.get("provider_groups", []):
+                outside += self._unknown(group)
+        self.inline_pool = [[self._group() for _ in range(1 + i % 2)] for i in range(3)]
+        items = [self._item(ids) for _ in range(cfg.items)]
+        if cfg.refs_position == "before":
+            doc["provider_references"] = refs
+        doc["in_network"] = items
+        if cfg.refs_position == "after":
+            doc["provider_references"] = refs
+        if cfg.shuffle_keys:
+            doc = _shuffle(doc, random.Random(cfg.seed ^ 0x5EED))
+            if cfg.refs_position != "none":  # keep the requested order of the two arrays
+                keys = [k for k in doc if k != "provider_references"]
+                at = keys.index("in_network") + (cfg.refs_position == "after")
+                keys.insert(at, "provider_references")
+                doc = {k: doc[k] for k in keys}
+        self.sf.document = doc
+        self.sf.unknown_outside_items = outside
+        return self.sf
+
+    def _unknown(self, obj: dict[str, Json]) -> int:
+        if not self.cfg.unknown_keys or self.rng.random() < 0.5:
+            return 0
+        name = self.rng.choice(_UNKNOWN_NAMES)
+        obj[name] = self.rng.choice(_UNKNOWN_VALUES)
+        self.sf.unknown_names.add(name)
+        return 1
+
+    def _group_id(self, i: int) -> Json:
+        match self.cfg.id_style:
+            case "int":
+                return i + 1
+            case "float":  # trailing zero is significant text: 690.64470 != 690.6447
+                return RawNumber(f"{690 + i}.{self.rng.randrange(1000, 9999)}0")
+            case _:
+                return f"PG-{self.rng.randrange(16**6):06x}-{i}"
+
+    def _references(self) -> tuple[list[dict[str, Json]], list[Json]]:
+        cfg = self.cfg
+        n = max(1, cfg.references)
+        n_remote = min(cfg.remote_refs, n) if cfg.remote_base_url else 0
+        n_locations = min(cfg.remote_locations or n_remote, n_remote)
+        location_groups = [[self._group() for _ in range(1 + j % 2)] for j in range(n_locations)]
+        base = (cfg.remote_base_url or "").rstrip("/")
+        refs: list[dict[str, Json]] = []
+        ids = [self._group_id(i) for i in range(n)]
+        for i, gid in enumerate(ids):
+            ref: dict[str, Json] = {"provider_group_id": gid}
+            j = i - (n - n_remote)
+            if j >= 0:
+                url = f"{base}/provider-refs/group-{j % n_locations}.json"
+                ref["location"] = url
+                groups = location_groups[j % n_locations]
+                self.sf.remote_files[url] = {"provider_groups": groups, "version": "1.0.0"}
+            else:
+                if self.v2:
+                    ref["network_name"] = ["Synth Network", "Synth Plus"][: 1 + i % 2]
+                ref["provider_groups"] = [self._group() for _ in range(1 + i % 3)]
+            refs.append(ref)
+        return refs, ids
+
+    def _group(self) -> dict[str, Json]:
+        rng = self.rng
+        self.group_count += 1
+        tin: dict[str, Json]
+        npis: list[Json]
+        if self.cfg.tin_only and self.group_count % 3 == 0:
+            npis = [0] if self.group_count % 2 else []
+            tin = {"type": "ein", "value": _ein(rng)}
+        elif rng.random() < 0.25:
+            npi = _npi(rng)
+            npis, tin = [npi], {"type": "npi", "value": str(npi)}
+        else:
+            npis = [_npi(rng) for _ in range(rng.randint(1, 4))]
+            tin = {"type": "ein", "value": _ein(rng)}
+        if self.cfg.npi_strings and self.group_count % 2:
+            npis = [str(n) if n else n for n in npis]
+        if self.v2 and rng.random() < 0.7:
+            tin["business_name"] = rng.choice(["Lakeside Orthopedics", "Ñ Medical Group LLC"])
+        return {"npi": npis, "tin": tin}
+
+    def _item(self, ids: list[Json]) -> dict[str, Json]:
+        rng = self.rng
+        code_type, version, code, name = rng.choice(_CODES)
+        arrangement = "ffs"
+        if self.cfg.arrangements and len(self.sf.unknown_per_item) % 3 == 1:
+            arrangement = rng.choice(["bundle", "capitation"])
+        item: dict[str, Json] = {
+            "negotiation_arrangement": arrangement,
+            "name": name,
+            "billing_code_type": code_type,
+            "billing_code_type_version": RawNumber(version) if rng.random() < 0.3 else version,
+            "billing_code": code,
+            "description": name,
+        }
+        if self.v2 and code_type == "MS-DRG":
+            item["severity_of_illness"] = "major"
+        unknown = self._unknown(item)
+        rates = []
+        for _ in range(rng.randint(1, 3)):
+            rate, n = self._rate(ids)
+            rates.append(rate)
+            unknown += n
+        item["negotiated_rates"] = rates
+        if arrangement != "ffs":
+            key = "bundled_codes" if arrangement == "bundle" else "covered_services"
+            item[key] = [dict(zip(_CODE_KEYS, code, strict=True)) for code in rng.sample(_CODES, 2)]
+        self.sf.unknown_per_item.append(unknown)
+        return item
+
+    def _rate(self, ids: list[Json]) -> tuple[dict[str, Json], int]:
+        cfg, rng = self.cfg, self.rng
+        self.rate_count += 1
+        kind = "refs"
+        if not ids or cfg.inline_groups and self.rate_count % 5 == 1:
+            kind = "inline"
+        elif cfg.mixed_rates and self.rate_count % 5 == 3:
+            kind = "both"
+        rate: dict[str, Json] = {}
+        if kind != "inline":
+            refs = [ids[self.ref_use % len(ids)]]  # round robin: every id gets referenced
+            self.ref_use += 1
+            other = rng.choice(ids)
+            if rng.random() < 0.4 and other not in refs:
+                refs.append(other)
+            if self.ref_use <= cfg.dangling_refs:
+                refs.append(
+                    9_000_000 + self.ref_use if cfg.id_style == "int" else f"missing-{self.ref_use}"
+                )
+            rate["provider_references"] = refs
+        if kind != "refs":
+            rate["provider_groups"] = self.inline_pool[self.rate_count % len(self.inline_pool)]
+        unknown = self._unknown(rate)
+        prices = []
+        for _ in range(rng.randint(1, 3)):
+            price = self._price()
+            unknown += self._unknown(price)
+            prices.append(price)
+        rate["negotiated_prices"] = prices
+        return rate, unknown
+
+    def _price(self) -> dict[str, Json]:
+        rng = self.rng
+        cents = rng.randrange(500, 5_000_000)
+        billing_class = rng.choice(["professional", "institutional"])
+        price: dict[str, Json] = {
+            "negotiated_type": rng.choice(_NEGOTIATED_TYPES),
+            "negotiated_rate": RawNumber(f"{cents // 100}.{cents % 100:02d}"),
+            "expiration_date": rng.choice(["9999-12-31", "2025-12-31"]),
+            "billing_class": billing_class,
+        }
+        if self.v2:
+            price["setting"] = rng.choice(["inpatient", "outpatient", "both"])
+        if billing_class == "professional":
+            price["service_code"] = rng.choice([["11", "22"], ["CSTM-00"], ["02", "10", "11"]])
+        if rng.random() < 0.3:
+            price["billing_code_modifier"] = rng.choice([["26"], ["TC", "59"]])
+        if self.v2 and rng.random() < 0.2:
+            price["additional_information"] = "Rate applies after 3rd visit"
+        return price
+
+
+def _npi(rng: random.Random) -> int:
+    """A 10-digit NPI with a valid Luhn check digit (prefix 80840, as CMS specifies)."""
+    body = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+    total = 0
+    for i, ch in enumerate(reversed("80840" + body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return int(body + str((10 - total % 10) % 10))
+
+
+def _ein(rng: random.Random) -> str:
+    return f"{rng.randrange(10, 99)}-{rng.randrange(1_000_000, 9_999_999)}"
+
+
+def _shuffle(value: Json, rng: random.Random) -> Json:
+    if isinstance(value, dict):
+        pairs = list(value.items())
+        rng.shuffle(pairs)
+        return {k: _shuffle(v, rng) for k, v in pairs}
+    if isinstance(value, list):
+        return [_shuffle(v, rng) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- oracle
+
+
+def _text(value: Json) -> str | None:
+    return None if value is None else str(value)
+
+
+def _texts(values: Json) -> list[str] | None:
+    return None if values is None else [str(v) for v in values]
+
+
+def _provider_rows(
+    network_id: str, key: str, groups: Json, network_name: Json, source: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for group in groups:
+        tin = group["tin"]
+        for npi in group.get("npi") or [0]:
+            rows.append(
+                {
+                    "network_id": network_id,
+                    "provider_group_id": key,
+                    "npi": int(npi),
+                    "tin_type": tin["type"],
+                    "tin_value": tin["value"],
+                    "business_name": tin.get("business_name"),
+                    "network_name": _texts(network_name),
+                    "source": source,
+                }
+            )
+    return rows
+
+
+def _expected(
+    sf: SynthFile,
+    network_id: str,
+    whitelist: Iterable[str] | None,
+    failed_locations: Collection[str],
+) -> Expected:
+    doc = sf.document
+    wanted = None if whitelist is None else {c.strip().upper() for c in whitelist if c.strip()}
+    references = {str(r["provider_group_id"]): r for r in doc.get("provider_references", [])}
+    inline_keys: dict[str, str] = {}  # content -> "inline:<n>"
+    rates: list[dict[str, Any]] = []
+    providers: list[dict[str, Any]] = []
+    used: set[str] = set()
+    unresolved: set[str] = set()
+    locations: set[str] = set()
+    items = doc.get("in_network", [])
+    unknown = sf.unknown_outside_items
+    matched = 0
+    for item, item_unknown in zip(items, sf.unknown_per_item, strict=True):
+        if wanted is not None and str(item["billing_code"]).strip().upper() not in wanted:
+            continue
+        matched += 1
+        unknown += item_unknown
+        for rate in item["negotiated_rates"]:
+            keys = [str(ref) for ref in rate.get("provider_references", [])]
+            for key in keys:
+                if key in used:
+                    continue
+                used.add(key)
+                ref = references.get(key)
+                if ref is None:
+                    unresolved.add(key)
+                elif "location" in ref:
+                    locations.add(ref["location"])
+                    if ref["location"] not in failed_locations:
+                        groups = sf.remote_files[ref["location"]]["provider_groups"]
+                        providers += _provider_rows(network_id, key, groups, None, "remote")
+                else:
+                    groups, names = ref["provider_groups"], ref.get("network_name")
+                    providers += _provider_rows(network_id, key, groups, names, "file")
+            if "provider_groups" in rate:
+                content = json.dumps(rate["provider_groups"], sort_keys=True)
+                if content not in inline_keys:
+                    inline_keys[content] = key = f"inline:{len(inline_keys)}"
+                    providers += _provider_rows(
+                        network_id, key, rate["provider_groups"], None, "inline"
+                    )
+                keys.append(inline_keys[content])
+            for price in rate["negotiated_prices"]:
+                rates.append(_rate_row(network_id, item, price, keys))
+    return Expected(
+        rates=rates,
+        providers=providers,
+        items_seen=len(items),
+        items_matched=matched,
+        unknown_keys=unknown,
+        unknown_key_names=set(sf.unknown_names) if unknown else set(),
+        unresolved_references=len(unresolved),
+        remote_locations=locations,
+        file_metadata={k: doc.get(k) for k in _METADATA_KEYS},
+    )
+
+
+def _rate_row(
+    network_id: str, item: Mapping[str, Json], price: Mapping[str, Json], keys: list[str]
+) -> dict[str, Any]:
+    def codes(name: str) -> list[str] | None:
+        entries = item.get(name)
+        if entries is None:
+            return None
+        return [f"{e['billing_code_type']}:{e['billing_code']}" for e in entries]
+
+    return {
+        "network_id": network_id,
+        "billing_code_type": _text(item.get("billing_code_type")),
+        "billing_code_type_version": _text(item.get("billing_code_type_version")),
+        "billing_code": _text(item.get("billing_code")),
+        "negotiation_arrangement": _text(item.get("negotiation_arrangement")),
+        "name": _text(item.get("name")),
+        "description": _text(item.get("description")),
+        "negotiated_type": _text(price.get("negotiated_type")),
+        "negotiated_rate": float(price["negotiated_rate"]),
+        "expiration_date": _text(price.get("expiration_date")),
+        "billing_class": _text(price.get("billing_class")),
+        "setting": _text(price.get("setting")),
+        "service_code": _texts(price.get("service_code")),
+        "billing_code_modifier": _texts(price.get("billing_code_modifier")),
+        "additional_information": _text(price.get("additional_information")),
+        "severity_of_illness": _text(item.get("severity_of_illness")),
+        "bundled_codes": codes("bundled_codes"),
+        "covered_services": codes("covered_services"),
+        "provider_group_ids": list(keys),
+    }
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def canonical(
+    rates: Iterable[Mapping[str, Any]], providers: Iterable[Mapping[str, Any]]
+) -> tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
+    """Order-independent multisets of rate and provider rows, comparable across key schemes.
+
+    Any provider_group_id starting with "inline" (the oracle's ``inline:<n>`` or an extractor's
+    ``inline-<hex>``) is replaced by ``("inline", frozenset of (npi, tin_type, tin_value))``
+    taken from the providers rows carrying that key.
+    """
+    providers = list(providers)
+    contents: dict[str, set[tuple[Any, ...]]] = {}
+    for row in providers:
+        key = str(row["provider_group_id"])
+        if key.startswith("inline"):
+            contents.setdefault(key, set()).add((row["npi"], row["tin_type"], row["tin_value"]))
+
+    def resolve(key: Any) -> Any:
+        if isinstance(key, str) and key.startswith("inline"):
+            return ("inline", frozenset(contents.get(key, ())))
+        return key
+
+    def frozen(row: Mapping[str, Any], column: str) -> tuple[Any, ...]:
+        out = []
+        for name in sorted(row):
+            value = row[name]
+            if name == column:
+                value = [resolve(k) for k in value] if isinstance(value, list) else resolve(value)
+            out.append((name, _freeze(value)))
+        return tuple(out)
+
+    return (
+        Counter(frozen(r, "provider_group_ids") for r in rates),
+        Counter(frozen(p, "provider_group_id") for p in providers),
+    )

@@ -1,0 +1,128 @@
+"""Batched, atomic table writers (Parquet or CSV).
+
+Rows are buffered and written one batch at a time (one Parquet row group per batch) to a
+temporary file next to the final one; `commit` renames it into place, `abort` deletes it, so a
+final name only ever holds a complete table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from mrfbatch.errors import UsageError
+from mrfbatch.rows import PROVIDER_COLUMNS, RATE_COLUMNS, Row
+
+_LIST = pa.list_(pa.string())
+_RATE_LISTS = frozenset(
+    {
+        "service_code",
+        "billing_code_modifier",
+        "bundled_codes",
+        "covered_services",
+        "provider_group_ids",
+    }
+)
+RATES_SCHEMA = pa.schema(
+    [
+        (c, pa.float64() if c == "negotiated_rate" else _LIST if c in _RATE_LISTS else pa.string())
+        for c in RATE_COLUMNS
+    ]
+)
+PROVIDERS_SCHEMA = pa.schema(
+    [
+        (c, pa.int64() if c == "npi" else _LIST if c == "network_name" else pa.string())
+        for c in PROVIDER_COLUMNS
+    ]
+)
+FORMATS = ("parquet", "csv")
+
+
+class TableWriter:
+    """Write rows of `schema` to `path` in batches of `batch_size`."""
+
+    def __init__(self, path: Path, schema: pa.Schema, batch_size: int, fmt: str = "parquet"):
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        if batch_size < 1:
+            raise UsageError(f"batch size must be a positive integer, got {batch_size}")
+        self.path = path
+        self.tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.schema = schema
+        self.batch_size = batch_size
+        self.fmt = fmt
+        self.rows_written = 0
+        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._pending = 0
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered, not yet written."""
+        return self._pending
+
+    def write(self, row: Row) -> None:
+        for name, values in self._columns.items():
+            values.append(row.get(name))
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.flush()
+
+    def write_many(self, rows: list[Row]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def flush(self) -> None:
+        if not self._pending and self._writer is not None:
+            return
+        table = pa.Table.from_pydict(self._columns, schema=self.schema)
+        if self.fmt == "parquet":
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression="zstd")
+            if table.num_rows:
+                self._writer.write_table(table, row_group_size=self.batch_size)
+        else:
+            table = _json_lists(table)
+            if self._writer is None:
+                self._writer = pacsv.CSVWriter(self.tmp_path, table.schema)
+            self._writer.write_table(table)
+        self.rows_written += table.num_rows
+        self._columns = {name: [] for name in self.schema.names}
+        self._pending = 0
+
+    def commit(self) -> Path:
+        """Write what is buffered, close, and move the table to its final name."""
+        self.flush()
+        assert self._writer is not None
+        self._writer.close()
+        self._writer = None
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; the final name is left untouched."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # already failing; the file is deleted next
+                self._writer.close()
+            self._writer = None
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def _json_lists(table: pa.Table) -> pa.Table:
+    """CSV has no list type: write list columns as JSON arrays."""
+    columns = []
+    for field in table.schema:
+        col = table.column(field.name)
+        if pa.types.is_list(field.type):
+            col = pa.array(
+                [None if v is None else json.dumps(v) for v in col.to_pylist()], type=pa.string()
+            )
+        columns.append(col)
+    return pa.Table.from_arrays(columns, names=table.schema.names)
