@@ -6,6 +6,7 @@ checked against it. Numbers arrive as int or Decimal, so group ids keep their ex
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -21,7 +22,7 @@ Event = tuple[str, Any]
 def load_backend() -> Any:
     """ijson's yajl2_c backend, or BackendError saying how to get it."""
     try:
-        from ijson.backends import yajl2_c
+        return importlib.import_module("ijson.backends.yajl2_c")
     except ImportError as exc:
         raise BackendError(
             "ijson's C backend (yajl2_c) is not available, and the pure-Python backend is too "
@@ -29,7 +30,6 @@ def load_backend() -> Any:
             "`pip install --force-reinstall --only-binary ijson 'ijson>=3.3'` "
             "(or install a C compiler and the Python headers, then reinstall ijson)."
         ) from exc
-    return yajl2_c
 
 
 class ReferenceEngine:
@@ -158,20 +158,24 @@ def json_error(exc: Exception, stream: Any) -> JsonFormatError:
 def _locate(lines: list[str], stream: Any) -> int | None:
     """Exact offset from yajl's error rendering, when it can be pinned down.
 
-    yajl prints the text around the error indented so the caret sits under it: when the error
-    is in the first 30 bytes of the buffer the indent is 40 minus its position; otherwise the
-    snippet starts 30 bytes before it and must be found in the buffer (only if unique).
+    yajl prints up to 30 bytes either side of the point where it stopped (just after the
+    offending byte or token), indented so that its caret line's `^` sits under that point. Near
+    the start of the buffer the indent alone gives the position; otherwise the snippet is looked
+    up in the buffer (only a unique match is trusted). The result is the last byte yajl read.
     """
     chunk: bytes | None = getattr(stream, "last_read", None)
     start: int | None = getattr(stream, "last_read_start", None)
-    if chunk is None or start is None or len(lines) < 3:
+    if chunk is None or start is None or len(lines) < 3 or "^" not in lines[2]:
         return None
     indent = len(lines[1]) - len(lines[1].lstrip(" "))
-    if indent > 10:
-        return start + 40 - indent
+    into_snippet = lines[2].index("^") - indent - 1
     snippet = lines[1][indent:].encode("utf-8", "replace")
+    if into_snippet < 0:
+        return None
+    if chunk.startswith(snippet.replace(b" ", b"")[:1]) and into_snippet < 30 and indent > 10:
+        return start + into_snippet
     flat = chunk.replace(b"\n", b" ").replace(b"\r", b" ")
     at = flat.find(snippet)
     if at < 0 or flat.find(snippet, at + 1) >= 0:
         return None
-    return start + at + 30
+    return start + at + into_snippet

@@ -1,0 +1,165 @@
+"""Decompression detected from magic bytes; every failure names where it stopped."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+
+import pytest
+
+from mrfbatch.compression import DecodedStream
+from mrfbatch.errors import CompressionError, JsonFormatError
+
+DOC = b'{"in_network": [{"billing_code": "99213"}], "version": "1.0.0"}\n' * 50
+
+
+class Chunked:
+    """A raw byte source that hands out at most `step` bytes per read."""
+
+    def __init__(self, data: bytes, step: int = 1 << 20):
+        self._f = io.BytesIO(data)
+        self.step = step
+        self.description = "test.bin"
+        self.bytes_read = 0
+
+    def read(self, size: int) -> bytes:
+        data = self._f.read(min(size, self.step))
+        self.bytes_read += len(data)
+        return data
+
+
+def decode(data: bytes, step: int = 1 << 20, read_size: int = 65536) -> tuple[str, bytes]:
+    stream = DecodedStream(Chunked(data, step))
+    out = bytearray()
+    while chunk := stream.read(read_size):
+        out += chunk
+    assert stream.bytes_decoded == len(out)
+    return stream.compression, bytes(out)
+
+
+def zip_bytes(members: dict[str, bytes], streamed: bool = False, method: int = 8) -> bytes:
+    """A zip archive; `streamed` writes through a non-seekable file (data descriptors)."""
+    buf = io.BytesIO()
+
+    class NoSeek(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            return buf.write(b)
+
+    target = NoSeek() if streamed else buf
+    with zipfile.ZipFile(target, "w", compression=method) as zf:
+        for name, data in members.items():
+            if streamed:
+                with zf.open(name, "w") as f:
+                    f.write(data)
+            else:
+                zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096, 1 << 20])
+def test_decoded_stream_plain_gzip_and_zip_agree(step: int) -> None:
+    assert decode(DOC, step) == ("none", DOC)
+    assert decode(gzip.compress(DOC), step) == ("gzip", DOC)
+    assert decode(zip_bytes({"a.json": DOC}), step) == ("zip", DOC)
+    assert decode(zip_bytes({"a.json": DOC}, streamed=True), step) == ("zip", DOC)
+
+
+def test_decoded_stream_reads_every_gzip_member() -> None:
+    data = gzip.compress(DOC[:100]) + gzip.compress(DOC[100:1000]) + gzip.compress(DOC[1000:])
+    assert decode(data, step=13) == ("gzip", DOC)
+
+
+def test_decoded_stream_ignores_zero_padding_after_gzip() -> None:
+    assert decode(gzip.compress(DOC) + b"\x00" * 512) == ("gzip", DOC)
+
+
+def test_decoded_stream_rejects_garbage_after_gzip() -> None:
+    with pytest.raises(
+        CompressionError, match=r"unexpected bytes after gzip member 1 at compressed byte \d+"
+    ):
+        decode(gzip.compress(DOC) + b"garbage")
+
+
+@pytest.mark.parametrize("keep", [10, 0.5, -8])
+def test_decoded_stream_truncated_gzip_says_where(keep: float) -> None:
+    data = gzip.compress(DOC)
+    cut = data[: int(len(data) * keep)] if isinstance(keep, float) else data[:keep]
+    with pytest.raises(
+        CompressionError, match=r"gzip stream .* ends early: truncated after \d+ compressed bytes"
+    ):
+        decode(cut)
+
+
+def test_decoded_stream_corrupt_gzip_says_where() -> None:
+    data = bytearray(gzip.compress(DOC))
+    data[20:40] = b"\xff" * 20
+    with pytest.raises(CompressionError, match=r"corrupt gzip data .* compressed byte \d+"):
+        decode(bytes(data))
+
+
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b""])
+def test_decoded_stream_strips_utf8_bom(prefix: bytes) -> None:
+    assert decode(prefix + DOC)[1] == DOC
+    assert decode(gzip.compress(prefix + DOC))[1] == DOC
+    assert decode(zip_bytes({"x.json": prefix + DOC}))[1] == DOC
+
+
+def test_decoded_stream_empty_input_is_an_error() -> None:
+    with pytest.raises(JsonFormatError, match=r"test.bin is empty \(0 bytes\)"):
+        decode(b"")
+
+
+def test_decoded_stream_zip_skips_non_json_members() -> None:
+    data = zip_bytes({"docs/": b"", "README.txt": b"hello\n", "rates.json": DOC}, streamed=True)
+    assert decode(data, step=5) == ("zip", DOC)
+
+
+def test_decoded_stream_zip_member_detected_by_content_not_name() -> None:
+    assert decode(zip_bytes({"in-network-file": DOC}))[1] == DOC
+
+
+def test_decoded_stream_zip_stored_member() -> None:
+    assert decode(zip_bytes({"a.json": DOC}, method=zipfile.ZIP_STORED)) == ("zip", DOC)
+
+
+def test_decoded_stream_zip_with_two_json_members_names_both() -> None:
+    data = zip_bytes({"first.json": DOC, "second.json": DOC})
+    with pytest.raises(
+        CompressionError, match=r"several JSON members: 'first.json' and 'second.json'"
+    ):
+        decode(data)
+
+
+def test_decoded_stream_zip_without_json_lists_members() -> None:
+    data = zip_bytes({"a.txt": b"hello", "b.csv": b"x,y\n"})
+    with pytest.raises(CompressionError, match=r"no JSON member \(members: 'a.txt', 'b.csv'\)"):
+        decode(data)
+
+
+def test_decoded_stream_truncated_zip_says_so() -> None:
+    data = zip_bytes({"a.json": DOC * 20})
+    with pytest.raises(CompressionError, match=r"ends early"):
+        decode(data[: len(data) // 2])
+
+
+def test_decoded_stream_zip_crc_mismatch_is_an_error() -> None:
+    data = bytearray(zip_bytes({"a.json": DOC}, method=zipfile.ZIP_STORED))
+    at = data.index(b'"99213"')
+    data[at + 1] = ord("8")
+    with pytest.raises(CompressionError, match=r"fails its CRC-32 check"):
+        decode(bytes(data))
+
+
+def test_decoded_stream_empty_zip_is_an_error() -> None:
+    with pytest.raises(CompressionError, match=r"empty zip archive"):
+        decode(zip_bytes({}))
+
+
+def test_decoded_stream_reads_at_most_the_requested_size() -> None:
+    stream = DecodedStream(Chunked(gzip.compress(DOC)))
+    sizes = {len(stream.read(10)) for _ in range(50)}
+    assert sizes == {10}

@@ -1,0 +1,235 @@
+"""run_extraction as a function and as a command: errors, exit codes, memory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from mrfbatch.run_extraction import main, run_extraction
+
+PRICE = (
+    '{"negotiated_type": "negotiated", "negotiated_rate": 10.5, '
+    '"expiration_date": "9999-12-31", "billing_class": "professional"}'
+)
+
+
+def item(code: str, ref: int = 1) -> str:
+    return (
+        f'{{"negotiation_arrangement": "ffs", "name": "n", "billing_code_type": "CPT", '
+        f'"billing_code_type_version": "2024", "billing_code": "{code}", "description": "d", '
+        f'"negotiated_rates": [{{"provider_references": [{ref}], "negotiated_prices": [{PRICE}]}}]}}'
+    )
+
+
+REFS = '[{"provider_group_id": 1, "provider_groups": [{"npi": [1234567890], "tin": {"type": "ein", "value": "12-3456789"}}]}]'
+
+
+def document(items: list[str]) -> str:
+    return (
+        '{"reporting_entity_name": "e", "reporting_entity_type": "t", "version": "1.0.0", '
+        f'"last_updated_on": "2024-01-01", "provider_references": {REFS}, '
+        f'"in_network": [{", ".join(items)}]}}'
+    )
+
+
+def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def outputs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_run_extraction_invalid_json_gives_exact_offset(tmp_path: Path) -> None:
+    good = document([item("99213")] * 200)
+    at = good.index('"negotiated_type":', 5000) + len('"negotiated_type"')
+    broken = good[:at] + "@" + good[at + 1 :]
+    path = write(tmp_path, "broken.json", broken)
+    result = run_extraction(str(path), tmp_path / "out")
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "invalid JSON" in result.error and f"at decoded byte {at}:" in result.error
+    assert outputs(tmp_path / "out" / "broken") == ["status.json"]
+
+
+def test_run_extraction_invalid_json_near_start_gives_exact_offset(tmp_path: Path) -> None:
+    path = write(tmp_path, "start.json", '{"in_network": [x]}')
+    result = run_extraction(str(path), tmp_path / "out")
+    assert result.error is not None and "at decoded byte 16:" in result.error
+
+
+def test_run_extraction_truncated_json_says_where(tmp_path: Path) -> None:
+    text = document([item("99213")] * 20)
+    path = write(tmp_path, "cut.json.gz", gzip.compress(text[:1234].encode()))
+    result = run_extraction(str(path), tmp_path / "out")
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "ends early after 1234 decoded bytes" in result.error
+    assert result.bytes_decoded == 1234
+    assert outputs(tmp_path / "out" / "cut") == ["status.json"]
+
+
+def test_run_extraction_html_error_page_is_not_json(tmp_path: Path) -> None:
+    path = write(tmp_path, "page.json", "<html><body>Access denied</body></html>")
+    result = run_extraction(str(path), tmp_path / "out")
+    assert result.error is not None
+    assert "invalid JSON" in result.error and "at decoded byte 0" in result.error
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("[1, 2]", r"top level of the JSON is an array"),
+        ('{"version": "1.0.0"}', r"no `in_network` array .*top-level keys: version"),
+        ('{"in_network": {"a": 1}}', r"`in_network` is dict; expected an array"),
+        ('{"provider_groups": [], "version": "1.0.0"}', r"provider-reference file"),
+    ],
+)
+def test_run_extraction_rejects_other_shapes(tmp_path: Path, text: str, pattern: str) -> None:
+    result = run_extraction(str(write(tmp_path, "x.json", text)), tmp_path / "out")
+    assert result.status == "failed"
+    assert result.error is not None
+    assert pytest.approx(0) == result.rate_rows
+    import re
+
+    assert re.search(pattern, result.error), result.error
+
+
+def test_run_extraction_replaces_stale_outputs_on_failure(tmp_path: Path) -> None:
+    path = write(tmp_path, "net.json", document([item("99213")]))
+    assert run_extraction(str(path), tmp_path / "out").status == "success"
+    assert outputs(tmp_path / "out" / "net") == [
+        "providers.parquet",
+        "rates.parquet",
+        "status.json",
+    ]
+    path.write_text(document([item("99213")])[:-10])
+    assert run_extraction(str(path), tmp_path / "out").status == "failed"
+    assert outputs(tmp_path / "out" / "net") == ["status.json"]
+
+
+def test_run_extraction_refuses_pure_python_ijson(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ijson.backends.yajl2_c", None)
+    path = write(tmp_path, "net.json", document([item("99213")]))
+    result = run_extraction(str(path), tmp_path / "out")
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "yajl2_c" in result.error and "pip install" in result.error
+
+
+def test_run_extraction_whitelist_counts_and_status_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "net.json", document([item("99213"), item(" 27447 "), item("j1234")]))
+    plans = [{"plan_name": "A", "plan_id": "1"}]
+    result = run_extraction(
+        str(path), tmp_path / "out", cpt_whitelist=["27447", "J1234"], plan_metadata=plans
+    )
+    assert (result.status, result.items_seen, result.items_matched, result.rate_rows) == (
+        "success",
+        3,
+        2,
+        2,
+    )
+    status = json.loads((tmp_path / "out" / "net" / "status.json").read_text())
+    assert status == result.to_dict()
+    assert status["plan_metadata"] == plans
+    assert status["whitelist_size"] == 2
+    assert status["file_metadata"]["reporting_entity_name"] == "e"
+    rates = pq.read_table(tmp_path / "out" / "net" / "rates.parquet").to_pylist()
+    assert sorted(r["billing_code"] for r in rates) == [" 27447 ", "j1234"]
+
+
+def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write(tmp_path, "good.json", document([item("99213")]))
+    out = str(tmp_path / "out")
+    assert main(["--url", str(good), "--output-dir", out, "-q"]) == 0
+    assert main(["--url", str(tmp_path / "missing.json"), "--output-dir", out, "-q"]) == 1
+    status = json.loads((tmp_path / "out" / "missing" / "status.json").read_text())
+    assert status["status"] == "failed" and "does not exist" in status["error"]
+    for bad in (
+        ["--output-dir", out],
+        ["--url", str(good), "--output-dir", out, "--rate-batch-size", "0"],
+        ["--url", str(good), "--output-dir", out, "--format", "xlsx"],
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(bad)
+        assert exc.value.code == 2
+
+
+def test_main_missing_whitelist_fails_with_status(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", document([item("99213")]))
+    code = main(
+        ["--url", str(good), "--output-dir", str(tmp_path), "--cpt-whitelist", "nope.txt", "-q"]
+    )
+    assert code == 1
+    status = json.loads((tmp_path / "good" / "status.json").read_text())
+    assert "whitelist file nope.txt does not exist" in status["error"]
+
+
+def test_module_runs_as_a_command(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", document([item("99213")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mrfbatch.run_extraction",
+            "--url",
+            good.as_uri(),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "good: success, 1 items matched of 1, 1 rate rows, 1 provider rows" in proc.stderr
+
+
+_RSS_SCRIPT = """
+import resource, sys
+from mrfbatch.run_extraction import run_extraction
+r = run_extraction(sys.argv[1], sys.argv[2], cpt_whitelist=["00000"])
+assert r.status == "success", r.error
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _big_document(path: Path, refs: int) -> None:
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        f.write('{"version": "1.0.0", "provider_references": [')
+        for i in range(refs):
+            f.write(
+                ("," if i else "")
+                + f'{{"provider_group_id": {i}, "provider_groups": [{{"npi": [{1000000000 + i}, '
+                f'{1100000000 + i}], "tin": {{"type": "ein", "value": "{i:09d}"}}}}]}}'
+            )
+        f.write('], "in_network": [' + item("99213", 5) + "]}")
+
+
+@pytest.mark.slow
+def test_run_extraction_memory_does_not_grow_with_provider_references(tmp_path: Path) -> None:
+    """Groups seen before in_network go to disk: 4x the references, about the same RSS."""
+    peaks = []
+    for refs in (50_000, 200_000):
+        path = tmp_path / f"refs{refs}.json.gz"
+        _big_document(path, refs)
+        proc = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, str(path), str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        peaks.append(int(proc.stdout.split()[-1]))
+    small, large = peaks
+    assert large < small * 1.3 + 20_000, f"peak RSS {small} KiB -> {large} KiB"
