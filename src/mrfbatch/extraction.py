@@ -55,7 +55,9 @@ class Extraction:
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted."""
-        return self.whitelist is None or normalize_code(billing_code) in self.whitelist
+        if self.whitelist is None:
+            return True
+        return billing_code is not None and normalize_code(billing_code) in self.whitelist
 
     # DocumentHandler
 
