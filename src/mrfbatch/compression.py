@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from mrfbatch.errors import CompressionError, JsonFormatError
 
@@ -117,12 +117,14 @@ def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
             pending = raw.read(CHUNK)
             if not pending:
                 break
+        snapshot = d.copy()
         try:
             out = d.decompress(pending)
         except zlib.error as exc:
+            at = consumed + _bad_byte(snapshot, pending)
             raise CompressionError(
-                f"corrupt gzip data in {raw.description} in member {members}, at or before "
-                f"compressed byte {consumed + len(pending)}: {exc}"
+                f"corrupt gzip data in {raw.description} in member {members}, detected at "
+                f"compressed byte {at}: {exc}"
             ) from exc
         if out:
             yield out
@@ -148,6 +150,16 @@ def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
         f"gzip stream of {raw.description} ends early: truncated after {consumed} compressed "
         f"bytes, inside member {members}; the file is incomplete"
     )
+
+
+def _bad_byte(d: Any, data: bytes) -> int:
+    """Offset in `data` of the byte at which decompressor `d` fails (error path only)."""
+    for i in range(len(data)):
+        try:
+            d.decompress(data[i : i + 1])
+        except zlib.error:
+            return i
+    return len(data)
 
 
 class _Input:

@@ -54,8 +54,15 @@ class TransportSettings:
 class ByteSource:
     """A readable stream of raw (possibly compressed) bytes that counts what it delivered."""
 
-    def __init__(self, fileobj: BinaryIO, description: str, expected_length: int | None = None):
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        description: str,
+        expected_length: int | None = None,
+        connection: http.client.HTTPConnection | None = None,
+    ):
         self._f = fileobj
+        self._connection = connection
         self.description = description
         self.expected_length = expected_length
         self.bytes_read = 0
@@ -78,6 +85,8 @@ class ByteSource:
 
     def close(self) -> None:
         self._f.close()
+        if self._connection is not None:  # closing a keep-alive response leaves the socket open
+            self._connection.close()
 
     def __enter__(self) -> ByteSource:
         return self
@@ -117,7 +126,7 @@ def _open_http(url: str, settings: TransportSettings) -> ByteSource:
     while True:
         attempt += 1
         try:
-            response, host = _request(url, settings)
+            response, conn, host = _request(url, settings)
         except _Retryable as exc:
             if attempt >= settings.attempts:
                 raise TransportError(
@@ -128,7 +137,7 @@ def _open_http(url: str, settings: TransportSettings) -> ByteSource:
             time.sleep(wait)
             continue
         length = _content_length(response)
-        return ByteSource(response, f"{shown} (host {host})", expected_length=length)
+        return ByteSource(response, f"{shown} (host {host})", length, conn)
 
 
 class _Retryable(Exception):
@@ -138,7 +147,9 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _request(url: str, settings: TransportSettings) -> tuple[http.client.HTTPResponse, str]:
+def _request(
+    url: str, settings: TransportSettings
+) -> tuple[http.client.HTTPResponse, http.client.HTTPConnection, str]:
     """One GET, following redirects; raises _Retryable or TransportError."""
     for _ in range(_MAX_REDIRECTS + 1):
         parts = urlsplit(url)
@@ -175,7 +186,7 @@ def _request(url: str, settings: TransportSettings) -> tuple[http.client.HTTPRes
             url = urljoin(url, location)
             continue
         if status == 200:
-            return response, host
+            return response, conn, host
         reason = f"HTTP {status} {response.reason} from host {host}"
         retry_after = _retry_after(response.getheader("Retry-After"))
         response.close()
