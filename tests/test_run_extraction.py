@@ -236,3 +236,33 @@ def test_run_extraction_memory_does_not_grow_with_provider_references(tmp_path: 
         peaks.append(int(proc.stdout.split()[-1]))
     small, large = peaks
     assert large < small * 1.3 + 20_000, f"peak RSS {small} KiB -> {large} KiB"
+
+
+def test_bundled_example_is_reproducible_and_extracts_as_generated(tmp_path: Path) -> None:
+    from mrfbatch import synth
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    made = tmp_path / "in-network-sample.json.gz"
+    args = ["--seed", "7", "--items", "40", "--references", "12", "--variety", "--pretty"]
+    assert synth.main([str(made), *args]) == 0
+    assert made.read_bytes() == (root / "in-network-sample.json.gz").read_bytes()
+
+    result = run_extraction(str(made), tmp_path / "out", cpt_whitelist=root / "codes.txt")
+    assert result.status == "success", result.error
+    config = synth.SynthConfig(
+        seed=7,
+        items=40,
+        references=12,
+        id_style="float",
+        inline_groups=True,
+        mixed_rates=True,
+        arrangements=True,
+        tin_only=True,
+        npi_strings=True,
+    )
+    expected = synth.generate(config).expected("in-network-sample", {"27447", "99213", "J1885"})
+    folder = tmp_path / "out" / "in-network-sample"
+    rates = pq.read_table(folder / "rates.parquet").to_pylist()
+    providers = pq.read_table(folder / "providers.parquet").to_pylist()
+    assert len(rates) == len(expected.rates) > 0
+    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)

@@ -644,3 +644,44 @@ def canonical(
         Counter(frozen(r, "provider_group_ids") for r in rates),
         Counter(frozen(p, "provider_group_id") for p in providers),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write one synthetic file: ``python -m mrfbatch.synth OUT [--seed N --items N ...]``."""
+    import argparse
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m mrfbatch.synth", description=main.__doc__)
+    p.add_argument("out", type=Path, help="file to write; its container follows --container")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--items", type=int, default=40)
+    p.add_argument("--references", type=int, default=12)
+    p.add_argument("--refs-position", choices=["before", "after", "none"], default="before")
+    p.add_argument("--container", choices=get_args(Container), default="gz")
+    p.add_argument("--pretty", action="store_true")
+    p.add_argument(
+        "--variety",
+        action="store_true",
+        help="inline and mixed groups, bundles, TIN-only, string NPIs, float ids",
+    )
+    args = p.parse_args(argv)
+    config = SynthConfig(
+        seed=args.seed,
+        items=args.items,
+        references=args.references,
+        refs_position=args.refs_position,
+        id_style="float" if args.variety else "int",
+        inline_groups=args.variety,
+        mixed_rates=args.variety,
+        arrangements=args.variety,
+        tin_only=args.variety,
+        npi_strings=args.variety,
+    )
+    data = pack(generate(config).to_bytes(pretty=args.pretty), args.container)
+    args.out.write_bytes(data)
+    print(f"wrote {args.out} ({len(data):,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
