@@ -37,3 +37,7 @@ class JsonFormatError(MrfError):
 
 class FileKindError(MrfError):
     """The JSON is valid but is not an in-network-rates file (e.g. a table of contents)."""
+
+
+class UnreachableError(TransportError):
+    """The host could not be reached at all (name resolution, connect or read timeout)."""

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.errors import MrfError, TransportError
+from mrfbatch.errors import MrfError, UnreachableError
 from mrfbatch.network_ids import redact_url
 from mrfbatch.rows import (
     REFERENCE_KEYS,
@@ -32,7 +32,7 @@ from mrfbatch.rows import (
     provider_rows,
     text_list,
 )
-from mrfbatch.transport import TransportSettings, is_connection_failure, open_source
+from mrfbatch.transport import TransportSettings, open_source
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,9 @@ class _RemoteFetcher:
         try:
             with open_source(location, self.settings) as raw:
                 return _read_provider_file(DecodedStream(raw), self.quality)
-        except TransportError as exc:
-            if is_connection_failure(exc):
-                with self._lock:
-                    self._host_failures[host] = self._host_failures.get(host, 0) + 1
+        except UnreachableError as exc:
+            with self._lock:
+                self._host_failures[host] = self._host_failures.get(host, 0) + 1
             return str(exc)
         except MrfError as exc:
             return f"{shown}: {exc}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import random
 import socket
 import ssl
@@ -21,7 +20,7 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
-from mrfbatch.errors import TransportError
+from mrfbatch.errors import TransportError, UnreachableError
 from mrfbatch.network_ids import redact_url
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,8 @@ def _open_http(url: str, settings: TransportSettings) -> ByteSource:
             response, conn, host = _request(url, settings)
         except _Retryable as exc:
             if attempt >= settings.attempts:
-                raise TransportError(
+                error = UnreachableError if exc.unreachable else TransportError
+                raise error(
                     f"{exc.message} (gave up after {attempt} attempts) for {shown}"
                 ) from None
             wait = exc.retry_after or _backoff(settings.backoff_seconds, attempt)
@@ -141,10 +141,11 @@ def _open_http(url: str, settings: TransportSettings) -> ByteSource:
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, unreachable: bool = False):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.unreachable = unreachable
 
 
 def _request(
@@ -233,18 +234,3 @@ def _describe_exception(exc: BaseException) -> str:
         return f"incomplete read ({len(exc.partial)} bytes of a chunk)"
     text = str(exc) or type(exc).__name__
     return text if not isinstance(exc, OSError) or not exc.strerror else exc.strerror
-
-
-def is_connection_failure(exc: TransportError) -> bool:
-    """True when `exc` says the host could not be reached at all (used to stop hammering it)."""
-    return "connection to host" in str(exc)
-
-
-def local_path(url: str) -> str | None:
-    """The filesystem path `url` points at, or None for a remote URL."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https"):
-        return None
-    if scheme == "file":
-        return url2pathname(urlsplit(url).path)
-    return os.fspath(url)
