@@ -17,22 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 # Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
-TOP_KEYS = frozenset(
-    {
-        "reporting_entity_name",
-        "reporting_entity_type",
-        "plan_name",
-        "plan_id_type",
-        "plan_id",
-        "plan_market_type",
-        "plan_sponsor_name",
-        "issuer_name",
-        "last_updated_on",
-        "version",
-        "provider_references",
-        "in_network",
-    }
-)
 ITEM_KEYS = frozenset(
     {
         "negotiation_arrangement",
@@ -79,6 +63,7 @@ FILE_METADATA_KEYS = (
     "last_updated_on",
     "version",
 )
+TOP_KEYS = frozenset({*FILE_METADATA_KEYS, "provider_references", "in_network"})
 
 RATE_COLUMNS = (
     "network_id",
