@@ -1,10 +1,12 @@
-"""Shared fixtures: a local HTTP file server (tests/httpserver.py)."""
+"""Shared fixtures: a local HTTP file server (tests/httpserver.py), and loopback-only sockets."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,24 @@ def http_server() -> Iterator[FileServer]:
         yield server
     finally:
         server.close()
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach 127.0.0.1 only: any other host fails name resolution, without a query.
+
+    The real CareFirst file names a remote host in its provider references; here that host is
+    unreachable by construction instead of by a DNS answer.
+    """
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in _LOOPBACK:
+            raise socket.gaierror(socket.EAI_NONAME, f"tests may only reach 127.0.0.1, not {name}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
