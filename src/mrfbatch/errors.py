@@ -41,3 +41,7 @@ class FileKindError(MrfError):
 
 class UnreachableError(TransportError):
     """The host could not be reached at all (name resolution, connect or read timeout)."""
+
+
+class SourceError(MrfError):
+    """A source (CSV, index, URL list) is unusable."""

@@ -1,0 +1,649 @@
+"""Sources of extraction tasks: a plans CSV, a CMS table of contents, a URL list, one URL.
+
+Every source becomes a list of :class:`Task`, one per in-network file, sorted by network id.
+URLs that differ only in their query string (signed URLs) are the same file: one task, with
+the first URL seen and the plans of every input that named the file. The tasks TSV written by
+:func:`write_tasks` is what the workflow's jobs read back with :func:`read_tasks`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import ijson
+
+from mrfbatch.compression import DecodedStream
+from mrfbatch.engines.reference import json_error, load_backend
+from mrfbatch.errors import (
+    CompressionError,
+    JsonFormatError,
+    SourceError,
+    TransportError,
+    UsageError,
+)
+from mrfbatch.network_ids import assign_network_ids, redact_url
+from mrfbatch.transport import TransportSettings, open_source
+
+log = logging.getLogger(__name__)
+
+SOURCE_TYPES = ("csv", "index", "urls", "url")
+TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_args")
+URL_COLUMN = "file_url"
+
+_BUF_SIZE = 1 << 16
+_MAX_LISTED = 20  # problems named in one message; the rest are counted
+_SHOWN_CHARS = 80
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
+_NETWORK_ID = re.compile(r"[A-Za-z0-9._-]+")
+_IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
+_NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
+    "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
+    "provider_references": ("an in-network rates file", _IN_NETWORK_HINT),
+    "out_of_network": ("an allowed-amounts file", "; allowed amounts are not extracted"),
+    "provider_groups": ("a provider-reference file", ""),
+}
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One in-network file to extract, with the plans that list it.
+
+    Tasks compare by value. They hold dicts, so they are not hashable: key them by
+    `network_id`.
+    """
+
+    network_id: str
+    url: str  # as given, query string kept: the job needs the signature
+    plan_metadata: tuple[dict[str, Any], ...] = ()  # deduplicated, in first-seen order
+    extra_args: dict[str, Any] = field(default_factory=dict)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def load_tasks(source: str, input: str, settings: TransportSettings | None = None) -> list[Task]:
+    """The tasks of `input` read as a `source` (one of SOURCE_TYPES), sorted by network id.
+
+    >>> [task.network_id for task in load_tasks("url", "https://cdn.example/2024-01_ppo.json.gz?s=x")]
+    ['2024-01_ppo']
+    """
+    if source == "csv":
+        return parse_csv(input)
+    if source == "index":
+        return parse_index(input, settings)
+    if source == "urls":
+        return parse_urls(input)
+    if source == "url":
+        return parse_url(input)
+    raise UsageError(f"unknown source type {source!r}; expected one of {', '.join(SOURCE_TYPES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# csv
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_csv(path: PathLike) -> list[Task]:
+    """One task per distinct `file_url` of a plans CSV; the other columns are plan metadata.
+
+    The header must have a `file_url` column (names are stripped of whitespace; a BOM and CRLF
+    line ends are fine). Blank rows are skipped; every other non-empty cell of a row becomes a
+    string field of that row's plan. Rows naming the same file share one task.
+    """
+    name = str(path)
+    text = _read_text(path, "source file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    collector = _Collector()
+    problems: list[str] = []
+    header: list[str] | None = None
+    url_at = 0
+    line = 1
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+                url_at = _url_column(header, name, start)
+                continue
+            url, plan, problem = _csv_row(row, header, url_at, start)
+            if problem:
+                problems.append(problem)
+            else:
+                collector.add(url, _keyed([plan] if plan else []))
+    except csv.Error as exc:
+        raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}") from exc
+    if header is None:
+        raise SourceError(f"{name} is empty; expected a CSV header with a {URL_COLUMN} column")
+    _raise_problems(problems, f"{name} has {{n}} unusable rows")
+    if not collector:
+        raise SourceError(f"{name} has a header but no rows; expected one row per file and plan")
+    return collector.tasks()
+
+
+def _url_column(header: list[str], name: str, line: int) -> int:
+    if URL_COLUMN not in header:
+        found = ", ".join(repr(h) for h in header[:_MAX_LISTED])
+        more = f" and {len(header) - _MAX_LISTED} more" if len(header) > _MAX_LISTED else ""
+        hint = ""
+        if len(header) == 1 and "\t" in header[0]:
+            hint = " (the header holds tabs: the file looks tab-separated, expected commas)"
+        raise SourceError(
+            f"{name} has no {URL_COLUMN!r} column in its header (line {line}); "
+            f"found columns: {found}{more}{hint}"
+        )
+    for column in header:
+        if column and header.count(column) > 1:
+            raise SourceError(
+                f"{name}: column {column!r} appears twice in the header (line {line})"
+            )
+    return header.index(URL_COLUMN)
+
+
+def _csv_row(
+    row: list[str], header: list[str], url_at: int, line: int
+) -> tuple[str, dict[str, Any], str | None]:
+    """(url, plan, problem) of one data row."""
+    if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+        return "", {}, f"line {line} has {len(row)} fields, the header {len(header)}"
+    url = row[url_at].strip() if url_at < len(row) else ""
+    if not url:
+        return "", {}, f"line {line} has an empty {URL_COLUMN}"
+    invalid = _location_problem(url)
+    if invalid:
+        return "", {}, f"line {line}: {_shorten(url)} {invalid}"
+    plan: dict[str, Any] = {}
+    for column, cell in zip(header, row, strict=False):
+        value = cell.strip()
+        if column == URL_COLUMN or not value:
+            continue
+        if not column:
+            return "", {}, f"line {line} has a value ({_shorten(value)}) in a column with no name"
+        plan[column] = value
+    return url, plan, None
+
+
+# ---------------------------------------------------------------------------------------------
+# index (CMS table of contents)
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None) -> list[Task]:
+    """One task per distinct `in_network_files[].location` of a CMS table-of-contents file.
+
+    `path_or_url` is a local path or an http(s)/file URL; gzip, zip or plain JSON, detected
+    from the first bytes. The file is streamed, one reporting structure at a time. A task
+    carries the `reporting_plans` of every structure that lists its file, and the index's
+    `reporting_entity_name` in `extra_args`. Allowed-amount files are counted, not returned.
+    """
+    source = str(path_or_url)
+    _require_local_file(source)
+    shown = redact_url(source)
+    try:
+        with open_source(source, settings) as raw:
+            stream = DecodedStream(raw)
+            index = _Index(shown)
+            index.scan(stream)
+    except (TransportError, CompressionError, JsonFormatError) as exc:
+        raise SourceError(f"cannot read the index: {exc}") from exc
+    _raise_problems(index.problems, f"index {shown} has {{n}} unusable entries")
+    log.info(
+        "index %s: %d reporting structures, %d in-network file entries, "
+        "%d allowed-amount files (not extracted)",
+        shown,
+        index.structures,
+        index.in_network_entries,
+        index.allowed_amount_files,
+    )
+    if not index.collector:
+        raise SourceError(
+            f"index {shown} lists no in-network files (reporting structures: "
+            f"{index.structures}; allowed-amount files, which are not extracted: "
+            f"{index.allowed_amount_files})"
+        )
+    extra = {} if index.entity is None else {"reporting_entity_name": index.entity}
+    return index.collector.tasks(extra)
+
+
+class _Index:
+    """One streaming pass over a table of contents."""
+
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.collector = _Collector()
+        self.problems: list[str] = []
+        self.entity: str | None = None
+        self.structures = 0
+        self.in_network_entries = 0
+        self.allowed_amount_files = 0
+        self.seen_structures = False
+        self.keys: list[str] = []  # the first top-level keys, to say what a non-TOC holds
+
+    def scan(self, stream: DecodedStream) -> None:
+        backend = load_backend()
+        events = backend.parse(stream, buf_size=_BUF_SIZE, use_float=False)
+        # ijson's C `items` assembles each structure far faster than Python could; the events
+        # pass through _watch on the way, which reads the top level in the same pass.
+        try:
+            for item in backend.items(self._watch(events), "reporting_structure.item"):
+                self._structure(item)
+        except ijson.JSONError as exc:
+            raise SourceError(str(json_error(exc, stream))) from exc
+        if not self.seen_structures:
+            found = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
+            raise SourceError(
+                f"{self.shown} is not a table of contents: it has no reporting_structure array "
+                f"(top-level keys: {found})"
+            )
+
+    def _watch(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+        """Pass `events` on, noting the entity name and stopping at what is not a TOC."""
+        for prefix, event, value in events:
+            if not prefix:
+                if event == "map_key":
+                    self._top_level_key(value)
+                elif event not in ("start_map", "end_map"):
+                    kind = "an array" if event == "start_array" else "a single value"
+                    raise SourceError(
+                        f"{self.shown} is not a table of contents: its top level is {kind}; "
+                        "expected an object with a reporting_structure array"
+                    )
+            elif prefix == "reporting_entity_name":
+                if event == "string":
+                    self.entity = value
+            elif prefix == "reporting_structure" and event not in ("start_array", "end_array"):
+                raise SourceError(
+                    f"{self.shown}: reporting_structure is {_event_kind(event)}; "
+                    "expected an array of reporting structures"
+                )
+            yield prefix, event, value
+
+    def _top_level_key(self, key: str) -> None:
+        if key in _NOT_A_TOC:
+            kind, hint = _NOT_A_TOC[key]
+            raise SourceError(
+                f"{self.shown} is not a table of contents: it looks like {kind} "
+                f"(top-level key {key!r}){hint}"
+            )
+        if key == "reporting_structure":
+            self.seen_structures = True
+        if len(self.keys) < _MAX_LISTED:
+            self.keys.append(key)
+
+    def _structure(self, item: Any) -> None:
+        at = f"reporting_structure[{self.structures}]"
+        self.structures += 1
+        if not isinstance(item, dict):
+            self.problems.append(f"{at} is {_json_kind(item)}, expected an object")
+            return
+        plans = item.get("reporting_plans") or []
+        if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
+            self.problems.append(
+                f"{at}.reporting_plans is not an array of objects ({_json_kind(plans)})"
+            )
+            return
+        allowed = item.get("allowed_amount_file")
+        if isinstance(allowed, list):
+            self.allowed_amount_files += len(allowed)
+        elif allowed is not None:
+            self.allowed_amount_files += 1
+        files = item.get("in_network_files") or []
+        if not isinstance(files, list):
+            self.problems.append(f"{at}.in_network_files is {_json_kind(files)}, expected an array")
+            return
+        keyed = _keyed([_plain(plan) for plan in plans])
+        for n, entry in enumerate(files):
+            self.in_network_entries += 1
+            location = entry.get("location") if isinstance(entry, dict) else None
+            where = f"{at}.in_network_files[{n}]"
+            if not isinstance(entry, dict):
+                self.problems.append(f"{where} is {_json_kind(entry)}, expected an object")
+            elif not isinstance(location, str):
+                shown = "missing" if "location" not in entry else _json_kind(location)
+                self.problems.append(f"{where}.location is {shown}, expected a URL string")
+            elif location.strip() in self.collector:  # shared files: checked once
+                self.collector.add(location.strip(), keyed)
+            elif invalid := _location_problem(location.strip()):
+                self.problems.append(
+                    f"{where}.location {_shorten(redact_url(location.strip()))} {invalid}"
+                )
+            else:
+                self.collector.add(location.strip(), keyed)
+
+
+def _plain(value: Any) -> Any:
+    """`value` with Decimals (ijson's non-integer numbers) as floats, so it is JSON again."""
+    match value:
+        case Decimal():
+            number = float(value)
+            return number if math.isfinite(number) else str(value)
+        case dict():
+            return {k: _plain(v) for k, v in value.items()}
+        case list():
+            return [_plain(v) for v in value]
+        case _:
+            return value
+
+
+# ---------------------------------------------------------------------------------------------
+# urls, url
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_urls(path: PathLike) -> list[Task]:
+    """One task per distinct URL of a text file holding one URL (or file path) per line.
+
+    Blank lines and `#` comments (whole lines, or after whitespace at the end of a line) are
+    skipped. Every line that is neither an http(s)/file URL nor an existing file is reported,
+    all in one error.
+    """
+    name = str(path)
+    text = _read_text(path, "source file")
+    collector = _Collector()
+    problems: list[str] = []
+    for number, raw in enumerate(io.StringIO(text, newline=None), 1):
+        url = _COMMENT.sub("", raw.strip()).strip()
+        if not url:
+            continue
+        invalid = _location_problem(url)
+        if invalid:
+            problems.append(f"line {number}: {_shorten(url)} {invalid}")
+        else:
+            collector.add(url, [])
+    _raise_problems(
+        problems,
+        f"{name} has {{n}} lines that are neither an http(s)/file URL nor an existing file",
+    )
+    if not collector:
+        raise SourceError(f"{name} lists no URLs (only blank lines and comments)")
+    return collector.tasks()
+
+
+def parse_url(url: str) -> list[Task]:
+    """The task of a single http(s)/file URL or existing file path."""
+    text = url.strip()
+    if not text:
+        raise SourceError("the URL is empty; expected an http(s)/file URL or an existing file")
+    invalid = _location_problem(text)
+    if invalid:
+        raise SourceError(f"{_shorten(redact_url(text))} {invalid}")
+    collector = _Collector()
+    collector.add(text, [])
+    return collector.tasks()
+
+
+# ---------------------------------------------------------------------------------------------
+# The tasks TSV
+# ---------------------------------------------------------------------------------------------
+
+
+def write_tasks(tasks: Iterable[Task], path: PathLike, output_dir: PathLike) -> None:
+    """Write the tasks TSV atomically (a temporary file beside `path`, then a rename).
+
+    Columns: network_id, url, output_prefix (`{output_dir}/{network_id}`), plan_metadata (a
+    JSON array) and extra_args (a JSON object). JSON escapes tabs and newlines, so no field
+    holds one.
+    """
+    prefix = str(output_dir).rstrip("/")  # "/" becomes "", so prefixes are "/{network_id}"
+    if not str(output_dir):
+        raise UsageError("output_dir is empty; expected a folder for the outputs")
+    if _CONTROL.search(prefix):
+        raise UsageError(f"output_dir {prefix!r} contains a tab, newline or control character")
+    lines = ["\t".join(TASKS_HEADER) + "\n"]
+    seen: dict[str, str] = {}
+    for task in tasks:
+        _check_task(task, seen)
+        try:
+            plans = _compact(list(task.plan_metadata))
+            extra = _compact(task.extra_args)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"task {task.network_id}: metadata is not JSON: {exc}") from exc
+        fields = (task.network_id, task.url, f"{prefix}/{task.network_id}", plans, extra)
+        lines.append("\t".join(fields) + "\n")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_tasks(path: PathLike) -> list[Task]:
+    """The tasks of a tasks TSV written by :func:`write_tasks` (output_prefix is not kept)."""
+    name = str(path)
+    text = _read_text(path, "tasks file", bom=False)
+    lines = text.split("\n")
+    if lines[0].rstrip("\r") != "\t".join(TASKS_HEADER):
+        raise SourceError(
+            f"{name} is not a tasks file: line 1 is {_shorten(lines[0])}, expected the header "
+            f"{chr(9).join(TASKS_HEADER)!r}"
+        )
+    tasks: list[Task] = []
+    seen: dict[str, str] = {}
+    for number, line in enumerate(lines[1:], 2):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(TASKS_HEADER):
+            raise SourceError(
+                f"{name} line {number} has {len(fields)} tab-separated fields, "
+                f"expected {len(TASKS_HEADER)}"
+            )
+        network_id, url, _, plans_text, extra_text = fields
+        try:
+            plans = json.loads(plans_text)
+            extra = json.loads(extra_text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{name} line {number}: invalid JSON: {exc}") from exc
+        if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
+            raise SourceError(f"{name} line {number}: plan_metadata is not a JSON array of objects")
+        if not isinstance(extra, dict):
+            raise SourceError(f"{name} line {number}: extra_args is not a JSON object")
+        task = Task(network_id, url, tuple(plans), extra)
+        try:
+            _check_task(task, seen)
+        except UsageError as exc:
+            raise SourceError(f"{name} line {number}: {exc}") from None
+        tasks.append(task)
+    return tasks
+
+
+def _check_task(task: Task, seen: dict[str, str]) -> None:
+    """UsageError unless `task` can be written as a TSV row and its id is a fresh folder name."""
+    network_id = task.network_id
+    if not _NETWORK_ID.fullmatch(network_id) or not network_id.strip("."):
+        raise UsageError(f"network id {network_id!r} is not a folder name of [A-Za-z0-9._-]")
+    folded = network_id.lower()
+    if folded in seen:
+        raise UsageError(
+            f"network ids {seen[folded]!r} and {network_id!r} name the same folder "
+            "(ids are compared ignoring case)"
+        )
+    seen[folded] = network_id
+    if not task.url or _CONTROL.search(task.url):
+        raise UsageError(
+            f"task {network_id}: URL is empty or holds a tab, newline or control character"
+        )
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+class _Collector:
+    """Files in first-seen order, each with its distinct plans in first-seen order."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, dict[str, dict[str, Any]]] = {}  # url -> plan key -> plan
+
+    def __bool__(self) -> bool:
+        return bool(self._plans)
+
+    def __contains__(self, url: str) -> bool:
+        return url in self._plans
+
+    def add(self, url: str, plans: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Note `url` with its (key, plan) pairs, as made by _keyed."""
+        kept = self._plans.setdefault(url, {})
+        for key, plan in plans:
+            kept.setdefault(key, plan)
+
+    def tasks(self, extra_args: dict[str, Any] | None = None) -> list[Task]:
+        """Tasks sorted by network id; URLs that share an id (query variants) are merged."""
+        ids = assign_network_ids(self._plans)
+        merged: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
+        for url, plans in self._plans.items():
+            _, kept = merged.setdefault(ids[url], (url, {}))
+            for key, plan in plans.items():
+                kept.setdefault(key, plan)
+        return [
+            Task(network_id, url, tuple(plans.values()), dict(extra_args or {}))
+            for network_id, (url, plans) in sorted(merged.items())
+        ]
+
+
+_plan_key = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+def _keyed(plans: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Each plan with the text that identifies it whatever its key order."""
+    return [(_plan_key(plan), plan) for plan in plans]
+
+
+def _location_problem(text: str) -> str | None:
+    """Why `text` is not an http(s)/file URL or an existing file, or None when it is one."""
+    if _CONTROL.search(text):
+        return "contains a tab, newline or control character"
+    try:
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            if not parts.hostname:
+                return "has no host name"
+            _ = parts.port  # raises ValueError on a bad port
+            if " " in text:
+                return "contains a space (encode it as %20)"
+            return None
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if scheme == "file":
+        return None if parts.path else "has no path"
+    if scheme and len(scheme) > 1:
+        return f"has the unsupported scheme {scheme!r} (expected http, https, file or a path)"
+    try:
+        if Path(text).is_file():
+            return None
+        if Path(text).is_dir():
+            return "is a directory, not a file"
+    except (OSError, ValueError):
+        pass
+    return "is neither an http(s)/file URL nor an existing file"
+
+
+def _require_local_file(source: str) -> None:
+    """SourceError unless a local source (path or file URL) is an existing file."""
+    parts = urlsplit(source)
+    if parts.scheme.lower() == "file":
+        path = Path(url2pathname(parts.path))
+    elif not parts.scheme or len(parts.scheme) == 1:
+        path = Path(source)
+    else:
+        return
+    if path.is_dir():
+        raise SourceError(f"source {path} is a directory, expected a file")
+    if not path.is_file():
+        raise SourceError(f"source file {path} does not exist")
+
+
+def _read_text(path: PathLike, what: str, bom: bool = True) -> str:
+    """The UTF-8 text of a small local file, or SourceError saying what is wrong and where."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SourceError(f"{what} {name} does not exist") from None
+    except IsADirectoryError:
+        raise SourceError(f"{what} {name} is a directory, expected a file") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
+    if data.startswith((b"\x1f\x8b", b"PK\x03\x04")):
+        kind = "gzip" if data.startswith(b"\x1f\x8b") else "zip"
+        raise SourceError(f"{what} {name} is {kind}-compressed; expected plain UTF-8 text")
+    try:
+        return data.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SourceError(
+            f"{what} {name} is not UTF-8 text: byte {exc.start} (line {line}) is "
+            f"{data[exc.start : exc.start + 1]!r}; save it as UTF-8"
+        ) from exc
+
+
+def _raise_problems(problems: list[str], summary: str) -> None:
+    """One SourceError listing every problem (the first _MAX_LISTED of them)."""
+    if not problems:
+        return
+    listed = "; ".join(problems[:_MAX_LISTED])
+    more = f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+    raise SourceError(f"{summary.format(n=len(problems))}: {listed}{more}")
+
+
+def _shorten(text: str) -> str:
+    shown = text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
+    return repr(shown)
+
+
+def _json_kind(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "true or false"
+        case str():
+            return "a string"
+        case int() | float() | Decimal():
+            return "a number"
+        case list():
+            return "an array"
+        case dict():
+            return "an object"
+        case _:
+            return type(value).__name__
+
+
+def _event_kind(event: str) -> str:
+    return {
+        "start_map": "an object",
+        "start_array": "an array",
+        "null": "null",
+        "boolean": "true or false",
+        "number": "a number",
+        "string": "a string",
+    }.get(event, event)

@@ -1,0 +1,955 @@
+"""Tests of mrfbatch.sources (csv, index, urls, url sources; the tasks TSV) and of
+network_ids.assign_network_ids.
+
+Every expected value is written by hand. The hex suffixes of network ids were computed with
+`printf '%s' URL | sha256sum` on the URL without its query string. Most index tests use small
+tables of contents built inline by `toc()`; the CMS samples in ../shared/tic-examples are used
+when that folder is present.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrfbatch.errors import MrfError, SourceError, UsageError
+from mrfbatch.network_ids import assign_network_ids
+from mrfbatch.sources import (
+    SOURCE_TYPES,
+    Task,
+    load_tasks,
+    parse_csv,
+    parse_index,
+    parse_url,
+    parse_urls,
+    read_tasks,
+    write_tasks,
+)
+
+TIC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "tic-examples"
+SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+
+GOLD = {"plan_name": "Gold PPO", "plan_id": "111", "plan_id_type": "hios"}
+SILVER = {"plan_name": "Silver HMO", "plan_id": "222", "plan_id_type": "hios"}
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
+
+
+def toc(
+    *structures: dict[str, Any], entity: str | None = "Acme Health", last: bool = False
+) -> bytes:
+    """A table of contents; `last` puts reporting_entity_name after reporting_structure."""
+    document: dict[str, Any] = {}
+    if entity is not None and not last:
+        document["reporting_entity_name"] = entity
+    document["reporting_entity_type"] = "health insurance issuer"
+    document["reporting_structure"] = list(structures)
+    if entity is not None and last:
+        document["reporting_entity_name"] = entity
+    document["version"] = "1.0.0"
+    return json.dumps(document, indent=2).encode()
+
+
+def structure(plans: list[dict[str, Any]], *locations: Any, allowed: bool = True) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "reporting_plans": plans,
+        "in_network_files": [
+            {"description": "in-network file", "location": loc} for loc in locations
+        ],
+    }
+    if allowed:
+        item["allowed_amount_file"] = {
+            "description": "allowed amounts",
+            "location": "https://files.example/allowed-amounts.json",
+        }
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Task
+# ---------------------------------------------------------------------------------------------
+
+
+def test_task_compares_by_value_and_is_not_hashable() -> None:
+    a = Task("x", "https://h.example/x.json", (dict(GOLD),), {"k": 1})
+    b = Task("x", "https://h.example/x.json", (dict(GOLD),), {"k": 1})
+    assert a == b
+    assert a != Task("x", "https://h.example/x.json", (dict(GOLD),), {"k": 2})
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(a)
+
+
+def test_source_error_is_an_mrf_error() -> None:
+    assert issubclass(SourceError, MrfError)
+    assert SourceError.__doc__ == "A source (CSV, index, URL list) is unusable."
+
+
+# ---------------------------------------------------------------------------------------------
+# assign_network_ids
+# ---------------------------------------------------------------------------------------------
+
+
+def test_assign_network_ids_keeps_unique_file_names() -> None:
+    ids = assign_network_ids(
+        ["https://h.example/2024/a_in-network.json.gz?sig=1", "https://h.example/b.zip"]
+    )
+    assert ids == {
+        "https://h.example/2024/a_in-network.json.gz?sig=1": "a_in-network",
+        "https://h.example/b.zip": "b",
+    }
+
+
+def test_assign_network_ids_suffixes_every_url_sharing_a_file_name() -> None:
+    urls = [
+        "https://cdn.example/2024/in-network.json.gz?Signature=abc",
+        "https://mirror.example/in-network.json.gz",
+    ]
+    expected = {
+        "https://cdn.example/2024/in-network.json.gz?Signature=abc": "in-network-ff38a84e",
+        "https://mirror.example/in-network.json.gz": "in-network-db9ad55f",
+    }
+    assert assign_network_ids(urls) == expected
+    assert assign_network_ids(reversed(urls)) == expected
+
+
+def test_assign_network_ids_query_variants_share_one_unsuffixed_id() -> None:
+    ids = assign_network_ids(["https://h.example/r.json?sig=1", "https://h.example/r.json?sig=2"])
+    assert ids == {"https://h.example/r.json?sig=1": "r", "https://h.example/r.json?sig=2": "r"}
+
+
+def test_assign_network_ids_treats_ids_differing_in_case_as_colliding() -> None:
+    ids = assign_network_ids(["https://h.example/rates.json", "https://h.example/Rates.json"])
+    assert ids == {
+        "https://h.example/rates.json": "rates-b7b6e321",
+        "https://h.example/Rates.json": "Rates-c361d2d0",
+    }
+
+
+def test_assign_network_ids_lengthens_a_suffix_that_meets_another_file_name() -> None:
+    # The third file is named like the first one's suffixed id (x-fc29304c).
+    urls = [
+        "https://a.example/x.json",
+        "https://b.example/x.json",
+        "https://c.example/x-fc29304c.json",
+    ]
+    expected = {
+        "https://a.example/x.json": "x-fc29304c7f0475cd",
+        "https://b.example/x.json": "x-4209b623",
+        "https://c.example/x-fc29304c.json": "x-fc29304c-763818f8",
+    }
+    assert assign_network_ids(urls) == expected
+    assert assign_network_ids(urls[::-1]) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://h/a/%2e%2e/x.json", "x"),
+        ("https://h/", "network"),
+        ("https://h", "network"),
+        ("https://h/a/..%2F..%2Fetc%2Fpasswd", "passwd"),
+        ("https://h/%2e%2e", "network"),
+        ("https://h/we%20ird%0A%09name$.json.gz", "we_ird_name"),
+        ("https://h/.hidden.json", "hidden"),
+    ],
+)
+def test_assign_network_ids_gives_safe_ids_for_hostile_names(url: str, expected: str) -> None:
+    network_id = assign_network_ids([url])[url]
+    assert network_id == expected
+    assert SAFE_ID.match(network_id)
+
+
+def test_assign_network_ids_cuts_long_names_to_200_characters() -> None:
+    url = "https://h.example/" + "a" * 300 + ".json"
+    assert assign_network_ids([url]) == {url: "a" * 200}
+
+
+# ---------------------------------------------------------------------------------------------
+# csv
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_csv_tolerates_bom_crlf_and_blank_rows(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        b"\xef\xbb\xbf file_url ,plan_name, plan_id \r\n"
+        b"\r\n"
+        b"https://h.example/a.json.gz?sig=1,Gold PPO,111\r\n"
+        b",,\r\n"
+        b"https://h.example/b.json, Silver HMO ,\r\n",
+    )
+    assert parse_csv(path) == [
+        Task(
+            "a", "https://h.example/a.json.gz?sig=1", ({"plan_name": "Gold PPO", "plan_id": "111"},)
+        ),
+        Task("b", "https://h.example/b.json", ({"plan_name": "Silver HMO"},)),
+    ]
+
+
+def test_parse_csv_merges_rows_sharing_a_url(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url,plan_name,plan_id,plan_id_type\n"
+        "https://h.example/r.json,Gold PPO,111,hios\n"
+        "https://h.example/r.json,Silver HMO,222,hios\n"
+        "https://h.example/r.json,Gold PPO,111,hios\n",
+    )
+    assert parse_csv(path) == [Task("r", "https://h.example/r.json", (GOLD, SILVER))]
+
+
+def test_parse_csv_merges_urls_differing_only_by_query(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "plan_name,file_url\n"
+        "Gold PPO,https://h.example/r.json?Signature=first\n"
+        "Silver HMO,https://h.example/r.json?Signature=second\n",
+    )
+    assert parse_csv(path) == [
+        Task(
+            "r",
+            "https://h.example/r.json?Signature=first",
+            ({"plan_name": "Gold PPO"}, {"plan_name": "Silver HMO"}),
+        )
+    ]
+
+
+def test_parse_csv_keeps_every_other_column_as_a_string(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url,plan_sponsor_name,issuer_name,plan_market_type,group_number,notes\n"
+        'https://h.example/r.json,Acme Corp,Acme Health,group,00042,"says ""hi"", twice"\n',
+    )
+    [task] = parse_csv(path)
+    assert task.plan_metadata == (
+        {
+            "plan_sponsor_name": "Acme Corp",
+            "issuer_name": "Acme Health",
+            "plan_market_type": "group",
+            "group_number": "00042",
+            "notes": 'says "hi", twice',
+        },
+    )
+
+
+def test_parse_csv_two_files_with_the_same_name_get_suffixed_ids(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url\n"
+        "https://mirror.example/in-network.json.gz\n"
+        "https://cdn.example/2024/in-network.json.gz\n",
+    )
+    assert [(t.network_id, t.url) for t in parse_csv(path)] == [
+        ("in-network-db9ad55f", "https://mirror.example/in-network.json.gz"),
+        ("in-network-ff38a84e", "https://cdn.example/2024/in-network.json.gz"),
+    ]
+
+
+def test_parse_csv_accepts_an_existing_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "local.json.gz").write_bytes(b"")
+    write(tmp_path, "plans.csv", "file_url,plan_name\nfiles/local.json.gz,Gold PPO\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_csv("plans.csv") == [
+        Task("local", "files/local.json.gz", ({"plan_name": "Gold PPO"},))
+    ]
+
+
+def test_parse_csv_without_file_url_column_names_the_columns_found(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "url,plan_name\nhttps://h.example/r.json,Gold\n")
+    with pytest.raises(
+        SourceError,
+        match=r"plans\.csv has no 'file_url' column .*found columns: 'url', 'plan_name'",
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_tab_separated_header_gets_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url\tplan_name\nhttps://h.example/r.json\tGold\n")
+    with pytest.raises(SourceError, match="looks tab-separated"):
+        parse_csv(path)
+
+
+def test_parse_csv_empty_file_url_names_the_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url,plan_name\nhttps://h.example/r.json,Gold\n  ,Silver\n",
+    )
+    with pytest.raises(SourceError, match=r"1 unusable rows: line 3 has an empty file_url"):
+        parse_csv(path)
+
+
+def test_parse_csv_reports_every_bad_row_together(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url,plan_name\n"
+        "ftp://h.example/r.json,Gold\n"
+        "https://h.example/ok.json,Silver\n"
+        "missing/file.json,Bronze\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_csv(path)
+    message = str(caught.value)
+    assert "2 unusable rows" in message
+    assert "line 2: 'ftp://h.example/r.json' has the unsupported scheme 'ftp'" in message
+    assert "line 4: 'missing/file.json' is neither an http(s)/file URL nor an existing file" in (
+        message
+    )
+
+
+def test_parse_csv_row_with_too_many_fields_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url,plan_name\nhttps://h.example/r.json,Gold,extra\n")
+    with pytest.raises(SourceError, match="line 2 has 3 fields, the header 2"):
+        parse_csv(path)
+
+
+def test_parse_csv_value_under_an_unnamed_column_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url,,plan_name\nhttps://h.example/r.json,x,Gold\n")
+    with pytest.raises(SourceError, match=r"line 2 has a value \('x'\) in a column with no name"):
+        parse_csv(path)
+
+
+def test_parse_csv_ignores_unnamed_empty_trailing_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url,plan_name,,\nhttps://h.example/r.json,Gold,,\n")
+    assert parse_csv(path) == [Task("r", "https://h.example/r.json", ({"plan_name": "Gold"},))]
+
+
+def test_parse_csv_duplicate_column_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url,plan_name,plan_name\nhttps://h.example/r,a,b\n")
+    with pytest.raises(SourceError, match="column 'plan_name' appears twice in the header"):
+        parse_csv(path)
+
+
+def test_parse_csv_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*nope\.csv does not exist"):
+        parse_csv(tmp_path / "nope.csv")
+
+
+def test_parse_csv_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="is a directory, expected a file"):
+        parse_csv(tmp_path)
+
+
+def test_parse_csv_non_utf8_names_byte_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", b"file_url,plan_name\nhttps://h.example/r.json,Caf\xe9\n")
+    with pytest.raises(SourceError, match=r"not UTF-8 text: byte 47 \(line 2\) is b'\\xe9'"):
+        parse_csv(path)
+
+
+def test_parse_csv_gzipped_file_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv.gz", gzip.compress(b"file_url\nhttps://h.example/r\n"))
+    with pytest.raises(SourceError, match="is gzip-compressed; expected plain UTF-8 text"):
+        parse_csv(path)
+
+
+def test_parse_csv_empty_file_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "\r\n\n")
+    with pytest.raises(SourceError, match="is empty; expected a CSV header with a file_url column"):
+        parse_csv(path)
+
+
+def test_parse_csv_header_only_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url,plan_name\n")
+    with pytest.raises(SourceError, match="has a header but no rows"):
+        parse_csv(path)
+
+
+def test_parse_csv_unreadable_csv_names_the_line(tmp_path: Path) -> None:
+    huge = "x" * 200_000  # over the csv module's field size limit (131,072 characters)
+    path = write(tmp_path, "plans.csv", f"file_url\nhttps://h.example/a\n{huge}\n")
+    with pytest.raises(SourceError, match=r"not a readable CSV at line 3: field larger than"):
+        parse_csv(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# index
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tic_examples() -> Path:
+    if not TIC_EXAMPLES.is_dir():
+        pytest.skip(
+            f"CMS example files not found at {TIC_EXAMPLES} (the shared folder beside the "
+            "repository); the inline index tests still run"
+        )
+    return TIC_EXAMPLES
+
+
+MEDICAID_V1 = {
+    "plan_name": "medicaid",
+    "plan_id_type": "hios",
+    "plan_id": "1111111111",
+    "plan_market_type": "individual",
+}
+MEDICARE_V1 = {
+    "plan_name": "medicare",
+    "plan_id_type": "hios",
+    "plan_id": "000000000",
+    "plan_market_type": "individual",
+}
+CHIP_V1 = {
+    "plan_name": "chip",
+    "plan_id_type": "hios",
+    "plan_id": "3333333333",
+    "plan_market_type": "group",
+}
+ENTITY = {"reporting_entity_name": "medicare"}
+
+
+def test_parse_index_reads_the_cms_v1_sample(tic_examples: Path) -> None:
+    tasks = parse_index(tic_examples / "v1" / "table-of-contents-sample.json")
+    assert tasks == [
+        Task(
+            "behavioral-health-0000",
+            "https://www.some_site.com/files/behavioral-health-0000.json",
+            (MEDICAID_V1, MEDICARE_V1),
+            ENTITY,
+        ),
+        Task(
+            "chip-in-network-file",
+            "https://www.some_site.com/files/chip-in-network-file.json",
+            (CHIP_V1,),
+            ENTITY,
+        ),
+        Task(
+            "in-network-file-123456",
+            "https://www.some_site.com/files/in-network-file-123456.json",
+            (MEDICAID_V1, MEDICARE_V1),
+            ENTITY,
+        ),
+    ]
+
+
+def test_parse_index_reads_the_cms_v2_sample(tic_examples: Path) -> None:
+    tasks = parse_index(str(tic_examples / "v2" / "table-of-contents-sample.json"))
+    cms = {"issuer_name": "CMS"}
+    assert [(t.network_id, t.plan_metadata, t.extra_args) for t in tasks] == [
+        ("behavioral-health-0000", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
+        ("chip-in-network-file", ({**CHIP_V1, **cms},), ENTITY),
+        ("in-network-file-123456", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
+    ]
+
+
+def test_parse_index_rejects_the_cms_in_network_sample(tic_examples: Path) -> None:
+    path = tic_examples / "v1" / "in-network-rates-multiple-plans-sample.json"
+    with pytest.raises(SourceError, match="looks like an in-network rates file"):
+        parse_index(path)
+
+
+def test_parse_index_merges_plans_of_a_location_shared_by_structures(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure(
+                [GOLD], "https://files.example/shared.json.gz?sig=1", "https://files.example/g.json"
+            ),
+            structure([SILVER, GOLD], "https://files.example/shared.json.gz?sig=2"),
+        ),
+    )
+    entity = {"reporting_entity_name": "Acme Health"}
+    assert parse_index(path) == [
+        Task("g", "https://files.example/g.json", (GOLD,), entity),
+        Task("shared", "https://files.example/shared.json.gz?sig=1", (GOLD, SILVER), entity),
+    ]
+
+
+def test_parse_index_counts_allowed_amount_files_without_tasks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(structure([GOLD], "https://files.example/a.json"), structure([SILVER], allowed=True)),
+    )
+    with caplog.at_level(logging.INFO, logger="mrfbatch.sources"):
+        tasks = parse_index(path)
+    assert [t.url for t in tasks] == ["https://files.example/a.json"]
+    assert "2 reporting structures, 1 in-network file entries, 2 allowed-amount files" in (
+        caplog.text
+    )
+
+
+def test_parse_index_only_allowed_amount_files_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", toc(structure([GOLD])))
+    with pytest.raises(
+        SourceError,
+        match=r"lists no in-network files \(reporting structures: 1; allowed-amount files, "
+        r"which are not extracted: 1\)",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_reads_entity_name_given_after_the_structures(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), last=True)
+    )
+    [task] = parse_index(path)
+    assert task.extra_args == {"reporting_entity_name": "Acme Health"}
+
+
+def test_parse_index_without_entity_name_has_no_extra_args(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), entity=None)
+    )
+    assert parse_index(path) == [Task("a", "https://f.example/a.json", (GOLD,))]
+
+
+def test_parse_index_keeps_numbers_as_json_numbers(tmp_path: Path) -> None:
+    plan = {"plan_name": "Gold", "plan_id": 1234567890123, "weight": 1.5}
+    path = write(tmp_path, "toc.json", toc(structure([plan], "https://f.example/a.json")))
+    [task] = parse_index(path)
+    assert task.plan_metadata == ({"plan_name": "Gold", "plan_id": 1234567890123, "weight": 1.5},)
+
+
+def test_parse_index_gzipped_over_http(http_server: Any) -> None:
+    data = gzip.compress(toc(structure([GOLD], "https://files.example/a.json.gz?sig=x")))
+    url = http_server.add("/toc/2024-01_index.json.gz", data)
+    tasks = parse_index(url + "?Signature=secret")
+    assert tasks == [
+        Task(
+            "a",
+            "https://files.example/a.json.gz?sig=x",
+            (GOLD,),
+            {"reporting_entity_name": "Acme Health"},
+        )
+    ]
+    assert http_server.route("/toc/2024-01_index.json.gz").requests == [
+        "/toc/2024-01_index.json.gz?Signature=secret"
+    ]
+
+
+def test_parse_index_zipped_local_file(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", "not json")
+        archive.writestr("index.json", toc(structure([SILVER], "https://f.example/s.json")))
+    path = write(tmp_path, "index.bin", buffer.getvalue())
+    assert [(t.network_id, t.plan_metadata) for t in parse_index(path)] == [("s", (SILVER,))]
+
+
+def test_parse_index_http_404_is_a_source_error(http_server: Any) -> None:
+    url = http_server.add("/toc/gone.json", b"", status=404)
+    with pytest.raises(SourceError, match=r"cannot read the index: HTTP 404 .*/toc/gone\.json"):
+        parse_index(url)
+
+
+def test_parse_index_truncated_gzip_is_a_source_error(tmp_path: Path) -> None:
+    data = gzip.compress(toc(structure([GOLD], "https://f.example/a.json")))
+    path = write(tmp_path, "toc.json.gz", data[: len(data) // 2])
+    with pytest.raises(SourceError, match="cannot read the index: gzip stream .* ends early"):
+        parse_index(path)
+
+
+def test_parse_index_in_network_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rates.json",
+        json.dumps({"reporting_entity_name": "Acme", "version": "1.0.0", "in_network": []}),
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"not a table of contents: it looks like an in-network rates file "
+        r"\(top-level key 'in_network'\); give an in-network file as source 'url' or 'urls'",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_allowed_amounts_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "aa.json", json.dumps({"out_of_network": []}))
+    with pytest.raises(SourceError, match="it looks like an allowed-amounts file"):
+        parse_index(path)
+
+
+def test_parse_index_object_without_structures_lists_its_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "other.json", json.dumps({"name": "x", "items": [1, 2]}))
+    with pytest.raises(
+        SourceError, match=r"no reporting_structure array \(top-level keys: 'name', 'items'\)"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_top_level_array_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "list.json", "[]")
+    with pytest.raises(SourceError, match="its top level is an array"):
+        parse_index(path)
+
+
+def test_parse_index_structure_that_is_not_an_array_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", json.dumps({"reporting_structure": {}}))
+    with pytest.raises(SourceError, match="reporting_structure is an object; expected an array"):
+        parse_index(path)
+
+
+def test_parse_index_invalid_json_names_the_byte_offset(tmp_path: Path) -> None:
+    # byte 25 is the "}" that cannot follow "[" (bytes 0-24: {"reporting_structure": [)
+    path = write(tmp_path, "toc.json", '{"reporting_structure": [}')
+    with pytest.raises(SourceError, match=r"invalid JSON in .*toc\.json at decoded byte 25"):
+        parse_index(path)
+
+
+def test_parse_index_trailing_garbage_is_a_source_error(tmp_path: Path) -> None:
+    # bytes 0-26 are the object, 27 a space, 28 the "x" that may not follow it
+    path = write(tmp_path, "toc.json", '{"reporting_structure": []} x')
+    with pytest.raises(SourceError, match=r"at decoded byte 28: parse error: trailing garbage"):
+        parse_index(path)
+
+
+def test_parse_index_truncated_json_is_a_source_error(tmp_path: Path) -> None:
+    data = toc(structure([GOLD], "https://f.example/a.json"))
+    path = write(tmp_path, "toc.json", data[:-10])
+    with pytest.raises(
+        SourceError, match=r"JSON of .*toc\.json ends early after \d+ decoded bytes"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_location_that_is_not_a_string_names_the_structure(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure([GOLD], "https://f.example/a.json"),
+            structure([SILVER], "https://f.example/b.json", None),
+            structure([SILVER], 42),
+        ),
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    assert str(caught.value) == (
+        f"index {path} has 2 unusable entries: "
+        "reporting_structure[1].in_network_files[1].location is null, expected a URL string; "
+        "reporting_structure[2].in_network_files[0].location is a number, expected a URL string"
+    )
+
+
+def test_parse_index_location_missing_or_invalid_names_the_structure(tmp_path: Path) -> None:
+    item = structure([GOLD], "ftp://f.example/a.json")
+    item["in_network_files"].append({"description": "no location"})
+    path = write(tmp_path, "toc.json", toc(item))
+    with pytest.raises(
+        SourceError,
+        match=r"reporting_structure\[0\]\.in_network_files\[0\]\.location "
+        r"'ftp://f\.example/a\.json' has the unsupported scheme 'ftp'.*; "
+        r"reporting_structure\[0\]\.in_network_files\[1\]\.location is missing",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_structure_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        json.dumps(
+            {
+                "reporting_structure": [
+                    "oops",
+                    {"reporting_plans": {"plan_name": "x"}, "in_network_files": []},
+                    {"reporting_plans": [], "in_network_files": {"location": "https://f/a"}},
+                ]
+            }
+        ),
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"reporting_structure\[0\] is a string, expected an object; "
+        r"reporting_structure\[1\]\.reporting_plans is not an array of objects \(an object\); "
+        r"reporting_structure\[2\]\.in_network_files is an object, expected an array",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*toc\.json does not exist"):
+        parse_index(tmp_path / "toc.json")
+
+
+def test_parse_index_missing_file_url_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*toc\.json does not exist"):
+        parse_index((tmp_path / "toc.json").as_uri())
+
+
+def test_parse_index_empty_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", b"")
+    with pytest.raises(SourceError, match=r"cannot read the index: .* is empty \(0 bytes\)"):
+        parse_index(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# urls, url
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_urls_skips_blank_lines_and_comments(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "urls.txt",
+        "# files for January\n"
+        "\n"
+        "https://h.example/a.json.gz?sig=1   # the PPO\n"
+        "   # indented comment\n"
+        "https://h.example/b.json#part\r\n"
+        "https://h.example/a.json.gz?sig=2\n",
+    )
+    assert parse_urls(path) == [
+        Task("a", "https://h.example/a.json.gz?sig=1"),
+        Task("b", "https://h.example/b.json#part"),
+    ]
+
+
+def test_parse_urls_reports_bad_lines_in_one_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "urls.txt",
+        "https://h.example/a.json\n"
+        "# ok\n"
+        "not a url\n"
+        "https://h.example/b.json\n"
+        "ftp://h.example/c.json\n",
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"urls\.txt has 2 lines that are neither an http\(s\)/file URL nor an existing "
+        r"file: line 3: 'not a url' .*; line 5: 'ftp://h\.example/c\.json' has the unsupported",
+    ):
+        parse_urls(path)
+
+
+def test_parse_urls_truncates_long_bad_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", "x" * 500 + "\n")
+    with pytest.raises(SourceError) as caught:
+        parse_urls(path)
+    assert f"line 1: '{'x' * 79}…'" in str(caught.value)
+    assert "x" * 81 not in str(caught.value)
+
+
+def test_parse_urls_url_without_host_is_bad(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", "https:///x.json\n")
+    with pytest.raises(SourceError, match="line 1: 'https:///x.json' has no host name"):
+        parse_urls(path)
+
+
+def test_parse_urls_only_comments_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", "# nothing yet\n\n")
+    with pytest.raises(SourceError, match="lists no URLs"):
+        parse_urls(path)
+
+
+def test_parse_urls_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*urls\.txt does not exist"):
+        parse_urls(tmp_path / "urls.txt")
+
+
+def test_parse_url_returns_one_task() -> None:
+    assert parse_url(" https://h.example/2024/plan_rates.json.gz?Expires=1&Signature=s ") == [
+        Task("plan_rates", "https://h.example/2024/plan_rates.json.gz?Expires=1&Signature=s")
+    ]
+
+
+def test_parse_url_accepts_file_urls_and_existing_paths(tmp_path: Path) -> None:
+    path = write(tmp_path, "local.json", "{}")
+    assert parse_url(str(path)) == [Task("local", str(path))]
+    assert parse_url("file:///data/remote.json.gz") == [
+        Task("remote", "file:///data/remote.json.gz")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "the URL is empty"),
+        ("s3://bucket/key.json", "has the unsupported scheme 's3'"),
+        ("no/such/file.json", "is neither an http\\(s\\)/file URL nor an existing file"),
+        ("https://h.example/a b.json", "contains a space"),
+        ("https://h.example:port/a.json", "is not a valid URL"),
+    ],
+)
+def test_parse_url_rejects_invalid_urls(url: str, problem: str) -> None:
+    with pytest.raises(SourceError, match=problem):
+        parse_url(url)
+
+
+# ---------------------------------------------------------------------------------------------
+# load_tasks
+# ---------------------------------------------------------------------------------------------
+
+
+def test_load_tasks_dispatches_every_source_type(tmp_path: Path) -> None:
+    csv_path = write(tmp_path, "plans.csv", "file_url,plan_name\nhttps://h.example/c.json,Gold\n")
+    index_path = write(tmp_path, "toc.json", toc(structure([GOLD], "https://h.example/i.json")))
+    urls_path = write(tmp_path, "urls.txt", "https://h.example/u.json\n")
+    inputs = {
+        "csv": str(csv_path),
+        "index": str(index_path),
+        "urls": str(urls_path),
+        "url": "https://h.example/one.json",
+    }
+    assert set(inputs) == set(SOURCE_TYPES)
+    assert {
+        source: [t.network_id for t in load_tasks(source, inputs[source])] for source in inputs
+    } == {
+        "csv": ["c"],
+        "index": ["i"],
+        "urls": ["u"],
+        "url": ["one"],
+    }
+
+
+def test_load_tasks_sorts_by_network_id(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "urls.txt", "https://h.example/zeta.json\nhttps://h.example/Alpha.json\n"
+    )
+    assert [t.network_id for t in load_tasks("urls", str(path))] == ["Alpha", "zeta"]
+
+
+def test_load_tasks_unknown_source_type_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown source type 'tsv'; expected one of csv, index"):
+        load_tasks("tsv", "x.tsv")
+
+
+# ---------------------------------------------------------------------------------------------
+# write_tasks, read_tasks
+# ---------------------------------------------------------------------------------------------
+
+TASKS = [
+    Task(
+        "a-1",
+        "https://h.example/a-1.json.gz?Signature=x&Expires=2",
+        ({"plan_name": "Tab\there\nand newline", "plan_id": 7}, {"plan_name": "Café ☃"}),
+        {"reporting_entity_name": "Acme Health"},
+    ),
+    Task("b", "examples/b.zip"),
+]
+
+
+def test_write_tasks_round_trips_through_read_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    write_tasks(TASKS, path, "results")
+    assert read_tasks(path) == TASKS
+    assert read_tasks(str(path)) == TASKS
+
+
+def test_write_tasks_writes_the_output_prefix_column(tmp_path: Path) -> None:
+    path = tmp_path / "work" / "tasks.tsv"
+    write_tasks(TASKS, path, "/data/results/")
+    assert path.read_text(encoding="utf-8").split("\n") == [
+        "network_id\turl\toutput_prefix\tplan_metadata\textra_args",
+        "a-1\thttps://h.example/a-1.json.gz?Signature=x&Expires=2\t/data/results/a-1\t"
+        '[{"plan_name":"Tab\\there\\nand newline","plan_id":7},'
+        '{"plan_name":"Caf\\u00e9 \\u2603"}]\t'
+        '{"reporting_entity_name":"Acme Health"}',
+        "b\texamples/b.zip\t/data/results/b\t[]\t{}",
+        "",
+    ]
+
+
+def test_write_tasks_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    path.write_text("old\n")
+    write_tasks([], path, "out")
+    assert path.read_text() == "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+    assert read_tasks(path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.tsv"]
+
+
+def test_write_tasks_invalid_task_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    path.write_text("old\n")
+    with pytest.raises(UsageError, match=r"network id '\.\./x' is not a folder name"):
+        write_tasks([Task("../x", "https://h.example/x.json")], path, "out")
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.tsv"]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "problem"),
+    [
+        ([Task("..", "https://h.example/x")], r"network id '\.\.' is not a folder name"),
+        (
+            [Task("Rates", "https://h.example/a"), Task("rates", "https://h.example/b")],
+            r"network ids 'Rates' and 'rates' name the same folder",
+        ),
+        ([Task("x", "https://h.example/a\tb")], "URL is empty or holds a tab"),
+        ([Task("x", "")], "URL is empty or holds a tab"),
+        ([Task("x", "https://h.example/a", ({"n": float("nan")},))], "metadata is not JSON"),
+        ([Task("x", "https://h.example/a", (), {"when": object()})], "metadata is not JSON"),
+    ],
+)
+def test_write_tasks_rejects_tasks_it_cannot_write(
+    tmp_path: Path, tasks: list[Task], problem: str
+) -> None:
+    with pytest.raises(UsageError, match=problem):
+        write_tasks(tasks, tmp_path / "tasks.tsv", "out")
+
+
+def test_write_tasks_rejects_an_empty_output_dir(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="output_dir is empty"):
+        write_tasks(TASKS, tmp_path / "tasks.tsv", "")
+
+
+def test_write_tasks_output_dir_root_gives_absolute_prefixes(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    write_tasks([Task("b", "examples/b.zip")], path, "/")
+    assert path.read_text().split("\n")[1] == "b\texamples/b.zip\t/b\t[]\t{}"
+
+
+def test_write_tasks_rejects_an_output_dir_with_a_newline(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="output_dir 'a\\\\nb' contains a tab, newline"):
+        write_tasks(TASKS, tmp_path / "tasks.tsv", "a\nb")
+
+
+HEADER = "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("id\turl\n", r"is not a tasks file: line 1 is 'id\\turl'"),
+        (HEADER + "a\thttps://h/a\tout/a\t[]\n", "line 2 has 4 tab-separated fields, expected 5"),
+        (HEADER + "a\thttps://h/a\tout/a\t[\t{}\n", "line 2: invalid JSON"),
+        (HEADER + "a\thttps://h/a\tout/a\t{}\t{}\n", "plan_metadata is not a JSON array"),
+        (HEADER + "a\thttps://h/a\tout/a\t[1]\t{}\n", "plan_metadata is not a JSON array"),
+        (HEADER + "a\thttps://h/a\tout/a\t[]\t[]\n", "extra_args is not a JSON object"),
+        (HEADER + "a/b\thttps://h/a\tout/a\t[]\t{}\n", "line 2: network id 'a/b'"),
+        (
+            HEADER + "a\thttps://h/a\tout/a\t[]\t{}\n\nA\thttps://h/b\tout/A\t[]\t{}\n",
+            "line 4: network ids 'a' and 'A' name the same folder",
+        ),
+    ],
+)
+def test_read_tasks_rejects_malformed_files(tmp_path: Path, content: str, problem: str) -> None:
+    path = write(tmp_path, "tasks.tsv", content)
+    with pytest.raises(SourceError, match=problem):
+        read_tasks(path)
+
+
+def test_read_tasks_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"tasks file .*tasks\.tsv does not exist"):
+        read_tasks(tmp_path / "tasks.tsv")
+
+
+def test_read_tasks_non_utf8_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "tasks.tsv", HEADER.encode() + b"\xff\n")
+    with pytest.raises(SourceError, match=r"not UTF-8 text: byte 54 \(line 2\)"):
+        read_tasks(path)
