@@ -1,0 +1,67 @@
+import os
+
+from snakemake.utils import validate
+
+from mrfbatch.workflow import (
+    check_config,
+    lock_output_dir,
+    task_fingerprint,
+    tasks_by_id,
+    write_run_manifest,
+)
+
+check_config(config)
+
+
+validate(config, schema="../config/schema.yaml")
+
+
+OUT = config["output_dir"]
+LOGS = config["log_dir"]
+TASKS = f"{OUT}/tasks.tsv"
+MANIFEST = f"{OUT}/manifest.json"
+
+if workflow.is_main_process and not workflow.dryrun:
+    lock_output_dir(OUT)
+
+
+wildcard_constraints:
+    network_id=r"[A-Za-z0-9._-]+",
+
+
+def get_source_files(wildcards):
+    """The source file, when it is a local file (so editing it reruns the checkpoint)."""
+    source_input = str(config["input"])
+    return [] if "://" in source_input else [source_input]
+
+
+def get_whitelist(wildcards):
+    return [config["cpt_whitelist"]] if config.get("cpt_whitelist") else []
+
+
+def get_fingerprint(wildcards):
+    return task_fingerprint(checkpoints.tasks.get().output[0], wildcards.network_id)
+
+
+def get_task_outputs(wildcards):
+    """Every output of every task: the manifest guards them all."""
+    ids = sorted(tasks_by_id(checkpoints.tasks.get().output[0]))
+    return expand(
+        f"{OUT}/{{network_id}}/{{name}}",
+        network_id=ids,
+        name=["rates.parquet", "providers.parquet", "status.json"],
+    )
+
+
+def get_output_dir_of_file(wildcards, output):
+    """output_dir, from a file directly inside it (tasks.tsv, manifest.json)."""
+    return os.path.dirname(output[0]) or "."
+
+
+def get_output_dir_of_task(wildcards, output):
+    """output_dir, from a task's output {output_dir}/{network_id}/status.json."""
+    return os.path.dirname(os.path.dirname(output.status)) or "."
+
+
+def get_memory(wildcards, attempt):
+    return config["mem_mb"] * attempt

@@ -1,0 +1,27 @@
+rule extract:
+    input:
+        whitelist=get_whitelist,
+    output:
+        rates=f"{OUT}/{{network_id}}/rates.parquet",
+        providers=f"{OUT}/{{network_id}}/providers.parquet",
+        status=f"{OUT}/{{network_id}}/status.json",
+    log:
+        log=f"{LOGS}/extract/{{network_id}}.log",
+        status=f"{LOGS}/extract/{{network_id}}.status.json",
+    retries: config["retries"]
+    threads: 1
+    resources:
+        mem_mb=get_memory,
+        runtime=config["runtime"],
+    params:
+        task=get_fingerprint,
+        tasks_file=TASKS,
+        output_dir=get_output_dir_of_task,
+        provider_batch_size=config["provider_batch_size"],
+        rate_batch_size=config["rate_batch_size"],
+        attempts=config["attempts"],
+        echo=workflow.cores == 1,
+    conda:
+        "../envs/mrfbatch.yaml"
+    script:
+        "../scripts/extract.py"

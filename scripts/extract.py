@@ -1,0 +1,24 @@
+"""Rule `extract`: one extraction job; a failed extraction fails the job (exit status 1)."""
+
+import sys
+from pathlib import Path
+
+snakemake = snakemake  # noqa: F821 - injected by Snakemake
+# Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+
+from mrfbatch.workflow import run_task  # noqa: E402
+
+result = run_task(
+    snakemake.params.tasks_file,
+    snakemake.wildcards.network_id,
+    log_path=snakemake.log.log,
+    status_copy=snakemake.log.status,
+    output_dir=snakemake.params.output_dir,
+    cpt_whitelist=snakemake.input.whitelist[0] if snakemake.input.whitelist else None,
+    provider_batch_size=snakemake.params.provider_batch_size,
+    rate_batch_size=snakemake.params.rate_batch_size,
+    attempts=snakemake.params.attempts,
+    echo=snakemake.params.echo,
+)
+sys.exit(0 if result.ok else 1)

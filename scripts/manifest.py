@@ -1,0 +1,23 @@
+"""Rule `manifest`: build manifest.json from the tasks and their status files."""
+
+import logging
+import sys
+from pathlib import Path
+
+snakemake = snakemake  # noqa: F821 - injected by Snakemake
+# Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
+
+from mrfbatch.workflow import write_run_manifest  # noqa: E402
+
+logging.basicConfig(
+    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+)
+write_run_manifest(
+    snakemake.input.tasks,
+    snakemake.output[0],
+    snakemake.params.output_dir,
+    snakemake.params.log_dir,
+    snakemake.params.source,
+    snakemake.params.source_input,
+)

@@ -1,0 +1,172 @@
+"""The original batch command line, now a front end to the Snakemake workflow.
+
+    python -m mrfbatch.batch_orchestrator --source csv --input plans.csv --workers 4
+
+runs `snakemake --cores 4 --config source=csv input=plans.csv ...` on this project's
+Snakefile in the current directory, then prints the manifest summary. `execute_batch` is the
+same from Python, for a list of URLs or task dicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mrfbatch.errors import UsageError
+from mrfbatch.sources import SOURCE_TYPES, Task
+
+
+def workflow_root() -> Path:
+    """The folder holding the Snakefile: $MRFBATCH_WORKFLOW, or this checkout's root."""
+    configured = os.environ.get("MRFBATCH_WORKFLOW")
+    root = Path(configured) if configured else Path(__file__).resolve().parents[2]
+    if not (root / "Snakefile").is_file():
+        raise UsageError(
+            f"no Snakefile in {root}: run from a checkout of mrfbatch (pip install -e .) or set "
+            "MRFBATCH_WORKFLOW to the folder that holds the Snakefile"
+        )
+    return root
+
+
+def snakemake_command(
+    config: Mapping[str, Any], workers: int, extra: Sequence[str] = ()
+) -> list[str]:
+    """The snakemake command line that runs the workflow with `config`."""
+    pairs = [f"{key}={value}" for key, value in config.items() if value is not None]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(workflow_root() / "Snakefile"),
+        "--cores",
+        str(workers),
+        *extra,
+        "--config",
+        *pairs,
+    ]
+
+
+def run_workflow(config: Mapping[str, Any], workers: int = 1, extra: Sequence[str] = ()) -> int:
+    """Run the workflow in the current directory; Snakemake's exit status."""
+    if workers < 1:
+        raise UsageError(f"workers must be a positive integer, got {workers}")
+    return subprocess.run(snakemake_command(config, workers, extra), check=False).returncode
+
+
+def read_manifest(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(output_dir) / "manifest.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"summary": {"successful": 0, "failed": 0, "not_run": 0}, "extractions": []}
+    return data
+
+
+def execute_batch(
+    tasks: Iterable[str | Task | Mapping[str, Any]],
+    output_dir: str | os.PathLike[str],
+    workers: int = 1,
+    cpt_whitelist: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Extract every task with the workflow and return the manifest.
+
+    `tasks` are URLs, `Task`s, or dicts with a `url` (or `file_url`) and plan fields. Other
+    keyword arguments are workflow config keys (`provider_batch_size`, `retries`, ...).
+
+    >>> execute_batch(["https://payer.example/a.json.gz"], "results", workers=2)  # doctest: +SKIP
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = out / "batch-input.csv"
+    _write_csv(tasks, source)
+    config = {
+        "source": "csv",
+        "input": str(source),
+        "output_dir": str(out),
+        "cpt_whitelist": None if cpt_whitelist is None else str(cpt_whitelist),
+        **kwargs,
+    }
+    run_workflow(config, workers)
+    return read_manifest(out)
+
+
+def _write_csv(tasks: Iterable[str | Task | Mapping[str, Any]], path: Path) -> None:
+    rows: list[dict[str, str]] = []
+    for task in tasks:
+        if isinstance(task, str):
+            rows.append({"file_url": task})
+        elif isinstance(task, Task):
+            plans = task.plan_metadata or ({},)
+            rows.extend({"file_url": task.url, **_flat(plan)} for plan in plans)
+        else:
+            url = task.get("url") or task.get("file_url")
+            if not url:
+                raise UsageError(f"task {dict(task)!r} has no url")
+            plan = {k: v for k, v in task.items() if k not in ("url", "file_url")}
+            rows.append({"file_url": str(url), **_flat(plan)})
+    columns = ["file_url", *sorted({k for row in rows for k in row} - {"file_url"})]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _flat(plan: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in plan.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mrfbatch.batch_orchestrator",
+        description="Extract every in-network file a source lists (runs the Snakemake workflow).",
+    )
+    p.add_argument("--source", required=True, choices=SOURCE_TYPES)
+    p.add_argument("--input", required=True, help="source file, or URL for index/url")
+    p.add_argument("--output-dir", default="results")
+    p.add_argument("--workers", type=int, default=1, help="extractions at once (Snakemake cores)")
+    p.add_argument("--cpt-whitelist")
+    p.add_argument("--provider-batch-size", type=int)
+    p.add_argument("--rate-batch-size", type=int)
+    p.add_argument("--retries", type=int)
+    p.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = {
+        "source": args.source,
+        "input": args.input,
+        "output_dir": args.output_dir,
+        "cpt_whitelist": args.cpt_whitelist,
+        "provider_batch_size": args.provider_batch_size,
+        "rate_batch_size": args.rate_batch_size,
+        "retries": args.retries,
+    }
+    try:
+        code = run_workflow(config, args.workers, ["--dry-run"] if args.dry_run else [])
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        summary = read_manifest(args.output_dir)["summary"]
+        print(
+            f"{summary['successful']} successful, {summary['failed']} failed, "
+            f"{summary['not_run']} not run; manifest: {Path(args.output_dir) / 'manifest.json'}"
+        )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

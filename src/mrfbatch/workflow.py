@@ -1,0 +1,231 @@
+"""What the Snakemake workflow calls: config checks, the output-folder lock, the job bodies.
+
+The `.smk` files only map config and wildcards to paths; every decision lives here, where
+pytest reaches it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from mrfbatch.errors import UsageError
+from mrfbatch.manifest import build_manifest, write_manifest
+from mrfbatch.network_ids import redact_url
+from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
+from mrfbatch.transport import TransportSettings
+
+log = logging.getLogger("mrfbatch")
+
+_POSITIVE_INTS = ("provider_batch_size", "rate_batch_size", "mem_mb", "runtime", "attempts")
+_NON_NEGATIVE_INTS = ("retries",)
+_FILE_SOURCES = ("csv", "urls")
+
+
+class ConfigError(UsageError):
+    """A workflow config value is missing or not allowed."""
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Stop before any job when a config value is wrong, naming the key and what is allowed."""
+    source = config.get("source")
+    if source not in SOURCE_TYPES:
+        shown = "missing" if source is None else repr(source)
+        raise ConfigError(
+            f"config key 'source' is {shown}; allowed values: {', '.join(SOURCE_TYPES)} "
+            "(e.g. --config source=csv input=plans.csv)"
+        )
+    value = config.get("input")
+    if value in (None, ""):
+        raise ConfigError(
+            "config key 'input' is missing: give the source file or URL, "
+            "e.g. --config source=csv input=plans.csv"
+        )
+    text = str(value)
+    is_url = "://" in text
+    if source in _FILE_SOURCES and not Path(text).is_file():
+        raise ConfigError(f"config key 'input': {source} file {text} does not exist")
+    if source in ("index", "url") and not is_url and not Path(text).is_file():
+        raise ConfigError(
+            f"config key 'input': {text!r} is neither an http(s)/file URL nor an existing file"
+        )
+    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
+        if key not in config:
+            continue
+        number = config[key]
+        minimum = 0 if key in _NON_NEGATIVE_INTS else 1
+        if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
+            raise ConfigError(
+                f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
+            )
+    whitelist = config.get("cpt_whitelist")
+    if whitelist not in (None, "") and not Path(str(whitelist)).is_file():
+        raise ConfigError(f"config key 'cpt_whitelist': file {whitelist} does not exist")
+
+
+_LOCK: IO[str] | None = None
+
+
+def lock_output_dir(output_dir: str) -> None:
+    """Hold an exclusive lock on `output_dir` for the life of this process.
+
+    The kernel drops it when the process dies, even by SIGKILL, so a rerun never finds a stale
+    lock (Snakemake's own lock files would need `--unlock` after a kill; the profiles turn them
+    off and rely on this one instead).
+    """
+    global _LOCK
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(output_dir) / ".mrfbatch.lock", "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise UsageError(
+            f"another mrfbatch run (pid {holder}) is using output_dir {output_dir}; "
+            "wait for it to finish or choose another output_dir"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCK = handle
+
+
+def make_tasks(source: str, source_input: str, tasks_path: str, output_dir: str) -> list[Task]:
+    """The checkpoint's body: normalize a source into the tasks TSV."""
+    tasks = load_tasks(source, str(source_input))
+    write_tasks(tasks, tasks_path, output_dir)
+    log.info("%d tasks from %s source %s", len(tasks), source, redact_url(str(source_input)))
+    return tasks
+
+
+@functools.lru_cache(maxsize=4)
+def _tasks_by_id(path: str, mtime_ns: int) -> dict[str, Task]:
+    return {task.network_id: task for task in read_tasks(path)}
+
+
+def tasks_by_id(path: str) -> dict[str, Task]:
+    """The tasks of a tasks TSV by network id (parsed once per version of the file)."""
+    return _tasks_by_id(path, os.stat(path).st_mtime_ns)
+
+
+def task_fingerprint(path: str, network_id: str) -> str:
+    """What makes a task's outputs stale: its URL without query string, and its plans.
+
+    Used as a rule parameter, so a new signature on the same file does not redo the work, and
+    secrets in the query string never reach Snakemake's metadata.
+    """
+    task = tasks_by_id(path)[network_id]
+    return json.dumps([redact_url(task.url), list(task.plan_metadata)], sort_keys=True)
+
+
+def run_task(
+    tasks_path: str,
+    network_id: str,
+    log_path: str,
+    status_copy: str,
+    output_dir: str,
+    cpt_whitelist: str | None = None,
+    provider_batch_size: int = 50_000,
+    rate_batch_size: int = 100_000,
+    attempts: int = TransportSettings.attempts,
+    echo: bool = False,
+) -> ExtractionResult:
+    """An extraction job: run one task, log to `log_path`, keep a copy of its status.
+
+    The copy lives beside the log because Snakemake deletes the declared outputs (status.json
+    among them) of a failed job, and the manifest still has to say why it failed.
+    """
+    task = tasks_by_id(tasks_path)[network_id]
+    handlers = _log_to(log_path, echo)
+    try:
+        result = run_extraction(
+            task.url,
+            output_dir,
+            network_id=network_id,
+            cpt_whitelist=cpt_whitelist or None,
+            provider_batch_size=provider_batch_size,
+            rate_batch_size=rate_batch_size,
+            plan_metadata=list(task.plan_metadata),
+            settings=TransportSettings(attempts=attempts),
+        )
+    finally:
+        for handler in handlers:
+            logging.getLogger("mrfbatch").removeHandler(handler)
+            handler.close()
+    status_file = Path(output_dir) / network_id / "status.json"
+    tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
+    tmp.write_bytes(status_file.read_bytes())
+    os.replace(tmp, status_copy)
+    print(_one_line(result), file=sys.stderr, flush=True)
+    return result
+
+
+def _log_to(path: str, echo: bool) -> list[logging.Handler]:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handlers: list[logging.Handler] = [logging.FileHandler(path, mode="w", encoding="utf-8")]
+    if echo:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logger = logging.getLogger("mrfbatch")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    return handlers
+
+
+def _one_line(result: ExtractionResult) -> str:
+    if result.ok:
+        return (
+            f"[mrfbatch] {result.network_id}: success, {result.items_matched:,} of "
+            f"{result.items_seen:,} items, {result.rate_rows:,} rate rows, "
+            f"{result.provider_rows:,} provider rows in {result.duration_seconds:.1f} s"
+        )
+    return f"[mrfbatch] {result.network_id}: FAILED: {result.error}"
+
+
+def write_run_manifest(
+    tasks_path: str,
+    manifest_path: str,
+    output_dir: str,
+    log_dir: str,
+    source_type: str,
+    source_input: str,
+    after_error: bool = False,
+) -> dict[str, Any]:
+    """Build and write manifest.json from the tasks and whatever statuses exist.
+
+    `after_error` is for Snakemake's `onerror` handler: the manifest is then dated 1970, so
+    the next run sees it as older than its inputs and retries the failed and unfinished
+    tasks (a fresh date would make Snakemake think there is nothing left to do).
+    """
+    has_tasks = Path(tasks_path).is_file()
+    tasks = read_tasks(tasks_path) if has_tasks else []
+    manifest = build_manifest(tasks, output_dir, log_dir, source_type, str(source_input))
+    if not has_tasks:
+        manifest["error"] = (
+            f"the {source_type} source could not be turned into tasks; see {log_dir}/tasks.log "
+            "and the Snakemake output above"
+        )
+    write_manifest(manifest, manifest_path)
+    if after_error:
+        os.utime(manifest_path, ns=(0, 0))
+    summary = manifest["summary"]
+    print(
+        f"[mrfbatch] manifest {manifest_path}: {summary['successful']} successful, "
+        f"{summary['failed']} failed, {summary['not_run']} not run",
+        file=sys.stderr,
+        flush=True,
+    )
+    return manifest
