@@ -9,6 +9,8 @@ rule extract:
         log=f"{LOGS}/extract/{{network_id}}.log",
         status=f"{LOGS}/extract/{{network_id}}.status.json",
     retries: config["retries"]
+    conda:
+        "../envs/mrfbatch.yaml"
     threads: 1
     resources:
         mem_mb=get_memory,
@@ -21,7 +23,5 @@ rule extract:
         rate_batch_size=config["rate_batch_size"],
         attempts=config["attempts"],
         echo=workflow.cores == 1,
-    conda:
-        "../envs/mrfbatch.yaml"
     script:
         "../scripts/extract.py"

@@ -7,13 +7,13 @@ rule manifest:
     log:
         f"{LOGS}/manifest.log",
     localrule: True
+    conda:
+        "../envs/mrfbatch.yaml"
     params:
         output_dir=get_output_dir_of_file,
         log_dir=LOGS,
         source=config["source"],
         source_input=str(config["input"]),
-    conda:
-        "../envs/mrfbatch.yaml"
     script:
         "../scripts/manifest.py"
 

@@ -6,11 +6,11 @@ checkpoint tasks:
     log:
         f"{LOGS}/tasks.log",
     localrule: True
+    conda:
+        "../envs/mrfbatch.yaml"
     params:
         source=config["source"],
         source_input=str(config["input"]),
         output_dir=get_output_dir_of_file,
-    conda:
-        "../envs/mrfbatch.yaml"
     script:
         "../scripts/tasks.py"
