@@ -23,7 +23,10 @@ include: "rules/extract.smk"
 include: "rules/manifest.smk"
 
 
+# The task outputs are requested here too: Snakemake does not rebuild a deleted input of an
+# up-to-date manifest unless a target asks for it.
 rule all:
     default_target: True
     input:
         MANIFEST,
+        get_task_outputs,

@@ -27,5 +27,4 @@ onerror:
         LOGS,
         config["source"],
         str(config["input"]),
-        after_error=True,
     )

@@ -44,6 +44,9 @@ from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWrite
 log = logging.getLogger("mrfbatch")
 
 ENGINES = ("reference",)
+# Temporary files of an extraction; one extraction per folder at a time, so any found at the
+# start were left by a killed run.
+_TEMPORARY = (".rates.*.tmp-*", ".providers.*.tmp-*", ".status.json.tmp-*", ".providers-*.sqlite")
 
 
 @dataclass
@@ -116,6 +119,9 @@ def run_extraction(
     }
     for stale in (status_path, *final.values()):  # never leave an older run's tables beside
         stale.unlink(missing_ok=True)  # this run's status
+    for pattern in _TEMPORARY:  # left by a run that was killed
+        for leftover in out_dir.glob(pattern):
+            leftover.unlink(missing_ok=True)
 
     result = ExtractionResult(
         network_id=network_id,

@@ -202,14 +202,8 @@ def write_run_manifest(
     log_dir: str,
     source_type: str,
     source_input: str,
-    after_error: bool = False,
 ) -> dict[str, Any]:
-    """Build and write manifest.json from the tasks and whatever statuses exist.
-
-    `after_error` is for Snakemake's `onerror` handler: the manifest is then dated 1970, so
-    the next run sees it as older than its inputs and retries the failed and unfinished
-    tasks (a fresh date would make Snakemake think there is nothing left to do).
-    """
+    """Build and write manifest.json from the tasks and whatever statuses exist."""
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
     manifest = build_manifest(tasks, output_dir, log_dir, source_type, str(source_input))
@@ -219,8 +213,6 @@ def write_run_manifest(
             "and the Snakemake output above"
         )
     write_manifest(manifest, manifest_path)
-    if after_error:
-        os.utime(manifest_path, ns=(0, 0))
     summary = manifest["summary"]
     print(
         f"[mrfbatch] manifest {manifest_path}: {summary['successful']} successful, "

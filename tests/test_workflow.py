@@ -1,0 +1,411 @@
+"""The Snakemake workflow, run for real in temporary folders against a local HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from httpserver import FileServer
+from mrfbatch import synth
+from mrfbatch.batch_orchestrator import execute_batch
+from mrfbatch.batch_orchestrator import main as orchestrator_main
+
+pytestmark = pytest.mark.workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+WHITELIST = ["99213", "27447", "J1885"]
+
+
+def snakemake(
+    workdir: Path, *config: str, cores: int = 2, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--cores",
+        str(cores),
+    ]
+    return subprocess.run(
+        [*command, "--config", *config],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def finished(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """Network ids whose extraction ran in this run (one line per finished task)."""
+    return sorted(
+        line.split("] ", 1)[1].split(":", 1)[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("[mrfbatch] ") and not line.startswith("[mrfbatch] manifest")
+    )
+
+
+def manifest(workdir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((workdir / "results" / "manifest.json").read_text())
+    return data
+
+
+def table(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return rows
+
+
+def synth_file(seed: int, **knobs: Any) -> synth.SynthFile:
+    return synth.generate(synth.SynthConfig(seed=seed, items=12, references=5, **knobs))
+
+
+@pytest.fixture
+def served(http_server: FileServer, tmp_path: Path) -> dict[str, Any]:
+    """Two in-network files on the server, and a whitelist file in the work folder."""
+    files = {
+        "alpha": synth_file(1),
+        "beta": synth_file(2, refs_position="after", inline_groups=True),
+    }
+    urls = {
+        name: http_server.add(f"/mrf/{name}.json.gz", synth.pack(sf.to_bytes(), "gz"))
+        for name, sf in files.items()
+    }
+    (tmp_path / "codes.txt").write_text("\n".join(WHITELIST) + "\n")
+    return {"files": files, "urls": urls, "server": http_server}
+
+
+def expected_rows(sf: synth.SynthFile, network_id: str) -> tuple[int, int]:
+    exp = sf.expected(network_id, set(WHITELIST))
+    return len(exp.rates), len(exp.providers)
+
+
+def test_workflow_csv_source_end_to_end(served: dict[str, Any], tmp_path: Path) -> None:
+    urls = served["urls"]
+    (tmp_path / "plans.csv").write_text(
+        "file_url,plan_name,plan_id\r\n"
+        f"{urls['alpha']}?Signature=SECRET1,Plan A,111\r\n"
+        f"{urls['alpha']}?Signature=SECRET2,Plan B,222\r\n"
+        "\r\n"
+        f"{urls['beta']},Plan C,333\r\n"
+    )
+    proc = snakemake(tmp_path, "source=csv", "input=plans.csv", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == ["alpha", "beta"]
+    m = manifest(tmp_path)
+    assert (m["source_type"], m["source_input"], m["total_tasks"]) == ("csv", "plans.csv", 2)
+    assert m["summary"]["successful"] == 2 and m["summary"]["failed"] == 0
+    by_id = {e["network_id"]: e for e in m["extractions"]}
+    assert sorted(by_id) == ["alpha", "beta"]
+    for name, sf in served["files"].items():
+        entry = by_id[name]
+        rates, providers = expected_rows(sf, name)
+        assert entry["url"] == urls[name]  # no query string
+        assert entry["status"] == "success" and entry["error"] is None
+        assert (entry["rate_rows"], entry["provider_rows"]) == (rates, providers)
+        assert entry["items_seen"] == 12
+        assert entry["duration_seconds"] >= 0
+        assert entry["output_files"] == {
+            "rates": f"results/{name}/rates.parquet",
+            "providers": f"results/{name}/providers.parquet",
+        }
+        assert entry["log_file"] == f"logs/extract/{name}.log"
+        assert (tmp_path / entry["log_file"]).stat().st_size > 0
+        assert len(table(tmp_path / entry["output_files"]["rates"])) == rates
+    assert [p["plan_name"] for p in by_id["alpha"]["plan_metadata"]] == ["Plan A", "Plan B"]
+    tasks = (tmp_path / "results" / "tasks.tsv").read_text().splitlines()
+    assert tasks[0].split("\t") == [
+        "network_id",
+        "url",
+        "output_prefix",
+        "plan_metadata",
+        "extra_args",
+    ]
+    assert "SECRET1" in tasks[1]  # jobs need the signed URL ...
+    kept = [
+        p for p in tmp_path.glob("**/*") if p.is_file() and p.name not in ("tasks.tsv", "plans.csv")
+    ]
+    for path in kept:  # ... but nothing else keeps it: logs, statuses, Snakemake's metadata
+        assert b"SECRET" not in path.read_bytes(), path
+
+
+def test_workflow_index_source(served: dict[str, Any], tmp_path: Path) -> None:
+    urls = served["urls"]
+    index = {
+        "reporting_entity_name": "Synthetic Health Plan",
+        "reporting_entity_type": "health insurance issuer",
+        "reporting_structure": [
+            {
+                "reporting_plans": [
+                    {
+                        "plan_name": "P1",
+                        "plan_id": "1",
+                        "plan_id_type": "ein",
+                        "plan_market_type": "group",
+                    }
+                ],
+                "in_network_files": [{"description": "a", "location": urls["alpha"]}],
+                "allowed_amount_file": {
+                    "description": "x",
+                    "location": "https://127.0.0.1/aa.json",
+                },
+            },
+            {
+                "reporting_plans": [
+                    {
+                        "plan_name": "P2",
+                        "plan_id": "2",
+                        "plan_id_type": "ein",
+                        "plan_market_type": "group",
+                    }
+                ],
+                "in_network_files": [
+                    {"description": "a", "location": urls["alpha"]},
+                    {"description": "b", "location": urls["beta"]},
+                ],
+            },
+        ],
+    }
+    index_url = served["server"].add(
+        "/toc/index.json.gz", gzip.compress(json.dumps(index).encode())
+    )
+    proc = snakemake(tmp_path, "source=index", f"input={index_url}", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = manifest(tmp_path)
+    assert (m["source_type"], m["total_tasks"], m["summary"]["successful"]) == ("index", 2, 2)
+    plans = {
+        e["network_id"]: [p["plan_name"] for p in e["plan_metadata"]] for e in m["extractions"]
+    }
+    assert plans == {"alpha": ["P1", "P2"], "beta": ["P2"]}
+
+
+def test_workflow_urls_and_url_sources(served: dict[str, Any], tmp_path: Path) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(
+        f"# two files\n\n{urls['alpha']}\n  {urls['beta']}  # second\n"
+    )
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert manifest(tmp_path)["summary"]["successful"] == 2
+
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "codes.txt").write_text("99213\n")
+    proc = snakemake(single, "source=url", f"input={urls['beta']}", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = manifest(single)
+    assert (m["source_type"], m["total_tasks"]) == ("url", 1)
+    entry = m["extractions"][0]
+    assert entry["network_id"] == "beta"
+    assert entry["rate_rows"] == len(served["files"]["beta"].expected("beta", {"99213"}).rates)
+
+
+def test_workflow_same_file_name_gives_distinct_stable_ids(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    one = http_server.add("/east/rates.json", synth_file(3).to_bytes())
+    two = http_server.add("/west/rates.json", synth_file(4).to_bytes())
+    (tmp_path / "a.txt").write_text(f"{one}\n{two}\n")
+    (tmp_path / "b.txt").write_text(f"{two}\n{one}\n")
+    runs = []
+    for name in ("a", "b"):
+        work = tmp_path / name
+        work.mkdir()
+        proc = snakemake(work, "source=urls", f"input=../{name}.txt")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append({e["url"]: e["network_id"] for e in manifest(work)["extractions"]})
+    assert runs[0] == runs[1]
+    ids = sorted(runs[0].values())
+    assert len(ids) == 2 and all(
+        i.startswith("rates-") and len(i) == len("rates-") + 8 for i in ids
+    )
+
+
+def test_workflow_rerun_does_nothing_and_redoes_only_deleted(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert snakemake(tmp_path, *args).returncode == 0
+    again = snakemake(tmp_path, *args)
+    assert again.returncode == 0 and finished(again) == []
+    assert "Nothing to be done" in again.stderr
+    (tmp_path / "results" / "beta" / "providers.parquet").unlink()
+    third = snakemake(tmp_path, *args)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert finished(third) == ["beta"]
+    assert manifest(tmp_path)["summary"]["successful"] == 2
+
+
+def test_workflow_failed_task_is_recorded_and_retried_alone(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    server, urls = served["server"], served["urls"]
+    payload = synth.pack(synth_file(5).to_bytes(), "gz")
+    broken = server.add("/mrf/gamma.json.gz", payload, status=404)
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n{broken}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt", "retries=0")
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode != 0
+    m = manifest(tmp_path)
+    by_id = {e["network_id"]: e for e in m["extractions"]}
+    assert m["summary"] == {**m["summary"], "successful": 2, "failed": 1}
+    assert by_id["gamma"]["status"] == "failed"
+    assert "HTTP 404" in by_id["gamma"]["error"] and "127.0.0.1" in by_id["gamma"]["error"]
+    assert not (tmp_path / "results" / "gamma" / "rates.parquet").exists()
+
+    server.add("/mrf/gamma.json.gz", payload)  # the server is fixed
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == ["gamma"]
+    assert manifest(tmp_path)["summary"]["successful"] == 3
+
+
+def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path) -> None:
+    files = {name: synth_file(seed) for name, seed in (("fast", 6), ("slow", 7))}
+    payloads = {name: synth.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
+    fast = http_server.add("/mrf/fast.json.gz", payloads["fast"])
+    slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], delay=30)
+    for folder in ("killed", "clean"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "list.txt").write_text(f"{fast}\n{slow}\n")
+    args = ["source=urls", "input=list.txt"]
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    proc = subprocess.Popen(
+        [*command, "--config", *args],
+        cwd=killed,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while (
+        not (killed / "results" / "fast" / "status.json").exists()
+        or http_server.hits("/mrf/slow.json.gz") == 0
+    ):
+        assert time.monotonic() < deadline, "the first task never finished"
+        time.sleep(0.2)
+    time.sleep(1)  # let the slow job get going
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (killed / "results" / "manifest.json").exists()
+
+    http_server.add("/mrf/slow.json.gz", payloads["slow"])  # no more delay
+    rerun = snakemake(killed, *args)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert finished(rerun) == ["slow"]
+    clean = snakemake(tmp_path / "clean", *args)
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    for name in files:
+        for kind in ("rates", "providers"):
+            a = table(killed / "results" / name / f"{kind}.parquet")
+            b = table(tmp_path / "clean" / "results" / name / f"{kind}.parquet")
+            assert a == b and len(a) > 0
+        leftovers = [
+            p.name for p in (killed / "results" / name).iterdir() if p.name.startswith(".")
+        ]
+        assert leftovers == []
+    assert manifest(killed)["summary"]["successful"] == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            ["source=bogus", "input=x"],
+            "config key 'source' is 'bogus'; allowed values: csv, index, urls, url",
+        ),
+        (["source=csv", "input=nope.csv"], "config key 'input': csv file nope.csv does not exist"),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "rate_batch_size=many"],
+            "config key 'rate_batch_size' is 'many'; allowed values: integers >= 1",
+        ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "cpt_whitelist=gone.txt"],
+            "config key 'cpt_whitelist': file gone.txt does not exist",
+        ),
+    ],
+)
+def test_workflow_bad_config_stops_before_any_job(
+    tmp_path: Path, config: list[str], message: str
+) -> None:
+    proc = snakemake(tmp_path, *config)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not (tmp_path / "results" / "tasks.tsv").exists()
+
+
+def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text(
+        "https://127.0.0.1:9/a.json\nnot a url\n# fine\nftp://x/y.json\n"
+    )
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt")
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "tasks.log").read_text() + proc.stderr
+    assert "line 2" in log and "line 4" in log
+    m = manifest(tmp_path)
+    assert m["total_tasks"] == 0 and "could not be turned into tasks" in m["error"]
+
+
+def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", cores=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "INFO extracting" in proc.stderr  # the extractor's own log lines
+    log = (tmp_path / "logs" / "extract" / "alpha.log").read_text()
+    assert "INFO extracting" in log and "alpha: success" in log
+
+    many = tmp_path / "many"
+    many.mkdir()
+    (many / "list.txt").write_text(f"{served['urls']['alpha']}\n")
+    proc = snakemake(many, "source=urls", "input=list.txt", cores=2)
+    assert "INFO extracting" not in proc.stderr
+    assert "[mrfbatch] alpha: success" in proc.stderr
+
+
+def test_batch_orchestrator_command_and_execute_batch(
+    served: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    monkeypatch.chdir(tmp_path)
+    code = orchestrator_main(
+        [
+            "--source",
+            "urls",
+            "--input",
+            "list.txt",
+            "--workers",
+            "2",
+            "--cpt-whitelist",
+            "codes.txt",
+        ]
+    )
+    assert code == 0
+    assert "2 successful, 0 failed, 0 not run" in capsys.readouterr().out
+    assert manifest(tmp_path)["total_tasks"] == 2
+
+    result = execute_batch(
+        [urls["alpha"], {"url": urls["beta"], "plan_name": "Plan Z"}],
+        tmp_path / "batch",
+        workers=2,
+        cpt_whitelist=tmp_path / "codes.txt",
+    )
+    assert result["summary"]["successful"] == 2
+    plans = {e["network_id"]: e["plan_metadata"] for e in result["extractions"]}
+    assert plans["beta"] == [{"plan_name": "Plan Z"}]
