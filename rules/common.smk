@@ -2,6 +2,7 @@ import os
 
 from snakemake.utils import validate
 
+from mrfbatch.network_ids import redact_url
 from mrfbatch.workflow import (
     check_config,
     lock_output_dir,

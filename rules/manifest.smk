@@ -13,7 +13,7 @@ rule manifest:
         output_dir=get_output_dir_of_file,
         log_dir=LOGS,
         source=config["source"],
-        source_input=str(config["input"]),
+        source_input=redact_url(str(config["input"])),
     script:
         "../scripts/manifest.py"
 

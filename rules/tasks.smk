@@ -10,7 +10,8 @@ checkpoint tasks:
         "../envs/mrfbatch.yaml"
     params:
         source=config["source"],
-        source_input=str(config["input"]),
+        # Without the query string: params are kept in .snakemake/metadata.
+        source_key=redact_url(str(config["input"])),
         output_dir=get_output_dir_of_file,
     script:
         "../scripts/tasks.py"

@@ -15,7 +15,7 @@ logging.basicConfig(
 )
 make_tasks(
     snakemake.params.source,
-    snakemake.params.source_input,
+    str(snakemake.config["input"]),
     snakemake.output[0],
     snakemake.params.output_dir,
 )
