@@ -22,6 +22,7 @@ rule extract:
         provider_batch_size=config["provider_batch_size"],
         rate_batch_size=config["rate_batch_size"],
         attempts=config["attempts"],
+        engine=config["engine"],
         echo=workflow.cores == 1,
     script:
         "../scripts/extract.py"

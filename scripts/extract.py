@@ -19,6 +19,7 @@ result = run_task(
     provider_batch_size=snakemake.params.provider_batch_size,
     rate_batch_size=snakemake.params.rate_batch_size,
     attempts=snakemake.params.attempts,
+    engine=snakemake.params.engine,
     echo=snakemake.params.echo,
 )
 sys.exit(0 if result.ok else 1)

@@ -124,7 +124,7 @@ def test_run_extraction_refuses_pure_python_ijson(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ijson.backends.yajl2_c", None)
     path = write(tmp_path, "net.json", document([item("99213")]))
-    result = run_extraction(str(path), tmp_path / "out")
+    result = run_extraction(str(path), tmp_path / "out", engine="reference")
     assert result.status == "failed"
     assert result.error is not None
     assert "yajl2_c" in result.error and "pip install" in result.error

@@ -15,6 +15,16 @@ from typing import Any, Protocol
 
 from mrfbatch.errors import CompressionError, JsonFormatError
 
+isal_zlib: Any
+try:
+    from isal import isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    isal_zlib = None
+
+_GZIP_ERRORS: tuple[type[Exception], ...] = (
+    (zlib.error, isal_zlib.error) if isal_zlib is not None else (zlib.error,)
+)
+
 CHUNK = 1 << 18
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_LOCAL = b"PK\x03\x04"
@@ -108,7 +118,7 @@ def _strip_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
     """Inflate every gzip member in turn; trailing zero padding is ignored."""
-    d = zlib.decompressobj(wbits=31)
+    d = _gzip_decompressor()
     members = 1
     pending = head
     consumed = 0  # compressed bytes fed before `pending`
@@ -117,14 +127,17 @@ def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
             pending = raw.read(CHUNK)
             if not pending:
                 break
-        snapshot = d.copy()
+        snapshot = d.copy() if hasattr(d, "copy") else None
         try:
             out = d.decompress(pending)
-        except zlib.error as exc:
-            at = consumed + _bad_byte(snapshot, pending)
+        except _GZIP_ERRORS as exc:
+            if snapshot is not None:
+                where = f"at compressed byte {consumed + _bad_byte(snapshot, pending)}"
+            else:  # isal cannot copy its state: name the chunk the error is in
+                where = f"in compressed bytes {consumed} to {consumed + len(pending)}"
             raise CompressionError(
-                f"corrupt gzip data in {raw.description} in member {members}, detected at "
-                f"compressed byte {at}: {exc}"
+                f"corrupt gzip data in {raw.description} in member {members}, detected {where}: "
+                f"{exc}"
             ) from exc
         if out:
             yield out
@@ -140,7 +153,7 @@ def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
                     f"{raw.description}: unexpected bytes after gzip member {members} at "
                     f"compressed byte {consumed}; expected another gzip member or the end"
                 )
-            d = zlib.decompressobj(wbits=31)
+            d = _gzip_decompressor()
             members += 1
             pending = rest
         else:
@@ -150,6 +163,13 @@ def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
         f"gzip stream of {raw.description} ends early: truncated after {consumed} compressed "
         f"bytes, inside member {members}; the file is incomplete"
     )
+
+
+def _gzip_decompressor() -> Any:
+    """isal's inflate (2-5x faster than zlib, same results) when installed, else zlib's."""
+    if isal_zlib is not None:
+        return isal_zlib.decompressobj(wbits=31)
+    return zlib.decompressobj(wbits=31)
 
 
 def _bad_byte(d: Any, data: bytes) -> int:

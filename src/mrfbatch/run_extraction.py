@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import get_engine
+from mrfbatch.engines import ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import derive_network_id, redact_url
@@ -43,7 +43,6 @@ from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWrite
 
 log = logging.getLogger("mrfbatch")
 
-ENGINES = ("reference",)
 # Temporary files of an extraction; one extraction per folder at a time, so any found at the
 # start were left by a killed run.
 _TEMPORARY = (".rates.*.tmp-*", ".providers.*.tmp-*", ".status.json.tmp-*", ".providers-*.sqlite")
@@ -57,7 +56,7 @@ class ExtractionResult:
     url: str
     status: str = "failed"
     error: str | None = None
-    engine: str = "reference"
+    engine: str = "fast"
     started_at: str = ""
     finished_at: str = ""
     duration_seconds: float = 0.0
@@ -100,14 +99,16 @@ def run_extraction(
     plan_metadata: list[dict[str, Any]] | None = None,
     output_format: str = "parquet",
     settings: TransportSettings | None = None,
-    engine: str = "reference",
+    engine: str | Engine = "fast",
 ) -> ExtractionResult:
     """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
 
     Bad input never raises: the result (and status.json) says `failed` and why. Invalid
     arguments raise UsageError before anything is written.
     """
-    _check_arguments(provider_batch_size, rate_batch_size, output_format, engine)
+    _check_arguments(provider_batch_size, rate_batch_size, output_format)
+    if isinstance(engine, str) and engine not in ENGINES:
+        raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     settings = settings or TransportSettings()
     network_id = network_id or derive_network_id(url)
     out_dir = Path(output_dir) / network_id
@@ -126,7 +127,7 @@ def run_extraction(
     result = ExtractionResult(
         network_id=network_id,
         url=redact_url(url),
-        engine=engine,
+        engine=engine if isinstance(engine, str) else engine.name,
         started_at=_now(),
         plan_metadata=plan_metadata,
     )
@@ -145,8 +146,8 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        parser = get_engine(engine)
         store = ProviderStore(out_dir / f".providers-{os.getpid()}.sqlite", network_id, quality)
+        parser = get_engine(engine) if isinstance(engine, str) else engine
         handler = Extraction(network_id, whitelist, rates, store, quality)
         log.info("extracting %s into %s", result.url, out_dir)
         with open_source(url, settings) as raw:
@@ -192,14 +193,12 @@ def run_extraction(
     return result
 
 
-def _check_arguments(provider_batch: int, rate_batch: int, fmt: str, engine: str) -> None:
+def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
     for name, value in (("provider_batch_size", provider_batch), ("rate_batch_size", rate_batch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise UsageError(f"{name} must be a positive integer, got {value!r}")
     if fmt not in FORMATS:
         raise UsageError(f"output format {fmt!r} is not one of: {', '.join(FORMATS)}")
-    if engine not in ENGINES:
-        raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
 
 
 def _discard(rates: TableWriter, providers: TableWriter, finals: Iterable[Path]) -> None:
@@ -321,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider-batch-size", type=_positive_int, default=50_000)
     p.add_argument("--rate-batch-size", type=_positive_int, default=100_000)
     p.add_argument("--format", choices=FORMATS, default="parquet", dest="output_format")
-    p.add_argument("--engine", choices=ENGINES, default="reference")
+    p.add_argument(
+        "--engine", choices=ENGINES, default="fast", help="fast (default) or reference (ijson)"
+    )
     p.add_argument(
         "--plan-metadata", type=_plan_metadata, help="JSON list of plan objects, or @file.json"
     )

@@ -133,7 +133,7 @@ def _open_http(url: str, settings: TransportSettings) -> ByteSource:
                     f"{exc.message} (gave up after {attempt} attempts) for {shown}"
                 ) from None
             wait = exc.retry_after or _backoff(settings.backoff_seconds, attempt)
-            log.warning("%s for %s; retry %d in %.1f s", exc.message, shown, attempt, wait)
+            log.info("%s for %s; retry %d in %.1f s", exc.message, shown, attempt, wait)
             time.sleep(wait)
             continue
         length = _content_length(response)
@@ -174,9 +174,8 @@ def _request(
             raise TransportError(f"TLS certificate of host {host} rejected: {exc}") from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise _Retryable(
-                f"connection to host {host} failed: {_describe_exception(exc)}"
-            ) from exc
+            message = f"connection to host {host} failed: {_describe_exception(exc)}"
+            raise _Retryable(message, unreachable=True) from exc
         status = response.status
         if status in _REDIRECTS:
             location = response.getheader("Location")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from mrfbatch.engines import ENGINES
 from mrfbatch.errors import UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
@@ -66,6 +67,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
             )
+    if config.get("engine", "fast") not in ENGINES:
+        raise ConfigError(
+            f"config key 'engine' is {config['engine']!r}; allowed values: {', '.join(ENGINES)}"
+        )
     whitelist = config.get("cpt_whitelist")
     if whitelist not in (None, "") and not Path(str(whitelist)).is_file():
         raise ConfigError(f"config key 'cpt_whitelist': file {whitelist} does not exist")
@@ -138,6 +143,7 @@ def run_task(
     provider_batch_size: int = 50_000,
     rate_batch_size: int = 100_000,
     attempts: int = TransportSettings.attempts,
+    engine: str = "fast",
     echo: bool = False,
 ) -> ExtractionResult:
     """An extraction job: run one task, log to `log_path`, keep a copy of its status.
@@ -157,6 +163,7 @@ def run_task(
             rate_batch_size=rate_batch_size,
             plan_metadata=list(task.plan_metadata),
             settings=TransportSettings(attempts=attempts),
+            engine=engine,
         )
     finally:
         for handler in handlers:

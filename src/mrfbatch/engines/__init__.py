@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, Protocol
 
+from mrfbatch.errors import JsonFormatError, UsageError
+
 
 class DocumentHandler(Protocol):
     """What an engine calls while it walks one in-network file."""
@@ -25,6 +27,12 @@ class DocumentHandler(Protocol):
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""
 
+    def wants(self, billing_code: object) -> bool:
+        """Whether an item with this billing code would be extracted (None: no code)."""
+
+    def skipped_item(self) -> None:
+        """An `in_network` item was skipped undecoded: `wants` refused all its codes."""
+
     def array_done(self, key: str) -> None:
         """The `provider_references` or `in_network` array has ended."""
 
@@ -36,11 +44,30 @@ class Engine(Protocol):
         """Walk the whole stream, raising MrfError subclasses on bad input."""
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called `name` (only "reference" so far)."""
-    from mrfbatch.engines.reference import ReferenceEngine
-    from mrfbatch.errors import UsageError
+ENGINES = ("fast", "reference")
 
+
+def get_engine(name: str) -> Engine:
+    """The engine called `name`: "fast" (msgspec) or "reference" (ijson)."""
+    if name == "fast":
+        from mrfbatch.engines.fast import FastEngine
+
+        return FastEngine()
     if name == "reference":
+        from mrfbatch.engines.reference import ReferenceEngine
+
         return ReferenceEngine()
-    raise UsageError(f"unknown engine {name!r}; expected one of: reference")
+    raise UsageError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
+
+
+def truncated_json(name: str, decoded: int) -> JsonFormatError:
+    """The error for JSON that stops before its end (same words from every engine)."""
+    return JsonFormatError(
+        f"JSON of {name} ends early after {decoded} decoded bytes: the file is truncated"
+    )
+
+
+def invalid_json(name: str, offset: int | None, detail: str) -> JsonFormatError:
+    """The error for bytes that are not valid JSON at `offset` (same words from every engine)."""
+    where = f"at decoded byte {offset}" if offset is not None else "somewhere"
+    return JsonFormatError(f"invalid JSON in {name} {where}: {detail}")

@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from mrfbatch.engines import DocumentHandler
+from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
 from mrfbatch.errors import BackendError, FileKindError, JsonFormatError
 
 _ARRAYS = ("provider_references", "in_network")
@@ -134,25 +134,19 @@ def _skip(events: Iterator[Event], first: str) -> None:
 
 def json_error(exc: Exception, stream: Any) -> JsonFormatError:
     """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
-    message = str(exc)
-    lines = message.split("\n")
+    lines = str(exc).split("\n")
     summary = lines[0].strip() or "invalid JSON"
-    decoded = getattr(stream, "bytes_decoded", None)
+    decoded = getattr(stream, "bytes_decoded", 0)
     name = getattr(stream, "description", "the file")
     if "premature EOF" in summary:
-        where = f" after {decoded} decoded bytes" if decoded is not None else ""
-        return JsonFormatError(f"JSON of {name} ends early{where}: the file is truncated")
+        return truncated_json(name, decoded)
     offset = _locate(lines, stream)
-    if offset is not None:
-        where = f"at decoded byte {offset}"
-    elif decoded is not None:
-        start = getattr(stream, "last_read_start", 0)
-        where = f"between decoded bytes {start} and {decoded}"
-    else:
-        where = "somewhere"
     snippet = lines[1].strip() if len(lines) > 1 else ""
     context = f" near {snippet[:60]!r}" if snippet else ""
-    return JsonFormatError(f"invalid JSON in {name} {where}: {summary}{context}")
+    if offset is None:
+        start = getattr(stream, "last_read_start", 0)
+        context += f" (between decoded bytes {start} and {decoded})"
+    return invalid_json(name, offset, summary + context)
 
 
 def _locate(lines: list[str], stream: Any) -> int | None:

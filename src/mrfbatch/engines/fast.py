@@ -1,0 +1,343 @@
+"""The fast engine: msgspec finds where each value ends, and skips what is not wanted, in C.
+
+How it walks a file:
+- The top-level object is walked by hand, a few bytes at a time (keys, `:`, `,`).
+- Each value (a header field, a provider reference, an in_network item) is handed to msgspec
+  from its first byte to the end of the buffer. msgspec parses (and so validates) exactly one
+  value and then complains about the trailing `,` or `]`, telling where the value ended. A value
+  that runs past the buffer ("truncated") gets more data and is tried again.
+- An in_network item is first only validated (decoded as `msgspec.Raw`, nothing built). Its
+  billing codes are then read off its bytes; only an item whose code may be wanted is decoded
+  into Python objects. Every `"billing_code":` key in the item is considered (those of
+  bundled_codes too), so a wanted item is never skipped; the handler checks the decoded item's
+  own code, so an item matched only through a nested code is dropped there.
+
+Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so group
+ids keep their exact text and both engines hand the handler identical objects.
+"""
+
+from __future__ import annotations
+
+import gc
+import queue
+import re
+import sys
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, BinaryIO
+
+import msgspec
+
+from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
+from mrfbatch.errors import FileKindError, JsonFormatError
+
+CHUNK = 8 << 20
+_ARRAYS = ("provider_references", "in_network")
+_WS = re.compile(rb"[ \t\r\n]*")
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
+_CODE_KEY = b'"billing_code"'
+_CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
+
+_NEAR_END = 512  # an error this close to the end of the buffer may be a cut-off token
+
+
+class _Probe(msgspec.Struct, gc=False):
+    """An in_network item's own billing code; everything else is skipped (and validated)."""
+
+    billing_code: Any = None
+
+
+_SKIP = msgspec.json.Decoder(msgspec.Raw)
+_PROBE = msgspec.json.Decoder(_Probe, float_hook=Decimal)
+_VALUE = msgspec.json.Decoder(float_hook=Decimal)
+_KEY = msgspec.json.Decoder(str)
+
+
+class FastEngine:
+    """msgspec-based engine; `threads=2` decompresses in a second thread."""
+
+    name = "fast"
+
+    def __init__(self, chunk_size: int = CHUNK, threads: int = 1):
+        if chunk_size < 1 or threads < 1:
+            raise ValueError("chunk_size and threads must be positive")
+        self.chunk_size = chunk_size
+        self.threads = threads
+
+    def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # decoded items hold no cycles; collections would only cost time
+        switch = sys.getswitchinterval()
+        chunks = _Chunks(stream, self.chunk_size, threaded=self.threads > 1)
+        if self.threads > 1:
+            sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
+        try:
+            _Scanner(chunks, handler, getattr(stream, "description", "the file")).run()
+        finally:
+            chunks.close()
+            sys.setswitchinterval(switch)
+            if gc_was_enabled:
+                gc.enable()
+
+
+class _Chunks:
+    """Decoded bytes in chunks, read in this thread or prefetched by a reader thread."""
+
+    def __init__(self, stream: BinaryIO, size: int, threaded: bool):
+        self._stream = stream
+        self._size = size
+        self._queue: queue.Queue[bytes | BaseException] | None = None
+        self._stop = threading.Event()
+        if threaded:
+            self._queue = queue.Queue(maxsize=3)
+            self._thread = threading.Thread(
+                target=self._prefetch, name="mrfbatch-reader", daemon=True
+            )
+            self._thread.start()
+
+    def next(self) -> bytes:
+        if self._queue is None:
+            return self._stream.read(self._size)
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _prefetch(self) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                item: bytes | BaseException = self._stream.read(self._size)
+            except BaseException as exc:  # handed to the scanning thread, which raises it
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._queue is not None:
+            self._thread.join(timeout=5)
+
+
+class _Scanner:
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
+        self.chunks = chunks
+        self.handler = handler
+        self.name = name
+        self.buf = b""
+        self.pos = 0
+        self.base = 0  # decoded offset of buf[0]
+        self.eof = False
+
+    # buffer
+
+    def _more(self) -> bool:
+        """Append the next chunk (keeping buf[pos:]); False at the end of the stream."""
+        if self.eof:
+            return False
+        chunk = self.chunks.next()
+        if not chunk:
+            self.eof = True
+            return False
+        self.base += self.pos
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def _grow(self) -> bool:
+        """Get at least as much new data as is pending, so long values cost O(n log n)."""
+        wanted = max(len(self.buf) - self.pos, 1)
+        got = False
+        start = len(self.buf) - self.pos
+        while len(self.buf) - self.pos - start < wanted and self._more():
+            got = True
+        return got
+
+    def _peek(self) -> int | None:
+        """The next non-blank byte (not consumed), or None at the end."""
+        while True:
+            match = _WS.match(self.buf, self.pos)
+            assert match is not None
+            self.pos = match.end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return None
+
+    def _expect(self, allowed: bytes, what: str) -> int:
+        c = self._peek()
+        if c is None:
+            raise truncated_json(self.name, self.base + self.pos)
+        if c not in allowed:
+            raise invalid_json(
+                self.name,
+                self.base + self.pos,
+                f"expected {what}, found {bytes([c])!r}",
+            )
+        self.pos += 1
+        return c
+
+    def _value_end(self, decoder: msgspec.json.Decoder[Any]) -> int:
+        """Validate the value at pos with `decoder`; return where it ends (pos unchanged)."""
+        while True:
+            view = memoryview(self.buf)[self.pos :]
+            try:
+                decoder.decode(view)
+            except msgspec.DecodeError as exc:
+                message = str(exc)
+                trailing = _TRAILING.search(message)
+                if trailing:
+                    end = self.pos + int(trailing.group(1)) - 1
+                    if end <= self.pos or self.buf[end] in b" \t\r\n":  # pragma: no cover
+                        raise RuntimeError(f"unexpected msgspec error position: {message}") from exc
+                    return end
+                at = _AT_BYTE.search(message)
+                # A value cut by the end of the buffer is "truncated", or, inside a number
+                # (`2163.`), "invalid": either way, try again with more data.
+                near_end = at is not None and int(at.group(1)) >= len(view) - _NEAR_END
+                if ("truncated" in message or near_end) and self._grow():
+                    continue
+                if "truncated" in message:
+                    raise truncated_json(self.name, self.base + len(self.buf)) from None
+                raise self._invalid(message) from None
+            finally:
+                view.release()
+            # The value ran to the end of the buffer: a number may go on in the next chunk.
+            if not self._grow():
+                return len(self.buf)
+
+    def _invalid(self, message: str) -> JsonFormatError:
+        at = _AT_BYTE.search(message)
+        offset = self.base + self.pos + (int(at.group(1)) if at else 0)
+        detail = _AT_BYTE.sub("", message).replace("JSON is malformed: ", "")
+        return invalid_json(self.name, offset, detail)
+
+    def _decode(self, end: int, decoder: msgspec.json.Decoder[Any] = _VALUE) -> Any:
+        with memoryview(self.buf) as view:
+            value = decoder.decode(view[self.pos : end])
+        self.pos = end
+        return value
+
+    # document
+
+    def run(self) -> None:
+        first = self._peek()
+        if first is None:
+            raise truncated_json(self.name, self.base + self.pos)
+        if first != ord("{"):
+            if first == ord("["):
+                raise FileKindError(
+                    "the top level of the JSON is an array; an in-network file is an object "
+                    "with an `in_network` array"
+                )
+            self._value_end(_SKIP)  # reports invalid JSON first, as the reference engine does
+            raise FileKindError(
+                "the top level of the JSON is a single value; an in-network file is an object "
+                "with an `in_network` array"
+            )
+        self.pos += 1
+        if self._peek() == ord("}"):
+            self.pos += 1
+        else:
+            while True:
+                self._member()
+                if self._expect(b",}", "',' or '}'") == ord("}"):
+                    break
+        if self._peek() is not None:
+            raise invalid_json(
+                self.name, self.base + self.pos, "trailing garbage after the top-level object"
+            )
+
+    def _member(self) -> None:
+        if self._peek() != ord('"'):
+            self._expect(b'"', "a key")
+        key = self._decode(self._value_end(_KEY), _KEY)
+        self._expect(b":", "':'")
+        wanted = self.handler.top_level_key(key)
+        c = self._peek()
+        if c is None:
+            raise truncated_json(self.name, self.base + self.pos)
+        if key in _ARRAYS and c == ord("["):
+            self.pos += 1
+            if key == "in_network":
+                self._items(wanted)
+            else:
+                self._elements(self.handler.provider_reference if wanted else None)
+            self.handler.array_done(key)
+        elif wanted:
+            self.handler.header(key, self._decode(self._value_end(_VALUE)))
+        else:
+            self.pos = self._value_end(_SKIP)
+
+    def _elements(self, callback: Callable[[Any], None] | None) -> None:
+        if self._peek() == ord("]"):
+            self.pos += 1
+            return
+        while True:
+            end = self._value_end(_VALUE if callback is not None else _SKIP)
+            if callback is None:
+                self.pos = end
+            else:
+                callback(self._decode(end))
+            if self._expect(b",]", "',' or ']'") == ord("]"):
+                return
+
+    def _items(self, wanted: bool) -> None:
+        handler = self.handler
+        if self._peek() == ord("]"):
+            self.pos += 1
+            return
+        while True:
+            end = self._value_end(_SKIP)
+            if not wanted:
+                self.pos = end
+            elif self._may_match(end):
+                handler.in_network_item(self._decode(end))
+            else:
+                handler.skipped_item()
+                self.pos = end
+            if self._expect(b",]", "',' or ']'") == ord("]"):
+                return
+
+    def _may_match(self, end: int) -> bool:
+        """Whether any billing code in buf[pos:end] is wanted (never False for a wanted item)."""
+        if self.buf[self.pos] != ord("{"):
+            return True  # not an object: let the handler count it as invalid
+        buf, found = self.buf, False
+        if buf.find(b"\\u", self.pos, end) >= 0:
+            # A key could be spelled with escapes ("billing\u005fcode"), which the byte search
+            # below would miss: let msgspec read this item's own code instead.
+            with memoryview(buf) as view:
+                return self.handler.wants(_PROBE.decode(view[self.pos : end]).billing_code)
+        at = buf.find(_CODE_KEY, self.pos, end)
+        while at >= 0:
+            at += len(_CODE_KEY)
+            value = _CODE_VALUE.match(buf, at, end)  # None: "billing_code" was not a key
+            if value is not None:
+                found = True
+                if self.handler.wants(_code_text(value.group(1))):
+                    return True
+            at = buf.find(_CODE_KEY, at, end)
+        return not found and self.handler.wants(None)
+
+
+def _code_text(token: bytes) -> object:
+    """A billing code's value as the reference engine would see it."""
+    if token.startswith(b'"'):
+        return (
+            msgspec.json.decode(token) if b"\\" in token else token[1:-1].decode("utf-8", "replace")
+        )
+    if token in (b"null", b"true", b"false"):
+        return msgspec.json.decode(token)
+    try:
+        return int(token) if token.lstrip(b"-").isdigit() else Decimal(token.decode())
+    except (ArithmeticError, ValueError):
+        return token.decode("utf-8", "replace")
