@@ -11,7 +11,8 @@ rule extract:
     retries: config["retries"]
     conda:
         "../envs/mrfbatch.yaml"
-    threads: 1
+    # 2 lets the fast engine inflate gzip in a second thread (faster per file, fewer at once).
+    threads: config["threads_per_job"]
     resources:
         mem_mb=get_memory,
         runtime=config["runtime"],

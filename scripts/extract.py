@@ -20,6 +20,7 @@ result = run_task(
     rate_batch_size=snakemake.params.rate_batch_size,
     attempts=snakemake.params.attempts,
     engine=snakemake.params.engine,
+    threads=snakemake.threads,
     echo=snakemake.params.echo,
 )
 sys.exit(0 if result.ok else 1)

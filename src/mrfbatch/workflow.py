@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch.engines import ENGINES
+from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
@@ -26,7 +27,14 @@ from mrfbatch.transport import TransportSettings
 
 log = logging.getLogger("mrfbatch")
 
-_POSITIVE_INTS = ("provider_batch_size", "rate_batch_size", "mem_mb", "runtime", "attempts")
+_POSITIVE_INTS = (
+    "provider_batch_size",
+    "rate_batch_size",
+    "mem_mb",
+    "runtime",
+    "attempts",
+    "threads_per_job",
+)
 _NON_NEGATIVE_INTS = ("retries",)
 _FILE_SOURCES = ("csv", "urls")
 
@@ -144,6 +152,7 @@ def run_task(
     rate_batch_size: int = 100_000,
     attempts: int = TransportSettings.attempts,
     engine: str = "fast",
+    threads: int = 1,
     echo: bool = False,
 ) -> ExtractionResult:
     """An extraction job: run one task, log to `log_path`, keep a copy of its status.
@@ -163,7 +172,7 @@ def run_task(
             rate_batch_size=rate_batch_size,
             plan_metadata=list(task.plan_metadata),
             settings=TransportSettings(attempts=attempts),
-            engine=engine,
+            engine=FastEngine(threads=threads) if engine == "fast" else engine,
         )
     finally:
         for handler in handlers:
