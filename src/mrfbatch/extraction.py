@@ -85,6 +85,10 @@ class Extraction:
         # After in_network every needed key is known, so unneeded groups need not be kept.
         self.store.add_reference(obj, only=self.referenced if self.in_network_done else None)
 
+    def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
+        """One `provider_references` entry as JSON text, with its provider_group_id."""
+        self.store.add_raw(group_id, raw, only=self.referenced if self.in_network_done else None)
+
     def in_network_item(self, obj: Any) -> None:
         self.items_seen += 1
         if not isinstance(obj, Mapping):
@@ -93,7 +97,7 @@ class Extraction:
         if not self.wants(obj.get("billing_code", "")):
             return
         self.items_matched += 1
-        self.rates.write_many(self.items.rows(obj))
+        self.rates.write_columns(*self.items.columns(obj))
         inline = self.items.take_inline()
         if inline:
             self.store.add_inline(inline)

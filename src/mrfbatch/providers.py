@@ -15,26 +15,33 @@ import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import msgspec
 
 from mrfbatch.compression import DecodedStream
 from mrfbatch.errors import MrfError, UnreachableError
 from mrfbatch.network_ids import redact_url
 from mrfbatch.rows import (
     REFERENCE_KEYS,
+    Columns,
     Group,
     Quality,
-    Row,
     group_key,
     parse_groups,
-    provider_rows,
+    provider_columns,
     text_list,
 )
 from mrfbatch.transport import TransportSettings, open_source
 
 log = logging.getLogger(__name__)
+
+# Decimal as a JSON number, so a decoded reference round-trips to the same text.
+_ENCODE = msgspec.json.Encoder(decimal_format="number")
+_DECODE = msgspec.json.Decoder(float_hook=Decimal)
 
 _HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped
 
@@ -60,62 +67,89 @@ class ProviderStore:
             PRAGMA synchronous = OFF;
             CREATE TABLE groups (
                 seq INTEGER PRIMARY KEY, gid TEXT, source TEXT, network_name TEXT,
-                groups TEXT, location TEXT
+                groups TEXT, location TEXT, raw BLOB
             );
             CREATE INDEX groups_gid ON groups (gid);
             """
         )
         self._db.execute("BEGIN")
-        self._pending: list[tuple[str, str, str | None, str | None, str | None]] = []
+        self._pending: list[tuple[str, str, str | None, str | None, str | None, bytes | None]] = []
 
     def add_reference(self, ref: Mapping[str, Any], only: set[str] | None = None) -> None:
-        """Store one `provider_references` entry (skipped when `only` is given and lacks it)."""
+        """Store one decoded `provider_references` entry (see `add_raw`)."""
+        self.add_raw(ref.get("provider_group_id"), _ENCODE.encode(ref), only)
+
+    def add_raw(self, group_id: object, raw: bytes, only: set[str] | None = None) -> None:
+        """Store one `provider_references` entry as its JSON text, undecoded.
+
+        It is decoded only if a written rate references it (`materialize`), so the many
+        references a whitelist never needs cost a key look-up and a row in SQLite. With `only`
+        (every needed key is known already), an entry whose key is not in it is dropped.
+        """
+        try:
+            gid = group_key(group_id)
+        except ValueError as exc:
+            self.quality.invalid(f"provider_references.provider_group_id: {exc}")
+            return
+        if only is None or gid in only:
+            self._append(gid, "pending", None, None, None, raw)
+
+    def materialize(self, referenced: set[str]) -> None:
+        """Decode the stored references that written rates use into groups or locations."""
+        self._flush()
+        last = 0
+        while True:
+            batch = self._db.execute(
+                "SELECT seq, gid, raw FROM groups WHERE source = 'pending' AND seq > ? "
+                "ORDER BY seq LIMIT 10000",
+                (last,),
+            ).fetchall()
+            if not batch:
+                return
+            for seq, gid, raw in batch:
+                if gid in referenced:
+                    self._db.execute(
+                        "UPDATE groups SET source = ?, network_name = ?, groups = ?, "
+                        "location = ?, raw = NULL WHERE seq = ?",
+                        (*self._decoded(_DECODE.decode(raw)), seq),
+                    )
+            last = batch[-1][0]
+
+    def _decoded(self, ref: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+        """(source, network_name, groups, location) of one reference, as stored."""
         q = self.quality
         q.check_keys(ref, REFERENCE_KEYS, "provider_references")
-        try:
-            gid = group_key(ref.get("provider_group_id"))
-        except ValueError as exc:
-            q.invalid(f"provider_references.provider_group_id: {exc}")
-            return
-        if only is not None and gid not in only:
-            return
         names = text_list(ref.get("network_name"), q, "network_name")
+        stored_names = None if names is None else _ENCODE.encode(names).decode()
         location = ref.get("location")
         if "provider_groups" in ref or not isinstance(location, str):
             if location is not None and not isinstance(location, str):
                 q.invalid(f"provider_references.location: expected a URL, found {location!r:.40}")
             groups = parse_groups(ref.get("provider_groups"), q)
-            self._add(gid, "file", names, groups, None)
-        else:
-            self._add(gid, "remote", names, None, location)
+            return "file", stored_names, _ENCODE.encode(groups).decode(), None
+        return "remote", stored_names, None, location
 
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
         for key, value in groups.items():
-            self._add(key, "inline", None, value, None)
+            self._append(key, "inline", None, _ENCODE.encode(value).decode(), None, None)
 
-    def _add(
+    def _append(
         self,
         gid: str,
         source: str,
-        names: list[str] | None,
-        groups: list[Group] | None,
+        names: str | None,
+        groups: str | None,
         location: str | None,
+        raw: bytes | None,
     ) -> None:
-        self._pending.append(
-            (
-                gid,
-                source,
-                None if names is None else json.dumps(names),
-                None if groups is None else json.dumps(groups),
-                location,
-            )
-        )
+        self._pending.append((gid, source, names, groups, location, raw))
         if len(self._pending) >= 10_000:
             self._flush()
 
     def _flush(self) -> None:
         self._db.executemany(
-            "INSERT INTO groups (gid, source, network_name, groups, location) VALUES (?,?,?,?,?)",
+            "INSERT INTO groups (gid, source, network_name, groups, location, raw) "
+            "VALUES (?,?,?,?,?,?)",
             self._pending,
         )
         self._pending = []
@@ -163,7 +197,7 @@ class ProviderStore:
         )
         return any(gid in referenced for (gid,) in rows)
 
-    def rows(self, referenced: set[str]) -> Iterator[Row]:
+    def columns(self, referenced: set[str]) -> Iterator[tuple[Columns, int]]:
         """Provider rows of every stored group that is inline or referenced, in file order."""
         self._flush()
         cursor = self._db.execute(
@@ -173,9 +207,13 @@ class ProviderStore:
         for gid, source, names, groups in cursor:
             if source != "inline" and gid not in referenced:
                 continue
-            parsed = [(tuple(n), t, v, b) for n, t, v, b in json.loads(groups)]
-            yield from provider_rows(
-                self.network_id, gid, parsed, None if names is None else json.loads(names), source
+            parsed = [(tuple(n), t, v, b) for n, t, v, b in _DECODE.decode(groups)]
+            yield provider_columns(
+                self.network_id,
+                gid,
+                parsed,
+                None if names is None else _DECODE.decode(names),
+                source,
             )
 
     def unresolved(self, referenced: set[str]) -> int:

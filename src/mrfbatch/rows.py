@@ -98,6 +98,7 @@ PROVIDER_COLUMNS = (
 )
 
 Row = dict[str, Any]
+Columns = dict[str, list[Any]]
 # One provider group as stored and hashed: (npis, tin_type, tin_value, business_name).
 Group = tuple[tuple[int, ...], str | None, str | None, str | None]
 
@@ -160,8 +161,9 @@ def text_list(value: object, quality: Quality, what: str) -> list[str] | None:
         return None
     if not isinstance(value, list):
         value = [value]
-    out = [t for t in (text(v, quality, what) for v in value) if t is not None]
-    return out
+    elif all(type(v) is str for v in value):
+        return value  # the usual case; decoded lists are not shared, so no copy is needed
+    return [t for t in (text(v, quality, what) for v in value) if t is not None]
 
 
 def number(value: object, quality: Quality, what: str) -> float | None:
@@ -181,6 +183,20 @@ def number(value: object, quality: Quality, what: str) -> float | None:
     if value is not None:
         quality.invalid(f"{what}: expected a number, found {value!r:.40}")
     return None
+
+
+_ITEM_FIELDS = (
+    "network_id",
+    "billing_code_type",
+    "billing_code_type_version",
+    "billing_code",
+    "negotiation_arrangement",
+    "name",
+    "description",
+    "severity_of_illness",
+    "bundled_codes",
+    "covered_services",
+)
 
 
 def _codes(value: object, quality: Quality, what: str) -> list[str] | None:
@@ -204,10 +220,26 @@ def _objects(value: object, quality: Quality, what: str) -> list[Mapping[str, An
     if not isinstance(value, list):
         quality.invalid(f"{what}: expected an array, found {type(value).__name__}")
         return []
+    if all(type(v) is dict for v in value):
+        return value  # the usual case, without the slower ABC check per entry
     good = [v for v in value if isinstance(v, Mapping)]
     if len(good) != len(value):
         quality.invalid(f"{what}: {len(value) - len(good)} entries are not objects")
     return good
+
+
+_PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
+    ("negotiated_type", text),
+    ("negotiated_rate", number),
+    ("expiration_date", text),
+    ("billing_class", text),
+    ("setting", text),
+    ("service_code", text_list),
+    ("billing_code_modifier", text_list),
+    ("additional_information", text),
+)
+_CONVERT = dict(_PRICE_FIELDS)
+assert {*_ITEM_FIELDS, *_CONVERT, "provider_group_ids"} == set(RATE_COLUMNS)
 
 
 class ItemRows:
@@ -224,53 +256,59 @@ class ItemRows:
         self.new_inline: dict[str, list[Group]] = {}
         self._inline_seen: set[str] = set()
 
-    def rows(self, item: Mapping[str, Any]) -> list[Row]:
+    def columns(self, item: Mapping[str, Any]) -> tuple[Columns, int]:
+        """The rate rows of one matched item, as columns (RATE_COLUMNS) and their count."""
         q = self.quality
+        get = item.get
         q.check_keys(item, ITEM_KEYS, "in_network")
-        base: Row = {
-            "network_id": self.network_id,
-            "billing_code_type": text(item.get("billing_code_type"), q, "billing_code_type"),
-            "billing_code_type_version": text(
-                item.get("billing_code_type_version"), q, "billing_code_type_version"
-            ),
-            "billing_code": text(item.get("billing_code"), q, "billing_code"),
-            "negotiation_arrangement": text(
-                item.get("negotiation_arrangement"), q, "negotiation_arrangement"
-            ),
-            "name": text(item.get("name"), q, "name"),
-            "description": text(item.get("description"), q, "description"),
-            "severity_of_illness": text(item.get("severity_of_illness"), q, "severity_of_illness"),
-            "bundled_codes": _codes(item.get("bundled_codes"), q, "bundled_codes"),
-            "covered_services": _codes(item.get("covered_services"), q, "covered_services"),
-        }
-        out: list[Row] = []
-        for rate in _objects(item.get("negotiated_rates"), q, "negotiated_rates"):
+        item_values = (
+            self.network_id,
+            text(get("billing_code_type"), q, "billing_code_type"),
+            text(get("billing_code_type_version"), q, "billing_code_type_version"),
+            text(get("billing_code"), q, "billing_code"),
+            text(get("negotiation_arrangement"), q, "negotiation_arrangement"),
+            text(get("name"), q, "name"),
+            text(get("description"), q, "description"),
+            text(get("severity_of_illness"), q, "severity_of_illness"),
+            _codes(get("bundled_codes"), q, "bundled_codes"),
+            _codes(get("covered_services"), q, "covered_services"),
+        )
+        prices: list[list[Any]] = [[] for _ in _PRICE_FIELDS]
+        group_ids: list[list[str]] = []
+        fields = [
+            (values, name, convert is text)
+            for values, (name, convert) in zip(prices, _PRICE_FIELDS, strict=True)
+        ]
+        for rate in _objects(get("negotiated_rates"), q, "negotiated_rates"):
             q.check_keys(rate, RATE_KEYS, "negotiated_rates")
-            group_ids = self._group_ids(rate)
+            ids = self._group_ids(rate)  # shared by the rate's rows; never changed afterwards
             for price in _objects(rate.get("negotiated_prices"), q, "negotiated_prices"):
                 q.check_keys(price, PRICE_KEYS, "negotiated_prices")
-                row = dict(base)
-                row.update(
-                    negotiated_type=text(price.get("negotiated_type"), q, "negotiated_type"),
-                    negotiated_rate=number(price.get("negotiated_rate"), q, "negotiated_rate"),
-                    expiration_date=text(price.get("expiration_date"), q, "expiration_date"),
-                    billing_class=text(price.get("billing_class"), q, "billing_class"),
-                    setting=text(price.get("setting"), q, "setting"),
-                    service_code=text_list(price.get("service_code"), q, "service_code"),
-                    billing_code_modifier=text_list(
-                        price.get("billing_code_modifier"), q, "billing_code_modifier"
-                    ),
-                    additional_information=text(
-                        price.get("additional_information"), q, "additional_information"
-                    ),
-                    provider_group_ids=list(group_ids),
-                )
-                out.append(row)
-        return out
+                for values, name, is_text in fields:
+                    value = price.get(name)
+                    # Strings and absent values are by far the most common: skip the call.
+                    if value is None or (is_text and type(value) is str):
+                        values.append(value)
+                    else:
+                        values.append(_CONVERT[name](value, q, name))
+                group_ids.append(ids)
+        n = len(group_ids)
+        columns: Columns = {
+            name: [value] * n for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+        }
+        columns.update(
+            (name, values) for (name, _), values in zip(_PRICE_FIELDS, prices, strict=True)
+        )
+        columns["provider_group_ids"] = group_ids
+        return columns, n
 
     def _group_ids(self, rate: Mapping[str, Any]) -> list[str]:
         ids: list[str] = []
         refs = rate.get("provider_references")
+        if isinstance(refs, list) and all(type(r) is int for r in refs):
+            ids = [str(r) for r in refs]  # the usual case, without a call per id
+            self.referenced.update(ids)
+            refs = None
         for ref in refs if isinstance(refs, list) else ([] if refs is None else [refs]):
             try:
                 key = group_key(ref)
@@ -319,6 +357,8 @@ def parse_groups(value: object, quality: Quality) -> list[Group]:
 def _npis(value: object, quality: Quality) -> tuple[int, ...]:
     if value is None or value == []:
         return (0,)
+    if isinstance(value, list) and all(type(v) is int for v in value):
+        return tuple(value)  # the usual case: a list of JSON integers
     out = []
     for v in value if isinstance(value, list) else [value]:
         try:
@@ -340,25 +380,24 @@ def inline_key(groups: list[Group]) -> str:
     return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def provider_rows(
+def provider_columns(
     network_id: str,
     group_id: str,
     groups: Iterable[Group],
     network_name: list[str] | None,
     source: str,
-) -> list[Row]:
-    """One row per (group, NPI)."""
-    return [
-        {
-            "network_id": network_id,
-            "provider_group_id": group_id,
-            "npi": npi,
-            "tin_type": tin_type,
-            "tin_value": tin_value,
-            "business_name": business_name,
-            "network_name": network_name,
-            "source": source,
-        }
-        for npis, tin_type, tin_value, business_name in groups
-        for npi in npis
-    ]
+) -> tuple[Columns, int]:
+    """One row per (group, NPI), as columns (PROVIDER_COLUMNS) and their count."""
+    columns: Columns = {name: [] for name in PROVIDER_COLUMNS}
+    for npis, tin_type, tin_value, business_name in groups:
+        n = len(npis)
+        columns["npi"].extend(npis)
+        columns["tin_type"].extend([tin_type] * n)
+        columns["tin_value"].extend([tin_value] * n)
+        columns["business_name"].extend([business_name] * n)
+    n = len(columns["npi"])
+    columns["network_id"] = [network_id] * n
+    columns["provider_group_id"] = [group_id] * n
+    columns["network_name"] = [network_name] * n
+    columns["source"] = [source] * n
+    return columns, n

@@ -157,6 +157,7 @@ def run_extraction(
             result.compression = stream.compression
             parser.scan(stream, handler)  # type: ignore[arg-type]
             handler.finish()
+        store.materialize(handler.referenced)
         remote = store.fetch_remote(handler.referenced, settings)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
@@ -167,8 +168,8 @@ def run_extraction(
                 f"{result.unresolved_references} provider_references ids used by rates are "
                 "defined nowhere in the file"
             )
-        for row in store.rows(handler.referenced):
-            providers.write(row)
+        for columns, n in store.columns(handler.referenced):
+            providers.write_columns(columns, n)
         for name, writer in (("rates", rates), ("providers", providers)):
             result.output_files[name] = str(writer.commit())
         result.status = "success"

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mrfbatch.errors import UsageError
-from mrfbatch.rows import PROVIDER_COLUMNS, RATE_COLUMNS, Row
+from mrfbatch.rows import PROVIDER_COLUMNS, RATE_COLUMNS, Columns
 
 _LIST = pa.list_(pa.string())
 _RATE_LISTS = frozenset(
@@ -68,21 +68,22 @@ class TableWriter:
         """Rows buffered, not yet written."""
         return self._pending
 
-    def write(self, row: Row) -> None:
+    def write_columns(self, columns: Columns, n: int) -> None:
+        """Append `n` rows given as columns; full batches are written as they fill up."""
         for name, values in self._columns.items():
-            values.append(row.get(name))
-        self._pending += 1
-        if self._pending >= self.batch_size:
-            self.flush()
-
-    def write_many(self, rows: list[Row]) -> None:
-        for row in rows:
-            self.write(row)
+            values.extend(columns[name])
+        self._pending += n
+        while self._pending >= self.batch_size:
+            self._write_rows(self.batch_size)
 
     def flush(self) -> None:
-        if not self._pending and self._writer is not None:
-            return
-        table = pa.Table.from_pydict(self._columns, schema=self.schema)
+        """Write every buffered row (the last, possibly short, row group)."""
+        if self._pending or self._writer is None:
+            self._write_rows(self._pending)
+
+    def _write_rows(self, n: int) -> None:
+        head = {name: values[:n] for name, values in self._columns.items()}
+        table = pa.Table.from_pydict(head, schema=self.schema)
         if self.fmt == "parquet":
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression="zstd")
@@ -94,8 +95,8 @@ class TableWriter:
                 self._writer = pacsv.CSVWriter(self.tmp_path, table.schema)
             self._writer.write_table(table)
         self.rows_written += table.num_rows
-        self._columns = {name: [] for name in self.schema.names}
-        self._pending = 0
+        self._columns = {name: values[n:] for name, values in self._columns.items()}
+        self._pending -= n
 
     def commit(self) -> Path:
         """Write what is buffered, close, and move the table to its final name."""

@@ -24,6 +24,9 @@ class DocumentHandler(Protocol):
     def provider_reference(self, obj: Any) -> None:
         """One decoded `provider_references` entry."""
 
+    def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
+        """One `provider_references` entry left as JSON text (an object), and its id."""
+
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""
 

@@ -23,7 +23,6 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -49,7 +48,14 @@ class _Probe(msgspec.Struct, gc=False):
     billing_code: Any = None
 
 
+class _ReferenceId(msgspec.Struct, gc=False):
+    """A provider reference's key; the rest is skipped."""
+
+    provider_group_id: Any = None
+
+
 _SKIP = msgspec.json.Decoder(msgspec.Raw)
+_REFERENCE = msgspec.json.Decoder(_ReferenceId, float_hook=Decimal)
 _PROBE = msgspec.json.Decoder(_Probe, float_hook=Decimal)
 _VALUE = msgspec.json.Decoder(float_hook=Decimal)
 _KEY = msgspec.json.Decoder(str)
@@ -99,7 +105,7 @@ class _Chunks:
 
     def next(self) -> bytes:
         if self._queue is None:
-            return self._stream.read(self._size)
+            return self._read()
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -109,7 +115,7 @@ class _Chunks:
         assert self._queue is not None
         while not self._stop.is_set():
             try:
-                item: bytes | BaseException = self._stream.read(self._size)
+                item: bytes | BaseException = self._read()
             except BaseException as exc:  # handed to the scanning thread, which raises it
                 item = exc
             while not self._stop.is_set():
@@ -120,6 +126,19 @@ class _Chunks:
                     continue
             if not isinstance(item, bytes) or not item:
                 return
+
+    def _read(self) -> bytes:
+        """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
+        and every chunk edge costs a re-validation of the value that straddles it."""
+        parts = []
+        total = 0
+        while total < self._size:
+            part = self._stream.read(self._size - total)
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+        return b"".join(parts)
 
     def close(self) -> None:
         self._stop.set()
@@ -270,23 +289,30 @@ class _Scanner:
             if key == "in_network":
                 self._items(wanted)
             else:
-                self._elements(self.handler.provider_reference if wanted else None)
+                self._references(wanted)
             self.handler.array_done(key)
         elif wanted:
             self.handler.header(key, self._decode(self._value_end(_VALUE)))
         else:
             self.pos = self._value_end(_SKIP)
 
-    def _elements(self, callback: Callable[[Any], None] | None) -> None:
+    def _references(self, wanted: bool) -> None:
+        """provider_references entries go to the handler as JSON text: most are never needed."""
+        handler = self.handler
         if self._peek() == ord("]"):
             self.pos += 1
             return
         while True:
-            end = self._value_end(_VALUE if callback is not None else _SKIP)
-            if callback is None:
+            end = self._value_end(_SKIP)
+            if not wanted:
                 self.pos = end
+            elif self.buf[self.pos] != ord("{"):
+                handler.provider_reference(self._decode(end))  # not an object: counted there
             else:
-                callback(self._decode(end))
+                with memoryview(self.buf) as view:
+                    group_id = _REFERENCE.decode(view[self.pos : end]).provider_group_id
+                handler.provider_reference_raw(group_id, self.buf[self.pos : end])
+                self.pos = end
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
 
