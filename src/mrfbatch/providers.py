@@ -106,13 +106,15 @@ class ProviderStore:
             ).fetchall()
             if not batch:
                 return
-            for seq, gid, raw in batch:
-                if gid in referenced:
-                    self._db.execute(
-                        "UPDATE groups SET source = ?, network_name = ?, groups = ?, "
-                        "location = ?, raw = NULL WHERE seq = ?",
-                        (*self._decoded(_DECODE.decode(raw)), seq),
-                    )
+            self._db.executemany(
+                "UPDATE groups SET source = ?, network_name = ?, groups = ?, location = ?, "
+                "raw = NULL WHERE seq = ?",
+                [
+                    (*self._decoded(_DECODE.decode(raw)), seq)
+                    for seq, gid, raw in batch
+                    if gid in referenced
+                ],
+            )
             last = batch[-1][0]
 
     def _decoded(self, ref: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
@@ -219,8 +221,10 @@ class ProviderStore:
     def unresolved(self, referenced: set[str]) -> int:
         """How many referenced keys no provider reference defines."""
         self._flush()
-        find = "SELECT 1 FROM groups WHERE gid = ? LIMIT 1"
-        return sum(1 for gid in referenced if self._db.execute(find, (gid,)).fetchone() is None)
+        defined = {
+            gid for (gid,) in self._db.execute("SELECT gid FROM groups") if gid in referenced
+        }
+        return len(referenced) - len(defined)
 
     def close(self) -> None:
         self._db.close()

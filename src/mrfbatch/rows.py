@@ -167,6 +167,8 @@ def text_list(value: object, quality: Quality, what: str) -> list[str] | None:
 
 
 def number(value: object, quality: Quality, what: str) -> float | None:
+    if type(value) in _NUMBERS:
+        return float(value)  # type: ignore[arg-type]
     if isinstance(value, bool):
         quality.invalid(f"{what}: expected a number, found {value!r}")
         return None
@@ -238,8 +240,12 @@ _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("billing_code_modifier", text_list),
     ("additional_information", text),
 )
-_CONVERT = dict(_PRICE_FIELDS)
-assert {*_ITEM_FIELDS, *_CONVERT, "provider_group_ids"} == set(RATE_COLUMNS)
+assert {*_ITEM_FIELDS, *dict(_PRICE_FIELDS), "provider_group_ids"} == set(RATE_COLUMNS)
+_NUMBERS = (Decimal, int, float)
+
+
+def _all_str(value: object) -> bool:
+    return type(value) is list and all(type(v) is str for v in value)
 
 
 class ItemRows:
@@ -273,32 +279,34 @@ class ItemRows:
             _codes(get("bundled_codes"), q, "bundled_codes"),
             _codes(get("covered_services"), q, "covered_services"),
         )
-        prices: list[list[Any]] = [[] for _ in _PRICE_FIELDS]
+        prices: list[Mapping[str, Any]] = []
         group_ids: list[list[str]] = []
-        fields = [
-            (values, name, convert is text)
-            for values, (name, convert) in zip(prices, _PRICE_FIELDS, strict=True)
-        ]
         for rate in _objects(get("negotiated_rates"), q, "negotiated_rates"):
             q.check_keys(rate, RATE_KEYS, "negotiated_rates")
             ids = self._group_ids(rate)  # shared by the rate's rows; never changed afterwards
-            for price in _objects(rate.get("negotiated_prices"), q, "negotiated_prices"):
+            rate_prices = _objects(rate.get("negotiated_prices"), q, "negotiated_prices")
+            prices.extend(rate_prices)
+            group_ids.extend([ids] * len(rate_prices))
+        if not all(PRICE_KEYS.issuperset(price) for price in prices):
+            for price in prices:
                 q.check_keys(price, PRICE_KEYS, "negotiated_prices")
-                for values, name, is_text in fields:
-                    value = price.get(name)
-                    # Strings and absent values are by far the most common: skip the call.
-                    if value is None or (is_text and type(value) is str):
-                        values.append(value)
-                    else:
-                        values.append(_CONVERT[name](value, q, name))
-                group_ids.append(ids)
+        # Column by column: one comprehension per field, and a conversion call only for
+        # values that are not already of the usual type.
+        price_columns: Columns = {}
+        for name, convert in _PRICE_FIELDS:
+            values = [price.get(name) for price in prices]
+            if convert is number:
+                values = [v if type(v) is float else number(v, q, name) for v in values]
+            elif convert is text_list:
+                values = [v if v is None or _all_str(v) else text_list(v, q, name) for v in values]
+            elif not all(v is None or type(v) is str for v in values):
+                values = [convert(v, q, name) for v in values]
+            price_columns[name] = values
         n = len(group_ids)
         columns: Columns = {
             name: [value] * n for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
         }
-        columns.update(
-            (name, values) for (name, _), values in zip(_PRICE_FIELDS, prices, strict=True)
-        )
+        columns.update(price_columns)
         columns["provider_group_ids"] = group_ids
         return columns, n
 
@@ -336,6 +344,10 @@ def parse_groups(value: object, quality: Quality) -> list[Group]:
     """Normalize a `provider_groups` array into (npis, tin_type, tin_value, business_name)."""
     groups: list[Group] = []
     for g in _objects(value, quality, "provider_groups"):
+        usual = _usual_group(g)
+        if usual is not None:
+            groups.append(usual)
+            continue
         quality.check_keys(g, GROUP_KEYS, "provider_groups")
         tin = g.get("tin")
         if not isinstance(tin, Mapping):
@@ -352,6 +364,21 @@ def parse_groups(value: object, quality: Quality) -> list[Group]:
             )
         )
     return groups
+
+
+def _usual_group(g: Mapping[str, Any]) -> Group | None:
+    """The group when it has the usual shape (nothing to count or convert), else None."""
+    tin, npi = g.get("tin"), g.get("npi")
+    if not (type(tin) is dict and type(npi) is list and npi and GROUP_KEYS.issuperset(g)):
+        return None
+    kind, value, name = tin.get("type"), tin.get("value"), tin.get("business_name")
+    if (
+        TIN_KEYS.issuperset(tin)
+        and all(type(v) is int for v in npi)
+        and all(v is None or type(v) is str for v in (kind, value, name))
+    ):
+        return tuple(npi), kind, value, name
+    return None
 
 
 def _npis(value: object, quality: Quality) -> tuple[int, ...]:
