@@ -55,6 +55,7 @@ class DecodedStream:
         self.bytes_decoded = 0
         self.last_read = b""  # the last bytes handed out, and where they start: error offsets
         self.last_read_start = 0
+        self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
         if not head:
             raise JsonFormatError(f"{raw.description} is empty (0 bytes); expected JSON")
@@ -70,6 +71,7 @@ class DecodedStream:
         if size < 0:
             size = len(self._buffer)
         data = self._buffer[self._pos : self._pos + size]
+        self.at_end = not data
         self._pos += len(data)
         self.last_read, self.last_read_start = data, self.bytes_decoded
         self.bytes_decoded += len(data)

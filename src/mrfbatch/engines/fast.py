@@ -39,8 +39,6 @@ _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
 
-_NEAR_END = 512  # an error this close to the end of the buffer may be a cut-off token
-
 
 class _Probe(msgspec.Struct, gc=False):
     """An in_network item's own billing code; everything else is skipped (and validated)."""
@@ -220,11 +218,11 @@ class _Scanner:
                     return end
                 at = _AT_BYTE.search(message)
                 # A value cut by the end of the buffer is "truncated", or, inside a number
-                # (`2163.`), "invalid": either way, try again with more data.
-                near_end = at is not None and int(at.group(1)) >= len(view) - _NEAR_END
-                if ("truncated" in message or near_end) and self._grow():
+                # (`2163.`), "invalid" at the very end: either way it needs more data.
+                cut = "truncated" in message or (at is not None and int(at.group(1)) >= len(view))
+                if cut and self._grow():
                     continue
-                if "truncated" in message:
+                if cut:
                     raise truncated_json(self.name, self.base + len(self.buf)) from None
                 raise self._invalid(message) from None
             finally:

@@ -138,7 +138,9 @@ def json_error(exc: Exception, stream: Any) -> JsonFormatError:
     summary = lines[0].strip() or "invalid JSON"
     decoded = getattr(stream, "bytes_decoded", 0)
     name = getattr(stream, "description", "the file")
-    if "premature EOF" in summary:
+    if "premature EOF" in summary or getattr(stream, "at_end", False):
+        # Once the stream is exhausted yajl only reports what the end cut short (e.g. a
+        # string ending in a backslash): that is a truncated file, whatever the wording.
         return truncated_json(name, decoded)
     offset = _locate(lines, stream)
     snippet = lines[1].strip() if len(lines) > 1 else ""
