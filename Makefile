@@ -2,11 +2,14 @@
 # make example   extract one bundled file with the single-file command
 # make test      run the test suite (unit, end-to-end against a local HTTP server)
 # make check     lint and type-check
+# make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/)
+# make bench-smoke  the same at BENCH_MB=20, in seconds (CI)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
+BENCH_MB ?= 1000
 
-.PHONY: run example test check clean
+.PHONY: run example test check bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +36,12 @@ check: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(VENV)/bin/snakemake --lint --config source=url input=examples/in-network-sample.json.gz
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py --mb $(BENCH_MB)
+
+bench-smoke: $(VENV)/.installed
+	$(MAKE) bench BENCH_MB=20
 
 clean:
 	rm -rf $(VENV) results logs .snakemake

@@ -1,0 +1,743 @@
+"""Deterministic, streaming generator of realistic in-network-rates files (CMS TiC schema 2.0).
+
+The JSON text is written straight into a gzip stream, one negotiated rate at a time, from
+pre-rendered fragments and cheap randomness (``random.Random(seed)`` over precomputed pools);
+the document is never held in memory. About 1 GB of JSON takes 20-30 s on one core.
+
+What the files look like (the "shape"):
+
+- about 2,000 ``in_network`` items per GB (never fewer than 50), whose sizes follow a Pareto
+  law: most items are a few hundred kB, a few are tens of MB at 1 GB;
+- ``provider_references`` (about 100 per MB) with 10-digit NPIs (valid check digit), EIN TINs
+  ``"12-3456789"`` and business names; one id in ten is a float with a trailing zero
+  (``"4207.13570"``), whose exact text must survive;
+- CPT, HCPCS, RC and MS-DRG codes; prices with two decimals, expiration dates, service codes,
+  sometimes a ``billing_code_modifier``; mostly ``ffs`` items, a few ``bundle`` items with
+  ``bundled_codes`` and ``capitation`` items with ``covered_services``, whose nested codes
+  include whitelisted ones (they must not make the item match);
+- about 3 % of the items carry a code of :data:`WHITELIST` (50 codes, the same for every seed):
+  one "popular code" item of 10 MB (5 % of smaller files), the others drawn among smaller
+  items, so the heaviest matching item is the same at 200 MB and at 1 GB;
+- payer quirks, on a small share of items: the billing code as a JSON number (``99213``) or
+  with stray case/space (``"j1885"``, ``"99213 "``), which a whitelist still matches after
+  trimming and upper-casing; ``negotiated_rates`` before ``billing_code``; ``bundled_codes``
+  before the item's own ``billing_code``; TIN-only groups (``"type": "npi"``).
+
+The generator counts what a correct extraction must report (:class:`Expected`): items seen
+and matched, rate rows (one per negotiated price of a matched item), provider rows (one per
+NPI of every group a written rate references) and rate rows per billing code.
+
+Command line (writes the file, its ``.meta.json`` and prints the expectations)::
+
+    python bench/generate.py --mb 20 --seed 1 --out /tmp/in-network.json.gz
+    python bench/generate.py --mb 20 --refs after --indent 2 --crlf --out /tmp/pretty.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal, cast
+
+# Bump when the output for given parameters changes, so cached files are regenerated.
+GENERATOR_VERSION = 2
+MB = 1_000_000
+
+# The benchmark whitelist: common "shoppable" services. Items carry them in their own
+# billing_code (these match) and inside bundled_codes / covered_services (these must not).
+WHITELIST: tuple[str, ...] = (
+    # CPT
+    "99203", "99204", "99213", "99214", "99215", "99285", "99395", "27447", "27130", "29881",
+    "45378", "43239", "66984", "70553", "72148", "73721", "74177", "77067", "80053", "80061",
+    "85025", "93000", "93306", "97110", "97140", "59400", "59510", "19120", "47562", "49505",
+    "64483", "76700", "76805", "81002", "84443", "36415", "90834", "90837", "92014", "20610",
+    # HCPCS
+    "J1885", "J3301", "G0121", "G0105", "J0696", "Q4101",
+    # revenue codes and MS-DRGs
+    "0450", "0981", "470", "871",
+)  # fmt: skip
+
+_ITEMS_PER_GB = 2000
+_MIN_ITEMS = 50
+_REFS_PER_MB = 100
+_MATCH_SHARE = 0.03
+_PARETO_ALPHA = 1.15
+_MAX_ITEM_SHARE = 0.05  # no item above 5 % of the file
+_POPULAR_ITEM_BYTES = 10 * MB  # the one big matching item (5 % of files under 200 MB)
+_FLUSH_CHARS = 1 << 20
+
+_DESCRIPTIONS = (
+    "Office or other outpatient visit for the evaluation and management of a patient",
+    "Arthroplasty, knee, condyle and plateau; medial and lateral compartments",
+    "Magnetic resonance imaging, brain, without contrast material, followed by contrast",
+    "Colonoscopy, flexible; diagnostic, including collection of specimens",
+    "Electrocardiogram, routine ECG with at least 12 leads; with interpretation and report",
+    "Comprehensive metabolic panel",
+    "Therapeutic procedure, 1 or more areas, each 15 minutes; therapeutic exercises",
+    "Injection, ketorolac tromethamine, per 15 mg",
+    "Emergency room, general classification",
+    "Major hip and knee joint replacement or reattachment of lower extremity without MCC",
+    "Computed tomography, abdomen and pelvis; with contrast material(s)",
+    "Screening mammography, bilateral (2-view study of each breast)",
+    "Psychotherapy, 60 minutes with patient",
+    "Ultrasound, abdominal, real time with image documentation; complete",
+    "Septicemia or severe sepsis without MV >96 hours with MCC",
+)
+_BUSINESS = (
+    "Midland Medical Group", "Riverside Physicians LLC", "Summit Orthopedics PC",
+    "Lakeview Family Practice", "Northgate Imaging Center", "Harbor Cardiology Associates",
+    "Valley Surgical Partners", "Pinecrest Pediatrics", "Metro Behavioral Health",
+    "Crescent Anesthesia Group", "Oak Hill Internal Medicine", "Bayside Radiology Inc",
+    "Granite State Physical Therapy", "Cedar Valley Hospital", "St. Anne Regional Medical Center",
+)  # fmt: skip
+_NETWORKS = ("Synthetic Choice PPO", "Synthetic Select HMO", "Synthetic EPO Plus")
+_POS = ("02", "10", "11", "12", "19", "20", "21", "22", "23", "24", "31", "49", "81", "99")
+_MODIFIERS = (["26"], ["TC"], ["59"], ["RT"], ["LT"], ["50"], ["59", "RT"], ["26", "GC"])
+_NEGOTIATED_TYPES = (
+    ("negotiated", 80),
+    ("fee schedule", 10),
+    ("percentage", 4),
+    ("derived", 3),
+    ("per diem", 3),
+)
+
+
+class Raw(str):
+    """A JSON number written as its exact text (``Raw("4207.13570")``)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The generator's knobs; a file is a pure function of them (and of GENERATOR_VERSION)."""
+
+    mb: float  # target size of the uncompressed JSON, in MB (10**6 bytes)
+    seed: int = 1
+    refs: Literal["before", "after"] = "before"  # provider_references before/after in_network
+    indent: int = 0  # 0: compact, one line; N: pretty-printed with N spaces
+    crlf: bool = False  # pretty-printed with \r\n line ends
+    quirks: bool = True  # payer quirks (numeric / untidy billing codes, key order)
+
+    def file_name(self) -> str:
+        """A cache file name that spells out every knob."""
+        style = (
+            "compact" if self.indent == 0 else f"indent{self.indent}{'-crlf' if self.crlf else ''}"
+        )
+        quirks = "" if self.quirks else "-noquirks"
+        return f"in-network-{self.mb:g}mb-seed{self.seed}-refs{self.refs}-{style}{quirks}.json.gz"
+
+
+@dataclass
+class Expected:
+    """What the generator wrote, and what a correct extraction with WHITELIST reports."""
+
+    items: int = 0
+    items_matched: int = 0
+    rate_rows: int = 0
+    provider_rows: int = 0
+    provider_references: int = 0
+    referenced_groups: int = 0
+    json_bytes: int = 0
+    gzip_bytes: int = 0
+    largest_item_bytes: int = 0
+    largest_matched_item_bytes: int = 0
+    bundle_items: int = 0
+    capitation_items: int = 0
+    quirky_code_items: int = 0  # numeric or untidy billing codes
+    rates_first_items: int = 0  # negotiated_rates before billing_code
+    rate_rows_by_code: dict[str, int] = field(default_factory=dict)  # normalized code -> rows
+    seconds: float = 0.0
+
+
+@dataclass
+class Generated:
+    """A generated file on disk with its parameters and expectations."""
+
+    path: Path
+    shape: Shape
+    expected: Expected
+
+
+# Rendering
+
+
+class _Style:
+    """Whitespace of one output style: compact, or indented like the CMS examples."""
+
+    def __init__(self, indent: int, crlf: bool):
+        self.nl = ("\r\n" if crlf else "\n") if indent else ""
+        self.unit = " " * indent
+        self.colon = ": " if indent else ":"
+        self.comma = ", " if indent else ","  # between the scalars of an inline array
+
+    def pad(self, depth: int) -> str:
+        """Line break plus indentation for a value at `depth` ("" when compact)."""
+        return self.nl + self.unit * depth if self.nl else ""
+
+    def render(self, value: Any, depth: int) -> str:
+        """JSON text of `value` as it appears at `depth`; arrays of scalars stay on one line."""
+        if isinstance(value, Raw):
+            return str(value)
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, bool) or value is None:
+            return json.dumps(value)
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, dict):
+            return "{" + self.members(list(value.items()), depth + 1) + self.pad(depth) + "}"
+        if isinstance(value, list):
+            if not value:
+                return "[]"
+            if not any(isinstance(v, dict | list) for v in value):
+                return "[" + self.comma.join(self.render(v, depth) for v in value) + "]"
+            inner = ("," + self.pad(depth + 1)).join(self.render(v, depth + 1) for v in value)
+            return "[" + self.pad(depth + 1) + inner + self.pad(depth) + "]"
+        raise TypeError(f"cannot render {type(value).__name__}")
+
+    def members(self, pairs: list[tuple[str, Any]], depth: int) -> str:
+        """`"key": value` pairs of an object at `depth`, each on its own line when indented."""
+        return self.pad(depth) + ("," + self.pad(depth)).join(
+            json.dumps(k) + self.colon + self.render(v, depth) for k, v in pairs
+        )
+
+
+# Pools of realistic values
+
+
+def _npi_pool(rng: random.Random, size: int) -> list[str]:
+    """Ten-digit NPIs starting with 1 or 2, with a valid Luhn check digit (prefix 80840)."""
+    out = []
+    for _ in range(size):
+        base = f"{rng.choice('12')}{rng.randrange(10**8):08d}"
+        digits = [int(d) for d in "80840" + base]
+        total = 0
+        for i, d in enumerate(reversed(digits)):
+            if i % 2 == 0:
+                d *= 2
+                d = d - 9 if d > 9 else d
+            total += d
+        out.append(base + str((10 - total % 10) % 10))
+    return out
+
+
+def _other_code(rng: random.Random, excluded: set[str]) -> tuple[str, str, str]:
+    """(type, version, code) of a billing code outside `excluded`."""
+    while True:
+        r = rng.random()
+        if r < 0.80:
+            kind, version, code = "CPT", "2024", f"{rng.randrange(10000, 99500)}"
+        elif r < 0.90:
+            letter = rng.choice("ABCEGHJKLQV")
+            kind, version, code = "HCPCS", "2024", f"{letter}{rng.randrange(10000):04d}"
+        elif r < 0.95:
+            kind, version, code = "RC", "2024", f"0{rng.randrange(100, 1000)}"
+        else:
+            kind, version, code = "MS-DRG", "41", f"{rng.randrange(1, 1000):03d}"
+        if code not in excluded:
+            return kind, version, code
+
+
+def _whitelist_code(code: str) -> tuple[str, str]:
+    """(type, version) of a whitelist code."""
+    if code[0].isalpha():
+        return "HCPCS", "2024"
+    if len(code) == 4:
+        return "RC", "2024"
+    if len(code) == 3:
+        return "MS-DRG", "41"
+    return "CPT", "2024"
+
+
+def _budgets(weights: list[float], total: int, cap: float) -> list[int]:
+    """Split `total` bytes in proportion to `weights`, no share above `cap` (water-filling)."""
+    capped: set[int] = set()
+    while True:
+        free = sum(w for i, w in enumerate(weights) if i not in capped)
+        scale = (total - cap * len(capped)) / free
+        over = {i for i, w in enumerate(weights) if i not in capped and w * scale > cap}
+        if not over:
+            return [
+                int(cap) if i in capped else max(1, int(w * scale)) for i, w in enumerate(weights)
+            ]
+        capped |= over
+
+
+def _weighted(pairs: tuple[tuple[str, int], ...]) -> list[str]:
+    return [name for name, weight in pairs for _ in range(weight)]
+
+
+# The generator
+
+
+class _Sink:
+    """Buffers text and writes it, ASCII-encoded, into the gzip stream in ~1 MB blocks."""
+
+    def __init__(self, raw: IO[bytes]):
+        self._raw = raw
+        self._parts: list[str] = []
+        self._pending = 0
+        self.written = 0
+
+    def write(self, text: str, length: int | None = None) -> None:
+        self._parts.append(text)
+        self._pending += len(text) if length is None else length
+        if self._pending >= _FLUSH_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        data = "".join(self._parts).encode("ascii")
+        self._raw.write(data)
+        self.written += len(data)
+        self._parts = []
+        self._pending = 0
+
+
+def _open_gzip(path: Path) -> IO[bytes]:
+    """A gzip writer: ISA-L at level 1 when available (4x faster), else zlib at level 1."""
+    try:
+        from isal import igzip
+
+        return cast(IO[bytes], igzip.open(path, "wb", compresslevel=1))  # type: ignore[no-untyped-call]
+    except ImportError:
+        import gzip
+
+        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=1))
+
+
+class _Document:
+    """Writes one file of a given shape; see the module docstring for what is in it."""
+
+    def __init__(self, shape: Shape):
+        if shape.mb <= 0:
+            raise ValueError(f"target size must be positive, got {shape.mb} MB")
+        self.shape = shape
+        self.style = _Style(shape.indent, shape.crlf)
+        self.target = int(shape.mb * MB)
+        self.expected = Expected()
+        rng = random.Random(f"pools-{shape.seed}")
+        self.n_items = max(_MIN_ITEMS, round(_ITEMS_PER_GB * shape.mb / 1000))
+        self.n_refs = max(20, round(_REFS_PER_MB * shape.mb))
+        self.npis = _npi_pool(rng, 20_000)
+        self.id_texts = [
+            f"{i + 1}.{rng.randrange(1000, 10000)}0" if rng.random() < 0.1 else str(i + 1)
+            for i in range(self.n_refs)
+        ]
+        self.provider_rows_of_ref: list[int] = [0] * self.n_refs
+        self.referenced: set[int] = set()
+        self._build_rate_pools(rng)
+        self._build_reference_templates()
+
+    # pools for the hot loop
+
+    def _build_rate_pools(self, rng: random.Random) -> None:
+        st = self.style
+        types = _weighted(_NEGOTIATED_TYPES)
+        dollars = [f"{rng.lognormvariate(5.0, 1.3):.2f}" for _ in range(1 << 14)]
+        percents = [f"{rng.choice((60, 65, 70, 75, 80, 85, 90, 110, 120, 150))}.00"] * (1 << 14)
+        templates: list[tuple[str, str, list[str]]] = []
+        for _ in range(1 << 12):
+            billing_class = "professional" if rng.random() < 0.65 else "institutional"
+            negotiated_type = rng.choice(types)
+            price: dict[str, Any] = {
+                "negotiated_type": negotiated_type,
+                "negotiated_rate": Raw("\x00"),
+                "expiration_date": rng.choice(("9999-12-31",) * 8 + ("2025-12-31", "2026-06-30")),
+            }
+            if billing_class == "professional":
+                price["service_code"] = sorted(rng.sample(_POS, rng.randint(1, 9)))
+            price["billing_class"] = billing_class
+            price["setting"] = rng.choice(("outpatient", "outpatient", "inpatient", "both"))
+            if rng.random() < 0.15:
+                price["billing_code_modifier"] = rng.choice(_MODIFIERS)
+            if rng.random() < 0.02:
+                price["additional_information"] = "Rate applies when billed with modifier 25"
+            prefix, suffix = st.render(price, 6).split("\x00")
+            pool = percents if negotiated_type == "percentage" else dollars
+            templates.append((prefix, suffix, pool))
+        self.price_templates = templates
+        # provider_references per rate: median 2-3, long tail; prices per rate: 1 to ~8
+        # Real files repeat the same provider_references lists across many rates: draw them
+        # from a pool (about one list per two groups), each list as (text, id indexes).
+        self.ref_lists: list[tuple[str, tuple[int, ...]]] = []
+        for _ in range(max(4096, self.n_refs // 2)):
+            count = min(60, 1 + int(rng.lognormvariate(0.6, 0.9)))
+            idx = tuple(sorted({rng.randrange(self.n_refs) for _ in range(count)}))
+            self.ref_lists.append((st.comma.join(self.id_texts[i] for i in idx), idx))
+        self.price_counts = [min(12, 1 + int(rng.expovariate(0.7))) for _ in range(4096)]
+        pad = st.pad
+        self.rate_open = "{" + pad(5) + '"provider_references"' + st.colon + "["
+        self.rate_mid = "]," + pad(5) + '"negotiated_prices"' + st.colon + "[" + pad(6)
+        self.price_sep = "," + pad(6)
+        self.rate_close = pad(5) + "]" + pad(4) + "}"
+        self.rate_sep = "," + pad(4)
+
+    def _rate(self, rng: random.Random, matched: bool) -> tuple[str, int]:
+        """One negotiated_rates entry at depth 4, and how many prices it has."""
+        bits = rng.getrandbits
+        ids, idx = self.ref_lists[int(rng.random() * len(self.ref_lists))]
+        if matched:
+            self.referenced.update(idx)
+        templates = self.price_templates
+        prices = []
+        for _ in range(self.price_counts[bits(12)]):
+            prefix, suffix, pool = templates[bits(12)]
+            prices.append(prefix + pool[bits(14)] + suffix)
+        text = self.rate_open + ids + self.rate_mid + self.price_sep.join(prices) + self.rate_close
+        return text, len(prices)
+
+    # provider_references
+
+    def _build_reference_templates(self) -> None:
+        st = self.style
+        pad, colon = st.pad, st.colon
+        self.ref_open = "{" + pad(3) + '"provider_group_id"' + colon
+        self.ref_names = "," + pad(3) + '"network_name"' + colon
+        self.ref_groups = "," + pad(3) + '"provider_groups"' + colon + "[" + pad(4)
+        self.ref_close = pad(3) + "]" + pad(2) + "}"
+        self.group_sep = "," + pad(4)
+        self.group_open = "{" + pad(5) + '"npi"' + colon + "["
+        self.group_tin = "]," + pad(5) + '"tin"' + colon + "{" + pad(6) + '"type"' + colon
+        self.tin_value = "," + pad(6) + '"value"' + colon
+        self.tin_business = "," + pad(6) + '"business_name"' + colon
+        self.group_close = pad(5) + "}" + pad(4) + "}"
+
+    def _reference(self, rng: random.Random, i: int) -> tuple[str, int]:
+        """The provider_references entry of id index `i` at depth 2, and its provider rows."""
+        groups = []
+        rows = 0
+        npis = self.npis
+        for _ in range(1 if rng.random() < 0.85 else rng.randint(2, 3)):
+            if rng.random() < 0.02:  # TIN-only contract: the TIN is an NPI
+                npi = npis[rng.randrange(len(npis))]
+                tin = f'"npi"{self.tin_value}"{npi}"'
+                rows += 1
+                listed = [npi]
+            else:
+                k = min(500, 1 + int(rng.lognormvariate(1.3, 1.1)))
+                start = rng.randrange(len(npis) - k)
+                listed = npis[start : start + k]
+                ein = f"{rng.randrange(10, 99)}-{rng.randrange(10**7):07d}"
+                business = _BUSINESS[rng.randrange(len(_BUSINESS))]
+                tin = f'"ein"{self.tin_value}"{ein}"{self.tin_business}"{business}"'
+                rows += k
+            groups.append(
+                self.group_open
+                + self.style.comma.join(listed)
+                + self.group_tin
+                + tin
+                + self.group_close
+            )
+        text = self.ref_open + self.id_texts[i]
+        if rng.random() < 0.7:
+            text += self.ref_names + f'["{_NETWORKS[rng.randrange(len(_NETWORKS))]}"]'
+        text += self.ref_groups + self.group_sep.join(groups) + self.ref_close
+        return text, rows
+
+    def _write_references(self, sink: _Sink) -> None:
+        rng = random.Random(f"refs-{self.shape.seed}")
+        sep = "," + self.style.pad(2)
+        sink.write('"provider_references"' + self.style.colon + "[" + self.style.pad(2))
+        for i in range(self.n_refs):
+            text, self.provider_rows_of_ref[i] = self._reference(rng, i)
+            sink.write(sep + text if i else text)
+        sink.write(self.style.pad(1) + "]")
+        self.expected.provider_references = self.n_refs
+
+    def _reference_bytes_estimate(self) -> int:
+        """Bytes provider_references will take (a sample, from a throwaway random state)."""
+        rng = random.Random(f"estimate-{self.shape.seed}")
+        sample = min(500, self.n_refs)
+        size = sum(len(self._reference(rng, i)[0]) for i in range(sample))
+        return int(size / sample * self.n_refs)
+
+    # in_network
+
+    def _plan_items(self, rng: random.Random, budget: int) -> list[dict[str, Any]]:
+        """Every item's code, arrangement, key order and byte budget."""
+        n = self.n_items
+        excluded = set(WHITELIST)
+        n_match = max(2, round(_MATCH_SHARE * n))
+        order = list(range(n))
+        rng.shuffle(order)
+        # One matching item is "the popular code" of a fixed size; the other matching items are
+        # drawn among smaller ones. So the heaviest item an extraction must decode is the same
+        # in a 200 MB and a 1 GB file, and their peak RSS compares the engines, not the draw.
+        popular = order[0]
+        popular_bytes = int(min(_POPULAR_ITEM_BYTES, _MAX_ITEM_SHARE * self.target))
+        others = _budgets(
+            [rng.paretovariate(_PARETO_ALPHA) for _ in range(n - 1)],
+            budget - popular_bytes,
+            _MAX_ITEM_SHARE * budget,
+        )
+        budgets = others[:popular] + [popular_bytes] + others[popular:]
+        smaller = [i for i in order[1:] if budgets[i] < popular_bytes]
+        matching = [popular, *smaller[: n_match - 1]]
+        matched = set(matching)
+        rest = [i for i in order if i not in matched]
+        bundles = rest[: max(2, round(0.015 * n))]
+        capitations = rest[len(bundles) : len(bundles) + max(1, round(0.01 * n))]
+        arrangement = dict.fromkeys(range(n), "ffs")
+        arrangement.update(dict.fromkeys(bundles, "bundle"))
+        arrangement.update(dict.fromkeys(capitations, "capitation"))
+        if rng.random() < 0.5:  # sometimes a matching item is itself a bundle
+            arrangement[matching[-1]] = "bundle"
+        plans = []
+        for i in range(n):
+            if i in matched:
+                code = rng.choice(WHITELIST)
+                kind, version = _whitelist_code(code)
+            else:
+                kind, version, code = _other_code(rng, excluded)
+            plan: dict[str, Any] = {
+                "matched": i in matched,
+                "code": code,
+                "published": code,
+                "kind": kind,
+                "version": version,
+                "arrangement": arrangement[i],
+                "budget": budgets[i],
+                "rates_first": self.shape.quirks and rng.random() < 0.10,
+                "nested_first": self.shape.quirks and rng.random() < 0.5,
+            }
+            if self.shape.quirks:
+                r = rng.random()
+                if kind == "CPT" and r < 0.03:
+                    plan["published"] = Raw(code)  # "billing_code": 99213
+                elif r < 0.05:
+                    plan["published"] = code.lower() if code[0].isalpha() else f"{code} "
+            plans.append(plan)
+        # make sure the quirks are exercised by matched items too, whatever the seed
+        if self.shape.quirks:
+            cpt = [i for i in matching[1:] if plans[i]["kind"] == "CPT"]
+            if cpt:
+                plans[cpt[0]]["published"] = Raw(plans[cpt[0]]["code"])
+            untidy = matching[-1]
+            plans[untidy]["published"] = f" {plans[untidy]['code'].lower()} "
+            plans[untidy]["rates_first"] = True
+        return plans
+
+    def _nested_codes(self, rng: random.Random, count: int) -> list[dict[str, Any]]:
+        """bundled_codes / covered_services entries, at least one of them whitelisted."""
+        codes = [rng.choice(WHITELIST)] + [
+            _other_code(rng, set(WHITELIST))[2] for _ in range(count - 1)
+        ]
+        rng.shuffle(codes)
+        out = []
+        for code in codes:
+            kind, version = _whitelist_code(code)
+            out.append(
+                {
+                    "billing_code_type": kind,
+                    "billing_code_type_version": version,
+                    "billing_code": code,
+                    "description": rng.choice(_DESCRIPTIONS),
+                }
+            )
+        return out
+
+    def _item_members(
+        self, rng: random.Random, plan: dict[str, Any]
+    ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """The item's members before and after negotiated_rates."""
+        code_members: list[tuple[str, Any]] = [
+            ("billing_code_type", plan["kind"]),
+            ("billing_code_type_version", plan["version"]),
+            ("billing_code", plan["published"]),
+            ("description", rng.choice(_DESCRIPTIONS)),
+        ]
+        nested: list[tuple[str, Any]] = []
+        if plan["arrangement"] == "bundle":
+            nested = [("bundled_codes", self._nested_codes(rng, rng.randint(2, 5)))]
+        elif plan["arrangement"] == "capitation":
+            nested = [("covered_services", self._nested_codes(rng, rng.randint(3, 8)))]
+        head = [
+            ("negotiation_arrangement", plan["arrangement"]),
+            ("name", f"Service {plan['code']}"),
+        ]
+        if plan["nested_first"]:
+            head += nested + code_members
+            tail: list[tuple[str, Any]] = []
+        else:
+            head += code_members
+            tail = nested
+        if plan["rates_first"]:  # negotiated_rates first, every other key after it
+            return [], head + tail
+        return head, tail
+
+    def _write_item(
+        self, sink: _Sink, rng: random.Random, plan: dict[str, Any], first: bool
+    ) -> None:
+        st = self.style
+        exp = self.expected
+        head, tail = self._item_members(rng, plan)
+        text = ("," + st.pad(2) if not first else "") + "{"
+        if head:
+            text += st.members(head, 3) + ","
+        text += st.pad(3) + '"negotiated_rates"' + st.colon + "[" + st.pad(4)
+        size = len(text)
+        sink.write(text, size)
+        matched = plan["matched"]
+        prices = 0
+        budget = plan["budget"]
+        n = 0
+        while n == 0 or size < budget:
+            rate, count = self._rate(rng, matched)
+            if n:
+                rate = self.rate_sep + rate
+            sink.write(rate, len(rate))
+            size += len(rate)
+            prices += count
+            n += 1
+        text = st.pad(3) + "]"
+        if tail:
+            text += "," + st.members(tail, 3)
+        text += st.pad(2) + "}"
+        sink.write(text)
+        size += len(text)
+        exp.items += 1
+        exp.largest_item_bytes = max(exp.largest_item_bytes, size)
+        exp.bundle_items += plan["arrangement"] == "bundle"
+        exp.capitation_items += plan["arrangement"] == "capitation"
+        exp.quirky_code_items += plan["published"] != plan["code"] or isinstance(
+            plan["published"], Raw
+        )
+        exp.rates_first_items += plan["rates_first"]
+        if matched:
+            exp.items_matched += 1
+            exp.rate_rows += prices
+            exp.largest_matched_item_bytes = max(exp.largest_matched_item_bytes, size)
+            by_code = exp.rate_rows_by_code
+            by_code[plan["code"]] = by_code.get(plan["code"], 0) + prices
+
+    def _write_in_network(self, sink: _Sink, budget: int) -> None:
+        rng = random.Random(f"items-{self.shape.seed}")
+        st = self.style
+        sink.write('"in_network"' + st.colon + "[" + st.pad(2))
+        for i, plan in enumerate(self._plan_items(rng, budget)):
+            self._write_item(sink, rng, plan, first=i == 0)
+        sink.write(st.pad(1) + "]")
+
+    # the whole file
+
+    def write(self, raw: IO[bytes]) -> Expected:
+        st = self.style
+        sink = _Sink(raw)
+        header = {
+            "reporting_entity_name": "Synthetic Health Plan Inc.",
+            "reporting_entity_type": "health insurance issuer",
+            "plan_name": "Synthetic Choice PPO",
+            "plan_id_type": "hios",
+            "plan_id": f"{12000 + self.shape.seed % 1000}VA0010001",
+            "plan_market_type": "group",
+            "issuer_name": "Synthetic Health Plan Inc.",
+            "last_updated_on": "2025-01-01",
+            "version": "2.0.0",
+        }
+        sink.write("{" + st.members(list(header.items()), 1) + "," + st.pad(1))
+        if self.shape.refs == "before":
+            self._write_references(sink)
+            sink.write("," + st.pad(1))
+            sink.flush()
+            self._write_in_network(sink, self.target - sink.written - 10)
+        else:
+            refs = self._reference_bytes_estimate()
+            sink.flush()
+            self._write_in_network(sink, self.target - sink.written - refs - 10)
+            sink.write("," + st.pad(1))
+            self._write_references(sink)
+        sink.write(st.pad(0) + "}" + st.nl)
+        sink.flush()
+        exp = self.expected
+        exp.json_bytes = sink.written
+        exp.referenced_groups = len(self.referenced)
+        exp.provider_rows = sum(self.provider_rows_of_ref[i] for i in self.referenced)
+        exp.rate_rows_by_code = dict(sorted(exp.rate_rows_by_code.items()))
+        return exp
+
+
+def generate(shape: Shape, path: Path) -> Expected:
+    """Write the file of `shape` to `path` (atomically) and return what it contains."""
+    started = time.monotonic()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with _open_gzip(tmp) as raw:
+            expected = _Document(shape).write(raw)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    expected.gzip_bytes = path.stat().st_size
+    expected.seconds = round(time.monotonic() - started, 2)
+    return expected
+
+
+def write_whitelist(path: Path) -> Path:
+    """Write WHITELIST to `path`, one code per line (the format --cpt-whitelist reads)."""
+    lines = ["# mrfbatch benchmark whitelist (bench/generate.py WHITELIST)", *WHITELIST]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def ensure(shape: Shape, data_dir: Path, log: Callable[[str], None] = lambda _: None) -> Generated:
+    """The file of `shape` in `data_dir`: reused when its `.meta.json` matches, else generated."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / shape.file_name()
+    meta_path = path.with_name(path.name + ".meta.json")
+    wanted = {"generator_version": GENERATOR_VERSION, "shape": dataclasses.asdict(shape)}
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        same = {k: meta.get(k) for k in wanted} == wanted
+        if same and meta["expected"]["gzip_bytes"] == path.stat().st_size:
+            return Generated(path, shape, Expected(**meta["expected"]))
+    log(f"generating {path.name} ({shape.mb:g} MB of JSON) ...")
+    expected = generate(shape, path)
+    log(
+        f"  {expected.json_bytes / MB:,.1f} MB JSON, {expected.gzip_bytes / MB:,.1f} MB gzip, "
+        f"{expected.items:,} items, {expected.items_matched} matched, {expected.seconds:.1f} s"
+    )
+    _write_meta(meta_path, {**wanted, "expected": dataclasses.asdict(expected)})
+    return Generated(path, shape, expected)
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--mb", type=float, default=20, help="target MB of uncompressed JSON")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--refs", choices=("before", "after"), default="before")
+    p.add_argument("--indent", type=int, default=0, help="0: compact; N: pretty, N spaces")
+    p.add_argument("--crlf", action="store_true", help="\\r\\n line ends (with --indent)")
+    p.add_argument("--no-quirks", action="store_true", help="no untidy codes or key orders")
+    p.add_argument("--out", type=Path, required=True, help="the .json.gz to write")
+    p.add_argument("--whitelist", type=Path, help="also write the whitelist here")
+    args = p.parse_args(argv)
+    if args.crlf and not args.indent:
+        p.error("--crlf needs --indent (a compact file has no line breaks)")
+    shape = Shape(args.mb, args.seed, args.refs, args.indent, args.crlf, not args.no_quirks)
+    expected = generate(shape, args.out)
+    meta = {"generator_version": GENERATOR_VERSION, "shape": dataclasses.asdict(shape)}
+    _write_meta(
+        args.out.with_name(args.out.name + ".meta.json"),
+        {**meta, "expected": dataclasses.asdict(expected)},
+    )
+    if args.whitelist:
+        write_whitelist(args.whitelist)
+    json.dump(dataclasses.asdict(expected), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

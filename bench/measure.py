@@ -1,0 +1,234 @@
+"""One benchmark measurement, in a fresh process so that its peak RSS is its own.
+
+Prints one JSON object on stdout (see :class:`Measurement`). ``bench/run.py`` calls it; run it
+by hand to reproduce a single row::
+
+    python bench/measure.py isal bench/data/in-network-20mb-seed1-refsbefore-compact.json.gz
+    python bench/measure.py extract FILE --engine fast --whitelist bench/data/whitelist.txt \\
+        --out /tmp/bench-out
+
+Engines: ``reference``, ``fast`` (names given to ``run_extraction``), and ``fast-threads2``
+(``engine=FastEngine(threads=2)`` from ``mrfbatch.engines.fast``). A measurement that cannot
+run in this checkout (no fast engine yet, no ``threads`` argument) reports ``skipped`` with
+the reason instead of failing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+READ_SIZE = 8 << 20  # 8 MiB of compressed bytes per read
+ENGINES = ("reference", "fast", "fast-threads2")
+
+
+@dataclass
+class Measurement:
+    """The result of one measurement; `json_bytes` is the uncompressed JSON it went through."""
+
+    kind: str
+    engine: str | None = None
+    engine_reported: str | None = None  # the engine name in the extraction's status
+    skipped: str | None = None  # why it could not run here
+    status: str | None = None  # the extraction's status ("success" or "failed")
+    error: str | None = None
+    seconds: float = 0.0
+    started: float = 0.0  # wall clock (time.time()), to combine concurrent processes
+    finished: float = 0.0
+    json_bytes: int = 0
+    items_seen: int = 0
+    items_matched: int = 0
+    rate_rows: int = 0
+    provider_rows: int = 0
+    cpu_seconds: float = 0.0  # user + system time of the measured work, all threads
+    machine_cpu_seconds: float = 0.0  # busy time of all CPUs of the machine meanwhile
+    baseline_rss_mb: float = 0.0  # after imports, before the measured work
+    peak_rss_mb: float = 0.0  # resource.getrusage(RUSAGE_SELF).ru_maxrss
+    rate_rows_by_code: dict[str, int] = field(default_factory=dict)
+    digest: str | None = None  # SHA-256 over the sorted rows of both tables
+
+
+def _rss_mb(field_name: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine since boot, from /proc/stat (0 where absent)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def decompress(path: Path, min_seconds: float = 1.0) -> Measurement:
+    """Inflate a gzip file with ISA-L in 8 MiB reads and count the bytes: the speed limit.
+
+    Small files are inflated again until `min_seconds` have passed; `seconds` is per pass.
+    """
+    m = Measurement(kind="isal", baseline_rss_mb=round(_rss_mb(), 1))
+    m.started = time.time()
+    t0 = time.perf_counter()
+    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
+    passes = 0
+    while True:
+        m.json_bytes = _inflate(path)
+        passes += 1
+        if time.perf_counter() - t0 >= min_seconds:
+            break
+    m.seconds = (time.perf_counter() - t0) / passes
+    m.cpu_seconds = (_cpu_seconds() - cpu0) / passes
+    m.machine_cpu_seconds = (_machine_cpu_seconds() - machine0) / passes
+    m.finished = time.time()
+    m.peak_rss_mb = round(_peak_rss_mb(), 1)
+    return m
+
+
+def _inflate(path: Path) -> int:
+    from isal import isal_zlib
+
+    total = 0
+    inflater = isal_zlib.decompressobj(wbits=31)
+    with path.open("rb", buffering=0) as f:
+        while chunk := f.read(READ_SIZE):
+            data = chunk
+            while data:
+                total += len(inflater.decompress(data, READ_SIZE))
+                data = inflater.unconsumed_tail
+                if inflater.eof:  # the next gzip member, if any
+                    data = inflater.unused_data
+                    inflater = isal_zlib.decompressobj(wbits=31)
+    return total
+
+
+def _engine_argument(name: str) -> tuple[Any, str | None]:
+    """What to pass as run_extraction's `engine`, or (None, why not)."""
+    from mrfbatch.engines import get_engine
+    from mrfbatch.errors import MrfError
+
+    if name == "reference":
+        return "reference", None
+    try:
+        get_engine("fast")
+    except (MrfError, ImportError) as exc:
+        return None, f"the fast engine is not available: {exc}"
+    if name == "fast":
+        return "fast", None
+    try:
+        from mrfbatch.engines.fast import FastEngine
+
+        return FastEngine(threads=2), None
+    except (ImportError, TypeError) as exc:
+        return None, f"FastEngine(threads=2) is not available: {type(exc).__name__}: {exc}"
+
+
+def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -> Measurement:
+    """Time run_extraction on `path`; then (outside the timing and the RSS) digest the tables."""
+    from mrfbatch.errors import UsageError
+    from mrfbatch.run_extraction import run_extraction
+
+    m = Measurement(kind="extract", engine=engine)
+    argument, why_not = _engine_argument(engine)
+    if why_not:
+        m.skipped = why_not
+        return m
+    shutil.rmtree(out, ignore_errors=True)
+    m.baseline_rss_mb = round(_rss_mb(), 1)
+    m.started = time.time()
+    t0 = time.perf_counter()
+    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
+    try:
+        result = run_extraction(str(path), out, network_id="bench", cpt_whitelist=whitelist,
+                                engine=argument)  # fmt: skip
+    except (UsageError, TypeError) as exc:
+        if engine != "fast-threads2":
+            raise
+        m.skipped = f"run_extraction does not accept an engine object: {exc}"
+        return m
+    m.seconds = time.perf_counter() - t0
+    m.cpu_seconds = _cpu_seconds() - cpu0
+    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
+    m.finished = time.time()
+    m.peak_rss_mb = round(_peak_rss_mb(), 1)
+    m.status, m.error = result.status, result.error
+    m.engine_reported = result.engine
+    threads = getattr(argument, "threads", None)
+    if threads is not None:
+        m.engine_reported += f" (threads={threads})"
+    m.json_bytes = result.bytes_decoded
+    m.items_seen, m.items_matched = result.items_seen, result.items_matched
+    m.rate_rows, m.provider_rows = result.rate_rows, result.provider_rows
+    if result.ok:
+        m.rate_rows_by_code = _rows_by_code(out / "bench" / "rates.parquet")
+        if digest:
+            m.digest = _digest(out / "bench")
+    return m
+
+
+def _rows_by_code(rates: Path) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    codes = pq.read_table(rates, columns=["billing_code"]).column(0).to_pylist()
+    counts = Counter(str(c).strip().upper() for c in codes)
+    return dict(sorted(counts.items()))
+
+
+def _digest(folder: Path) -> str:
+    """SHA-256 over the sorted canonical JSON rows of rates and providers (order-independent)."""
+    import pyarrow.parquet as pq
+
+    h = hashlib.sha256()
+    for name in ("rates", "providers"):
+        table = pq.read_table(folder / f"{name}.parquet")
+        rows = sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist())
+        h.update(f"{name}:{len(rows)}\n".encode())
+        for row in rows:
+            h.update(row.encode() + b"\n")
+    return h.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="One benchmark measurement; prints JSON.")
+    sub = p.add_subparsers(dest="kind", required=True)
+    sub.add_parser("isal", help="ISA-L decompression alone").add_argument("path", type=Path)
+    e = sub.add_parser("extract", help="run_extraction with one engine")
+    e.add_argument("path", type=Path)
+    e.add_argument("--engine", choices=ENGINES, required=True)
+    e.add_argument("--whitelist", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    e.add_argument("--no-digest", action="store_true", help="skip hashing the tables")
+    args = p.parse_args(argv)
+    if args.kind == "isal":
+        m = decompress(args.path)
+    else:
+        m = extract(args.path, args.engine, args.whitelist, args.out, not args.no_digest)
+    print(json.dumps(dataclasses.asdict(m)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
