@@ -45,25 +45,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal
+
+from jsontext import Raw, Sink, Style, open_gzip
+from vocabulary import (
+    BUSINESS,
+    DESCRIPTIONS,
+    MODIFIERS,
+    NEGOTIATED_TYPES,
+    NETWORKS,
+    PLACES_OF_SERVICE,
+    WHITELIST,
+    npi_pool,
+    other_code,
+    weighted,
+    whitelist_code,
+)
 
 # Bump when the output for given parameters changes, so cached files are regenerated.
 GENERATOR_VERSION = 2
 MB = 1_000_000
-
-# The benchmark whitelist: common "shoppable" services. Items carry them in their own
-# billing_code (these match) and inside bundled_codes / covered_services (these must not).
-WHITELIST: tuple[str, ...] = (
-    # CPT
-    "99203", "99204", "99213", "99214", "99215", "99285", "99395", "27447", "27130", "29881",
-    "45378", "43239", "66984", "70553", "72148", "73721", "74177", "77067", "80053", "80061",
-    "85025", "93000", "93306", "97110", "97140", "59400", "59510", "19120", "47562", "49505",
-    "64483", "76700", "76805", "81002", "84443", "36415", "90834", "90837", "92014", "20610",
-    # HCPCS
-    "J1885", "J3301", "G0121", "G0105", "J0696", "Q4101",
-    # revenue codes and MS-DRGs
-    "0450", "0981", "470", "871",
-)  # fmt: skip
 
 _ITEMS_PER_GB = 2000
 _MIN_ITEMS = 50
@@ -72,46 +73,6 @@ _MATCH_SHARE = 0.03
 _PARETO_ALPHA = 1.15
 _MAX_ITEM_SHARE = 0.05  # no item above 5 % of the file
 _POPULAR_ITEM_BYTES = 10 * MB  # the one big matching item (5 % of files under 200 MB)
-_FLUSH_CHARS = 1 << 20
-
-_DESCRIPTIONS = (
-    "Office or other outpatient visit for the evaluation and management of a patient",
-    "Arthroplasty, knee, condyle and plateau; medial and lateral compartments",
-    "Magnetic resonance imaging, brain, without contrast material, followed by contrast",
-    "Colonoscopy, flexible; diagnostic, including collection of specimens",
-    "Electrocardiogram, routine ECG with at least 12 leads; with interpretation and report",
-    "Comprehensive metabolic panel",
-    "Therapeutic procedure, 1 or more areas, each 15 minutes; therapeutic exercises",
-    "Injection, ketorolac tromethamine, per 15 mg",
-    "Emergency room, general classification",
-    "Major hip and knee joint replacement or reattachment of lower extremity without MCC",
-    "Computed tomography, abdomen and pelvis; with contrast material(s)",
-    "Screening mammography, bilateral (2-view study of each breast)",
-    "Psychotherapy, 60 minutes with patient",
-    "Ultrasound, abdominal, real time with image documentation; complete",
-    "Septicemia or severe sepsis without MV >96 hours with MCC",
-)
-_BUSINESS = (
-    "Midland Medical Group", "Riverside Physicians LLC", "Summit Orthopedics PC",
-    "Lakeview Family Practice", "Northgate Imaging Center", "Harbor Cardiology Associates",
-    "Valley Surgical Partners", "Pinecrest Pediatrics", "Metro Behavioral Health",
-    "Crescent Anesthesia Group", "Oak Hill Internal Medicine", "Bayside Radiology Inc",
-    "Granite State Physical Therapy", "Cedar Valley Hospital", "St. Anne Regional Medical Center",
-)  # fmt: skip
-_NETWORKS = ("Synthetic Choice PPO", "Synthetic Select HMO", "Synthetic EPO Plus")
-_POS = ("02", "10", "11", "12", "19", "20", "21", "22", "23", "24", "31", "49", "81", "99")
-_MODIFIERS = (["26"], ["TC"], ["59"], ["RT"], ["LT"], ["50"], ["59", "RT"], ["26", "GC"])
-_NEGOTIATED_TYPES = (
-    ("negotiated", 80),
-    ("fee schedule", 10),
-    ("percentage", 4),
-    ("derived", 3),
-    ("per diem", 3),
-)
-
-
-class Raw(str):
-    """A JSON number written as its exact text (``Raw("4207.13570")``)."""
 
 
 @dataclass(frozen=True)
@@ -165,97 +126,6 @@ class Generated:
     expected: Expected
 
 
-# Rendering
-
-
-class _Style:
-    """Whitespace of one output style: compact, or indented like the CMS examples."""
-
-    def __init__(self, indent: int, crlf: bool):
-        self.nl = ("\r\n" if crlf else "\n") if indent else ""
-        self.unit = " " * indent
-        self.colon = ": " if indent else ":"
-        self.comma = ", " if indent else ","  # between the scalars of an inline array
-
-    def pad(self, depth: int) -> str:
-        """Line break plus indentation for a value at `depth` ("" when compact)."""
-        return self.nl + self.unit * depth if self.nl else ""
-
-    def render(self, value: Any, depth: int) -> str:
-        """JSON text of `value` as it appears at `depth`; arrays of scalars stay on one line."""
-        if isinstance(value, Raw):
-            return str(value)
-        if isinstance(value, str):
-            return json.dumps(value)
-        if isinstance(value, bool) or value is None:
-            return json.dumps(value)
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, dict):
-            return "{" + self.members(list(value.items()), depth + 1) + self.pad(depth) + "}"
-        if isinstance(value, list):
-            if not value:
-                return "[]"
-            if not any(isinstance(v, dict | list) for v in value):
-                return "[" + self.comma.join(self.render(v, depth) for v in value) + "]"
-            inner = ("," + self.pad(depth + 1)).join(self.render(v, depth + 1) for v in value)
-            return "[" + self.pad(depth + 1) + inner + self.pad(depth) + "]"
-        raise TypeError(f"cannot render {type(value).__name__}")
-
-    def members(self, pairs: list[tuple[str, Any]], depth: int) -> str:
-        """`"key": value` pairs of an object at `depth`, each on its own line when indented."""
-        return self.pad(depth) + ("," + self.pad(depth)).join(
-            json.dumps(k) + self.colon + self.render(v, depth) for k, v in pairs
-        )
-
-
-# Pools of realistic values
-
-
-def _npi_pool(rng: random.Random, size: int) -> list[str]:
-    """Ten-digit NPIs starting with 1 or 2, with a valid Luhn check digit (prefix 80840)."""
-    out = []
-    for _ in range(size):
-        base = f"{rng.choice('12')}{rng.randrange(10**8):08d}"
-        digits = [int(d) for d in "80840" + base]
-        total = 0
-        for i, d in enumerate(reversed(digits)):
-            if i % 2 == 0:
-                d *= 2
-                d = d - 9 if d > 9 else d
-            total += d
-        out.append(base + str((10 - total % 10) % 10))
-    return out
-
-
-def _other_code(rng: random.Random, excluded: set[str]) -> tuple[str, str, str]:
-    """(type, version, code) of a billing code outside `excluded`."""
-    while True:
-        r = rng.random()
-        if r < 0.80:
-            kind, version, code = "CPT", "2024", f"{rng.randrange(10000, 99500)}"
-        elif r < 0.90:
-            letter = rng.choice("ABCEGHJKLQV")
-            kind, version, code = "HCPCS", "2024", f"{letter}{rng.randrange(10000):04d}"
-        elif r < 0.95:
-            kind, version, code = "RC", "2024", f"0{rng.randrange(100, 1000)}"
-        else:
-            kind, version, code = "MS-DRG", "41", f"{rng.randrange(1, 1000):03d}"
-        if code not in excluded:
-            return kind, version, code
-
-
-def _whitelist_code(code: str) -> tuple[str, str]:
-    """(type, version) of a whitelist code."""
-    if code[0].isalpha():
-        return "HCPCS", "2024"
-    if len(code) == 4:
-        return "RC", "2024"
-    if len(code) == 3:
-        return "MS-DRG", "41"
-    return "CPT", "2024"
-
-
 def _budgets(weights: list[float], total: int, cap: float) -> list[int]:
     """Split `total` bytes in proportion to `weights`, no share above `cap` (water-filling)."""
     capped: set[int] = set()
@@ -270,46 +140,7 @@ def _budgets(weights: list[float], total: int, cap: float) -> list[int]:
         capped |= over
 
 
-def _weighted(pairs: tuple[tuple[str, int], ...]) -> list[str]:
-    return [name for name, weight in pairs for _ in range(weight)]
-
-
 # The generator
-
-
-class _Sink:
-    """Buffers text and writes it, ASCII-encoded, into the gzip stream in ~1 MB blocks."""
-
-    def __init__(self, raw: IO[bytes]):
-        self._raw = raw
-        self._parts: list[str] = []
-        self._pending = 0
-        self.written = 0
-
-    def write(self, text: str, length: int | None = None) -> None:
-        self._parts.append(text)
-        self._pending += len(text) if length is None else length
-        if self._pending >= _FLUSH_CHARS:
-            self.flush()
-
-    def flush(self) -> None:
-        data = "".join(self._parts).encode("ascii")
-        self._raw.write(data)
-        self.written += len(data)
-        self._parts = []
-        self._pending = 0
-
-
-def _open_gzip(path: Path) -> IO[bytes]:
-    """A gzip writer: ISA-L at level 1 when available (4x faster), else zlib at level 1."""
-    try:
-        from isal import igzip
-
-        return cast(IO[bytes], igzip.open(path, "wb", compresslevel=1))  # type: ignore[no-untyped-call]
-    except ImportError:
-        import gzip
-
-        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=1))
 
 
 class _Document:
@@ -319,13 +150,13 @@ class _Document:
         if shape.mb <= 0:
             raise ValueError(f"target size must be positive, got {shape.mb} MB")
         self.shape = shape
-        self.style = _Style(shape.indent, shape.crlf)
+        self.style = Style(shape.indent, shape.crlf)
         self.target = int(shape.mb * MB)
         self.expected = Expected()
         rng = random.Random(f"pools-{shape.seed}")
         self.n_items = max(_MIN_ITEMS, round(_ITEMS_PER_GB * shape.mb / 1000))
         self.n_refs = max(20, round(_REFS_PER_MB * shape.mb))
-        self.npis = _npi_pool(rng, 20_000)
+        self.npis = npi_pool(rng, 20_000)
         self.id_texts = [
             f"{i + 1}.{rng.randrange(1000, 10000)}0" if rng.random() < 0.1 else str(i + 1)
             for i in range(self.n_refs)
@@ -339,7 +170,7 @@ class _Document:
 
     def _build_rate_pools(self, rng: random.Random) -> None:
         st = self.style
-        types = _weighted(_NEGOTIATED_TYPES)
+        types = weighted(NEGOTIATED_TYPES)
         dollars = [f"{rng.lognormvariate(5.0, 1.3):.2f}" for _ in range(1 << 14)]
         percents = [f"{rng.choice((60, 65, 70, 75, 80, 85, 90, 110, 120, 150))}.00"] * (1 << 14)
         templates: list[tuple[str, str, list[str]]] = []
@@ -352,11 +183,11 @@ class _Document:
                 "expiration_date": rng.choice(("9999-12-31",) * 8 + ("2025-12-31", "2026-06-30")),
             }
             if billing_class == "professional":
-                price["service_code"] = sorted(rng.sample(_POS, rng.randint(1, 9)))
+                price["service_code"] = sorted(rng.sample(PLACES_OF_SERVICE, rng.randint(1, 9)))
             price["billing_class"] = billing_class
             price["setting"] = rng.choice(("outpatient", "outpatient", "inpatient", "both"))
             if rng.random() < 0.15:
-                price["billing_code_modifier"] = rng.choice(_MODIFIERS)
+                price["billing_code_modifier"] = rng.choice(MODIFIERS)
             if rng.random() < 0.02:
                 price["additional_information"] = "Rate applies when billed with modifier 25"
             prefix, suffix = st.render(price, 6).split("\x00")
@@ -425,7 +256,7 @@ class _Document:
                 start = rng.randrange(len(npis) - k)
                 listed = npis[start : start + k]
                 ein = f"{rng.randrange(10, 99)}-{rng.randrange(10**7):07d}"
-                business = _BUSINESS[rng.randrange(len(_BUSINESS))]
+                business = BUSINESS[rng.randrange(len(BUSINESS))]
                 tin = f'"ein"{self.tin_value}"{ein}"{self.tin_business}"{business}"'
                 rows += k
             groups.append(
@@ -437,11 +268,11 @@ class _Document:
             )
         text = self.ref_open + self.id_texts[i]
         if rng.random() < 0.7:
-            text += self.ref_names + f'["{_NETWORKS[rng.randrange(len(_NETWORKS))]}"]'
+            text += self.ref_names + f'["{NETWORKS[rng.randrange(len(NETWORKS))]}"]'
         text += self.ref_groups + self.group_sep.join(groups) + self.ref_close
         return text, rows
 
-    def _write_references(self, sink: _Sink) -> None:
+    def _write_references(self, sink: Sink) -> None:
         rng = random.Random(f"refs-{self.shape.seed}")
         sep = "," + self.style.pad(2)
         sink.write('"provider_references"' + self.style.colon + "[" + self.style.pad(2))
@@ -493,9 +324,9 @@ class _Document:
         for i in range(n):
             if i in matched:
                 code = rng.choice(WHITELIST)
-                kind, version = _whitelist_code(code)
+                kind, version = whitelist_code(code)
             else:
-                kind, version, code = _other_code(rng, excluded)
+                kind, version, code = other_code(rng, excluded)
             plan: dict[str, Any] = {
                 "matched": i in matched,
                 "code": code,
@@ -527,18 +358,18 @@ class _Document:
     def _nested_codes(self, rng: random.Random, count: int) -> list[dict[str, Any]]:
         """bundled_codes / covered_services entries, at least one of them whitelisted."""
         codes = [rng.choice(WHITELIST)] + [
-            _other_code(rng, set(WHITELIST))[2] for _ in range(count - 1)
+            other_code(rng, set(WHITELIST))[2] for _ in range(count - 1)
         ]
         rng.shuffle(codes)
         out = []
         for code in codes:
-            kind, version = _whitelist_code(code)
+            kind, version = whitelist_code(code)
             out.append(
                 {
                     "billing_code_type": kind,
                     "billing_code_type_version": version,
                     "billing_code": code,
-                    "description": rng.choice(_DESCRIPTIONS),
+                    "description": rng.choice(DESCRIPTIONS),
                 }
             )
         return out
@@ -551,7 +382,7 @@ class _Document:
             ("billing_code_type", plan["kind"]),
             ("billing_code_type_version", plan["version"]),
             ("billing_code", plan["published"]),
-            ("description", rng.choice(_DESCRIPTIONS)),
+            ("description", rng.choice(DESCRIPTIONS)),
         ]
         nested: list[tuple[str, Any]] = []
         if plan["arrangement"] == "bundle":
@@ -573,7 +404,7 @@ class _Document:
         return head, tail
 
     def _write_item(
-        self, sink: _Sink, rng: random.Random, plan: dict[str, Any], first: bool
+        self, sink: Sink, rng: random.Random, plan: dict[str, Any], first: bool
     ) -> None:
         st = self.style
         exp = self.expected
@@ -617,7 +448,7 @@ class _Document:
             by_code = exp.rate_rows_by_code
             by_code[plan["code"]] = by_code.get(plan["code"], 0) + prices
 
-    def _write_in_network(self, sink: _Sink, budget: int) -> None:
+    def _write_in_network(self, sink: Sink, budget: int) -> None:
         rng = random.Random(f"items-{self.shape.seed}")
         st = self.style
         sink.write('"in_network"' + st.colon + "[" + st.pad(2))
@@ -629,7 +460,7 @@ class _Document:
 
     def write(self, raw: IO[bytes]) -> Expected:
         st = self.style
-        sink = _Sink(raw)
+        sink = Sink(raw)
         header = {
             "reporting_entity_name": "Synthetic Health Plan Inc.",
             "reporting_entity_type": "health insurance issuer",
@@ -668,7 +499,7 @@ def generate(shape: Shape, path: Path) -> Expected:
     started = time.monotonic()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with _open_gzip(tmp) as raw:
+        with open_gzip(tmp) as raw:
             expected = _Document(shape).write(raw)
         os.replace(tmp, path)
     finally:

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generate import MB, WHITELIST, Generated, Shape, ensure, write_whitelist
+from generate import MB, Generated, Shape, ensure, write_whitelist
+from vocabulary import WHITELIST
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
