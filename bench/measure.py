@@ -57,6 +57,18 @@ class Measurement:
     peak_rss_mb: float = 0.0  # resource.getrusage(RUSAGE_SELF).ru_maxrss
     rate_rows_by_code: dict[str, int] = field(default_factory=dict)
     digest: str | None = None  # SHA-256 over the sorted rows of both tables
+    code: str | None = None  # fingerprint of the mrfbatch sources this process imported
+
+
+def code_fingerprint() -> str:
+    """12 hex digits of SHA-256 over the mrfbatch package's .py files, as they are now."""
+    import mrfbatch
+
+    root = Path(mrfbatch.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _rss_mb(field_name: str = "VmRSS") -> float:
@@ -152,7 +164,8 @@ def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -
     from mrfbatch.run_extraction import run_extraction
 
     m = Measurement(kind="extract", engine=engine)
-    argument, why_not = _engine_argument(engine)
+    argument, why_not = _engine_argument(engine)  # imports the engines
+    m.code = code_fingerprint()
     if why_not:
         m.skipped = why_not
         return m

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from generate import MB, Generated, Shape, ensure, write_whitelist
+from measure import code_fingerprint
 from vocabulary import WHITELIST
 
 BENCH = Path(__file__).resolve().parent
@@ -249,7 +250,7 @@ class Bench:
         print()
         print("== mrfbatch benchmark ==")
         print(f"machine: {_machine()}")
-        print(f"code:    {_code_version()}")
+        print(f"code:    {_code_version()}, mrfbatch sources {code_fingerprint()}")
         load = ", ".join(f"{x:.2f}" for x in self.load_before)
         print(f"load:    {load} before the run (1/5/15 min; other work on the machine skews times)")
         print(f"command: {shlex.join([_short(sys.executable), *sys.argv])}")
@@ -292,6 +293,17 @@ class Bench:
         print()
         for line in self._summary():
             print(line)
+        codes: dict[str, list[str]] = {}
+        for row in self.rows:
+            for r in row.result.get("each", [row.result]):
+                if r.get("code"):
+                    codes.setdefault(r["code"], []).append(f"{row.label} on {row.file}")
+        if len(codes) > 1:
+            ran = "; ".join(f"{code}: {', '.join(rows)}" for code, rows in codes.items())
+            print(
+                "CODE CHANGED: src/mrfbatch changed during the run, so its rows are not "
+                f"comparable ({ran}); run again"
+            )
         busy = [
             f"{row.label} on {row.file} ({other:.2f} CPU s in {row.result['seconds']:.2f} s)"
             for row in self.rows
