@@ -242,6 +242,7 @@ _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
 )
 assert {*_ITEM_FIELDS, *dict(_PRICE_FIELDS), "provider_group_ids"} == set(RATE_COLUMNS)
 _NUMBERS = (Decimal, int, float)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _all_str(value: object) -> bool:
@@ -375,6 +376,8 @@ def _usual_group(g: Mapping[str, Any]) -> Group | None:
     if (
         TIN_KEYS.issuperset(tin)
         and all(type(v) is int for v in npi)
+        and min(npi) >= _INT64_MIN
+        and max(npi) <= _INT64_MAX
         and all(v is None or type(v) is str for v in (kind, value, name))
     ):
         return tuple(npi), kind, value, name
@@ -384,7 +387,12 @@ def _usual_group(g: Mapping[str, Any]) -> Group | None:
 def _npis(value: object, quality: Quality) -> tuple[int, ...]:
     if value is None or value == []:
         return (0,)
-    if isinstance(value, list) and all(type(v) is int for v in value):
+    if (
+        isinstance(value, list)
+        and all(type(v) is int for v in value)
+        and min(value) >= _INT64_MIN
+        and max(value) <= _INT64_MAX
+    ):
         return tuple(value)  # the usual case: a list of JSON integers
     out = []
     for v in value if isinstance(value, list) else [value]:
@@ -393,6 +401,8 @@ def _npis(value: object, quality: Quality) -> tuple[int, ...]:
                 raise ValueError
             n = int(v.strip()) if isinstance(v, str) else int(v)  # type: ignore[arg-type]
             if isinstance(v, Decimal | float) and n != v:
+                raise ValueError
+            if not _INT64_MIN <= n <= _INT64_MAX:
                 raise ValueError
         except (TypeError, ValueError):
             quality.invalid(f"npi: expected a 10-digit number, found {v!r:.40}")

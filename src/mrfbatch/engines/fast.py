@@ -18,6 +18,7 @@ ids keep their exact text and both engines hand the handler identical objects.
 
 from __future__ import annotations
 
+import codecs
 import gc
 import queue
 import re
@@ -32,8 +33,12 @@ from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
 from mrfbatch.errors import FileKindError, JsonFormatError
 
 CHUNK = 8 << 20
+_MAX_NESTING = 5000
 _ARRAYS = ("provider_references", "in_network")
 _WS = re.compile(rb"[ \t\r\n]*")
+_LONE_HIGH = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
@@ -74,6 +79,8 @@ class FastEngine:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # decoded items hold no cycles; collections would only cost time
         switch = sys.getswitchinterval()
+        recursion = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(recursion, _MAX_NESTING))  # msgspec recurses per level
         chunks = _Chunks(stream, self.chunk_size, threaded=self.threads > 1)
         if self.threads > 1:
             sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
@@ -82,6 +89,7 @@ class FastEngine:
         finally:
             chunks.close()
             sys.setswitchinterval(switch)
+            sys.setrecursionlimit(recursion)
             if gc_was_enabled:
                 gc.enable()
 
@@ -153,6 +161,8 @@ class _Scanner:
         self.pos = 0
         self.base = 0  # decoded offset of buf[0]
         self.eof = False
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_pending = False
 
     # buffer
 
@@ -161,6 +171,7 @@ class _Scanner:
         if self.eof:
             return False
         chunk = self.chunks.next()
+        self._check_utf8(chunk)
         if not chunk:
             self.eof = True
             return False
@@ -168,6 +179,21 @@ class _Scanner:
         self.buf = self.buf[self.pos :] + chunk
         self.pos = 0
         return True
+
+    def _check_utf8(self, chunk: bytes) -> None:
+        """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
+
+        msgspec checks only what it decodes; this check costs next to nothing on ASCII chunks.
+        """
+        if self._utf8_pending or not chunk.isascii():
+            at = self.base + len(self.buf)  # decoded offset of chunk[0]
+            try:
+                self._utf8.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                if not chunk:  # the text stops inside a multi-byte character
+                    raise truncated_json(self.name, at) from None
+                raise invalid_json(self.name, at + exc.start, f"not UTF-8 ({exc.reason})") from None
+            self._utf8_pending = bool(self._utf8.getstate()[0])
 
     def _grow(self) -> bool:
         """Get at least as much new data as is pending, so long values cost O(n log n)."""
@@ -208,6 +234,10 @@ class _Scanner:
             view = memoryview(self.buf)[self.pos :]
             try:
                 decoder.decode(view)
+            except RecursionError:
+                raise invalid_json(
+                    self.name, self.base + self.pos, f"nested deeper than {_MAX_NESTING} levels"
+                ) from None
             except msgspec.DecodeError as exc:
                 message = str(exc)
                 trailing = _TRAILING.search(message)
@@ -220,6 +250,8 @@ class _Scanner:
                 # A value cut by the end of the buffer is "truncated", or, inside a number
                 # (`2163.`), "invalid" at the very end: either way it needs more data.
                 cut = "truncated" in message or (at is not None and int(at.group(1)) >= len(view))
+                if self._lone_surrogate():  # msgspec's words for it vary; retry without it
+                    continue
                 if cut and self._grow():
                     continue
                 if cut:
@@ -230,6 +262,19 @@ class _Scanner:
             # The value ran to the end of the buffer: a number may go on in the next chunk.
             if not self._grow():
                 return len(self.buf)
+
+    def _lone_surrogate(self) -> bool:
+        """Write an unpaired high-surrogate escape ahead as `?`, as the reference does.
+
+        msgspec calls `"\\ud800"` truncated input; left alone, that would read the whole rest of
+        the file looking for the other half. The escape is replaced in place by the 6 bytes
+        `\\u003f`, so offsets stay the same.
+        """
+        match = _LONE_HIGH.search(self.buf, self.pos)
+        if match is None or (match.end(2) + 6 > len(self.buf) and not self.eof):
+            return False  # none, or its other half may still come in the next chunk
+        self.buf = self.buf[: match.start(2)] + b"\\u003f" + self.buf[match.end(2) :]
+        return True
 
     def _invalid(self, message: str) -> JsonFormatError:
         at = _AT_BYTE.search(message)
@@ -347,8 +392,9 @@ class _Scanner:
             value = _CODE_VALUE.match(buf, at, end)  # None: "billing_code" was not a key
             if value is not None:
                 found = True
-                if self.handler.wants(_code_text(value.group(1))):
-                    return True
+                token = value.group(1)
+                if token[:1] in (b"[", b"{") or self.handler.wants(_code_text(token)):
+                    return True  # an array or object as a code: let the handler judge it
             at = buf.find(_CODE_KEY, at, end)
         return not found and self.handler.wants(None)
 

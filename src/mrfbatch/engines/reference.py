@@ -41,11 +41,40 @@ class ReferenceEngine:
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         import ijson
 
-        events = self._backend.basic_parse(stream, buf_size=_BUF_SIZE, use_float=False)
+        checked = _StrictWhitespace(stream)
+        events = self._backend.basic_parse(checked, buf_size=_BUF_SIZE, use_float=False)
         try:
             _walk(events, handler)
         except ijson.JSONError as exc:
             raise json_error(exc, stream) from exc
+        except UnicodeDecodeError as exc:  # yajl hands over a lone low surrogate (\udc00)
+            raise invalid_json(checked.description, None, f"invalid string ({exc.reason})") from exc
+
+
+class _StrictWhitespace:
+    """Rejects form feed and vertical tab, which yajl takes for whitespace but JSON does not.
+
+    Outside strings they are not JSON whitespace (RFC 8259 section 2); inside strings they
+    would have to be escaped. So any such raw byte makes the text invalid.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.description = getattr(stream, "description", "the file")
+        self._offset = 0
+
+    def read(self, size: int) -> bytes:
+        data: bytes = self._stream.read(size)
+        for byte in (b"\x0b", b"\x0c"):
+            at = data.find(byte)
+            if at >= 0:
+                raise invalid_json(
+                    self.description,
+                    self._offset + at,
+                    f"control character {byte!r} outside an escape",
+                )
+        self._offset += len(data)
+        return data
 
 
 def _walk(events: Iterator[Event], handler: DocumentHandler) -> None:
