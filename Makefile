@@ -31,8 +31,8 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
 check: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts bench
+	$(VENV)/bin/ruff format --check src tests scripts bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(VENV)/bin/snakemake --lint --config source=url input=examples/in-network-sample.json.gz
