@@ -308,7 +308,7 @@ class Bench:
             f"{row.label} on {row.file} ({other:.2f} CPU s in {row.result['seconds']:.2f} s)"
             for row in self.rows
             if (other := row.result["machine_cpu_seconds"] - row.result["cpu_seconds"])
-            > 0.1 * row.result["seconds"]
+            > max(0.1 * row.result["seconds"], 0.25)  # ignore background noise
         ]
         if busy:
             print(
