@@ -36,9 +36,8 @@ CHUNK = 8 << 20
 _MAX_NESTING = 5000
 _ARRAYS = ("provider_references", "in_network")
 _WS = re.compile(rb"[ \t\r\n]*")
-_LONE_HIGH = re.compile(
-    rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2})(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-)
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
@@ -157,12 +156,16 @@ class _Scanner:
         self.chunks = chunks
         self.handler = handler
         self.name = name
-        self.buf = b""
+        # A bytearray: the consumed front is dropped and chunks appended in place, so a long
+        # value is held once, not twice, while it grows.
+        self.buf = bytearray()
         self.pos = 0
         self.base = 0  # decoded offset of buf[0]
         self.eof = False
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._utf8_pending = False
+        self._retried_at = -1  # decoded offset of the value last retried with more data
+        self._surrogates_checked = 0  # decoded offset up to which no lone surrogate is left
 
     # buffer
 
@@ -176,7 +179,8 @@ class _Scanner:
             self.eof = True
             return False
         self.base += self.pos
-        self.buf = self.buf[self.pos :] + chunk
+        del self.buf[: self.pos]
+        self.buf += chunk
         self.pos = 0
         return True
 
@@ -232,49 +236,69 @@ class _Scanner:
         """Validate the value at pos with `decoder`; return where it ends (pos unchanged)."""
         while True:
             view = memoryview(self.buf)[self.pos :]
+            size = len(view)
             try:
                 decoder.decode(view)
+                message = None
             except RecursionError:
-                raise invalid_json(
-                    self.name, self.base + self.pos, f"nested deeper than {_MAX_NESTING} levels"
-                ) from None
+                message = "RecursionError"
             except msgspec.DecodeError as exc:
                 message = str(exc)
-                trailing = _TRAILING.search(message)
-                if trailing:
-                    end = self.pos + int(trailing.group(1)) - 1
-                    if end <= self.pos or self.buf[end] in b" \t\r\n":  # pragma: no cover
-                        raise RuntimeError(f"unexpected msgspec error position: {message}") from exc
-                    return end
-                at = _AT_BYTE.search(message)
-                # A value cut by the end of the buffer is "truncated", or, inside a number
-                # (`2163.`), "invalid" at the very end: either way it needs more data.
-                cut = "truncated" in message or (at is not None and int(at.group(1)) >= len(view))
-                if self._lone_surrogate():  # msgspec's words for it vary; retry without it
-                    continue
-                if cut and self._grow():
-                    continue
-                if cut:
-                    raise truncated_json(self.name, self.base + len(self.buf)) from None
-                raise self._invalid(message) from None
             finally:
-                view.release()
-            # The value ran to the end of the buffer: a number may go on in the next chunk.
-            if not self._grow():
-                return len(self.buf)
+                view.release()  # the buffer cannot grow while a view of it exists
+            if message is None:
+                # The value ran to the end of the buffer: a number may go on in the next chunk.
+                if not self._grow():
+                    return len(self.buf)
+                continue
+            if message == "RecursionError":
+                raise invalid_json(
+                    self.name, self.base + self.pos, f"nested deeper than {_MAX_NESTING} levels"
+                )
+            trailing = _TRAILING.search(message)
+            if trailing:
+                end = self.pos + int(trailing.group(1)) - 1
+                if end <= self.pos or self.buf[end] in b" \t\r\n":  # pragma: no cover
+                    raise RuntimeError(f"unexpected msgspec error position: {message}")
+                return end
+            at = _AT_BYTE.search(message)
+            # A value cut by the end of the buffer is "truncated", or, inside a number
+            # (`2163.`), "invalid" at the very end: either way it needs more data. But msgspec
+            # also says "truncated" for an unpaired surrogate escape, so a value that is still
+            # cut after more data came is searched for one.
+            cut = "truncated" in message or (at is not None and int(at.group(1)) >= size)
+            again = self.base + self.pos == self._retried_at
+            if (again or not cut) and self._lone_surrogate():
+                continue
+            self._retried_at = self.base + self.pos
+            if cut and self._grow():
+                continue
+            if cut and self._lone_surrogate():
+                continue
+            if cut:
+                raise truncated_json(self.name, self.base + len(self.buf))
+            raise self._invalid(message)
 
     def _lone_surrogate(self) -> bool:
         """Write an unpaired high-surrogate escape ahead as `?`, as the reference does.
 
         msgspec calls `"\\ud800"` truncated input; left alone, that would read the whole rest of
         the file looking for the other half. The escape is replaced in place by the 6 bytes
-        `\\u003f`, so offsets stay the same.
+        `\\u003f`, so offsets stay the same. Bytes already searched are not searched again.
         """
-        match = _LONE_HIGH.search(self.buf, self.pos)
-        if match is None or (match.end(2) + 6 > len(self.buf) and not self.eof):
-            return False  # none, or its other half may still come in the next chunk
-        self.buf = self.buf[: match.start(2)] + b"\\u003f" + self.buf[match.end(2) :]
-        return True
+        buf = self.buf
+        start = max(self.pos, self._surrogates_checked - self.base)
+        for match in _HIGH_SURROGATE.finditer(buf, start):
+            at, end = match.start(), match.end()
+            backslashes = (at - self.pos) - len(buf[self.pos : at].rstrip(b"\\"))
+            if backslashes % 2 or _LOW_SURROGATE.match(buf, end):
+                continue  # `\\ud800` is text, or the pair is complete
+            if end + 6 > len(buf) and not self.eof:
+                break  # its other half may come with the next chunk
+            buf[at:end] = b"\\u003f"
+            return True
+        self._surrogates_checked = self.base + max(start, len(buf) - 12)
+        return False
 
     def _invalid(self, message: str) -> JsonFormatError:
         at = _AT_BYTE.search(message)
@@ -354,7 +378,7 @@ class _Scanner:
             else:
                 with memoryview(self.buf) as view:
                     group_id = _REFERENCE.decode(view[self.pos : end]).provider_group_id
-                handler.provider_reference_raw(group_id, self.buf[self.pos : end])
+                handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
                 self.pos = end
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
