@@ -24,6 +24,7 @@ import queue
 import re
 import sys
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -353,52 +354,44 @@ class _Scanner:
             raise truncated_json(self.name, self.base + self.pos)
         if key in _ARRAYS and c == ord("["):
             self.pos += 1
-            if key == "in_network":
-                self._items(wanted)
-            else:
-                self._references(wanted)
+            element = self._item if key == "in_network" else self._reference
+            self._array(element if wanted else self._skip_to)
             self.handler.array_done(key)
         elif wanted:
             self.handler.header(key, self._decode(self._value_end(_VALUE)))
         else:
             self.pos = self._value_end(_SKIP)
 
-    def _references(self, wanted: bool) -> None:
-        """provider_references entries go to the handler as JSON text: most are never needed."""
-        handler = self.handler
+    def _array(self, element: Callable[[int], None]) -> None:
+        """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos."""
         if self._peek() == ord("]"):
             self.pos += 1
             return
         while True:
-            end = self._value_end(_SKIP)
-            if not wanted:
-                self.pos = end
-            elif self.buf[self.pos] != ord("{"):
-                handler.provider_reference(self._decode(end))  # not an object: counted there
-            else:
-                with memoryview(self.buf) as view:
-                    group_id = _REFERENCE.decode(view[self.pos : end]).provider_group_id
-                handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
-                self.pos = end
+            element(self._value_end(_SKIP))
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
 
-    def _items(self, wanted: bool) -> None:
-        handler = self.handler
-        if self._peek() == ord("]"):
-            self.pos += 1
+    def _skip_to(self, end: int) -> None:
+        self.pos = end
+
+    def _reference(self, end: int) -> None:
+        """A provider_references entry goes to the handler as JSON text: most never matter."""
+        if self.buf[self.pos] != ord("{"):
+            self.handler.provider_reference(self._decode(end))  # not an object: counted there
             return
-        while True:
-            end = self._value_end(_SKIP)
-            if not wanted:
-                self.pos = end
-            elif self._may_match(end):
-                handler.in_network_item(self._decode(end))
-            else:
-                handler.skipped_item()
-                self.pos = end
-            if self._expect(b",]", "',' or ']'") == ord("]"):
-                return
+        with memoryview(self.buf) as view:
+            group_id = _REFERENCE.decode(view[self.pos : end]).provider_group_id
+        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
+        self.pos = end
+
+    def _item(self, end: int) -> None:
+        """An in_network item: decoded only when one of its billing codes may be wanted."""
+        if self._may_match(end):
+            self.handler.in_network_item(self._decode(end))
+        else:
+            self.handler.skipped_item()
+            self.pos = end
 
     def _may_match(self, end: int) -> bool:
         """Whether any billing code in buf[pos:end] is wanted (never False for a wanted item)."""
