@@ -43,10 +43,15 @@ PROVIDERS_SCHEMA = pa.schema(
     ]
 )
 FORMATS = ("parquet", "csv")
+_TO_ARROW_EVERY = 8192
 
 
 class TableWriter:
-    """Write rows of `schema` to `path` in batches of `batch_size`."""
+    """Write rows of `schema` to `path` in row groups of `batch_size` rows.
+
+    Rows arrive as Python columns and are turned into Arrow record batches every few thousand
+    rows: a pending row group is held in Arrow's compact form, not as Python objects.
+    """
 
     def __init__(self, path: Path, schema: pa.Schema, batch_size: int, fmt: str = "parquet"):
         if fmt not in FORMATS:
@@ -60,30 +65,42 @@ class TableWriter:
         self.fmt = fmt
         self.rows_written = 0
         self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self._pending = 0
+        self._pending = 0  # rows in _columns
+        self._batches: list[pa.RecordBatch] = []
+        self._batched = 0  # rows in _batches
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
 
     @property
     def pending(self) -> int:
         """Rows buffered, not yet written."""
-        return self._pending
+        return self._pending + self._batched
 
     def write_columns(self, columns: Columns, n: int) -> None:
-        """Append `n` rows given as columns; full batches are written as they fill up."""
+        """Append `n` rows given as columns; full row groups are written as they fill up."""
         for name, values in self._columns.items():
             values.extend(columns[name])
         self._pending += n
-        while self._pending >= self.batch_size:
+        if self._pending >= min(_TO_ARROW_EVERY, self.batch_size):
+            self._to_arrow()
+        while self._batched >= self.batch_size:
             self._write_rows(self.batch_size)
 
     def flush(self) -> None:
         """Write every buffered row (the last, possibly short, row group)."""
-        if self._pending or self._writer is None:
-            self._write_rows(self._pending)
+        self._to_arrow()
+        if self._batched or self._writer is None:
+            self._write_rows(self._batched)
+
+    def _to_arrow(self) -> None:
+        if self._pending:
+            self._batches.append(pa.RecordBatch.from_pydict(self._columns, schema=self.schema))
+            self._batched += self._pending
+            self._columns = {name: [] for name in self.schema.names}
+            self._pending = 0
 
     def _write_rows(self, n: int) -> None:
-        head = {name: values[:n] for name, values in self._columns.items()}
-        table = pa.Table.from_pydict(head, schema=self.schema)
+        buffered = pa.Table.from_batches(self._batches, schema=self.schema)
+        table = buffered.slice(0, n)
         if self.fmt == "parquet":
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression="zstd")
@@ -95,8 +112,8 @@ class TableWriter:
                 self._writer = pacsv.CSVWriter(self.tmp_path, table.schema)
             self._writer.write_table(table)
         self.rows_written += table.num_rows
-        self._columns = {name: values[n:] for name, values in self._columns.items()}
-        self._pending -= n
+        self._batches = buffered.slice(n).to_batches()
+        self._batched -= n
 
     def commit(self) -> Path:
         """Write what is buffered, close, and move the table to its final name."""
