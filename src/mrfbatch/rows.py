@@ -187,20 +187,6 @@ def number(value: object, quality: Quality, what: str) -> float | None:
     return None
 
 
-_ITEM_FIELDS = (
-    "network_id",
-    "billing_code_type",
-    "billing_code_type_version",
-    "billing_code",
-    "negotiation_arrangement",
-    "name",
-    "description",
-    "severity_of_illness",
-    "bundled_codes",
-    "covered_services",
-)
-
-
 def _codes(value: object, quality: Quality, what: str) -> list[str] | None:
     if not isinstance(value, list):
         return None if value is None else []
@@ -240,7 +226,10 @@ _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("billing_code_modifier", text_list),
     ("additional_information", text),
 )
-assert {*_ITEM_FIELDS, *dict(_PRICE_FIELDS), "provider_group_ids"} == set(RATE_COLUMNS)
+# The item-level columns, in RATE_COLUMNS order (`ItemRows.columns` lists their values so).
+_ITEM_FIELDS = tuple(
+    c for c in RATE_COLUMNS if c not in dict(_PRICE_FIELDS) and c != "provider_group_ids"
+)
 _NUMBERS = (Decimal, int, float)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
