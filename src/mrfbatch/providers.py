@@ -267,8 +267,11 @@ class _RemoteFetcher:
 
 
 def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
-    # A provider-reference file (schema 1.x) is {"provider_groups": [...], "version": ...}.
-    import ijson  # the reference engine checks the C backend before any fetch happens
+    """The groups of a provider-reference file (schema 1.x): {"provider_groups": [...], ...}.
+
+    Streamed with ijson whichever engine runs: these files are small and few.
+    """
+    import ijson
 
     from mrfbatch.engines.reference import json_error
 

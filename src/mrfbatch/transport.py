@@ -101,13 +101,13 @@ def open_source(url: str, settings: TransportSettings | None = None) -> ByteSour
     if scheme in ("http", "https"):
         return _open_http(url, settings)
     if scheme == "file":
-        return _open_file(Path(url2pathname(urlsplit(url).path)), url)
+        return _open_file(Path(url2pathname(urlsplit(url).path)))
     if scheme and len(scheme) > 1:
         raise TransportError(f"unsupported URL scheme {scheme!r} in {redact_url(url)}")
-    return _open_file(Path(url), url)
+    return _open_file(Path(url))
 
 
-def _open_file(path: Path, url: str) -> ByteSource:
+def _open_file(path: Path) -> ByteSource:
     try:
         f = path.open("rb")
     except FileNotFoundError:
