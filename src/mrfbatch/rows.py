@@ -288,7 +288,13 @@ class ItemRows:
             if convert is number:
                 values = [v if type(v) is float else number(v, q, name) for v in values]
             elif convert is text_list:
-                values = [v if v is None or _all_str(v) else text_list(v, q, name) for v in values]
+                usual = all(v is None or type(v) is list for v in values) and all(
+                    type(x) is str for v in values if v is not None for x in v
+                )
+                if not usual:
+                    values = [
+                        v if v is None or _all_str(v) else text_list(v, q, name) for v in values
+                    ]
             elif not all(v is None or type(v) is str for v in values):
                 values = [convert(v, q, name) for v in values]
             price_columns[name] = values
