@@ -97,7 +97,6 @@ PROVIDER_COLUMNS = (
     "source",
 )
 
-Row = dict[str, Any]
 Columns = dict[str, list[Any]]
 # One provider group as stored and hashed: (npis, tin_type, tin_value, business_name).
 Group = tuple[tuple[int, ...], str | None, str | None, str | None]

@@ -32,7 +32,6 @@ from typing import Any
 
 from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import ENGINES, Engine, get_engine
-from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import derive_network_id, redact_url
@@ -101,6 +100,7 @@ def run_extraction(
     output_format: str = "parquet",
     settings: TransportSettings | None = None,
     engine: str | Engine = "fast",
+    threads: int = 1,
 ) -> ExtractionResult:
     """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
 
@@ -148,7 +148,7 @@ def run_extraction(
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
         store = ProviderStore(out_dir / f".providers-{os.getpid()}.sqlite", network_id, quality)
-        parser = get_engine(engine) if isinstance(engine, str) else engine
+        parser = get_engine(engine, threads) if isinstance(engine, str) else engine
         handler = Extraction(network_id, whitelist, rates, store, quality)
         log.info("extracting %s into %s", result.url, out_dir)
         with open_source(url, settings) as raw:
@@ -369,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             plan_metadata=args.plan_metadata,
             output_format=args.output_format,
             settings=settings,
-            engine=FastEngine(threads=args.threads) if args.engine == "fast" else args.engine,
+            engine=args.engine,
+            threads=args.threads,
         )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch.engines import ENGINES
-from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
@@ -172,7 +171,8 @@ def run_task(
             rate_batch_size=rate_batch_size,
             plan_metadata=list(task.plan_metadata),
             settings=TransportSettings(attempts=attempts),
-            engine=FastEngine(threads=threads) if engine == "fast" else engine,
+            engine=engine,
+            threads=threads,
         )
     finally:
         for handler in handlers:

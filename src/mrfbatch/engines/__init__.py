@@ -50,12 +50,15 @@ class Engine(Protocol):
 ENGINES = ("fast", "reference")
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called `name`: "fast" (msgspec) or "reference" (ijson)."""
+def get_engine(name: str, threads: int = 1) -> Engine:
+    """The engine called `name`: "fast" (msgspec) or "reference" (ijson).
+
+    `threads=2` lets the fast engine inflate in a second thread; the reference ignores it.
+    """
     if name == "fast":
         from mrfbatch.engines.fast import FastEngine
 
-        return FastEngine()
+        return FastEngine(threads=threads)
     if name == "reference":
         from mrfbatch.engines.reference import ReferenceEngine
 
