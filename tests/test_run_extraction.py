@@ -249,17 +249,7 @@ def test_bundled_example_is_reproducible_and_extracts_as_generated(tmp_path: Pat
 
     result = run_extraction(str(made), tmp_path / "out", cpt_whitelist=root / "codes.txt")
     assert result.status == "success", result.error
-    config = synth.SynthConfig(
-        seed=7,
-        items=40,
-        references=12,
-        id_style="float",
-        inline_groups=True,
-        mixed_rates=True,
-        arrangements=True,
-        tin_only=True,
-        npi_strings=True,
-    )
+    config = synth.parse_command([str(made), *args]).config
     expected = synth.generate(config).expected("in-network-sample", {"27447", "99213", "J1885"})
     folder = tmp_path / "out" / "in-network-sample"
     rates = pq.read_table(folder / "rates.parquet").to_pylist()

@@ -646,12 +646,14 @@ def canonical(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write one synthetic file: ``python -m mrfbatch.synth OUT [--seed N --items N ...]``."""
+def parse_command(argv: list[str] | None = None) -> Any:
+    """The command line of :func:`main`; `.config` is the SynthConfig it asks for."""
     import argparse
     from pathlib import Path
 
-    p = argparse.ArgumentParser(prog="python -m mrfbatch.synth", description=main.__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m mrfbatch.synth", description="Write one synthetic in-network file."
+    )
     p.add_argument("out", type=Path, help="file to write; its container follows --container")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--items", type=int, default=40)
@@ -665,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         help="inline and mixed groups, bundles, TIN-only, string NPIs, float ids",
     )
     args = p.parse_args(argv)
-    config = SynthConfig(
+    args.config = SynthConfig(
         seed=args.seed,
         items=args.items,
         references=args.references,
@@ -677,7 +679,13 @@ def main(argv: list[str] | None = None) -> int:
         tin_only=args.variety,
         npi_strings=args.variety,
     )
-    data = pack(generate(config).to_bytes(pretty=args.pretty), args.container)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write one synthetic file: ``python -m mrfbatch.synth OUT [--seed N --items N ...]``."""
+    args = parse_command(argv)
+    data = pack(generate(args.config).to_bytes(pretty=args.pretty), args.container)
     args.out.write_bytes(data)
     print(f"wrote {args.out} ({len(data):,} bytes)")
     return 0
