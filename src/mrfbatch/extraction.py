@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
@@ -14,6 +17,9 @@ from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger(__name__)
+
+# Fractions and exponents as Decimal, as the reference engine decodes them.
+_DECODE = msgspec.json.Decoder(float_hook=Decimal)
 
 # Top-level keys that give away another kind of price-transparency file.
 _OTHER_KINDS = {
@@ -101,6 +107,10 @@ class Extraction:
         inline = self.items.take_inline()
         if inline:
             self.store.add_inline(inline)
+
+    def in_network_item_raw(self, raw: bytes) -> None:
+        """One item as JSON text (the fast engine's matched items)."""
+        self.in_network_item(_DECODE.decode(raw))
 
     def skipped_item(self) -> None:
         """An item an engine skipped without decoding (its code is not whitelisted)."""

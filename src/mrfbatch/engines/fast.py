@@ -388,10 +388,10 @@ class _Scanner:
     def _item(self, end: int) -> None:
         """An in_network item: decoded only when one of its billing codes may be wanted."""
         if self._may_match(end):
-            self.handler.in_network_item(self._decode(end))
+            self.handler.in_network_item_raw(bytes(self.buf[self.pos : end]))
         else:
             self.handler.skipped_item()
-            self.pos = end
+        self.pos = end
 
     def _may_match(self, end: int) -> bool:
         """Whether any billing code in buf[pos:end] is wanted (never False for a wanted item)."""
