@@ -141,3 +141,118 @@ def test_inline_key_depends_only_on_content() -> None:
     c = [((1234567890,), "ein", "12-3456780", None)]
     assert inline_key(a) == inline_key(b) != inline_key(c)
     assert inline_key(a).startswith("inline-") and len(inline_key(a)) == len("inline-") + 16
+
+
+# An item of the usual shape (every field typed as the schema says) and variants of it that
+# are not: each variant must leave the typed path and give the general path's rows and counts.
+USUAL_ITEM = {
+    "negotiation_arrangement": "ffs",
+    "name": "Office visit",
+    "billing_code_type": "CPT",
+    "billing_code_type_version": "2024",
+    "billing_code": "99213",
+    "description": "Established patient",
+    "bundled_codes": [{"billing_code_type": "CPT", "billing_code": "99000"}],
+    "negotiated_rates": [
+        {
+            "provider_references": [3, 690.64470, 1e5],
+            "negotiated_prices": [
+                {
+                    "negotiated_type": "negotiated",
+                    "negotiated_rate": 75,
+                    "expiration_date": "9999-12-31",
+                    "billing_class": "professional",
+                    "service_code": ["11", "22"],
+                    "billing_code_modifier": [],
+                },
+                {"negotiated_type": "fee schedule", "negotiated_rate": 0.1},
+            ],
+        },
+        {
+            "provider_groups": [{"npi": [1234567893], "tin": {"type": "ein", "value": "1"}}],
+            "negotiated_prices": [{"negotiated_type": "derived", "negotiated_rate": 1.5e2}],
+        },
+        {"negotiated_prices": []},
+    ],
+}
+UNUSUAL_CHANGES: list[tuple[str, tuple[str, ...], object]] = [
+    ("unknown key", ("surprise",), 1),
+    (
+        "numeric rate as text",
+        ("negotiated_rates", 0, "negotiated_prices", 0, "negotiated_rate"),
+        "75.5",
+    ),
+    (
+        "service code not a list",
+        ("negotiated_rates", 0, "negotiated_prices", 0, "service_code"),
+        "11",
+    ),
+    ("name as a number", ("name",), 12),
+    ("unknown price key", ("negotiated_rates", 1, "negotiated_prices", 0, "note"), "x"),
+    ("bundled code as a number", ("bundled_codes", 0, "billing_code"), 99000),
+    ("rates not a list", ("negotiated_rates",), {"a": 1}),
+]
+
+
+def _item_json(item: object) -> bytes:
+    # The literal spellings matter (690.64470 keeps its trailing zero): write floats by hand.
+    import json
+
+    return json.dumps(item).replace("690.6447", "690.64470").encode()
+
+
+def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ...]]:
+    """(what decode_item gives, the general path's columns + counts, the chosen path's)."""
+    import msgspec
+
+    from mrfbatch.rows import ItemRows, TypedItem, decode_item
+
+    general_quality = Quality()
+    general = ItemRows("net", general_quality)
+    columns, n = general.columns(msgspec.json.Decoder(float_hook=Decimal).decode(raw))
+    expected = (columns, n, general.referenced, general.take_inline(), general_quality)
+    decoded = decode_item(raw)
+    quality = Quality()
+    rows = ItemRows("net", quality)
+    if isinstance(decoded, TypedItem):
+        columns, n = rows.typed_columns(decoded)
+    else:
+        columns, n = rows.columns(decoded)  # type: ignore[arg-type]
+    return decoded, expected, (columns, n, rows.referenced, rows.take_inline(), quality)
+
+
+def test_typed_item_rows_equal_general_rows() -> None:
+    from mrfbatch.rows import TypedItem
+
+    decoded, expected, got = _both_ways(_item_json(USUAL_ITEM))
+    assert isinstance(decoded, TypedItem)
+    assert got == expected
+    columns, n = got[0], got[1]
+    assert n == 3  # two prices in the first rate, one in the second, none in the third
+    assert columns["negotiated_rate"] == [75.0, 0.1, 150.0]  # type: ignore[index]
+    assert columns["provider_group_ids"][0][:3] == [
+        "3",
+        "690.64470",
+        "100000.0",
+    ]  # the exact text json.dumps wrote  # type: ignore[index]
+    assert columns["bundled_codes"] == [["CPT:99000"]] * 3  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "value"), UNUSUAL_CHANGES, ids=[c[0] for c in UNUSUAL_CHANGES]
+)
+def test_items_of_other_shapes_take_the_general_path(
+    what: str, path: tuple[str, ...], value: object
+) -> None:
+    import copy
+
+    from mrfbatch.rows import TypedItem
+
+    item = copy.deepcopy(USUAL_ITEM)
+    target: object = item
+    for step in path[:-1]:
+        target = target[step]  # type: ignore[index]
+    target[path[-1]] = value  # type: ignore[index]
+    decoded, expected, got = _both_ways(_item_json(item))
+    assert not isinstance(decoded, TypedItem), what
+    assert got == expected

@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
-
-import msgspec
 
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rows import FILE_METADATA_KEYS, TOP_KEYS, ItemRows, Quality, text
+from mrfbatch.rows import (
+    FILE_METADATA_KEYS,
+    TOP_KEYS,
+    Columns,
+    ItemRows,
+    Quality,
+    TypedItem,
+    decode_item,
+    text,
+)
 from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger(__name__)
 
-# Fractions and exponents as Decimal, as the reference engine decodes them.
-_DECODE = msgspec.json.Decoder(float_hook=Decimal)
 
 # Top-level keys that give away another kind of price-transparency file.
 _OTHER_KINDS = {
@@ -100,17 +104,25 @@ class Extraction:
         if not isinstance(obj, Mapping):
             self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
             return
-        if not self.wants(obj.get("billing_code", "")):
-            return
-        self.items_matched += 1
-        self.rates.write_columns(*self.items.columns(obj))
-        inline = self.items.take_inline()
-        if inline:
-            self.store.add_inline(inline)
+        if self.wants(obj.get("billing_code", "")):
+            self._write(*self.items.columns(obj))
 
     def in_network_item_raw(self, raw: bytes) -> None:
         """One item as JSON text (the fast engine's matched items)."""
-        self.in_network_item(_DECODE.decode(raw))
+        item = decode_item(raw)
+        if not isinstance(item, TypedItem):
+            self.in_network_item(item)  # not of the usual shape: checked and counted there
+            return
+        self.items_seen += 1
+        if self.wants(item.billing_code):
+            self._write(*self.items.typed_columns(item))
+
+    def _write(self, columns: Columns, n: int) -> None:
+        self.items_matched += 1
+        self.rates.write_columns(columns, n)
+        inline = self.items.take_inline()
+        if inline:
+            self.store.add_inline(inline)
 
     def skipped_item(self) -> None:
         """An item an engine skipped without decoding (its code is not whitelisted)."""

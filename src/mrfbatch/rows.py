@@ -3,6 +3,11 @@
 This module knows the CMS in-network-rates schema (v1.0 to v2.x) and nothing about parsing:
 any engine that decodes an object into dicts, lists, strings, ints and Decimals (or floats)
 can hand it here. Keys are looked up by name, so their order in the file never matters.
+
+An item given as JSON text (`ItemRows.columns_json`) is first decoded into typed structs of
+the schema's usual shape, which is several times faster than dicts; an item of any other shape
+(an unknown key, a number where text belongs, ...) goes the general way, where each oddity is
+counted. Both ways give the same rows.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+import msgspec
 
 # Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
 ITEM_KEYS = frozenset(
@@ -237,6 +244,58 @@ def _all_str(value: object) -> bool:
     return type(value) is list and all(type(v) is str for v in value)
 
 
+class _Code(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    billing_code_type: str | None = None
+    billing_code_type_version: str | None = None
+    billing_code: str | None = None
+    description: str | None = None
+
+
+class _Price(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    negotiated_type: str | None = None
+    negotiated_rate: float | None = None
+    expiration_date: str | None = None
+    billing_class: str | None = None
+    setting: str | None = None
+    service_code: list[str] | None = None
+    billing_code_modifier: list[str] | None = None
+    additional_information: str | None = None
+
+
+class _Rate(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    negotiated_prices: list[_Price] | None = None
+    # Both decoded generically (ids may be fractions, whose exact text is the key; inline
+    # groups are rare and irregular) and then read as in `ItemRows.columns`.
+    provider_references: Any = None
+    provider_groups: Any = msgspec.UNSET
+
+
+class TypedItem(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    negotiation_arrangement: str | None = None
+    name: str | None = None
+    billing_code_type: str | None = None
+    billing_code_type_version: str | None = None
+    billing_code: str | int | None = None
+    description: str | None = None
+    negotiated_rates: list[_Rate] | None = None
+    bundled_codes: list[_Code] | None = None
+    covered_services: list[_Code] | None = None
+    severity_of_illness: str | None = None
+
+
+_TYPED_ITEM = msgspec.json.Decoder(TypedItem, float_hook=Decimal)
+_ANY_ITEM = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_item(raw: bytes) -> object:
+    """An item's JSON text as a TypedItem when it has the usual shape, else as dicts and lists
+    (fractions as Decimal) for `ItemRows.columns`. Text that is not JSON raises DecodeError."""
+    try:
+        return _TYPED_ITEM.decode(raw)
+    except msgspec.ValidationError:
+        return _ANY_ITEM.decode(raw)
+
+
 class ItemRows:
     """Turns matched in_network items into rate rows, collecting the groups they reference.
 
@@ -272,7 +331,10 @@ class ItemRows:
         group_ids: list[list[str]] = []
         for rate in _objects(get("negotiated_rates"), q, "negotiated_rates"):
             q.check_keys(rate, RATE_KEYS, "negotiated_rates")
-            ids = self._group_ids(rate)  # shared by the rate's rows; never changed afterwards
+            # The ids are shared by the rate's rows, and never changed afterwards.
+            ids = self._group_ids(
+                rate.get("provider_references"), rate.get("provider_groups", msgspec.UNSET)
+            )
             rate_prices = _objects(rate.get("negotiated_prices"), q, "negotiated_prices")
             prices.extend(rate_prices)
             group_ids.extend([ids] * len(rate_prices))
@@ -305,9 +367,60 @@ class ItemRows:
         columns["provider_group_ids"] = group_ids
         return columns, n
 
-    def _group_ids(self, rate: Mapping[str, Any]) -> list[str]:
+    def typed_columns(self, item: TypedItem) -> tuple[Columns, int]:
+        """`columns` of an item of the usual shape (see `decode_item`), with the same rows."""
+        prices: list[_Price] = []
+        group_ids: list[list[str]] = []
+        for rate in item.negotiated_rates or ():
+            ids = self._group_ids(rate.provider_references, rate.provider_groups)
+            rate_prices = rate.negotiated_prices or ()
+            prices.extend(rate_prices)
+            group_ids.extend([ids] * len(rate_prices))
+        n = len(prices)
+        codes = (
+            None
+            if codes is None
+            else [f"{c.billing_code_type or ''}:{c.billing_code or ''}" for c in codes]
+            for codes in (item.bundled_codes, item.covered_services)
+        )
+        item_values = (
+            self.network_id,
+            item.billing_code_type,
+            item.billing_code_type_version,
+            str(item.billing_code) if type(item.billing_code) is int else item.billing_code,
+            item.negotiation_arrangement,
+            item.name,
+            item.description,
+            item.severity_of_illness,
+            *codes,
+        )
+        columns: Columns = {
+            name: [value] * n for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+        }
+        columns["negotiated_type"] = [p.negotiated_type for p in prices]
+        columns["negotiated_rate"] = [p.negotiated_rate for p in prices]
+        columns["expiration_date"] = [p.expiration_date for p in prices]
+        columns["billing_class"] = [p.billing_class for p in prices]
+        columns["setting"] = [p.setting for p in prices]
+        columns["service_code"] = [p.service_code for p in prices]
+        columns["billing_code_modifier"] = [p.billing_code_modifier for p in prices]
+        columns["additional_information"] = [p.additional_information for p in prices]
+        columns["provider_group_ids"] = group_ids
+        return columns, n
+
+    def _inline(self, value: object) -> str:
+        """The key of an inline `provider_groups` list, kept for the provider table."""
+        groups = parse_groups(value, self.quality)
+        key = inline_key(groups)
+        if key not in self._inline_seen:
+            self._inline_seen.add(key)
+            self.new_inline[key] = groups
+        return key
+
+    def _group_ids(self, refs: object, groups: object) -> list[str]:
+        """The keys of a rate's `provider_references` and its inline `provider_groups`
+        (UNSET: the rate has no such key)."""
         ids: list[str] = []
-        refs = rate.get("provider_references")
         if isinstance(refs, list) and all(type(r) is int for r in refs):
             ids = [str(r) for r in refs]  # the usual case, without a call per id
             self.referenced.update(ids)
@@ -320,13 +433,8 @@ class ItemRows:
                 continue
             ids.append(key)
             self.referenced.add(key)
-        if "provider_groups" in rate:
-            groups = parse_groups(rate.get("provider_groups"), self.quality)
-            key = inline_key(groups)
-            ids.append(key)
-            if key not in self._inline_seen:
-                self._inline_seen.add(key)
-                self.new_inline[key] = groups
+        if groups is not msgspec.UNSET:
+            ids.append(self._inline(groups))
         return ids
 
     def take_inline(self) -> dict[str, list[Group]]:
