@@ -3,6 +3,10 @@
 Rows are buffered and written one batch at a time (one Parquet row group per batch) to a
 temporary file next to the final one; `commit` renames it into place, `abort` deletes it, so a
 final name only ever holds a complete table.
+
+Encoding and compressing a row group happens in a writer thread (Arrow releases the GIL), so
+it overlaps with parsing; one row group at most is in flight, and its error, if any, is raised
+by the next write or by `commit`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +49,11 @@ PROVIDERS_SCHEMA = pa.schema(
 )
 FORMATS = ("parquet", "csv")
 _TO_ARROW_EVERY = 8192
+# Dictionary encoding only where values repeat (codes, types, names): for NPIs, TINs, rates and
+# group ids it costs time and makes the file larger.
+_NOT_DICTIONARY = frozenset(
+    {"negotiated_rate", "provider_group_ids", "provider_group_id", "npi", "tin_value"}
+)
 
 
 class TableWriter:
@@ -69,6 +79,8 @@ class TableWriter:
         self._batches: list[pa.RecordBatch] = []
         self._batched = 0  # rows in _batches
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"mrfbatch-{path.stem}")
+        self._in_flight: Future[None] | None = None
 
     @property
     def pending(self) -> int:
@@ -103,21 +115,40 @@ class TableWriter:
         table = buffered.slice(0, n)
         if self.fmt == "parquet":
             if self._writer is None:
-                self._writer = pq.ParquetWriter(self.tmp_path, self.schema, compression="zstd")
-            if table.num_rows:
-                self._writer.write_table(table, row_group_size=self.batch_size)
+                self._writer = pq.ParquetWriter(
+                    self.tmp_path,
+                    self.schema,
+                    compression="zstd",
+                    use_dictionary=[c for c in self.schema.names if c not in _NOT_DICTIONARY],
+                )
         else:
             table = _json_lists(table)
             if self._writer is None:
                 self._writer = pacsv.CSVWriter(self.tmp_path, table.schema)
-            self._writer.write_table(table)
+        self._wait()
+        if table.num_rows or self.fmt == "csv":
+            self._in_flight = self._thread.submit(self._write_table, self._writer, table)
         self.rows_written += table.num_rows
         self._batches = buffered.slice(n).to_batches()
         self._batched -= n
 
+    def _write_table(self, writer: pq.ParquetWriter | pacsv.CSVWriter, table: pa.Table) -> None:
+        if isinstance(writer, pq.ParquetWriter):
+            writer.write_table(table, row_group_size=self.batch_size)
+        else:
+            writer.write_table(table)
+
+    def _wait(self) -> None:
+        """Wait for the row group in flight; raise its error."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
     def commit(self) -> Path:
         """Write what is buffered, close, and move the table to its final name."""
         self.flush()
+        self._wait()
+        self._thread.shutdown()
         assert self._writer is not None
         self._writer.close()
         self._writer = None
@@ -126,8 +157,11 @@ class TableWriter:
 
     def abort(self) -> None:
         """Close and delete the temporary file; the final name is left untouched."""
+        with contextlib.suppress(Exception):  # already failing; the file is deleted next
+            self._wait()
+        self._thread.shutdown()
         if self._writer is not None:
-            with contextlib.suppress(Exception):  # already failing; the file is deleted next
+            with contextlib.suppress(Exception):
                 self._writer.close()
             self._writer = None
         self.tmp_path.unlink(missing_ok=True)
