@@ -41,7 +41,11 @@ def get_whitelist(wildcards):
 
 
 def get_fingerprint(wildcards):
-    return task_fingerprint(checkpoints.tasks.get().output[0], wildcards.network_id)
+    # A cluster job (remote mode) may not reach the checkpoint from params unless tasks.tsv is
+    # an input, which would redo every extraction whenever the checkpoint reruns; it reads
+    # the file the main process already made.
+    tasks_file = TASKS if workflow.remote_exec else checkpoints.tasks.get().output[0]
+    return task_fingerprint(tasks_file, wildcards.network_id)
 
 
 def get_task_outputs(wildcards):
@@ -62,6 +66,15 @@ def get_output_dir_of_file(wildcards, output):
 def get_output_dir_of_task(wildcards, output):
     """output_dir, from a task's output {output_dir}/{network_id}/status.json."""
     return os.path.dirname(os.path.dirname(output.status)) or "."
+
+
+def get_echo(wildcards):
+    """Extractor progress on the console: only in a local run with --cores 1.
+
+    A cluster run's main process has no --cores (workflow.cores would raise), and its jobs
+    log to files. Called per job, once the executor is known.
+    """
+    return workflow.local_exec and workflow.cores == 1
 
 
 def get_memory(wildcards, attempt):

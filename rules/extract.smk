@@ -24,6 +24,6 @@ rule extract:
         rate_batch_size=config["rate_batch_size"],
         attempts=config["attempts"],
         engine=config["engine"],
-        echo=workflow.cores == 1,
+        echo=get_echo,
     script:
         "../scripts/extract.py"
