@@ -4,12 +4,14 @@
 # make check     lint and type-check
 # make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/)
 # make bench-smoke  the same at BENCH_MB=20, in seconds (CI)
+# make test-cluster  start a one-node SLURM cluster here (root; installs Debian's packages),
+#                    run the cluster tests on it, stop it (.ci/slurm-test)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 BENCH_MB ?= 1000
 
-.PHONY: run example test check bench bench-smoke clean
+.PHONY: run example test test-cluster check bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,9 @@ example: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest
+
+test-cluster: $(VENV)/.installed
+	PYTEST=$(VENV)/bin/pytest bash .ci/slurm-test
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests scripts bench
