@@ -2,9 +2,10 @@
 
 .ci/slurm-test starts a one-node cluster on localhost and runs the `cluster` tests with
 MRFBATCH_REQUIRE_SLURM=1, which turns "no cluster" into a failure; anywhere else they are
-skipped when no SLURM controller answers. The cluster has no accounting database (no
-sacct), so the test profile polls with squeue, and squeue --states=all (MinJobAge=300 in
-the cluster's slurm.conf) is where the tests find the jobs.
+skipped when no SLURM controller answers, or when its nodes are other machines. The
+cluster has no accounting database (no sacct), so the test profile polls with squeue, and
+squeue --states=all (MinJobAge=300 in the cluster's slurm.conf) is where the tests find
+the jobs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +55,17 @@ def _cluster_problem() -> str | None:
     if ping.returncode != 0 or "is UP" not in ping.stdout:
         said = (ping.stdout + ping.stderr).strip().splitlines() or [f"exit {ping.returncode}"]
         return f"scontrol ping: {said[-1]}"
+    # Jobs fetch from the test server on 127.0.0.1 and write to pytest's /tmp folders: every
+    # node must be this machine (a real cluster's login node is not the place for these).
+    hosts = subprocess.run(
+        ["sinfo", "--noheader", "--Node", "--format=%n"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
+    others = set(hosts) - {"localhost", "127.0.0.1", socket.gethostname()}
+    if not hosts or others:
+        return f"the cluster's nodes are not only this machine: {sorted(set(hosts))}"
     return None
 
 
