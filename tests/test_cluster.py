@@ -195,6 +195,27 @@ def test_slurm_profile_has_the_cluster_settings() -> None:
     assert {k: settings[k] for k in default} == default
 
 
+@pytest.mark.workflow
+def test_slurm_profile_is_accepted_by_snakemake(tmp_path: Path) -> None:
+    """A dry run through profiles/slurm as shipped: Snakemake rejects any key it doesn't know."""
+    shutil.copy(ROOT / "examples" / "in-network-sample.json.gz", tmp_path)
+    proc = subprocess.run(
+        [
+            *command(ROOT / "profiles" / "slurm"),
+            "--dry-run",
+            "--config",
+            "source=url",
+            "input=in-network-sample.json.gz",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "This was a dry-run" in proc.stdout + proc.stderr
+
+
 @pytest.mark.cluster
 def test_cluster_run_equals_local_run_and_records_failure(
     http_server: FileServer, slurm_profile: Path, tmp_path: Path
