@@ -10,7 +10,8 @@ yajl makes of it.
 
 Inputs: hand-written values (each yajl trap with its exact offset), random JSON from
 hypothesis written by json.dumps in several layouts, every truncation of those, and single-byte
-mutations of them. The import below fails, not skips, when the extension is not built.
+mutations of them. A scan resumed from a `Partial` as data arrives must end as one scan does.
+The import below fails, not skips, when the extension is not built.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch._jsonscan import KEY_ESCAPED, LONE_SURROGATE, MAX_DEPTH, ScanError, scan_value
+from mrfbatch._jsonscan import (
+    KEY_ESCAPED,
+    LONE_SURROGATE,
+    MAX_DEPTH,
+    Partial,
+    ScanError,
+    scan_value,
+)
 
 KEY = b"billing_code"
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
@@ -38,9 +46,26 @@ def scan(data: bytes, eof: bool = True, key: bytes | None = KEY, pos: int = 0) -
         result = scan_value(data, pos, eof, key)
     except ScanError as exc:
         return ("invalid", *exc.args)
-    if result is None:
+    if not isinstance(result, tuple):
         return ("more",)
     return ("done", *result)
+
+
+def scan_in_pieces(data: bytes, cuts: list[int], eof: bool = True) -> Verdict:
+    """`scan`, given data[:cut] for each cut in turn, then all of it; each try resumes."""
+    partial: Partial | None = None
+    buf = bytearray()
+    for cut in [*cuts, len(data)]:
+        buf[len(buf) :] = data[len(buf) : cut]
+        last = cut == len(data)
+        try:
+            result = scan_value(buf, 0, eof and last, KEY, partial)
+        except ScanError as exc:
+            return ("invalid", *exc.args)
+        if isinstance(result, tuple):
+            return ("done", *result)
+        partial = result
+    return ("more",)
 
 
 class _Constant(ValueError):
@@ -334,6 +359,28 @@ def test_scan_value_flags(data: bytes, flags: int) -> None:
     assert scan(data) == ("done", len(data), (), flags)
 
 
+def test_scan_value_resumes_where_it_stopped() -> None:
+    data = b'x{"a":[1,{"b":"\\ud800"}],"billing_code":"99213","c":[[[2.5]]],"billing_code":7}'
+    code = data.index(b'"99213"')
+    spans = ((code, code + 7), (len(data) - 2, len(data) - 1))
+    assert scan(data, pos=1) == ("done", len(data), spans, LONE_SURROGATE)
+    buf = bytearray(data[:30])
+    partial = scan_value(buf, 1, False, KEY)
+    assert isinstance(partial, Partial)  # stopped inside "a"'s array, after its `1`
+    buf += data[30:60]
+    partial = scan_value(buf, 1, False, KEY, partial)
+    assert isinstance(partial, Partial)
+    del buf[:1]  # the buffer's front is dropped: offsets are relative to the value's start
+    buf += data[60:]
+    moved = tuple((start - 1, end - 1) for start, end in spans)
+    assert scan_value(buf, 0, False, KEY, partial) == (len(data) - 1, moved, LONE_SURROGATE)
+    assert scan_value(bytearray(data[:5]), 1, False, KEY) is None  # nothing to keep yet
+    with pytest.raises(ValueError, match="holds less than it did"):
+        scan_value(data[:20], 1, False, KEY, partial)
+    with pytest.raises(TypeError, match="must be a Partial"):
+        scan_value(data, 1, False, KEY, (1, 2))  # type: ignore[arg-type]
+
+
 def test_scan_value_reads_bytearray_and_checks_arguments() -> None:
     buf = bytearray(b' {"billing_code":7} ')
     assert scan_value(buf, 1, False, KEY) == (19, ((17, 18),), 0)
@@ -429,6 +476,10 @@ def test_scan_value_agrees_with_json_on_every_truncation(
     for cut in range(len(data)):
         for eof in (False, True):
             assert_agrees(data[:cut], eof)
+    whole = scan(data)
+    step = max(1, len(data) // 7)
+    for cuts in (list(range(1, len(data))), list(range(step, len(data), step))):
+        assert scan_in_pieces(data, cuts) == whole  # resumed at every byte, or a few times
 
 
 @RANDOM
@@ -445,3 +496,5 @@ def test_scan_value_agrees_with_json_on_single_byte_mutations(
                 result = assert_agrees(mutated, eof)
                 if result[0] == "done":
                     assert_spans(mutated, result)
+            pieces = scan_in_pieces(mutated, [at, at + 1, at + 3])
+            assert pieces == scan(mutated), f"{mutated!r} resumed at {at}"

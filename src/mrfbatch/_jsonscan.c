@@ -3,8 +3,8 @@
  * Written in C for speed: apart from inflating gzip, this is the only code of the fast engine
  * that looks at every byte of an in-network file (see mrfbatch/engines/fast.py).
  *
- * scan_value(buf, pos, eof, key) validates exactly one JSON value (RFC 8259) starting at
- * buf[pos] (blanks before it are skipped) and returns
+ * scan_value(buf, pos, eof, key, partial=None) validates exactly one JSON value (RFC 8259)
+ * starting at buf[pos] (blanks before it are skipped) and returns
  *
  *   (end, spans, flags)  the value ends at buf[end - 1]. When the value is an object and `key`
  *                        is given, `spans` holds the (start, end) of the value of every member
@@ -13,8 +13,11 @@
  *                        depth-1 key has an escape (its text cannot be compared byte for byte),
  *                        LONE_SURROGATE when a `\uD800`-`\uDBFF` escape is not followed by a
  *                        `\uDC00`-`\uDFFF` one (the reference decodes it as "?").
- *   None                 the value runs past the end of buf: more data is needed. A number that
- *                        touches the end counts as cut unless `eof` is true.
+ *   a Partial, or None   the value runs past the end of buf: more data is needed. A number
+ *                        that touches the end counts as cut unless `eof` is true. Called again
+ *                        with more bytes after the old ones (the value's start may have moved:
+ *                        `pos` says where it is now) and the Partial, the scan goes on from the
+ *                        end of the last complete value it met instead of from the start.
  *
  * and raises ScanError((offset, reason)) at the first byte that cannot be JSON.
  *
@@ -64,6 +67,12 @@ typedef struct {
     Span *spans;
     Py_ssize_t nspans, capacity;
     Span inline_spans[4];
+    /* Where a scan can go on (SCAN_MORE), or starts again: just after a value inside the
+     * value scanned, with `depth` containers open, in_object[] telling which are objects. */
+    Py_ssize_t resume_at; /* -1: from the start */
+    int depth;
+    Py_ssize_t wanted; /* start of the value of a depth-1 member named `key`, or -1 */
+    unsigned char in_object[MAX_DEPTH];
 } Scan;
 
 static int
@@ -324,22 +333,36 @@ scan_number(Scan *s, Py_ssize_t p)
                 p++;                                                         \
             }                                                                \
             if (p >= n) {                                                    \
-                return SCAN_MORE;                                            \
+                goto more;                                                   \
             }                                                                \
         }                                                                    \
     } while (0)
 
+/* Scan from p, or from s->resume_at when it is set; on SCAN_MORE, s->resume_at and the rest
+ * of the resume state say where to go on once buf holds more. */
 static int
 scan(Scan *s, Py_ssize_t p, int eof, const char *key, Py_ssize_t key_len)
 {
     const unsigned char *b = s->b;
     const Py_ssize_t n = s->n;
-    unsigned char in_object[MAX_DEPTH]; /* per open container: object (1) or array (0) */
+    unsigned char *in_object = s->in_object; /* per open container: object (1) or array (0) */
     int depth = 0;
-    Py_ssize_t wanted = -1; /* start of the value of a depth-1 member named `key` */
+    Py_ssize_t wanted = -1;
     Py_ssize_t q;
     int escaped, match;
     const char *literal;
+    /* The last point just after a value, where a scan can resume: depth only grows after it,
+     * so in_object[] below its depth stays as it was there. */
+    Py_ssize_t safe = -1;
+    int safe_depth = 0;
+    Py_ssize_t safe_wanted = -1;
+
+    if (s->resume_at >= 0) {
+        p = s->resume_at;
+        depth = s->depth;
+        wanted = s->wanted;
+        goto after_value;
+    }
 
 value:
     SKIP_BLANKS();
@@ -348,7 +371,10 @@ value:
         escaped = 0;
         q = scan_string(s, p + 1, &escaped);
         if (q < 0) {
-            return q == -1 ? SCAN_MORE : SCAN_INVALID;
+            if (q == -1) {
+                goto more;
+            }
+            return SCAN_INVALID;
         }
         p = q;
         goto after_value;
@@ -390,11 +416,11 @@ value:
     case '-': case '0': case '1': case '2': case '3': case '4':
     case '5': case '6': case '7': case '8': case '9':
         q = scan_number(s, p);
-        if (q < 0) {
-            return q == -1 ? SCAN_MORE : SCAN_INVALID;
+        if (q == -2) {
+            return SCAN_INVALID;
         }
-        if (q == n && !eof) {
-            return SCAN_MORE; /* the next chunk may hold more digits */
+        if (q == -1 || (q == n && !eof)) {
+            goto more; /* the next chunk may hold more of the number */
         }
         p = q;
         goto after_value;
@@ -406,7 +432,7 @@ rest_of_literal:
     for (const char *c = literal + 1; *c; c++) {
         p++;
         if (p >= n) {
-            return SCAN_MORE;
+            goto more;
         }
         if (b[p] != (unsigned char)*c) {
             INVALID(p, "invalid literal");
@@ -422,7 +448,10 @@ member: /* at the first byte of a key */
     escaped = 0;
     q = scan_string(s, p + 1, &escaped);
     if (q < 0) {
-        return q == -1 ? SCAN_MORE : SCAN_INVALID;
+        if (q == -1) {
+            goto more;
+        }
+        return SCAN_INVALID;
     }
     match = 0;
     if (depth == 1) {
@@ -456,6 +485,9 @@ after_value:
         }
         wanted = -1;
     }
+    safe = p;
+    safe_depth = depth;
+    safe_wanted = wanted;
     SKIP_BLANKS();
     if (in_object[depth - 1]) {
         if (b[p] == ',') {
@@ -480,16 +512,82 @@ after_value:
         goto after_value;
     }
     INVALID(p, "expected ',' or ']'");
+
+more:
+    s->resume_at = safe;
+    s->depth = safe_depth;
+    s->wanted = safe_wanted;
+    return SCAN_MORE;
 }
 
 static PyObject *ScanError;
+
+/* What a scan that ran out of data has found so far, to go on from there with more data. The
+ * offsets are relative to the start of the value, which stays put while buf grows. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t resume_at, wanted, scanned;
+    int depth, flags;
+    Py_ssize_t nspans;
+    Span *spans;
+    unsigned char *in_object;
+} Partial;
+
+static void
+partial_dealloc(Partial *self)
+{
+    PyMem_Free(self->spans);
+    PyMem_Free(self->in_object);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject PartialType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mrfbatch._jsonscan.Partial",
+    .tp_basicsize = sizeof(Partial),
+    .tp_dealloc = (destructor)partial_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Where scan_value stopped for want of data: pass it back with more.",
+};
+
+/* A Partial for the state of `s` (its value starts at pos); None when nothing is worth
+ * keeping (the scan stopped before the end of the value's first member). */
+static PyObject *
+partial_new(const Scan *s, Py_ssize_t pos)
+{
+    if (s->resume_at < 0) {
+        return Py_NewRef(Py_None);
+    }
+    Partial *self = PyObject_New(Partial, &PartialType);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->resume_at = s->resume_at - pos;
+    self->wanted = s->wanted < 0 ? -1 : s->wanted - pos;
+    self->scanned = s->n - pos;
+    self->depth = s->depth;
+    self->flags = s->flags;
+    self->nspans = s->nspans;
+    self->spans = PyMem_Malloc(sizeof(Span) * (size_t)(s->nspans ? s->nspans : 1));
+    self->in_object = PyMem_Malloc((size_t)s->depth);
+    if (self->spans == NULL || self->in_object == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < s->nspans; i++) {
+        self->spans[i].start = s->spans[i].start - pos;
+        self->spans[i].end = s->spans[i].end - pos;
+    }
+    memcpy(self->in_object, s->in_object, (size_t)s->depth);
+    return (PyObject *)self;
+}
 
 static PyObject *
 scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "scan_value() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 4 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "scan_value() takes 4 or 5 arguments (%zd given)", nargs);
         return NULL;
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
@@ -510,6 +608,14 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         key = PyBytes_AS_STRING(args[3]);
         key_len = PyBytes_GET_SIZE(args[3]);
     }
+    const Partial *partial = NULL;
+    if (nargs == 5 && args[4] != Py_None) {
+        if (!Py_IS_TYPE(args[4], &PartialType)) {
+            PyErr_SetString(PyExc_TypeError, "scan_value(): partial must be a Partial or None");
+            return NULL;
+        }
+        partial = (const Partial *)args[4];
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -519,37 +625,64 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_ValueError, "scan_value(): pos %zd is outside the buffer", pos);
         return NULL;
     }
-    Scan s;
-    s.b = view.buf;
-    s.n = view.len;
-    s.end = -1;
-    s.error_at = -1;
-    s.error = NULL;
-    s.flags = 0;
-    s.spans = s.inline_spans;
-    s.nspans = 0;
-    s.capacity = sizeof(s.inline_spans) / sizeof(Span);
-    int rc;
-    /* Only this thread uses buf meanwhile (the buffer export keeps a bytearray's size). */
-    if (view.len - pos > RELEASE_GIL_BYTES) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = scan(&s, pos, eof, key, key_len);
-        Py_END_ALLOW_THREADS
+    if (partial != NULL && partial->scanned > view.len - pos) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scan_value(): the buffer holds less than it did");
+        return NULL;
     }
-    else {
-        rc = scan(&s, pos, eof, key, key_len);
+    Scan *s = PyMem_Malloc(sizeof(Scan));
+    if (s == NULL) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    s->b = view.buf;
+    s->n = view.len;
+    s->end = -1;
+    s->error_at = -1;
+    s->error = NULL;
+    s->flags = 0;
+    s->spans = s->inline_spans;
+    s->nspans = 0;
+    s->capacity = sizeof(s->inline_spans) / sizeof(Span);
+    s->resume_at = -1;
+    s->depth = 0;
+    s->wanted = -1;
+    int rc = SCAN_DONE;
+    Py_ssize_t from = pos;
+    if (partial != NULL) {
+        s->resume_at = from = pos + partial->resume_at;
+        s->depth = partial->depth;
+        s->wanted = partial->wanted < 0 ? -1 : pos + partial->wanted;
+        s->flags = partial->flags;
+        memcpy(s->in_object, partial->in_object, (size_t)partial->depth);
+        for (Py_ssize_t i = 0; i < partial->nspans && rc == SCAN_DONE; i++) {
+            if (add_span(s, pos + partial->spans[i].start, pos + partial->spans[i].end) < 0) {
+                rc = SCAN_NOMEM;
+            }
+        }
+    }
+    if (rc == SCAN_DONE) {
+        /* Only this thread uses buf meanwhile (the buffer export keeps a bytearray's size). */
+        if (view.len - from > RELEASE_GIL_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            rc = scan(s, pos, eof, key, key_len);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            rc = scan(s, pos, eof, key, key_len);
+        }
     }
     PyBuffer_Release(&view);
 
     PyObject *result = NULL;
     switch (rc) {
     case SCAN_DONE: {
-        PyObject *spans = PyTuple_New(s.nspans);
+        PyObject *spans = PyTuple_New(s->nspans);
         if (spans == NULL) {
             break;
         }
-        for (Py_ssize_t i = 0; i < s.nspans; i++) {
-            PyObject *span = Py_BuildValue("(nn)", s.spans[i].start, s.spans[i].end);
+        for (Py_ssize_t i = 0; i < s->nspans; i++) {
+            PyObject *span = Py_BuildValue("(nn)", s->spans[i].start, s->spans[i].end);
             if (span == NULL) {
                 Py_DECREF(spans);
                 spans = NULL;
@@ -558,15 +691,15 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyTuple_SET_ITEM(spans, i, span);
         }
         if (spans != NULL) {
-            result = Py_BuildValue("(nNi)", s.end, spans, s.flags);
+            result = Py_BuildValue("(nNi)", s->end, spans, s->flags);
         }
         break;
     }
     case SCAN_MORE:
-        result = Py_NewRef(Py_None);
+        result = partial_new(s, pos);
         break;
     case SCAN_INVALID: {
-        PyObject *error = Py_BuildValue("(ns)", s.error_at, s.error);
+        PyObject *error = Py_BuildValue("(ns)", s->error_at, s->error);
         if (error != NULL) {
             PyErr_SetObject(ScanError, error);
             Py_DECREF(error);
@@ -576,17 +709,19 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     default:
         PyErr_NoMemory();
     }
-    if (s.spans != s.inline_spans) {
-        free(s.spans);
+    if (s->spans != s->inline_spans) {
+        free(s->spans);
     }
+    PyMem_Free(s);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"scan_value", (PyCFunction)(void (*)(void))scan_value, METH_FASTCALL,
-     "scan_value(buf, pos, eof, key, /)\n--\n\n"
-     "Validate the JSON value at buf[pos]: (end, spans, flags), None (needs more data), or\n"
-     "ScanError((offset, reason)). See the module's C source for the details."},
+     "scan_value(buf, pos, eof, key, partial=None, /)\n--\n\n"
+     "Validate the JSON value at buf[pos]: (end, spans, flags); None or a Partial when it\n"
+     "needs more data (pass the Partial back with more); or ScanError((offset, reason)).\n"
+     "See the module's C source for the details."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -620,6 +755,9 @@ PyInit__jsonscan(void)
             cls[c] |= C_HEX;
         }
     }
+    if (PyType_Ready(&PartialType) < 0) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) {
         return NULL;
@@ -628,6 +766,7 @@ PyInit__jsonscan(void)
         "mrfbatch._jsonscan.ScanError",
         "Bytes that are not JSON: args are (offset in buf, reason).", PyExc_ValueError, NULL);
     if (ScanError == NULL || PyModule_AddObjectRef(module, "ScanError", ScanError) < 0
+        || PyModule_AddObjectRef(module, "Partial", (PyObject *)&PartialType) < 0
         || PyModule_AddIntConstant(module, "KEY_ESCAPED", FLAG_KEY_ESCAPED) < 0
         || PyModule_AddIntConstant(module, "LONE_SURROGATE", FLAG_LONE_SURROGATE) < 0
         || PyModule_AddIntConstant(module, "MAX_DEPTH", MAX_DEPTH) < 0) {

@@ -7,8 +7,16 @@ MAX_DEPTH: int
 class ScanError(ValueError):
     """Bytes that are not JSON: `args` is (offset in buf, reason)."""
 
+class Partial:
+    """Where scan_value stopped for want of data: pass it back with more."""
+
 def scan_value(
-    buf: bytes | bytearray, pos: int, eof: bool, key: bytes | None, /
-) -> tuple[int, tuple[tuple[int, int], ...], int] | None:
-    """Validate the JSON value at buf[pos]: (end, spans of `key`'s values, flags), or None
-    when it runs past the end of buf; raises ScanError where it stops being JSON."""
+    buf: bytes | bytearray,
+    pos: int,
+    eof: bool,
+    key: bytes | None,
+    partial: Partial | None = None,
+    /,
+) -> tuple[int, tuple[tuple[int, int], ...], int] | Partial | None:
+    """Validate the JSON value at buf[pos]: (end, spans of `key`'s values, flags); None or a
+    Partial when it runs past the end of buf; raises ScanError where it stops being JSON."""

@@ -510,18 +510,20 @@ class _CScanner(_Scanner):
         self._key_escaped = False  # one of its depth-1 keys has an escape: spans may miss it
 
     def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
+        partial = None  # where the scan stopped for want of data: it goes on from there
         while True:
             eof = self.eof
             try:
-                result = _jsonscan.scan_value(self.buf, self.pos, eof, key)
+                result = _jsonscan.scan_value(self.buf, self.pos, eof, key, partial)
             except _jsonscan.ScanError as exc:
                 offset, reason = exc.args
                 raise self._invalid(offset, reason) from None
-            if result is not None:
+            if isinstance(result, tuple):
                 break
             if eof:
                 raise truncated_json(self.name, self.base + len(self.buf))
-            self._grow()  # more data, or the end of the stream (then one last try)
+            partial = result
+            self._more()  # the next chunk, or the end of the stream (then one last try)
         end, self._spans, flags = result
         self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
         if flags & _jsonscan.LONE_SURROGATE:
