@@ -523,7 +523,9 @@ class _CScanner(_Scanner):
             if eof:
                 raise truncated_json(self.name, self.base + len(self.buf))
             partial = result
-            self._more()  # the next chunk, or the end of the stream (then one last try)
+            # At least as much again (or the end of the stream, then one last try): the scan
+            # resumes after the last complete value, which a long string may lie before.
+            self._grow()
         end, self._spans, flags = result
         self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
         if flags & _jsonscan.LONE_SURROGATE:
