@@ -42,7 +42,9 @@
 #define FLAG_KEY_ESCAPED 1
 #define FLAG_LONE_SURROGATE 2
 /* Scans longer than this let other threads (the gzip reader) run meanwhile. */
+#ifndef RELEASE_GIL_BYTES
 #define RELEASE_GIL_BYTES (256 * 1024)
+#endif
 
 enum { SCAN_DONE, SCAN_MORE, SCAN_INVALID, SCAN_NOMEM };
 
