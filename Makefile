@@ -13,7 +13,9 @@ BENCH_MB ?= 1000
 
 .PHONY: run example test test-cluster check bench bench-smoke clean
 
-$(VENV)/.installed: pyproject.toml
+# pip install -e also compiles the C scanner into src/mrfbatch/ (setup.py), where the workflow's
+# scripts find it too; an edit of the C source reinstalls.
+$(VENV)/.installed: pyproject.toml setup.py src/mrfbatch/_jsonscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[workflow,test]'
@@ -49,4 +51,4 @@ bench-smoke: $(VENV)/.installed
 	$(MAKE) bench BENCH_MB=20
 
 clean:
-	rm -rf $(VENV) results logs .snakemake
+	rm -rf $(VENV) results logs .snakemake build src/mrfbatch/_jsonscan.*.so

@@ -1,9 +1,11 @@
-"""The fast engine (msgspec) against the reference engine (ijson), on the same inputs.
+"""The fast engine against the reference engine (ijson), on the same inputs.
 
-Each input is extracted by the reference engine once and by the fast engine with many chunk
-sizes, down to one byte, so every value boundary of the file falls on a chunk edge at least
-once. Both engines write rows in file order, so the tables must be equal row for row, and the
-status counts must be equal. Malformed input must fail in both, with the same kind of error.
+Every test runs twice, once per scanner of the fast engine: the C extension (mrfbatch._jsonscan;
+those runs fail, not skip, when it is not built) and msgspec. Each input is extracted by the
+reference engine once and by the fast engine with many chunk sizes, down to one byte, so every
+value boundary of the file falls on a chunk edge at least once. Both engines write rows in file
+order, so the tables must be equal row for row, and the status counts must be equal. Malformed
+input must fail in both, with the same kind of error.
 
 Inputs: the CMS examples and the real CareFirst file in ../shared/tic-examples (skipped when
 absent), the bundled examples/, files from mrfbatch.synth, documents written by hand as bytes
@@ -30,7 +32,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrfbatch import synth
+from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
+from mrfbatch.errors import BackendError, UsageError
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
 
@@ -66,6 +70,18 @@ COUNTS = (
 )
 
 _runs = itertools.count()
+_scanner = "c"  # the fast engine's scanner in the running test (the `scanner` fixture)
+
+
+@pytest.fixture(autouse=True, params=["c", "msgspec"])
+def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test runs with the C scanner, then with msgspec (every fast engine it builds)."""
+    global _scanner
+    _scanner = request.param
+    try:
+        yield request.param
+    finally:
+        _scanner = "c"
 
 
 @pytest.fixture(autouse=True)
@@ -84,14 +100,17 @@ def quiet_logs() -> Iterator[None]:
 
 
 def make_engine(spec: Any) -> Any:
-    """The engine for a spec: "reference", a chunk size, (chunk size, threads), None: default."""
+    """The engine for a spec: "reference", a chunk size, (chunk size, threads), None: default.
+
+    Fast engines use the scanner of the running test.
+    """
     if spec == "reference":
         return "reference"
     if spec is None:
-        return "fast"
+        return FastEngine(scanner=_scanner)
     if isinstance(spec, tuple):
-        return FastEngine(chunk_size=spec[0], threads=spec[1])
-    return FastEngine(chunk_size=spec)
+        return FastEngine(chunk_size=spec[0], threads=spec[1], scanner=_scanner)
+    return FastEngine(chunk_size=spec, scanner=_scanner)
 
 
 @dataclass
@@ -169,6 +188,35 @@ def error_kind(error: str | None) -> str | None:
 def error_offset(error: str | None) -> int | None:
     match = re.search(r"at decoded byte (\d+)", error or "")
     return int(match.group(1)) if match else None
+
+
+def test_fast_engine_scanner_auto_is_c_when_built(scanner: str) -> None:
+    assert FastEngine(scanner=scanner).scanner == scanner
+    assert FastEngine().scanner == "c"  # the extension is built wherever the tests run
+
+
+def test_fast_engine_scanner_c_missing_or_unknown_fails(
+    scanner: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(UsageError, match="unknown scanner 'rust'"):
+        FastEngine(scanner="rust")
+    monkeypatch.setattr(fast_module, "_jsonscan_missing", ImportError("no module named _jsonscan"))
+    with pytest.raises(BackendError, match="C scanner mrfbatch._jsonscan is not built"):
+        FastEngine(scanner="c")
+    assert FastEngine().scanner == "msgspec"
+
+
+def test_fast_engine_logs_its_scanner(
+    scanner: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    logging.disable(logging.NOTSET)
+    path = tmp_path / "one.json"
+    path.write_bytes(document(item(b'"99213"')))
+    with caplog.at_level(logging.DEBUG, logger="mrfbatch.engines.fast"):
+        outcome = extract(path, tmp_path, None, ["99213"])
+    assert outcome.result.ok
+    expected = "C scanner" if scanner == "c" else "msgspec scanner"
+    assert any(expected in record.getMessage() for record in caplog.records), caplog.text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1453,6 +1501,24 @@ def test_fast_engine_matches_reference_on_very_deep_nesting(where: str, tmp_path
         fast = extract(path, tmp_path, spec, ["99213"])
         assert not (fast.error or "").startswith("internal error"), fast.error
         assert_same(fast, ref, f"{where} fast {label}")
+
+
+def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(
+    scanner: str, tmp_path: Path
+) -> None:
+    """An item nested 4990 levels deep passes the C scanner (limit 5000) and is decoded."""
+    if scanner != "c":
+        pytest.skip("msgspec's limit is the recursion limit, which the item's decode shares")
+    path = tmp_path / "deep.json"
+    for levels, error in [(4988, None), (5000, "nested deeper than 5000 levels")]:
+        deep = b"[" * levels + b'"]}"' + b"]" * levels
+        path.write_bytes(document(item(b'"99213"', extra=b',"x_deep":' + deep), item(b"1")))
+        fast = extract(path, tmp_path, None, ["99213"])
+        if error is None:
+            assert fast.result.ok and fast.result.items_matched == 1, fast.error
+            assert_same(fast, extract(path, tmp_path, "reference", ["99213"]), "4990 levels")
+        else:
+            assert error in (fast.error or ""), fast.error
 
 
 @pytest.mark.parametrize("blank", [b"\x0c", b"\x0b", b"\xc2\xa0", b"\x00"])

@@ -16,7 +16,7 @@ class UsageError(MrfError):
 
 
 class BackendError(MrfError):
-    """The installed ijson lacks its C backend, which the reference engine requires."""
+    """A compiled part is missing: ijson's C backend (reference engine), mrfbatch._jsonscan."""
 
 
 class WhitelistError(MrfError):

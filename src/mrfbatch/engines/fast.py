@@ -1,16 +1,23 @@
-"""The fast engine: msgspec finds where each value ends, and skips what is not wanted, in C.
+"""The fast engine: one pass of C per value finds where it ends; unwanted items stay undecoded.
 
 How it walks a file:
 - The top-level object is walked by hand, a few bytes at a time (keys, `:`, `,`).
-- Each value (a header field, a provider reference, an in_network item) is handed to msgspec
-  from its first byte to the end of the buffer. msgspec parses (and so validates) exactly one
-  value and then complains about the trailing `,` or `]`, telling where the value ended. A value
-  that runs past the buffer ("truncated") gets more data and is tried again.
-- An in_network item is first only validated (decoded as `msgspec.Raw`, nothing built). Its
-  billing codes are then read off its bytes; only an item whose code may be wanted is decoded
-  into Python objects. Every `"billing_code":` key in the item is considered (those of
-  bundled_codes too), so a wanted item is never skipped; the handler checks the decoded item's
-  own code, so an item matched only through a nested code is dropped there.
+- Each value (a header field, a provider reference, an in_network item) is validated from its
+  first byte by the scanner, which says where it ends, or that it runs past the buffer (it gets
+  more data and is tried again), or where it stops being JSON.
+- An in_network item is only validated; the scanner also gives where the item's own
+  `billing_code` value lies (a member of the item itself, not of its bundled_codes), and only an
+  item whose code is wanted reaches the handler, as JSON text. Likewise a provider reference's
+  `provider_group_id` is read off its span.
+
+Two scanners do this:
+- "c": `mrfbatch._jsonscan` (src/mrfbatch/_jsonscan.c), built with the package. It accepts
+  what the reference parser (yajl) accepts, and reports the spans of the wanted key's values.
+- "msgspec", used when the extension is not built (running from src/ without `make`): msgspec
+  parses exactly one value (as `msgspec.Raw`) and then complains about the trailing `,` or `]`,
+  telling where the value ended. Every `"billing_code":` key in an item's bytes is considered
+  (those of bundled_codes too), so a wanted item is never skipped; the handler checks the
+  decoded item's own code, so an item matched only through a nested code is dropped there.
 
 Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so group
 ids keep their exact text and both engines hand the handler identical objects.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import gc
+import logging
 import queue
 import re
 import sys
@@ -31,10 +39,22 @@ from typing import Any, BinaryIO
 import msgspec
 
 from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
-from mrfbatch.errors import FileKindError, JsonFormatError
+from mrfbatch.errors import BackendError, FileKindError, JsonFormatError, UsageError
+
+try:
+    from mrfbatch import _jsonscan
+except ImportError as exc:  # not built: running from src/ without `make` or `pip install`
+    _jsonscan_missing: ImportError | None = exc
+else:
+    _jsonscan_missing = None
+
+log = logging.getLogger(__name__)
 
 CHUNK = 8 << 20
+SCANNERS = ("auto", "c", "msgspec")
 _MAX_NESTING = 5000
+# The C scanner accepts 5000 levels; msgspec, decoding a matched item, recurses once per level.
+_DECODE_RECURSION = _MAX_NESTING + 1000
 _ARRAYS = ("provider_references", "in_network")
 _WS = re.compile(rb"[ \t\r\n]*")
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
@@ -42,6 +62,8 @@ _LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
+_CODE = b"billing_code"
+_GROUP_ID = b"provider_group_id"
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
 
 
@@ -65,27 +87,52 @@ _KEY = msgspec.json.Decoder(str)
 
 
 class FastEngine:
-    """msgspec-based engine; `threads=2` decompresses in a second thread."""
+    """The fast engine; `threads=2` decompresses in a second thread.
+
+    `scanner`: "c" (mrfbatch._jsonscan; BackendError when it is not built), "msgspec", or
+    "auto", the C one when it can be imported.
+    """
 
     name = "fast"
 
-    def __init__(self, chunk_size: int = CHUNK, threads: int = 1):
+    def __init__(self, chunk_size: int = CHUNK, threads: int = 1, scanner: str = "auto"):
         if chunk_size < 1 or threads < 1:
             raise ValueError("chunk_size and threads must be positive")
+        if scanner not in SCANNERS:
+            raise UsageError(f"unknown scanner {scanner!r}; expected one of: {', '.join(SCANNERS)}")
+        if scanner == "c" and _jsonscan_missing is not None:
+            raise BackendError(
+                f"the fast engine's C scanner mrfbatch._jsonscan is not built "
+                f"({_jsonscan_missing}); `make .venv/.installed` or "
+                "`python setup.py build_ext --inplace` builds it"
+            )
+        if scanner == "auto":
+            scanner = "c" if _jsonscan_missing is None else "msgspec"
         self.chunk_size = chunk_size
         self.threads = threads
+        self.scanner = scanner
 
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         gc_was_enabled = gc.isenabled()
         gc.disable()  # decoded items hold no cycles; collections would only cost time
         switch = sys.getswitchinterval()
         recursion = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(recursion, _MAX_NESTING))  # msgspec recurses per level
+        if self.scanner == "c":
+            log.debug("fast engine: C scanner (mrfbatch._jsonscan)")
+            walker: type[_Scanner] = _CScanner
+            sys.setrecursionlimit(max(recursion, _DECODE_RECURSION))
+        else:
+            if _jsonscan_missing is not None:
+                log.debug("fast engine: msgspec scanner (%s)", _jsonscan_missing)
+            else:
+                log.debug("fast engine: msgspec scanner")
+            walker = _MsgspecScanner
+            sys.setrecursionlimit(max(recursion, _MAX_NESTING))  # msgspec recurses per level
         chunks = _Chunks(stream, self.chunk_size, threaded=self.threads > 1)
         if self.threads > 1:
             sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
         try:
-            _Scanner(chunks, handler, getattr(stream, "description", "the file")).run()
+            walker(chunks, handler, getattr(stream, "description", "the file")).run()
         finally:
             chunks.close()
             sys.setswitchinterval(switch)
@@ -153,6 +200,8 @@ class _Chunks:
 
 
 class _Scanner:
+    """Walks the document; a subclass validates values and reads keys off items."""
+
     def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
         self.chunks = chunks
         self.handler = handler
@@ -165,8 +214,6 @@ class _Scanner:
         self.eof = False
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._utf8_pending = False
-        self._retried_at = -1  # decoded offset of the value last retried with more data
-        self._surrogates_checked = 0  # decoded offset up to which no lone surrogate is left
 
     # buffer
 
@@ -188,7 +235,8 @@ class _Scanner:
     def _check_utf8(self, chunk: bytes) -> None:
         """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
 
-        msgspec checks only what it decodes; this check costs next to nothing on ASCII chunks.
+        The scanners do not check the UTF-8 of what they skip; this check costs next to nothing
+        on ASCII chunks.
         """
         if self._utf8_pending or not chunk.isascii():
             at = self.base + len(self.buf)  # decoded offset of chunk[0]
@@ -233,7 +281,126 @@ class _Scanner:
         self.pos += 1
         return c
 
-    def _value_end(self, decoder: msgspec.json.Decoder[Any]) -> int:
+    def _decode(self, end: int, decoder: msgspec.json.Decoder[Any] = _VALUE) -> Any:
+        with memoryview(self.buf) as view:
+            value = decoder.decode(view[self.pos : end])
+        self.pos = end
+        return value
+
+    # document
+
+    def run(self) -> None:
+        first = self._peek()
+        if first is None:
+            raise truncated_json(self.name, self.base + self.pos)
+        if first != ord("{"):
+            if first == ord("["):
+                raise FileKindError(
+                    "the top level of the JSON is an array; an in-network file is an object "
+                    "with an `in_network` array"
+                )
+            self._value_end(_SKIP)  # reports invalid JSON first, as the reference engine does
+            raise FileKindError(
+                "the top level of the JSON is a single value; an in-network file is an object "
+                "with an `in_network` array"
+            )
+        self.pos += 1
+        if self._peek() == ord("}"):
+            self.pos += 1
+        else:
+            while True:
+                self._member()
+                if self._expect(b",}", "',' or '}'") == ord("}"):
+                    break
+        if self._peek() is not None:
+            raise invalid_json(
+                self.name, self.base + self.pos, "trailing garbage after the top-level object"
+            )
+
+    def _member(self) -> None:
+        if self._peek() != ord('"'):
+            self._expect(b'"', "a key")
+        key = self._decode(self._value_end(_KEY), _KEY)
+        self._expect(b":", "':'")
+        wanted = self.handler.top_level_key(key)
+        c = self._peek()
+        if c is None:
+            raise truncated_json(self.name, self.base + self.pos)
+        if key in _ARRAYS and c == ord("["):
+            self.pos += 1
+            if not wanted:
+                self._array(self._skip_to, None)
+            elif key == "in_network":
+                self._array(self._item, _CODE)
+            else:
+                self._array(self._reference, _GROUP_ID)
+            self.handler.array_done(key)
+        elif wanted:
+            self.handler.header(key, self._decode(self._value_end(_VALUE)))
+        else:
+            self.pos = self._value_end(_SKIP)
+
+    def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
+        """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
+
+        `key`: the member of each element `_may_match` or `_group_id` will look at.
+        """
+        if self._peek() == ord("]"):
+            self.pos += 1
+            return
+        while True:
+            element(self._value_end(_SKIP, key))
+            if self._expect(b",]", "',' or ']'") == ord("]"):
+                return
+
+    def _skip_to(self, end: int) -> None:
+        self.pos = end
+
+    def _reference(self, end: int) -> None:
+        """A provider_references entry goes to the handler as JSON text: most never matter."""
+        if self.buf[self.pos] != ord("{"):
+            self.handler.provider_reference(self._decode(end))  # not an object: counted there
+            return
+        group_id = self._group_id(end)
+        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
+        self.pos = end
+
+    def _item(self, end: int) -> None:
+        """An in_network item: decoded only when one of its billing codes may be wanted."""
+        if self._may_match(end):
+            self.handler.in_network_item_raw(bytes(self.buf[self.pos : end]))
+        else:
+            self.handler.skipped_item()
+        self.pos = end
+
+    # what a scanner provides
+
+    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
+        """Validate the value at pos; return where it ends (pos unchanged).
+
+        `decoder` is what the value will be decoded with, if at all; `key` names the member
+        `_may_match` or `_group_id` will look at next.
+        """
+        raise NotImplementedError
+
+    def _may_match(self, end: int) -> bool:
+        """Whether the item buf[pos:end] may be wanted (never False for a wanted item)."""
+        raise NotImplementedError
+
+    def _group_id(self, end: int) -> object:
+        """The provider_group_id of the reference (an object) buf[pos:end]."""
+        raise NotImplementedError
+
+
+class _MsgspecScanner(_Scanner):
+    """msgspec validates each value; items are searched for `"billing_code"` keys."""
+
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
+        super().__init__(chunks, handler, name)
+        self._retried_at = -1  # decoded offset of the value last retried with more data
+        self._surrogates_checked = 0  # decoded offset up to which no lone surrogate is left
+
+    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
         """Validate the value at pos with `decoder`; return where it ends (pos unchanged)."""
         while True:
             view = memoryview(self.buf)[self.pos :]
@@ -307,94 +474,8 @@ class _Scanner:
         detail = _AT_BYTE.sub("", message).replace("JSON is malformed: ", "")
         return invalid_json(self.name, offset, detail)
 
-    def _decode(self, end: int, decoder: msgspec.json.Decoder[Any] = _VALUE) -> Any:
-        with memoryview(self.buf) as view:
-            value = decoder.decode(view[self.pos : end])
-        self.pos = end
-        return value
-
-    # document
-
-    def run(self) -> None:
-        first = self._peek()
-        if first is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if first != ord("{"):
-            if first == ord("["):
-                raise FileKindError(
-                    "the top level of the JSON is an array; an in-network file is an object "
-                    "with an `in_network` array"
-                )
-            self._value_end(_SKIP)  # reports invalid JSON first, as the reference engine does
-            raise FileKindError(
-                "the top level of the JSON is a single value; an in-network file is an object "
-                "with an `in_network` array"
-            )
-        self.pos += 1
-        if self._peek() == ord("}"):
-            self.pos += 1
-        else:
-            while True:
-                self._member()
-                if self._expect(b",}", "',' or '}'") == ord("}"):
-                    break
-        if self._peek() is not None:
-            raise invalid_json(
-                self.name, self.base + self.pos, "trailing garbage after the top-level object"
-            )
-
-    def _member(self) -> None:
-        if self._peek() != ord('"'):
-            self._expect(b'"', "a key")
-        key = self._decode(self._value_end(_KEY), _KEY)
-        self._expect(b":", "':'")
-        wanted = self.handler.top_level_key(key)
-        c = self._peek()
-        if c is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if key in _ARRAYS and c == ord("["):
-            self.pos += 1
-            element = self._item if key == "in_network" else self._reference
-            self._array(element if wanted else self._skip_to)
-            self.handler.array_done(key)
-        elif wanted:
-            self.handler.header(key, self._decode(self._value_end(_VALUE)))
-        else:
-            self.pos = self._value_end(_SKIP)
-
-    def _array(self, element: Callable[[int], None]) -> None:
-        """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos."""
-        if self._peek() == ord("]"):
-            self.pos += 1
-            return
-        while True:
-            element(self._value_end(_SKIP))
-            if self._expect(b",]", "',' or ']'") == ord("]"):
-                return
-
-    def _skip_to(self, end: int) -> None:
-        self.pos = end
-
-    def _reference(self, end: int) -> None:
-        """A provider_references entry goes to the handler as JSON text: most never matter."""
-        if self.buf[self.pos] != ord("{"):
-            self.handler.provider_reference(self._decode(end))  # not an object: counted there
-            return
-        with memoryview(self.buf) as view:
-            group_id = _REFERENCE.decode(view[self.pos : end]).provider_group_id
-        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
-        self.pos = end
-
-    def _item(self, end: int) -> None:
-        """An in_network item: decoded only when one of its billing codes may be wanted."""
-        if self._may_match(end):
-            self.handler.in_network_item_raw(bytes(self.buf[self.pos : end]))
-        else:
-            self.handler.skipped_item()
-        self.pos = end
-
     def _may_match(self, end: int) -> bool:
-        """Whether any billing code in buf[pos:end] is wanted (never False for a wanted item)."""
+        """Whether any billing code in buf[pos:end] is wanted, its own or a nested one."""
         if self.buf[self.pos] != ord("{"):
             return True  # not an object: let the handler count it as invalid
         buf, found = self.buf, False
@@ -414,6 +495,90 @@ class _Scanner:
                     return True  # an array or object as a code: let the handler judge it
             at = buf.find(_CODE_KEY, at, end)
         return not found and self.handler.wants(None)
+
+    def _group_id(self, end: int) -> object:
+        with memoryview(self.buf) as view:
+            return _REFERENCE.decode(view[self.pos : end]).provider_group_id
+
+
+class _CScanner(_Scanner):
+    """mrfbatch._jsonscan validates each value, and finds the spans of one member's values."""
+
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
+        super().__init__(chunks, handler, name)
+        self._spans: tuple[tuple[int, int], ...] = ()  # of the last value scanned with a key
+        self._key_escaped = False  # one of its depth-1 keys has an escape: spans may miss it
+
+    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
+        partial = None  # where the scan stopped for want of data: it goes on from there
+        while True:
+            eof = self.eof
+            try:
+                result = _jsonscan.scan_value(self.buf, self.pos, eof, key, partial)
+            except _jsonscan.ScanError as exc:
+                offset, reason = exc.args
+                raise self._invalid(offset, reason) from None
+            if isinstance(result, tuple):
+                break
+            if eof:
+                raise truncated_json(self.name, self.base + len(self.buf))
+            partial = result
+            # At least as much again (or the end of the stream, then one last try): the scan
+            # resumes after the last complete value, which a long string may lie before.
+            self._grow()
+        end, self._spans, flags = result
+        self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
+        if flags & _jsonscan.LONE_SURROGATE:
+            _repair_lone_surrogates(self.buf, self.pos, end)
+        return end
+
+    def _invalid(self, offset: int, reason: str) -> JsonFormatError:
+        if reason.startswith("expected") and offset < len(self.buf):
+            reason += f", found {bytes(self.buf[offset : offset + 1])!r}"
+        return invalid_json(self.name, self.base + offset, reason)
+
+    def _may_match(self, end: int) -> bool:
+        """Whether the item's own billing_code is wanted (the last one, as a decode keeps)."""
+        buf = self.buf
+        if buf[self.pos] != ord("{"):
+            return True  # not an object: let the handler count it as invalid
+        if self._key_escaped:
+            # A key spelled with escapes ("billing\u005fcode") may be the code: let msgspec
+            # read this item's own code instead.
+            with memoryview(buf) as view:
+                return self.handler.wants(_PROBE.decode(view[self.pos : end]).billing_code)
+        if not self._spans:
+            return self.handler.wants(None)
+        start, stop = self._spans[-1]
+        if buf[start] in b"[{":
+            return True  # an array or object as a code: let the handler judge it
+        return self.handler.wants(_code_text(bytes(buf[start:stop])))
+
+    def _group_id(self, end: int) -> object:
+        with memoryview(self.buf) as view:
+            if self._key_escaped:
+                return _REFERENCE.decode(view[self.pos : end]).provider_group_id
+            if not self._spans:
+                return None
+            start, stop = self._spans[-1]
+            return _VALUE.decode(view[start:stop])
+
+
+def _repair_lone_surrogates(buf: bytearray, start: int, end: int) -> None:
+    """Write each unpaired high-surrogate escape in buf[start:end] as `\\u003f` ("?").
+
+    That is what the reference parser (yajl) decodes it to, and msgspec rejects it when the
+    handler decodes the item. The same length, so offsets stay. buf[start:end] is valid JSON.
+    """
+    found = list(_HIGH_SURROGATE.finditer(buf, start, end))
+    for match in found:
+        at, after = match.span()
+        first = at
+        while first > start and buf[first - 1] == ord("\\"):
+            first -= 1
+        if (at - first) % 2 or _LOW_SURROGATE.match(buf, after, end):
+            continue  # `\\ud800` is text, or the pair is complete
+        buf[at:after] = b"\\u003f"
 
 
 def _code_text(token: bytes) -> object:

@@ -1,0 +1,117 @@
+"""The fast engine's scanners alone: C (mrfbatch._jsonscan) against msgspec.
+
+    python bench/scan.py bench/data/in-network-200mb-seed1-refsbefore-compact.json.gz
+
+Prints MB/s (10^6 bytes of JSON per second; best of --repeat) of:
+
+- `validate`: one whole decompressed file in memory, validated as a single value: msgspec
+  (`Decoder(msgspec.Raw)`, what the msgspec scanner does per value) against `scan_value`.
+- `engine`: `FastEngine.scan` over the gzip file with a handler that does nothing but answer
+  `wants` from the benchmark whitelist, per scanner and threads: the engine's own cost,
+  inflating included, without building rows. `inflate` is ISA-L alone, the limit.
+
+Runs are interleaved (C, msgspec, C, ...) so that a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from isal import igzip
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from mrfbatch import _jsonscan  # noqa: E402
+from mrfbatch.compression import DecodedStream  # noqa: E402
+from mrfbatch.engines.fast import FastEngine  # noqa: E402
+from mrfbatch.transport import open_source  # noqa: E402
+from mrfbatch.whitelist import load_whitelist, normalize_code  # noqa: E402
+
+MB = 1e6
+
+
+class NullHandler:
+    """A DocumentHandler that keeps nothing: only `wants` does work."""
+
+    def __init__(self, whitelist: set[str]):
+        self.whitelist = whitelist
+        self.matched = 0
+
+    def top_level_key(self, key: str) -> bool:
+        return True
+
+    def wants(self, billing_code: object) -> bool:
+        return billing_code is not None and normalize_code(billing_code) in self.whitelist
+
+    def in_network_item_raw(self, raw: bytes) -> None:
+        self.matched += 1
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args: None  # header, provider_reference(_raw), skipped_item, ...
+
+
+def timed(run: Callable[..., Any], *args: Any) -> float:
+    started = time.perf_counter()
+    run(*args)
+    return time.perf_counter() - started
+
+
+def inflate(path: Path) -> int:
+    total = 0
+    with igzip.open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            total += len(chunk)
+    return total
+
+
+def engine_run(path: Path, whitelist: set[str], scanner: str, threads: int) -> int:
+    handler = NullHandler(whitelist)
+    with open_source(str(path)) as raw:
+        FastEngine(threads=threads, scanner=scanner).scan(DecodedStream(raw), handler)  # type: ignore[arg-type]
+    return handler.matched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path, help="a .json.gz file from bench/data")
+    parser.add_argument("--whitelist", type=Path, default=ROOT / "bench/data/whitelist.txt")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    data = igzip.decompress(args.file.read_bytes())
+    size = len(data) / MB
+    raw = msgspec.json.Decoder(msgspec.Raw)
+    times: dict[str, list[float]] = {"msgspec Raw": [], "C scan_value": []}
+    for _ in range(args.repeat):
+        times["C scan_value"].append(timed(_jsonscan.scan_value, data, 0, True, b"billing_code"))
+        times["msgspec Raw"].append(timed(raw.decode, data))
+    print(f"validate {args.file.name} ({size:.0f} MB, in memory):")
+    for label, seconds in times.items():
+        print(f"  {label:14s} {size / min(seconds):7.0f} MB/s")
+    data = b""
+
+    whitelist = set(load_whitelist(str(args.whitelist)))
+    limit = min(timed(inflate, args.file) for _ in range(args.repeat))
+    print(f"engine, null handler ({size:.0f} MB of JSON):")
+    print(f"  {'inflate':22s} {size / limit:7.0f} MB/s  (ISA-L alone: the limit)")
+    runs = [(scanner, threads) for threads in (1, 2) for scanner in ("c", "msgspec")]
+    results: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+    for _ in range(args.repeat):
+        for scanner, threads in runs:
+            seconds = timed(engine_run, args.file, whitelist, scanner, threads)
+            results[(scanner, threads)].append(seconds)
+    for (scanner, threads), seconds in results.items():
+        mbps = size / min(seconds)
+        label = f"{scanner} threads={threads}"
+        print(f"  {label:22s} {mbps:7.0f} MB/s  {mbps * limit / size:.2f}x inflate")
+
+
+if __name__ == "__main__":
+    main()

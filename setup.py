@@ -1,0 +1,19 @@
+"""The C extension; everything else about the package is declared in pyproject.toml."""
+
+import sys
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        # C for speed: scanning the JSON is the only per-byte work of the fast engine besides
+        # inflating gzip (src/mrfbatch/_jsonscan.c). Optional: without a C compiler the install
+        # still works and the engine uses msgspec, slower; the tests fail without it.
+        Extension(
+            "mrfbatch._jsonscan",
+            ["src/mrfbatch/_jsonscan.c"],
+            extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
+            optional=True,
+        )
+    ]
+)
