@@ -237,6 +237,7 @@ _ITEM_FIELDS = tuple(
     c for c in RATE_COLUMNS if c not in dict(_PRICE_FIELDS) and c != "provider_group_ids"
 )
 _NUMBERS = (Decimal, int, float)
+_ID_TYPES = frozenset({int, Decimal, str})  # provider ids whose key is str(id)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -421,8 +422,8 @@ class ItemRows:
         """The keys of a rate's `provider_references` and its inline `provider_groups`
         (UNSET: the rate has no such key)."""
         ids: list[str] = []
-        if isinstance(refs, list) and all(type(r) is int for r in refs):
-            ids = [str(r) for r in refs]  # the usual case, without a call per id
+        if isinstance(refs, list) and all(type(r) in _ID_TYPES for r in refs):
+            ids = [r if type(r) is str else str(r) for r in refs]  # group_key, without a call
             self.referenced.update(ids)
             refs = None
         for ref in refs if isinstance(refs, list) else ([] if refs is None else [refs]):
