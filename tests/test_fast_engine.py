@@ -1503,12 +1503,11 @@ def test_fast_engine_matches_reference_on_very_deep_nesting(where: str, tmp_path
         assert_same(fast, ref, f"{where} fast {label}")
 
 
-def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(
+@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec's limit is the recursion
+def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(  # limit the decode shares
     scanner: str, tmp_path: Path
 ) -> None:
     """An item nested 4990 levels deep passes the C scanner (limit 5000) and is decoded."""
-    if scanner != "c":
-        pytest.skip("msgspec's limit is the recursion limit, which the item's decode shares")
     path = tmp_path / "deep.json"
     for levels, error in [(4988, None), (5000, "nested deeper than 5000 levels")]:
         deep = b"[" * levels + b'"]}"' + b"]" * levels

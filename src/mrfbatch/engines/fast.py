@@ -32,7 +32,7 @@ import queue
 import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -156,13 +156,20 @@ class _Chunks:
             )
             self._thread.start()
 
-    def next(self) -> bytes:
+    def next(self) -> Iterator[bytes]:
+        """The pieces of the next chunk (about `size` bytes; nothing at the end of the stream).
+
+        Read in this thread, the decompressor's pieces are handed out as they are, so they are
+        copied once, into the scanner's buffer, instead of joined first.
+        """
         if self._queue is None:
-            return self._read()
+            yield from self._pieces()
+            return
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        return item
+        if item:
+            yield item
 
     def _prefetch(self) -> None:
         assert self._queue is not None
@@ -181,17 +188,18 @@ class _Chunks:
                 return
 
     def _read(self) -> bytes:
+        return b"".join(self._pieces())  # joined in the reader thread (the GIL is let go)
+
+    def _pieces(self) -> Iterator[bytes]:
         """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
         and every chunk edge costs a re-validation of the value that straddles it."""
-        parts = []
         total = 0
         while total < self._size:
             part = self._stream.read(self._size - total)
             if not part:
-                break
-            parts.append(part)
+                return
+            yield part
             total += len(part)
-        return b"".join(parts)
 
     def close(self) -> None:
         self._stop.set()
@@ -221,16 +229,18 @@ class _Scanner:
         """Append the next chunk (keeping buf[pos:]); False at the end of the stream."""
         if self.eof:
             return False
-        chunk = self.chunks.next()
-        self._check_utf8(chunk)
-        if not chunk:
-            self.eof = True
-            return False
         self.base += self.pos
         del self.buf[: self.pos]
-        self.buf += chunk
         self.pos = 0
-        return True
+        got = False
+        for piece in self.chunks.next():
+            self._check_utf8(piece)
+            self.buf += piece
+            got = True
+        if not got:
+            self._check_utf8(b"")
+            self.eof = True
+        return got
 
     def _check_utf8(self, chunk: bytes) -> None:
         """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
