@@ -123,7 +123,11 @@ class FastEngine:
             sys.setrecursionlimit(max(recursion, _DECODE_RECURSION))
         else:
             if _jsonscan_missing is not None:
-                log.debug("fast engine: msgspec scanner (%s)", _jsonscan_missing)
+                log.warning(
+                    "fast engine: the C scanner is not built (%s), so values are validated "
+                    "with msgspec, about half as fast; `make .venv/.installed` builds it",
+                    _jsonscan_missing,
+                )
             else:
                 log.debug("fast engine: msgspec scanner")
             walker = _MsgspecScanner
