@@ -411,29 +411,6 @@ def inline_key(groups: list[Group]) -> str:
     return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def provider_columns(
-    network_id: str,
-    group_id: str,
-    groups: Iterable[Group],
-    network_name: list[str] | None,
-    source: str,
-) -> tuple[Columns, int]:
-    """One row per (group, NPI), as columns (PROVIDER_COLUMNS) and their count."""
-    columns: Columns = {name: [] for name in PROVIDER_COLUMNS}
-    for npis, tin_type, tin_value, business_name in groups:
-        n = len(npis)
-        columns["npi"].extend(npis)
-        columns["tin_type"].extend([tin_type] * n)
-        columns["tin_value"].extend([tin_value] * n)
-        columns["business_name"].extend([business_name] * n)
-    n = len(columns["npi"])
-    columns["network_id"] = [network_id] * n
-    columns["provider_group_id"] = [group_id] * n
-    columns["network_name"] = [network_name] * n
-    columns["source"] = [source] * n
-    return columns, n
-
-
 class ProviderRows:
     """Provider rows of many group lists, gathered as columns (PROVIDER_COLUMNS) until taken."""
 
