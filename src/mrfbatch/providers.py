@@ -109,8 +109,8 @@ class ProviderStore:
         self.path = path
         self.network_id = network_id
         self.quality = quality
-        self._file = path.open("w+b", buffering=0)
-        self._buffer = bytearray()
+        self._file = path.open("w+b")
+        self._buffer = bytearray()  # records not yet written, up to _WRITE_BUFFER bytes
         self._log_end: int | None = None  # set when the log is complete; appends end there
         self._may_locate = False  # some stored reference may name a location
         self._counted = False  # the referenced entries' quality has been counted
@@ -128,15 +128,20 @@ class ProviderStore:
         a whitelist never needs cost a key look-up and a write. With `only` (every needed key
         is known already), an entry whose key is not in it is dropped.
         """
-        try:
-            gid = group_key(group_id)
-        except ValueError as exc:
-            self.quality.invalid(f"provider_references.provider_group_id: {exc}")
-            return
+        if type(group_id) is int:
+            gid = str(group_id)  # the usual case, without a call
+        else:
+            try:
+                gid = group_key(group_id)
+            except ValueError as exc:
+                self.quality.invalid(f"provider_references.provider_group_id: {exc}")
+                return
         if only is not None and gid not in only:
             return
-        kind = _MAY_LOCATE if b'"location"' in raw or b"\\u" in raw else _REFERENCE
-        self._may_locate = self._may_locate or kind == _MAY_LOCATE
+        kind = _REFERENCE
+        if b'"location"' in raw or b"\\u" in raw:
+            kind = _MAY_LOCATE
+            self._may_locate = True
         self._append(kind, gid, raw)
 
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
@@ -163,15 +168,16 @@ class ProviderStore:
         """Where the log ends; nothing is added to it after this."""
         if self._log_end is None:
             self._flush()
+            self._file.flush()
             self._log_end = self._file.tell()
         return self._log_end
 
     def _entries(self, referenced: set[str], quality: Quality) -> Iterator[tuple[str, _Entry]]:
         """(key, entry) of each inline or referenced entry, in the order they were stored."""
-        for kind, gid, payload in _records(self._file.fileno(), self._complete()):
+        for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
             if kind == _INLINE:
                 yield gid, ("inline", None, pickle.loads(payload), None)
-            elif gid in referenced:
+            else:
                 yield gid, _decoded_text(payload, quality)
 
     def fetch_remote(self, referenced: set[str], settings: TransportSettings) -> RemoteOutcome:
@@ -204,6 +210,7 @@ class ProviderStore:
                 blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
                 self._remote[location] = (self._file.seek(0, os.SEEK_END), len(blob))
                 self._file.write(blob)
+        self._file.flush()  # read back with os.pread
         if outcome.failed:
             first = outcome.warnings[0] if outcome.warnings else ""
             outcome.warnings.insert(
@@ -307,8 +314,9 @@ def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
     return parse_groups(groups, quality)
 
 
-def _records(fd: int, end: int) -> Iterator[tuple[int, str, memoryview]]:
-    """(kind, key, payload) of each record in the first `end` bytes of the spill file."""
+def _records(fd: int, end: int, keys: set[str]) -> Iterator[tuple[int, str, memoryview]]:
+    """(kind, key, payload) of the records in the first `end` bytes of the spill file that
+    are inline groups or references whose key is in `keys`."""
     data, view = b"", memoryview(b"")
     base = at = 0  # data holds the file from offset `base`; the next record is at data[at]
     header = _HEADER.size
@@ -323,7 +331,9 @@ def _records(fd: int, end: int) -> Iterator[tuple[int, str, memoryview]]:
             view = memoryview(data)
             stop = header + key_size + size
         key_end = at + header + key_size
-        yield kind, str(data[at + header : key_end], "utf-8", "surrogatepass"), view[key_end:stop]
+        key = str(data[at + header : key_end], "utf-8", "surrogatepass")
+        if kind == _INLINE or key in keys:
+            yield kind, key, view[key_end:stop]
         at = stop
 
 

@@ -44,8 +44,14 @@ from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWrite
 log = logging.getLogger("mrfbatch")
 
 # Temporary files of an extraction; one extraction per folder at a time, so any found at the
-# start were left by a killed run.
-_TEMPORARY = (".rates.*.tmp-*", ".providers.*.tmp-*", ".status.json.tmp-*", ".providers-*.spill")
+# start were left by a killed run (`.sqlite`: the provider store of earlier versions).
+_TEMPORARY = (
+    ".rates.*.tmp-*",
+    ".providers.*.tmp-*",
+    ".status.json.tmp-*",
+    ".providers-*.spill",
+    ".providers-*.sqlite",
+)
 
 
 @dataclass
