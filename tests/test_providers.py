@@ -14,6 +14,7 @@ from httpserver import FileServer
 from mrfbatch import providers
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import PROVIDER_COLUMNS, Quality
+from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
 
 SETTINGS = TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=5.0)
@@ -194,6 +195,12 @@ def test_columns_hands_out_large_batches(store: ProviderStore) -> None:
     assert all(n >= 8192 for n in sizes[:-1]) and len(sizes) < 10
 
 
+def test_columns_twice_counts_each_reference_once(store: ProviderStore) -> None:
+    store.add_raw(7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    assert rows(store, {"7"}) == rows(store, {"7"}) == USUAL_ROWS
+    assert store.quality.unknown_keys == 1
+
+
 def test_unresolved_before_columns_is_an_error(store: ProviderStore) -> None:
     with pytest.raises(RuntimeError, match=r"only after columns\(\)"):
         store.unresolved(set())
@@ -255,3 +262,23 @@ def test_fetch_remote_rows_take_the_place_of_their_reference(
         ("4", 22, "ein", "r", None, None, "remote"),
     ]
     assert http_server.hits("/refs/r.json") == 1
+
+
+def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> None:
+    folder = tmp_path / "out" / "net"
+    folder.mkdir(parents=True)
+    for name in (".providers-99.spill", ".providers-98.sqlite"):
+        (folder / name).write_bytes(b"left by a killed run")
+    doc = tmp_path / "in.json"
+    doc.write_text(
+        f'{{"provider_references": [{USUAL}], "in_network": [{{"billing_code": "1", '
+        '"negotiated_rates": [{"provider_references": [7], '
+        '"negotiated_prices": [{"negotiated_rate": 1.5}]}]}]}'
+    )
+    result = run_extraction(str(doc), tmp_path / "out", network_id="net")
+    assert (result.status, result.rate_rows, result.provider_rows) == ("success", 1, 2)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "providers.parquet",
+        "rates.parquet",
+        "status.json",
+    ]

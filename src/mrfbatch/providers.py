@@ -246,6 +246,7 @@ class ProviderStore:
         if rows.count:
             yield rows.take()
         self._defined = defined
+        self._counted = True
 
     def _remote_groups(self, location: str) -> Sequence[Group]:
         offset, size = self._remote[location]
