@@ -139,7 +139,7 @@ class ProviderStore:
         if only is not None and gid not in only:
             return
         kind = _REFERENCE
-        if b'"location"' in raw or b"\\u" in raw:
+        if b'"location"' in raw or b"\\" in raw and b"\\u" in raw:  # memchr first: fast
             kind = _MAY_LOCATE
             self._may_locate = True
         self._append(kind, gid, raw)
@@ -172,14 +172,6 @@ class ProviderStore:
             self._log_end = self._file.tell()
         return self._log_end
 
-    def _entries(self, referenced: set[str], quality: Quality) -> Iterator[tuple[str, _Entry]]:
-        """(key, entry) of each inline or referenced entry, in the order they were stored."""
-        for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
-            if kind == _INLINE:
-                yield gid, ("inline", None, pickle.loads(payload), None)
-            else:
-                yield gid, _decoded_text(payload, quality)
-
     def fetch_remote(self, referenced: set[str], settings: TransportSettings) -> RemoteOutcome:
         """Fetch the distinct `location`s of referenced groups; failures become warnings.
 
@@ -190,9 +182,11 @@ class ProviderStore:
         if not self._may_locate:
             return outcome
         needed: dict[str, None] = {}  # in order of first use
-        for _, (source, _, _, location) in self._entries(referenced, self.quality):
-            if source == "remote" and location is not None:
-                needed[location] = None
+        for kind, _, payload in _records(self._file.fileno(), self._complete(), referenced):
+            if kind != _INLINE:
+                source, _, _, location = _decoded_text(payload, self.quality)
+                if source == "remote" and location is not None:
+                    needed[location] = None
         self._counted = True
         locations = list(needed)
         if not locations:
@@ -231,8 +225,13 @@ class ProviderStore:
         rows = ProviderRows(self.network_id)
         defined: set[str] = set()
         cached: tuple[str, Sequence[Group]] | None = None  # remote entries often share files
-        for gid, (source, names, groups, location) in self._entries(referenced, quality):
-            if gid in referenced:
+        for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
+            if kind == _INLINE:
+                source, names, groups, location = "inline", None, pickle.loads(payload), None
+                if gid in referenced:
+                    defined.add(gid)
+            else:
+                source, names, groups, location = _decoded_text(payload, quality)
                 defined.add(gid)
             if groups is None:
                 if location not in self._remote:
@@ -358,7 +357,7 @@ def _decoded_text(raw: bytes | memoryview, quality: Quality) -> _Entry:
             return "remote", ref.network_name, None, ref.location
         return "file", ref.network_name, [], None
     # NPIs stay the decoded list (Group says tuple): rows only iterate over them.
-    usual = [(g.npi or _NO_NPI, g.tin.type, g.tin.value, g.tin.business_name) for g in groups]
+    usual = [(g.npi or _NO_NPI, (t := g.tin).type, t.value, t.business_name) for g in groups]
     return "file", ref.network_name, usual, None  # type: ignore[return-value]
 
 
