@@ -315,8 +315,8 @@ def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
 
 
 def _records(fd: int, end: int, keys: set[str]) -> Iterator[tuple[int, str, memoryview]]:
-    """(kind, key, payload) of the records in the first `end` bytes of the spill file that
-    are inline groups or references whose key is in `keys`."""
+    """(kind, key, payload) of each inline record, and each reference whose key is in `keys`,
+    in the first `end` bytes of the spill file (a reference whose key is not costs no copy)."""
     data, view = b"", memoryview(b"")
     base = at = 0  # data holds the file from offset `base`; the next record is at data[at]
     header = _HEADER.size
