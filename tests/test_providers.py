@@ -78,6 +78,27 @@ def test_columns_usual_and_unusual_references_give_the_same_rows(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        USUAL,
+        USUAL.replace('"provider_group_id": 7', '"provider_group_id": 7.50'),  # kept as text
+        USUAL.replace('"provider_group_id": 7,', ""),  # the key comes with the entry
+        USUAL.replace('"Clinic"', "null").replace('["N"]', "null"),
+        USUAL.replace('"npi": [1234567890, 1234567891]', '"npi": []'),
+    ],
+)
+def test_columns_decodes_the_usual_shape_without_the_generic_path(
+    store: ProviderStore, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    def generic(*args: object) -> None:
+        raise AssertionError("decoded generically")
+
+    monkeypatch.setattr(providers, "_decoded", generic)
+    store.add_raw(7, text.encode())
+    assert len(rows(store, {"7"})) == (1 if '"npi": []' in text else 2)
+
+
+@pytest.mark.parametrize(
     ("groups", "expected", "invalid"),
     [
         ('[{"npi": [1234567890]}]', [(1234567890, None, None, None)], 1),  # no tin
