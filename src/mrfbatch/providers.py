@@ -56,7 +56,7 @@ _REFERENCE = 0  # a provider_references entry that cannot name a location
 _MAY_LOCATE = 1  # one whose text has `"location"` or a \u escape (which could spell the key)
 _INLINE = 2
 _WRITE_BUFFER = 1 << 20
-_READ_CHUNK = 1 << 22
+_READ_CHUNK = 1 << 20  # spill-file bytes read at a time (more for a larger record)
 _ROWS_PER_BATCH = 16_384  # provider rows per `columns` batch
 _NO_NPI = (0,)
 
