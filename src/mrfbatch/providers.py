@@ -1,23 +1,27 @@
 """Provider groups: kept on disk until we know which ones the written rates reference.
 
 `provider_references` may come before `in_network` (so we cannot yet tell which groups are
-needed) or after it. Either way the groups go to a SQLite file beside the outputs instead of a
-dict in memory; at the end only referenced groups are written. References that give a
-`location` instead of groups are fetched then, each distinct URL once, several at a time.
+needed) or after it (then unneeded entries are dropped as they come). Either way each kept
+entry is appended, as its undecoded JSON text, to a spill file beside the outputs; memory holds
+neither reference text nor an entry per reference. At the end one pass over the file decodes
+the entries written rates reference and yields their provider rows in file order. References
+that give a `location` instead of groups are fetched before that pass, each distinct URL once,
+several at a time.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
+import os
+import pickle
+import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -29,10 +33,10 @@ from mrfbatch.rows import (
     REFERENCE_KEYS,
     Columns,
     Group,
+    ProviderRows,
     Quality,
     group_key,
     parse_groups,
-    provider_columns,
     text_list,
 )
 from mrfbatch.transport import TransportSettings, open_source
@@ -45,6 +49,47 @@ _DECODE = msgspec.json.Decoder(float_hook=Decimal)
 
 _HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped
 
+# The spill file is a log of records: a header (kind, key length, payload length), the group
+# key as UTF-8, then the payload: a reference's JSON text, or an inline group list, pickled.
+_HEADER = struct.Struct("<BII")
+_REFERENCE = 0  # a provider_references entry that cannot name a location
+_MAY_LOCATE = 1  # one whose text has `"location"` or a \u escape (which could spell the key)
+_INLINE = 2
+_WRITE_BUFFER = 1 << 20
+_READ_CHUNK = 1 << 20  # spill-file bytes read at a time (more for a larger record)
+_ROWS_PER_BATCH = 16_384  # provider rows per `columns` batch
+_NO_NPI = (0,)
+
+_Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+# The usual shape of a provider reference, decoded without a call per value. Anything else
+# (an unknown key, a number where text belongs, a fraction as NPI, a missing tin) fails to
+# validate and goes through `_decoded`, which converts and counts it.
+class _Tin(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    type: str | None = None
+    value: str | None = None
+    business_name: str | None = None
+
+
+class _Group(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    tin: _Tin
+    npi: list[_Int64] | None = None
+
+
+class _Reference(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    provider_group_id: msgspec.Raw = msgspec.Raw()  # the key comes from the engine
+    provider_groups: list[_Group] | msgspec.UnsetType = msgspec.UNSET
+    network_name: list[str] | None = None
+    location: str | None = None
+
+
+_TYPED = msgspec.json.Decoder(_Reference)
+
+# What one stored entry stands for: (source, network_name, groups, location); `groups` is
+# None for a `remote` entry, whose groups are fetched from `location`.
+_Entry = tuple[str, list[str] | None, Sequence[Group] | None, str | None]
+
 
 @dataclass
 class RemoteOutcome:
@@ -54,26 +99,23 @@ class RemoteOutcome:
 
 
 class ProviderStore:
-    """Spill-to-disk store of provider groups, keyed by their join key."""
+    """Spill-to-disk store of provider groups, keyed by their join key.
+
+    During the stream: `add_raw` / `add_reference` and `add_inline`. At the end, in this
+    order: `fetch_remote`, `columns` (consumed), `unresolved`, then `close`.
+    """
 
     def __init__(self, path: Path, network_id: str, quality: Quality):
         self.path = path
         self.network_id = network_id
         self.quality = quality
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.executescript(
-            """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            CREATE TABLE groups (
-                seq INTEGER PRIMARY KEY, gid TEXT, source TEXT, network_name TEXT,
-                groups TEXT, location TEXT, raw BLOB
-            );
-            CREATE INDEX groups_gid ON groups (gid);
-            """
-        )
-        self._db.execute("BEGIN")
-        self._pending: list[tuple[str, str, str | None, str | None, str | None, bytes | None]] = []
+        self._file = path.open("w+b")
+        self._buffer = bytearray()  # records not yet written, up to _WRITE_BUFFER bytes
+        self._log_end: int | None = None  # set when the log is complete; appends end there
+        self._may_locate = False  # some stored reference may name a location
+        self._counted = False  # the referenced entries' quality has been counted
+        self._remote: dict[str, tuple[int, int]] = {}  # location -> its pickled groups
+        self._defined: set[str] | None = None
 
     def add_reference(self, ref: Mapping[str, Any], only: set[str] | None = None) -> None:
         """Store one decoded `provider_references` entry (see `add_raw`)."""
@@ -82,91 +124,71 @@ class ProviderStore:
     def add_raw(self, group_id: object, raw: bytes, only: set[str] | None = None) -> None:
         """Store one `provider_references` entry as its JSON text, undecoded.
 
-        It is decoded only if a written rate references it (`materialize`), so the many
-        references a whitelist never needs cost a key look-up and a row in SQLite. With `only`
-        (every needed key is known already), an entry whose key is not in it is dropped.
+        It is decoded only if a written rate references it (`columns`), so the many references
+        a whitelist never needs cost a key look-up and a write. With `only` (every needed key
+        is known already), an entry whose key is not in it is dropped.
         """
-        try:
-            gid = group_key(group_id)
-        except ValueError as exc:
-            self.quality.invalid(f"provider_references.provider_group_id: {exc}")
-            return
-        if only is None or gid in only:
-            self._append(gid, "pending", None, None, None, raw)
-
-    def materialize(self, referenced: set[str]) -> None:
-        """Decode the stored references that written rates use into groups or locations."""
-        self._flush()
-        last = 0
-        while True:
-            batch = self._db.execute(
-                "SELECT seq, gid, raw FROM groups WHERE source = 'pending' AND seq > ? "
-                "ORDER BY seq LIMIT 10000",
-                (last,),
-            ).fetchall()
-            if not batch:
+        if type(group_id) is int:
+            gid = str(group_id)  # the usual case, without a call
+        else:
+            try:
+                gid = group_key(group_id)
+            except ValueError as exc:
+                self.quality.invalid(f"provider_references.provider_group_id: {exc}")
                 return
-            self._db.executemany(
-                "UPDATE groups SET source = ?, network_name = ?, groups = ?, location = ?, "
-                "raw = NULL WHERE seq = ?",
-                [
-                    (*self._decoded(_DECODE.decode(raw)), seq)
-                    for seq, gid, raw in batch
-                    if gid in referenced
-                ],
-            )
-            last = batch[-1][0]
-
-    def _decoded(self, ref: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
-        """(source, network_name, groups, location) of one reference, as stored."""
-        q = self.quality
-        q.check_keys(ref, REFERENCE_KEYS, "provider_references")
-        names = text_list(ref.get("network_name"), q, "network_name")
-        stored_names = None if names is None else _ENCODE.encode(names).decode()
-        location = ref.get("location")
-        if "provider_groups" in ref or not isinstance(location, str):
-            if location is not None and not isinstance(location, str):
-                q.invalid(f"provider_references.location: expected a URL, found {location!r:.40}")
-            groups = parse_groups(ref.get("provider_groups"), q)
-            return "file", stored_names, _ENCODE.encode(groups).decode(), None
-        return "remote", stored_names, None, location
+        if only is not None and gid not in only:
+            return
+        kind = _REFERENCE
+        if b'"location"' in raw or b"\\" in raw and b"\\u" in raw:  # memchr first: fast
+            kind = _MAY_LOCATE
+            self._may_locate = True
+        self._append(kind, gid, raw)
 
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
+        """Store inline groups (first seen in this order) under their generated keys."""
         for key, value in groups.items():
-            self._append(key, "inline", None, _ENCODE.encode(value).decode(), None, None)
+            self._append(_INLINE, key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
-    def _append(
-        self,
-        gid: str,
-        source: str,
-        names: str | None,
-        groups: str | None,
-        location: str | None,
-        raw: bytes | None,
-    ) -> None:
-        self._pending.append((gid, source, names, groups, location, raw))
-        if len(self._pending) >= 10_000:
+    def _append(self, kind: int, gid: str, payload: bytes) -> None:
+        if self._log_end is not None:
+            raise RuntimeError("provider groups added after the store was read")
+        key = gid.encode("utf-8", "surrogatepass")
+        self._buffer += _HEADER.pack(kind, len(key), len(payload))
+        self._buffer += key
+        self._buffer += payload
+        if len(self._buffer) >= _WRITE_BUFFER:
             self._flush()
 
     def _flush(self) -> None:
-        self._db.executemany(
-            "INSERT INTO groups (gid, source, network_name, groups, location, raw) "
-            "VALUES (?,?,?,?,?,?)",
-            self._pending,
-        )
-        self._pending = []
+        if self._buffer:
+            self._file.write(self._buffer)
+            self._buffer = bytearray()
+
+    def _complete(self) -> int:
+        """Where the log ends; nothing is added to it after this."""
+        if self._log_end is None:
+            self._flush()
+            self._file.flush()
+            self._log_end = self._file.tell()
+        return self._log_end
 
     def fetch_remote(self, referenced: set[str], settings: TransportSettings) -> RemoteOutcome:
-        """Fetch the distinct `location`s of referenced groups; failures become warnings."""
-        self._flush()
-        locations = [
-            loc
-            for (loc,) in self._db.execute(
-                "SELECT DISTINCT location FROM groups WHERE source = 'remote' ORDER BY seq"
-            )
-            if self._location_needed(loc, referenced)
-        ]
+        """Fetch the distinct `location`s of referenced groups; failures become warnings.
+
+        Finding them decodes the referenced entries once, counting what they hold, before the
+        remote files are read and counted; `columns` then decodes them again without counting.
+        """
         outcome = RemoteOutcome()
+        if not self._may_locate:
+            return outcome
+        needed: dict[str, None] = {}  # in order of first use
+        for kind, _, payload in _records(self._file.fileno(), self._complete(), referenced):
+            if kind != _INLINE:
+                source, _, _, location = _decoded_text(payload, self.quality)
+                if source == "remote" and location is not None:
+                    needed[location] = None
+        self._counted = True
+        locations = list(needed)
         if not locations:
             return outcome
         log.info("fetching %d remote provider-reference files", len(locations))
@@ -179,10 +201,10 @@ class ProviderStore:
                         outcome.warnings.append(result)
                     continue
                 outcome.fetched += 1
-                self._db.execute(
-                    "UPDATE groups SET groups = ? WHERE source = 'remote' AND location = ?",
-                    (json.dumps(result), location),
-                )
+                blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+                self._remote[location] = (self._file.seek(0, os.SEEK_END), len(blob))
+                self._file.write(blob)
+        self._file.flush()  # read back with os.pread
         if outcome.failed:
             first = outcome.warnings[0] if outcome.warnings else ""
             outcome.warnings.insert(
@@ -193,41 +215,51 @@ class ProviderStore:
             del outcome.warnings[1:]
         return outcome
 
-    def _location_needed(self, location: str, referenced: set[str]) -> bool:
-        rows = self._db.execute(
-            "SELECT gid FROM groups WHERE source = 'remote' AND location = ?", (location,)
-        )
-        return any(gid in referenced for (gid,) in rows)
-
     def columns(self, referenced: set[str]) -> Iterator[tuple[Columns, int]]:
-        """Provider rows of every stored group that is inline or referenced, in file order."""
-        self._flush()
-        cursor = self._db.execute(
-            "SELECT gid, source, network_name, groups FROM groups WHERE groups IS NOT NULL "
-            "ORDER BY seq"
-        )
-        for gid, source, names, groups in cursor:
-            if source != "inline" and gid not in referenced:
-                continue
-            parsed = [(tuple(n), t, v, b) for n, t, v, b in _DECODE.decode(groups)]
-            yield provider_columns(
-                self.network_id,
-                gid,
-                parsed,
-                None if names is None else _DECODE.decode(names),
-                source,
-            )
+        """Provider rows of every stored group that is inline or referenced, in file order.
+
+        Batches of at least `_ROWS_PER_BATCH` rows (the last may be shorter), as columns
+        (PROVIDER_COLUMNS) and their count.
+        """
+        quality = Quality() if self._counted else self.quality  # count each entry once
+        rows = ProviderRows(self.network_id)
+        defined: set[str] = set()
+        cached: tuple[str, Sequence[Group]] | None = None  # remote entries often share files
+        for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
+            if kind == _INLINE:
+                source, names, groups, location = "inline", None, pickle.loads(payload), None
+                if gid in referenced:
+                    defined.add(gid)
+            else:
+                source, names, groups, location = _decoded_text(payload, quality)
+                defined.add(gid)
+            if groups is None:
+                if location not in self._remote:
+                    continue  # the fetch failed (a warning says so)
+                if cached is None or cached[0] != location:
+                    cached = (location, self._remote_groups(location))
+                groups = cached[1]
+            rows.add(gid, groups, names, source)
+            if rows.count >= _ROWS_PER_BATCH:
+                yield rows.take()
+        if rows.count:
+            yield rows.take()
+        self._defined = defined
+        self._counted = True
+
+    def _remote_groups(self, location: str) -> Sequence[Group]:
+        offset, size = self._remote[location]
+        groups: list[Group] = pickle.loads(os.pread(self._file.fileno(), size, offset))
+        return groups
 
     def unresolved(self, referenced: set[str]) -> int:
-        """How many referenced keys no provider reference defines."""
-        self._flush()
-        defined = {
-            gid for (gid,) in self._db.execute("SELECT gid FROM groups") if gid in referenced
-        }
-        return len(referenced) - len(defined)
+        """How many referenced keys no stored entry defines (known once `columns` has run)."""
+        if self._defined is None:
+            raise RuntimeError("unresolved() is known only after columns() has been consumed")
+        return len(referenced) - len(self._defined)
 
     def close(self) -> None:
-        self._db.close()
+        self._file.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -280,3 +312,63 @@ def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
     except ijson.JSONError as exc:
         raise json_error(exc, stream) from exc
     return parse_groups(groups, quality)
+
+
+def _records(fd: int, end: int, keys: set[str]) -> Iterator[tuple[int, str, memoryview]]:
+    """(kind, key, payload) of each inline record, and each reference whose key is in `keys`,
+    in the first `end` bytes of the spill file (a reference whose key is not costs no copy)."""
+    data, view = b"", memoryview(b"")
+    base = at = 0  # data holds the file from offset `base`; the next record is at data[at]
+    header = _HEADER.size
+    while base + at < end:
+        if at + header > len(data):
+            data, base, at = _read_more(fd, data, base, at, header)
+            view = memoryview(data)
+        kind, key_size, size = _HEADER.unpack_from(data, at)
+        stop = at + header + key_size + size
+        if stop > len(data):
+            data, base, at = _read_more(fd, data, base, at, stop - at)
+            view = memoryview(data)
+            stop = header + key_size + size
+        key_end = at + header + key_size
+        key = str(data[at + header : key_end], "utf-8", "surrogatepass")
+        if kind == _INLINE or key in keys:
+            yield kind, key, view[key_end:stop]
+        at = stop
+
+
+def _read_more(fd: int, data: bytes, base: int, at: int, need: int) -> tuple[bytes, int, int]:
+    """data[at:] and what follows it in the file, at least `need` bytes; its new base and at."""
+    more = data[at:] + os.pread(fd, max(_READ_CHUNK, need), base + len(data))
+    if len(more) < need:
+        raise RuntimeError(f"provider spill file ends early at byte {base + len(data)}")
+    return more, base + at, 0
+
+
+def _decoded_text(raw: bytes | memoryview, quality: Quality) -> _Entry:
+    """What one stored reference stands for; only an unusual one is decoded generically."""
+    try:
+        ref = _TYPED.decode(raw)
+    except msgspec.ValidationError:
+        return _decoded(_DECODE.decode(raw), quality)
+    groups = ref.provider_groups
+    if groups is msgspec.UNSET:
+        if ref.location is not None:
+            return "remote", ref.network_name, None, ref.location
+        return "file", ref.network_name, [], None
+    # NPIs stay the decoded list (Group says tuple): rows only iterate over them.
+    usual = [(g.npi or _NO_NPI, (t := g.tin).type, t.value, t.business_name) for g in groups]
+    return "file", ref.network_name, usual, None  # type: ignore[return-value]
+
+
+def _decoded(ref: Mapping[str, Any], quality: Quality) -> _Entry:
+    """What one decoded reference stands for, counting what the schema does not expect."""
+    q = quality
+    q.check_keys(ref, REFERENCE_KEYS, "provider_references")
+    names = text_list(ref.get("network_name"), q, "network_name")
+    location = ref.get("location")
+    if "provider_groups" in ref or not isinstance(location, str):
+        if location is not None and not isinstance(location, str):
+            q.invalid(f"provider_references.location: expected a URL, found {location!r:.40}")
+        return "file", names, parse_groups(ref.get("provider_groups"), q), None
+    return "remote", names, None, location

@@ -520,24 +520,63 @@ def inline_key(groups: list[Group]) -> str:
     return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def provider_columns(
-    network_id: str,
-    group_id: str,
-    groups: Iterable[Group],
-    network_name: list[str] | None,
-    source: str,
-) -> tuple[Columns, int]:
-    """One row per (group, NPI), as columns (PROVIDER_COLUMNS) and their count."""
-    columns: Columns = {name: [] for name in PROVIDER_COLUMNS}
-    for npis, tin_type, tin_value, business_name in groups:
-        n = len(npis)
-        columns["npi"].extend(npis)
-        columns["tin_type"].extend([tin_type] * n)
-        columns["tin_value"].extend([tin_value] * n)
-        columns["business_name"].extend([business_name] * n)
-    n = len(columns["npi"])
-    columns["network_id"] = [network_id] * n
-    columns["provider_group_id"] = [group_id] * n
-    columns["network_name"] = [network_name] * n
-    columns["source"] = [source] * n
-    return columns, n
+class ProviderRows:
+    """Provider rows of many group lists, gathered as columns (PROVIDER_COLUMNS) until taken."""
+
+    def __init__(self, network_id: str):
+        self.network_id = network_id
+        self.count = 0
+        self._start()
+
+    def _start(self) -> None:
+        self._group_ids: list[str] = []
+        self._npis: list[int] = []
+        self._tin_types: list[str | None] = []
+        self._tin_values: list[str | None] = []
+        self._business_names: list[str | None] = []
+        self._network_names: list[list[str] | None] = []
+        self._sources: list[str] = []
+
+    def add(
+        self,
+        group_id: str,
+        groups: Iterable[Group],
+        network_name: list[str] | None,
+        source: str,
+    ) -> None:
+        """One row per (group, NPI) of one group list."""
+        npis, tin_types, tin_values, business_names = (
+            self._npis,
+            self._tin_types,
+            self._tin_values,
+            self._business_names,
+        )
+        before = len(npis)
+        for group_npis, tin_type, tin_value, business_name in groups:
+            n = len(group_npis)
+            npis += group_npis
+            tin_types += [tin_type] * n
+            tin_values += [tin_value] * n
+            business_names += [business_name] * n
+        n = len(npis) - before
+        self._group_ids += [group_id] * n
+        self._network_names += [network_name] * n
+        self._sources += [source] * n
+        self.count += n
+
+    def take(self) -> tuple[Columns, int]:
+        """The rows gathered so far, as columns, and their count; starts afresh."""
+        n = self.count
+        columns: Columns = {
+            "network_id": [self.network_id] * n,
+            "provider_group_id": self._group_ids,
+            "npi": self._npis,
+            "tin_type": self._tin_types,
+            "tin_value": self._tin_values,
+            "business_name": self._business_names,
+            "network_name": self._network_names,
+            "source": self._sources,
+        }
+        self.count = 0
+        self._start()
+        return columns, n

@@ -44,8 +44,14 @@ from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWrite
 log = logging.getLogger("mrfbatch")
 
 # Temporary files of an extraction; one extraction per folder at a time, so any found at the
-# start were left by a killed run.
-_TEMPORARY = (".rates.*.tmp-*", ".providers.*.tmp-*", ".status.json.tmp-*", ".providers-*.sqlite")
+# start were left by a killed run (`.sqlite`: the provider store of earlier versions).
+_TEMPORARY = (
+    ".rates.*.tmp-*",
+    ".providers.*.tmp-*",
+    ".status.json.tmp-*",
+    ".providers-*.spill",
+    ".providers-*.sqlite",
+)
 
 
 @dataclass
@@ -147,7 +153,7 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        store = ProviderStore(out_dir / f".providers-{os.getpid()}.sqlite", network_id, quality)
+        store = ProviderStore(out_dir / f".providers-{os.getpid()}.spill", network_id, quality)
         parser = get_engine(engine, threads) if isinstance(engine, str) else engine
         handler = Extraction(network_id, whitelist, rates, store, quality)
         log.info("extracting %s into %s", result.url, out_dir)
@@ -157,19 +163,18 @@ def run_extraction(
             result.compression = stream.compression
             parser.scan(stream, handler)  # type: ignore[arg-type]
             handler.finish()
-        store.materialize(handler.referenced)
         remote = store.fetch_remote(handler.referenced, settings)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)
+        for columns, n in store.columns(handler.referenced):
+            providers.write_columns(columns, n)
         result.unresolved_references = store.unresolved(handler.referenced)
         if result.unresolved_references:
             result.warnings.append(
                 f"{result.unresolved_references} provider_references ids used by rates are "
                 "defined nowhere in the file"
             )
-        for columns, n in store.columns(handler.referenced):
-            providers.write_columns(columns, n)
         for name, writer in (("rates", rates), ("providers", providers)):
             result.output_files[name] = str(writer.commit())
         result.status = "success"

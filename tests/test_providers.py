@@ -1,0 +1,305 @@
+"""The provider store: spill file, typed and generic decoding, row order, remote locations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from httpserver import FileServer
+from mrfbatch import providers
+from mrfbatch.providers import ProviderStore
+from mrfbatch.rows import PROVIDER_COLUMNS, Quality
+from mrfbatch.run_extraction import run_extraction
+from mrfbatch.transport import TransportSettings
+
+SETTINGS = TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=5.0)
+TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'
+# The rows of USUAL, as docs/output.md describes them (PROVIDER_COLUMNS after network_id).
+USUAL = (
+    '{"provider_group_id": 7, "network_name": ["N"], '
+    f'"provider_groups": [{{"npi": [1234567890, 1234567891], "tin": {TIN}}}]}}'
+)
+USUAL_ROWS = [
+    ("7", 1234567890, "ein", "12-3456789", "Clinic", ["N"], "file"),
+    ("7", 1234567891, "ein", "12-3456789", "Clinic", ["N"], "file"),
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ProviderStore]:
+    store = ProviderStore(tmp_path / ".providers.spill", "net", Quality())
+    yield store
+    store.close()
+
+
+def rows(store: ProviderStore, referenced: set[str]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for columns, n in store.columns(referenced):
+        assert columns["network_id"] == ["net"] * n
+        out.extend(zip(*(columns[c] for c in PROVIDER_COLUMNS[1:]), strict=True))
+    return out
+
+
+def counts(quality: Quality) -> tuple[int, dict[str, int], int]:
+    return quality.unknown_keys, dict(quality.unknown_key_names), quality.invalid_values
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown_names"),
+    [
+        (USUAL, {}),
+        (
+            USUAL.replace('"network_name"', '"extra": {"a": 1}, "network_name"'),
+            {"provider_references.extra": 1},
+        ),
+        (USUAL.replace('"npi"', '"extra": 1, "npi"'), {"provider_groups.extra": 1}),
+        (USUAL.replace('"business_name"', '"x": 1, "business_name"'), {"tin.x": 1}),
+        (USUAL.replace("1234567890,", '"1234567890",'), {}),  # a numeric string NPI
+        (USUAL.replace("1234567890,", "1234567890.0,"), {}),  # a whole number with a fraction
+        (USUAL.replace('["N"]', '"N"'), {}),  # one network name, not in a list
+        (USUAL.replace('"provider_groups"', '"provider\\u005fgroups"'), {}),  # an escaped key
+        (USUAL.replace('"npi": [', '"npi": [1], "npi": ['), {}),  # a repeated key: the last wins
+    ],
+)
+def test_columns_usual_and_unusual_references_give_the_same_rows(
+    store: ProviderStore, text: str, unknown_names: dict[str, int]
+) -> None:
+    quality = store.quality
+    store.add_raw(7, text.encode())
+    assert rows(store, {"7"}) == USUAL_ROWS
+    assert counts(quality) == (sum(unknown_names.values()), unknown_names, 0)
+    assert store.unresolved({"7"}) == 0
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        USUAL,
+        USUAL.replace('"provider_group_id": 7', '"provider_group_id": 7.50'),  # kept as text
+        USUAL.replace('"provider_group_id": 7,', ""),  # the key comes with the entry
+        USUAL.replace('"Clinic"', "null").replace('["N"]', "null"),
+        USUAL.replace('"npi": [1234567890, 1234567891]', '"npi": []'),
+    ],
+)
+def test_columns_decodes_the_usual_shape_without_the_generic_path(
+    store: ProviderStore, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    def generic(*args: object) -> None:
+        raise AssertionError("decoded generically")
+
+    monkeypatch.setattr(providers, "_decoded", generic)
+    store.add_raw(7, text.encode())
+    assert len(rows(store, {"7"})) == (1 if '"npi": []' in text else 2)
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected", "invalid"),
+    [
+        ('[{"npi": [1234567890]}]', [(1234567890, None, None, None)], 1),  # no tin
+        (f'[{{"npi": [], "tin": {TIN}}}]', [(0, "ein", "12-3456789", "Clinic")], 0),
+        (f'[{{"tin": {TIN}}}]', [(0, "ein", "12-3456789", "Clinic")], 0),
+        (f'[{{"npi": ["x", 5], "tin": {TIN}}}]', [(5, "ein", "12-3456789", "Clinic")], 1),
+        ('[{"npi": [9], "tin": {"type": "ein", "value": 12}}]', [(9, "ein", "12", None)], 0),
+        (f'[3, {{"npi": [9], "tin": {TIN}}}]', [(9, "ein", "12-3456789", "Clinic")], 1),
+        ("null", [], 0),
+        ("[]", [], 0),
+    ],
+)
+def test_columns_converts_and_counts_unusual_groups(
+    store: ProviderStore, groups: str, expected: list[tuple[Any, ...]], invalid: int
+) -> None:
+    quality = store.quality
+    store.add_raw("g", f'{{"provider_group_id": "g", "provider_groups": {groups}}}'.encode())
+    assert rows(store, {"g"}) == [("g", *row, None, "file") for row in expected]
+    assert counts(quality) == (0, {}, invalid)
+    assert store.unresolved({"g"}) == 0  # defined, even with no rows
+
+
+def test_columns_keeps_the_exact_text_of_fractional_ids(store: ProviderStore) -> None:
+    text = USUAL.replace('"provider_group_id": 7', '"provider_group_id": 690.64470')
+    store.add_raw(Decimal("690.64470"), text.encode())
+    assert [row[0] for row in rows(store, {"690.64470"})] == ["690.64470", "690.64470"]
+
+
+def test_columns_keeps_every_entry_of_a_duplicate_id_in_file_order(store: ProviderStore) -> None:
+    for gid, npi in ((5, 1), (6, 2), (5, 3)):
+        group = {"npi": [npi], "tin": {"type": "ein", "value": "v"}}
+        store.add_raw(
+            gid, json.dumps({"provider_group_id": gid, "provider_groups": [group]}).encode()
+        )
+    assert [(r[0], r[1]) for r in rows(store, {"5", "6"})] == [("5", 1), ("6", 2), ("5", 3)]
+
+
+def test_columns_interleaves_inline_groups_in_the_order_stored(store: ProviderStore) -> None:
+    store.add_raw(1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
+    store.add_inline({"inline-a": [((2, 3), "ein", "a", None)]})
+    store.add_raw(2, b'{"provider_group_id": 2, "provider_groups": [{"npi": [4], "tin": {}}]}')
+    store.add_inline({"inline-b": [((5,), "npi", "5", "B")]})
+    assert rows(store, {"1", "2"}) == [
+        ("1", 1, None, None, None, None, "file"),
+        ("inline-a", 2, "ein", "a", None, None, "inline"),
+        ("inline-a", 3, "ein", "a", None, None, "inline"),
+        ("2", 4, None, None, None, None, "file"),
+        ("inline-b", 5, "npi", "5", "B", None, "inline"),
+    ]
+
+
+def test_add_raw_with_only_drops_entries_no_rate_needs(store: ProviderStore) -> None:
+    """References after in_network: every needed key is known, the others are not kept."""
+    quality = store.quality
+    for gid in (1, 2, 3):
+        group = f'{{"npi": [{gid}], "tin": {TIN}}}'
+        ref = f'{{"provider_group_id": {gid}, "extra": 1, "provider_groups": [{group}]}}'
+        store.add_raw(gid, ref.encode(), only={"1", "3", "4"})
+    assert [r[:2] for r in rows(store, {"1", "3", "4"})] == [("1", 1), ("3", 3)]
+    assert store.unresolved({"1", "3", "4"}) == 1  # 4 is defined nowhere
+    assert quality.unknown_keys == 2  # only the references that rates use are decoded
+
+
+def test_add_raw_counts_an_invalid_id_and_drops_the_entry(store: ProviderStore) -> None:
+    quality = store.quality
+    store.add_raw(None, b'{"provider_group_id": null, "provider_groups": []}')
+    assert rows(store, {"None"}) == []
+    assert quality.invalid_examples == [
+        "provider_references.provider_group_id: provider group id None is not a number or a string"
+    ]
+
+
+def test_columns_unreferenced_entries_are_neither_decoded_nor_counted(store: ProviderStore) -> None:
+    quality = store.quality
+    store.add_raw(1, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    store.add_raw(7, USUAL.encode())
+    assert rows(store, {"7"}) == USUAL_ROWS
+    assert counts(quality) == (0, {}, 0)
+
+
+def test_columns_counts_invalid_values_in_file_order(store: ProviderStore) -> None:
+    quality = store.quality
+    for i in range(25):
+        group = f'{{"npi": ["bad{i}"], "tin": {TIN}}}'
+        store.add_raw(i, f'{{"provider_group_id": {i}, "provider_groups": [{group}]}}'.encode())
+    assert len(rows(store, {str(i) for i in range(25)})) == 25  # one TIN-only row each
+    assert quality.invalid_values == 25
+    assert quality.invalid_examples == [
+        f"npi: expected a 10-digit number, found 'bad{i}'" for i in range(20)
+    ]
+
+
+def test_columns_reads_records_across_read_chunks(
+    store: ProviderStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(providers, "_READ_CHUNK", 7)
+    npis = list(range(1000, 3000))
+    group = {"npi": npis, "tin": {"type": "ein", "value": "v"}}
+    big = {"provider_group_id": "big", "provider_groups": [group]}
+    store.add_raw("big", json.dumps(big).encode())
+    store.add_raw("é", '{"provider_group_id": "é", "provider_groups": []}'.encode())
+    store.add_raw(7, USUAL.encode())
+    got = rows(store, {"big", "é", "7"})
+    assert got == [("big", n, "ein", "v", None, None, "file") for n in npis] + USUAL_ROWS
+    assert store.unresolved({"big", "é", "7"}) == 0
+
+
+def test_columns_hands_out_large_batches(store: ProviderStore) -> None:
+    ref = {"provider_group_id": 1, "provider_groups": [{"npi": list(range(1, 101)), "tin": {}}]}
+    for gid in range(1, 401):
+        ref["provider_group_id"] = gid
+        store.add_raw(gid, json.dumps(ref).encode())
+    sizes = [n for _, n in store.columns({str(g) for g in range(1, 401)})]
+    assert sum(sizes) == 40_000
+    assert all(n >= 8192 for n in sizes[:-1]) and len(sizes) < 10
+
+
+def test_columns_twice_counts_each_reference_once(store: ProviderStore) -> None:
+    store.add_raw(7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    assert rows(store, {"7"}) == rows(store, {"7"}) == USUAL_ROWS
+    assert store.quality.unknown_keys == 1
+
+
+def test_unresolved_before_columns_is_an_error(store: ProviderStore) -> None:
+    with pytest.raises(RuntimeError, match=r"only after columns\(\)"):
+        store.unresolved(set())
+
+
+def test_add_after_the_store_was_read_is_an_error(store: ProviderStore) -> None:
+    rows(store, set())
+    with pytest.raises(RuntimeError, match="added after the store was read"):
+        store.add_raw(7, USUAL.encode())
+
+
+def test_close_removes_the_spill_file(store: ProviderStore) -> None:
+    store.add_raw(7, USUAL.encode())
+    assert store.path.is_file()
+    store.close()
+    assert list(store.path.parent.iterdir()) == []
+
+
+def test_fetch_remote_counts_each_reference_once(store: ProviderStore) -> None:
+    """With a location about, references are decoded twice (to find it, then for rows)."""
+    quality = store.quality
+    store.add_raw(7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    store.add_raw(8, b'{"provider_group_id": 8, "loc\\u0061tion": "ftp://h.example/p.json"}')
+    store.add_raw(9, b'{"provider_group_id": 9, "npi": [1], "provider_groups": [{"npi": ["x"]}]}')
+    outcome = store.fetch_remote({"7", "8", "9"}, SETTINGS)
+    assert (outcome.fetched, outcome.failed) == (0, 1)
+    assert "ftp://h.example/p.json: not an http(s) URL" in outcome.warnings[0]
+    assert rows(store, {"7", "8", "9"}) == [*USUAL_ROWS, ("9", 0, None, None, None, None, "file")]
+    assert counts(quality) == (
+        2,
+        {"provider_references.extra": 1, "provider_references.npi": 1},
+        2,
+    )
+    assert quality.invalid_examples == [
+        "provider_groups.tin: expected an object, found None",
+        "npi: expected a 10-digit number, found 'x'",
+    ]
+    assert store.unresolved({"7", "8", "9"}) == 0
+
+
+def test_fetch_remote_rows_take_the_place_of_their_reference(
+    store: ProviderStore, http_server: FileServer
+) -> None:
+    remote = {"provider_groups": [{"npi": [21, 22], "tin": {"type": "ein", "value": "r"}}]}
+    url = http_server.add("/refs/r.json", json.dumps(remote).encode())
+    store.add_raw(1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
+    text = f'{{"provider_group_id": 2, "network_name": ["R"], "location": "{url}"}}'
+    store.add_raw(2, text.encode())
+    store.add_raw(3, b'{"provider_group_id": 3, "provider_groups": [{"npi": [3], "tin": {}}]}')
+    store.add_raw(4, f'{{"provider_group_id": 4, "location": "{url}"}}'.encode())
+    outcome = store.fetch_remote({"1", "2", "3", "4"}, SETTINGS)
+    assert (outcome.fetched, outcome.failed, outcome.warnings) == (1, 0, [])
+    assert rows(store, {"1", "2", "3", "4"}) == [
+        ("1", 1, None, None, None, None, "file"),
+        ("2", 21, "ein", "r", None, ["R"], "remote"),
+        ("2", 22, "ein", "r", None, ["R"], "remote"),
+        ("3", 3, None, None, None, None, "file"),
+        ("4", 21, "ein", "r", None, None, "remote"),
+        ("4", 22, "ein", "r", None, None, "remote"),
+    ]
+    assert http_server.hits("/refs/r.json") == 1
+
+
+def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> None:
+    folder = tmp_path / "out" / "net"
+    folder.mkdir(parents=True)
+    for name in (".providers-99.spill", ".providers-98.sqlite"):
+        (folder / name).write_bytes(b"left by a killed run")
+    doc = tmp_path / "in.json"
+    doc.write_text(
+        f'{{"provider_references": [{USUAL}], "in_network": [{{"billing_code": "1", '
+        '"negotiated_rates": [{"provider_references": [7], '
+        '"negotiated_prices": [{"negotiated_rate": 1.5}]}]}]}'
+    )
+    result = run_extraction(str(doc), tmp_path / "out", network_id="net")
+    assert (result.status, result.rate_rows, result.provider_rows) == ("success", 1, 2)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "providers.parquet",
+        "rates.parquet",
+        "status.json",
+    ]
