@@ -25,6 +25,13 @@ MANIFEST = f"{OUT}/manifest.json"
 if workflow.is_main_process and not workflow.dryrun:
     lock_output_dir(OUT)
 
+# Extractor progress on the console only in a local run with --cores 1 (a cluster run's main
+# process has no --cores, and its jobs log to files). Jobs read it from the config: as a
+# param, a change of --cores would make Snakemake redo every extraction.
+config["console_echo"] = (
+    workflow.is_main_process and workflow.local_exec and workflow.cores == 1
+)
+
 
 wildcard_constraints:
     network_id=r"[A-Za-z0-9._-]+",
@@ -66,15 +73,6 @@ def get_output_dir_of_file(wildcards, output):
 def get_output_dir_of_task(wildcards, output):
     """output_dir, from a task's output {output_dir}/{network_id}/status.json."""
     return os.path.dirname(os.path.dirname(output.status)) or "."
-
-
-def get_echo(wildcards):
-    """Extractor progress on the console: only in a local run with --cores 1.
-
-    A cluster run's main process has no --cores (workflow.cores would raise), and its jobs
-    log to files. Called per job, once the executor is known.
-    """
-    return workflow.local_exec and workflow.cores == 1
 
 
 def get_memory(wildcards, attempt):

@@ -24,6 +24,5 @@ rule extract:
         rate_batch_size=config["rate_batch_size"],
         attempts=config["attempts"],
         engine=config["engine"],
-        echo=get_echo,
     script:
         "../scripts/extract.py"

@@ -21,6 +21,6 @@ result = run_task(
     attempts=snakemake.params.attempts,
     engine=snakemake.params.engine,
     threads=snakemake.threads,
-    echo=snakemake.params.echo,
+    echo=snakemake.config.get("console_echo", False),  # set by rules/common.smk
 )
 sys.exit(0 if result.ok else 1)

@@ -374,6 +374,11 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     assert "INFO extracting" not in proc.stderr
     assert "[mrfbatch] alpha: success" in proc.stderr
 
+    # The echo is no param of the job: another --cores redoes nothing.
+    proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Nothing to be done" in proc.stderr, proc.stderr[-3000:]
+
 
 def test_batch_orchestrator_command_and_execute_batch(
     served: dict[str, Any],
