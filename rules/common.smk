@@ -29,7 +29,9 @@ if workflow.is_main_process and not workflow.dryrun:
 # process has no --cores, and its jobs log to files). Jobs read it from the config: as a
 # param, a change of --cores would make Snakemake redo every extraction.
 config["console_echo"] = (
-    workflow.is_main_process and workflow.local_exec and workflow.cores == 1
+    workflow.is_main_process
+    and workflow.local_exec
+    and workflow.resource_settings.cores == 1
 )
 
 
