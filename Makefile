@@ -4,7 +4,8 @@
 # make check     lint and type-check
 # make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/)
 # make bench-smoke  the same at BENCH_MB=20, in seconds (CI)
-# make test-cluster  start a one-node SLURM cluster here (root; installs Debian's packages),
+# make test-cluster  install the SLURM executor plugin ('.[cluster]'), start a one-node SLURM
+#                    cluster here (root; installs Debian's packages),
 #                    run the cluster tests on it, stop it (.ci/slurm-test)
 VENV ?= .venv
 PYTHON ?= python3
@@ -35,6 +36,7 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
 test-cluster: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[cluster]'
 	PYTEST=$(VENV)/bin/pytest bash .ci/slurm-test
 
 check: $(VENV)/.installed
