@@ -1520,6 +1520,31 @@ def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(  # limit th
             assert error in (fast.error or ""), fast.error
 
 
+@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec rescans: it doubles
+def test_c_scanner_holds_a_long_skipped_item_about_once(
+    scanner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A skipped item 40 chunks long grows the buffer a chunk at a time, not to twice its size."""
+    longest = 0
+    original = fast_module._Scanner._more
+
+    def more(self: Any) -> bool:
+        nonlocal longest
+        got = original(self)
+        longest = max(longest, len(self.buf))
+        return bool(got)
+
+    monkeypatch.setattr(fast_module._Scanner, "_more", more)
+    chunk = 64 * 1024
+    padding = b",".join([b'{"a":"' + b"x" * 50 + b'"}'] * 45_000)  # 2.6 MB of small values
+    big = item(b'"11111"', extra=b',"x_pad":[' + padding + b"]")
+    path = tmp_path / "long.json"
+    path.write_bytes(document(big, item(b'"99213"'), big.replace(b"11111", b"22222")))
+    outcome = extract(path, tmp_path, chunk, ["99213"])
+    assert outcome.result.ok and outcome.result.items_matched == 1, outcome.error
+    assert len(big) < longest <= len(big) + 3 * chunk
+
+
 @pytest.mark.parametrize("blank", [b"\x0c", b"\x0b", b"\xc2\xa0", b"\x00"])
 @pytest.mark.parametrize("where", ["between-top-level-members", "inside-skipped-item"])
 def test_non_json_whitespace_is_invalid_json(where: str, blank: bytes, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* T_PYSSIZET, READONLY: also in 3.11 */
 #include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__) && !defined(JSONSCAN_NO_SIMD)
@@ -543,6 +544,12 @@ partial_dealloc(Partial *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyMemberDef partial_members[] = {
+    {"resume_at", T_PYSSIZET, offsetof(Partial, resume_at), READONLY,
+     "offset from the value's start where the scan goes on (what lies before is scanned)"},
+    {NULL},
+};
+
 static PyTypeObject PartialType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "mrfbatch._jsonscan.Partial",
@@ -550,6 +557,7 @@ static PyTypeObject PartialType = {
     .tp_dealloc = (destructor)partial_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Where scan_value stopped for want of data: pass it back with more.",
+    .tp_members = partial_members,
 };
 
 /* A Partial for the state of `s` (its value starts at pos); None when nothing is worth

@@ -10,6 +10,8 @@ class ScanError(ValueError):
 class Partial:
     """Where scan_value stopped for want of data: pass it back with more."""
 
+    resume_at: int  # offset from the value's start where the scan goes on
+
 def scan_value(
     buf: bytes | bytearray,
     pos: int,

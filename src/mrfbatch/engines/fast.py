@@ -150,7 +150,7 @@ class _Chunks:
 
     def __init__(self, stream: BinaryIO, size: int, threaded: bool):
         self._stream = stream
-        self._size = size
+        self.size = size
         self._queue: queue.Queue[bytes | BaseException] | None = None
         self._stop = threading.Event()
         if threaded:
@@ -198,8 +198,8 @@ class _Chunks:
         """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
         and every chunk edge costs a re-validation of the value that straddles it."""
         total = 0
-        while total < self._size:
-            part = self._stream.read(self._size - total)
+        while total < self.size:
+            part = self._stream.read(self.size - total)
             if not part:
                 return
             yield part
@@ -537,9 +537,15 @@ class _CScanner(_Scanner):
             if eof:
                 raise truncated_json(self.name, self.base + len(self.buf))
             partial = result
-            # At least as much again (or the end of the stream, then one last try): the scan
-            # resumes after the last complete value, which a long string may lie before.
-            self._grow()
+            # The scan resumes after the last complete value. When that is near the end of the
+            # buffer, one more chunk will do: a long skipped item is then held about once, not
+            # up to twice. Otherwise (a long string, say) at least as much again, so that what
+            # lies after the resume point is not scanned over and over.
+            unscanned = len(self.buf) - self.pos - (partial.resume_at if partial else 0)
+            if partial is not None and unscanned <= self.chunks.size:
+                self._more()
+            else:
+                self._grow()
         end, self._spans, flags = result
         self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
         if flags & _jsonscan.LONE_SURROGATE:
