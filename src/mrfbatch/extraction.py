@@ -24,7 +24,6 @@ from mrfbatch.writers import TableWriter
 
 log = logging.getLogger(__name__)
 
-
 # Top-level keys that give away another kind of price-transparency file.
 _OTHER_KINDS = {
     "reporting_structure": (

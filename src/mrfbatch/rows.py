@@ -4,10 +4,10 @@ This module knows the CMS in-network-rates schema (v1.0 to v2.x) and nothing abo
 any engine that decodes an object into dicts, lists, strings, ints and Decimals (or floats)
 can hand it here. Keys are looked up by name, so their order in the file never matters.
 
-An item given as JSON text (`ItemRows.columns_json`) is first decoded into typed structs of
-the schema's usual shape, which is several times faster than dicts; an item of any other shape
-(an unknown key, a number where text belongs, ...) goes the general way, where each oddity is
-counted. Both ways give the same rows.
+An item given as JSON text is first decoded (`decode_item`) into typed structs of the schema's
+usual shape, which is several times faster than dicts, and read by `ItemRows.typed_columns`;
+an item of any other shape (an unknown key, a number where text belongs, ...) goes the general
+way, `ItemRows.columns`, where each oddity is counted. Both ways give the same rows.
 """
 
 from __future__ import annotations
@@ -202,10 +202,15 @@ def _codes(value: object, quality: Quality, what: str) -> list[str] | None:
             quality.invalid(f"{what}: expected an object, found {type(entry).__name__}")
             continue
         quality.check_keys(entry, CODE_KEYS, what)
-        kind = text(entry.get("billing_code_type"), quality, what) or ""
-        code = text(entry.get("billing_code"), quality, what) or ""
-        out.append(f"{kind}:{code}")
+        kind = text(entry.get("billing_code_type"), quality, what)
+        code = text(entry.get("billing_code"), quality, what)
+        out.append(_code_pair(kind, code))
     return out
+
+
+def _code_pair(kind: str | None, code: str | None) -> str:
+    """A bundled or covered code as the `bundled_codes`/`covered_services` columns list it."""
+    return f"{kind or ''}:{code or ''}"
 
 
 def _objects(value: object, quality: Quality, what: str) -> list[Mapping[str, Any]]:
@@ -381,7 +386,7 @@ class ItemRows:
         codes = (
             None
             if codes is None
-            else [f"{c.billing_code_type or ''}:{c.billing_code or ''}" for c in codes]
+            else [_code_pair(c.billing_code_type, c.billing_code) for c in codes]
             for codes in (item.bundled_codes, item.covered_services)
         )
         item_values = (
