@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mrfbatch import workflow
 from mrfbatch.errors import WhitelistError
 from mrfbatch.network_ids import derive_network_id, redact_url
 from mrfbatch.rows import Quality, group_key, inline_key, number, parse_groups
@@ -256,3 +260,27 @@ def test_items_of_other_shapes_take_the_general_path(
     decoded, expected, got = _both_ways(_item_json(item))
     assert not isinstance(decoded, TypedItem), what
     assert got == expected
+
+
+class _RecordingRaw(io.RawIOBase):
+    """A file descriptor's view of the console: every write that reaches the OS."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_console_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jobs running at once share the console: a line written in two pieces can be split by
+    # another job's line. Like Python's own stderr, the stream has no buffer of bytes.
+    raw = _RecordingRaw()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)  # type: ignore[type-var]
+    monkeypatch.setattr(sys, "stderr", stream)
+    workflow._say("[mrfbatch] beta: success")
+    assert raw.writes == [b"[mrfbatch] beta: success\n"]

@@ -182,8 +182,17 @@ def run_task(
     tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
     tmp.write_bytes(status_file.read_bytes())
     os.replace(tmp, status_copy)
-    print(_one_line(result), file=sys.stderr, flush=True)
+    _say(_one_line(result))
     return result
+
+
+def _say(line: str) -> None:
+    """One line to the console in a single write, so lines of jobs running at once never merge.
+
+    `print` writes the text and its newline separately; another job's line can land between.
+    """
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _log_to(path: str, echo: bool) -> list[logging.Handler]:
@@ -230,10 +239,8 @@ def write_run_manifest(
         )
     write_manifest(manifest, manifest_path)
     summary = manifest["summary"]
-    print(
+    _say(
         f"[mrfbatch] manifest {manifest_path}: {summary['successful']} successful, "
-        f"{summary['failed']} failed, {summary['not_run']} not run",
-        file=sys.stderr,
-        flush=True,
+        f"{summary['failed']} failed, {summary['not_run']} not run"
     )
     return manifest
