@@ -25,11 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrfbatch._jsonscan import (
+    AFTER_ELEMENT,
+    AT_ELEMENT,
+    CLOSED,
     KEY_ESCAPED,
     LONE_SURROGATE,
     MAX_DEPTH,
     Partial,
     ScanError,
+    scan_elements,
     scan_value,
 )
 
@@ -498,3 +502,128 @@ def test_scan_value_agrees_with_json_on_single_byte_mutations(
                     assert_spans(mutated, result)
             pieces = scan_in_pieces(mutated, [at, at + 1, at + 3])
             assert pieces == scan(mutated), f"{mutated!r} resumed at {at}"
+
+
+# scan_elements: runs of array elements per call. Each element must be what scan_value says it
+# is (scan_value is checked against json above); where each starts and ends comes from how the
+# test wrote the array.
+
+
+def write_array(elements: list[bytes], blank: bytes) -> tuple[bytes, list[tuple[int, int]]]:
+    """`[` + elements joined by `,` with blanks around them + `]`, and each element's span."""
+    out, spans = bytearray(b"[" + blank), []
+    for i, element in enumerate(elements):
+        if i:
+            out += blank + b"," + blank
+        spans.append((len(out), len(out) + len(element)))
+        out += element
+    out += blank + b"]"
+    return bytes(out), spans
+
+
+def walk(data: bytes, eof: bool = True) -> tuple[list[tuple[int, ...]], str, int]:
+    """All of an array's elements from scan_elements, resuming after each stop, with the
+    separator read here when it stops before one: (elements, how it ended, where)."""
+    pos, found = 1, []
+    while True:
+        try:
+            pos, elements, state, _ = scan_elements(data, pos, eof, KEY)
+        except ScanError as exc:
+            return found, "invalid", exc.args[0]
+        found += elements
+        if state == CLOSED:
+            return found, "closed", pos
+        if state == AT_ELEMENT and not elements:
+            return found, "cut", pos
+        if state == AFTER_ELEMENT:
+            while pos < len(data) and data[pos] in b" \t\r\n":
+                pos += 1
+            if pos == len(data):
+                return found, "cut", pos
+            if data[pos] not in b",]":
+                return found, "separator", pos
+            pos += 1
+            if data[pos - 1] == ord("]"):
+                return found, "closed", pos
+
+
+def expected_element(data: bytes, start: int) -> tuple[int, ...]:
+    result = scan_value(data, start, True, KEY)
+    assert isinstance(result, tuple)
+    end, spans, flags = result
+    key_start, key_end = spans[-1] if spans else (-1, -1)
+    return (start, end, key_start, key_end, flags)
+
+
+@RANDOM
+@given(
+    elements=st.lists(values, min_size=1, max_size=12),
+    blank=st.sampled_from([b"", b" ", b"\r\n  ", b"\t"]),
+    coded=st.booleans(),
+)
+def test_scan_elements_finds_each_element_as_scan_value_does(
+    elements: list[Any], blank: bytes, coded: bool
+) -> None:
+    if coded:  # objects with the key, some twice, and one nested deeper
+        elements = [
+            {"billing_code": v, "x": {"billing_code": 1}, "billing_code ": v} for v in elements
+        ]
+    texts = [dumps(value, 0, True) for value in elements]
+    data, spans = write_array(texts, blank)
+    found, ending, pos = walk(data)
+    assert (ending, pos) == ("closed", len(data))
+    assert [(e[0], e[1]) for e in found] == spans
+    assert found == [expected_element(data, start) for start, _ in spans]
+    for cut in range(1, len(data)):  # a buffer that ends anywhere
+        prefix, cut_ending, _ = walk(data[:cut], eof=False)
+        assert cut_ending in ("cut", "closed")
+        assert prefix == found[: len(prefix)]
+        assert all(end <= cut for _, end, *_ in prefix)
+
+
+def test_scan_elements_partial_resumes_the_cut_element() -> None:
+    element = b'{"billing_code":"99213","negotiated_rates":[' + b"1," * 5000 + b"2]}"
+    data = b"[" + element + b"," + element + b"]"
+    cut = len(element) + 2 + len(element) // 2  # inside the second element
+    pos, found, state, partial = scan_elements(data[:cut], 1, False, KEY)
+    assert (pos, state, len(found)) == (len(element) + 2, AT_ELEMENT, 1)
+    assert isinstance(partial, Partial) and partial.resume_at > len(element) // 3
+    resumed = scan_value(data, pos, True, KEY, partial)
+    assert resumed == scan_value(data, pos, True, KEY)
+    assert resumed is not None and resumed[0] == len(data) - 1
+
+
+def test_scan_elements_reports_an_invalid_element_on_the_next_call() -> None:
+    data = b'[1, {"a": 2}, [3, }, 4]'
+    pos, found, state, partial = scan_elements(data, 1, True, KEY)
+    assert [(s, e) for s, e, *_ in found] == [(1, 2), (4, 12)]
+    assert (pos, state, partial) == (14, AT_ELEMENT, None)
+    with pytest.raises(ScanError) as raised:
+        scan_elements(data, pos, True, KEY)
+    assert raised.value.args == (data.index(b"}", 14), "expected a value")
+
+
+@pytest.mark.parametrize(
+    ("data", "ending", "pos"),
+    [
+        (b"[1 2]", "separator", 3),
+        (b"[1 ,2 ] x", "closed", 7),
+        (b"[1,", "cut", 3),
+        (b"[1  ", "cut", 4),
+        (b'[1,"ab', "cut", 3),
+        (b"[]", "invalid", 1),  # an empty array is the caller's to see
+    ],
+)
+def test_scan_elements_stops(data: bytes, ending: str, pos: int) -> None:
+    assert walk(data, eof=False)[1:] == (ending, pos)
+
+
+def test_scan_elements_hands_out_long_runs_in_several_calls() -> None:
+    count = 10_000  # more than one call returns
+    data = b"[" + b",".join(b'{"billing_code":%d}' % i for i in range(count)) + b"]"
+    pos, first, state, _ = scan_elements(data, 1, True, KEY)
+    assert state == AT_ELEMENT and 0 < len(first) < count
+    found, ending, end = walk(data)
+    assert (ending, end, len(found)) == ("closed", len(data), count)
+    codes = [data[k0:k1] for _, _, k0, k1, _ in found]
+    assert codes == [b"%d" % i for i in range(count)]

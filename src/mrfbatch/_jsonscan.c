@@ -726,12 +726,191 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* One element of an array, as scan_elements found it. */
+typedef struct {
+    Py_ssize_t start, end;           /* buf[start:end] is the element */
+    Py_ssize_t key_start, key_end; /* the last span of `key`'s value in it; -1 when none */
+    int flags;
+} Element;
+
+#define MAX_ELEMENTS 4096
+enum { AT_ELEMENT, AFTER_ELEMENT, CLOSED };
+
+static void
+scan_reset(Scan *s)
+{
+    if (s->spans != s->inline_spans) {
+        free(s->spans);
+    }
+    s->spans = s->inline_spans;
+    s->capacity = sizeof(s->inline_spans) / sizeof(Span);
+    s->nspans = 0;
+    s->end = -1;
+    s->error_at = -1;
+    s->error = NULL;
+    s->flags = 0;
+    s->resume_at = -1;
+    s->depth = 0;
+    s->wanted = -1;
+}
+
+/* Scan the elements of an array from buf[pos] (after its `[` or a `,`) until the buffer ends,
+ * an element is cut or not JSON, the array closes, or MAX_ELEMENTS are found. Returns the
+ * elements found and where it stopped. A cut element's Partial is returned too, so that its
+ * scan goes on from there. */
+static int
+scan_run(Scan *s, Py_ssize_t *pos, int eof, const char *key, Py_ssize_t key_len, Element *out,
+         Py_ssize_t *count, int *state)
+{
+    const unsigned char *b = s->b;
+    const Py_ssize_t n = s->n;
+    Py_ssize_t p = *pos;
+    int rc = SCAN_DONE;
+    *count = 0;
+    *state = AT_ELEMENT;
+    while (*count < MAX_ELEMENTS) {
+        while (p < n && (cls[b[p]] & C_BLANK)) {
+            p++;
+        }
+        if (p >= n) {
+            break;
+        }
+        scan_reset(s);
+        rc = scan(s, p, eof, key, key_len);
+        if (rc != SCAN_DONE) {
+            break;
+        }
+        Element *e = &out[(*count)++];
+        e->start = p;
+        e->end = s->end;
+        e->key_start = s->nspans ? s->spans[s->nspans - 1].start : -1;
+        e->key_end = s->nspans ? s->spans[s->nspans - 1].end : -1;
+        e->flags = s->flags;
+        p = s->end;
+        while (p < n && (cls[b[p]] & C_BLANK)) {
+            p++;
+        }
+        if (p >= n || (b[p] != ',' && b[p] != ']')) {
+            *state = AFTER_ELEMENT; /* the caller reads (or rejects) the separator */
+            break;
+        }
+        p++;
+        if (b[p - 1] == ']') {
+            *state = CLOSED;
+            break;
+        }
+    }
+    *pos = p;
+    return rc;
+}
+
+static PyObject *
+scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "scan_elements() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int eof = PyObject_IsTrue(args[2]);
+    if (eof < 0) {
+        return NULL;
+    }
+    const char *key = NULL;
+    Py_ssize_t key_len = 0;
+    if (args[3] != Py_None) {
+        if (!PyBytes_Check(args[3])) {
+            PyErr_SetString(PyExc_TypeError, "scan_elements(): key must be bytes or None");
+            return NULL;
+        }
+        key = PyBytes_AS_STRING(args[3]);
+        key_len = PyBytes_GET_SIZE(args[3]);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (pos < 0 || pos > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "scan_elements(): pos %zd is outside the buffer", pos);
+        return NULL;
+    }
+    Scan *s = PyMem_Malloc(sizeof(Scan));
+    Element *elements = PyMem_Malloc(MAX_ELEMENTS * sizeof(Element));
+    if (s == NULL || elements == NULL) {
+        PyMem_Free(s);
+        PyMem_Free(elements);
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    s->b = view.buf;
+    s->n = view.len;
+    s->spans = s->inline_spans;
+    scan_reset(s);
+    Py_ssize_t count, at = pos;
+    int state, rc;
+    if (view.len - pos > RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = scan_run(s, &at, eof, key, key_len, elements, &count, &state);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        rc = scan_run(s, &at, eof, key, key_len, elements, &count, &state);
+    }
+    PyBuffer_Release(&view);
+
+    PyObject *result = NULL, *partial = NULL;
+    PyObject *list = PyList_New(count);
+    if (rc == SCAN_NOMEM) {
+        PyErr_NoMemory();
+    }
+    else if (rc == SCAN_INVALID && count == 0) {
+        PyObject *error = Py_BuildValue("(ns)", s->error_at, s->error);
+        if (error != NULL) {
+            PyErr_SetObject(ScanError, error);
+            Py_DECREF(error);
+        }
+    }
+    else if (list != NULL) {
+        /* An element found invalid after others is reported by the next call. */
+        partial = rc == SCAN_MORE ? partial_new(s, at) : Py_NewRef(Py_None);
+        for (Py_ssize_t i = 0; partial != NULL && i < count; i++) {
+            Element *e = &elements[i];
+            PyObject *item = Py_BuildValue("(nnnni)", e->start, e->end, e->key_start,
+                                           e->key_end, e->flags);
+            if (item == NULL) {
+                Py_CLEAR(partial);
+                break;
+            }
+            PyList_SET_ITEM(list, i, item);
+        }
+        if (partial != NULL) {
+            result = Py_BuildValue("(nOiN)", at, list, state, partial);
+        }
+    }
+    Py_XDECREF(list);
+    if (s->spans != s->inline_spans) {
+        free(s->spans);
+    }
+    PyMem_Free(s);
+    PyMem_Free(elements);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_value", (PyCFunction)(void (*)(void))scan_value, METH_FASTCALL,
      "scan_value(buf, pos, eof, key, partial=None, /)\n--\n\n"
      "Validate the JSON value at buf[pos]: (end, spans, flags); None or a Partial when it\n"
      "needs more data (pass the Partial back with more); or ScanError((offset, reason)).\n"
      "See the module's C source for the details."},
+    {"scan_elements", (PyCFunction)(void (*)(void))scan_elements, METH_FASTCALL,
+     "scan_elements(buf, pos, eof, key, /)\n--\n\n"
+     "Scan array elements from buf[pos]: (pos, [(start, end, key_start, key_end, flags)],\n"
+     "state, partial). See the module's C source for the details."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -779,7 +958,10 @@ PyInit__jsonscan(void)
         || PyModule_AddObjectRef(module, "Partial", (PyObject *)&PartialType) < 0
         || PyModule_AddIntConstant(module, "KEY_ESCAPED", FLAG_KEY_ESCAPED) < 0
         || PyModule_AddIntConstant(module, "LONE_SURROGATE", FLAG_LONE_SURROGATE) < 0
-        || PyModule_AddIntConstant(module, "MAX_DEPTH", MAX_DEPTH) < 0) {
+        || PyModule_AddIntConstant(module, "MAX_DEPTH", MAX_DEPTH) < 0
+        || PyModule_AddIntConstant(module, "AT_ELEMENT", AT_ELEMENT) < 0
+        || PyModule_AddIntConstant(module, "AFTER_ELEMENT", AFTER_ELEMENT) < 0
+        || PyModule_AddIntConstant(module, "CLOSED", CLOSED) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -22,3 +22,19 @@ def scan_value(
 ) -> tuple[int, tuple[tuple[int, int], ...], int] | Partial | None:
     """Validate the JSON value at buf[pos]: (end, spans of `key`'s values, flags); None or a
     Partial when it runs past the end of buf; raises ScanError where it stops being JSON."""
+
+AT_ELEMENT: int  # scan_elements stopped at an element (cut, not JSON, or enough found)
+AFTER_ELEMENT: int  # it stopped after an element, before its `,` or `]`
+CLOSED: int  # the array's `]` was read
+
+def scan_elements(
+    buf: bytes | bytearray,
+    pos: int,
+    eof: bool,
+    key: bytes | None,
+    /,
+) -> tuple[int, list[tuple[int, int, int, int, int]], int, Partial | None]:
+    """Scan the elements of an array from buf[pos] (after `[` or `,`), each as scan_value does:
+    (where it stopped, [(start, end, key_start, key_end, flags)], state, the Partial of the
+    element it stopped at when that one was cut). key_start is -1 when `key` is not a member.
+    Raises ScanError when the first element is not JSON."""

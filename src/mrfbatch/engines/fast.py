@@ -520,11 +520,46 @@ class _CScanner(_Scanner):
 
     def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
         super().__init__(chunks, handler, name)
-        self._spans: tuple[tuple[int, int], ...] = ()  # of the last value scanned with a key
-        self._key_escaped = False  # one of its depth-1 keys has an escape: spans may miss it
+        # Of the last value scanned with a key: the span of that key's value (the last one, as
+        # a decode keeps), and whether one of its depth-1 keys has an escape (it may be missed).
+        self._span: tuple[int, int] | None = None
+        self._key_escaped = False
 
-    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
-        partial = None  # where the scan stopped for want of data: it goes on from there
+    def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
+        """Like `_Scanner._array`, but the scanner walks whole runs of elements per call."""
+        if self._peek() == ord("]"):
+            self.pos += 1
+            return
+        while True:
+            try:
+                pos, found, state, partial = _jsonscan.scan_elements(
+                    self.buf, self.pos, self.eof, key
+                )
+            except _jsonscan.ScanError as exc:
+                offset, reason = exc.args
+                raise self._invalid(offset, reason) from None
+            for start, end, key_start, key_end, flags in found:
+                self.pos = start
+                self._span = (key_start, key_end) if key_start >= 0 else None
+                self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
+                if flags & _jsonscan.LONE_SURROGATE:
+                    _repair_lone_surrogates(self.buf, start, end)
+                element(end)
+            self.pos = pos
+            if state == _jsonscan.CLOSED:
+                return
+            if state == _jsonscan.AT_ELEMENT:  # cut by the buffer's end, or not JSON
+                element(self._value_end(_SKIP, key, partial))
+            if self._expect(b",]", "',' or ']'") == ord("]"):
+                return
+
+    def _value_end(
+        self,
+        decoder: msgspec.json.Decoder[Any],
+        key: bytes | None = None,
+        partial: _jsonscan.Partial | None = None,
+    ) -> int:
+        """`partial`: where a scan of this value stopped for want of data: it goes on there."""
         while True:
             eof = self.eof
             try:
@@ -546,7 +581,8 @@ class _CScanner(_Scanner):
                 self._more()
             else:
                 self._grow()
-        end, self._spans, flags = result
+        end, spans, flags = result
+        self._span = spans[-1] if spans else None
         self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
         if flags & _jsonscan.LONE_SURROGATE:
             _repair_lone_surrogates(self.buf, self.pos, end)
@@ -567,9 +603,9 @@ class _CScanner(_Scanner):
             # read this item's own code instead.
             with memoryview(buf) as view:
                 return self.handler.wants(_PROBE.decode(view[self.pos : end]).billing_code)
-        if not self._spans:
+        if self._span is None:
             return self.handler.wants(None)
-        start, stop = self._spans[-1]
+        start, stop = self._span
         if buf[start] in b"[{":
             return True  # an array or object as a code: let the handler judge it
         return self.handler.wants(_code_text(bytes(buf[start:stop])))
@@ -578,9 +614,9 @@ class _CScanner(_Scanner):
         with memoryview(self.buf) as view:
             if self._key_escaped:
                 return _REFERENCE.decode(view[self.pos : end]).provider_group_id
-            if not self._spans:
+            if self._span is None:
                 return None
-            start, stop = self._spans[-1]
+            start, stop = self._span
             return _VALUE.decode(view[start:stop])
 
 
