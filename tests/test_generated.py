@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from httpserver import FileServer
+from mrfbatch import rows as rows_module
 from mrfbatch import synth
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
@@ -422,6 +423,24 @@ def test_run_extraction_small_batches_make_row_groups(tmp_path: Path) -> None:
     small_rates, small_providers = read_tables(small)
     assert frozen_rows(small_rates) == frozen_rows(big_rates)
     assert frozen_rows(small_providers) == frozen_rows(big_providers)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_run_extraction_large_items_in_batches_of_rows(
+    tmp_path: Path, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A matched item's rows reach the writer a few rates at a time (rows.ROWS_PER_BATCH);
+    here a batch is a rate or two, so every item is cut, also between inline groups."""
+    monkeypatch.setattr(rows_module, "ROWS_PER_BATCH", rows)
+    sf = synth.generate(synth.SynthConfig(seed=46, items=10, inline_groups=True, references=6))
+    prices = [
+        sum(len(r["negotiated_prices"]) for r in i["negotiated_rates"])
+        for i in sf.document["in_network"]
+    ]
+    assert max(prices) > 2 * rows
+    result, folder, status = extract(write(tmp_path, "in.json", sf.to_bytes()), tmp_path / "out")
+    assert_success(result, status, sf.expected(NET))
+    assert_tables(folder, sf.expected(NET))
 
 
 # ---------------------------------------------------------------- errors

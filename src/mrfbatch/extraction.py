@@ -114,10 +114,15 @@ class Extraction:
             return
         self.items_seen += 1
         if self.wants(item.billing_code):
-            self._write(*self.items.typed_columns(item))
+            self.items_matched += 1
+            for columns, n in self.items.typed_batches(item):
+                self._write_rows(columns, n)
 
     def _write(self, columns: Columns, n: int) -> None:
         self.items_matched += 1
+        self._write_rows(columns, n)
+
+    def _write_rows(self, columns: Columns, n: int) -> None:
         self.rates.write_columns(columns, n)
         inline = self.items.take_inline()
         if inline:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -109,6 +109,7 @@ Columns = dict[str, list[Any]]
 Group = tuple[tuple[int, ...], str | None, str | None, str | None]
 
 _MAX_NAMES = 50
+ROWS_PER_BATCH = 8192  # rate rows of a large item handed to the writer at a time
 
 
 @dataclass
@@ -372,6 +373,23 @@ class ItemRows:
         columns.update(price_columns)
         columns["provider_group_ids"] = group_ids
         return columns, n
+
+    def typed_batches(self, item: TypedItem) -> Iterator[tuple[Columns, int]]:
+        """`typed_columns` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
+        of a large item are never all held as Python objects at once."""
+        rows = ROWS_PER_BATCH
+        rates = item.negotiated_rates or []
+        if sum(len(rate.negotiated_prices or ()) for rate in rates) <= rows:
+            yield self.typed_columns(item)
+            return
+        first = count = 0
+        for i, rate in enumerate(rates):
+            count += len(rate.negotiated_prices or ())
+            if count >= rows or i == len(rates) - 1:
+                yield self.typed_columns(
+                    msgspec.structs.replace(item, negotiated_rates=rates[first : i + 1])
+                )
+                first, count = i + 1, 0
 
     def typed_columns(self, item: TypedItem) -> tuple[Columns, int]:
         """`columns` of an item of the usual shape (see `decode_item`), with the same rows."""

