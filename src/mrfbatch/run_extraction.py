@@ -172,8 +172,8 @@ def run_extraction(
                     ) from exc
                 result.restarts += 1
                 log.warning(
-                    "%s: restart %d of %d: the %d rate rows read so far are discarded",
-                    network_id,
+                    "%s; restart %d of %d: the %d rate rows read so far are discarded",
+                    exc,
                     result.restarts,
                     settings.restarts,
                     run.rates.rows_written + run.rates.pending,
@@ -366,6 +366,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
+    return number
+
+
 def _plan_metadata(value: str) -> list[dict[str, Any]]:
     try:
         data = json.loads(Path(value[1:]).read_text() if value.startswith("@") else value)
@@ -406,13 +416,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempts",
         type=_positive_int,
         default=TransportSettings.attempts,
-        help="tries per HTTP request for connection errors, 429 and 5xx",
+        help="tries per HTTP request for connection errors, 408, 429 and 5xx",
+    )
+    p.add_argument(
+        "--retry-seconds",
+        type=_non_negative_float,
+        default=TransportSettings.retry_seconds,
+        help="longest time a request is retried, from its first try (default %(default)g)",
+    )
+    p.add_argument(
+        "--backoff-seconds",
+        type=_non_negative_float,
+        default=TransportSettings.backoff_seconds,
+        help="first wait between retries, doubled each time (default %(default)g)",
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_non_negative_float,
         default=TransportSettings.read_timeout,
-        help="seconds without data before a connection is given up",
+        help="seconds without data before a connection is dropped and resumed "
+        "(default %(default)g)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     return p
@@ -425,7 +448,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    settings = TransportSettings(attempts=args.attempts, read_timeout=args.timeout)
+    settings = TransportSettings(
+        attempts=args.attempts,
+        read_timeout=args.timeout,
+        retry_seconds=args.retry_seconds,
+        backoff_seconds=args.backoff_seconds,
+    )
     try:
         result = run_extraction(
             args.url,

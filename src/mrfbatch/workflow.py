@@ -35,6 +35,7 @@ _POSITIVE_INTS = (
     "threads_per_job",
 )
 _NON_NEGATIVE_INTS = ("retries",)
+_NUMBERS = {"retry_seconds": 0.0, "timeout": None}  # key -> minimum (None: above 0)
 _FILE_SOURCES = ("csv", "urls")
 
 
@@ -74,6 +75,18 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
             )
+    for key, least in _NUMBERS.items():
+        if key not in config:
+            continue
+        number = config[key]
+        allowed = f"numbers >= {least:g}" if least is not None else "numbers > 0"
+        if (
+            not isinstance(number, int | float)
+            or isinstance(number, bool)
+            or not (number >= least if least is not None else number > 0)
+            or number == float("inf")
+        ):
+            raise ConfigError(f"config key {key!r} is {number!r}; allowed values: {allowed}")
     if config.get("engine", "fast") not in ENGINES:
         raise ConfigError(
             f"config key 'engine' is {config['engine']!r}; allowed values: {', '.join(ENGINES)}"
@@ -150,6 +163,8 @@ def run_task(
     provider_batch_size: int = 50_000,
     rate_batch_size: int = 100_000,
     attempts: int = TransportSettings.attempts,
+    retry_seconds: float = TransportSettings.retry_seconds,
+    timeout: float = TransportSettings.read_timeout,
     engine: str = "fast",
     threads: int = 1,
     echo: bool = False,
@@ -170,7 +185,9 @@ def run_task(
             provider_batch_size=provider_batch_size,
             rate_batch_size=rate_batch_size,
             plan_metadata=list(task.plan_metadata),
-            settings=TransportSettings(attempts=attempts),
+            settings=TransportSettings(
+                attempts=attempts, retry_seconds=retry_seconds, read_timeout=timeout
+            ),
             engine=engine,
             threads=threads,
         )
