@@ -366,13 +366,23 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _non_negative_float(value: str) -> float:
+def _seconds(value: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not number >= 0 or number == float("inf"):
+        number = -1.0
+    if not 0 <= number < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        number = _seconds(value)
+    except argparse.ArgumentTypeError:
+        number = 0.0
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
     return number
 
 
@@ -420,19 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--retry-seconds",
-        type=_non_negative_float,
+        type=_seconds,
         default=TransportSettings.retry_seconds,
         help="longest time a request is retried, from its first try (default %(default)g)",
     )
     p.add_argument(
         "--backoff-seconds",
-        type=_non_negative_float,
+        type=_seconds,
         default=TransportSettings.backoff_seconds,
         help="first wait between retries, doubled each time (default %(default)g)",
     )
     p.add_argument(
         "--timeout",
-        type=_non_negative_float,
+        type=_positive_seconds,
         default=TransportSettings.read_timeout,
         help="seconds without data before a connection is dropped and resumed "
         "(default %(default)g)",

@@ -10,6 +10,7 @@ import fcntl
 import functools
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -35,7 +36,8 @@ _POSITIVE_INTS = (
     "threads_per_job",
 )
 _NON_NEGATIVE_INTS = ("retries",)
-_NUMBERS = {"retry_seconds": 0.0, "timeout": None}  # key -> minimum (None: above 0)
+_NON_NEGATIVE_NUMBERS = ("retry_seconds",)
+_POSITIVE_NUMBERS = ("timeout",)
 _FILE_SOURCES = ("csv", "urls")
 
 
@@ -75,18 +77,16 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
             )
-    for key, least in _NUMBERS.items():
+    for key in _NON_NEGATIVE_NUMBERS + _POSITIVE_NUMBERS:
         if key not in config:
             continue
         number = config[key]
-        allowed = f"numbers >= {least:g}" if least is not None else "numbers > 0"
-        if (
-            not isinstance(number, int | float)
-            or isinstance(number, bool)
-            or not (number >= least if least is not None else number > 0)
-            or number == float("inf")
-        ):
-            raise ConfigError(f"config key {key!r} is {number!r}; allowed values: {allowed}")
+        positive = key in _POSITIVE_NUMBERS
+        if not _is_number(number) or number < 0 or (positive and number == 0):
+            raise ConfigError(
+                f"config key {key!r} is {number!r}; allowed values: numbers "
+                f"{'> 0' if positive else '>= 0'}"
+            )
     if config.get("engine", "fast") not in ENGINES:
         raise ConfigError(
             f"config key 'engine' is {config['engine']!r}; allowed values: {', '.join(ENGINES)}"
@@ -94,6 +94,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     whitelist = config.get("cpt_whitelist")
     if whitelist not in (None, "") and not Path(str(whitelist)).is_file():
         raise ConfigError(f"config key 'cpt_whitelist': file {whitelist} does not exist")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _LOCK: IO[str] | None = None
