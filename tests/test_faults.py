@@ -286,6 +286,30 @@ def test_run_extraction_retries_a_failed_resume(
     assert http_server.route(url).statuses == [200, 503, 503, 206]
 
 
+def test_run_extraction_resume_refused_fails_with_both_reasons(
+    http_server: FileServer, tmp_path: Path, log_file: Path, small: Doc
+) -> None:
+    """The signature expired while the file was downloading: 403 is final, not retried."""
+    url = http_server.add(
+        "/mrf/in.json.gz",
+        small.payload,
+        etag='"v1"',
+        ranges=True,
+        drop_at=[1000],
+        fail_hits=(2,),
+        fail_status=403,
+    )
+    result, status, folder = extract(url, tmp_path, log_file)
+    assert_failed(
+        status,
+        folder,
+        "1000 of",
+        "resuming failed: HTTP 403 Forbidden from host 127.0.0.1 for http://127.0.0.1:",
+    )
+    assert counts(status) == (0, 0, 0)
+    assert http_server.hits(url) == 2
+
+
 def test_run_extraction_gives_up_when_resumes_bring_nothing(
     http_server: FileServer, tmp_path: Path, log_file: Path, small: Doc
 ) -> None:

@@ -245,7 +245,10 @@ class HttpSource(ByteSource):
         log.warning("%s; resuming from byte %d%s", where, at, f" in {wait:.1f} s" if wait else "")
         time.sleep(wait)
         headers = {"Range": f"bytes={at}-", "If-Range": self._validator or ""} if at else {}
-        response, conn, _ = _connect(self._url, self._settings, self.stats, headers)
+        try:
+            response, conn, _ = _connect(self._url, self._settings, self.stats, headers)
+        except TransportError as exc:  # e.g. 403: the signature expired during the download
+            raise type(exc)(f"{where}; resuming failed: {exc}") from exc
         try:
             if at:
                 self._check_partial(response, at)
