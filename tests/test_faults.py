@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ import pytest
 
 from httpserver import FileServer
 from mrfbatch import synth
+from mrfbatch.engines.fast import FastEngine
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
 
@@ -184,10 +186,25 @@ def gaps(server: FileServer, url: str) -> list[float]:
 # ---------------------------------------------------------------- resumes
 
 
-@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
-@pytest.mark.parametrize(
+ENGINES = pytest.mark.parametrize(
     ("engine", "threads"), [("fast", 1), ("fast", 2), ("reference", 1)], ids=str
 )
+
+
+def small_chunks(engine: str, threads: int = 1) -> str | FastEngine:
+    """The engine, reading 64 KB at a time (the fast one's default, 8 MB, holds all of
+    `small`): items are matched and rows made before a break near the end of the file."""
+    return FastEngine(chunk_size=1 << 16, threads=threads) if engine == "fast" else engine
+
+
+def discarded_items(log: str) -> int:
+    found = re.search(r"restart 1 of 2: the (\d+) items matched so far are discarded", log)
+    assert found, log
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["close", "reset"])
+@ENGINES
 def test_run_extraction_resumes_where_the_connection_dropped(
     http_server: FileServer,
     tmp_path: Path,
@@ -348,35 +365,49 @@ def test_run_extraction_restarts_when_the_file_changes(
         "/mrf/in.json.gz",
         small.payload,
         ranges=True,
-        drop_at=[len(small.payload) // 2],
+        drop_at=[len(small.payload) * 9 // 10],
         replace_after=1,
         replacement=other.payload,
         **validators,
     )
-    result, status, folder = extract(url, tmp_path, log_file)
+    result, status, folder = extract(
+        url, tmp_path, log_file, engine=small_chunks("fast"), rate_batch_size=10
+    )
     assert result.status == "success", result.error
-    assert_same_tables(folder, other)
+    assert_same_tables(folder, other)  # not one row of the old file
     assert counts(status) == (0, 0, 1)
     assert status["bytes_read"] == len(other.payload)
     statuses = http_server.route(url).statuses
     assert statuses == [200, 200 if change == "if-range" else 206, 200]
-    assert "has changed" in log_file.read_text()
+    log = log_file.read_text()
+    assert "has changed" in log
+    assert discarded_items(log) > 0
 
 
+@ENGINES
 def test_run_extraction_restarts_when_the_server_ignores_range(
-    http_server: FileServer, tmp_path: Path, log_file: Path, small: Doc
+    http_server: FileServer,
+    tmp_path: Path,
+    log_file: Path,
+    small: Doc,
+    engine: str,
+    threads: int,
 ) -> None:
-    url = http_server.add(
-        "/mrf/in.json.gz", small.payload, etag='"v1"', ranges=False, drop_at=[5000]
+    """Near the end, so items were matched and rows made before the restart."""
+    at = len(small.payload) - 100
+    url = http_server.add("/mrf/in.json.gz", small.payload, etag='"v1"', ranges=False, drop_at=[at])
+    result, status, folder = extract(
+        url, tmp_path, log_file, engine=small_chunks(engine, threads), rate_batch_size=10
     )
-    result, status, folder = extract(url, tmp_path, log_file)
     assert result.status == "success", result.error
     assert_same_tables(folder, small)
     assert counts(status) == (0, 0, 1)
     route = http_server.route(url)
     assert route.statuses == [200, 200, 200]
-    assert [r for r, _ in route.range_headers] == [None, "bytes=5000-", None]
-    assert "ignores Range requests" in log_file.read_text()
+    assert [r for r, _ in route.range_headers] == [None, f"bytes={at}-", None]
+    log = log_file.read_text()
+    assert "ignores Range requests" in log
+    assert discarded_items(log) > 0
 
 
 def test_run_extraction_restarts_without_a_validator(

@@ -172,11 +172,11 @@ def run_extraction(
                     ) from exc
                 result.restarts += 1
                 log.warning(
-                    "%s; restart %d of %d: the %d rate rows read so far are discarded",
+                    "%s; restart %d of %d: the %d items matched so far are discarded",
                     exc,
                     result.restarts,
                     settings.restarts,
-                    run.rates.rows_written + run.rates.pending,
+                    run.handler.items_matched if run.handler is not None else 0,
                 )
         assert run.store is not None and run.handler is not None
         remote = run.store.fetch_remote(run.handler.referenced, settings)
