@@ -19,6 +19,10 @@ result = run_task(
     provider_batch_size=snakemake.params.provider_batch_size,
     rate_batch_size=snakemake.params.rate_batch_size,
     attempts=snakemake.params.attempts,
+    # From the config, not params: how patiently to fetch does not change the tables, so a
+    # new value must not make Snakemake redo finished extractions.
+    retry_seconds=snakemake.config["retry_seconds"],
+    timeout=snakemake.config["timeout"],
     engine=snakemake.params.engine,
     threads=snakemake.threads,
     echo=snakemake.config.get("console_echo", False),  # set by rules/common.smk

@@ -336,6 +336,10 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
             ["source=url", "input=https://127.0.0.1:9/a.json", "cpt_whitelist=gone.txt"],
             "config key 'cpt_whitelist': file gone.txt does not exist",
         ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "retry_seconds=-1"],
+            "config key 'retry_seconds' is -1; allowed values: numbers >= 0",
+        ),
     ],
 )
 def test_workflow_bad_config_stops_before_any_job(
@@ -399,6 +403,12 @@ def test_batch_orchestrator_command_and_execute_batch(
             "2",
             "--cpt-whitelist",
             "codes.txt",
+            "--attempts",
+            "3",
+            "--retry-seconds",
+            "60",
+            "--timeout",
+            "30",
         ]
     )
     assert code == 0

@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpt-whitelist")
     p.add_argument("--provider-batch-size", type=int)
     p.add_argument("--rate-batch-size", type=int)
-    p.add_argument("--retries", type=int)
+    p.add_argument("--retries", type=int, help="Snakemake retries of a failed extraction")
+    p.add_argument("--attempts", type=int, help="tries per HTTP request (connection errors, 5xx)")
+    p.add_argument("--retry-seconds", type=float, help="longest time one request is retried")
+    p.add_argument("--timeout", type=float, help="seconds without data before a resume")
     p.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
     return p
 
@@ -153,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "provider_batch_size": args.provider_batch_size,
         "rate_batch_size": args.rate_batch_size,
         "retries": args.retries,
+        "attempts": args.attempts,
+        "retry_seconds": args.retry_seconds,
+        "timeout": args.timeout,
     }
     try:
         code = run_workflow(config, args.workers, ["--dry-run"] if args.dry_run else [])

@@ -43,5 +43,9 @@ class UnreachableError(TransportError):
     """The host could not be reached at all (name resolution, connect or read timeout)."""
 
 
+class RestartFromZero(TransportError):
+    """A broken transfer cannot go on with the same version of the file: read it from the start."""
+
+
 class SourceError(MrfError):
     """A source (CSV, index, URL list) is unusable."""

@@ -15,6 +15,9 @@ from mrfbatch.sources import Task
 _COUNTS = (
     "bytes_read",
     "bytes_decoded",
+    "retries",
+    "resumes",
+    "restarts",
     "items_seen",
     "items_matched",
     "rate_rows",

@@ -32,12 +32,12 @@ from typing import Any
 
 from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import ENGINES, Engine, get_engine
-from mrfbatch.errors import MrfError, UsageError
+from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import derive_network_id, redact_url
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import FILE_METADATA_KEYS, Quality
-from mrfbatch.transport import ByteSource, TransportSettings, open_source
+from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
 from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWriter
 
@@ -69,6 +69,9 @@ class ExtractionResult:
     bytes_read: int = 0
     bytes_decoded: int = 0
     compression: str | None = None
+    retries: int = 0
+    resumes: int = 0
+    restarts: int = 0
     items_seen: int = 0
     items_matched: int = 0
     rate_rows: int = 0
@@ -112,6 +115,12 @@ def run_extraction(
 
     Bad input never raises: the result (and status.json) says `failed` and why. Invalid
     arguments raise UsageError before anything is written.
+
+    A transfer that breaks is resumed where it stopped (see mrfbatch.transport). When it cannot
+    be (the server ignores ranges, or the file changed), everything read so far is thrown away
+    (rows, provider store, temporary tables) and the file is read again from its first byte, at
+    most `settings.restarts` times; `retries`, `resumes` and `restarts` in the result count
+    what it took over all of them.
     """
     _check_arguments(provider_batch_size, rate_batch_size, output_format)
     if isinstance(engine, str) and engine not in ENGINES:
@@ -139,43 +148,50 @@ def run_extraction(
         plan_metadata=plan_metadata,
     )
     started = time.monotonic()
-    quality = Quality()
-    rates = TableWriter(final["rates"], RATES_SCHEMA, rate_batch_size, output_format)
-    providers = TableWriter(
-        final["providers"], PROVIDERS_SCHEMA, provider_batch_size, output_format
-    )
-    store: ProviderStore | None = None
-    raw: ByteSource | None = None
-    stream: DecodedStream | None = None
-    handler: Extraction | None = None
+    stats = TransferStats()
+    run: _Pass | None = None
     try:
         whitelist = None if cpt_whitelist is None else load_whitelist(cpt_whitelist)
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        store = ProviderStore(out_dir / f".providers-{os.getpid()}.spill", network_id, quality)
         parser = get_engine(engine, threads) if isinstance(engine, str) else engine
-        handler = Extraction(network_id, whitelist, rates, store, quality)
         log.info("extracting %s into %s", result.url, out_dir)
-        with open_source(url, settings) as raw:
-            progress = Progress(lambda: _progress_line(raw, stream, handler, rates, started))
-            stream = DecodedStream(raw, on_read=progress.tick)
-            result.compression = stream.compression
-            parser.scan(stream, handler)  # type: ignore[arg-type]
-            handler.finish()
-        remote = store.fetch_remote(handler.referenced, settings)
+        while True:
+            run = _Pass(
+                network_id, whitelist, final, rate_batch_size, provider_batch_size, output_format
+            )
+            try:
+                run.scan(url, settings, stats, parser, started)
+                break
+            except RestartFromZero as exc:
+                run.discard()
+                if result.restarts >= settings.restarts:
+                    raise TransportError(
+                        f"{exc} (gave up after {result.restarts} restarts from the start)"
+                    ) from exc
+                result.restarts += 1
+                log.warning(
+                    "%s; restart %d of %d: the %d items matched so far are discarded",
+                    exc,
+                    result.restarts,
+                    settings.restarts,
+                    run.handler.items_matched if run.handler is not None else 0,
+                )
+        assert run.store is not None and run.handler is not None
+        remote = run.store.fetch_remote(run.handler.referenced, settings)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)
-        for columns, n in store.columns(handler.referenced):
-            providers.write_columns(columns, n)
-        result.unresolved_references = store.unresolved(handler.referenced)
+        for columns, n in run.store.columns(run.handler.referenced):
+            run.providers.write_columns(columns, n)
+        result.unresolved_references = run.store.unresolved(run.handler.referenced)
         if result.unresolved_references:
             result.warnings.append(
                 f"{result.unresolved_references} provider_references ids used by rates are "
                 "defined nowhere in the file"
             )
-        for name, writer in (("rates", rates), ("providers", providers)):
+        for name, writer in (("rates", run.rates), ("providers", run.providers)):
             result.output_files[name] = str(writer.commit())
         result.status = "success"
     except MrfError as exc:
@@ -190,14 +206,73 @@ def run_extraction(
         raise
     finally:
         if result.status != "success":
-            _discard(rates, providers, final.values())
+            if run is not None:
+                run.discard()
+            for path in final.values():
+                path.unlink(missing_ok=True)
             result.output_files = {}
-        if store is not None:
-            store.close()
-        _fill_counts(result, raw, stream, handler, rates, providers, quality, started)
+        elif run is not None:
+            run.close()
+        _fill_counts(result, run, stats, started)
         _write_status(status_path, result)
     _log_outcome(result)
     return result
+
+
+class _Pass:
+    """One read of the file from its first byte, and what it fills: tables, provider store."""
+
+    def __init__(
+        self,
+        network_id: str,
+        whitelist: frozenset[str] | None,
+        final: dict[str, Path],
+        rate_batch_size: int,
+        provider_batch_size: int,
+        output_format: str,
+    ):
+        self.network_id = network_id
+        self.whitelist = whitelist
+        self.quality = Quality()
+        self.rates = TableWriter(final["rates"], RATES_SCHEMA, rate_batch_size, output_format)
+        self.providers = TableWriter(
+            final["providers"], PROVIDERS_SCHEMA, provider_batch_size, output_format
+        )
+        self.spill = final["rates"].parent / f".providers-{os.getpid()}.spill"
+        self.store: ProviderStore | None = None
+        self.handler: Extraction | None = None
+        self.raw: ByteSource | None = None
+        self.stream: DecodedStream | None = None
+
+    def scan(
+        self,
+        url: str,
+        settings: TransportSettings,
+        stats: TransferStats,
+        parser: Engine,
+        started: float,
+    ) -> None:
+        """Stream the file through `parser` into the tables and the provider store."""
+        self.store = ProviderStore(self.spill, self.network_id, self.quality)
+        self.handler = Extraction(
+            self.network_id, self.whitelist, self.rates, self.store, self.quality
+        )
+        with open_source(url, settings, stats) as raw:
+            self.raw = raw
+            progress = Progress(lambda: _progress_line(self, started))
+            self.stream = DecodedStream(raw, on_read=progress.tick)
+            parser.scan(self.stream, self.handler)  # type: ignore[arg-type]
+            self.handler.finish()
+
+    def discard(self) -> None:
+        """Delete everything this pass wrote (temporary tables, the provider store)."""
+        self.rates.abort()
+        self.providers.abort()
+        self.close()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
@@ -208,33 +283,26 @@ def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
         raise UsageError(f"output format {fmt!r} is not one of: {', '.join(FORMATS)}")
 
 
-def _discard(rates: TableWriter, providers: TableWriter, finals: Iterable[Path]) -> None:
-    rates.abort()
-    providers.abort()
-    for path in finals:
-        path.unlink(missing_ok=True)
-
-
 def _fill_counts(
-    result: ExtractionResult,
-    raw: ByteSource | None,
-    stream: DecodedStream | None,
-    handler: Extraction | None,
-    rates: TableWriter,
-    providers: TableWriter,
-    quality: Quality,
-    started: float,
+    result: ExtractionResult, run: _Pass | None, stats: TransferStats, started: float
 ) -> None:
     result.finished_at = _now()
     result.duration_seconds = round(time.monotonic() - started, 3)
-    result.bytes_read = raw.bytes_read if raw is not None else 0
-    result.bytes_decoded = stream.bytes_decoded if stream is not None else 0
-    if handler is not None:
-        result.items_seen = handler.items_seen
-        result.items_matched = handler.items_matched
-        result.file_metadata = handler.file_metadata
-    result.rate_rows = rates.rows_written
-    result.provider_rows = providers.rows_written
+    result.retries = stats.retries
+    result.resumes = stats.resumes
+    if run is None:
+        return
+    result.bytes_read = run.raw.bytes_read if run.raw is not None else 0
+    result.bytes_decoded = run.stream.bytes_decoded if run.stream is not None else 0
+    if run.stream is not None:
+        result.compression = run.stream.compression
+    if run.handler is not None:
+        result.items_seen = run.handler.items_seen
+        result.items_matched = run.handler.items_matched
+        result.file_metadata = run.handler.file_metadata
+    result.rate_rows = run.rates.rows_written
+    result.provider_rows = run.providers.rows_written
+    quality = run.quality
     result.unknown_keys = quality.unknown_keys
     result.unknown_key_names = dict(quality.unknown_key_names)
     result.invalid_values = quality.invalid_values
@@ -251,21 +319,16 @@ def _write_status(path: Path, result: ExtractionResult) -> None:
     os.replace(tmp, path)
 
 
-def _progress_line(
-    raw: ByteSource,
-    stream: DecodedStream | None,
-    handler: Extraction | None,
-    rates: TableWriter,
-    started: float,
-) -> str:
+def _progress_line(run: _Pass, started: float) -> str:
     elapsed = max(time.monotonic() - started, 1e-9)
-    decoded = stream.bytes_decoded if stream is not None else 0
-    seen = handler.items_seen if handler is not None else 0
-    matched = handler.items_matched if handler is not None else 0
+    read = run.raw.bytes_read if run.raw is not None else 0
+    decoded = run.stream.bytes_decoded if run.stream is not None else 0
+    seen = run.handler.items_seen if run.handler is not None else 0
+    matched = run.handler.items_matched if run.handler is not None else 0
     return (
-        f"read {raw.bytes_read / 1e6:,.0f} MB ({decoded / 1e6:,.0f} MB JSON, "
+        f"read {read / 1e6:,.0f} MB ({decoded / 1e6:,.0f} MB JSON, "
         f"{decoded / 1e6 / elapsed:,.1f} MB/s); items {seen:,} seen, {matched:,} matched; "
-        f"{rates.rows_written + rates.pending:,} rate rows"
+        f"{run.rates.rows_written + run.rates.pending:,} rate rows"
     )
 
 
@@ -300,6 +363,26 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        number = _seconds(value)
+    except argparse.ArgumentTypeError:
+        number = 0.0
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
     return number
 
 
@@ -343,13 +426,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempts",
         type=_positive_int,
         default=TransportSettings.attempts,
-        help="tries per HTTP request for connection errors, 429 and 5xx",
+        help="tries per HTTP request for connection errors, 408, 429 and 5xx",
+    )
+    p.add_argument(
+        "--retry-seconds",
+        type=_seconds,
+        default=TransportSettings.retry_seconds,
+        help="longest time a request is retried, from its first try (default %(default)g)",
+    )
+    p.add_argument(
+        "--backoff-seconds",
+        type=_seconds,
+        default=TransportSettings.backoff_seconds,
+        help="first wait between retries, doubled each time (default %(default)g)",
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=TransportSettings.read_timeout,
-        help="seconds without data before a connection is given up",
+        help="seconds without data before a connection is dropped and resumed "
+        "(default %(default)g)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     return p
@@ -362,7 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    settings = TransportSettings(attempts=args.attempts, read_timeout=args.timeout)
+    settings = TransportSettings(
+        attempts=args.attempts,
+        read_timeout=args.timeout,
+        retry_seconds=args.retry_seconds,
+        backoff_seconds=args.backoff_seconds,
+    )
     try:
         result = run_extraction(
             args.url,

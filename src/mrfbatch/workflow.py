@@ -10,6 +10,7 @@ import fcntl
 import functools
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ _POSITIVE_INTS = (
     "threads_per_job",
 )
 _NON_NEGATIVE_INTS = ("retries",)
+_NON_NEGATIVE_NUMBERS = ("retry_seconds",)
+_POSITIVE_NUMBERS = ("timeout",)
 _FILE_SOURCES = ("csv", "urls")
 
 
@@ -74,6 +77,16 @@ def check_config(config: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
             )
+    for key in _NON_NEGATIVE_NUMBERS + _POSITIVE_NUMBERS:
+        if key not in config:
+            continue
+        number = config[key]
+        positive = key in _POSITIVE_NUMBERS
+        if not _is_number(number) or number < 0 or (positive and number == 0):
+            raise ConfigError(
+                f"config key {key!r} is {number!r}; allowed values: numbers "
+                f"{'> 0' if positive else '>= 0'}"
+            )
     if config.get("engine", "fast") not in ENGINES:
         raise ConfigError(
             f"config key 'engine' is {config['engine']!r}; allowed values: {', '.join(ENGINES)}"
@@ -81,6 +94,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     whitelist = config.get("cpt_whitelist")
     if whitelist not in (None, "") and not Path(str(whitelist)).is_file():
         raise ConfigError(f"config key 'cpt_whitelist': file {whitelist} does not exist")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _LOCK: IO[str] | None = None
@@ -150,6 +167,8 @@ def run_task(
     provider_batch_size: int = 50_000,
     rate_batch_size: int = 100_000,
     attempts: int = TransportSettings.attempts,
+    retry_seconds: float = TransportSettings.retry_seconds,
+    timeout: float = TransportSettings.read_timeout,
     engine: str = "fast",
     threads: int = 1,
     echo: bool = False,
@@ -170,7 +189,9 @@ def run_task(
             provider_batch_size=provider_batch_size,
             rate_batch_size=rate_batch_size,
             plan_metadata=list(task.plan_metadata),
-            settings=TransportSettings(attempts=attempts),
+            settings=TransportSettings(
+                attempts=attempts, retry_seconds=retry_seconds, read_timeout=timeout
+            ),
             engine=engine,
             threads=threads,
         )
