@@ -21,6 +21,17 @@
  *
  * and raises ScanError((offset, reason)) at the first byte that cannot be JSON.
  *
+ * scan_elements(buf, pos, eof, key) does the same for the elements of an array, many per call
+ * (the fast engine's provider_references and in_network arrays): from buf[pos], just after the
+ * array's `[` or a `,`, it scans element after element, reading the `,` between them, until
+ * the array's `]`, an element cut by the end of buf, a byte that is not JSON, or MAX_ELEMENTS
+ * elements. It returns (pos, elements, state, partial): each element as (start, end, key_start,
+ * key_end, flags), with the last span of `key` (-1, -1 when none); where it stopped; whether
+ * that is at an element (AT_ELEMENT: cut, not JSON, or enough found; partial is the cut
+ * element's Partial, for scan_value to go on with), after one (AFTER_ELEMENT: the caller reads
+ * or rejects what follows), or after the `]` (CLOSED). An element that is not JSON is
+ * reported, as ScanError, by the call that starts at it.
+ *
  * What is accepted is what yajl (ijson's yajl2_c backend, the reference engine) accepts for a
  * single value: blanks are space, tab, CR and LF only; no control characters in strings; no
  * comments, NaN, leading zeros, `1.`, `.5` or `+1`. A low surrogate escape without a high one

@@ -445,8 +445,8 @@ class ItemRows:
         """The keys of a rate's `provider_references` and its inline `provider_groups`
         (UNSET: the rate has no such key)."""
         ids: list[str] = []
-        if isinstance(refs, list) and all(type(r) in _ID_TYPES for r in refs):
-            ids = [r if type(r) is str else str(r) for r in refs]  # group_key, without a call
+        if isinstance(refs, list) and _ID_TYPES.issuperset(map(type, refs)):
+            ids = list(map(str, refs))  # group_key of these types, with no call per id
             self.referenced.update(ids)
             refs = None
         for ref in refs if isinstance(refs, list) else ([] if refs is None else [refs]):
