@@ -73,9 +73,13 @@ _runs = itertools.count()
 _scanner = "c"  # the fast engine's scanner in the running test (the `scanner` fixture)
 
 
-@pytest.fixture(autouse=True, params=["c", "msgspec"])
+@pytest.fixture(autouse=True, params=["c", "c-pass", "msgspec"])
 def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test runs with the C scanner, then with msgspec (every fast engine it builds)."""
+    """Each test runs with the C scanner, then with msgspec (every fast engine it builds).
+
+    "c-pass" is the C scanner with `hold=0`: every unwanted item cut by a chunk's end is passed
+    over as it streams, as only items longer than 8 MiB are by default.
+    """
     global _scanner
     _scanner = request.param
     try:
@@ -100,17 +104,25 @@ def quiet_logs() -> Iterator[None]:
 
 
 def make_engine(spec: Any) -> Any:
-    """The engine for a spec: "reference", a chunk size, (chunk size, threads), None: default.
+    """The engine for a spec: "reference", a chunk size, (chunk size, threads), None: default,
+    or a FastEngine.
 
     Fast engines use the scanner of the running test.
     """
-    if spec == "reference":
-        return "reference"
+    if spec == "reference" or isinstance(spec, FastEngine):
+        return spec
     if spec is None:
-        return FastEngine(scanner=_scanner)
+        return fast_engine()
     if isinstance(spec, tuple):
-        return FastEngine(chunk_size=spec[0], threads=spec[1], scanner=_scanner)
-    return FastEngine(chunk_size=spec, scanner=_scanner)
+        return fast_engine(chunk_size=spec[0], threads=spec[1])
+    return fast_engine(chunk_size=spec)
+
+
+def fast_engine(**options: Any) -> FastEngine:
+    """A FastEngine with the running test's scanner."""
+    if _scanner == "c-pass":
+        return FastEngine(scanner="c", hold=0, **options)
+    return FastEngine(scanner=_scanner, **options)
 
 
 @dataclass
@@ -191,7 +203,7 @@ def error_offset(error: str | None) -> int | None:
 
 
 def test_fast_engine_scanner_auto_is_c_when_built(scanner: str) -> None:
-    assert FastEngine(scanner=scanner).scanner == scanner
+    assert fast_engine().scanner == scanner.removesuffix("-pass")
     assert FastEngine().scanner == "c"  # the extension is built wherever the tests run
 
 
@@ -215,7 +227,7 @@ def test_fast_engine_logs_its_scanner(
     with caplog.at_level(logging.DEBUG, logger="mrfbatch.engines.fast"):
         outcome = extract(path, tmp_path, None, ["99213"])
     assert outcome.result.ok
-    expected = "C scanner" if scanner == "c" else "msgspec scanner"
+    expected = "msgspec scanner" if scanner == "msgspec" else "C scanner"
     assert any(expected in record.getMessage() for record in caplog.records), caplog.text
 
 
@@ -809,9 +821,32 @@ def check_trap(data: bytes, matched: dict[Any, int], tmp_path: Path, engines: An
 
 
 @pytest.mark.parametrize("name", list(TRAPS))
-def test_fast_engine_matches_reference_on_trap(name: str, tmp_path: Path) -> None:
+def test_fast_engine_matches_reference_on_trap(name: str, scanner: str, tmp_path: Path) -> None:
     data, matched = TRAPS[name]
+    if name == "duplicate-billing-code-keys" and scanner == "c-pass":
+        check_passed_duplicates(data, [list(w) for w in matched if w], tmp_path)
+        return
     check_trap(data, matched, tmp_path, TRAP_ENGINES)
+
+
+def check_passed_duplicates(data: bytes, whitelists: list[list[str]], tmp_path: Path) -> None:
+    """An item passed over (its first code not wanted) that names billing_code again cannot be
+    judged by its last code, as a decode would: the extraction fails saying so, or, when the
+    item was not cut by a chunk's end and so held whole, it matches the reference."""
+    path = tmp_path / "trap.json"
+    path.write_bytes(data)
+    failed = 0
+    for whitelist in whitelists:
+        ref = extract(path, tmp_path, "reference", whitelist)
+        for label, spec in TRAP_ENGINES:
+            fast = extract(path, tmp_path, spec, whitelist)
+            if fast.result.ok:
+                assert_same(fast, ref, f"whitelist={whitelist} fast {label}")
+            else:
+                failed += 1
+                assert "names its billing_code again" in (fast.error or ""), fast.error
+                assert "--engine reference" in (fast.error or ""), fast.error
+    assert failed
 
 
 @pytest.mark.parametrize("layout", list(STRANGE_LAYOUTS))
@@ -1556,3 +1591,88 @@ def test_non_json_whitespace_is_invalid_json(where: str, blank: bytes, tmp_path:
         data = data.replace(b'"name":', blank + b'"name":', 1)
     ref, _ = check_failure(data, tmp_path, ["99213"])
     assert error_kind(ref.error) == "invalid JSON", ref.error
+
+
+def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the most bytes the fast engine's buffer held (in a one-element list)."""
+    longest = [0]
+    original = fast_module._Scanner._more
+
+    def more(self: Any) -> bool:
+        got = original(self)
+        longest[0] = max(longest[0], len(self.buf))
+        return bool(got)
+
+    monkeypatch.setattr(fast_module._Scanner, "_more", more)
+    return longest
+
+
+PADDING = b',"x_pad":[' + b",".join([b'{"a":"' + b"x" * 50 + b'"}'] * 45_000) + b"]"  # 2.6 MB
+
+
+@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec holds every item whole
+@pytest.mark.parametrize("threads", [1, 2])
+def test_c_scanner_passes_over_a_long_unwanted_item(
+    scanner: str, threads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item longer than `hold` whose own code (read first) is not wanted is not held whole:
+    the buffer stays within `hold` and a few chunks, and the tables are the reference's."""
+    longest = longest_buffer(monkeypatch)
+    chunk, hold = 64 * 1024, 256 * 1024
+    big = item(b'"11111"', extra=PADDING, rates=[rate(refs=b"[1]")])
+    path = tmp_path / "long.json"
+    path.write_bytes(document(big, item(b'"99213"'), big.replace(b"11111", b"22222"), big))
+    engine = FastEngine(chunk_size=chunk, threads=threads, scanner="c", hold=hold)
+    for whitelist in (["99213"], ["99213", "22222"]):
+        longest[0] = 0
+        fast = extract(path, tmp_path, engine, whitelist)
+        assert fast.result.ok, fast.error
+        assert_same(fast, extract(path, tmp_path, "reference", whitelist), f"{whitelist}")
+        assert fast.result.items_seen == 4
+        if whitelist == ["99213"]:
+            assert longest[0] <= hold + 3 * chunk < len(big)  # no item held whole
+        else:
+            assert longest[0] > len(big)  # the wanted long item is held whole
+
+
+@pytest.mark.parametrize("scanner", ["c"], indirect=True)
+def test_c_scanner_holds_a_long_item_whose_code_comes_last(
+    scanner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until an item's own code has been read, it may be wanted: it is held whole."""
+    longest = longest_buffer(monkeypatch)
+    big = item(b'"11111"', lead=PADDING[1:] + b",", code_last=True)
+    path = tmp_path / "last.json"
+    path.write_bytes(document(big, item(b'"99213"')))
+    engine = FastEngine(chunk_size=64 * 1024, scanner="c", hold=0)
+    fast = extract(path, tmp_path, engine, ["99213"])
+    assert_same(fast, extract(path, tmp_path, "reference", ["99213"]), "code last")
+    assert longest[0] > len(big)
+
+
+@pytest.mark.parametrize("scanner", ["c"], indirect=True)
+@pytest.mark.parametrize(
+    ("second", "whitelist", "fails"),
+    [
+        (b'"99214"', ["99214"], True),  # a decode keeps the last code, which is wanted
+        (b'"99215"', ["99214"], False),  # neither is wanted: passed over, as the reference
+        (b'"99214"', ["11111"], False),  # the first is wanted: held whole, the last decides
+    ],
+)
+def test_c_scanner_long_item_naming_its_code_twice(
+    scanner: str, second: bytes, whitelist: list[str], fails: bool, tmp_path: Path
+) -> None:
+    big = item(b'"11111"', extra=PADDING + rb',"billing\u005fcode":' + second)
+    path = tmp_path / "twice.json"
+    data = document(item(b'"99213"'), big)
+    path.write_bytes(data)
+    engine = FastEngine(chunk_size=64 * 1024, scanner="c", hold=256 * 1024)
+    fast = extract(path, tmp_path, engine, whitelist)
+    ref = extract(path, tmp_path, "reference", whitelist)
+    if not fails:
+        assert_same(fast, ref, f"{second!r} {whitelist}")
+        return
+    assert ref.result.ok and ref.result.items_matched == 1  # the reference decodes it whole
+    assert fast.error is not None
+    assert f"item at decoded byte {data.index(big)} of" in fast.error, fast.error
+    assert "names its billing_code again" in fast.error and "--engine reference" in fast.error

@@ -425,13 +425,17 @@ def test_run_extraction_small_batches_make_row_groups(tmp_path: Path) -> None:
     assert frozen_rows(small_providers) == frozen_rows(big_providers)
 
 
+@pytest.mark.parametrize("large_bytes", [0, None])
 @pytest.mark.parametrize("rows", [1, 2, 3])
 def test_run_extraction_large_items_in_batches_of_rows(
-    tmp_path: Path, rows: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, rows: int, large_bytes: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A matched item's rows reach the writer a few rates at a time (rows.ROWS_PER_BATCH);
-    here a batch is a rate or two, so every item is cut, also between inline groups."""
+    here a batch is a rate or two, so every item is cut, also between inline groups. With
+    LARGE_ITEM_BYTES 0 every item is a LargeItem, its rates decoded as they are read."""
     monkeypatch.setattr(rows_module, "ROWS_PER_BATCH", rows)
+    if large_bytes is not None:
+        monkeypatch.setattr(rows_module, "LARGE_ITEM_BYTES", large_bytes)
     sf = synth.generate(synth.SynthConfig(seed=46, items=10, inline_groups=True, references=6))
     prices = [
         sum(len(r["negotiated_prices"]) for r in i["negotiated_rates"])

@@ -195,6 +195,9 @@ UNUSUAL_CHANGES: list[tuple[str, tuple[str, ...], object]] = [
     ("unknown price key", ("negotiated_rates", 1, "negotiated_prices", 0, "note"), "x"),
     ("bundled code as a number", ("bundled_codes", 0, "billing_code"), 99000),
     ("rates not a list", ("negotiated_rates",), {"a": 1}),
+    ("rates a string", ("negotiated_rates",), "[]"),
+    ("the last rate odd", ("negotiated_rates", 2, "negotiated_prices"), {}),
+    ("a rate not an object", ("negotiated_rates", 1), [1]),
 ]
 
 
@@ -209,7 +212,7 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     """(what decode_item gives, the general path's columns + counts, the chosen path's)."""
     import msgspec
 
-    from mrfbatch.rows import ItemRows, TypedItem, decode_item
+    from mrfbatch.rows import ItemRows, LargeItem, TypedItem, decode_item
 
     general_quality = Quality()
     general = ItemRows("net", general_quality)
@@ -218,18 +221,33 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     decoded = decode_item(raw)
     quality = Quality()
     rows = ItemRows("net", quality)
-    if isinstance(decoded, TypedItem):
-        columns, n = rows.typed_columns(decoded)
+    if isinstance(decoded, TypedItem | LargeItem):
+        columns, n = {}, 0
+        for batch, count in rows.typed_batches(decoded):
+            for name, values in batch.items():
+                columns.setdefault(name, []).extend(values)
+            n += count
     else:
         columns, n = rows.columns(decoded)  # type: ignore[arg-type]
     return decoded, expected, (columns, n, rows.referenced, rows.take_inline(), quality)
 
 
-def test_typed_item_rows_equal_general_rows() -> None:
-    from mrfbatch.rows import TypedItem
+@pytest.fixture(params=["whole", "large"])
+def large(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Items decoded whole, or as LargeItems (rates decoded as read), one rate per batch."""
+    from mrfbatch import rows
+
+    if request.param == "large":
+        monkeypatch.setattr(rows, "LARGE_ITEM_BYTES", 0)
+        monkeypatch.setattr(rows, "ROWS_PER_BATCH", 1)
+    return bool(request.param == "large")
+
+
+def test_typed_item_rows_equal_general_rows(large: bool) -> None:
+    from mrfbatch.rows import LargeItem, TypedItem
 
     decoded, expected, got = _both_ways(_item_json(USUAL_ITEM))
-    assert isinstance(decoded, TypedItem)
+    assert isinstance(decoded, LargeItem if large else TypedItem)
     assert got == expected
     columns, n = got[0], got[1]
     assert n == 3  # two prices in the first rate, one in the second, none in the third
@@ -246,11 +264,11 @@ def test_typed_item_rows_equal_general_rows() -> None:
     ("what", "path", "value"), UNUSUAL_CHANGES, ids=[c[0] for c in UNUSUAL_CHANGES]
 )
 def test_items_of_other_shapes_take_the_general_path(
-    what: str, path: tuple[str, ...], value: object
+    what: str, path: tuple[str, ...], value: object, large: bool
 ) -> None:
     import copy
 
-    from mrfbatch.rows import TypedItem
+    from mrfbatch.rows import LargeItem, TypedItem
 
     item = copy.deepcopy(USUAL_ITEM)
     target: object = item
@@ -258,7 +276,7 @@ def test_items_of_other_shapes_take_the_general_path(
         target = target[step]  # type: ignore[index]
     target[path[-1]] = value  # type: ignore[index]
     decoded, expected, got = _both_ways(_item_json(item))
-    assert not isinstance(decoded, TypedItem), what
+    assert not isinstance(decoded, TypedItem | LargeItem), what
     assert got == expected
 
 

@@ -8,9 +8,9 @@
  *
  *   (end, spans, flags)  the value ends at buf[end - 1]. When the value is an object and `key`
  *                        is given, `spans` holds the (start, end) of the value of every member
- *                        at depth 1 whose key text is exactly `key`, in order (duplicate keys
- *                        exist; a dict decode keeps the last). `flags`: KEY_ESCAPED when some
- *                        depth-1 key has an escape (its text cannot be compared byte for byte),
+ *                        at depth 1 whose key is `key` once its escapes are decoded, in order
+ *                        (duplicate keys exist; a dict decode keeps the last). `flags`:
+ *                        KEY_ESCAPED when some depth-1 key has an escape,
  *                        LONE_SURROGATE when a `\uD800`-`\uDBFF` escape is not followed by a
  *                        `\uDC00`-`\uDFFF` one (the reference decodes it as "?").
  *   a Partial, or None   the value runs past the end of buf: more data is needed. A number
@@ -352,6 +352,63 @@ scan_number(Scan *s, Py_ssize_t p)
         }                                                                    \
     } while (0)
 
+/* Whether the string text b[p:q] (between its quotes, valid, with escapes) spells `key`. */
+static int
+unescaped_equals(const unsigned char *b, Py_ssize_t p, Py_ssize_t q, const char *key,
+                 Py_ssize_t key_len)
+{
+    Py_ssize_t j = 0, bad;
+    unsigned char out[4];
+    while (p < q) {
+        int len = 1;
+        if (b[p] != '\\') {
+            out[0] = b[p++];
+        }
+        else if (b[p + 1] != 'u') {
+            const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+            out[0] = (unsigned char)to[strchr(from, b[p + 1]) - from];
+            p += 2;
+        }
+        else {
+            long cp = hex4(b, q, p + 2, &bad);
+            p += 6;
+            if (cp >= 0xD800 && cp <= 0xDBFF && p + 6 <= q && b[p] == '\\' && b[p + 1] == 'u') {
+                long low = hex4(b, q, p + 2, &bad);
+                if (low >= 0xDC00 && low <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    p += 6;
+                }
+            }
+            if (cp < 0x80) {
+                out[0] = (unsigned char)cp;
+            }
+            else if (cp < 0x800) {
+                out[0] = (unsigned char)(0xC0 | (cp >> 6));
+                out[1] = (unsigned char)(0x80 | (cp & 0x3F));
+                len = 2;
+            }
+            else if (cp < 0x10000) {
+                out[0] = (unsigned char)(0xE0 | (cp >> 12));
+                out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                out[2] = (unsigned char)(0x80 | (cp & 0x3F));
+                len = 3;
+            }
+            else {
+                out[0] = (unsigned char)(0xF0 | (cp >> 18));
+                out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+                len = 4;
+            }
+        }
+        if (j + len > key_len || memcmp(out, key + j, (size_t)len) != 0) {
+            return 0;
+        }
+        j += len;
+    }
+    return j == key_len;
+}
+
 /* Scan from p, or from s->resume_at when it is set; on SCAN_MORE, s->resume_at and the rest
  * of the resume state say where to go on once buf holds more. */
 static int
@@ -471,6 +528,7 @@ member: /* at the first byte of a key */
     if (depth == 1) {
         if (escaped) {
             s->flags |= FLAG_KEY_ESCAPED;
+            match = key != NULL && unescaped_equals(b, p + 1, q - 1, key, key_len);
         }
         else if (key != NULL && q - p - 2 == key_len && memcmp(b + p + 1, key, key_len) == 0) {
             match = 1;
@@ -558,6 +616,98 @@ partial_dealloc(Partial *self)
 static PyMemberDef partial_members[] = {
     {"resume_at", T_PYSSIZET, offsetof(Partial, resume_at), READONLY,
      "offset from the value's start where the scan goes on (what lies before is scanned)"},
+    {"flags", T_INT, offsetof(Partial, flags), READONLY, "the flags found so far"},
+    {NULL},
+};
+
+static PyObject *
+partial_droppable(Partial *self, void *closure)
+{
+    (void)closure;
+    Py_ssize_t n = self->resume_at;
+    if (self->wanted >= 0 && self->wanted < n) {
+        n = self->wanted;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+partial_spans(Partial *self, void *closure)
+{
+    (void)closure;
+    PyObject *spans = PyTuple_New(self->nspans);
+    for (Py_ssize_t i = 0; spans != NULL && i < self->nspans; i++) {
+        PyObject *span = Py_BuildValue("(nn)", self->spans[i].start, self->spans[i].end);
+        if (span == NULL) {
+            Py_CLEAR(spans);
+            break;
+        }
+        PyTuple_SET_ITEM(spans, i, span);
+    }
+    return spans;
+}
+
+static PyGetSetDef partial_getset[] = {
+    {"spans", (getter)partial_spans, NULL,
+     "the spans of `key`'s values found so far, from the value's start", NULL},
+    {"droppable", (getter)partial_droppable, NULL,
+     "how many bytes from the value's start forget() may drop", NULL},
+    {NULL},
+};
+
+static PyTypeObject PartialType;
+
+/* Partial.forget(n): the same scan, as if the value started n bytes later, so that the caller
+ * can drop the n bytes it has scanned: spans that end by then are forgotten. n may not pass
+ * the resume point, nor the start of a wanted value still being scanned. */
+static PyObject *
+partial_forget(Partial *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0 || n > self->resume_at || (self->wanted >= 0 && n > self->wanted)) {
+        PyErr_Format(PyExc_ValueError,
+                     "Partial.forget(%zd): only bytes before the resume point can be dropped", n);
+        return NULL;
+    }
+    Partial *other = PyObject_New(Partial, &PartialType);
+    if (other == NULL) {
+        return NULL;
+    }
+    other->resume_at = self->resume_at - n;
+    other->wanted = self->wanted < 0 ? -1 : self->wanted - n;
+    other->scanned = self->scanned - n;
+    other->depth = self->depth;
+    other->flags = self->flags;
+    other->nspans = 0;
+    other->spans = PyMem_Malloc(sizeof(Span) * (size_t)(self->nspans ? self->nspans : 1));
+    other->in_object = PyMem_Malloc((size_t)(self->depth ? self->depth : 1));
+    if (other->spans == NULL || other->in_object == NULL) {
+        Py_DECREF(other);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->nspans; i++) {
+        if (self->spans[i].end <= n) {
+            continue;
+        }
+        if (self->spans[i].start < n) {
+            Py_DECREF(other);
+            PyErr_Format(PyExc_ValueError, "Partial.forget(%zd): a span would be cut", n);
+            return NULL;
+        }
+        other->spans[other->nspans].start = self->spans[i].start - n;
+        other->spans[other->nspans].end = self->spans[i].end - n;
+        other->nspans++;
+    }
+    memcpy(other->in_object, self->in_object, (size_t)self->depth);
+    return (PyObject *)other;
+}
+
+static PyMethodDef partial_methods[] = {
+    {"forget", (PyCFunction)partial_forget, METH_O,
+     "forget(n, /)\n--\n\nThe same scan as if the value started n bytes later."},
     {NULL},
 };
 
@@ -569,6 +719,8 @@ static PyTypeObject PartialType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Where scan_value stopped for want of data: pass it back with more.",
     .tp_members = partial_members,
+    .tp_getset = partial_getset,
+    .tp_methods = partial_methods,
 };
 
 /* A Partial for the state of `s` (its value starts at pos); None when nothing is worth

@@ -11,6 +11,13 @@ class Partial:
     """Where scan_value stopped for want of data: pass it back with more."""
 
     resume_at: int  # offset from the value's start where the scan goes on
+    flags: int  # the flags found so far
+    spans: tuple[tuple[int, int], ...]  # of `key`'s values found so far, from the value's start
+
+    droppable: int  # how many bytes from the value's start forget() may drop
+
+    def forget(self, n: int, /) -> Partial:
+        """The same scan, as if the value started n bytes later (n <= droppable)."""
 
 def scan_value(
     buf: bytes | bytearray,

@@ -14,6 +14,7 @@ from mrfbatch.rows import (
     TOP_KEYS,
     Columns,
     ItemRows,
+    LargeItem,
     Quality,
     TypedItem,
     decode_item,
@@ -109,7 +110,7 @@ class Extraction:
     def in_network_item_raw(self, raw: bytes) -> None:
         """One item as JSON text (the fast engine's matched items)."""
         item = decode_item(raw)
-        if not isinstance(item, TypedItem):
+        if not isinstance(item, TypedItem | LargeItem):
             self.in_network_item(item)  # not of the usual shape: checked and counted there
             return
         self.items_seen += 1

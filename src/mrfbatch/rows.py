@@ -23,6 +23,11 @@ from typing import Any
 
 import msgspec
 
+try:
+    from mrfbatch import _jsonscan
+except ImportError:  # not built: large items are decoded whole
+    _jsonscan = None  # type: ignore[assignment]
+
 # Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
 ITEM_KEYS = frozenset(
     {
@@ -290,17 +295,85 @@ class TypedItem(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     severity_of_illness: str | None = None
 
 
+class _ItemHead(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A TypedItem whose negotiated_rates are left as JSON text (see `LargeItem`)."""
+
+    negotiation_arrangement: str | None = None
+    name: str | None = None
+    billing_code_type: str | None = None
+    billing_code_type_version: str | None = None
+    billing_code: str | int | None = None
+    description: str | None = None
+    negotiated_rates: msgspec.Raw = msgspec.Raw(b"null")  # (msgspec takes no Raw | None)
+    bundled_codes: list[_Code] | None = None
+    covered_services: list[_Code] | None = None
+    severity_of_illness: str | None = None
+
+
 _TYPED_ITEM = msgspec.json.Decoder(TypedItem, float_hook=Decimal)
+_ITEM_HEAD = msgspec.json.Decoder(_ItemHead, float_hook=Decimal)
+_RATE = msgspec.json.Decoder(_Rate, float_hook=Decimal)
 _ANY_ITEM = msgspec.json.Decoder(float_hook=Decimal)
+# Items longer than this are decoded a few rates at a time (`LargeItem`): decoded whole, an
+# item takes about four times its length in Python objects. Each rate is then decoded twice
+# (its shape is checked before any row is made), which costs about 15 % more time on such items.
+LARGE_ITEM_BYTES = 64 << 20
+
+
+class LargeItem:
+    """A large item of the usual shape: its head decoded, its rates decoded as they are read.
+
+    `decode_item` has checked that every rate has the usual shape, so reading them cannot fail.
+    """
+
+    def __init__(self, head: _ItemHead, rates: bytes, spans: list[tuple[int, int]]):
+        self.head = head
+        self.billing_code = head.billing_code
+        self._rates = rates
+        self._spans = spans
+
+    def rates(self) -> Iterator[_Rate]:
+        with memoryview(self._rates) as view:
+            for start, end in self._spans:
+                yield _RATE.decode(view[start:end])
 
 
 def decode_item(raw: bytes) -> object:
-    """An item's JSON text as a TypedItem when it has the usual shape, else as dicts and lists
-    (fractions as Decimal) for `ItemRows.columns`. Text that is not JSON raises DecodeError."""
+    """An item's JSON text as a TypedItem (or a LargeItem when it is long) when it has the
+    usual shape, else as dicts and lists (fractions as Decimal) for `ItemRows.columns`. Text
+    that is not JSON raises DecodeError."""
     try:
+        if len(raw) > LARGE_ITEM_BYTES and _jsonscan is not None:
+            return _large_item(raw)
         return _TYPED_ITEM.decode(raw)
     except msgspec.ValidationError:
         return _ANY_ITEM.decode(raw)
+
+
+def _large_item(raw: bytes) -> LargeItem | TypedItem:
+    """A LargeItem; ValidationError where TypedItem would not decode it."""
+    head = _ITEM_HEAD.decode(raw)
+    rates = bytes(head.negotiated_rates)
+    if rates == b"null":
+        return _TYPED_ITEM.decode(raw)
+    head.negotiated_rates = msgspec.Raw()  # the text is kept once, in `rates`
+    if not rates.startswith(b"["):  # msgspec.Raw starts at the value itself
+        raise msgspec.ValidationError("negotiated_rates is not an array")
+    spans: list[tuple[int, int]] = []
+    if rates.lstrip(b"[ \t\r\n") != b"]":  # not []
+        assert _jsonscan is not None
+        at, state = 1, _jsonscan.AT_ELEMENT
+        while state == _jsonscan.AT_ELEMENT:  # valid JSON: each call ends after a `,` or `]`
+            at, found, state, _ = _jsonscan.scan_elements(rates, at, True, None)
+            if not found:
+                break
+            spans += [(start, stop) for start, stop, *_ in found]
+        if (at, state) != (len(rates), _jsonscan.CLOSED):
+            raise RuntimeError(f"negotiated_rates scanned to {at} of {len(rates)} bytes")
+    with memoryview(rates) as view:
+        for start, stop in spans:  # the shape of each rate, before any row is made
+            _RATE.decode(view[start:stop])
+    return LargeItem(head, rates, spans)
 
 
 class ItemRows:
@@ -374,28 +447,36 @@ class ItemRows:
         columns["provider_group_ids"] = group_ids
         return columns, n
 
-    def typed_batches(self, item: TypedItem) -> Iterator[tuple[Columns, int]]:
+    def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[tuple[Columns, int]]:
         """`typed_columns` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
         of a large item are never all held as Python objects at once."""
-        rows = ROWS_PER_BATCH
-        rates = item.negotiated_rates or []
-        if sum(len(rate.negotiated_prices or ()) for rate in rates) <= rows:
-            yield self.typed_columns(item)
-            return
-        first = count = 0
-        for i, rate in enumerate(rates):
+        head: TypedItem | _ItemHead
+        if isinstance(item, LargeItem):
+            head, rates = item.head, item.rates()
+        else:
+            head, rates = item, iter(item.negotiated_rates or ())
+        batch: list[_Rate] = []
+        count = 0
+        for rate in rates:
+            batch.append(rate)
             count += len(rate.negotiated_prices or ())
-            if count >= rows or i == len(rates) - 1:
-                yield self.typed_columns(
-                    msgspec.structs.replace(item, negotiated_rates=rates[first : i + 1])
-                )
-                first, count = i + 1, 0
+            if count >= ROWS_PER_BATCH:
+                yield self.typed_columns(head, batch)
+                batch, count = [], 0
+        if batch:
+            yield self.typed_columns(head, batch)
 
-    def typed_columns(self, item: TypedItem) -> tuple[Columns, int]:
-        """`columns` of an item of the usual shape (see `decode_item`), with the same rows."""
+    def typed_columns(
+        self, item: TypedItem | _ItemHead, rates: Iterable[_Rate] | None = None
+    ) -> tuple[Columns, int]:
+        """`columns` of an item of the usual shape (see `decode_item`), with the same rows:
+        those of `rates`, or of the item's own negotiated_rates."""
         prices: list[_Price] = []
         group_ids: list[list[str]] = []
-        for rate in item.negotiated_rates or ():
+        if rates is None:
+            assert isinstance(item, TypedItem)
+            rates = item.negotiated_rates or ()
+        for rate in rates:
             ids = self._group_ids(rate.provider_references, rate.provider_groups)
             rate_prices = rate.negotiated_prices or ()
             prices.extend(rate_prices)

@@ -51,6 +51,9 @@ else:
 log = logging.getLogger(__name__)
 
 CHUNK = 8 << 20
+# An in_network item longer than this whose own billing_code is not wanted is not held whole:
+# the C scanner's path drops what it has validated as more comes (see `_CScanner._value_end`).
+HOLD = 8 << 20
 SCANNERS = ("auto", "c", "msgspec")
 _MAX_NESTING = 5000
 # The C scanner accepts 5000 levels; msgspec, decoding a matched item, recurses once per level.
@@ -95,9 +98,15 @@ class FastEngine:
 
     name = "fast"
 
-    def __init__(self, chunk_size: int = CHUNK, threads: int = 1, scanner: str = "auto"):
-        if chunk_size < 1 or threads < 1:
-            raise ValueError("chunk_size and threads must be positive")
+    def __init__(
+        self,
+        chunk_size: int = CHUNK,
+        threads: int = 1,
+        scanner: str = "auto",
+        hold: int = HOLD,
+    ):
+        if chunk_size < 1 or threads < 1 or hold < 0:
+            raise ValueError("chunk_size, threads and hold must be positive")
         if scanner not in SCANNERS:
             raise UsageError(f"unknown scanner {scanner!r}; expected one of: {', '.join(SCANNERS)}")
         if scanner == "c" and _jsonscan_missing is not None:
@@ -111,6 +120,7 @@ class FastEngine:
         self.chunk_size = chunk_size
         self.threads = threads
         self.scanner = scanner
+        self.hold = hold
 
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         gc_was_enabled = gc.isenabled()
@@ -136,7 +146,7 @@ class FastEngine:
         if self.threads > 1:
             sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
         try:
-            walker(chunks, handler, getattr(stream, "description", "the file")).run()
+            walker(chunks, handler, getattr(stream, "description", "the file"), self.hold).run()
         finally:
             chunks.close()
             sys.setswitchinterval(switch)
@@ -214,10 +224,11 @@ class _Chunks:
 class _Scanner:
     """Walks the document; a subclass validates values and reads keys off items."""
 
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
         self.chunks = chunks
         self.handler = handler
         self.name = name
+        self.hold = hold
         # A bytearray: the consumed front is dropped and chunks appended in place, so a long
         # value is held once, not twice, while it grows.
         self.buf = bytearray()
@@ -409,8 +420,8 @@ class _Scanner:
 class _MsgspecScanner(_Scanner):
     """msgspec validates each value; items are searched for `"billing_code"` keys."""
 
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
-        super().__init__(chunks, handler, name)
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
+        super().__init__(chunks, handler, name, hold)
         self._retried_at = -1  # decoded offset of the value last retried with more data
         self._surrogates_checked = 0  # decoded offset up to which no lone surrogate is left
 
@@ -518,12 +529,12 @@ class _MsgspecScanner(_Scanner):
 class _CScanner(_Scanner):
     """mrfbatch._jsonscan validates each value, and finds the spans of one member's values."""
 
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str):
-        super().__init__(chunks, handler, name)
+    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
+        super().__init__(chunks, handler, name, hold)
         # Of the last value scanned with a key: the span of that key's value (the last one, as
-        # a decode keeps), and whether one of its depth-1 keys has an escape (it may be missed).
+        # a decode keeps; keys spelled with escapes count).
         self._span: tuple[int, int] | None = None
-        self._key_escaped = False
+        self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
 
     def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
         """Like `_Scanner._array`, but the scanner walks whole runs of elements per call."""
@@ -540,8 +551,8 @@ class _CScanner(_Scanner):
                 raise self._invalid(offset, reason) from None
             for start, end, key_start, key_end, flags in found:
                 self.pos = start
+                self._passed = False
                 self._span = (key_start, key_end) if key_start >= 0 else None
-                self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
                 if flags & _jsonscan.LONE_SURROGATE:
                     _repair_lone_surrogates(self.buf, start, end)
                 element(end)
@@ -559,7 +570,14 @@ class _CScanner(_Scanner):
         key: bytes | None = None,
         partial: _jsonscan.Partial | None = None,
     ) -> int:
-        """`partial`: where a scan of this value stopped for want of data: it goes on there."""
+        """`partial`: where a scan of this value stopped for want of data: it goes on there.
+
+        An in_network item (`key` is billing_code) longer than `hold` whose own code is known
+        and not wanted is passed over as it streams: what has been validated is dropped from
+        the buffer, so such an item costs no more memory than `hold` and a chunk.
+        """
+        self._passed = False
+        started = self.base + self.pos
         while True:
             eof = self.eof
             try:
@@ -572,6 +590,16 @@ class _CScanner(_Scanner):
             if eof:
                 raise truncated_json(self.name, self.base + len(self.buf))
             partial = result
+            if (
+                key is _CODE
+                and partial is not None
+                and len(self.buf) - self.pos > self.hold
+                and (self._passed or self._unwanted(partial))
+            ):
+                drop = partial.droppable
+                partial = partial.forget(drop)
+                self.pos += drop
+                self._passed = True
             # The scan resumes after the last complete value. When that is near the end of the
             # buffer, one more chunk will do: a long skipped item is then held about once, not
             # up to twice. Otherwise (a long string, say) at least as much again, so that what
@@ -583,10 +611,35 @@ class _CScanner(_Scanner):
                 self._grow()
         end, spans, flags = result
         self._span = spans[-1] if spans else None
-        self._key_escaped = bool(flags & _jsonscan.KEY_ESCAPED)
+        if self._passed and self._span is not None:
+            self._check_passed(started)
         if flags & _jsonscan.LONE_SURROGATE:
             _repair_lone_surrogates(self.buf, self.pos, end)
         return end
+
+    def _unwanted(self, partial: _jsonscan.Partial) -> bool:
+        """Whether the item being scanned (cut at the buffer's end) is not wanted, by its own
+        billing_code as far as it has been read."""
+        if not partial.spans:
+            return False  # the code may come later
+        start, stop = partial.spans[-1]
+        token = bytes(self.buf[self.pos + start : self.pos + stop])
+        return token[:1] not in (b"[", b"{") and not self.handler.wants(_code_text(token))
+
+    def _check_passed(self, started: int) -> None:
+        """An item passed over names billing_code again after its first code: a decode keeps
+        the last one, which can no longer be honoured if it is wanted."""
+        assert self._span is not None
+        start, stop = self._span
+        token = bytes(self.buf[start:stop])
+        if token[:1] not in (b"[", b"{") and not self.handler.wants(_code_text(token)):
+            return
+        raise JsonFormatError(
+            f"the in_network item at decoded byte {started} of {self.name} names its "
+            f"billing_code again {self.base + self.pos - started:,} bytes in, after a code that "
+            "is not wanted; items that long are not kept whole, so which code counts cannot be "
+            "decided. Extract this file with the reference engine (--engine reference)."
+        )
 
     def _invalid(self, offset: int, reason: str) -> JsonFormatError:
         if reason.startswith("expected") and offset < len(self.buf):
@@ -595,14 +648,11 @@ class _CScanner(_Scanner):
 
     def _may_match(self, end: int) -> bool:
         """Whether the item's own billing_code is wanted (the last one, as a decode keeps)."""
+        if self._passed:
+            return False
         buf = self.buf
         if buf[self.pos] != ord("{"):
             return True  # not an object: let the handler count it as invalid
-        if self._key_escaped:
-            # A key spelled with escapes ("billing\u005fcode") may be the code: let msgspec
-            # read this item's own code instead.
-            with memoryview(buf) as view:
-                return self.handler.wants(_PROBE.decode(view[self.pos : end]).billing_code)
         if self._span is None:
             return self.handler.wants(None)
         start, stop = self._span
@@ -611,12 +661,10 @@ class _CScanner(_Scanner):
         return self.handler.wants(_code_text(bytes(buf[start:stop])))
 
     def _group_id(self, end: int) -> object:
+        if self._span is None:
+            return None
+        start, stop = self._span
         with memoryview(self.buf) as view:
-            if self._key_escaped:
-                return _REFERENCE.decode(view[self.pos : end]).provider_group_id
-            if self._span is None:
-                return None
-            start, stop = self._span
             return _VALUE.decode(view[start:stop])
 
 
