@@ -173,7 +173,8 @@ def test_assign_network_ids_gives_safe_ids_for_hostile_names(url: str, expected:
 
 def test_assign_network_ids_cuts_long_names_to_200_characters() -> None:
     url = "https://h.example/" + "a" * 300 + ".json"
-    assert assign_network_ids([url]) == {url: "a" * 200}
+    # 96529559: `printf '%s' "/aaa...a.json" | sha256sum` of the URL's path (300 a's)
+    assert assign_network_ids([url]) == {url: "a" * 191 + "-96529559"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,7 +877,7 @@ def test_write_tasks_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -
 def test_write_tasks_invalid_task_leaves_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "tasks.tsv"
     path.write_text("old\n")
-    with pytest.raises(UsageError, match=r"network id '\.\./x' is not a folder name"):
+    with pytest.raises(UsageError, match=r"network id '\.\./x' is not a safe folder name"):
         write_tasks([Task("../x", "https://h.example/x.json")], path, "out")
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.tsv"]
@@ -885,7 +886,10 @@ def test_write_tasks_invalid_task_leaves_the_old_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tasks", "problem"),
     [
-        ([Task("..", "https://h.example/x")], r"network id '\.\.' is not a folder name"),
+        (
+            [Task("..", "https://h.example/x")],
+            r"network id '\.\.' is not a safe folder name: it must start with a letter",
+        ),
         (
             [Task("Rates", "https://h.example/a"), Task("rates", "https://h.example/b")],
             r"network ids 'Rates' and 'rates' name the same folder",

@@ -34,7 +34,7 @@ from mrfbatch.errors import (
     TransportError,
     UsageError,
 )
-from mrfbatch.network_ids import assign_network_ids, redact_url
+from mrfbatch.network_ids import assign_network_ids, check_network_id, redact_url
 from mrfbatch.transport import TransportSettings, open_source
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ _MAX_LISTED = 20  # problems named in one message; the rest are counted
 _SHOWN_CHARS = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
-_NETWORK_ID = re.compile(r"[A-Za-z0-9._-]+")
 _IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
 _NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
     "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
@@ -473,8 +472,7 @@ def read_tasks(path: PathLike) -> list[Task]:
 def _check_task(task: Task, seen: dict[str, str]) -> None:
     """UsageError unless `task` can be written as a TSV row and its id is a fresh folder name."""
     network_id = task.network_id
-    if not _NETWORK_ID.fullmatch(network_id) or not network_id.strip("."):
-        raise UsageError(f"network id {network_id!r} is not a folder name of [A-Za-z0-9._-]")
+    check_network_id(network_id)
     folded = network_id.lower()
     if folded in seen:
         raise UsageError(
