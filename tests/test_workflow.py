@@ -363,6 +363,23 @@ def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
     assert m["total_tasks"] == 0 and "could not be turned into tasks" in m["error"]
 
 
+def test_workflow_edited_tasks_file_with_unsafe_id_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("https://127.0.0.1:9/a.json\n")
+    (tmp_path / "results").mkdir()
+    time.sleep(0.05)  # newer than the source: Snakemake keeps it instead of remaking it
+    (tmp_path / "results" / "tasks.tsv").write_text(
+        "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+        "../evil\thttps://127.0.0.1:9/a.json\tresults/../evil\t[]\t{}\n"
+    )
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "attempts=1")
+    assert proc.returncode != 0
+    assert (
+        "SourceError: results/tasks.tsv line 2: network id '../evil' is not a safe folder name"
+        in proc.stderr
+    ), proc.stderr[-3000:]
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "logs" / "extract").exists()
+
+
 def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n")
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", cores=1)

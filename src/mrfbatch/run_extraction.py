@@ -34,7 +34,7 @@ from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
-from mrfbatch.network_ids import derive_network_id, redact_url
+from mrfbatch.network_ids import check_network_id, derive_network_id, redact_url
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import FILE_METADATA_KEYS, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
@@ -126,7 +126,8 @@ def run_extraction(
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     settings = settings or TransportSettings()
-    network_id = network_id or derive_network_id(url)
+    network_id = derive_network_id(url) if network_id is None else network_id
+    check_network_id(network_id)  # one folder inside output_dir, never a path out of it
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
     status_path = out_dir / "status.json"

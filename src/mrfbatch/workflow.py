@@ -143,8 +143,19 @@ def _tasks_by_id(path: str, mtime_ns: int) -> dict[str, Task]:
 
 
 def tasks_by_id(path: str) -> dict[str, Task]:
-    """The tasks of a tasks TSV by network id (parsed once per version of the file)."""
+    """The tasks of a tasks TSV by network id (parsed once per version of the file).
+
+    read_tasks refuses the file when an id is not a safe folder name, e.g. after an edit.
+    """
     return _tasks_by_id(path, os.stat(path).st_mtime_ns)
+
+
+def find_task(path: str, network_id: str) -> Task:
+    """The task of `network_id` in the tasks TSV, or UsageError."""
+    task = tasks_by_id(path).get(network_id)
+    if task is None:
+        raise UsageError(f"network id {network_id!r} is not in {path}")
+    return task
 
 
 def task_fingerprint(path: str, network_id: str) -> str:
@@ -153,7 +164,7 @@ def task_fingerprint(path: str, network_id: str) -> str:
     Used as a rule parameter, so a new signature on the same file does not redo the work, and
     secrets in the query string never reach Snakemake's metadata.
     """
-    task = tasks_by_id(path)[network_id]
+    task = find_task(path, network_id)
     return json.dumps([redact_url(task.url), list(task.plan_metadata)], sort_keys=True)
 
 
@@ -178,7 +189,7 @@ def run_task(
     The copy lives beside the log because Snakemake deletes the declared outputs (status.json
     among them) of a failed job, and the manifest still has to say why it failed.
     """
-    task = tasks_by_id(tasks_path)[network_id]
+    task = find_task(tasks_path, network_id)
     handlers = _log_to(log_path, echo)
     try:
         result = run_extraction(
