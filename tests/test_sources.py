@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -380,6 +381,156 @@ def test_parse_csv_unreadable_csv_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "plans.csv", f"file_url\nhttps://h.example/a\n{huge}\n")
     with pytest.raises(SourceError, match=r"not a readable CSV at line 3: field larger than"):
         parse_csv(path)
+
+
+@pytest.mark.parametrize(("mark", "name"), [(";", "semicolon"), ("|", "pipe"), ("\t", "tab")])
+def test_parse_csv_other_delimiter_gets_a_hint(tmp_path: Path, mark: str, name: str) -> None:
+    path = write(
+        tmp_path, "plans.csv", f"file_url{mark}plan_name\nhttps://h.example/r.json{mark}Gold\n"
+    )
+    with pytest.raises(
+        SourceError, match=rf"line 1\); found columns: .*looks {name}-separated, expected commas"
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_quoted_newlines_stay_in_the_cell_and_lines_stay_counted(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        'file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO\r\n2024"\n"ftp://h.example/b.json",x\n',
+    )
+    with pytest.raises(SourceError, match=r"1 unusable rows: line 5: 'ftp://h\.example/b\.json'"):
+        parse_csv(path)
+    path.write_text('file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO"\n')
+    assert parse_csv(path) == [Task("a", "https://h.example/a.json", ({"plan_name": "Gold\nPPO"},))]
+
+
+def test_parse_csv_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    # Without strict quoting the rest of the file would become one plan name, silently.
+    path = write(
+        tmp_path,
+        "plans.csv",
+        'file_url,plan_name\nhttps://h.example/a.json,Gold\nhttps://h.example/b.json,"Silver\n'
+        "https://h.example/c.json,Bronze\n",
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"plans\.csv is not a readable CSV at line 3: unexpected end of data \(a quote "
+        r"opened in the row that starts on line 3 is never closed\)",
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_text_after_a_closing_quote_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", 'file_url,plan_name\nhttps://h.example/a.json,"Gold"PPO\n')
+    with pytest.raises(SourceError, match=r"not a readable CSV at line 2: ',' expected after '\"'"):
+        parse_csv(path)
+
+
+def test_parse_csv_duplicate_file_url_column_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "plans.csv", "file_url,file_url\nhttps://h.example/a,https://h.example/b\n"
+    )
+    with pytest.raises(SourceError, match="column 'file_url' appears twice in the header"):
+        parse_csv(path)
+
+
+def test_parse_csv_nul_byte_names_byte_and_line(tmp_path: Path) -> None:
+    # byte 45 is the NUL: 19 bytes of header, then "https://h.example/a.json,G" (24 + 2)
+    path = write(tmp_path, "plans.csv", b"file_url,plan_name\nhttps://h.example/a.json,G\x00old\n")
+    with pytest.raises(
+        SourceError, match=r"plans\.csv holds a NUL byte at byte 45 \(line 2\); expected text"
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_utf16_is_named(tmp_path: Path) -> None:
+    text = "file_url,plan_name\nhttps://h.example/a.json,Gold\n"
+    path = write(tmp_path, "plans.csv", text.encode("utf-16"))  # with its byte order mark
+    with pytest.raises(SourceError, match="starts with a UTF-16 byte order mark; save it as UTF-8"):
+        parse_csv(path)
+    path.write_bytes(text.encode("utf-16-le"))  # without: a NUL after every ASCII character
+    with pytest.raises(SourceError, match=r"NUL byte at byte 1 \(line 1\).*or UTF-16\?"):
+        parse_csv(path)
+
+
+def test_parse_csv_byte_order_marks_of_joined_files_are_dropped(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    path = write(
+        tmp_path,
+        "plans.csv",
+        bom
+        + b"file_url,plan_name\nhttps://h.example/a.json,Gold\n"
+        + bom
+        + b"https://h.example/b.json,Silver\n",
+    )
+    assert [(t.network_id, t.plan_metadata) for t in parse_csv(path)] == [
+        ("a", ({"plan_name": "Gold"},)),
+        ("b", ({"plan_name": "Silver"},)),
+    ]
+
+
+def test_parse_csv_pipe_or_device_is_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "plans.csv"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    with pytest.raises(
+        SourceError, match=r"plans\.csv is not a regular file \(a pipe or a device\?\)"
+    ):
+        parse_csv(fifo)
+    with pytest.raises(SourceError, match=r"/dev/zero is not a regular file"):
+        parse_csv("/dev/zero")
+
+
+def test_parse_csv_bad_rows_never_show_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url\n"
+        "ftp://user:PASSWORD1@h.example/a.json?Signature=SECRET1#FRAGMENT1\n"
+        "https://h.example/a b.json?X-Amz-Signature=SECRET2\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_csv(path)
+    message = str(caught.value)
+    assert "line 2: 'ftp://h.example/a.json' has the unsupported scheme 'ftp'" in message
+    assert "line 3: 'https://h.example/a b.json' contains a space" in message
+    for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1", "SECRET2", "user"):
+        assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "https://h.example/caf\u00e9.json",
+            r"contains the non-ASCII character 'é' \(U\+00E9\) after its host; "
+            r"percent-encode it as %C3%A9",
+        ),
+        ("https://h.example/a\u202eb.json", r"non-ASCII character '\\u202e' \(U\+202E\)"),
+        ("https://h.example/a.json?q=\u200bx", r"non-ASCII character '\\u200b'"),
+        ("https://a..b/x.json", "has a host name that is not a valid"),
+        ("https://h\u202e.example/x.json", "has a host name that is not a valid"),
+        ("https://" + "a" * 64 + ".example/x.json", "has a host name that is not a valid"),
+        ("https://h.example:99999/x.json", "its port is not a number from 0 to 65535"),
+        ("https://u:p@h.example:x/x.json", "its port is not a number from 0 to 65535"),
+        ("http://[::1/x.json", "its host part is malformed"),
+        ("https://user:pa\uff03ss@h.example/x.json", "its host part is malformed"),
+    ],
+)
+def test_parse_csv_urls_an_http_request_would_trip_on(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    path = write(tmp_path, "plans.csv", f"file_url\n{url}\n")
+    with pytest.raises(SourceError, match=rf"line 2: .*{problem}"):
+        parse_csv(path)
+
+
+def test_parse_csv_international_host_name_is_fine(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url\nhttps://b\u00fccher.example/x.json\n")
+    assert parse_csv(path) == [Task("x", "https://b\u00fccher.example/x.json")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -751,6 +902,37 @@ def test_parse_urls_url_without_host_is_bad(tmp_path: Path) -> None:
         parse_urls(path)
 
 
+def test_parse_urls_binary_junk_is_named_by_byte_or_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", b"https://h.example/a.json\n\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(SourceError, match=r"urls\.txt is not UTF-8 text: byte 25 \(line 2\)"):
+        parse_urls(path)
+    path.write_bytes(b"https://h.example/a.json\n\x7fELF\x02\x01\x01\x00\x00")
+    with pytest.raises(SourceError, match=r"NUL byte at byte 32 \(line 2\)"):
+        parse_urls(path)
+    path.write_bytes(b"https://h.example/a.json\n\x1b[31mred\x07\n\x01\x02\x03\n")
+    with pytest.raises(
+        SourceError,
+        match=r"2 lines .*: line 2: .* contains a tab, newline or control character; line 3: ",
+    ):
+        parse_urls(path)
+
+
+def test_parse_urls_bad_lines_never_show_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "urls.txt",
+        "s3://user:PASSWORD1@bucket/a.json?X-Amz-Signature=SECRET1&X-Amz-Credential=KEY1\n"
+        "https://h.example/caf\u00e9.json?Key-Pair-Id=SECRET2#FRAGMENT2\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_urls(path)
+    message = str(caught.value)
+    assert "line 1: 's3://bucket/a.json' has the unsupported scheme 's3'" in message
+    assert "line 2: 'https://h.example/café.json' contains the non-ASCII character" in message
+    for secret in ("PASSWORD1", "SECRET1", "KEY1", "SECRET2", "FRAGMENT2"):
+        assert secret not in message
+
+
 def test_parse_urls_only_comments_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "urls.txt", "# nothing yet\n\n")
     with pytest.raises(SourceError, match="lists no URLs"):
@@ -789,6 +971,15 @@ def test_parse_url_accepts_file_urls_and_existing_paths(tmp_path: Path) -> None:
 def test_parse_url_rejects_invalid_urls(url: str, problem: str) -> None:
     with pytest.raises(SourceError, match=problem):
         parse_url(url)
+
+
+def test_parse_url_never_shows_secrets() -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_url("gopher://user:PASSWORD1@h.example/a.json?sig=SECRET1#FRAGMENT1")
+    assert str(caught.value) == (
+        "'gopher://h.example/a.json' has the unsupported scheme 'gopher' "
+        "(expected http, https, file or a path)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -956,4 +1147,11 @@ def test_read_tasks_missing_file_is_a_source_error(tmp_path: Path) -> None:
 def test_read_tasks_non_utf8_is_a_source_error(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks.tsv", HEADER.encode() + b"\xff\n")
     with pytest.raises(SourceError, match=r"not UTF-8 text: byte 54 \(line 2\)"):
+        read_tasks(path)
+
+
+def test_read_tasks_deeply_nested_json_is_a_source_error(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    path = write(tmp_path, "tasks.tsv", HEADER + f"a\thttps://h/a\tout/a\t{deep}\t{{}}\n")
+    with pytest.raises(SourceError, match=r"tasks\.tsv line 2: JSON nested too deeply"):
         read_tasks(path)

@@ -15,12 +15,13 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
 import ijson
@@ -47,7 +48,9 @@ _BUF_SIZE = 1 << 16
 _MAX_LISTED = 20  # problems named in one message; the rest are counted
 _SHOWN_CHARS = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
+_OTHER_DELIMITERS = {"\t": "tab", ";": "semicolon", "|": "pipe"}
 _IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
 _NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
     "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
@@ -100,13 +103,16 @@ def load_tasks(source: str, input: str, settings: TransportSettings | None = Non
 def parse_csv(path: PathLike) -> list[Task]:
     """One task per distinct `file_url` of a plans CSV; the other columns are plan metadata.
 
-    The header must have a `file_url` column (names are stripped of whitespace; a BOM and CRLF
-    line ends are fine). Blank rows are skipped; every other non-empty cell of a row becomes a
-    string field of that row's plan. Rows naming the same file share one task.
+    The header must have a `file_url` column (names are stripped of whitespace; byte order
+    marks and CRLF line ends are fine). Quoting is strict: a quote never closed is an error
+    naming the line it opens on, not the rest of the file in one cell. Blank rows are skipped;
+    every other non-empty cell of a row becomes a string field of that row's plan. Rows naming
+    the same file share one task.
     """
     name = str(path)
     text = _read_text(path, "source file")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote opened and never closed is an error, not the rest of the file in a cell
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     collector = _Collector()
     problems: list[str] = []
     header: list[str] | None = None
@@ -127,7 +133,10 @@ def parse_csv(path: PathLike) -> list[Task]:
             else:
                 collector.add(url, _keyed([plan] if plan else []))
     except csv.Error as exc:
-        raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}") from exc
+        hint = ""
+        if str(exc) == "unexpected end of data":
+            hint = f" (a quote opened in the row that starts on line {line} is never closed)"
+        raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}{hint}") from exc
     if header is None:
         raise SourceError(f"{name} is empty; expected a CSV header with a {URL_COLUMN} column")
     _raise_problems(problems, f"{name} has {{n}} unusable rows")
@@ -141,8 +150,13 @@ def _url_column(header: list[str], name: str, line: int) -> int:
         found = ", ".join(repr(h) for h in header[:_MAX_LISTED])
         more = f" and {len(header) - _MAX_LISTED} more" if len(header) > _MAX_LISTED else ""
         hint = ""
-        if len(header) == 1 and "\t" in header[0]:
-            hint = " (the header holds tabs: the file looks tab-separated, expected commas)"
+        for mark, name_of_mark in _OTHER_DELIMITERS.items():
+            if len(header) == 1 and mark in header[0]:
+                hint = (
+                    f" (the header holds {name_of_mark}s: the file looks {name_of_mark}-"
+                    "separated, expected commas)"
+                )
+                break
         raise SourceError(
             f"{name} has no {URL_COLUMN!r} column in its header (line {line}); "
             f"found columns: {found}{more}{hint}"
@@ -166,7 +180,7 @@ def _csv_row(
         return "", {}, f"line {line} has an empty {URL_COLUMN}"
     invalid = _location_problem(url)
     if invalid:
-        return "", {}, f"line {line}: {_shorten(url)} {invalid}"
+        return "", {}, f"line {line}: {_shorten(redact_url(url))} {invalid}"
     plan: dict[str, Any] = {}
     for column, cell in zip(header, row, strict=False):
         value = cell.strip()
@@ -362,7 +376,7 @@ def parse_urls(path: PathLike) -> list[Task]:
             continue
         invalid = _location_problem(url)
         if invalid:
-            problems.append(f"line {number}: {_shorten(url)} {invalid}")
+            problems.append(f"line {number}: {_shorten(redact_url(url))} {invalid}")
         else:
             collector.add(url, [])
     _raise_problems(
@@ -456,6 +470,8 @@ def read_tasks(path: PathLike) -> list[Task]:
             extra = json.loads(extra_text)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{name} line {number}: invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise SourceError(f"{name} line {number}: JSON nested too deeply") from None
         if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
             raise SourceError(f"{name} line {number}: plan_metadata is not a JSON array of objects")
         if not isinstance(extra, dict):
@@ -546,11 +562,12 @@ def _location_problem(text: str) -> str | None:
             if not parts.hostname:
                 return "has no host name"
             _ = parts.port  # raises ValueError on a bad port
-            if " " in text:
-                return "contains a space (encode it as %20)"
-            return None
+            return _http_problem(text, parts.hostname, parts.netloc)
     except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+        # Not the exception's own words: some repeat the host part, user name included.
+        if "Port" in str(exc):
+            return "is not a valid URL: its port is not a number from 0 to 65535"
+        return "is not a valid URL: its host part is malformed"
     if scheme == "file":
         return None if parts.path else "has no path"
     if scheme and len(scheme) > 1:
@@ -563,6 +580,25 @@ def _location_problem(text: str) -> str | None:
     except (OSError, ValueError):
         pass
     return "is neither an http(s)/file URL nor an existing file"
+
+
+def _http_problem(text: str, hostname: str, netloc: str) -> str | None:
+    """What an HTTP request for a parsed http(s) URL would trip on (http.client sends ASCII)."""
+    if " " in text:
+        return "contains a space (encode it as %20)"
+    beyond_host = text.partition(netloc)[2]
+    odd = _NON_ASCII.search(beyond_host)
+    if odd:
+        char = odd.group()
+        return (
+            f"contains the non-ASCII character {char!r} (U+{ord(char):04X}) after its host; "
+            f"percent-encode it as {quote(char, safe='', errors='surrogatepass')}"
+        )
+    try:
+        hostname.encode("idna")
+    except UnicodeError:
+        return "has a host name that is not a valid (internationalized) domain name"
+    return None
 
 
 def _require_local_file(source: str) -> None:
@@ -581,27 +617,48 @@ def _require_local_file(source: str) -> None:
 
 
 def _read_text(path: PathLike, what: str, bom: bool = True) -> str:
-    """The UTF-8 text of a small local file, or SourceError saying what is wrong and where."""
+    """The UTF-8 text of a small local file, or SourceError saying what is wrong and where.
+
+    Compressed files, UTF-16, NUL bytes (binary files) and anything but a regular file are
+    refused; with `bom`, byte order marks are dropped wherever they are.
+    """
     name = str(path)
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError(f"{what} {name} is a directory, expected a file")
+        if not stat.S_ISREG(mode):  # reading a pipe or a device could block or never end
+            raise SourceError(f"{what} {name} is not a regular file (a pipe or a device?)")
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{what} {name} does not exist") from None
-    except IsADirectoryError:
-        raise SourceError(f"{what} {name} is a directory, expected a file") from None
     except OSError as exc:
         raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise SourceError(f"{what} {name!r} is not a usable file name: {exc}") from None
     if data.startswith((b"\x1f\x8b", b"PK\x03\x04")):
         kind = "gzip" if data.startswith(b"\x1f\x8b") else "zip"
         raise SourceError(f"{what} {name} is {kind}-compressed; expected plain UTF-8 text")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{what} {name} starts with a UTF-16 byte order mark; save it as UTF-8")
+    nul = data.find(b"\x00")
     try:
-        return data.decode("utf-8-sig" if bom else "utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        if not 0 <= nul < exc.start:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise SourceError(
+                f"{what} {name} is not UTF-8 text: byte {exc.start} (line {line}) is "
+                f"{data[exc.start : exc.start + 1]!r}; save it as UTF-8"
+            ) from exc
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
         raise SourceError(
-            f"{what} {name} is not UTF-8 text: byte {exc.start} (line {line}) is "
-            f"{data[exc.start : exc.start + 1]!r}; save it as UTF-8"
-        ) from exc
+            f"{what} {name} holds a NUL byte at byte {nul} (line {line}); expected text "
+            "(is it a binary file, or UTF-16?)"
+        )
+    # A byte order mark at the start, or inside where files were joined (`cat a.csv b.csv`)
+    return text.replace("\ufeff", "") if bom else text
 
 
 def _raise_problems(problems: list[str], summary: str) -> None:
