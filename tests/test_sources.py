@@ -848,6 +848,64 @@ def test_parse_index_empty_file_is_a_source_error(tmp_path: Path) -> None:
         parse_index(path)
 
 
+@pytest.mark.parametrize("depth", [60, 100_000])
+def test_parse_index_deep_nesting_is_refused_early(tmp_path: Path, depth: int) -> None:
+    # ijson gives every event the keys of all its levels: 100,000 levels of arrays (200 KB)
+    # would take tens of GB before the first reporting structure is complete.
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * depth + "]" * depth
+    )
+    path = write(tmp_path, "toc.json", text)
+    with pytest.raises(
+        SourceError,
+        match=r"toc\.json nests arrays and objects more than 64 deep \(within its first \d+ "
+        r"decoded bytes\); a table of contents needs 5 levels",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_nesting_of_64_levels_is_fine(tmp_path: Path) -> None:
+    # root, reporting_structure, a structure, reporting_plans, a plan: 5 levels, then 59
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * 59 + "]" * 59
+    )
+    [task] = parse_index(write(tmp_path, "toc.json", text))
+    assert task.network_id == "a"
+
+
+def test_parse_index_overlong_key_is_refused(tmp_path: Path) -> None:
+    plan = {"plan_name": "x", "k" * 1001: 1}
+    path = write(tmp_path, "toc.json", toc(structure([plan], "https://f.example/a.json")))
+    with pytest.raises(
+        SourceError, match=r"has a key of 1,001 characters .*expected names of at most 1,000"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_json_error_never_shows_signed_locations(tmp_path: Path) -> None:
+    location = "https://f.example/a.json?Signature=SECRET1&Key-Pair-Id=SECRET2"
+    data = toc(structure([GOLD], location))
+    at = data.index(b"SECRET2") + len(b"SECRET2") + 1  # just after the closing quote
+    path = write(tmp_path, "toc.json", data[:at] + b"@" + data[at:])
+    with pytest.raises(
+        SourceError, match=r"invalid JSON in .*toc\.json at decoded byte \d+"
+    ) as caught:
+        parse_index(path)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_parse_index_invalid_signed_location_is_shown_redacted(tmp_path: Path) -> None:
+    location = "ftp://user:PASSWORD1@f.example/a.json?Signature=SECRET1#FRAGMENT1"
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], location)))
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    assert "location 'ftp://f.example/a.json' has the unsupported scheme 'ftp'" in str(caught.value)
+    for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1"):
+        assert secret not in str(caught.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # urls, url
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the first URL seen and the plans of every input that named the file. The tasks T
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -16,7 +17,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -45,6 +46,8 @@ TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_ar
 URL_COLUMN = "file_url"
 
 _BUF_SIZE = 1 << 16
+_MAX_DEPTH = 64  # nesting of a table of contents; its own structure needs 5
+_MAX_KEY = 1000  # characters of one key of a table of contents
 _MAX_LISTED = 20  # problems named in one message; the rest are counted
 _SHOWN_CHARS = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -249,43 +252,93 @@ class _Index:
         self.keys: list[str] = []  # the first top-level keys, to say what a non-TOC holds
 
     def scan(self, stream: DecodedStream) -> None:
+        # ijson's C coroutines, chained by hand: bytes -> basic events -> _watch -> events
+        # with prefixes -> reporting structures. _watch sees the basic events before they get
+        # their prefix (the keys of every level, joined): those strings grow with the nesting
+        # and the keys, and a buffer's events are made at once, so 30,000 nested arrays
+        # (60 KB) would take 2 GB before a check of the prefixes could stop them. ijson's C
+        # `items` assembles each structure far faster than Python could.
         backend = load_backend()
-        events = backend.parse(stream, buf_size=_BUF_SIZE, use_float=False)
-        # ijson's C `items` assembles each structure far faster than Python could; the events
-        # pass through _watch on the way, which reads the top level in the same pass.
+        found = _Found()
+        structures = backend.items_basecoro(found, "reporting_structure.item")
+        watch = self._watch(backend.parse_basecoro(structures).send, stream)
+        next(watch)
+        basic = backend.basic_parse_basecoro(watch, use_float=False)
         try:
-            for item in backend.items(self._watch(events), "reporting_structure.item"):
-                self._structure(item)
+            while True:
+                chunk = stream.read(_BUF_SIZE)
+                # b"" at the end: yajl checks that the JSON is complete, the coroutine ends
+                with contextlib.suppress(StopIteration):
+                    basic.send(chunk)
+                for item in found:
+                    self._structure(item)
+                found.clear()
+                if not chunk:
+                    break
         except ijson.JSONError as exc:
-            raise SourceError(str(json_error(exc, stream))) from exc
+            raise SourceError(_without_snippet(str(json_error(exc, stream)))) from exc
         if not self.seen_structures:
-            found = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
+            found_keys = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
             raise SourceError(
                 f"{self.shown} is not a table of contents: it has no reporting_structure array "
-                f"(top-level keys: {found})"
+                f"(top-level keys: {found_keys})"
             )
 
-    def _watch(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
-        """Pass `events` on, noting the entity name and stopping at what is not a TOC."""
-        for prefix, event, value in events:
-            if not prefix:
-                if event == "map_key":
-                    self._top_level_key(value)
-                elif event not in ("start_map", "end_map"):
-                    kind = "an array" if event == "start_array" else "a single value"
-                    raise SourceError(
-                        f"{self.shown} is not a table of contents: its top level is {kind}; "
-                        "expected an object with a reporting_structure array"
-                    )
-            elif prefix == "reporting_entity_name":
-                if event == "string":
-                    self.entity = value
-            elif prefix == "reporting_structure" and event not in ("start_array", "end_array"):
+    def _watch(
+        self, forward: Callable[[tuple[str, Any]], None], stream: DecodedStream
+    ) -> Generator[None, tuple[str, Any], None]:
+        """Forward basic events, noting the entity name and stopping at what is not a TOC."""
+        depth = 0
+        key = ""  # the top-level key whose value is being read
+        while True:
+            pair = yield
+            event, value = pair
+            if event == "map_key" and len(value) > _MAX_KEY:
                 raise SourceError(
-                    f"{self.shown}: reporting_structure is {_event_kind(event)}; "
-                    "expected an array of reporting structures"
+                    f"{self.shown} has a key of {len(value):,} characters (within its first "
+                    f"{stream.bytes_decoded} decoded bytes); expected names of at most "
+                    f"{_MAX_KEY:,}"
                 )
-            yield prefix, event, value
+            if depth > 1:  # inside a top-level value: only the depth matters
+                if event == "start_map" or event == "start_array":
+                    depth += 1
+                    if depth > _MAX_DEPTH:
+                        raise SourceError(
+                            f"{self.shown} nests arrays and objects more than {_MAX_DEPTH} "
+                            f"deep (within its first {stream.bytes_decoded} decoded bytes); a "
+                            "table of contents needs 5 levels"
+                        )
+                elif event == "end_map" or event == "end_array":
+                    depth -= 1
+            elif depth == 1:
+                if event == "map_key":
+                    key = value
+                    self._top_level_key(key)
+                elif event == "end_map":
+                    depth = 0
+                else:
+                    self._top_level_value(key, event, value)
+                    if event == "start_map" or event == "start_array":
+                        depth = 2
+            elif event == "start_map":
+                depth = 1
+            else:
+                kind = "an array" if event == "start_array" else "a single value"
+                raise SourceError(
+                    f"{self.shown} is not a table of contents: its top level is {kind}; "
+                    "expected an object with a reporting_structure array"
+                )
+            forward(pair)
+
+    def _top_level_value(self, key: str, event: str, value: Any) -> None:
+        """The value of a top-level key, or the start of it."""
+        if key == "reporting_entity_name" and event == "string":
+            self.entity = value
+        elif key == "reporting_structure" and event != "start_array":
+            raise SourceError(
+                f"{self.shown}: reporting_structure is {_event_kind(event)}; "
+                "expected an array of reporting structures"
+            )
 
     def _top_level_key(self, key: str) -> None:
         if key in _NOT_A_TOC:
@@ -340,6 +393,12 @@ class _Index:
                 self.collector.add(location.strip(), keyed)
 
 
+class _Found(list[Any]):
+    """The end of an ijson coroutine chain: what is sent to it is kept."""
+
+    send = list.append
+
+
 def _plain(value: Any) -> Any:
     """`value` with Decimals (ijson's non-integer numbers) as floats, so it is JSON again."""
     match value:
@@ -352,6 +411,15 @@ def _plain(value: Any) -> Any:
             return [_plain(v) for v in value]
         case _:
             return value
+
+
+def _without_snippet(message: str) -> str:
+    """A JSON error without the bytes near the error, which may hold a signed location URL.
+
+    engines.reference.json_error writes them as ` near '...'`, before an optional
+    ` (between decoded bytes ...)`.
+    """
+    return re.sub(r" near (['\"]).*?\1(?= \(between|$)", "", message, flags=re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------------------
