@@ -9,17 +9,22 @@ when that folder is present.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import logging
 import os
 import re
+import signal
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from mrfbatch.errors import MrfError, SourceError, UsageError
 from mrfbatch.network_ids import assign_network_ids
@@ -1213,3 +1218,136 @@ def test_read_tasks_deeply_nested_json_is_a_source_error(tmp_path: Path) -> None
     path = write(tmp_path, "tasks.tsv", HEADER + f"a\thttps://h/a\tout/a\t{deep}\t{{}}\n")
     with pytest.raises(SourceError, match=r"tasks\.tsv line 2: JSON nested too deeply"):
         read_tasks(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random and mutated sources (hypothesis)
+# ---------------------------------------------------------------------------------------------
+
+SIGNED = "?Expires=1700000000&Signature=c2lnbmF0dXJl%2Bx&Key-Pair-Id=K2JCJMDEHXQW5F"
+SEED_CSV = (
+    "\ufefffile_url,plan_name,plan_id,notes\r\n"
+    f'https://h.example/2024/a_in-network.json.gz{SIGNED},Gold PPO,111,"says ""hi"", twice"\r\n'
+    f'https://h.example/2024/a_in-network.json.gz{SIGNED},"Silver\nHMO",222,\r\n'
+    "\r\n"
+    "https://mirror.example/b.zip,Bronze,333,x\r\n"
+).encode()
+SEED_URLS = (
+    "# January\n"
+    f"https://h.example/a.json.gz{SIGNED}   # the PPO\n"
+    "\n"
+    "https://user:pw@h.example/b.json#part\r\n"
+    "https://h.example/c%20d.json\n"
+).encode()
+SEED_INDEX = toc(
+    structure([GOLD], f"https://f.example/a.json{SIGNED}", "https://f.example/b.json"),
+    structure([SILVER, GOLD], "https://f.example/b.json"),
+)
+SEEDS = {
+    "csv": ("csv", SEED_CSV),
+    "urls": ("urls", SEED_URLS),
+    "index": ("index", SEED_INDEX),
+    "index.gz": ("index", gzip.compress(SEED_INDEX, mtime=0)),
+}
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,  # the machine is shared; `bounded` below stops a real hang
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+JUNK = b'\x00\x1f\x8b\xff\xfe"\\,;\t\r\n#?%:/{}[]\xc3\xa9\xe2\x80\xae \x7f'
+
+
+class Hang(Exception):
+    """A source took longer than the deadline."""
+
+
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Raise Hang in the main thread if the block runs longer than `seconds`."""
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "delete", "insert", "truncate", "junk"]),
+        st.floats(0, 1),
+        st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def mutate(data: bytes, operations: list[tuple[str, float, int]]) -> bytes:
+    """`data` after byte flips, deletions, insertions, truncations and junk bytes."""
+    out = bytearray(data)
+    for kind, where, byte in operations:
+        at = min(int(where * len(out)), max(len(out) - 1, 0))
+        if kind == "flip" and out:
+            out[at] ^= 1 << (byte % 8)
+        elif kind == "delete" and out:
+            del out[at : at + 1 + byte % 16]
+        elif kind == "insert":
+            out[at:at] = bytes([byte])
+        elif kind == "truncate":
+            del out[at:]
+        elif kind == "junk":
+            out[at:at] = JUNK[byte % len(JUNK) :][: 1 + byte % 5]
+    return bytes(out)
+
+
+def assert_tasks_or_source_error(source: str, where: str, tsv: Path, name: str = "") -> None:
+    """load_tasks ends in tasks the workflow can write and read back, or in a SourceError
+    that names the file; no other exception, within 10 seconds."""
+    try:
+        with bounded(10):
+            tasks = load_tasks(source, where)
+    except SourceError as exc:
+        event(f"{source}: SourceError")
+        assert name in str(exc), exc
+        return
+    event(f"{source}: {len(tasks)} tasks")
+    assert tasks and [t.network_id for t in tasks] == sorted(t.network_id for t in tasks)
+    write_tasks(tasks, tsv, "results")  # ids are safe, distinct folders; URLs fit a TSV row
+    assert read_tasks(tsv) == tasks
+
+
+@FUZZ
+@given(seed=st.sampled_from(sorted(SEEDS)), operations=mutations)
+def test_load_tasks_mutated_sources_end_in_tasks_or_a_source_error(
+    tmp_path: Path, seed: str, operations: list[tuple[str, float, int]]
+) -> None:
+    source, data = SEEDS[seed]
+    path = write(tmp_path, f"source.{seed}", mutate(data, operations))
+    assert_tasks_or_source_error(source, str(path), tmp_path / "tasks.tsv", str(path))
+
+
+@FUZZ
+@given(source=st.sampled_from(["csv", "urls", "index"]), data=st.binary(max_size=300))
+def test_load_tasks_random_bytes_end_in_tasks_or_a_source_error(
+    tmp_path: Path, source: str, data: bytes
+) -> None:
+    path = write(tmp_path, f"random.{source}", data)
+    assert_tasks_or_source_error(source, str(path), tmp_path / "tasks.tsv", str(path))
+
+
+@FUZZ
+@given(
+    text=st.one_of(
+        st.text(max_size=60),
+        st.from_regex(r"(https?|file|ftp|HTTP)://[^\s]{0,40}", fullmatch=True),
+        st.sampled_from(["https://", "http://[::1", "https://h:99999/a", "https://h/%zz"]),
+    )
+)
+def test_load_tasks_random_url_ends_in_a_task_or_a_source_error(tmp_path: Path, text: str) -> None:
+    assert_tasks_or_source_error("url", text, tmp_path / "tasks.tsv")
