@@ -21,6 +21,7 @@ from typing import Any
 
 from mrfbatch.errors import UsageError
 from mrfbatch.sources import SOURCE_TYPES, Task
+from mrfbatch.workflow import check_config
 
 
 def workflow_root() -> Path:
@@ -161,12 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout": args.timeout,
     }
     try:
+        check_config({key: value for key, value in config.items() if value is not None})
         code = run_workflow(config, args.workers, ["--dry-run"] if args.dry_run else [])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
-        summary = read_manifest(args.output_dir)["summary"]
+        manifest = read_manifest(args.output_dir)
+        summary = manifest["summary"]
+        if manifest.get("error"):
+            print(f"error: {manifest['error']}", file=sys.stderr)
         print(
             f"{summary['successful']} successful, {summary['failed']} failed, "
             f"{summary['not_run']} not run; manifest: {Path(args.output_dir) / 'manifest.json'}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch.engines import ENGINES
-from mrfbatch.errors import UsageError
+from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
@@ -137,6 +137,26 @@ def make_tasks(source: str, source_input: str, tasks_path: str, output_dir: str)
     return tasks
 
 
+def tasks_job(
+    source: str, source_input: str, tasks_path: str, output_dir: str, log_path: str
+) -> int:
+    """The checkpoint's job: make_tasks, logging to `log_path`; its exit status.
+
+    An unusable source is exit status 1 with the reason in the log and one line on the
+    console, not a traceback.
+    """
+    handlers = _log_to(log_path, echo=False)
+    try:
+        make_tasks(source, source_input, tasks_path, output_dir)
+    except MrfError as exc:
+        log.error("%s", exc)
+        _say(f"[mrfbatch] no tasks: the {source} source is unusable: {exc}")
+        return 1
+    finally:
+        _stop_logging(handlers)
+    return 0
+
+
 @functools.lru_cache(maxsize=4)
 def _tasks_by_id(path: str, mtime_ns: int) -> dict[str, Task]:
     return {task.network_id: task for task in read_tasks(path)}
@@ -207,9 +227,7 @@ def run_task(
             threads=threads,
         )
     finally:
-        for handler in handlers:
-            logging.getLogger("mrfbatch").removeHandler(handler)
-            handler.close()
+        _stop_logging(handlers)
     status_file = Path(output_dir) / network_id / "status.json"
     tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
     tmp.write_bytes(status_file.read_bytes())
@@ -240,6 +258,12 @@ def _log_to(path: str, echo: bool) -> list[logging.Handler]:
         handler.setFormatter(fmt)
         logger.addHandler(handler)
     return handlers
+
+
+def _stop_logging(handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        logging.getLogger("mrfbatch").removeHandler(handler)
+        handler.close()
 
 
 def _one_line(result: ExtractionResult) -> str:
