@@ -11,7 +11,7 @@ from mrfbatch.workflow import (
     write_run_manifest,
 )
 
-check_config(config)
+check_config(config, workflow.config_settings.config)
 
 
 validate(config, schema="../config/schema.yaml")

@@ -13,14 +13,14 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch.engines import ENGINES
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
-from mrfbatch.network_ids import redact_url
+from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
@@ -45,8 +45,20 @@ class ConfigError(UsageError):
     """A workflow config value is missing or not allowed."""
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Stop before any job when a config value is wrong, naming the key and what is allowed."""
+def check_config(config: Mapping[str, Any], command_line: Mapping[str, Any] | None = None) -> None:
+    """Stop before any job when a config value is wrong, naming the key and what is allowed.
+
+    `command_line` holds the values given with `--config`: Snakemake writes those into its log
+    (.snakemake/log), so a URL with a query string, user name or fragment is refused there.
+    """
+    given = str((command_line or {}).get("input", ""))
+    if "://" in given and redact_url(given) != given:
+        raise ConfigError(
+            "config key 'input': the URL has a query string, user name or fragment (a "
+            "signature?) and was given with --config, which Snakemake writes into its log "
+            "(.snakemake/log); put 'input: <URL>' in a YAML file and give it with "
+            "--configfile FILE instead"
+        )
     source = config.get("source")
     if source not in SOURCE_TYPES:
         shown = "missing" if source is None else repr(source)
@@ -145,12 +157,13 @@ def tasks_job(
     An unusable source is exit status 1 with the reason in the log and one line on the
     console, not a traceback.
     """
-    handlers = _log_to(log_path, echo=False)
+    handlers = _log_to(log_path, echo=False, urls=[source_input])
     try:
         make_tasks(source, source_input, tasks_path, output_dir)
     except MrfError as exc:
-        log.error("%s", exc)
-        _say(f"[mrfbatch] no tasks: the {source} source is unusable: {exc}")
+        message = redact_text(str(exc), [source_input])
+        log.error("%s", message)
+        _say(f"[mrfbatch] no tasks: the {source} source is unusable: {message}")
         return 1
     finally:
         _stop_logging(handlers)
@@ -210,7 +223,7 @@ def run_task(
     among them) of a failed job, and the manifest still has to say why it failed.
     """
     task = find_task(tasks_path, network_id)
-    handlers = _log_to(log_path, echo)
+    handlers = _log_to(log_path, echo, [task.url])
     try:
         result = run_extraction(
             task.url,
@@ -245,9 +258,10 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
-def _log_to(path: str, echo: bool) -> list[logging.Handler]:
+def _log_to(path: str, echo: bool, urls: Iterable[str] = ()) -> list[logging.Handler]:
+    """Send mrfbatch's log to `path` (and stderr), every URL and the secrets of `urls` redacted."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", urls)
     handlers: list[logging.Handler] = [logging.FileHandler(path, mode="w", encoding="utf-8")]
     if echo:
         handlers.append(logging.StreamHandler(sys.stderr))
