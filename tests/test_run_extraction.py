@@ -50,6 +50,16 @@ def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
     return path
 
 
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mrfbatch.run_extraction ARGS` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "mrfbatch.run_extraction", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def outputs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -193,21 +203,8 @@ def test_run_extraction_unsafe_network_id_is_refused_before_writing(
 
 def test_main_unsafe_network_id_exits_2_without_a_traceback(tmp_path: Path) -> None:
     good = write(tmp_path, "good.json", document([item("99213")]))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mrfbatch.run_extraction",
-            "--url",
-            str(good),
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--network-id",
-            "../../evil",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = command(
+        "--url", str(good), "--output-dir", str(tmp_path / "out"), "--network-id", "../../evil"
     )
     assert proc.returncode == 2
     assert proc.stderr == (
@@ -229,20 +226,7 @@ def test_main_missing_whitelist_fails_with_status(tmp_path: Path) -> None:
 
 def test_module_runs_as_a_command(tmp_path: Path) -> None:
     good = write(tmp_path, "good.json", document([item("99213")]))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mrfbatch.run_extraction",
-            "--url",
-            good.as_uri(),
-            "--output-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = command("--url", good.as_uri(), "--output-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "good: success, 1 items matched of 1, 1 rate rows, 1 provider rows" in proc.stderr
 
