@@ -2,7 +2,7 @@ import os
 
 from snakemake.utils import validate
 
-from mrfbatch.network_ids import redact_url
+from mrfbatch.network_ids import NETWORK_ID_PATTERN, redact_url
 from mrfbatch.workflow import (
     check_config,
     lock_output_dir,
@@ -11,7 +11,7 @@ from mrfbatch.workflow import (
     write_run_manifest,
 )
 
-check_config(config)
+check_config(config, workflow.config_settings.config)
 
 
 validate(config, schema="../config/schema.yaml")
@@ -36,7 +36,7 @@ config["console_echo"] = (
 
 
 wildcard_constraints:
-    network_id=r"[A-Za-z0-9._-]+",
+    network_id=NETWORK_ID_PATTERN,
 
 
 def get_source_files(wildcards):

@@ -1,6 +1,5 @@
-"""Checkpoint `tasks`: normalize the source into the tasks TSV."""
+"""Checkpoint `tasks`: normalize the source into the tasks TSV (exit status 1 if unusable)."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -8,14 +7,13 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 # Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
-from mrfbatch.workflow import make_tasks  # noqa: E402
+from mrfbatch.workflow import tasks_job  # noqa: E402
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-make_tasks(
+code = tasks_job(
     snakemake.params.source,
     str(snakemake.config["input"]),
     snakemake.output[0],
     snakemake.params.output_dir,
+    snakemake.log[0],
 )
+sys.exit(code)

@@ -59,6 +59,7 @@ class Route:
     replace_after: int | None = None  # after this many requests the file changes to:
     replacement: bytes = b""
     replacement_etag: str | None = None  # (its Last-Modified stays `last_modified`)
+    location: str | None = None  # redirect: answer 302 (or `status`, if 3xx) with this Location
     hits: int = 0
     requests: list[str] = field(default_factory=list)  # request targets, with query strings
     range_headers: list[tuple[str | None, str | None]] = field(
@@ -102,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if route.delay:
                 time.sleep(route.delay)
-            if hit <= route.fail_first or hit in route.fail_hits:
+            if route.location is not None:
+                self._redirect(route, head)
+            elif hit <= route.fail_first or hit in route.fail_hits:
                 retry_after = route.retry_after
                 if callable(retry_after):
                     retry_after = retry_after()
@@ -115,6 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             owner._end(route, started)
+
+    def _redirect(self, route: Route, head: bool) -> None:
+        assert route.location is not None
+        self._status(route.status if 300 <= route.status < 400 else 302)
+        self.send_header("Location", route.location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _plain(self, status: int, body: bytes, head: bool, retry_after: str | None = None) -> None:
         self._status(status)
@@ -245,7 +255,7 @@ class FileServer:
         behaviour: any field of :class:`Route` before `hits` (status, fail_first, fail_status,
         content_type, close_after, chunked, no_length, delay, retry_after, fail_hits, etag,
         last_modified, ranges, if_range, drop_at, reset, stall_at, stall_seconds,
-        replace_after, replacement, replacement_etag).
+        replace_after, replacement, replacement_etag, location).
         """
         path = urlsplit(path).path or "/"
         if not path.startswith("/"):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch.errors import UsageError
 from mrfbatch.run_extraction import main, run_extraction
 
 PRICE = (
@@ -47,6 +48,16 @@ def write(tmp_path: Path, name: str, data: str | bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return path
+
+
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mrfbatch.run_extraction ARGS` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "mrfbatch.run_extraction", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def outputs(folder: Path) -> list[str]:
@@ -168,6 +179,41 @@ def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("network_id", "problem"),
+    [
+        ("../evil", "must start with a letter or digit"),
+        ("/tmp/evil", "must start with a letter or digit"),
+        ("..", "must start with a letter or digit"),
+        ("a/../../evil", "must start with a letter or digit"),
+        ("", "must start with a letter or digit"),
+        ("CON", "is a device name Windows reserves"),
+        ("tasks.tsv", "is the name of a file a run keeps in output_dir"),
+    ],
+)
+def test_run_extraction_unsafe_network_id_is_refused_before_writing(
+    tmp_path: Path, network_id: str, problem: str
+) -> None:
+    good = write(tmp_path, "input.json", document([item("99213")]))
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(UsageError, match=rf"is not a safe folder name: it {problem}"):
+        run_extraction(str(good), out, network_id=network_id)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["input.json"]
+
+
+def test_main_unsafe_network_id_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", document([item("99213")]))
+    proc = command(
+        "--url", str(good), "--output-dir", str(tmp_path / "out"), "--network-id", "../../evil"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "error: network id '../../evil' is not a safe folder name: it must start with a letter "
+        "or digit and hold only letters, digits, '.', '_' and '-'\n"
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["good.json"]
+
+
 def test_main_missing_whitelist_fails_with_status(tmp_path: Path) -> None:
     good = write(tmp_path, "good.json", document([item("99213")]))
     code = main(
@@ -180,20 +226,7 @@ def test_main_missing_whitelist_fails_with_status(tmp_path: Path) -> None:
 
 def test_module_runs_as_a_command(tmp_path: Path) -> None:
     good = write(tmp_path, "good.json", document([item("99213")]))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mrfbatch.run_extraction",
-            "--url",
-            good.as_uri(),
-            "--output-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = command("--url", good.as_uri(), "--output-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "good: success, 1 items matched of 1, 1 rate rows, 1 provider rows" in proc.stderr
 

@@ -9,16 +9,22 @@ when that folder is present.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import logging
+import os
 import re
+import signal
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from mrfbatch.errors import MrfError, SourceError, UsageError
 from mrfbatch.network_ids import assign_network_ids
@@ -173,7 +179,8 @@ def test_assign_network_ids_gives_safe_ids_for_hostile_names(url: str, expected:
 
 def test_assign_network_ids_cuts_long_names_to_200_characters() -> None:
     url = "https://h.example/" + "a" * 300 + ".json"
-    assert assign_network_ids([url]) == {url: "a" * 200}
+    # 96529559: `printf '%s' "/aaa...a.json" | sha256sum` of the URL's path (300 a's)
+    assert assign_network_ids([url]) == {url: "a" * 191 + "-96529559"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,6 +386,156 @@ def test_parse_csv_unreadable_csv_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "plans.csv", f"file_url\nhttps://h.example/a\n{huge}\n")
     with pytest.raises(SourceError, match=r"not a readable CSV at line 3: field larger than"):
         parse_csv(path)
+
+
+@pytest.mark.parametrize(("mark", "name"), [(";", "semicolon"), ("|", "pipe"), ("\t", "tab")])
+def test_parse_csv_other_delimiter_gets_a_hint(tmp_path: Path, mark: str, name: str) -> None:
+    path = write(
+        tmp_path, "plans.csv", f"file_url{mark}plan_name\nhttps://h.example/r.json{mark}Gold\n"
+    )
+    with pytest.raises(
+        SourceError, match=rf"line 1\); found columns: .*looks {name}-separated, expected commas"
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_quoted_newlines_stay_in_the_cell_and_lines_stay_counted(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        'file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO\r\n2024"\n"ftp://h.example/b.json",x\n',
+    )
+    with pytest.raises(SourceError, match=r"1 unusable rows: line 5: 'ftp://h\.example/b\.json'"):
+        parse_csv(path)
+    path.write_text('file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO"\n')
+    assert parse_csv(path) == [Task("a", "https://h.example/a.json", ({"plan_name": "Gold\nPPO"},))]
+
+
+def test_parse_csv_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    # Without strict quoting the rest of the file would become one plan name, silently.
+    path = write(
+        tmp_path,
+        "plans.csv",
+        'file_url,plan_name\nhttps://h.example/a.json,Gold\nhttps://h.example/b.json,"Silver\n'
+        "https://h.example/c.json,Bronze\n",
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"plans\.csv is not a readable CSV at line 3: unexpected end of data \(a quote "
+        r"opened in the row that starts on line 3 is never closed\)",
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_text_after_a_closing_quote_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", 'file_url,plan_name\nhttps://h.example/a.json,"Gold"PPO\n')
+    with pytest.raises(SourceError, match=r"not a readable CSV at line 2: ',' expected after '\"'"):
+        parse_csv(path)
+
+
+def test_parse_csv_duplicate_file_url_column_is_an_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "plans.csv", "file_url,file_url\nhttps://h.example/a,https://h.example/b\n"
+    )
+    with pytest.raises(SourceError, match="column 'file_url' appears twice in the header"):
+        parse_csv(path)
+
+
+def test_parse_csv_nul_byte_names_byte_and_line(tmp_path: Path) -> None:
+    # byte 45 is the NUL: 19 bytes of header, then "https://h.example/a.json,G" (24 + 2)
+    path = write(tmp_path, "plans.csv", b"file_url,plan_name\nhttps://h.example/a.json,G\x00old\n")
+    with pytest.raises(
+        SourceError, match=r"plans\.csv holds a NUL byte at byte 45 \(line 2\); expected text"
+    ):
+        parse_csv(path)
+
+
+def test_parse_csv_utf16_is_named(tmp_path: Path) -> None:
+    text = "file_url,plan_name\nhttps://h.example/a.json,Gold\n"
+    path = write(tmp_path, "plans.csv", text.encode("utf-16"))  # with its byte order mark
+    with pytest.raises(SourceError, match="starts with a UTF-16 byte order mark; save it as UTF-8"):
+        parse_csv(path)
+    path.write_bytes(text.encode("utf-16-le"))  # without: a NUL after every ASCII character
+    with pytest.raises(SourceError, match=r"NUL byte at byte 1 \(line 1\).*or UTF-16\?"):
+        parse_csv(path)
+
+
+def test_parse_csv_byte_order_marks_of_joined_files_are_dropped(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    path = write(
+        tmp_path,
+        "plans.csv",
+        bom
+        + b"file_url,plan_name\nhttps://h.example/a.json,Gold\n"
+        + bom
+        + b"https://h.example/b.json,Silver\n",
+    )
+    assert [(t.network_id, t.plan_metadata) for t in parse_csv(path)] == [
+        ("a", ({"plan_name": "Gold"},)),
+        ("b", ({"plan_name": "Silver"},)),
+    ]
+
+
+def test_parse_csv_pipe_or_device_is_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "plans.csv"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    with pytest.raises(
+        SourceError, match=r"plans\.csv is not a regular file \(a pipe or a device\?\)"
+    ):
+        parse_csv(fifo)
+    with pytest.raises(SourceError, match=r"/dev/zero is not a regular file"):
+        parse_csv("/dev/zero")
+
+
+def test_parse_csv_bad_rows_never_show_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "plans.csv",
+        "file_url\n"
+        "ftp://user:PASSWORD1@h.example/a.json?Signature=SECRET1#FRAGMENT1\n"
+        "https://h.example/a b.json?X-Amz-Signature=SECRET2\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_csv(path)
+    message = str(caught.value)
+    assert "line 2: 'ftp://h.example/a.json' has the unsupported scheme 'ftp'" in message
+    assert "line 3: 'https://h.example/a b.json' contains a space" in message
+    for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1", "SECRET2", "user"):
+        assert secret not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "https://h.example/caf\u00e9.json",
+            r"contains the non-ASCII character 'é' \(U\+00E9\) after its host; "
+            r"percent-encode it as %C3%A9",
+        ),
+        ("https://h.example/a\u202eb.json", r"non-ASCII character '\\u202e' \(U\+202E\)"),
+        ("https://h.example/a.json?q=\u200bx", r"non-ASCII character '\\u200b'"),
+        ("https://a..b/x.json", "has a host name that is not a valid"),
+        ("https://h\u202e.example/x.json", "has a host name that is not a valid"),
+        ("https://" + "a" * 64 + ".example/x.json", "has a host name that is not a valid"),
+        ("https://h.example:99999/x.json", "its port is not a number from 0 to 65535"),
+        ("https://u:p@h.example:x/x.json", "its port is not a number from 0 to 65535"),
+        ("http://[::1/x.json", "its host part is malformed"),
+        ("https://user:pa\uff03ss@h.example/x.json", "its host part is malformed"),
+    ],
+)
+def test_parse_csv_urls_an_http_request_would_trip_on(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    path = write(tmp_path, "plans.csv", f"file_url\n{url}\n")
+    with pytest.raises(SourceError, match=rf"line 2: .*{problem}"):
+        parse_csv(path)
+
+
+def test_parse_csv_international_host_name_is_fine(tmp_path: Path) -> None:
+    path = write(tmp_path, "plans.csv", "file_url\nhttps://b\u00fccher.example/x.json\n")
+    assert parse_csv(path) == [Task("x", "https://b\u00fccher.example/x.json")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,6 +853,64 @@ def test_parse_index_empty_file_is_a_source_error(tmp_path: Path) -> None:
         parse_index(path)
 
 
+@pytest.mark.parametrize("depth", [60, 100_000])
+def test_parse_index_deep_nesting_is_refused_early(tmp_path: Path, depth: int) -> None:
+    # ijson gives every event the keys of all its levels: 100,000 levels of arrays (200 KB)
+    # would take tens of GB before the first reporting structure is complete.
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * depth + "]" * depth
+    )
+    path = write(tmp_path, "toc.json", text)
+    with pytest.raises(
+        SourceError,
+        match=r"toc\.json nests arrays and objects more than 64 deep \(within its first \d+ "
+        r"decoded bytes\); a table of contents needs 5 levels",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_nesting_of_64_levels_is_fine(tmp_path: Path) -> None:
+    # root, reporting_structure, a structure, reporting_plans, a plan: 5 levels, then 59
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * 59 + "]" * 59
+    )
+    [task] = parse_index(write(tmp_path, "toc.json", text))
+    assert task.network_id == "a"
+
+
+def test_parse_index_overlong_key_is_refused(tmp_path: Path) -> None:
+    plan = {"plan_name": "x", "k" * 1001: 1}
+    path = write(tmp_path, "toc.json", toc(structure([plan], "https://f.example/a.json")))
+    with pytest.raises(
+        SourceError, match=r"has a key of 1,001 characters .*expected names of at most 1,000"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_json_error_never_shows_signed_locations(tmp_path: Path) -> None:
+    location = "https://f.example/a.json?Signature=SECRET1&Key-Pair-Id=SECRET2"
+    data = toc(structure([GOLD], location))
+    at = data.index(b"SECRET2") + len(b"SECRET2") + 1  # just after the closing quote
+    path = write(tmp_path, "toc.json", data[:at] + b"@" + data[at:])
+    with pytest.raises(
+        SourceError, match=r"invalid JSON in .*toc\.json at decoded byte \d+"
+    ) as caught:
+        parse_index(path)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_parse_index_invalid_signed_location_is_shown_redacted(tmp_path: Path) -> None:
+    location = "ftp://user:PASSWORD1@f.example/a.json?Signature=SECRET1#FRAGMENT1"
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], location)))
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    assert "location 'ftp://f.example/a.json' has the unsupported scheme 'ftp'" in str(caught.value)
+    for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1"):
+        assert secret not in str(caught.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # urls, url
 # ---------------------------------------------------------------------------------------------
@@ -750,6 +965,37 @@ def test_parse_urls_url_without_host_is_bad(tmp_path: Path) -> None:
         parse_urls(path)
 
 
+def test_parse_urls_binary_junk_is_named_by_byte_or_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", b"https://h.example/a.json\n\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(SourceError, match=r"urls\.txt is not UTF-8 text: byte 25 \(line 2\)"):
+        parse_urls(path)
+    path.write_bytes(b"https://h.example/a.json\n\x7fELF\x02\x01\x01\x00\x00")
+    with pytest.raises(SourceError, match=r"NUL byte at byte 32 \(line 2\)"):
+        parse_urls(path)
+    path.write_bytes(b"https://h.example/a.json\n\x1b[31mred\x07\n\x01\x02\x03\n")
+    with pytest.raises(
+        SourceError,
+        match=r"2 lines .*: line 2: .* contains a tab, newline or control character; line 3: ",
+    ):
+        parse_urls(path)
+
+
+def test_parse_urls_bad_lines_never_show_secrets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "urls.txt",
+        "s3://user:PASSWORD1@bucket/a.json?X-Amz-Signature=SECRET1&X-Amz-Credential=KEY1\n"
+        "https://h.example/caf\u00e9.json?Key-Pair-Id=SECRET2#FRAGMENT2\n",
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_urls(path)
+    message = str(caught.value)
+    assert "line 1: 's3://bucket/a.json' has the unsupported scheme 's3'" in message
+    assert "line 2: 'https://h.example/café.json' contains the non-ASCII character" in message
+    for secret in ("PASSWORD1", "SECRET1", "KEY1", "SECRET2", "FRAGMENT2"):
+        assert secret not in message
+
+
 def test_parse_urls_only_comments_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "urls.txt", "# nothing yet\n\n")
     with pytest.raises(SourceError, match="lists no URLs"):
@@ -788,6 +1034,15 @@ def test_parse_url_accepts_file_urls_and_existing_paths(tmp_path: Path) -> None:
 def test_parse_url_rejects_invalid_urls(url: str, problem: str) -> None:
     with pytest.raises(SourceError, match=problem):
         parse_url(url)
+
+
+def test_parse_url_never_shows_secrets() -> None:
+    with pytest.raises(SourceError) as caught:
+        parse_url("gopher://user:PASSWORD1@h.example/a.json?sig=SECRET1#FRAGMENT1")
+    assert str(caught.value) == (
+        "'gopher://h.example/a.json' has the unsupported scheme 'gopher' "
+        "(expected http, https, file or a path)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -876,7 +1131,7 @@ def test_write_tasks_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -
 def test_write_tasks_invalid_task_leaves_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "tasks.tsv"
     path.write_text("old\n")
-    with pytest.raises(UsageError, match=r"network id '\.\./x' is not a folder name"):
+    with pytest.raises(UsageError, match=r"network id '\.\./x' is not a safe folder name"):
         write_tasks([Task("../x", "https://h.example/x.json")], path, "out")
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.tsv"]
@@ -885,7 +1140,10 @@ def test_write_tasks_invalid_task_leaves_the_old_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("tasks", "problem"),
     [
-        ([Task("..", "https://h.example/x")], r"network id '\.\.' is not a folder name"),
+        (
+            [Task("..", "https://h.example/x")],
+            r"network id '\.\.' is not a safe folder name: it must start with a letter",
+        ),
         (
             [Task("Rates", "https://h.example/a"), Task("rates", "https://h.example/b")],
             r"network ids 'Rates' and 'rates' name the same folder",
@@ -953,3 +1211,143 @@ def test_read_tasks_non_utf8_is_a_source_error(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks.tsv", HEADER.encode() + b"\xff\n")
     with pytest.raises(SourceError, match=r"not UTF-8 text: byte 54 \(line 2\)"):
         read_tasks(path)
+
+
+def test_read_tasks_deeply_nested_json_is_a_source_error(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    path = write(tmp_path, "tasks.tsv", HEADER + f"a\thttps://h/a\tout/a\t{deep}\t{{}}\n")
+    with pytest.raises(SourceError, match=r"tasks\.tsv line 2: JSON nested too deeply"):
+        read_tasks(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random and mutated sources (hypothesis)
+# ---------------------------------------------------------------------------------------------
+
+SIGNED = "?Expires=1700000000&Signature=c2lnbmF0dXJl%2Bx&Key-Pair-Id=K2JCJMDEHXQW5F"
+SEED_CSV = (
+    "\ufefffile_url,plan_name,plan_id,notes\r\n"
+    f'https://h.example/2024/a_in-network.json.gz{SIGNED},Gold PPO,111,"says ""hi"", twice"\r\n'
+    f'https://h.example/2024/a_in-network.json.gz{SIGNED},"Silver\nHMO",222,\r\n'
+    "\r\n"
+    "https://mirror.example/b.zip,Bronze,333,x\r\n"
+).encode()
+SEED_URLS = (
+    "# January\n"
+    f"https://h.example/a.json.gz{SIGNED}   # the PPO\n"
+    "\n"
+    "https://user:pw@h.example/b.json#part\r\n"
+    "https://h.example/c%20d.json\n"
+).encode()
+SEED_INDEX = toc(
+    structure([GOLD], f"https://f.example/a.json{SIGNED}", "https://f.example/b.json"),
+    structure([SILVER, GOLD], "https://f.example/b.json"),
+)
+SEEDS = {
+    "csv": ("csv", SEED_CSV),
+    "urls": ("urls", SEED_URLS),
+    "index": ("index", SEED_INDEX),
+    "index.gz": ("index", gzip.compress(SEED_INDEX, mtime=0)),
+}
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,  # the machine is shared; `bounded` below stops a real hang
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+JUNK = b'\x00\x1f\x8b\xff\xfe"\\,;\t\r\n#?%:/{}[]\xc3\xa9\xe2\x80\xae \x7f'
+
+
+class Hang(Exception):
+    """A source took longer than the deadline."""
+
+
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Raise Hang in the main thread if the block runs longer than `seconds`."""
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise Hang(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+mutations = st.lists(
+    st.tuples(
+        st.sampled_from(["flip", "delete", "insert", "truncate", "junk"]),
+        st.floats(0, 1),
+        st.integers(0, 255),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def mutate(data: bytes, operations: list[tuple[str, float, int]]) -> bytes:
+    """`data` after byte flips, deletions, insertions, truncations and junk bytes."""
+    out = bytearray(data)
+    for kind, where, byte in operations:
+        at = min(int(where * len(out)), max(len(out) - 1, 0))
+        if kind == "flip" and out:
+            out[at] ^= 1 << (byte % 8)
+        elif kind == "delete" and out:
+            del out[at : at + 1 + byte % 16]
+        elif kind == "insert":
+            out[at:at] = bytes([byte])
+        elif kind == "truncate":
+            del out[at:]
+        elif kind == "junk":
+            out[at:at] = JUNK[byte % len(JUNK) :][: 1 + byte % 5]
+    return bytes(out)
+
+
+def assert_tasks_or_source_error(source: str, where: str, tsv: Path, name: str = "") -> None:
+    """load_tasks ends in tasks the workflow can write and read back, or in a SourceError
+    that names the file; no other exception, within 10 seconds."""
+    try:
+        with bounded(10):
+            tasks = load_tasks(source, where)
+    except SourceError as exc:
+        event(f"{source}: SourceError")
+        assert name in str(exc), exc
+        return
+    event(f"{source}: {len(tasks)} tasks")
+    assert tasks and [t.network_id for t in tasks] == sorted(t.network_id for t in tasks)
+    write_tasks(tasks, tsv, "results")  # ids are safe, distinct folders; URLs fit a TSV row
+    assert read_tasks(tsv) == tasks
+
+
+@FUZZ
+@given(seed=st.sampled_from(sorted(SEEDS)), operations=mutations)
+def test_load_tasks_mutated_sources_end_in_tasks_or_a_source_error(
+    tmp_path: Path, seed: str, operations: list[tuple[str, float, int]]
+) -> None:
+    source, data = SEEDS[seed]
+    path = write(tmp_path, f"source.{seed}", mutate(data, operations))
+    assert_tasks_or_source_error(source, str(path), tmp_path / "tasks.tsv", str(path))
+
+
+@FUZZ
+@given(source=st.sampled_from(["csv", "urls", "index"]), data=st.binary(max_size=300))
+def test_load_tasks_random_bytes_end_in_tasks_or_a_source_error(
+    tmp_path: Path, source: str, data: bytes
+) -> None:
+    path = write(tmp_path, f"random.{source}", data)
+    assert_tasks_or_source_error(source, str(path), tmp_path / "tasks.tsv", str(path))
+
+
+@FUZZ
+@given(
+    text=st.one_of(
+        st.text(max_size=60),
+        st.from_regex(r"(https?|file|ftp|HTTP)://[^\s]{0,40}", fullmatch=True),
+        st.sampled_from(["https://", "http://[::1", "https://h:99999/a", "https://h/%zz"]),
+    )
+)
+def test_load_tasks_random_url_ends_in_a_task_or_a_source_error(tmp_path: Path, text: str) -> None:
+    assert_tasks_or_source_error("url", text, tmp_path / "tasks.tsv")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mrfbatch import workflow
-from mrfbatch.errors import WhitelistError
+from mrfbatch.errors import UsageError, WhitelistError
 from mrfbatch.network_ids import derive_network_id, redact_url
 from mrfbatch.rows import Quality, group_key, inline_key, number, parse_groups
 from mrfbatch.whitelist import load_whitelist
@@ -302,3 +302,14 @@ def test_console_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "stderr", stream)
     workflow._say("[mrfbatch] beta: success")
     assert raw.writes == [b"[mrfbatch] beta: success\n"]
+
+
+def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    path.write_text(
+        "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+        "alpha\thttps://h.example/alpha.json\tresults/alpha\t[]\t{}\n"
+    )
+    assert workflow.find_task(str(path), "alpha").url == "https://h.example/alpha.json"
+    with pytest.raises(UsageError, match=r"network id 'beta' is not in .*tasks\.tsv"):
+        workflow.find_task(str(path), "beta")

@@ -357,10 +357,93 @@ def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
     )
     proc = snakemake(tmp_path, "source=urls", "input=list.txt")
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "tasks.log").read_text() + proc.stderr
-    assert "line 2" in log and "line 4" in log
+    message = (
+        "list.txt has 2 lines that are neither an http(s)/file URL nor an existing file: "
+        "line 2: 'not a url' is neither an http(s)/file URL nor an existing file; "
+        "line 4: 'ftp://x/y.json' has the unsupported scheme 'ftp'"
+    )
+    assert f"[mrfbatch] no tasks: the urls source is unusable: {message}" in proc.stderr
+    assert message in (tmp_path / "logs" / "tasks.log").read_text()
+    assert "Traceback" not in proc.stderr
     m = manifest(tmp_path)
     assert m["total_tasks"] == 0 and "could not be turned into tasks" in m["error"]
+
+
+HOSTILE_CSVS = {  # content: what the message says
+    "semicolons": (
+        b"file_url;plan_name\nhttps://h.example/a.json;Gold\n",
+        "plans.csv has no 'file_url' column in its header (line 1); found columns: "
+        "'file_url;plan_name' (the header holds semicolons: the file looks "
+        "semicolon-separated, expected commas)",
+    ),
+    "unclosed quote": (
+        b'file_url,plan_name\nhttps://h.example/a.json,"Gold\nhttps://h.example/b.json,x\n',
+        "plans.csv is not a readable CSV at line 2: unexpected end of data (a quote opened "
+        "in the row that starts on line 2 is never closed)",
+    ),
+    "utf-16": (
+        "file_url\nhttps://h.example/a.json\n".encode("utf-16"),
+        "source file plans.csv starts with a UTF-16 byte order mark; save it as UTF-8",
+    ),
+    "binary": (
+        b"file_url\nhttps://h.example/a.json\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        r"source file plans.csv is not UTF-8 text: byte 34 (line 3) is b'\x89'; save it as UTF-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CSVS))
+def test_batch_orchestrator_hostile_csv_ends_with_the_reason(tmp_path: Path, case: str) -> None:
+    content, message = HOSTILE_CSVS[case]
+    (tmp_path / "plans.csv").write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrfbatch.batch_orchestrator", "--source", "csv"]
+        + ["--input", "plans.csv", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 1
+    assert f"[mrfbatch] no tasks: the csv source is unusable: {message}\n" in proc.stderr
+    assert (
+        "error: the csv source could not be turned into tasks; see logs/tasks.log and the "
+        "Snakemake output above\n"
+    ) in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "0 successful, 0 failed, 0 not run" in proc.stdout
+    assert not (tmp_path / "results" / "tasks.tsv").exists()
+
+
+def test_batch_orchestrator_checks_the_config_before_snakemake(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrfbatch.batch_orchestrator", "--source", "csv"]
+        + ["--input", "nope.csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "error: config key 'input': csv file nope.csv does not exist\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workflow_edited_tasks_file_with_unsafe_id_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("https://127.0.0.1:9/a.json\n")
+    (tmp_path / "results").mkdir()
+    time.sleep(0.05)  # newer than the source: Snakemake keeps it instead of remaking it
+    (tmp_path / "results" / "tasks.tsv").write_text(
+        "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+        "../evil\thttps://127.0.0.1:9/a.json\tresults/../evil\t[]\t{}\n"
+    )
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "attempts=1")
+    assert proc.returncode != 0
+    assert (
+        "SourceError: results/tasks.tsv line 2: network id '../evil' is not a safe folder name"
+        in proc.stderr
+    ), proc.stderr[-3000:]
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "logs" / "extract").exists()
 
 
 def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Path) -> None:

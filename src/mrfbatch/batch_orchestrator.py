@@ -2,9 +2,9 @@
 
     python -m mrfbatch.batch_orchestrator --source csv --input plans.csv --workers 4
 
-runs `snakemake --cores 4 --config source=csv input=plans.csv ...` on this project's
-Snakefile in the current directory, then prints the manifest summary. `execute_batch` is the
-same from Python, for a list of URLs or task dicts.
+runs `snakemake --cores 4 --configfile CONFIG` (CONFIG: source=csv, input=plans.csv, ...) on
+this project's Snakefile in the current directory, then prints the manifest summary.
+`execute_batch` is the same from Python, for a list of URLs or task dicts.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mrfbatch.errors import UsageError
 from mrfbatch.sources import SOURCE_TYPES, Task
+from mrfbatch.workflow import check_config
 
 
 def workflow_root() -> Path:
@@ -35,11 +37,8 @@ def workflow_root() -> Path:
     return root
 
 
-def snakemake_command(
-    config: Mapping[str, Any], workers: int, extra: Sequence[str] = ()
-) -> list[str]:
-    """The snakemake command line that runs the workflow with `config`."""
-    pairs = [f"{key}={value}" for key, value in config.items() if value is not None]
+def snakemake_command(configfile: str | Path, workers: int, extra: Sequence[str] = ()) -> list[str]:
+    """The snakemake command line that runs the workflow with the config in `configfile`."""
     return [
         sys.executable,
         "-m",
@@ -49,16 +48,30 @@ def snakemake_command(
         "--cores",
         str(workers),
         *extra,
-        "--config",
-        *pairs,
+        "--configfile",
+        str(configfile),
     ]
 
 
 def run_workflow(config: Mapping[str, Any], workers: int = 1, extra: Sequence[str] = ()) -> int:
-    """Run the workflow in the current directory; Snakemake's exit status."""
+    """Run the workflow in the current directory; Snakemake's exit status.
+
+    The config goes to Snakemake in a file, not as `--config key=value`: Snakemake writes its
+    command line into its log (.snakemake/log), and a signed index or URL must not be there.
+    The file is made in `output_dir` (jobs on other machines see it there) and removed after.
+    """
     if workers < 1:
         raise UsageError(f"workers must be a positive integer, got {workers}")
-    return subprocess.run(snakemake_command(config, workers, extra), check=False).returncode
+    settings = {key: value for key, value in config.items() if value is not None}
+    folder = Path(str(settings.get("output_dir") or "results"))
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, configfile = tempfile.mkstemp(prefix=".batch-config-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(settings, f)
+        return subprocess.run(snakemake_command(configfile, workers, extra), check=False).returncode
+    finally:
+        os.unlink(configfile)
 
 
 def read_manifest(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -161,12 +174,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout": args.timeout,
     }
     try:
+        check_config({key: value for key, value in config.items() if value is not None})
         code = run_workflow(config, args.workers, ["--dry-run"] if args.dry_run else [])
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: cannot use output_dir {args.output_dir}: {exc}", file=sys.stderr)
+        return 2
     if not args.dry_run:
-        summary = read_manifest(args.output_dir)["summary"]
+        manifest = read_manifest(args.output_dir)
+        summary = manifest["summary"]
+        if manifest.get("error"):
+            print(f"error: {manifest['error']}", file=sys.stderr)
         print(
             f"{summary['successful']} successful, {summary['failed']} failed, "
             f"{summary['not_run']} not run; manifest: {Path(args.output_dir) / 'manifest.json'}"

@@ -3,40 +3,171 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import PurePosixPath
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import NamedTuple
+from urllib.parse import unquote
 
+from mrfbatch.errors import UsageError
+
+# What a network id is: one folder name of the POSIX portable file name characters, starting
+# with a letter or digit (never hidden, never taken for an option, never "." or "..").
+NETWORK_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+MAX_ID_LENGTH = 200  # of the ids made here; ids given by hand may be longer, see _MAX_GIVEN
+
+_NETWORK_ID = re.compile(NETWORK_ID_PATTERN)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SUFFIXES = (".gz", ".gzip", ".zip", ".json")
-_MAX_BASE = 200  # a folder name may hold 255 bytes; leave room for the suffixes below
 _HEX_STEP = 8
+# The longest name made from an id is the status copy's temporary file beside the log,
+# `{id}.status.json.tmp`; a folder entry holds 255 bytes.
+_MAX_GIVEN = 255 - len(".status.json.tmp")
+# Device names Windows reserves in every folder, with any extension (`con.v2` too).
+_WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
+)
+# Files a run keeps in output_dir beside the id folders: tasks.tsv and manifest.json
+# (rules/common.smk), execute_batch's CSV and its temporary (batch_orchestrator.py).
+_RUN_FILES = frozenset({"tasks.tsv", "manifest.json", "batch-input.csv", "batch-input.csv.tmp"})
+# RFC 3986, appendix B: splits any string, where urllib.parse.urlsplit may raise.
+_URI = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://[^\s'\"<>`]+")
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"<>`?]*=[^\s'\"<>`]*")  # `?name=value...` of a bare path
+_REDACTED = "[redacted]"
+_SHOWN_CHARS = 80
+# Shorter pieces are not searched for in messages: they would match ordinary words, and keep
+# nothing secret. Parameter values and passwords alone must be longer than whole pieces.
+_MIN_SECRET = 4
+_MIN_VALUE = 8
+
+
+class _Parts(NamedTuple):
+    scheme: str | None  # None for a plain path (a one-letter "scheme" is a Windows drive)
+    netloc: str | None  # None when there is no "//"
+    path: str
+    query: str | None
+    fragment: str | None
+
+
+def _split(url: str) -> _Parts:
+    """The RFC 3986 parts of `url`; never raises, unlike urllib.parse.urlsplit."""
+    match = _URI.fullmatch(url)
+    assert match is not None  # every group of the pattern is optional
+    scheme, netloc, path, query, fragment = match.groups()
+    if scheme is None or not _SCHEME.fullmatch(scheme):
+        return _Parts(None, None, url, None, None)
+    return _Parts(scheme.lower(), netloc, path, query, fragment)
 
 
 def redact_url(url: str) -> str:
-    """Return `url` without its query string and fragment, which may carry signatures.
+    """Return `url` without its query string, fragment and user name, which may carry secrets.
 
-    >>> redact_url("https://cdn.example/a/b.json.gz?Signature=abc&Key-Pair-Id=k")
+    Never raises, whatever `url` holds. A plain path loses what follows `?` or `#`.
+
+    >>> redact_url("https://user:pw@cdn.example/a/b.json.gz?Signature=abc&Key-Pair-Id=k#x")
     'https://cdn.example/a/b.json.gz'
     """
-    parts = urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
+    parts = _split(url)
+    if parts.scheme is None:
         return url.split("?", 1)[0].split("#", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]  # drop user:password@
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    authority = "" if parts.netloc is None else "//" + parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}:{authority}{parts.path}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The pieces of `url` that must not be shown, longest first.
+
+    The query string, the fragment and the user name with password, each at least 4
+    characters; the password and each query parameter value alone, at least 8. Each as
+    written and percent-decoded.
+    """
+    parts = _split(url)
+    if parts.scheme is None:
+        return []
+    pieces: list[tuple[str, int]] = []
+    if parts.netloc and "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        pieces += [(userinfo, _MIN_SECRET), (userinfo.partition(":")[2], _MIN_VALUE)]
+    for text in (parts.query, parts.fragment):
+        if text:
+            pieces.append((text, _MIN_SECRET))
+            pieces += [(pair.partition("=")[2], _MIN_VALUE) for pair in text.split("&")]
+    found = {
+        form for piece, least in pieces for form in (piece, unquote(piece)) if len(form) >= least
+    }
+    return sorted(found, key=lambda form: (-len(form), form))
+
+
+def redact_text(text: str, urls: Iterable[str] = ()) -> str:
+    """`text` with the secrets of `urls` wherever they appear, and every URL in it redacted.
+
+    For messages built by other code (tracebacks, library errors), where a URL may show up in
+    pieces: the secrets of `urls` go first, then every URL loses what :func:`redact_url`
+    drops, and a query string after a bare path (`/f.json?sig=...`) is replaced.
+
+    >>> redact_text("GET '/f.json?sig=a&b=c' failed", ["https://h.example/f.json?sig=a&b=c"])
+    "GET '/f.json?[redacted]' failed"
+    """
+    for url in urls:
+        for secret in url_secrets(url):
+            text = text.replace(secret, _REDACTED)
+    text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
+    return _QUERY_IN_TEXT.sub("?" + _REDACTED, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Log lines, tracebacks included, with URLs redacted (see :func:`redact_text`)."""
+
+    def __init__(self, fmt: str, urls: Iterable[str] = ()):
+        super().__init__(fmt)
+        self.urls = tuple(urls)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record), self.urls)
+
+
+def network_id_problem(network_id: str) -> str | None:
+    """Why `network_id` may not name an output folder (a phrase to follow "it"), or None.
+
+    >>> network_id_problem("2024-01_ppo") is None, network_id_problem("nul.v2")
+    (True, 'is a device name Windows reserves (CON, PRN, AUX, NUL, COM0-9, LPT0-9)')
+    """
+    if not _NETWORK_ID.fullmatch(network_id):
+        return "must start with a letter or digit and hold only letters, digits, '.', '_' and '-'"
+    if len(network_id) > _MAX_GIVEN:
+        return f"is {len(network_id)} characters long; at most {_MAX_GIVEN} fit a file name"
+    return _reserved(network_id)
+
+
+def check_network_id(network_id: str) -> None:
+    """UsageError unless `network_id` may name an output folder (see network_id_problem)."""
+    problem = network_id_problem(network_id)
+    if problem:
+        shown = network_id
+        if len(shown) > _SHOWN_CHARS:
+            shown = shown[: _SHOWN_CHARS - 1] + "…"
+        raise UsageError(f"network id {shown!r} is not a safe folder name: it {problem}")
 
 
 def derive_network_id(url: str) -> str:
     """Derive a network id from the file name in `url`'s path.
 
-    The query string is ignored (signed URLs), `.json`/`.gz`/`.zip` suffixes are removed and
-    the rest is reduced to `[A-Za-z0-9._-]`.
+    The query string is ignored (signed URLs), `.json`/`.gz`/`.zip` suffixes are removed,
+    accents are dropped (`é` becomes `e`) and every run of other characters outside
+    `[A-Za-z0-9._-]` becomes `_`; leading and trailing `._-` go. A name that is left empty is
+    `network`; a name Windows reserves (`CON`, `nul.v2`) or that a run's own file has
+    (`tasks.tsv`) gets `_` after its first part. A name longer than 200 characters is cut,
+    and ends with `-` and 8 hex digits of the SHA-256 of the URL's path, so different long
+    names stay apart. The result always passes :func:`network_id_problem`.
 
     >>> derive_network_id("https://x.example/2024/ABC_in-network.json.gz?sig=1")
     'ABC_in-network'
     """
-    path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+    path = _split(url).path if "://" in url else url.split("?", 1)[0]
     name = PurePosixPath(unquote(path).replace("\\", "/")).name
     lowered = name.lower()
     stripped = True
@@ -46,19 +177,25 @@ def derive_network_id(url: str) -> str:
             if lowered.endswith(suffix) and len(lowered) > len(suffix):
                 name, lowered = name[: -len(suffix)], lowered[: -len(suffix)]
                 stripped = True
-    safe = _UNSAFE.sub("_", name).strip("._-")
-    return safe or "network"
+    safe = _portable(name) or "network"
+    if _reserved(safe):
+        stem, dot, rest = safe.partition(".")
+        safe = f"{stem}_{dot}{rest}"
+    if len(safe) > MAX_ID_LENGTH:
+        digest = _sha256(path)[:_HEX_STEP]
+        safe = safe[: MAX_ID_LENGTH - 1 - len(digest)].rstrip("._-") + "-" + digest
+    return safe
 
 
 def assign_network_ids(urls: Iterable[str]) -> dict[str, str]:
     """Map every URL in `urls` to a network id that no other file in `urls` shares.
 
     URLs that differ only in their query string (signed URLs) are the same file and get the same
-    id. An id is :func:`derive_network_id`'s (cut to 200 characters), unless several files give
-    the same one, ignoring case (output folders may live on case-insensitive filesystems): then
-    every one of them gets ``-`` and the first 8 hex digits of the SHA-256 of its URL without
-    query string (more digits in the rare case that this meets another file's name). The ids
-    depend on the set of URLs only, not on their order.
+    id. An id is :func:`derive_network_id`'s, unless several files give the same one, ignoring
+    case (output folders may live on case-insensitive filesystems): then every one of them gets
+    ``-`` and the first 8 hex digits of the SHA-256 of its URL without query string (more digits
+    in the rare case that this meets another file's name; the name is cut to keep the id within
+    200 characters). The ids depend on the set of URLs only, not on their order.
 
     >>> ids = assign_network_ids(["https://a.example/x.json?sig=1", "https://b.example/X.json"])
     >>> ids["https://a.example/x.json?sig=1"], ids["https://b.example/X.json"]
@@ -69,14 +206,11 @@ def assign_network_ids(urls: Iterable[str]) -> dict[str, str]:
         if url not in keys:
             keys[url] = _file_key(url)
     files = sorted(set(keys.values()))
-    digests = {f: hashlib.sha256(f.encode("utf-8", "surrogatepass")).hexdigest() for f in files}
-    bases = {f: derive_network_id(f)[:_MAX_BASE].rstrip("._-") or "network" for f in files}
+    digests = {f: _sha256(f) for f in files}
+    bases = {f: derive_network_id(f) for f in files}
     hex_digits = dict.fromkeys(files, 0)
     while True:
-        ids = {
-            f: bases[f] + (f"-{digests[f][: hex_digits[f]]}" if hex_digits[f] else "")
-            for f in files
-        }
+        ids = {f: _with_suffix(bases[f], digests[f][: hex_digits[f]]) for f in files}
         holders: dict[str, list[str]] = {}
         for f, network_id in ids.items():
             holders.setdefault(network_id.lower(), []).append(f)
@@ -89,9 +223,36 @@ def assign_network_ids(urls: Iterable[str]) -> dict[str, str]:
             hex_digits[f] = min(hex_digits[f] + _HEX_STEP, len(digests[f]))
 
 
+def _with_suffix(base: str, digits: str) -> str:
+    if not digits:
+        return base
+    return base[: MAX_ID_LENGTH - 1 - len(digits)].rstrip("._-") + "-" + digits
+
+
+def _portable(name: str) -> str:
+    """`name` in `[A-Za-z0-9._-]`: accents dropped, other runs of characters made `_`."""
+    if not name.isascii():
+        decomposed = unicodedata.normalize("NFKD", name)
+        name = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _UNSAFE.sub("_", name).strip("._-")
+
+
+def _reserved(network_id: str) -> str | None:
+    if network_id.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
+        return "is a device name Windows reserves (CON, PRN, AUX, NUL, COM0-9, LPT0-9)"
+    if network_id.lower() in _RUN_FILES:
+        return "is the name of a file a run keeps in output_dir"
+    return None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _file_key(url: str) -> str:
     """`url` without its query string and fragment: what identifies the file."""
-    parts = urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:  # a plain path: "?" and "#" are file name
+    parts = _split(url)
+    if parts.scheme is None:  # a plain path: "?" and "#" are file name
         return url
-    return urlunsplit(parts._replace(query="", fragment=""))
+    authority = "" if parts.netloc is None else "//" + parts.netloc
+    return f"{parts.scheme}:{authority}{parts.path}"

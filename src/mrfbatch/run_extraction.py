@@ -34,7 +34,13 @@ from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
-from mrfbatch.network_ids import derive_network_id, redact_url
+from mrfbatch.network_ids import (
+    RedactingFormatter,
+    check_network_id,
+    derive_network_id,
+    redact_text,
+    redact_url,
+)
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import FILE_METADATA_KEYS, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
@@ -126,7 +132,8 @@ def run_extraction(
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     settings = settings or TransportSettings()
-    network_id = network_id or derive_network_id(url)
+    network_id = derive_network_id(url) if network_id is None else network_id
+    check_network_id(network_id)  # one folder inside output_dir, never a path out of it
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
     status_path = out_dir / "status.json"
@@ -214,6 +221,7 @@ def run_extraction(
         elif run is not None:
             run.close()
         _fill_counts(result, run, stats, started)
+        _redact(result, url)
         _write_status(status_path, result)
     _log_outcome(result)
     return result
@@ -309,6 +317,17 @@ def _fill_counts(
     if quality.invalid_values:
         examples = "; ".join(quality.invalid_examples[:5])
         result.warnings.append(f"{quality.invalid_values} values had the wrong type: {examples}")
+
+
+def _redact(result: ExtractionResult, url: str) -> None:
+    """Keep the secrets of `url`, and of any URL, out of the error and warnings.
+
+    Whatever built the message (http.client repeats a request target, query string and all),
+    status.json, the log and the manifest show it without them.
+    """
+    if result.error:
+        result.error = redact_text(result.error, [url])
+    result.warnings = [redact_text(warning, [url]) for warning in result.warnings]
 
 
 def _write_status(path: Path, result: ExtractionResult) -> None:
@@ -453,11 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", [args.url]))
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[console])
     settings = TransportSettings(
         attempts=args.attempts,
         read_timeout=args.timeout,

@@ -8,6 +8,7 @@ the first URL seen and the plans of every input that named the file. The tasks T
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,12 +16,13 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from urllib.request import url2pathname
 
 import ijson
@@ -34,7 +36,7 @@ from mrfbatch.errors import (
     TransportError,
     UsageError,
 )
-from mrfbatch.network_ids import assign_network_ids, redact_url
+from mrfbatch.network_ids import assign_network_ids, check_network_id, redact_url
 from mrfbatch.transport import TransportSettings, open_source
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,14 @@ TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_ar
 URL_COLUMN = "file_url"
 
 _BUF_SIZE = 1 << 16
+_MAX_DEPTH = 64  # nesting of a table of contents; its own structure needs 5
+_MAX_KEY = 1000  # characters of one key of a table of contents
 _MAX_LISTED = 20  # problems named in one message; the rest are counted
 _SHOWN_CHARS = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
-_NETWORK_ID = re.compile(r"[A-Za-z0-9._-]+")
+_OTHER_DELIMITERS = {"\t": "tab", ";": "semicolon", "|": "pipe"}
 _IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
 _NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
     "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
@@ -101,13 +106,16 @@ def load_tasks(source: str, input: str, settings: TransportSettings | None = Non
 def parse_csv(path: PathLike) -> list[Task]:
     """One task per distinct `file_url` of a plans CSV; the other columns are plan metadata.
 
-    The header must have a `file_url` column (names are stripped of whitespace; a BOM and CRLF
-    line ends are fine). Blank rows are skipped; every other non-empty cell of a row becomes a
-    string field of that row's plan. Rows naming the same file share one task.
+    The header must have a `file_url` column (names are stripped of whitespace; byte order
+    marks and CRLF line ends are fine). Quoting is strict: a quote never closed is an error
+    naming the line it opens on, not the rest of the file in one cell. Blank rows are skipped;
+    every other non-empty cell of a row becomes a string field of that row's plan. Rows naming
+    the same file share one task.
     """
     name = str(path)
     text = _read_text(path, "source file")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    # strict: a quote opened and never closed is an error, not the rest of the file in a cell
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     collector = _Collector()
     problems: list[str] = []
     header: list[str] | None = None
@@ -128,7 +136,10 @@ def parse_csv(path: PathLike) -> list[Task]:
             else:
                 collector.add(url, _keyed([plan] if plan else []))
     except csv.Error as exc:
-        raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}") from exc
+        hint = ""
+        if str(exc) == "unexpected end of data":
+            hint = f" (a quote opened in the row that starts on line {line} is never closed)"
+        raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}{hint}") from exc
     if header is None:
         raise SourceError(f"{name} is empty; expected a CSV header with a {URL_COLUMN} column")
     _raise_problems(problems, f"{name} has {{n}} unusable rows")
@@ -142,8 +153,13 @@ def _url_column(header: list[str], name: str, line: int) -> int:
         found = ", ".join(repr(h) for h in header[:_MAX_LISTED])
         more = f" and {len(header) - _MAX_LISTED} more" if len(header) > _MAX_LISTED else ""
         hint = ""
-        if len(header) == 1 and "\t" in header[0]:
-            hint = " (the header holds tabs: the file looks tab-separated, expected commas)"
+        for mark, name_of_mark in _OTHER_DELIMITERS.items():
+            if len(header) == 1 and mark in header[0]:
+                hint = (
+                    f" (the header holds {name_of_mark}s: the file looks {name_of_mark}-"
+                    "separated, expected commas)"
+                )
+                break
         raise SourceError(
             f"{name} has no {URL_COLUMN!r} column in its header (line {line}); "
             f"found columns: {found}{more}{hint}"
@@ -167,7 +183,7 @@ def _csv_row(
         return "", {}, f"line {line} has an empty {URL_COLUMN}"
     invalid = _location_problem(url)
     if invalid:
-        return "", {}, f"line {line}: {_shorten(url)} {invalid}"
+        return "", {}, f"line {line}: {_shorten(redact_url(url))} {invalid}"
     plan: dict[str, Any] = {}
     for column, cell in zip(header, row, strict=False):
         value = cell.strip()
@@ -236,43 +252,93 @@ class _Index:
         self.keys: list[str] = []  # the first top-level keys, to say what a non-TOC holds
 
     def scan(self, stream: DecodedStream) -> None:
+        # ijson's C coroutines, chained by hand: bytes -> basic events -> _watch -> events
+        # with prefixes -> reporting structures. _watch sees the basic events before they get
+        # their prefix (the keys of every level, joined): those strings grow with the nesting
+        # and the keys, and a buffer's events are made at once, so 30,000 nested arrays
+        # (60 KB) would take 2 GB before a check of the prefixes could stop them. ijson's C
+        # `items` assembles each structure far faster than Python could.
         backend = load_backend()
-        events = backend.parse(stream, buf_size=_BUF_SIZE, use_float=False)
-        # ijson's C `items` assembles each structure far faster than Python could; the events
-        # pass through _watch on the way, which reads the top level in the same pass.
+        found = _Found()
+        structures = backend.items_basecoro(found, "reporting_structure.item")
+        watch = self._watch(backend.parse_basecoro(structures).send, stream)
+        next(watch)
+        basic = backend.basic_parse_basecoro(watch, use_float=False)
         try:
-            for item in backend.items(self._watch(events), "reporting_structure.item"):
-                self._structure(item)
+            while True:
+                chunk = stream.read(_BUF_SIZE)
+                # b"" at the end: yajl checks that the JSON is complete, the coroutine ends
+                with contextlib.suppress(StopIteration):
+                    basic.send(chunk)
+                for item in found:
+                    self._structure(item)
+                found.clear()
+                if not chunk:
+                    break
         except ijson.JSONError as exc:
-            raise SourceError(str(json_error(exc, stream))) from exc
+            raise SourceError(_without_snippet(str(json_error(exc, stream)))) from exc
         if not self.seen_structures:
-            found = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
+            found_keys = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
             raise SourceError(
                 f"{self.shown} is not a table of contents: it has no reporting_structure array "
-                f"(top-level keys: {found})"
+                f"(top-level keys: {found_keys})"
             )
 
-    def _watch(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
-        """Pass `events` on, noting the entity name and stopping at what is not a TOC."""
-        for prefix, event, value in events:
-            if not prefix:
-                if event == "map_key":
-                    self._top_level_key(value)
-                elif event not in ("start_map", "end_map"):
-                    kind = "an array" if event == "start_array" else "a single value"
-                    raise SourceError(
-                        f"{self.shown} is not a table of contents: its top level is {kind}; "
-                        "expected an object with a reporting_structure array"
-                    )
-            elif prefix == "reporting_entity_name":
-                if event == "string":
-                    self.entity = value
-            elif prefix == "reporting_structure" and event not in ("start_array", "end_array"):
+    def _watch(
+        self, forward: Callable[[tuple[str, Any]], None], stream: DecodedStream
+    ) -> Generator[None, tuple[str, Any], None]:
+        """Forward basic events, noting the entity name and stopping at what is not a TOC."""
+        depth = 0
+        key = ""  # the top-level key whose value is being read
+        while True:
+            pair = yield
+            event, value = pair
+            if event == "map_key" and len(value) > _MAX_KEY:
                 raise SourceError(
-                    f"{self.shown}: reporting_structure is {_event_kind(event)}; "
-                    "expected an array of reporting structures"
+                    f"{self.shown} has a key of {len(value):,} characters (within its first "
+                    f"{stream.bytes_decoded} decoded bytes); expected names of at most "
+                    f"{_MAX_KEY:,}"
                 )
-            yield prefix, event, value
+            if depth > 1:  # inside a top-level value: only the depth matters
+                if event == "start_map" or event == "start_array":
+                    depth += 1
+                    if depth > _MAX_DEPTH:
+                        raise SourceError(
+                            f"{self.shown} nests arrays and objects more than {_MAX_DEPTH} "
+                            f"deep (within its first {stream.bytes_decoded} decoded bytes); a "
+                            "table of contents needs 5 levels"
+                        )
+                elif event == "end_map" or event == "end_array":
+                    depth -= 1
+            elif depth == 1:
+                if event == "map_key":
+                    key = value
+                    self._top_level_key(key)
+                elif event == "end_map":
+                    depth = 0
+                else:
+                    self._top_level_value(key, event, value)
+                    if event == "start_map" or event == "start_array":
+                        depth = 2
+            elif event == "start_map":
+                depth = 1
+            else:
+                kind = "an array" if event == "start_array" else "a single value"
+                raise SourceError(
+                    f"{self.shown} is not a table of contents: its top level is {kind}; "
+                    "expected an object with a reporting_structure array"
+                )
+            forward(pair)
+
+    def _top_level_value(self, key: str, event: str, value: Any) -> None:
+        """The value of a top-level key, or the start of it."""
+        if key == "reporting_entity_name" and event == "string":
+            self.entity = value
+        elif key == "reporting_structure" and event != "start_array":
+            raise SourceError(
+                f"{self.shown}: reporting_structure is {_event_kind(event)}; "
+                "expected an array of reporting structures"
+            )
 
     def _top_level_key(self, key: str) -> None:
         if key in _NOT_A_TOC:
@@ -327,6 +393,12 @@ class _Index:
                 self.collector.add(location.strip(), keyed)
 
 
+class _Found(list[Any]):
+    """The end of an ijson coroutine chain: what is sent to it is kept."""
+
+    send = list.append
+
+
 def _plain(value: Any) -> Any:
     """`value` with Decimals (ijson's non-integer numbers) as floats, so it is JSON again."""
     match value:
@@ -339,6 +411,15 @@ def _plain(value: Any) -> Any:
             return [_plain(v) for v in value]
         case _:
             return value
+
+
+def _without_snippet(message: str) -> str:
+    """A JSON error without the bytes near the error, which may hold a signed location URL.
+
+    engines.reference.json_error writes them as ` near '...'`, before an optional
+    ` (between decoded bytes ...)`.
+    """
+    return re.sub(r" near (['\"]).*?\1(?= \(between|$)", "", message, flags=re.DOTALL)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +444,7 @@ def parse_urls(path: PathLike) -> list[Task]:
             continue
         invalid = _location_problem(url)
         if invalid:
-            problems.append(f"line {number}: {_shorten(url)} {invalid}")
+            problems.append(f"line {number}: {_shorten(redact_url(url))} {invalid}")
         else:
             collector.add(url, [])
     _raise_problems(
@@ -457,6 +538,8 @@ def read_tasks(path: PathLike) -> list[Task]:
             extra = json.loads(extra_text)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{name} line {number}: invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise SourceError(f"{name} line {number}: JSON nested too deeply") from None
         if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
             raise SourceError(f"{name} line {number}: plan_metadata is not a JSON array of objects")
         if not isinstance(extra, dict):
@@ -473,8 +556,7 @@ def read_tasks(path: PathLike) -> list[Task]:
 def _check_task(task: Task, seen: dict[str, str]) -> None:
     """UsageError unless `task` can be written as a TSV row and its id is a fresh folder name."""
     network_id = task.network_id
-    if not _NETWORK_ID.fullmatch(network_id) or not network_id.strip("."):
-        raise UsageError(f"network id {network_id!r} is not a folder name of [A-Za-z0-9._-]")
+    check_network_id(network_id)
     folded = network_id.lower()
     if folded in seen:
         raise UsageError(
@@ -548,11 +630,12 @@ def _location_problem(text: str) -> str | None:
             if not parts.hostname:
                 return "has no host name"
             _ = parts.port  # raises ValueError on a bad port
-            if " " in text:
-                return "contains a space (encode it as %20)"
-            return None
+            return _http_problem(text, parts.hostname, parts.netloc)
     except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+        # Not the exception's own words: some repeat the host part, user name included.
+        if "Port" in str(exc):
+            return "is not a valid URL: its port is not a number from 0 to 65535"
+        return "is not a valid URL: its host part is malformed"
     if scheme == "file":
         return None if parts.path else "has no path"
     if scheme and len(scheme) > 1:
@@ -565,6 +648,25 @@ def _location_problem(text: str) -> str | None:
     except (OSError, ValueError):
         pass
     return "is neither an http(s)/file URL nor an existing file"
+
+
+def _http_problem(text: str, hostname: str, netloc: str) -> str | None:
+    """What an HTTP request for a parsed http(s) URL would trip on (http.client sends ASCII)."""
+    if " " in text:
+        return "contains a space (encode it as %20)"
+    beyond_host = text.partition(netloc)[2]
+    odd = _NON_ASCII.search(beyond_host)
+    if odd:
+        char = odd.group()
+        return (
+            f"contains the non-ASCII character {char!r} (U+{ord(char):04X}) after its host; "
+            f"percent-encode it as {quote(char, safe='', errors='surrogatepass')}"
+        )
+    try:
+        hostname.encode("idna")
+    except UnicodeError:
+        return "has a host name that is not a valid (internationalized) domain name"
+    return None
 
 
 def _require_local_file(source: str) -> None:
@@ -583,27 +685,48 @@ def _require_local_file(source: str) -> None:
 
 
 def _read_text(path: PathLike, what: str, bom: bool = True) -> str:
-    """The UTF-8 text of a small local file, or SourceError saying what is wrong and where."""
+    """The UTF-8 text of a small local file, or SourceError saying what is wrong and where.
+
+    Compressed files, UTF-16, NUL bytes (binary files) and anything but a regular file are
+    refused; with `bom`, byte order marks are dropped wherever they are.
+    """
     name = str(path)
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError(f"{what} {name} is a directory, expected a file")
+        if not stat.S_ISREG(mode):  # reading a pipe or a device could block or never end
+            raise SourceError(f"{what} {name} is not a regular file (a pipe or a device?)")
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise SourceError(f"{what} {name} does not exist") from None
-    except IsADirectoryError:
-        raise SourceError(f"{what} {name} is a directory, expected a file") from None
     except OSError as exc:
         raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise SourceError(f"{what} {name!r} is not a usable file name: {exc}") from None
     if data.startswith((b"\x1f\x8b", b"PK\x03\x04")):
         kind = "gzip" if data.startswith(b"\x1f\x8b") else "zip"
         raise SourceError(f"{what} {name} is {kind}-compressed; expected plain UTF-8 text")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SourceError(f"{what} {name} starts with a UTF-16 byte order mark; save it as UTF-8")
+    nul = data.find(b"\x00")
     try:
-        return data.decode("utf-8-sig" if bom else "utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        if not 0 <= nul < exc.start:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise SourceError(
+                f"{what} {name} is not UTF-8 text: byte {exc.start} (line {line}) is "
+                f"{data[exc.start : exc.start + 1]!r}; save it as UTF-8"
+            ) from exc
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
         raise SourceError(
-            f"{what} {name} is not UTF-8 text: byte {exc.start} (line {line}) is "
-            f"{data[exc.start : exc.start + 1]!r}; save it as UTF-8"
-        ) from exc
+            f"{what} {name} holds a NUL byte at byte {nul} (line {line}); expected text "
+            "(is it a binary file, or UTF-16?)"
+        )
+    # A byte order mark at the start, or inside where files were joined (`cat a.csv b.csv`)
+    return text.replace("\ufeff", "") if bom else text
 
 
 def _raise_problems(problems: list[str], summary: str) -> None:

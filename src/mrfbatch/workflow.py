@@ -13,14 +13,14 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch.engines import ENGINES
-from mrfbatch.errors import UsageError
+from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
-from mrfbatch.network_ids import redact_url
+from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
@@ -45,8 +45,20 @@ class ConfigError(UsageError):
     """A workflow config value is missing or not allowed."""
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Stop before any job when a config value is wrong, naming the key and what is allowed."""
+def check_config(config: Mapping[str, Any], command_line: Mapping[str, Any] | None = None) -> None:
+    """Stop before any job when a config value is wrong, naming the key and what is allowed.
+
+    `command_line` holds the values given with `--config`: Snakemake writes those into its log
+    (.snakemake/log), so a URL with a query string, user name or fragment is refused there.
+    """
+    given = str((command_line or {}).get("input", ""))
+    if "://" in given and redact_url(given) != given:
+        raise ConfigError(
+            "config key 'input': the URL has a query string, user name or fragment (a "
+            "signature?) and was given with --config, which Snakemake writes into its log "
+            "(.snakemake/log); put 'input: <URL>' in a YAML file and give it with "
+            "--configfile FILE instead"
+        )
     source = config.get("source")
     if source not in SOURCE_TYPES:
         shown = "missing" if source is None else repr(source)
@@ -137,14 +149,46 @@ def make_tasks(source: str, source_input: str, tasks_path: str, output_dir: str)
     return tasks
 
 
+def tasks_job(
+    source: str, source_input: str, tasks_path: str, output_dir: str, log_path: str
+) -> int:
+    """The checkpoint's job: make_tasks, logging to `log_path`; its exit status.
+
+    An unusable source is exit status 1 with the reason in the log and one line on the
+    console, not a traceback.
+    """
+    handlers = _log_to(log_path, echo=False, urls=[source_input])
+    try:
+        make_tasks(source, source_input, tasks_path, output_dir)
+    except MrfError as exc:
+        message = redact_text(str(exc), [source_input])
+        log.error("%s", message)
+        _say(f"[mrfbatch] no tasks: the {source} source is unusable: {message}")
+        return 1
+    finally:
+        _stop_logging(handlers)
+    return 0
+
+
 @functools.lru_cache(maxsize=4)
 def _tasks_by_id(path: str, mtime_ns: int) -> dict[str, Task]:
     return {task.network_id: task for task in read_tasks(path)}
 
 
 def tasks_by_id(path: str) -> dict[str, Task]:
-    """The tasks of a tasks TSV by network id (parsed once per version of the file)."""
+    """The tasks of a tasks TSV by network id (parsed once per version of the file).
+
+    read_tasks refuses the file when an id is not a safe folder name, e.g. after an edit.
+    """
     return _tasks_by_id(path, os.stat(path).st_mtime_ns)
+
+
+def find_task(path: str, network_id: str) -> Task:
+    """The task of `network_id` in the tasks TSV, or UsageError."""
+    task = tasks_by_id(path).get(network_id)
+    if task is None:
+        raise UsageError(f"network id {network_id!r} is not in {path}")
+    return task
 
 
 def task_fingerprint(path: str, network_id: str) -> str:
@@ -153,7 +197,7 @@ def task_fingerprint(path: str, network_id: str) -> str:
     Used as a rule parameter, so a new signature on the same file does not redo the work, and
     secrets in the query string never reach Snakemake's metadata.
     """
-    task = tasks_by_id(path)[network_id]
+    task = find_task(path, network_id)
     return json.dumps([redact_url(task.url), list(task.plan_metadata)], sort_keys=True)
 
 
@@ -178,8 +222,8 @@ def run_task(
     The copy lives beside the log because Snakemake deletes the declared outputs (status.json
     among them) of a failed job, and the manifest still has to say why it failed.
     """
-    task = tasks_by_id(tasks_path)[network_id]
-    handlers = _log_to(log_path, echo)
+    task = find_task(tasks_path, network_id)
+    handlers = _log_to(log_path, echo, [task.url])
     try:
         result = run_extraction(
             task.url,
@@ -196,9 +240,7 @@ def run_task(
             threads=threads,
         )
     finally:
-        for handler in handlers:
-            logging.getLogger("mrfbatch").removeHandler(handler)
-            handler.close()
+        _stop_logging(handlers)
     status_file = Path(output_dir) / network_id / "status.json"
     tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
     tmp.write_bytes(status_file.read_bytes())
@@ -216,9 +258,10 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
-def _log_to(path: str, echo: bool) -> list[logging.Handler]:
+def _log_to(path: str, echo: bool, urls: Iterable[str] = ()) -> list[logging.Handler]:
+    """Send mrfbatch's log to `path` (and stderr), every URL and the secrets of `urls` redacted."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", urls)
     handlers: list[logging.Handler] = [logging.FileHandler(path, mode="w", encoding="utf-8")]
     if echo:
         handlers.append(logging.StreamHandler(sys.stderr))
@@ -229,6 +272,12 @@ def _log_to(path: str, echo: bool) -> list[logging.Handler]:
         handler.setFormatter(fmt)
         logger.addHandler(handler)
     return handlers
+
+
+def _stop_logging(handlers: list[logging.Handler]) -> None:
+    for handler in handlers:
+        logging.getLogger("mrfbatch").removeHandler(handler)
+        handler.close()
 
 
 def _one_line(result: ExtractionResult) -> str:
