@@ -18,7 +18,9 @@ error. See docs/output.md for the tables and status.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -121,6 +123,12 @@ def run_extraction(
     (rows, provider store, temporary tables) and the file is read again from its first byte, at
     most `settings.restarts` times; `retries`, `resumes` and `restarts` in the result count
     what it took over all of them.
+
+    The tables are written under temporary names, and complete there, before status.json is;
+    then they are renamed, status.json last. So `status.json` saying success means both tables
+    are there; no run, failed or killed at any point, leaves a partial table under a final
+    name; and a run killed in the middle of the renames leaves tables without a status.json,
+    which the next run of the same network id removes first, as it removes every temporary file.
     """
     _check_arguments(provider_batch_size, rate_batch_size, output_format)
     if isinstance(engine, str) and engine not in ENGINES:
@@ -192,12 +200,13 @@ def run_extraction(
                 "defined nowhere in the file"
             )
         for name, writer in (("rates", run.rates), ("providers", run.providers)):
-            result.output_files[name] = str(writer.commit())
+            writer.finish()  # complete, under its temporary name
+            result.output_files[name] = str(writer.path)
         result.status = "success"
     except MrfError as exc:
         result.error = str(exc)
     except OSError as exc:
-        result.error = f"cannot write outputs under {out_dir}: {exc.strerror or exc}"
+        result.error = _output_error(exc, out_dir)
     except Exception as exc:  # a bug: keep the traceback in the log, report it in the status
         log.exception("internal error")
         result.error = f"internal error ({type(exc).__name__}: {exc}); see the log"
@@ -205,16 +214,11 @@ def run_extraction(
         result.error = "interrupted"
         raise
     finally:
-        if result.status != "success":
-            if run is not None:
-                run.discard()
-            for path in final.values():
-                path.unlink(missing_ok=True)
-            result.output_files = {}
-        elif run is not None:
-            run.close()
+        if run is not None:
+            run.close()  # the provider store: its space is free for what follows
         _fill_counts(result, run, stats, started)
-        _write_status(status_path, result)
+        tables = (run.rates, run.providers) if run is not None else ()
+        _publish(status_path, result, tables, final.values())
     _log_outcome(result)
     return result
 
@@ -283,6 +287,66 @@ def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
         raise UsageError(f"output format {fmt!r} is not one of: {', '.join(FORMATS)}")
 
 
+def _publish(
+    status_path: Path,
+    result: ExtractionResult,
+    tables: Sequence[TableWriter],
+    finals: Iterable[Path],
+) -> None:
+    """Rename finished tables into place, then status.json; or discard them and say why.
+
+    status.json is written under its temporary name first: a full disk fails the extraction
+    before any table has its final name. A failed status is written after the tables are
+    deleted, so their space is free for it; if even that cannot be written, the error is
+    logged and the folder is left without outputs.
+    """
+    if result.ok:
+        try:
+            staged = _stage_status(status_path, result)
+            try:
+                for table in tables:
+                    table.publish()
+                os.replace(staged, status_path)
+            except OSError:
+                staged.unlink(missing_ok=True)
+                raise
+            _sync_folder(status_path.parent)
+            return
+        except OSError as exc:
+            result.status = "failed"
+            result.error = _output_error(exc, status_path.parent)
+    result.output_files = {}
+    for table in tables:
+        table.abort()
+    for path in finals:
+        path.unlink(missing_ok=True)
+    try:
+        os.replace(_stage_status(status_path, result), status_path)
+    except OSError as exc:
+        log.error(
+            "%s: status.json could not be written either: %s",
+            result.network_id,
+            _output_error(exc, status_path.parent),
+        )
+
+
+def _output_error(exc: OSError, folder: Path) -> str:
+    """What went wrong writing outputs, naming the file (or the folder) it happened to."""
+    where = exc.filename or folder
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
+        return (
+            f"{full} ({reason}) while writing {where}; no table was kept: free space under "
+            f"{folder} and run again"
+        )
+    if exc.errno == errno.EFBIG:
+        return f"{where} reached the largest file size allowed ({reason}); no table was kept"
+    if exc.filename:
+        return f"cannot write {exc.filename}: {reason}"
+    return f"cannot write outputs under {folder}: {reason}"
+
+
 def _fill_counts(
     result: ExtractionResult, run: _Pass | None, stats: TransferStats, started: float
 ) -> None:
@@ -311,12 +375,35 @@ def _fill_counts(
         result.warnings.append(f"{quality.invalid_values} values had the wrong type: {examples}")
 
 
-def _write_status(path: Path, result: ExtractionResult) -> None:
+def status_text(result: ExtractionResult) -> str:
+    """The content of status.json."""
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _stage_status(path: Path, result: ExtractionResult) -> Path:
+    """Write status.json under its temporary name, to disk; return that name."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(
-        json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(status_text(result))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(tmp)) from exc
+        raise
+    return tmp
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (they are done; a failure here changes nothing)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _progress_line(run: _Pass, started: float) -> str:

@@ -21,7 +21,7 @@ from mrfbatch.engines import ENGINES
 from mrfbatch.errors import UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
-from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.run_extraction import ExtractionResult, run_extraction, status_text
 from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
 
@@ -176,7 +176,8 @@ def run_task(
     """An extraction job: run one task, log to `log_path`, keep a copy of its status.
 
     The copy lives beside the log because Snakemake deletes the declared outputs (status.json
-    among them) of a failed job, and the manifest still has to say why it failed.
+    among them) of a failed job, and the manifest still has to say why it failed. It is written
+    from the result, so it exists even when a full disk kept status.json from being written.
     """
     task = tasks_by_id(tasks_path)[network_id]
     handlers = _log_to(log_path, echo)
@@ -199,9 +200,8 @@ def run_task(
         for handler in handlers:
             logging.getLogger("mrfbatch").removeHandler(handler)
             handler.close()
-    status_file = Path(output_dir) / network_id / "status.json"
     tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
-    tmp.write_bytes(status_file.read_bytes())
+    tmp.write_text(status_text(result), encoding="utf-8")
     os.replace(tmp, status_copy)
     _say(_one_line(result))
     return result
