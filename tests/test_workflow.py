@@ -340,6 +340,10 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
             ["source=url", "input=https://127.0.0.1:9/a.json", "retry_seconds=-1"],
             "config key 'retry_seconds' is -1; allowed values: numbers >= 0",
         ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "max_value_mb=0"],
+            "config key 'max_value_mb' is 0; allowed values: integers >= 1",
+        ),
     ],
 )
 def test_workflow_bad_config_stops_before_any_job(
@@ -382,6 +386,33 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
+    served: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    big = synth.generate(synth.SynthConfig(seed=8, items=9, references=5, large_item_rates=4000))
+    url = served["server"].add("/mrf/big.json.gz", synth.pack(big.to_bytes(), "gz"))
+    (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n{url}\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["--source", "urls", "--input", "list.txt", "--workers", "2", "--retries", "0"]
+    code = orchestrator_main([*args, "--max-value-mb", "1"])
+    assert code != 0
+    assert "1 successful, 1 failed, 0 not run" in capsys.readouterr().out
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    assert by_id["alpha"]["status"] == "success"
+    assert by_id["big"]["status"] == "failed"
+    assert "an in_network item in " in by_id["big"]["error"]
+    assert "is larger than the limit of 1 MB (max_value_mb)" in by_id["big"]["error"]
+    assert not (tmp_path / "results" / "big" / "rates.parquet").exists()
+
+    # A higher limit redoes the failed file only.
+    assert orchestrator_main([*args, "--max-value-mb", "2"]) == 0
+    assert "2 successful, 0 failed, 0 not run" in capsys.readouterr().out
+    assert (tmp_path / "results" / "big" / "rates.parquet").exists()
 
 
 def test_batch_orchestrator_command_and_execute_batch(

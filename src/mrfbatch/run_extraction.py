@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import ENGINES, Engine, get_engine
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import derive_network_id, redact_url
@@ -112,11 +112,14 @@ def run_extraction(
     settings: TransportSettings | None = None,
     engine: str | Engine = "fast",
     threads: int = 1,
+    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
 ) -> ExtractionResult:
     """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
 
     Bad input never raises: the result (and status.json) says `failed` and why. Invalid
-    arguments raise UsageError before anything is written.
+    arguments raise UsageError before anything is written. `max_value_mb`: an in_network item
+    or provider reference larger than this fails the extraction (ignored when `engine` is an
+    Engine object: it has its own limit).
 
     A transfer that breaks is resumed where it stopped (see mrfbatch.transport). When it cannot
     be (the server ignores ranges, or the file changed), everything read so far is thrown away
@@ -131,6 +134,8 @@ def run_extraction(
     which the next run of the same network id removes first, as it removes every temporary file.
     """
     _check_arguments(provider_batch_size, rate_batch_size, output_format)
+    if not isinstance(max_value_mb, int) or isinstance(max_value_mb, bool) or max_value_mb < 1:
+        raise UsageError(f"max_value_mb must be a positive integer, got {max_value_mb!r}")
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     settings = settings or TransportSettings()
@@ -163,7 +168,7 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        parser = get_engine(engine, threads) if isinstance(engine, str) else engine
+        parser = get_engine(engine, threads, max_value_mb) if isinstance(engine, str) else engine
         log.info("extracting %s into %s", result.url, out_dir)
         while True:
             run = _Pass(
@@ -507,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast engine: 2 inflates gzip in a second thread (faster, uses two cores)",
     )
     p.add_argument(
+        "--max-value-mb",
+        type=_positive_int,
+        default=DEFAULT_MAX_VALUE_MB,
+        help="fail on an in_network item or provider reference larger than this (MB of 2**20 "
+        f"bytes, default {DEFAULT_MAX_VALUE_MB}) instead of running out of memory",
+    )
+    p.add_argument(
         "--plan-metadata", type=_plan_metadata, help="JSON list of plan objects, or @file.json"
     )
     p.add_argument(
@@ -564,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings=settings,
             engine=args.engine,
             threads=args.threads,
+            max_value_mb=args.max_value_mb,
         )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

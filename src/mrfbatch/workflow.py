@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from mrfbatch.engines import ENGINES
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES
 from mrfbatch.errors import UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import redact_url
@@ -34,6 +34,7 @@ _POSITIVE_INTS = (
     "runtime",
     "attempts",
     "threads_per_job",
+    "max_value_mb",
 )
 _NON_NEGATIVE_INTS = ("retries",)
 _NON_NEGATIVE_NUMBERS = ("retry_seconds",)
@@ -172,6 +173,7 @@ def run_task(
     engine: str = "fast",
     threads: int = 1,
     echo: bool = False,
+    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
 ) -> ExtractionResult:
     """An extraction job: run one task, log to `log_path`, keep a copy of its status.
 
@@ -195,6 +197,7 @@ def run_task(
             ),
             engine=engine,
             threads=threads,
+            max_value_mb=max_value_mb,
         )
     finally:
         for handler in handlers:
