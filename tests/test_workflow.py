@@ -272,16 +272,30 @@ def test_workflow_failed_task_is_recorded_and_retried_alone(
     assert manifest(tmp_path)["summary"]["successful"] == 3
 
 
+def blocked_opening_fifo(pid: int) -> bool:
+    """Whether the process's main thread waits in open(2) of a FIFO for a reader."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except OSError:
+        return False
+
+
 def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path) -> None:
-    files = {name: synth_file(seed) for name, seed in (("fast", 6), ("slow", 7))}
+    """Snakemake is killed while one extraction is writing its tables (the other is done);
+    the rerun redoes that one only, and its tables equal a clean run's."""
+    files = {
+        "fast": synth_file(6),
+        "slow": synth.generate(synth.SynthConfig(seed=7, items=2000, references=50)),
+    }
     payloads = {name: synth.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
     fast = http_server.add("/mrf/fast.json.gz", payloads["fast"])
-    slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], delay=30)
+    slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], rate=20_000)
     for folder in ("killed", "clean"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "list.txt").write_text(f"{fast}\n{slow}\n")
-    args = ["source=urls", "input=list.txt"]
+    args = ["source=urls", "input=list.txt", "rate_batch_size=500"]
     killed = tmp_path / "killed"
+    folder = killed / "results" / "slow"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
     proc = subprocess.Popen(
         [*command, "--config", *args],
@@ -290,29 +304,43 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while (
-        not (killed / "results" / "fast" / "status.json").exists()
-        or http_server.hits("/mrf/slow.json.gz") == 0
-    ):
-        assert time.monotonic() < deadline, "the first task never finished"
-        time.sleep(0.2)
-    time.sleep(1)  # let the slow job get going
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".providers-*.spill")):
+            assert time.monotonic() < deadline, "the slow extraction never started"
+            time.sleep(0.05)
+        # Its providers table's temporary name made a FIFO: the job stops where it opens it,
+        # with the rates table's row groups written and the file not closed.
+        pid = int(next(folder.glob(".providers-*.spill")).name.split("-")[1].split(".")[0])
+        os.mkfifo(folder / f".providers.parquet.tmp-{pid}")
+        http_server.route(slow).rate = 0
+        while not (
+            (killed / "results" / "fast" / "status.json").exists() and blocked_opening_fifo(pid)
+        ):
+            assert time.monotonic() < deadline, "the jobs never got where they are killed"
+            time.sleep(0.05)
+        assert (folder / f".rates.parquet.tmp-{pid}").stat().st_size > 10_000
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     assert not (killed / "results" / "manifest.json").exists()
+    assert not {"rates.parquet", "providers.parquet", "status.json"} & {
+        p.name for p in folder.iterdir()
+    }
 
-    http_server.add("/mrf/slow.json.gz", payloads["slow"])  # no more delay
     rerun = snakemake(killed, *args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert finished(rerun) == ["slow"]
     clean = snakemake(tmp_path / "clean", *args)
     assert clean.returncode == 0, clean.stderr[-3000:]
-    for name in files:
+    for name, sf in files.items():
         for kind in ("rates", "providers"):
             a = table(killed / "results" / name / f"{kind}.parquet")
             b = table(tmp_path / "clean" / "results" / name / f"{kind}.parquet")
             assert a == b and len(a) > 0
+        assert len(table(killed / "results" / name / "rates.parquet")) == len(
+            sf.expected(name).rates
+        )
         leftovers = [
             p.name for p in (killed / "results" / name).iterdir() if p.name.startswith(".")
         ]
