@@ -6,6 +6,7 @@ checked against it. Numbers arrive as int or Decimal, so group ids keep their ex
 
 from __future__ import annotations
 
+import codecs
 import importlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -59,8 +60,8 @@ class ReferenceEngine:
             _walk(events, handler, checked)
         except ijson.JSONError as exc:
             raise json_error(exc, stream) from exc
-        except UnicodeDecodeError as exc:  # yajl hands over a lone low surrogate (\udc00)
-            raise invalid_json(checked.description, None, f"invalid string ({exc.reason})") from exc
+        except UnicodeDecodeError as exc:
+            raise _string_error(checked, exc) from exc
 
 
 class _StrictWhitespace:
@@ -81,6 +82,9 @@ class _StrictWhitespace:
         self._last_start = 0  # decoded offset of the piece read last
         self._max_value = max_value
         self._open: tuple[str, int, int] | None = None  # what, where its piece starts and ends
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_pending = False
+        self.not_utf8: tuple[int, int, str] | None = None  # the first such byte: offset, value, why
 
     def open_value(self, what: str) -> None:
         """A value begins in the piece read last (its first event came from it)."""
@@ -110,9 +114,41 @@ class _StrictWhitespace:
                     self._offset + at,
                     f"control character {byte!r} outside an escape",
                 )
+        if self.not_utf8 is None and (self._utf8_pending or not data.isascii()):
+            self._check_utf8(data)
         self._last_start = self._offset
         self._offset += len(data)
         return data
+
+    def _check_utf8(self, data: bytes) -> None:
+        """Find the first byte that is not UTF-8 (yajl lets some through, e.g. `\xc0\x80`)."""
+        pending = self._utf8.getstate()[0]
+        try:
+            self._utf8.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            both = pending + data
+            self.not_utf8 = (self._offset - len(pending) + exc.start, both[exc.start], exc.reason)
+        else:
+            self._utf8_pending = bool(self._utf8.getstate()[0])
+
+    def piece(self) -> tuple[int, int]:
+        """Where the piece read last starts and ends."""
+        return self._last_start, self._offset
+
+
+def _string_error(reader: _StrictWhitespace, exc: UnicodeDecodeError) -> JsonFormatError:
+    """A string yajl passed on that is not text: bytes that are not UTF-8 (same words as the
+    fast engine's), or an escape of a lone low surrogate (`\udc00`), which yajl encodes as such."""
+    found = reader.not_utf8
+    if found is not None and exc.object[exc.start] == found[1]:
+        return invalid_json(reader.description, found[0], f"not UTF-8 ({found[2]})")
+    start, end = reader.piece()
+    return invalid_json(
+        reader.description,
+        None,
+        f"unpaired low surrogate escape in a string that ends between decoded bytes {start} and "
+        f"{end}",
+    )
 
 
 def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhitespace) -> None:
