@@ -174,14 +174,17 @@ def test_main_max_value_mb_option(tmp_path: Path) -> None:
     assert main([*args, "--max-value-mb", "2"]) == 0
 
 
-_RSS_SCRIPT = """
-import logging, resource, sys
+# The peak is VmHWM: ru_maxrss survives execve on Linux, so a child of a large pytest process
+# would report its parent's peak.
+_RSS_SCRIPT = r"""
+import logging, re, sys
+from pathlib import Path
 from mrfbatch.run_extraction import run_extraction
 logging.disable(logging.CRITICAL)
 r = run_extraction(sys.argv[1], sys.argv[2], engine=sys.argv[3], max_value_mb=4,
                    cpt_whitelist=["99213"])
 print(r.error)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
 """
 _HEAD = b'{"version":"1.0.0","in_network":['
 
