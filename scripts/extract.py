@@ -25,6 +25,9 @@ result = run_task(
     timeout=snakemake.config["timeout"],
     engine=snakemake.params.engine,
     threads=snakemake.threads,
+    # From the config, not a param: a new limit changes no successful output, so it must not
+    # redo them (failed ones are redone anyway).
+    max_value_mb=snakemake.config["max_value_mb"],
     echo=snakemake.config.get("console_echo", False),  # set by rules/common.smk
 )
 sys.exit(0 if result.ok else 1)

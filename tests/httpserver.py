@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 _RANGE = re.compile(r"bytes=(\d+)-$")
+_THROTTLED_PIECE = 16384  # bytes per write of a body sent at a `rate`
 
 
 @dataclass
@@ -60,6 +61,8 @@ class Route:
     replacement: bytes = b""
     replacement_etag: str | None = None  # (its Last-Modified stays `last_modified`)
     location: str | None = None  # redirect: answer 302 (or `status`, if 3xx) with this Location
+    rate: float = 0.0  # send the body at about this many bytes per second (0: at once)
+    sent: int = 0  # body bytes sent so far, over all requests (not chunked ones)
     hits: int = 0
     requests: list[str] = field(default_factory=list)  # request targets, with query strings
     range_headers: list[tuple[str | None, str | None]] = field(
@@ -176,8 +179,14 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is None:
                 self.wfile.write(b"0\r\n\r\n")
         else:
-            for i in range(start, stop, 1 << 16):
-                self.wfile.write(data[i : min(i + (1 << 16), stop)])
+            step = _THROTTLED_PIECE if route.rate else 1 << 16
+            for i in range(start, stop, step):
+                piece = data[i : min(i + step, stop)]
+                self.wfile.write(piece)
+                route.sent += len(piece)
+                if route.rate:  # a test may lift the limit mid-transfer
+                    self.wfile.flush()
+                    time.sleep(len(piece) / route.rate)
         if fault is None:
             return
         self.wfile.flush()
@@ -255,7 +264,7 @@ class FileServer:
         behaviour: any field of :class:`Route` before `hits` (status, fail_first, fail_status,
         content_type, close_after, chunked, no_length, delay, retry_after, fail_hits, etag,
         last_modified, ranges, if_range, drop_at, reset, stall_at, stall_seconds,
-        replace_after, replacement, replacement_etag, location).
+        replace_after, replacement, replacement_etag, location, rate).
         """
         path = urlsplit(path).path or "/"
         if not path.startswith("/"):

@@ -272,16 +272,30 @@ def test_workflow_failed_task_is_recorded_and_retried_alone(
     assert manifest(tmp_path)["summary"]["successful"] == 3
 
 
+def blocked_opening_fifo(pid: int) -> bool:
+    """Whether the process's main thread waits in open(2) of a FIFO for a reader."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except OSError:
+        return False
+
+
 def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path) -> None:
-    files = {name: synth_file(seed) for name, seed in (("fast", 6), ("slow", 7))}
+    """Snakemake is killed while one extraction is writing its tables (the other is done);
+    the rerun redoes that one only, and its tables equal a clean run's."""
+    files = {
+        "fast": synth_file(6),
+        "slow": synth.generate(synth.SynthConfig(seed=7, items=2000, references=50)),
+    }
     payloads = {name: synth.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
     fast = http_server.add("/mrf/fast.json.gz", payloads["fast"])
-    slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], delay=30)
+    slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], rate=20_000)
     for folder in ("killed", "clean"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "list.txt").write_text(f"{fast}\n{slow}\n")
-    args = ["source=urls", "input=list.txt"]
+    args = ["source=urls", "input=list.txt", "rate_batch_size=500"]
     killed = tmp_path / "killed"
+    folder = killed / "results" / "slow"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
     proc = subprocess.Popen(
         [*command, "--config", *args],
@@ -290,29 +304,43 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while (
-        not (killed / "results" / "fast" / "status.json").exists()
-        or http_server.hits("/mrf/slow.json.gz") == 0
-    ):
-        assert time.monotonic() < deadline, "the first task never finished"
-        time.sleep(0.2)
-    time.sleep(1)  # let the slow job get going
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob(".providers-*.spill")):
+            assert time.monotonic() < deadline, "the slow extraction never started"
+            time.sleep(0.05)
+        # Its providers table's temporary name made a FIFO: the job stops where it opens it,
+        # with the rates table's row groups written and the file not closed.
+        pid = int(next(folder.glob(".providers-*.spill")).name.split("-")[1].split(".")[0])
+        os.mkfifo(folder / f".providers.parquet.tmp-{pid}")
+        http_server.route(slow).rate = 0
+        while not (
+            (killed / "results" / "fast" / "status.json").exists() and blocked_opening_fifo(pid)
+        ):
+            assert time.monotonic() < deadline, "the jobs never got where they are killed"
+            time.sleep(0.05)
+        assert (folder / f".rates.parquet.tmp-{pid}").stat().st_size > 10_000
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     assert not (killed / "results" / "manifest.json").exists()
+    assert not {"rates.parquet", "providers.parquet", "status.json"} & {
+        p.name for p in folder.iterdir()
+    }
 
-    http_server.add("/mrf/slow.json.gz", payloads["slow"])  # no more delay
     rerun = snakemake(killed, *args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert finished(rerun) == ["slow"]
     clean = snakemake(tmp_path / "clean", *args)
     assert clean.returncode == 0, clean.stderr[-3000:]
-    for name in files:
+    for name, sf in files.items():
         for kind in ("rates", "providers"):
             a = table(killed / "results" / name / f"{kind}.parquet")
             b = table(tmp_path / "clean" / "results" / name / f"{kind}.parquet")
             assert a == b and len(a) > 0
+        assert len(table(killed / "results" / name / "rates.parquet")) == len(
+            sf.expected(name).rates
+        )
         leftovers = [
             p.name for p in (killed / "results" / name).iterdir() if p.name.startswith(".")
         ]
@@ -339,6 +367,10 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
         (
             ["source=url", "input=https://127.0.0.1:9/a.json", "retry_seconds=-1"],
             "config key 'retry_seconds' is -1; allowed values: numbers >= 0",
+        ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "max_value_mb=0"],
+            "config key 'max_value_mb' is 0; allowed values: integers >= 1",
         ),
     ],
 )
@@ -465,6 +497,33 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Nothing to be done" in proc.stderr, proc.stderr[-3000:]
+
+
+def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
+    served: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    big = synth.generate(synth.SynthConfig(seed=8, items=9, references=5, large_item_rates=4000))
+    url = served["server"].add("/mrf/big.json.gz", synth.pack(big.to_bytes(), "gz"))
+    (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n{url}\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["--source", "urls", "--input", "list.txt", "--workers", "2", "--retries", "0"]
+    code = orchestrator_main([*args, "--max-value-mb", "1"])
+    assert code != 0
+    assert "1 successful, 1 failed, 0 not run" in capsys.readouterr().out
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    assert by_id["alpha"]["status"] == "success"
+    assert by_id["big"]["status"] == "failed"
+    assert "an in_network item in " in by_id["big"]["error"]
+    assert "is larger than the limit of 1 MB (max_value_mb)" in by_id["big"]["error"]
+    assert not (tmp_path / "results" / "big" / "rates.parquet").exists()
+
+    # A higher limit redoes the failed file only.
+    assert orchestrator_main([*args, "--max-value-mb", "2"]) == 0
+    assert "2 successful, 0 failed, 0 not run" in capsys.readouterr().out
+    assert (tmp_path / "results" / "big" / "rates.parquet").exists()
 
 
 def test_batch_orchestrator_command_and_execute_batch(

@@ -155,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=int, help="tries per HTTP request (connection errors, 5xx)")
     p.add_argument("--retry-seconds", type=float, help="longest time one request is retried")
     p.add_argument("--timeout", type=float, help="seconds without data before a resume")
+    p.add_argument(
+        "--max-value-mb",
+        type=int,
+        help="fail a file whose in_network item or provider reference is larger (MB; 2048)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
     return p
 
@@ -172,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "attempts": args.attempts,
         "retry_seconds": args.retry_seconds,
         "timeout": args.timeout,
+        "max_value_mb": args.max_value_mb,
     }
     try:
         check_config({key: value for key, value in config.items() if value is not None})

@@ -35,6 +35,10 @@ class JsonFormatError(MrfError):
     """The bytes are not valid JSON, or the JSON ends early."""
 
 
+class ValueTooLargeError(MrfError):
+    """One JSON value (an in_network item, a provider reference) is larger than the limit."""
+
+
 class FileKindError(MrfError):
     """The JSON is valid but is not an in-network-rates file (e.g. a table of contents)."""
 

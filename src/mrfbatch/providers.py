@@ -11,6 +11,7 @@ several at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -40,6 +41,7 @@ from mrfbatch.rows import (
     text_list,
 )
 from mrfbatch.transport import TransportSettings, open_source
+from mrfbatch.writers import naming_errors
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +163,16 @@ class ProviderStore:
 
     def _flush(self) -> None:
         if self._buffer:
-            self._file.write(self._buffer)
+            with naming_errors(self.path):
+                self._file.write(self._buffer)
             self._buffer = bytearray()
 
     def _complete(self) -> int:
         """Where the log ends; nothing is added to it after this."""
         if self._log_end is None:
             self._flush()
-            self._file.flush()
+            with naming_errors(self.path):
+                self._file.flush()
             self._log_end = self._file.tell()
         return self._log_end
 
@@ -203,8 +207,10 @@ class ProviderStore:
                 outcome.fetched += 1
                 blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
                 self._remote[location] = (self._file.seek(0, os.SEEK_END), len(blob))
-                self._file.write(blob)
-        self._file.flush()  # read back with os.pread
+                with naming_errors(self.path):
+                    self._file.write(blob)
+        with naming_errors(self.path):
+            self._file.flush()  # read back with os.pread
         if outcome.failed:
             first = outcome.warnings[0] if outcome.warnings else ""
             outcome.warnings.insert(
@@ -259,8 +265,12 @@ class ProviderStore:
         return len(referenced) - len(self._defined)
 
     def close(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Close and delete the spill file; a write that fails now (a full disk) is moot."""
+        try:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 class _RemoteFetcher:

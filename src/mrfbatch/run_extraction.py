@@ -18,7 +18,9 @@ error. See docs/output.md for the tables and status.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import ENGINES, Engine, get_engine
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import (
@@ -116,19 +118,30 @@ def run_extraction(
     settings: TransportSettings | None = None,
     engine: str | Engine = "fast",
     threads: int = 1,
+    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
 ) -> ExtractionResult:
     """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
 
     Bad input never raises: the result (and status.json) says `failed` and why. Invalid
-    arguments raise UsageError before anything is written.
+    arguments raise UsageError before anything is written. `max_value_mb`: an in_network item
+    or provider reference larger than this fails the extraction (ignored when `engine` is an
+    Engine object: it has its own limit).
 
     A transfer that breaks is resumed where it stopped (see mrfbatch.transport). When it cannot
     be (the server ignores ranges, or the file changed), everything read so far is thrown away
     (rows, provider store, temporary tables) and the file is read again from its first byte, at
     most `settings.restarts` times; `retries`, `resumes` and `restarts` in the result count
     what it took over all of them.
+
+    The tables are written under temporary names, and complete there, before status.json is;
+    then they are renamed, status.json last. So `status.json` saying success means both tables
+    are there; no run, failed or killed at any point, leaves a partial table under a final
+    name; and a run killed in the middle of the renames leaves tables without a status.json,
+    which the next run of the same network id removes first, as it removes every temporary file.
     """
     _check_arguments(provider_batch_size, rate_batch_size, output_format)
+    if not isinstance(max_value_mb, int) or isinstance(max_value_mb, bool) or max_value_mb < 1:
+        raise UsageError(f"max_value_mb must be a positive integer, got {max_value_mb!r}")
     if isinstance(engine, str) and engine not in ENGINES:
         raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     settings = settings or TransportSettings()
@@ -162,7 +175,7 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        parser = get_engine(engine, threads) if isinstance(engine, str) else engine
+        parser = get_engine(engine, threads, max_value_mb) if isinstance(engine, str) else engine
         log.info("extracting %s into %s", result.url, out_dir)
         while True:
             run = _Pass(
@@ -199,12 +212,13 @@ def run_extraction(
                 "defined nowhere in the file"
             )
         for name, writer in (("rates", run.rates), ("providers", run.providers)):
-            result.output_files[name] = str(writer.commit())
+            writer.finish()  # complete, under its temporary name
+            result.output_files[name] = str(writer.path)
         result.status = "success"
     except MrfError as exc:
         result.error = str(exc)
     except OSError as exc:
-        result.error = f"cannot write outputs under {out_dir}: {exc.strerror or exc}"
+        result.error = _output_error(exc, out_dir)
     except Exception as exc:  # a bug: keep the traceback in the log, report it in the status
         log.exception("internal error")
         result.error = f"internal error ({type(exc).__name__}: {exc}); see the log"
@@ -212,17 +226,12 @@ def run_extraction(
         result.error = "interrupted"
         raise
     finally:
-        if result.status != "success":
-            if run is not None:
-                run.discard()
-            for path in final.values():
-                path.unlink(missing_ok=True)
-            result.output_files = {}
-        elif run is not None:
-            run.close()
+        if run is not None:
+            run.close()  # the provider store: its space is free for what follows
         _fill_counts(result, run, stats, started)
         _redact(result, url)
-        _write_status(status_path, result)
+        tables = (run.rates, run.providers) if run is not None else ()
+        _publish(status_path, result, tables, final.values())
     _log_outcome(result)
     return result
 
@@ -291,6 +300,66 @@ def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
         raise UsageError(f"output format {fmt!r} is not one of: {', '.join(FORMATS)}")
 
 
+def _publish(
+    status_path: Path,
+    result: ExtractionResult,
+    tables: Sequence[TableWriter],
+    finals: Iterable[Path],
+) -> None:
+    """Rename finished tables into place, then status.json; or discard them and say why.
+
+    status.json is written under its temporary name first: a full disk fails the extraction
+    before any table has its final name. A failed status is written after the tables are
+    deleted, so their space is free for it; if even that cannot be written, the error is
+    logged and the folder is left without outputs.
+    """
+    if result.ok:
+        try:
+            staged = _stage_status(status_path, result)
+            try:
+                for table in tables:
+                    table.publish()
+                os.replace(staged, status_path)
+            except OSError:
+                staged.unlink(missing_ok=True)
+                raise
+            _sync_folder(status_path.parent)
+            return
+        except OSError as exc:
+            result.status = "failed"
+            result.error = _output_error(exc, status_path.parent)
+    result.output_files = {}
+    for table in tables:
+        table.abort()
+    for path in finals:
+        path.unlink(missing_ok=True)
+    try:
+        os.replace(_stage_status(status_path, result), status_path)
+    except OSError as exc:
+        log.error(
+            "%s: status.json could not be written either: %s",
+            result.network_id,
+            _output_error(exc, status_path.parent),
+        )
+
+
+def _output_error(exc: OSError, folder: Path) -> str:
+    """What went wrong writing outputs, naming the file (or the folder) it happened to."""
+    where = exc.filename or folder
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
+        return (
+            f"{full} ({reason}) while writing {where}; no table was kept: free space under "
+            f"{folder} and run again"
+        )
+    if exc.errno == errno.EFBIG:
+        return f"{where} reached the largest file size allowed ({reason}); no table was kept"
+    if exc.filename:
+        return f"cannot write {exc.filename}: {reason}"
+    return f"cannot write outputs under {folder}: {reason}"
+
+
 def _fill_counts(
     result: ExtractionResult, run: _Pass | None, stats: TransferStats, started: float
 ) -> None:
@@ -330,12 +399,35 @@ def _redact(result: ExtractionResult, url: str) -> None:
     result.warnings = [redact_text(warning, [url]) for warning in result.warnings]
 
 
-def _write_status(path: Path, result: ExtractionResult) -> None:
+def status_text(result: ExtractionResult) -> str:
+    """The content of status.json."""
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _stage_status(path: Path, result: ExtractionResult) -> Path:
+    """Write status.json under its temporary name, to disk; return that name."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(
-        json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(status_text(result))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(tmp)) from exc
+        raise
+    return tmp
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (they are done; a failure here changes nothing)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _progress_line(run: _Pass, started: float) -> str:
@@ -439,6 +531,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fast engine: 2 inflates gzip in a second thread (faster, uses two cores)",
     )
     p.add_argument(
+        "--max-value-mb",
+        type=_positive_int,
+        default=DEFAULT_MAX_VALUE_MB,
+        help="fail on an in_network item or provider reference larger than this (MB of 2**20 "
+        f"bytes, default {DEFAULT_MAX_VALUE_MB}) instead of running out of memory",
+    )
+    p.add_argument(
         "--plan-metadata", type=_plan_metadata, help="JSON list of plan objects, or @file.json"
     )
     p.add_argument(
@@ -494,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings=settings,
             engine=args.engine,
             threads=args.threads,
+            max_value_mb=args.max_value_mb,
         )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -95,6 +95,8 @@ class SynthConfig:
     unknown_keys: bool = False  # insert keys the schema does not define
     dangling_refs: int = 0  # rates that also reference an id no reference defines
     shuffle_keys: bool = False  # random key order inside every object
+    large_item_rates: int = 0  # the middle in_network item has this many negotiated_rates
+    large_reference_groups: int = 0  # the middle provider reference has this many groups
 
 
 @dataclass
@@ -349,7 +351,10 @@ class _Builder:
             else:
                 if self.v2:
                     ref["network_name"] = ["Synth Network", "Synth Plus"][: 1 + i % 2]
-                ref["provider_groups"] = [self._group() for _ in range(1 + i % 3)]
+                size = 1 + i % 3
+                if cfg.large_reference_groups and i == n // 2:
+                    size = cfg.large_reference_groups
+                ref["provider_groups"] = [self._group() for _ in range(size)]
             refs.append(ref)
         return refs, ids
 
@@ -391,7 +396,10 @@ class _Builder:
             item["severity_of_illness"] = "major"
         unknown = self._unknown(item)
         rates = []
-        for _ in range(rng.randint(1, 3)):
+        count = rng.randint(1, 3)
+        if self.cfg.large_item_rates and len(self.sf.unknown_per_item) == self.cfg.items // 2:
+            count = self.cfg.large_item_rates
+        for _ in range(count):
             rate, n = self._rate(ids)
             rates.append(rate)
             unknown += n

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from mrfbatch.engines import ENGINES
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url
-from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.run_extraction import ExtractionResult, run_extraction, status_text
 from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
 
@@ -34,6 +34,7 @@ _POSITIVE_INTS = (
     "runtime",
     "attempts",
     "threads_per_job",
+    "max_value_mb",
 )
 _NON_NEGATIVE_INTS = ("retries",)
 _NON_NEGATIVE_NUMBERS = ("retry_seconds",)
@@ -216,11 +217,13 @@ def run_task(
     engine: str = "fast",
     threads: int = 1,
     echo: bool = False,
+    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
 ) -> ExtractionResult:
     """An extraction job: run one task, log to `log_path`, keep a copy of its status.
 
     The copy lives beside the log because Snakemake deletes the declared outputs (status.json
-    among them) of a failed job, and the manifest still has to say why it failed.
+    among them) of a failed job, and the manifest still has to say why it failed. It is written
+    from the result, so it exists even when a full disk kept status.json from being written.
     """
     task = find_task(tasks_path, network_id)
     handlers = _log_to(log_path, echo, [task.url])
@@ -238,12 +241,12 @@ def run_task(
             ),
             engine=engine,
             threads=threads,
+            max_value_mb=max_value_mb,
         )
     finally:
         _stop_logging(handlers)
-    status_file = Path(output_dir) / network_id / "status.json"
     tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
-    tmp.write_bytes(status_file.read_bytes())
+    tmp.write_text(status_text(result), encoding="utf-8")
     os.replace(tmp, status_copy)
     _say(_one_line(result))
     return result

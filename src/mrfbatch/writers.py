@@ -1,8 +1,9 @@
 """Batched, atomic table writers (Parquet or CSV).
 
 Rows are buffered and written one batch at a time (one Parquet row group per batch) to a
-temporary file next to the final one; `commit` renames it into place, `abort` deletes it, so a
-final name only ever holds a complete table.
+temporary file next to the final one; `finish` completes it there (closed and on disk), then
+`publish` renames it into place; `abort` deletes it. So a final name only ever holds a complete
+table. An OSError from writing (a full disk) names the temporary file.
 
 Encoding and compressing a row group happens in a writer thread (Arrow releases the GIL), so
 it overlaps with parsing; one row group at most is in flight, and its error, if any, is raised
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -97,14 +99,16 @@ class TableWriter:
         self._pending += n
         if self._pending >= min(_TO_ARROW_EVERY, self.batch_size):
             self._to_arrow()
-        while self._batched >= self.batch_size:
-            self._write_rows(self.batch_size)
+        with naming_errors(self.tmp_path):
+            while self._batched >= self.batch_size:
+                self._write_rows(self.batch_size)
 
     def flush(self) -> None:
         """Write every buffered row (the last, possibly short, row group)."""
         self._to_arrow()
-        if self._batched or self._writer is None:
-            self._write_rows(self._batched)
+        with naming_errors(self.tmp_path):
+            if self._batched or self._writer is None:
+                self._write_rows(self._batched)
 
     def _to_arrow(self) -> None:
         if self._pending:
@@ -147,16 +151,30 @@ class TableWriter:
         if in_flight is not None:
             in_flight.result()
 
-    def commit(self) -> Path:
-        """Write what is buffered, close, and move the table to its final name."""
+    def finish(self) -> None:
+        """Write what is buffered and close: the table is complete, on disk, under tmp_path."""
         self.flush()
-        self._wait()
-        self._thread.shutdown()
-        assert self._writer is not None
-        self._writer.close()
-        self._writer = None
+        with naming_errors(self.tmp_path):
+            self._wait()
+            self._thread.shutdown()
+            assert self._writer is not None
+            self._writer.close()
+            self._writer = None
+            fd = os.open(self.tmp_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # a full disk may only show here; and the data before the rename
+            finally:
+                os.close(fd)
+
+    def publish(self) -> Path:
+        """Move the finished table to its final name."""
         os.replace(self.tmp_path, self.path)
         return self.path
+
+    def commit(self) -> Path:
+        """`finish` and `publish`."""
+        self.finish()
+        return self.publish()
 
     def abort(self) -> None:
         """Close and delete the temporary file; the final name is left untouched."""
@@ -168,6 +186,17 @@ class TableWriter:
                 self._writer.close()
             self._writer = None
         self.tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def naming_errors(path: Path) -> Iterator[None]:
+    """Give an OSError without a file name (Arrow's, a write's) the name of the file written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
 
 
 def _json_lists(table: pa.Table) -> pa.Table:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, Protocol
 
-from mrfbatch.errors import JsonFormatError, UsageError
+from mrfbatch.errors import JsonFormatError, UsageError, ValueTooLargeError
+
+MB = 1 << 20
+# The largest value (an in_network item, a provider reference, a top-level value) an engine
+# holds or builds; a larger one fails the extraction instead of exhausting memory.
+DEFAULT_MAX_VALUE_MB = 2048
 
 
 class DocumentHandler(Protocol):
@@ -53,19 +58,21 @@ class Engine(Protocol):
 ENGINES = ("fast", "reference")
 
 
-def get_engine(name: str, threads: int = 1) -> Engine:
+def get_engine(name: str, threads: int = 1, max_value_mb: int = DEFAULT_MAX_VALUE_MB) -> Engine:
     """The engine called `name`: "fast" (msgspec) or "reference" (ijson).
 
     `threads=2` lets the fast engine inflate in a second thread; the reference ignores it.
+    `max_value_mb`: the largest item or provider reference either engine accepts (MB of 2**20
+    bytes), see `check_value_size`.
     """
     if name == "fast":
         from mrfbatch.engines.fast import FastEngine
 
-        return FastEngine(threads=threads)
+        return FastEngine(threads=threads, max_value=max_value_mb * MB)
     if name == "reference":
         from mrfbatch.engines.reference import ReferenceEngine
 
-        return ReferenceEngine()
+        return ReferenceEngine(max_value=max_value_mb * MB)
     raise UsageError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
 
 
@@ -80,3 +87,30 @@ def invalid_json(name: str, offset: int | None, detail: str) -> JsonFormatError:
     """The error for bytes that are not valid JSON at `offset` (same words from every engine)."""
     where = f"at decoded byte {offset}" if offset is not None else "somewhere"
     return JsonFormatError(f"invalid JSON in {name} {where}: {detail}")
+
+
+def check_value_size(
+    name: str, what: str, size: int, limit: int, start: int, start_before: int | None = None
+) -> None:
+    """Fail when a value already known to be `size` bytes or more is over `limit` bytes.
+
+    An engine holds (the fast one) or builds (the reference) a whole value, so it calls this as
+    the value grows. `start`: the decoded offset of the value's first byte, or, when an engine
+    knows it only to within the piece it read, the first offset of that piece and
+    `start_before` the offset after it.
+    """
+    if size <= limit:
+        return
+    where = (
+        f"at decoded byte {start}"
+        if start_before is None
+        else f"between decoded bytes {start} and {start_before}"
+    )
+    raise ValueTooLargeError(
+        f"{what} in {name} starting {where} is larger than the limit of {_megabytes(limit)} "
+        "(max_value_mb); raise max_value_mb if the machine has the memory for it"
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size // MB:,} MB" if size % MB == 0 else f"{size:,} bytes"

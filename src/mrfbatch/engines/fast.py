@@ -38,7 +38,14 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
+from mrfbatch.engines import (
+    DEFAULT_MAX_VALUE_MB,
+    MB,
+    DocumentHandler,
+    check_value_size,
+    invalid_json,
+    truncated_json,
+)
 from mrfbatch.errors import BackendError, FileKindError, JsonFormatError, UsageError
 
 try:
@@ -68,6 +75,7 @@ _CODE_KEY = b'"billing_code"'
 _CODE = b"billing_code"
 _GROUP_ID = b"provider_group_id"
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
+_WHAT = {_CODE: "an in_network item", _GROUP_ID: "a provider_references entry"}  # by `key`
 
 
 class _Probe(msgspec.Struct, gc=False):
@@ -93,7 +101,7 @@ class FastEngine:
     """The fast engine; `threads=2` decompresses in a second thread.
 
     `scanner`: "c" (mrfbatch._jsonscan; BackendError when it is not built), "msgspec", or
-    "auto", the C one when it can be imported.
+    "auto", the C one when it can be imported. `max_value`: the largest value (bytes) held.
     """
 
     name = "fast"
@@ -104,9 +112,10 @@ class FastEngine:
         threads: int = 1,
         scanner: str = "auto",
         hold: int = HOLD,
+        max_value: int = DEFAULT_MAX_VALUE_MB * MB,
     ):
-        if chunk_size < 1 or threads < 1 or hold < 0:
-            raise ValueError("chunk_size, threads and hold must be positive")
+        if chunk_size < 1 or threads < 1 or hold < 0 or max_value < 1:
+            raise ValueError("chunk_size, threads, hold and max_value must be positive")
         if scanner not in SCANNERS:
             raise UsageError(f"unknown scanner {scanner!r}; expected one of: {', '.join(SCANNERS)}")
         if scanner == "c" and _jsonscan_missing is not None:
@@ -121,6 +130,7 @@ class FastEngine:
         self.threads = threads
         self.scanner = scanner
         self.hold = hold
+        self.max_value = max_value
 
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         gc_was_enabled = gc.isenabled()
@@ -146,7 +156,9 @@ class FastEngine:
         if self.threads > 1:
             sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
         try:
-            walker(chunks, handler, getattr(stream, "description", "the file"), self.hold).run()
+            scanner = walker(chunks, handler, getattr(stream, "description", "the file"), self.hold)
+            scanner.max_value = self.max_value
+            scanner.run()
         finally:
             chunks.close()
             sys.setswitchinterval(switch)
@@ -224,6 +236,8 @@ class _Chunks:
 class _Scanner:
     """Walks the document; a subclass validates values and reads keys off items."""
 
+    max_value = DEFAULT_MAX_VALUE_MB * MB  # a value held whole that is larger fails
+
     def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
         self.chunks = chunks
         self.handler = handler
@@ -281,6 +295,12 @@ class _Scanner:
         while len(self.buf) - self.pos - start < wanted and self._more():
             got = True
         return got
+
+    def _check_size(self, key: bytes | None, size: int) -> None:
+        """The value at pos is `size` bytes or more (`key` as in `_value_end`)."""
+        if size > self.max_value:
+            what = _WHAT.get(key or b"", "a value")
+            check_value_size(self.name, what, size, self.max_value, self.base + self.pos)
 
     def _peek(self) -> int | None:
         """The next non-blank byte (not consumed), or None at the end."""
@@ -441,6 +461,7 @@ class _MsgspecScanner(_Scanner):
                 view.release()  # the buffer cannot grow while a view of it exists
             if message is None:
                 # The value ran to the end of the buffer: a number may go on in the next chunk.
+                self._check_size(key, len(self.buf) - self.pos)
                 if not self._grow():
                     return len(self.buf)
                 continue
@@ -453,6 +474,7 @@ class _MsgspecScanner(_Scanner):
                 end = self.pos + int(trailing.group(1)) - 1
                 if end <= self.pos or self.buf[end] in b" \t\r\n":  # pragma: no cover
                     raise RuntimeError(f"unexpected msgspec error position: {message}")
+                self._check_size(key, end - self.pos)
                 return end
             at = _AT_BYTE.search(message)
             # A value cut by the end of the buffer is "truncated", or, inside a number
@@ -464,6 +486,8 @@ class _MsgspecScanner(_Scanner):
             if (again or not cut) and self._lone_surrogate():
                 continue
             self._retried_at = self.base + self.pos
+            if cut:
+                self._check_size(key, len(self.buf) - self.pos)
             if cut and self._grow():
                 continue
             if cut and self._lone_surrogate():
@@ -552,6 +576,8 @@ class _CScanner(_Scanner):
             for start, end, key_start, key_end, flags in found:
                 self.pos = start
                 self._passed = False
+                if end - start > self.max_value:
+                    self._check_size(key, end - start)
                 self._span = (key_start, key_end) if key_start >= 0 else None
                 if flags & _jsonscan.LONE_SURROGATE:
                     _repair_lone_surrogates(self.buf, start, end)
@@ -600,6 +626,7 @@ class _CScanner(_Scanner):
                 partial = partial.forget(drop)
                 self.pos += drop
                 self._passed = True
+            self._check_size(key, len(self.buf) - self.pos)  # what is held of the value
             # The scan resumes after the last complete value. When that is near the end of the
             # buffer, one more chunk will do: a long skipped item is then held about once, not
             # up to twice. Otherwise (a long string, say) at least as much again, so that what
@@ -610,6 +637,7 @@ class _CScanner(_Scanner):
             else:
                 self._grow()
         end, spans, flags = result
+        self._check_size(key, end - self.pos)
         self._span = spans[-1] if spans else None
         if self._passed and self._span is not None:
             self._check_passed(started)

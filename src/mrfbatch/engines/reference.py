@@ -6,11 +6,19 @@ checked against it. Numbers arrive as int or Decimal, so group ids keep their ex
 
 from __future__ import annotations
 
+import codecs
 import importlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from mrfbatch.engines import DocumentHandler, invalid_json, truncated_json
+from mrfbatch.engines import (
+    DEFAULT_MAX_VALUE_MB,
+    MB,
+    DocumentHandler,
+    check_value_size,
+    invalid_json,
+    truncated_json,
+)
 from mrfbatch.errors import BackendError, FileKindError, JsonFormatError
 
 _ARRAYS = ("provider_references", "in_network")
@@ -33,22 +41,27 @@ def load_backend() -> Any:
 
 
 class ReferenceEngine:
+    """ijson's events, assembled into values. `max_value`: the largest value (bytes) built."""
+
     name = "reference"
 
-    def __init__(self) -> None:
+    def __init__(self, max_value: int = DEFAULT_MAX_VALUE_MB * MB) -> None:
+        if max_value < 1:
+            raise ValueError("max_value must be positive")
         self._backend = load_backend()
+        self.max_value = max_value
 
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         import ijson
 
-        checked = _StrictWhitespace(stream)
+        checked = _StrictWhitespace(stream, self.max_value)
         events = self._backend.basic_parse(checked, buf_size=_BUF_SIZE, use_float=False)
         try:
-            _walk(events, handler)
+            _walk(events, handler, checked)
         except ijson.JSONError as exc:
             raise json_error(exc, stream) from exc
-        except UnicodeDecodeError as exc:  # yajl hands over a lone low surrogate (\udc00)
-            raise invalid_json(checked.description, None, f"invalid string ({exc.reason})") from exc
+        except UnicodeDecodeError as exc:
+            raise _string_error(checked, exc) from exc
 
 
 class _StrictWhitespace:
@@ -56,14 +69,42 @@ class _StrictWhitespace:
 
     Outside strings they are not JSON whitespace (RFC 8259 section 2); inside strings they
     would have to be escaped. So any such raw byte makes the text invalid.
+
+    It also stops a value that grows past `max_value`. The parser reads a piece, hands out every
+    event in it, then reads again; so while a value is open (`open_value`, set by the walker at
+    its first event), each read means the value has run to the end of the piece before.
     """
 
-    def __init__(self, stream: Any):
+    def __init__(self, stream: Any, max_value: int = DEFAULT_MAX_VALUE_MB * MB):
         self._stream = stream
         self.description = getattr(stream, "description", "the file")
         self._offset = 0
+        self._last_start = 0  # decoded offset of the piece read last
+        self._max_value = max_value
+        self._open: tuple[str, int, int] | None = None  # what, where its piece starts and ends
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_pending = False
+        self.not_utf8: tuple[int, int, str] | None = None  # the first such byte: offset, value, why
+
+    def open_value(self, what: str) -> None:
+        """A value begins in the piece read last (its first event came from it)."""
+        self._open = (what, self._last_start, self._offset)
+
+    def close_value(self) -> None:
+        self._open = None
 
     def read(self, size: int) -> bytes:
+        if self._open is not None:
+            what, start, start_before = self._open
+            # Its first byte is before `start_before` and it has not ended by `_offset`.
+            check_value_size(
+                self.description,
+                what,
+                self._offset - start_before,
+                self._max_value,
+                start,
+                start_before,
+            )
         data: bytes = self._stream.read(size)
         for byte in (b"\x0b", b"\x0c"):
             at = data.find(byte)
@@ -73,11 +114,44 @@ class _StrictWhitespace:
                     self._offset + at,
                     f"control character {byte!r} outside an escape",
                 )
+        if self.not_utf8 is None and (self._utf8_pending or not data.isascii()):
+            self._check_utf8(data)
+        self._last_start = self._offset
         self._offset += len(data)
         return data
 
+    def _check_utf8(self, data: bytes) -> None:
+        """Find the first byte that is not UTF-8 (yajl lets some through, e.g. `\xc0\x80`)."""
+        pending = self._utf8.getstate()[0]
+        try:
+            self._utf8.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            both = pending + data
+            self.not_utf8 = (self._offset - len(pending) + exc.start, both[exc.start], exc.reason)
+        else:
+            self._utf8_pending = bool(self._utf8.getstate()[0])
 
-def _walk(events: Iterator[Event], handler: DocumentHandler) -> None:
+    def piece(self) -> tuple[int, int]:
+        """Where the piece read last starts and ends."""
+        return self._last_start, self._offset
+
+
+def _string_error(reader: _StrictWhitespace, exc: UnicodeDecodeError) -> JsonFormatError:
+    """A string yajl passed on that is not text: bytes that are not UTF-8 (same words as the
+    fast engine's), or an escape of a lone low surrogate (`\udc00`), which yajl encodes as such."""
+    found = reader.not_utf8
+    if found is not None and exc.object[exc.start] == found[1]:
+        return invalid_json(reader.description, found[0], f"not UTF-8 ({found[2]})")
+    start, end = reader.piece()
+    return invalid_json(
+        reader.description,
+        None,
+        f"unpaired low surrogate escape in a string that ends between decoded bytes {start} and "
+        f"{end}",
+    )
+
+
+def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhitespace) -> None:
     first, _ = next(events)
     if first != "start_map":
         kind = {"start_array": "an array"}.get(first, "a single value")
@@ -95,28 +169,41 @@ def _walk(events: Iterator[Event], handler: DocumentHandler) -> None:
             callback = (
                 handler.in_network_item if key == "in_network" else handler.provider_reference
             )
-            for item in _array_items(events, wanted):
+            what = "an in_network item" if key == "in_network" else "a provider_references entry"
+            for item in _array_items(events, wanted, reader, what):
                 callback(item)
             handler.array_done(key)
-        elif not wanted:
-            _skip(events, event)
         elif event in ("start_map", "start_array"):
-            handler.header(key, _build(events, event))
+            reader.open_value("a value")
+            if wanted:
+                value = _build(events, event)
+            else:
+                _skip(events, event)
+            reader.close_value()
+            if wanted:
+                handler.header(key, value)
+        elif not wanted:
+            pass
         else:
             handler.header(key, value)
     for _ in events:  # let the parser reject trailing garbage
         pass
 
 
-def _array_items(events: Iterator[Event], wanted: bool) -> Iterator[Any]:
+def _array_items(
+    events: Iterator[Event], wanted: bool, reader: _StrictWhitespace, what: str
+) -> Iterator[Any]:
     for event, value in events:
         if event == "end_array":
             return
-        if not wanted:
-            _skip(events, event)
-        elif event in ("start_map", "start_array"):
-            yield _build(events, event)
-        else:
+        if event in ("start_map", "start_array"):
+            reader.open_value(what)  # skipped or built: the fast engine would hold it
+            if wanted:
+                value = _build(events, event)
+            else:
+                _skip(events, event)
+            reader.close_value()
+        if wanted:
             yield value
 
 

@@ -1,0 +1,334 @@
+"""Extractions cut short: SIGKILL at chosen moments, a full disk, a file size limit.
+
+Every extraction here is a real `python -m mrfbatch.run_extraction` process reading from the
+local HTTP server. A killed one is run again: the rerun's tables must equal a clean run's and
+the generator's expectation, and it must leave no temporary file behind (it removes the killed
+run's). The full disk is a real one: a small tmpfs mounted in a private mount namespace
+(`unshare --mount`, as root or in a user namespace), skipped with the reason where neither is
+allowed; the file size limit (RLIMIT_FSIZE) works everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from httpserver import FileServer
+from mrfbatch import synth
+
+NET = "net"
+FINAL = {"rates.parquet", "providers.parquet", "status.json"}
+RATE = 120_000  # bytes per second of a throttled download: about 3 s for the file below
+BATCH = ["--rate-batch-size", "2000", "--provider-batch-size", "500"]
+
+
+@dataclass
+class BigFile:
+    payload: bytes  # gzip of several MB of JSON
+    expected: synth.Expected  # every item (no whitelist)
+    clean: Path  # the folder of a clean run's tables, which equal `expected`
+
+
+def extract_command(url: str, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mrfbatch.run_extraction",
+        "--url",
+        url,
+        "--output-dir",
+        str(out),
+        "--network-id",
+        NET,
+        *BATCH,
+        "-q",
+        *extra,
+    ]
+
+
+def same_tables(folder: Path, other: Path) -> bool:
+    """Both tables equal, row for row (an extraction writes rows in file order)."""
+    return all(
+        pq.read_table(folder / name).equals(pq.read_table(other / name))
+        for name in ("rates.parquet", "providers.parquet")
+    )
+
+
+def names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
+    """6,000 items (6.4 MB of JSON, 340 KB of gzip, 24,000 rate rows), and a clean extraction
+    whose tables equal the generator's expectation."""
+    sf = synth.generate(synth.SynthConfig(seed=11, items=6000, references=300))
+    payload = synth.pack(sf.to_bytes(), "gz")
+    folder = tmp_path_factory.mktemp("clean")
+    source = folder / "big.json.gz"
+    source.write_bytes(payload)
+    proc = subprocess.run(
+        extract_command(str(source), folder / "out"), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = sf.expected(NET)
+    clean = folder / "out" / NET
+    rates = pq.read_table(clean / "rates.parquet").to_pylist()
+    providers = pq.read_table(clean / "providers.parquet").to_pylist()
+    assert len(rates) == len(expected.rates) > 20_000
+    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+    return BigFile(payload, expected, clean)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def blocked_opening_fifo(pid: int) -> bool:
+    """Whether the process's main thread waits in open(2) of a FIFO for a reader."""
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text() == "wait_for_partner"
+    except OSError:
+        return False
+
+
+def complete_parquet(path: Path) -> bool:
+    """A closed Parquet file ends with its footer's magic."""
+    try:
+        with path.open("rb") as f:
+            f.seek(-4, os.SEEK_END)
+            return f.read() == b"PAR1"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["download", "writing-tables", "before-status"])
+def test_run_extraction_sigkill_then_rerun_gives_clean_tables(
+    moment: str, big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
+    route = http_server.route(url)
+    out = tmp_path / "out"
+    folder = out / NET
+    proc = subprocess.Popen(
+        extract_command(url, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    pid = proc.pid
+    try:
+        # The spill file is made once the start-up clean-up of temporary names is over.
+        wait_for(lambda: (folder / f".providers-{pid}.spill").exists(), "the extraction to start")
+        rates_tmp = folder / f".rates.parquet.tmp-{pid}"
+        if moment == "download":
+            wait_for(lambda: route.sent > len(big.payload) // 4, "a quarter of the download")
+            assert route.sent < len(big.payload), "the download was over before the kill"
+        else:
+            # A temporary name made a FIFO: opening it blocks until a reader comes, so the
+            # process stops exactly there. The providers table is opened once every rates row
+            # group but the last is written (its file has no footer yet); status.json once
+            # both tables are complete, before any is renamed.
+            blocked = ".providers.parquet" if moment == "writing-tables" else ".status.json"
+            os.mkfifo(folder / f"{blocked}.tmp-{pid}")
+            route.rate = 0
+            wait_for(lambda: blocked_opening_fifo(pid), f"{blocked} to be opened")
+            if moment == "writing-tables":
+                assert rates_tmp.stat().st_size > 100_000 and not complete_parquet(rates_tmp)
+            else:
+                assert complete_parquet(rates_tmp)
+                assert complete_parquet(folder / f".providers.parquet.tmp-{pid}")
+        assert proc.poll() is None, "the extraction ended before it was killed"
+        os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    left = names(folder)
+    assert not left & FINAL, f"final names after the kill: {sorted(left & FINAL)}"
+    assert left, "the killed run left no temporary file: it was not killed mid-way"
+
+    route.rate = 0
+    rerun = subprocess.run(extract_command(url, out), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert names(folder) == FINAL  # the killed run's temporary files are gone
+    assert same_tables(folder, big.clean)
+    assert pq.read_metadata(folder / "rates.parquet").num_rows == len(big.expected.rates)
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk: a small tmpfs in a private mount namespace
+# ---------------------------------------------------------------------------------------------
+
+# Mounts a tmpfs of $2 on $1, optionally fills it up, runs the rest, then shows the outcome:
+# the command's exit status, the folder's names, status.json.
+_ON_TMPFS = """
+set -u
+dir=$1; size=$2; fill=$3; shift 3
+mount -t tmpfs -o size="$size" tmpfs "$dir" || exit 97
+if [ "$fill" = yes ]; then cat /dev/zero > "$dir/filler" 2>/dev/null; fi
+"$@"
+echo "exit=$?"
+ls -A "$dir/net"
+echo "--- status"
+cat "$dir/net/status.json" 2>/dev/null || true
+"""
+
+
+def _namespace_command() -> list[str] | str:
+    """The unshare command that gives a private mount namespace, or why there is none."""
+    if shutil.which("unshare") is None:
+        return "no unshare command (util-linux) to make a private mount namespace"
+    command = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    probe = subprocess.run(
+        [*command, "sh", "-c", 'mount -t tmpfs -o size=64k tmpfs "$1"', "sh", "/tmp"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        return f"cannot mount a tmpfs in a private mount namespace: {probe.stderr.strip()}"
+    return command
+
+
+@pytest.fixture(scope="module")
+def namespace() -> list[str]:
+    command = _namespace_command()
+    if isinstance(command, str):
+        pytest.skip(command)
+    return command
+
+
+@dataclass
+class Outcome:
+    exit_status: int
+    names: set[str]
+    status: dict[str, Any] | None
+    stderr: str
+
+
+def extract_on_tmpfs(
+    namespace: list[str], folder: Path, size: str, url: str, fill: bool = False
+) -> Outcome:
+    folder.mkdir()
+    proc = subprocess.run(
+        [
+            *namespace,
+            "sh",
+            "-c",
+            _ON_TMPFS,
+            "sh",
+            str(folder),
+            size,
+            "yes" if fill else "no",
+            *extract_command(url, folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and "exit=" in proc.stdout, proc.stdout + proc.stderr
+    head, status = proc.stdout.split("--- status\n")
+    lines = head.splitlines()
+    return Outcome(
+        int(lines[0].removeprefix("exit=")),
+        set(lines[1:]),
+        json.loads(status) if status.strip() else None,
+        proc.stderr,
+    )
+
+
+@pytest.mark.slow
+def test_run_extraction_disk_full_fails_and_keeps_no_table(
+    namespace: list[str], big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    """128 KB: the rates table (about 310 KB) cannot be written; the status (1 KB) can."""
+    url = http_server.add("/mrf/big.json.gz", big.payload)
+    folder = tmp_path / "tmpfs"
+    outcome = extract_on_tmpfs(namespace, folder, "128k", url)
+    assert outcome.exit_status == 1
+    assert outcome.names == {"status.json"}  # no table, no temporary file
+    assert outcome.status is not None
+    assert outcome.status["status"] == "failed"
+    assert outcome.status["output_files"] == {}
+    error = outcome.status["error"]
+    assert error.startswith("the disk is full (No space left on device) while writing ")
+    assert f"{folder}/{NET}/." in error  # the temporary file that did not fit
+
+
+@pytest.mark.slow
+def test_run_extraction_disk_too_full_for_the_status_leaves_nothing(
+    namespace: list[str], big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    url = http_server.add("/mrf/big.json.gz", big.payload)
+    outcome = extract_on_tmpfs(namespace, tmp_path / "tmpfs", "128k", url, fill=True)
+    assert outcome.exit_status == 1
+    assert outcome.names == set()
+    assert outcome.status is None
+    assert "status.json could not be written either: the disk is full" in outcome.stderr
+    assert "net: failed: the disk is full (No space left on device)" in outcome.stderr
+
+
+def test_run_extraction_file_size_limit_fails_and_keeps_no_table(
+    big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    """RLIMIT_FSIZE (Python ignores SIGXFSZ, so a write past it fails with EFBIG)."""
+    url = http_server.add("/mrf/big.json.gz", big.payload)
+    limit = 100_000  # the rates table is about 310 KB; the status about 1 KB
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        extract_command(url, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+    )
+    assert proc.returncode == 1, proc.stderr
+    folder = tmp_path / NET
+    assert names(folder) == {"status.json"}
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "failed"
+    assert status["error"].startswith(f"{folder}/.rates.parquet.tmp-")
+    assert "reached the largest file size allowed (File too large)" in status["error"]
+
+
+def test_run_extraction_failed_rerun_removes_tables_of_a_killed_publish(
+    big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    """Tables under final names without a status (a run killed between its renames) are not
+    trusted: a rerun removes them first, whether it succeeds or not."""
+    folder = tmp_path / NET
+    folder.mkdir()
+    for name in (
+        "rates.parquet",
+        "providers.parquet",
+        ".rates.parquet.tmp-1",
+        ".providers-1.spill",
+    ):
+        (folder / name).write_bytes(b"left by a killed run")
+    missing = http_server.add("/mrf/gone.json.gz", b"", status=404)
+    proc = subprocess.run(
+        extract_command(missing, tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    assert names(folder) == {"status.json"}
+    assert "HTTP 404" in json.loads((folder / "status.json").read_text())["error"]
