@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -289,3 +290,38 @@ def test_bundled_example_is_reproducible_and_extracts_as_generated(tmp_path: Pat
     providers = pq.read_table(folder / "providers.parquet").to_pylist()
     assert len(rates) == len(expected.rates) > 0
     assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/a b.json?sig=SECRET9", "spaces, control characters or non-ASCII"),
+        ("/\u00e9t\u00e9.json?sig=SECRET9", "spaces, control characters or non-ASCII"),
+        ("/x.json?sig=SECRET9&a=\x01", "spaces, control characters or non-ASCII"),
+    ],
+)
+def test_run_extraction_url_that_cannot_be_requested(
+    http_server: Any, tmp_path: Path, target: str, reason: str
+) -> None:
+    """http.client refuses such a request target with ValueError: a plain failure, no retry."""
+    url = http_server.add("/x.json", b"{}").rsplit("/", 1)[0] + target
+    result = run_extraction(url, tmp_path, network_id="bad")
+    assert result.status == "failed" and result.error is not None
+    assert "cannot be requested" in result.error and reason in result.error, result.error
+    assert result.retries == 0 and http_server.hits("/x.json") == 0
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or b"SECRET9" not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:99999/x.json", "port is not a number"),
+        ("http://a..b/x.json", "'a..b' is not a valid host name"),
+        ("http:///x.json", "names no host"),
+    ],
+)
+def test_run_extraction_url_with_a_bad_host_or_port(tmp_path: Path, url: str, reason: str) -> None:
+    result = run_extraction(url, tmp_path, network_id="bad")
+    assert result.status == "failed" and result.error is not None
+    assert "cannot be requested" in result.error and reason in result.error, result.error

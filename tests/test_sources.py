@@ -39,6 +39,7 @@ from mrfbatch.sources import (
     read_tasks,
     write_tasks,
 )
+from mrfbatch.transport import TransportSettings
 
 TIC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "tic-examples"
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -704,6 +705,39 @@ def test_parse_index_zipped_local_file(tmp_path: Path) -> None:
         archive.writestr("index.json", toc(structure([SILVER], "https://f.example/s.json")))
     path = write(tmp_path, "index.bin", buffer.getvalue())
     assert [(t.network_id, t.plan_metadata) for t in parse_index(path)] == [("s", (SILVER,))]
+
+
+INDEX_SETTINGS = TransportSettings(read_timeout=2.0, backoff_seconds=0.01, restarts=2)
+
+
+def test_parse_index_read_again_when_it_changes_mid_transfer(http_server: Any) -> None:
+    """The transfer breaks, and the index has changed since (new ETag): it is read again from
+    the start, never joined from two versions."""
+    old = toc(*(structure([GOLD], f"https://f.example/old{i}.json") for i in range(40)))
+    new = toc(*(structure([GOLD], f"https://f.example/new{i}.json") for i in range(40)))
+    url = http_server.add(
+        "/toc/index.json",
+        old,
+        etag='"v1"',
+        ranges=True,
+        drop_at=[len(old) // 2, len(old) // 2 + 10, len(old) // 2 + 20],
+        replace_after=1,
+        replacement=new,
+        replacement_etag='"v2"',
+    )
+    tasks = parse_index(url, INDEX_SETTINGS)
+    assert sorted(t.network_id for t in tasks) == sorted(f"new{i}" for i in range(40))
+    statuses = http_server.route("/toc/index.json").statuses
+    assert statuses[:2] == [200, 200] and 206 in statuses  # If-Range failed, then resumed
+
+
+def test_parse_index_that_cannot_be_resumed_is_given_up_after_restarts(http_server: Any) -> None:
+    """Every read breaks and the server ignores Range: read again twice, then a SourceError."""
+    data = toc(*(structure([GOLD], f"https://f.example/f{i}.json") for i in range(40)))
+    drops = [1000, 1500, 2000, 2500, 3000, 3500]  # (each resume's answer ends at one too)
+    url = http_server.add("/toc/index.json", data, etag='"v1"', ranges=False, drop_at=drops)
+    with pytest.raises(SourceError, match="cannot read the index: gave up after 2 restarts"):
+        parse_index(url, INDEX_SETTINGS)
 
 
 def test_parse_index_http_404_is_a_source_error(http_server: Any) -> None:

@@ -32,6 +32,7 @@ from mrfbatch.engines.reference import json_error, load_backend
 from mrfbatch.errors import (
     CompressionError,
     JsonFormatError,
+    RestartFromZero,
     SourceError,
     TransportError,
     UsageError,
@@ -211,13 +212,22 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
     source = str(path_or_url)
     _require_local_file(source)
     shown = redact_url(source)
-    try:
-        with open_source(source, settings) as raw:
-            stream = DecodedStream(raw)
-            index = _Index(shown)
-            index.scan(stream)
-    except (TransportError, CompressionError, JsonFormatError) as exc:
-        raise SourceError(f"cannot read the index: {exc}") from exc
+    restarts = (settings or TransportSettings()).restarts
+    for attempt in range(restarts + 1):
+        try:
+            with open_source(source, settings) as raw:
+                stream = DecodedStream(raw)
+                index = _Index(shown)
+                index.scan(stream)
+            break
+        except RestartFromZero as exc:  # the file changed while it was read: read it again
+            if attempt == restarts:
+                raise SourceError(
+                    f"cannot read the index: gave up after {restarts} restarts: {exc}"
+                ) from exc
+            log.warning("index %s: reading it again from the start: %s", shown, exc)
+        except (TransportError, CompressionError, JsonFormatError) as exc:
+            raise SourceError(f"cannot read the index: {exc}") from exc
     _raise_problems(index.problems, f"index {shown} has {{n}} unusable entries")
     log.info(
         "index %s: %d reporting structures, %d in-network file entries, "

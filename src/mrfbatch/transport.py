@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 from urllib.request import url2pathname
 
 from mrfbatch.errors import RestartFromZero, TransportError, UnreachableError
@@ -363,6 +363,9 @@ def _request(
     accepted = {200, 206, 416} if "Range" in headers else {200}
     for _ in range(_MAX_REDIRECTS + 1):
         parts = urlsplit(url)
+        problem = _unsendable(parts)
+        if problem:
+            raise TransportError(f"{redact_url(url)} cannot be requested: {problem}")
         host = parts.hostname or ""
         conn_cls = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -404,6 +407,28 @@ def _request(
             raise _Retryable(reason, retry_after)
         raise TransportError(f"{reason} for {redact_url(url)}")
     raise TransportError(f"more than {_MAX_REDIRECTS} redirects for {redact_url(url)}")
+
+
+def _unsendable(parts: SplitResult) -> str | None:
+    """Why an HTTP request for this URL cannot be sent (http.client would raise ValueError or
+    UnicodeError, which no retry can cure), or None."""
+    try:
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    target = parts.path + parts.query
+    if not target.isascii() or any(c <= " " or c == "\x7f" for c in target):
+        return (
+            "its path or query has spaces, control characters or non-ASCII characters "
+            "(percent-encode them)"
+        )
+    if not parts.hostname:
+        return "it names no host"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"{parts.hostname!r} is not a valid host name"
+    return None
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:
