@@ -755,6 +755,96 @@ partial_new(const Scan *s, Py_ssize_t pos)
     return (PyObject *)self;
 }
 
+/* Ready `s` for a new value, freeing its spans if they had outgrown inline_spans. */
+static void
+scan_reset(Scan *s)
+{
+    if (s->spans != s->inline_spans) {
+        free(s->spans);
+    }
+    s->spans = s->inline_spans;
+    s->capacity = sizeof(s->inline_spans) / sizeof(Span);
+    s->nspans = 0;
+    s->end = -1;
+    s->error_at = -1;
+    s->error = NULL;
+    s->flags = 0;
+    s->resume_at = -1;
+    s->depth = 0;
+    s->wanted = -1;
+}
+
+/* A Scan of the bytes of `view`, ready to start; NULL (MemoryError set) when out of memory. */
+static Scan *
+scan_new(const Py_buffer *view)
+{
+    Scan *s = PyMem_Malloc(sizeof(Scan));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->b = view->buf;
+    s->n = view->len;
+    s->spans = s->inline_spans;
+    scan_reset(s);
+    return s;
+}
+
+static void
+scan_free(Scan *s)
+{
+    if (s->spans != s->inline_spans) {
+        free(s->spans);
+    }
+    PyMem_Free(s);
+}
+
+/* Raise ScanError((offset, reason)) for a scan that ended SCAN_INVALID. */
+static void
+set_scan_error(const Scan *s)
+{
+    PyObject *error = Py_BuildValue("(ns)", s->error_at, s->error);
+    if (error != NULL) {
+        PyErr_SetObject(ScanError, error);
+        Py_DECREF(error);
+    }
+}
+
+/* The arguments scan_value and scan_elements share: (buf, pos, eof, key). On success `view`
+ * holds buf, to be released by the caller, and pos is inside it. */
+static int
+scan_args(const char *name, PyObject *const *args, Py_buffer *view, Py_ssize_t *pos, int *eof,
+          const char **key, Py_ssize_t *key_len)
+{
+    *pos = PyLong_AsSsize_t(args[1]);
+    if (*pos == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *eof = PyObject_IsTrue(args[2]);
+    if (*eof < 0) {
+        return -1;
+    }
+    *key = NULL;
+    *key_len = 0;
+    if (args[3] != Py_None) {
+        if (!PyBytes_Check(args[3])) {
+            PyErr_Format(PyExc_TypeError, "%s(): key must be bytes or None", name);
+            return -1;
+        }
+        *key = PyBytes_AS_STRING(args[3]);
+        *key_len = PyBytes_GET_SIZE(args[3]);
+    }
+    if (PyObject_GetBuffer(args[0], view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (*pos < 0 || *pos > view->len) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "%s(): pos %zd is outside the buffer", name, *pos);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -762,24 +852,6 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (nargs != 4 && nargs != 5) {
         PyErr_Format(PyExc_TypeError, "scan_value() takes 4 or 5 arguments (%zd given)", nargs);
         return NULL;
-    }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    int eof = PyObject_IsTrue(args[2]);
-    if (eof < 0) {
-        return NULL;
-    }
-    const char *key = NULL;
-    Py_ssize_t key_len = 0;
-    if (args[3] != Py_None) {
-        if (!PyBytes_Check(args[3])) {
-            PyErr_SetString(PyExc_TypeError, "scan_value(): key must be bytes or None");
-            return NULL;
-        }
-        key = PyBytes_AS_STRING(args[3]);
-        key_len = PyBytes_GET_SIZE(args[3]);
     }
     const Partial *partial = NULL;
     if (nargs == 5 && args[4] != Py_None) {
@@ -790,12 +862,10 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         partial = (const Partial *)args[4];
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    if (pos < 0 || pos > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "scan_value(): pos %zd is outside the buffer", pos);
+    Py_ssize_t pos, key_len;
+    int eof;
+    const char *key;
+    if (scan_args("scan_value", args, &view, &pos, &eof, &key, &key_len) < 0) {
         return NULL;
     }
     if (partial != NULL && partial->scanned > view.len - pos) {
@@ -803,23 +873,11 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "scan_value(): the buffer holds less than it did");
         return NULL;
     }
-    Scan *s = PyMem_Malloc(sizeof(Scan));
+    Scan *s = scan_new(&view);
     if (s == NULL) {
         PyBuffer_Release(&view);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    s->b = view.buf;
-    s->n = view.len;
-    s->end = -1;
-    s->error_at = -1;
-    s->error = NULL;
-    s->flags = 0;
-    s->spans = s->inline_spans;
-    s->nspans = 0;
-    s->capacity = sizeof(s->inline_spans) / sizeof(Span);
-    s->resume_at = -1;
-    s->depth = 0;
-    s->wanted = -1;
     int rc = SCAN_DONE;
     Py_ssize_t from = pos;
     if (partial != NULL) {
@@ -871,21 +929,13 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     case SCAN_MORE:
         result = partial_new(s, pos);
         break;
-    case SCAN_INVALID: {
-        PyObject *error = Py_BuildValue("(ns)", s->error_at, s->error);
-        if (error != NULL) {
-            PyErr_SetObject(ScanError, error);
-            Py_DECREF(error);
-        }
+    case SCAN_INVALID:
+        set_scan_error(s);
         break;
-    }
     default:
         PyErr_NoMemory();
     }
-    if (s->spans != s->inline_spans) {
-        free(s->spans);
-    }
-    PyMem_Free(s);
+    scan_free(s);
     return result;
 }
 
@@ -898,24 +948,6 @@ typedef struct {
 
 #define MAX_ELEMENTS 4096
 enum { AT_ELEMENT, AFTER_ELEMENT, CLOSED };
-
-static void
-scan_reset(Scan *s)
-{
-    if (s->spans != s->inline_spans) {
-        free(s->spans);
-    }
-    s->spans = s->inline_spans;
-    s->capacity = sizeof(s->inline_spans) / sizeof(Span);
-    s->nspans = 0;
-    s->end = -1;
-    s->error_at = -1;
-    s->error = NULL;
-    s->flags = 0;
-    s->resume_at = -1;
-    s->depth = 0;
-    s->wanted = -1;
-}
 
 /* Scan the elements of an array from buf[pos] (after its `[` or a `,`) until the buffer ends,
  * an element is cut or not JSON, the array closes, or MAX_ELEMENTS are found. Returns the
@@ -975,45 +1007,23 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "scan_elements() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    int eof = PyObject_IsTrue(args[2]);
-    if (eof < 0) {
-        return NULL;
-    }
-    const char *key = NULL;
-    Py_ssize_t key_len = 0;
-    if (args[3] != Py_None) {
-        if (!PyBytes_Check(args[3])) {
-            PyErr_SetString(PyExc_TypeError, "scan_elements(): key must be bytes or None");
-            return NULL;
-        }
-        key = PyBytes_AS_STRING(args[3]);
-        key_len = PyBytes_GET_SIZE(args[3]);
-    }
     Py_buffer view;
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+    Py_ssize_t pos, key_len;
+    int eof;
+    const char *key;
+    if (scan_args("scan_elements", args, &view, &pos, &eof, &key, &key_len) < 0) {
         return NULL;
     }
-    if (pos < 0 || pos > view.len) {
+    Scan *s = scan_new(&view);
+    Element *elements = s == NULL ? NULL : PyMem_Malloc(MAX_ELEMENTS * sizeof(Element));
+    if (elements == NULL) {
+        if (s != NULL) {
+            scan_free(s);
+            PyErr_NoMemory();
+        }
         PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "scan_elements(): pos %zd is outside the buffer", pos);
         return NULL;
     }
-    Scan *s = PyMem_Malloc(sizeof(Scan));
-    Element *elements = PyMem_Malloc(MAX_ELEMENTS * sizeof(Element));
-    if (s == NULL || elements == NULL) {
-        PyMem_Free(s);
-        PyMem_Free(elements);
-        PyBuffer_Release(&view);
-        return PyErr_NoMemory();
-    }
-    s->b = view.buf;
-    s->n = view.len;
-    s->spans = s->inline_spans;
-    scan_reset(s);
     Py_ssize_t count, at = pos;
     int state, rc;
     if (view.len - pos > RELEASE_GIL_BYTES) {
@@ -1032,11 +1042,7 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_NoMemory();
     }
     else if (rc == SCAN_INVALID && count == 0) {
-        PyObject *error = Py_BuildValue("(ns)", s->error_at, s->error);
-        if (error != NULL) {
-            PyErr_SetObject(ScanError, error);
-            Py_DECREF(error);
-        }
+        set_scan_error(s);
     }
     else if (list != NULL) {
         /* An element found invalid after others is reported by the next call. */
@@ -1056,10 +1062,7 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_XDECREF(list);
-    if (s->spans != s->inline_spans) {
-        free(s->spans);
-    }
-    PyMem_Free(s);
+    scan_free(s);
     PyMem_Free(elements);
     return result;
 }
