@@ -282,32 +282,28 @@ class _Rate(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     provider_groups: Any = msgspec.UNSET
 
 
-class TypedItem(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _ItemFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An item's members of the usual shape, but its negotiated_rates."""
+
     negotiation_arrangement: str | None = None
     name: str | None = None
     billing_code_type: str | None = None
     billing_code_type_version: str | None = None
     billing_code: str | int | None = None
     description: str | None = None
-    negotiated_rates: list[_Rate] | None = None
     bundled_codes: list[_Code] | None = None
     covered_services: list[_Code] | None = None
     severity_of_illness: str | None = None
 
 
-class _ItemHead(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class TypedItem(_ItemFields, forbid_unknown_fields=True, gc=False):
+    negotiated_rates: list[_Rate] | None = None
+
+
+class _ItemHead(_ItemFields, forbid_unknown_fields=True, gc=False):
     """A TypedItem whose negotiated_rates are left as JSON text (see `LargeItem`)."""
 
-    negotiation_arrangement: str | None = None
-    name: str | None = None
-    billing_code_type: str | None = None
-    billing_code_type_version: str | None = None
-    billing_code: str | int | None = None
-    description: str | None = None
     negotiated_rates: msgspec.Raw = msgspec.Raw(b"null")  # (msgspec takes no Raw | None)
-    bundled_codes: list[_Code] | None = None
-    covered_services: list[_Code] | None = None
-    severity_of_illness: str | None = None
 
 
 _TYPED_ITEM = msgspec.json.Decoder(TypedItem, float_hook=Decimal)
