@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml setup.py src/mrfbatch/_jsonscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[workflow,test]'
+	@# The extension is optional: a failed compile is silent, and would leave an older build.
+	@ls src/mrfbatch/_jsonscan*.so 2>/dev/null | grep -q . && \
+		find src/mrfbatch -name '_jsonscan*.so' -newer src/mrfbatch/_jsonscan.c | grep -q . || \
+		echo "WARNING: the C scanner (src/mrfbatch/_jsonscan.c) did not build; see pip install -v"
 	touch $@
 
 run: $(VENV)/.installed
