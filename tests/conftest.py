@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from httpserver import FileServer  # noqa: E402
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """Tests that run thousands of extractions keep their log lines out of the report (use it
+    with `pytestmark = pytest.mark.usefixtures("quiet_logs")`)."""
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @pytest.fixture

@@ -88,14 +88,7 @@ def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
         _scanner = "c"
 
 
-@pytest.fixture(autouse=True)
-def quiet_logs() -> Iterator[None]:
-    """Thousands of extractions: keep their log lines out of the report."""
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("quiet_logs")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,10 +13,8 @@ from __future__ import annotations
 import faulthandler
 import gzip
 import json
-import logging
 import re
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -58,13 +56,7 @@ BASES = {
 FINAL = {"rates.parquet", "providers.parquet", "status.json"}
 
 
-@pytest.fixture(autouse=True)
-def quiet_logs() -> Iterator[None]:
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("quiet_logs")  # tests/conftest.py
 
 
 class Hang(BaseException):

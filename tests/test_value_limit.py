@@ -9,11 +9,9 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import logging
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +27,7 @@ from mrfbatch.run_extraction import main, run_extraction
 NET = "net"
 
 
-@pytest.fixture(autouse=True)
-def quiet_logs() -> Iterator[None]:
-    logging.disable(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("quiet_logs")  # tests/conftest.py
 
 
 def value_starts(data: bytes, key: str) -> list[int]:
