@@ -5,7 +5,7 @@ any engine that decodes an object into dicts, lists, strings, ints and Decimals 
 can hand it here. Keys are looked up by name, so their order in the file never matters.
 
 An item given as JSON text is first decoded (`decode_item`) into typed structs of the schema's
-usual shape, which is several times faster than dicts, and read by `ItemRows.typed_columns`;
+usual shape, which is several times faster than dicts, and read by `ItemRows.typed_batches`;
 an item of any other shape (an unknown key, a number where text belongs, ...) goes the general
 way, `ItemRows.columns`, where each oddity is counted. Both ways give the same rows.
 """
@@ -463,15 +463,12 @@ class ItemRows:
             yield self.typed_columns(head, batch)
 
     def typed_columns(
-        self, item: TypedItem | _ItemHead, rates: Iterable[_Rate] | None = None
+        self, item: TypedItem | _ItemHead, rates: Iterable[_Rate]
     ) -> tuple[Columns, int]:
-        """`columns` of an item of the usual shape (see `decode_item`), with the same rows:
-        those of `rates`, or of the item's own negotiated_rates."""
+        """`columns` of some `rates` of an item of the usual shape (see `decode_item`): the
+        same rows as the general path gives for them."""
         prices: list[_Price] = []
         group_ids: list[list[str]] = []
-        if rates is None:
-            assert isinstance(item, TypedItem)
-            rates = item.negotiated_rates or ()
         for rate in rates:
             ids = self._group_ids(rate.provider_references, rate.provider_groups)
             rate_prices = rate.negotiated_prices or ()
