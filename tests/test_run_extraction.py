@@ -295,9 +295,9 @@ def test_bundled_example_is_reproducible_and_extracts_as_generated(tmp_path: Pat
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
-        ("/a b.json?sig=SECRET9", "spaces, control characters or non-ASCII"),
-        ("/\u00e9t\u00e9.json?sig=SECRET9", "spaces, control characters or non-ASCII"),
-        ("/x.json?sig=SECRET9&a=\x01", "spaces, control characters or non-ASCII"),
+        ("/a b.json?sig=SECRET9", "the URL contains a space (encode it as %20)"),
+        ("/\u00e9t\u00e9.json?sig=SECRET9", "the URL contains the non-ASCII character '\u00e9'"),
+        ("/x.json?sig=SECRET9&a=\x01", "the URL contains a tab, newline or control character"),
     ],
 )
 def test_run_extraction_url_that_cannot_be_requested(
@@ -316,9 +316,9 @@ def test_run_extraction_url_that_cannot_be_requested(
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://127.0.0.1:99999/x.json", "port is not a number"),
-        ("http://a..b/x.json", "'a..b' is not a valid host name"),
-        ("http:///x.json", "names no host"),
+        ("http://127.0.0.1:99999/x.json", "its port is not a number from 0 to 65535"),
+        ("http://a..b/x.json", "has a host name that is not a valid (internationalized) domain"),
+        ("http:///x.json", "the URL has no host name"),
     ],
 )
 def test_run_extraction_url_with_a_bad_host_or_port(tmp_path: Path, url: str, reason: str) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import ijson
@@ -38,7 +38,7 @@ from mrfbatch.errors import (
     UsageError,
 )
 from mrfbatch.network_ids import assign_network_ids, check_network_id, redact_url
-from mrfbatch.transport import TransportSettings, open_source
+from mrfbatch.transport import TransportSettings, http_url_problem, open_source
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ _MAX_KEY = 1000  # characters of one key of a table of contents
 _MAX_LISTED = 20  # problems named in one message; the rest are counted
 _SHOWN_CHARS = 80
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
 _OTHER_DELIMITERS = {"\t": "tab", ";": "semicolon", "|": "pipe"}
 _IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
@@ -635,17 +634,11 @@ def _location_problem(text: str) -> str | None:
         return "contains a tab, newline or control character"
     try:
         parts = urlsplit(text)
-        scheme = parts.scheme.lower()
-        if scheme in ("http", "https"):
-            if not parts.hostname:
-                return "has no host name"
-            _ = parts.port  # raises ValueError on a bad port
-            return _http_problem(text, parts.hostname, parts.netloc)
-    except ValueError as exc:
-        # Not the exception's own words: some repeat the host part, user name included.
-        if "Port" in str(exc):
-            return "is not a valid URL: its port is not a number from 0 to 65535"
+    except ValueError:
         return "is not a valid URL: its host part is malformed"
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return http_url_problem(text)
     if scheme == "file":
         return None if parts.path else "has no path"
     if scheme and len(scheme) > 1:
@@ -658,25 +651,6 @@ def _location_problem(text: str) -> str | None:
     except (OSError, ValueError):
         pass
     return "is neither an http(s)/file URL nor an existing file"
-
-
-def _http_problem(text: str, hostname: str, netloc: str) -> str | None:
-    """What an HTTP request for a parsed http(s) URL would trip on (http.client sends ASCII)."""
-    if " " in text:
-        return "contains a space (encode it as %20)"
-    beyond_host = text.partition(netloc)[2]
-    odd = _NON_ASCII.search(beyond_host)
-    if odd:
-        char = odd.group()
-        return (
-            f"contains the non-ASCII character {char!r} (U+{ord(char):04X}) after its host; "
-            f"percent-encode it as {quote(char, safe='', errors='surrogatepass')}"
-        )
-    try:
-        hostname.encode("idna")
-    except UnicodeError:
-        return "has a host name that is not a valid (internationalized) domain name"
-    return None
 
 
 def _require_local_file(source: str) -> None:
