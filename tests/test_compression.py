@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from mrfbatch import compression
 from mrfbatch.compression import DecodedStream
 from mrfbatch.errors import CompressionError, JsonFormatError
 
@@ -163,3 +164,35 @@ def test_decoded_stream_reads_at_most_the_requested_size() -> None:
     stream = DecodedStream(Chunked(gzip.compress(DOC)))
     sizes = {len(stream.read(10)) for _ in range(50)}
     assert sizes == {10}
+
+
+def _compressible(size: int) -> bytes:
+    """`size` bytes that deflate well but not trivially (long matches and literals)."""
+    line = b'{"npi":[1234567890,1457392840],"negotiated_rate":123.45},'
+    return (line * (size // len(line) + 1))[:size]
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zip"])
+def test_decoded_stream_output_per_read_is_bounded(kind: str) -> None:
+    """A small input that inflates a thousandfold comes out in pieces of at most OUT bytes,
+    never as one allocation of its whole size."""
+    data = b"[" + b"0," * (20 << 20) + b"0]"
+    packed = gzip.compress(data, 9) if kind == "gzip" else zip_bytes({"a.json": data})
+    assert len(packed) < (100 << 10)
+    stream = DecodedStream(Chunked(packed))
+    sizes = []
+    while piece := stream.read(-1):  # -1: whatever one decompression call gave
+        sizes.append(len(piece))
+    assert sum(sizes) == len(data)
+    assert max(sizes) <= compression.OUT
+
+
+@pytest.mark.parametrize("step", [1000, 65536])
+@pytest.mark.parametrize("extra", [-3, -1, 0, 1, 2, 4099])
+def test_decoded_stream_output_ending_on_the_bound(step: int, extra: int) -> None:
+    """Members whose output ends just before, on and after a multiple of the output bound,
+    read in raw pieces of several sizes: every byte comes out, in every member."""
+    data = _compressible(3 * compression.OUT + extra)
+    packed = gzip.compress(data) + gzip.compress(data[::-1])
+    assert decode(packed, step) == ("gzip", data + data[::-1])
+    assert decode(zip_bytes({"a.json": data}), step) == ("zip", data)
