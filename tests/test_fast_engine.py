@@ -751,9 +751,29 @@ TRAPS: dict[str, tuple[bytes, dict[tuple[str, ...] | None, int]]] = {
         ),
         {None: 2, ("99213",): 1, ("11111",): 1, ("00000",): 0},
     ),
-    "odd-provider-references-after-in-network": (
-        b"",  # filled in below: the same references, after in_network
-        {None: 2, ("99213",): 1, ("11111",): 1, ("00000",): 0},
+    "provider-group-id-spellings": (
+        # Ids of every spelling, side by side, so that the fast engine's runs of plainly
+        # spelled ids are broken by the others and must keep the file's order.
+        document(
+            item(b'"99213"', rates=[rate(refs=b'[0,"0","\\u00e9-1","a\\"b",-7,"plain",8,"x9"]')]),
+            refs=b"["
+            + b",".join(
+                b'{"provider_group_id":' + gid + b',"provider_groups":[{"npi":[' + npi + b"],"
+                b'"tin":{"type":"ein","value":"11-1111111"}}]' + extra + b"}"
+                for gid, npi, extra in (
+                    (b"0", b"1234567893", b""),
+                    (b'"0"', b"1306849450", b""),
+                    (b'"\xc3\xa9-1"', b"1588667638", b""),
+                    (b'"a\\"b"', b"1234567893", b""),
+                    (b"-7", b"1306849450", b',"location":12'),
+                    (b'"plain"', b"1588667638", b',"x_note":"\\u0041"'),
+                    (b"8", b"1234567893", b',"location":"not a url"'),
+                    (b'"x9"', b"1306849450", b""),
+                )
+            )
+            + b"]",
+        ),
+        {None: 1, ("99213",): 1},
     ),
     "non-scalar-billing-codes": (
         # The reference compares the text of whatever the code is (str(["99213"]) is
@@ -770,13 +790,17 @@ TRAPS: dict[str, tuple[bytes, dict[tuple[str, ...] | None, int]]] = {
         {None: 2, ("99213",): 1},
     ),
 }
-_odd = TRAPS["odd-provider-references"][0]
-_refs_at = _odd.index(b',"provider_references":')
-_in_network_at = _odd.index(b',"in_network":')
-TRAPS["odd-provider-references-after-in-network"] = (
-    _odd[:_refs_at] + _odd[_in_network_at:-1] + _odd[_refs_at:_in_network_at] + b"}",
-    TRAPS["odd-provider-references-after-in-network"][1],
-)
+
+
+def refs_moved_after(doc: bytes) -> bytes:
+    """`doc` (made by `document`, with no `after`) with provider_references after in_network."""
+    refs_at = doc.index(b',"provider_references":')
+    in_network_at = doc.index(b',"in_network":')
+    return doc[:refs_at] + doc[in_network_at:-1] + doc[refs_at:in_network_at] + b"}"
+
+
+for _name in ("odd-provider-references", "provider-group-id-spellings"):
+    TRAPS[f"{_name}-after-in-network"] = (refs_moved_after(TRAPS[_name][0]), TRAPS[_name][1])
 
 STRANGE_LAYOUTS: dict[str, dict[str, Any]] = {
     "pretty-crlf": {"indent": 2, "crlf": True, "ensure_ascii": False},
@@ -790,6 +814,7 @@ STRANGE_LAYOUTS: dict[str, dict[str, Any]] = {
     "spaces-everywhere": {"separators": (" , ", " : "), "ensure_ascii": False},
 }
 RELAID_TRAPS = (
+    "provider-group-id-spellings",
     "escaped-quotes-and-brackets",
     "whitelisted-codes-only-nested",
     "integer-billing-codes",

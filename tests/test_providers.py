@@ -303,3 +303,36 @@ def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> N
         "rates.parquet",
         "status.json",
     ]
+
+
+@pytest.mark.parametrize("only", [None, {"1", "é", "3"}])
+def test_add_raw_run_stores_what_add_raw_stores(tmp_path: Path, only: set[str] | None) -> None:
+    """A run of entries, given as spans of one text with their keys, becomes the same spill
+    file, record for record, as one add_raw per entry; a `location` or `\\u` marks only its
+    own entry, as add_raw does."""
+    entries = [
+        (b"1", b'{"provider_group_id":1,"provider_groups":[]}'),
+        ("é".encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
+        (b"2", b'{"provider_group_id":2,"network_name":["\\u0041"]}'),
+        (b"3", b'{"provider_group_id":3,"provider_groups":[]}'),
+    ]
+    text = bytearray(b"[")
+    spans = []
+    for key, raw in entries:
+        spans.append((key, len(text), len(text) + len(raw)))
+        text += raw + b","
+    one = ProviderStore(tmp_path / "one.spill", "net", Quality())
+    many = ProviderStore(tmp_path / "many.spill", "net", Quality())
+    for key, raw in entries:
+        one.add_raw(key.decode(), raw, only)
+    many.add_raw_run(text, spans, only)
+    one._complete()
+    many._complete()
+    kept = [key for key, _ in entries if only is None or key.decode() in only]
+    assert (tmp_path / "many.spill").read_bytes() == (tmp_path / "one.spill").read_bytes()
+    assert len((tmp_path / "many.spill").read_bytes()) == sum(
+        9 + len(key) + len(raw) for key, raw in entries if key in kept
+    )
+    assert many._may_locate and one._may_locate
+    one.close()
+    many.close()

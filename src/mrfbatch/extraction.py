@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mrfbatch.engines import RawReference
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import (
@@ -98,6 +99,11 @@ class Extraction:
     def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
         """One `provider_references` entry as JSON text, with its provider_group_id."""
         self.store.add_raw(group_id, raw, only=self.referenced if self.in_network_done else None)
+
+    def provider_references_raw(self, text: bytearray, entries: Sequence[RawReference]) -> None:
+        """Many entries at once: see DocumentHandler."""
+        only = self.referenced if self.in_network_done else None
+        self.store.add_raw_run(text, entries, only)
 
     def in_network_item(self, obj: Any) -> None:
         self.items_seen += 1

@@ -146,6 +146,41 @@ class ProviderStore:
             self._may_locate = True
         self._append(kind, gid, raw)
 
+    def add_raw_run(
+        self,
+        text: bytes | bytearray,
+        entries: Sequence[tuple[bytes | bytearray, int, int]],
+        only: set[str] | None = None,
+    ) -> None:
+        """`add_raw` for many entries: text[start:end] with its key, group_key's text as UTF-8.
+
+        The same records as one call per entry, without the calls: the key needs no
+        conversion, and the text is copied once, from `text` into the write buffer.
+        """
+        if self._log_end is not None:
+            raise RuntimeError("provider groups added after the store was read")
+        if not entries:
+            return
+        lo, hi = entries[0][1], entries[-1][2]
+        may_locate = text.find(b'"location"', lo, hi) >= 0 or text.find(b"\\u", lo, hi) >= 0
+        pack, out = _HEADER.pack, self._buffer
+        with memoryview(text) as view:
+            for key, start, end in entries:
+                if only is not None and key.decode("utf-8", "surrogatepass") not in only:
+                    continue
+                kind = _REFERENCE
+                if may_locate and (
+                    text.find(b'"location"', start, end) >= 0 or text.find(b"\\u", start, end) >= 0
+                ):
+                    kind = _MAY_LOCATE
+                    self._may_locate = True
+                out += pack(kind, len(key), end - start)
+                out += key
+                out += view[start:end]
+                if len(out) >= _WRITE_BUFFER:
+                    self._flush()
+                    out = self._buffer
+
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
         """Store inline groups (first seen in this order) under their generated keys."""
         for key, value in groups.items():

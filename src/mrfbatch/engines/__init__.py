@@ -7,6 +7,7 @@ entry and each `in_network` item, and calls the handler. What a row is lives in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
 from mrfbatch.errors import JsonFormatError, UsageError, ValueTooLargeError
@@ -15,6 +16,10 @@ MB = 1 << 20
 # The largest value (an in_network item, a provider reference, a top-level value) an engine
 # holds or builds; a larger one fails the extraction instead of exhausting memory.
 DEFAULT_MAX_VALUE_MB = 2048
+
+
+# (key, start, end): a provider reference text[start:end] and its group_key as UTF-8 bytes.
+RawReference = tuple[bytes | bytearray, int, int]
 
 
 class DocumentHandler(Protocol):
@@ -31,6 +36,11 @@ class DocumentHandler(Protocol):
 
     def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
         """One `provider_references` entry left as JSON text (an object), and its id."""
+
+    def provider_references_raw(self, text: bytearray, entries: Sequence[RawReference]) -> None:
+        """Several `provider_references` entries, in file order, each an object text[start:end]
+        whose provider_group_id is a plain integer or a string without escapes, given as the
+        join key's UTF-8 bytes (see `RawReference`). `text` is only valid during the call."""
 
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""

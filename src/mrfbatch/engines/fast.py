@@ -76,6 +76,8 @@ _CODE = b"billing_code"
 _GROUP_ID = b"provider_group_id"
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
 _WHAT = {_CODE: "an in_network item", _GROUP_ID: "a provider_references entry"}  # by `key`
+# An element scan_elements found: (start, end, key_start, key_end, flags).
+_Element = tuple[int, int, int, int, int]
 
 
 class _Probe(msgspec.Struct, gc=False):
@@ -589,15 +591,11 @@ class _CScanner(_Scanner):
             except _jsonscan.ScanError as exc:
                 offset, reason = exc.args
                 raise self._invalid(offset, reason) from None
-            for start, end, key_start, key_end, flags in found:
-                self.pos = start
-                self._passed = False
-                if end - start > self.max_value:
-                    self._check_size(key, end - start)
-                self._span = (key_start, key_end) if key_start >= 0 else None
-                if flags & _jsonscan.LONE_SURROGATE:
-                    _repair_lone_surrogates(self.buf, start, end)
-                element(end)
+            if key is _GROUP_ID and element == self._reference:
+                self._references(found, key)
+            else:
+                for found_element in found:
+                    self._element(element, key, found_element)
             self.pos = pos
             if state == _jsonscan.CLOSED:
                 return
@@ -605,6 +603,40 @@ class _CScanner(_Scanner):
                 element(self._value_end(_SKIP, key, partial))
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
+
+    def _element(self, element: Callable[[int], None], key: bytes | None, found: _Element) -> None:
+        """Hand one element `scan_elements` found to `element`."""
+        start, end, key_start, key_end, flags = found
+        self.pos = start
+        self._passed = False
+        if end - start > self.max_value:
+            self._check_size(key, end - start)
+        self._span = (key_start, key_end) if key_start >= 0 else None
+        if flags & _jsonscan.LONE_SURROGATE:
+            _repair_lone_surrogates(self.buf, start, end)
+        element(end)
+
+    def _references(self, found: list[_Element], key: bytes) -> None:
+        """provider_references entries: those of the usual shape, an object whose
+        provider_group_id is a plain integer or a string without escapes (its text is then its
+        join key), go to the handler in runs; any other one by itself, in file order."""
+        buf, run, largest = self.buf, [], self.max_value
+        for element in found:
+            start, end, key_start, key_end, flags = element
+            if not flags and key_start >= 0 and buf[start] == 0x7B and end - start <= largest:
+                token = buf[key_start:key_end]
+                if token.isdigit():  # JSON has no leading zeros: the text is str(int)
+                    run.append((token, start, end))
+                    continue
+                if token[0] == 0x22 and 0x5C not in token:  # "text" without a backslash
+                    run.append((token[1:-1], start, end))
+                    continue
+            if run:
+                self.handler.provider_references_raw(buf, run)
+                run = []
+            self._element(self._reference, key, element)
+        if run:
+            self.handler.provider_references_raw(buf, run)
 
     def _value_end(
         self,
