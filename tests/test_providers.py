@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -305,34 +306,43 @@ def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.parametrize("only", [None, {"1", "é", "3"}])
+@pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y'}])
 def test_add_raw_run_stores_what_add_raw_stores(tmp_path: Path, only: set[str] | None) -> None:
-    """A run of entries, given as spans of one text with their keys, becomes the same spill
-    file, record for record, as one add_raw per entry; a `location` or `\\u` marks only its
-    own entry, as add_raw does."""
+    """A run of entries, given as spans of one text with their ids' JSON text, becomes the same
+    spill file, record for record, as one add_raw per entry with the decoded id: the same keys,
+    the same entries dropped and counted, and a `location` or `\\u` marks only its own entry."""
     entries = [
         (b"1", b'{"provider_group_id":1,"provider_groups":[]}'),
-        ("é".encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
+        ('"é"'.encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
         (b"2", b'{"provider_group_id":2,"network_name":["\\u0041"]}'),
-        (b"3", b'{"provider_group_id":3,"provider_groups":[]}'),
+        (b"3.40880", b'{"provider_group_id":3.40880,"provider_groups":[]}'),
+        (b'"x\\"y"', b'{"provider_group_id":"x\\"y","provider_groups":[]}'),
+        (b"true", b'{"provider_group_id":true,"provider_groups":[]}'),
+        (b"-0", b'{"provider_group_id":-0,"provider_groups":[]}'),
     ]
     text = bytearray(b"[")
     spans = []
-    for key, raw in entries:
-        spans.append((key, len(text), len(text) + len(raw)))
+    for gid, raw in entries:
+        spans.append((gid, len(text), len(text) + len(raw)))
         text += raw + b","
     one = ProviderStore(tmp_path / "one.spill", "net", Quality())
     many = ProviderStore(tmp_path / "many.spill", "net", Quality())
-    for key, raw in entries:
-        one.add_raw(key.decode(), raw, only)
+    for gid, raw in entries:
+        one.add_raw(json.loads(gid, parse_float=Decimal), raw, only)
     many.add_raw_run(text, spans, only)
     one._complete()
     many._complete()
-    kept = [key for key, _ in entries if only is None or key.decode() in only]
-    assert (tmp_path / "many.spill").read_bytes() == (tmp_path / "one.spill").read_bytes()
-    assert len((tmp_path / "many.spill").read_bytes()) == sum(
-        9 + len(key) + len(raw) for key, raw in entries if key in kept
-    )
+    spill = (tmp_path / "many.spill").read_bytes()
+    assert spill == (tmp_path / "one.spill").read_bytes()
+    keys = ["1", "é", "2", "3.40880", 'x"y', "0"]  # true is no id: counted, not kept
+    stored, at = [], 0
+    while at < len(spill):  # records: kind (1 byte), key and text lengths (4 bytes each), ...
+        key_size, size = struct.unpack_from("<II", spill, at + 1)
+        stored.append(spill[at + 9 : at + 9 + key_size].decode())
+        at += 9 + key_size + size
+    assert stored == [k for k in keys if only is None or k in only]
+    assert counts(many.quality) == counts(one.quality)
+    assert many.quality.invalid_values == 1
     assert many._may_locate and one._may_locate
     one.close()
     many.close()

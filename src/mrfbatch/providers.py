@@ -152,10 +152,10 @@ class ProviderStore:
         entries: Sequence[tuple[bytes | bytearray, int, int]],
         only: set[str] | None = None,
     ) -> None:
-        """`add_raw` for many entries: text[start:end] with its key, group_key's text as UTF-8.
+        """`add_raw` for many entries: text[start:end], each with its provider_group_id as JSON.
 
-        The same records as one call per entry, without the calls: the key needs no
-        conversion, and the text is copied once, from `text` into the write buffer.
+        The same records as one call per entry, without the calls; the usual ids, integers and
+        strings without escapes, need no decoding: their text is the key.
         """
         if self._log_end is not None:
             raise RuntimeError("provider groups added after the store was read")
@@ -166,6 +166,16 @@ class ProviderStore:
         pack, out = _HEADER.pack, self._buffer
         with memoryview(text) as view:
             for key, start, end in entries:
+                if key.isdigit():  # JSON has no leading zeros: the text is str(int)
+                    pass
+                elif key[0] == 0x22 and 0x5C not in key:  # "text" without a backslash
+                    key = key[1:-1]
+                else:
+                    try:
+                        key = group_key(_DECODE.decode(key)).encode("utf-8", "surrogatepass")
+                    except ValueError as exc:
+                        self.quality.invalid(f"provider_references.provider_group_id: {exc}")
+                        continue
                 if only is not None and key.decode("utf-8", "surrogatepass") not in only:
                     continue
                 kind = _REFERENCE

@@ -18,7 +18,7 @@ MB = 1 << 20
 DEFAULT_MAX_VALUE_MB = 2048
 
 
-# (key, start, end): a provider reference text[start:end] and its group_key as UTF-8 bytes.
+# (id, start, end): a provider reference text[start:end] and its provider_group_id's JSON text.
 RawReference = tuple[bytes | bytearray, int, int]
 
 
@@ -38,9 +38,8 @@ class DocumentHandler(Protocol):
         """One `provider_references` entry left as JSON text (an object), and its id."""
 
     def provider_references_raw(self, text: bytearray, entries: Sequence[RawReference]) -> None:
-        """Several `provider_references` entries, in file order, each an object text[start:end]
-        whose provider_group_id is a plain integer or a string without escapes, given as the
-        join key's UTF-8 bytes (see `RawReference`). `text` is only valid during the call."""
+        """Several `provider_references` entries, in file order: objects text[start:end], each
+        with the JSON text of its provider_group_id. `text` is only valid during the call."""
 
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""

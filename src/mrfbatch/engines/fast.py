@@ -617,20 +617,15 @@ class _CScanner(_Scanner):
         element(end)
 
     def _references(self, found: list[_Element], key: bytes) -> None:
-        """provider_references entries: those of the usual shape, an object whose
-        provider_group_id is a plain integer or a string without escapes (its text is then its
-        join key), go to the handler in runs; any other one by itself, in file order."""
+        """provider_references entries go to the handler in runs, with their provider_group_id's
+        JSON text; one that needs more than that (not an object, no id, a lone surrogate or a
+        key spelled with escapes, too long) goes by itself, in file order."""
         buf, run, largest = self.buf, [], self.max_value
         for element in found:
             start, end, key_start, key_end, flags = element
             if not flags and key_start >= 0 and buf[start] == 0x7B and end - start <= largest:
-                token = buf[key_start:key_end]
-                if token.isdigit():  # JSON has no leading zeros: the text is str(int)
-                    run.append((token, start, end))
-                    continue
-                if token[0] == 0x22 and 0x5C not in token:  # "text" without a backslash
-                    run.append((token[1:-1], start, end))
-                    continue
+                run.append((buf[key_start:key_end], start, end))
+                continue
             if run:
                 self.handler.provider_references_raw(buf, run)
                 run = []
