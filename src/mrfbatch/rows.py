@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 try:
     from mrfbatch import _jsonscan
@@ -107,6 +108,29 @@ PROVIDER_COLUMNS = (
     "business_name",
     "network_name",
     "source",
+)
+
+_LIST = pa.list_(pa.string())
+_RATE_LISTS = frozenset(
+    {
+        "service_code",
+        "billing_code_modifier",
+        "bundled_codes",
+        "covered_services",
+        "provider_group_ids",
+    }
+)
+RATES_SCHEMA = pa.schema(
+    [
+        (c, pa.float64() if c == "negotiated_rate" else _LIST if c in _RATE_LISTS else pa.string())
+        for c in RATE_COLUMNS
+    ]
+)
+PROVIDERS_SCHEMA = pa.schema(
+    [
+        (c, pa.int64() if c == "npi" else _LIST if c == "network_name" else pa.string())
+        for c in PROVIDER_COLUMNS
+    ]
 )
 
 Columns = dict[str, list[Any]]

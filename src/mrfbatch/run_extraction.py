@@ -44,10 +44,10 @@ from mrfbatch.network_ids import (
     redact_url,
 )
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rows import FILE_METADATA_KEYS, Quality
+from mrfbatch.rows import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
-from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWriter
+from mrfbatch.writers import FORMATS, TableWriter
 
 log = logging.getLogger("mrfbatch")
 
