@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import accumulate, chain
@@ -693,65 +693,3 @@ def inline_key(groups: list[Group]) -> str:
     """The generated key of an inline `provider_groups` list: equal content, equal key."""
     canonical = json.dumps(groups, separators=(",", ":"), ensure_ascii=False)
     return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-class ProviderRows:
-    """Provider rows of many group lists, gathered as columns (PROVIDER_COLUMNS) until taken."""
-
-    def __init__(self, network_id: str):
-        self.network_id = network_id
-        self.count = 0
-        self._start()
-
-    def _start(self) -> None:
-        self._group_ids: list[str] = []
-        self._npis: list[int] = []
-        self._tin_types: list[str | None] = []
-        self._tin_values: list[str | None] = []
-        self._business_names: list[str | None] = []
-        self._network_names: list[list[str] | None] = []
-        self._sources: list[str] = []
-
-    def add(
-        self,
-        group_id: str,
-        groups: Iterable[Group],
-        network_name: list[str] | None,
-        source: str,
-    ) -> None:
-        """One row per (group, NPI) of one group list."""
-        npis, tin_types, tin_values, business_names = (
-            self._npis,
-            self._tin_types,
-            self._tin_values,
-            self._business_names,
-        )
-        before = len(npis)
-        for group_npis, tin_type, tin_value, business_name in groups:
-            n = len(group_npis)
-            npis += group_npis
-            tin_types += [tin_type] * n
-            tin_values += [tin_value] * n
-            business_names += [business_name] * n
-        n = len(npis) - before
-        self._group_ids += [group_id] * n
-        self._network_names += [network_name] * n
-        self._sources += [source] * n
-        self.count += n
-
-    def take(self) -> tuple[Columns, int]:
-        """The rows gathered so far, as columns, and their count; starts afresh."""
-        n = self.count
-        columns: Columns = {
-            "network_id": [self.network_id] * n,
-            "provider_group_id": self._group_ids,
-            "npi": self._npis,
-            "tin_type": self._tin_types,
-            "tin_value": self._tin_values,
-            "business_name": self._business_names,
-            "network_name": self._network_names,
-            "source": self._sources,
-        }
-        self.count = 0
-        self._start()
-        return columns, n

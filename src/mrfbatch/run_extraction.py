@@ -203,8 +203,8 @@ def run_extraction(
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)
-        for columns, n in run.store.columns(run.handler.referenced):
-            run.providers.write_columns(columns, n)
+        for batch in run.store.columns(run.handler.referenced):
+            run.providers.write_batch(batch)
         result.unresolved_references = run.store.unresolved(run.handler.referenced)
         if result.unresolved_references:
             result.warnings.append(
