@@ -14,7 +14,7 @@ import pytest
 from httpserver import FileServer
 from mrfbatch import providers
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rows import PROVIDER_COLUMNS, Quality
+from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
 
@@ -40,7 +40,9 @@ def store(tmp_path: Path) -> Iterator[ProviderStore]:
 
 def rows(store: ProviderStore, referenced: set[str]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
-    for columns, n in store.columns(referenced):
+    for batch in store.columns(referenced):
+        assert batch.schema == PROVIDERS_SCHEMA
+        columns, n = batch.to_pydict(), batch.num_rows
         assert columns["network_id"] == ["net"] * n
         out.extend(zip(*(columns[c] for c in PROVIDER_COLUMNS[1:]), strict=True))
     return out
@@ -212,7 +214,7 @@ def test_columns_hands_out_large_batches(store: ProviderStore) -> None:
     for gid in range(1, 401):
         ref["provider_group_id"] = gid
         store.add_raw(gid, json.dumps(ref).encode())
-    sizes = [n for _, n in store.columns({str(g) for g in range(1, 401)})]
+    sizes = [batch.num_rows for batch in store.columns({str(g) for g in range(1, 401)})]
     assert sum(sizes) == 40_000
     assert all(n >= 8192 for n in sizes[:-1]) and len(sizes) < 10
 

@@ -212,7 +212,7 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     """(what decode_item gives, the general path's columns + counts, the chosen path's)."""
     import msgspec
 
-    from mrfbatch.rows import ItemRows, LargeItem, TypedItem, decode_item
+    from mrfbatch.rows import RATES_SCHEMA, ItemRows, LargeItem, TypedItem, decode_item
 
     general_quality = Quality()
     general = ItemRows("net", general_quality)
@@ -223,10 +223,11 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     rows = ItemRows("net", quality)
     if isinstance(decoded, TypedItem | LargeItem):
         columns, n = {}, 0
-        for batch, count in rows.typed_batches(decoded):
-            for name, values in batch.items():
+        for batch in rows.typed_batches(decoded):
+            assert batch.schema == RATES_SCHEMA
+            for name, values in batch.to_pydict().items():
                 columns.setdefault(name, []).extend(values)
-            n += count
+            n += batch.num_rows
     else:
         columns, n = rows.columns(decoded)  # type: ignore[arg-type]
     return decoded, expected, (columns, n, rows.referenced, rows.take_inline(), quality)
@@ -258,6 +259,42 @@ def test_typed_item_rows_equal_general_rows(large: bool) -> None:
         "100000.0",
     ]  # the exact text json.dumps wrote  # type: ignore[index]
     assert columns["bundled_codes"] == [["CPT:99000"]] * 3  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "references",
+    [
+        [3, "a7", 690.64470, 1e5],
+        ["a7"],
+        [],
+        None,  # (null)
+        7,  # not in a list
+        "a7",
+        [True, 3],  # counted as invalid
+        [None, 3],
+        [{"x": 1}, 3],
+        [3, [4]],
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("inline", [True, False], ids=["with inline groups", "references only"])
+def test_typed_item_rows_equal_general_rows_whatever_the_references(
+    references: object, inline: bool, large: bool
+) -> None:
+    """The typed path reads a batch's provider_references in a few calls when they are lists
+    of numbers and strings and no rate has inline groups, else rate by rate."""
+    import copy
+
+    from mrfbatch.rows import LargeItem, TypedItem
+
+    item = copy.deepcopy(USUAL_ITEM)
+    rates = item["negotiated_rates"]
+    rates[0]["provider_references"] = references  # type: ignore[index]
+    if not inline:
+        del rates[1]  # type: ignore[attr-defined]
+    decoded, expected, got = _both_ways(_item_json(item))
+    assert isinstance(decoded, TypedItem | LargeItem)
+    assert got == expected
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch import writers
-from mrfbatch.rows import PROVIDER_COLUMNS
-from mrfbatch.writers import PROVIDERS_SCHEMA, TableWriter
+from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA
+from mrfbatch.writers import TableWriter
 
 
 def provider_rows(start: int, n: int) -> dict[str, list[object]]:
@@ -57,3 +57,32 @@ def test_a_failed_background_write_fails_commit_and_leaves_no_file(
         writer.commit()
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_batch_and_write_columns_keep_the_order_rows_are_given_in(tmp_path: Path) -> None:
+    path = tmp_path / "providers.parquet"
+    writer = TableWriter(path, PROVIDERS_SCHEMA, batch_size=1000)
+    for start in range(0, 5_000, 300):  # alternately as Python columns and as Arrow batches
+        n = min(300, 5_000 - start)
+        if start // 300 % 2:
+            writer.write_batch(
+                pa.RecordBatch.from_pydict(provider_rows(start, n), PROVIDERS_SCHEMA)
+            )
+        else:
+            writer.write_columns(provider_rows(start, n), n)
+    writer.write_batch(pa.RecordBatch.from_pydict(provider_rows(0, 0), PROVIDERS_SCHEMA))
+    writer.commit()
+    table = pq.read_table(path)
+    assert table.schema == PROVIDERS_SCHEMA
+    assert table.column("npi").to_pylist() == list(range(5_000))
+    metadata = pq.ParquetFile(path).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [1000] * 5
+    assert writer.rows_written == 5_000
+
+
+def test_write_batch_of_another_schema_is_an_error(tmp_path: Path) -> None:
+    writer = TableWriter(tmp_path / "providers.parquet", PROVIDERS_SCHEMA, batch_size=100)
+    batch = pa.RecordBatch.from_pydict({"npi": [1]})
+    with pytest.raises(ValueError, match="a batch of npi: int64 given to a writer of network_id"):
+        writer.write_batch(batch)
+    writer.abort()

@@ -122,15 +122,16 @@ class Extraction:
         self.items_seen += 1
         if self.wants(item.billing_code):
             self.items_matched += 1
-            for columns, n in self.items.typed_batches(item):
-                self._write_rows(columns, n)
+            for batch in self.items.typed_batches(item):
+                self.rates.write_batch(batch)
+                self._store_inline()
 
     def _write(self, columns: Columns, n: int) -> None:
         self.items_matched += 1
-        self._write_rows(columns, n)
-
-    def _write_rows(self, columns: Columns, n: int) -> None:
         self.rates.write_columns(columns, n)
+        self._store_inline()
+
+    def _store_inline(self) -> None:
         inline = self.items.take_inline()
         if inline:
             self.store.add_inline(inline)

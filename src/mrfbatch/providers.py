@@ -12,6 +12,7 @@ several at a time.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -21,23 +22,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
+import pyarrow as pa
 
 from mrfbatch.compression import DecodedStream
 from mrfbatch.errors import MrfError, UnreachableError
 from mrfbatch.network_ids import redact_url
 from mrfbatch.rows import (
+    PROVIDERS_SCHEMA,
     REFERENCE_KEYS,
-    Columns,
     Group,
-    ProviderRows,
     Quality,
     group_key,
+    owner_indices,
     parse_groups,
+    repeat,
+    take,
     text_list,
 )
 from mrfbatch.transport import TransportSettings, open_source
@@ -61,6 +67,8 @@ _WRITE_BUFFER = 1 << 20
 _READ_CHUNK = 1 << 20  # spill-file bytes read at a time (more for a larger record)
 _ROWS_PER_BATCH = 16_384  # provider rows per `columns` batch
 _NO_NPI = (0,)
+_GROUP_NPIS = itemgetter(0)
+_NETWORK_NAMES = PROVIDERS_SCHEMA.field("network_name").type
 
 _Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
@@ -266,35 +274,41 @@ class ProviderStore:
             del outcome.warnings[1:]
         return outcome
 
-    def columns(self, referenced: set[str]) -> Iterator[tuple[Columns, int]]:
+    def columns(self, referenced: set[str]) -> Iterator[pa.RecordBatch]:
         """Provider rows of every stored group that is inline or referenced, in file order.
 
-        Batches of at least `_ROWS_PER_BATCH` rows (the last may be shorter), as columns
-        (PROVIDER_COLUMNS) and their count.
+        Record batches of PROVIDERS_SCHEMA of at least `_ROWS_PER_BATCH` rows (the last may be
+        shorter).
         """
         quality = Quality() if self._counted else self.quality  # count each entry once
         rows = ProviderRows(self.network_id)
         defined: set[str] = set()
         cached: tuple[str, Sequence[Group]] | None = None  # remote entries often share files
-        for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
-            if kind == _INLINE:
-                source, names, groups, location = "inline", None, pickle.loads(payload), None
-                if gid in referenced:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # decoded entries hold no cycles; collections would only cost time
+        try:
+            for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
+                if kind == _INLINE:
+                    source, names, groups, location = "inline", None, pickle.loads(payload), None
+                    if gid in referenced:
+                        defined.add(gid)
+                else:
+                    source, names, groups, location = _decoded_text(payload, quality)
                     defined.add(gid)
-            else:
-                source, names, groups, location = _decoded_text(payload, quality)
-                defined.add(gid)
-            if groups is None:
-                if location not in self._remote:
-                    continue  # the fetch failed (a warning says so)
-                if cached is None or cached[0] != location:
-                    cached = (location, self._remote_groups(location))
-                groups = cached[1]
-            rows.add(gid, groups, names, source)
-            if rows.count >= _ROWS_PER_BATCH:
+                if groups is None:
+                    if location not in self._remote:
+                        continue  # the fetch failed (a warning says so)
+                    if cached is None or cached[0] != location:
+                        cached = (location, self._remote_groups(location))
+                    groups = cached[1]
+                rows.add(gid, groups, names, source)
+                if rows.count >= _ROWS_PER_BATCH:
+                    yield rows.take()
+            if rows.count:
                 yield rows.take()
-        if rows.count:
-            yield rows.take()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         self._defined = defined
         self._counted = True
 
@@ -316,6 +330,64 @@ class ProviderStore:
                 self._file.close()
         finally:
             self.path.unlink(missing_ok=True)
+
+
+class ProviderRows:
+    """Provider rows of many group lists, gathered until taken as a record batch.
+
+    The rows are kept as the lists they come from: Arrow repeats a group's TIN for each of its
+    NPIs, and a list's id, network names and source for each of its rows.
+    """
+
+    def __init__(self, network_id: str):
+        self.network_id = network_id
+        self.count = 0
+        self._start()
+
+    def _start(self) -> None:
+        self._groups: list[Group] = []
+        self._sizes: list[int] = []  # groups per list
+        self._group_ids: list[str] = []
+        self._network_names: list[list[str] | None] = []
+        self._sources: list[str] = []
+
+    def add(
+        self,
+        group_id: str,
+        groups: Sequence[Group],
+        network_name: list[str] | None,
+        source: str,
+    ) -> None:
+        """One row per (group, NPI) of one group list."""
+        self._groups += groups
+        self._sizes.append(len(groups))
+        self._group_ids.append(group_id)
+        self._network_names.append(network_name)
+        self._sources.append(source)
+        self.count += sum(map(len, map(_GROUP_NPIS, groups)))
+
+    def take(self) -> pa.RecordBatch:
+        """The rows gathered so far, as a record batch of PROVIDERS_SCHEMA; starts afresh."""
+        groups, n = self._groups, self.count
+        npis, tin_types, tin_values, business_names = (
+            zip(*groups, strict=True) if groups else [()] * 4
+        )
+        group_of_row = owner_indices(list(map(len, npis)))
+        list_of_row = take(owner_indices(self._sizes), group_of_row)
+        arrays = [
+            repeat(self.network_id, pa.string(), n),
+            take(pa.array(self._group_ids, pa.string()), list_of_row),
+            pa.array(chain.from_iterable(npis), pa.int64(), size=n),
+            *(
+                take(pa.array(values, pa.string()), group_of_row)
+                for values in (tin_types, tin_values, business_names)
+            ),
+            take(pa.array(self._network_names, _NETWORK_NAMES), list_of_row),
+            take(pa.array(self._sources, pa.string()), list_of_row),
+        ]
+        self.count = 0
+        self._start()
+        return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
 
 
 class _RemoteFetcher:

@@ -16,12 +16,19 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate, chain
+from operator import attrgetter
 from typing import Any
 
 import msgspec
+import pyarrow as pa
+
+# The compute core, without pyarrow.compute: that module builds a wrapper for each of its
+# hundreds of functions when imported, 40 ms of every extraction for the two used here.
+from pyarrow._compute import call_function
 
 try:
     from mrfbatch import _jsonscan
@@ -107,6 +114,29 @@ PROVIDER_COLUMNS = (
     "business_name",
     "network_name",
     "source",
+)
+
+_LIST = pa.list_(pa.string())
+_RATE_LISTS = frozenset(
+    {
+        "service_code",
+        "billing_code_modifier",
+        "bundled_codes",
+        "covered_services",
+        "provider_group_ids",
+    }
+)
+RATES_SCHEMA = pa.schema(
+    [
+        (c, pa.float64() if c == "negotiated_rate" else _LIST if c in _RATE_LISTS else pa.string())
+        for c in RATE_COLUMNS
+    ]
+)
+PROVIDERS_SCHEMA = pa.schema(
+    [
+        (c, pa.int64() if c == "npi" else _LIST if c == "network_name" else pa.string())
+        for c in PROVIDER_COLUMNS
+    ]
 )
 
 Columns = dict[str, list[Any]]
@@ -247,9 +277,39 @@ _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
 _ITEM_FIELDS = tuple(
     c for c in RATE_COLUMNS if c not in dict(_PRICE_FIELDS) and c != "provider_group_ids"
 )
+_PRICE_VALUES = tuple((name, attrgetter(name)) for name, _ in _PRICE_FIELDS)
+_RATE_REFERENCES = attrgetter("provider_references")
+_RATE_GROUPS = attrgetter("provider_groups")
 _NUMBERS = (Decimal, int, float)
 _ID_TYPES = frozenset({int, Decimal, str})  # provider ids whose key is str(id)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def owner_indices(sizes: Sequence[int]) -> pa.Array:
+    """The index of each row's owner, where owner i has sizes[i] rows, in order.
+
+    >>> owner_indices([2, 0, 1]).to_pylist()
+    [0, 0, 2]
+    """
+    ends = list(accumulate(sizes, initial=0))
+    owners = pa.LargeListArray.from_arrays(pa.array(ends, pa.int64()), pa.nulls(ends[-1]))
+    return call_function("list_parent_indices", [owners])
+
+
+def repeat(value: object, kind: pa.DataType, n: int) -> pa.Array:
+    """An array of `kind` holding `value` n times."""
+    if n == 0:
+        return pa.array([], kind)  # (pa.repeat of a list, 0 times, fails)
+    return pa.repeat(pa.scalar(value, kind), n)
+
+
+def take(values: pa.Array, indices: pa.Array) -> pa.Array:
+    """values[i] for each i in indices (Arrow copies them in C).
+
+    >>> take(pa.array(["a", "b"]), pa.array([1, 1, 0])).to_pylist()
+    ['b', 'b', 'a']
+    """
+    return call_function("take", [values, indices])
 
 
 def _all_str(value: object) -> bool:
@@ -443,8 +503,8 @@ class ItemRows:
         columns["provider_group_ids"] = group_ids
         return columns, n
 
-    def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[tuple[Columns, int]]:
-        """`typed_columns` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
+    def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[pa.RecordBatch]:
+        """`typed_batch` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
         of a large item are never all held as Python objects at once."""
         head: TypedItem | _ItemHead
         if isinstance(item, LargeItem):
@@ -457,23 +517,23 @@ class ItemRows:
             batch.append(rate)
             count += len(rate.negotiated_prices or ())
             if count >= ROWS_PER_BATCH:
-                yield self.typed_columns(head, batch)
+                yield self.typed_batch(head, batch)
                 batch, count = [], 0
         if batch:
-            yield self.typed_columns(head, batch)
+            yield self.typed_batch(head, batch)
 
-    def typed_columns(
-        self, item: TypedItem | _ItemHead, rates: Iterable[_Rate]
-    ) -> tuple[Columns, int]:
-        """`columns` of some `rates` of an item of the usual shape (see `decode_item`): the
-        same rows as the general path gives for them."""
+    def typed_batch(self, item: TypedItem | _ItemHead, rates: Sequence[_Rate]) -> pa.RecordBatch:
+        """The rows of some `rates` of an item of the usual shape (see `decode_item`), as a
+        record batch of RATES_SCHEMA: the same rows as `columns` gives for them.
+
+        Arrow repeats what rows share: the item's values, and each rate's ids for its prices.
+        """
         prices: list[_Price] = []
-        group_ids: list[list[str]] = []
+        sizes: list[int] = []  # prices per rate
         for rate in rates:
-            ids = self._group_ids(rate.provider_references, rate.provider_groups)
             rate_prices = rate.negotiated_prices or ()
-            prices.extend(rate_prices)
-            group_ids.extend([ids] * len(rate_prices))
+            prices += rate_prices
+            sizes.append(len(rate_prices))
         n = len(prices)
         codes = (
             None
@@ -492,19 +552,37 @@ class ItemRows:
             item.severity_of_illness,
             *codes,
         )
-        columns: Columns = {
-            name: [value] * n for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+        arrays = {
+            name: repeat(value, RATES_SCHEMA.field(name).type, n)
+            for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
         }
-        columns["negotiated_type"] = [p.negotiated_type for p in prices]
-        columns["negotiated_rate"] = [p.negotiated_rate for p in prices]
-        columns["expiration_date"] = [p.expiration_date for p in prices]
-        columns["billing_class"] = [p.billing_class for p in prices]
-        columns["setting"] = [p.setting for p in prices]
-        columns["service_code"] = [p.service_code for p in prices]
-        columns["billing_code_modifier"] = [p.billing_code_modifier for p in prices]
-        columns["additional_information"] = [p.additional_information for p in prices]
-        columns["provider_group_ids"] = group_ids
-        return columns, n
+        for name, value in _PRICE_VALUES:  # attributes read in C
+            arrays[name] = pa.array(list(map(value, prices)), RATES_SCHEMA.field(name).type)
+        ids = self._rate_ids(rates)
+        if sizes.count(1) != len(sizes):  # not one price per rate
+            ids = take(ids, owner_indices(sizes))
+        arrays["provider_group_ids"] = ids
+        return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
+
+    def _rate_ids(self, rates: Sequence[_Rate]) -> pa.Array:
+        """`_group_ids` of each rate, as a list array: of rates whose provider_references are
+        all lists of numbers or strings, and none with provider_groups, in a few calls."""
+        refs = list(map(_RATE_REFERENCES, rates))
+        types = set(map(type, refs))
+        if types <= {list, type(None)} and list(map(_RATE_GROUPS, rates)).count(
+            msgspec.UNSET
+        ) == len(rates):
+            if type(None) in types:
+                refs = [[] if r is None else r for r in refs]
+            ids = list(chain.from_iterable(refs))
+            if _ID_TYPES.issuperset(map(type, ids)):
+                keys = list(map(str, ids))  # group_key of these types, with no call per id
+                self.referenced.update(keys)
+                ends = pa.array(accumulate(map(len, refs), initial=0), pa.int32())
+                return pa.ListArray.from_arrays(ends, pa.array(keys, pa.string()))
+        return pa.array(
+            [self._group_ids(r.provider_references, r.provider_groups) for r in rates], _LIST
+        )
 
     def _inline(self, value: object) -> str:
         """The key of an inline `provider_groups` list, kept for the provider table."""
@@ -615,65 +693,3 @@ def inline_key(groups: list[Group]) -> str:
     """The generated key of an inline `provider_groups` list: equal content, equal key."""
     canonical = json.dumps(groups, separators=(",", ":"), ensure_ascii=False)
     return "inline-" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-class ProviderRows:
-    """Provider rows of many group lists, gathered as columns (PROVIDER_COLUMNS) until taken."""
-
-    def __init__(self, network_id: str):
-        self.network_id = network_id
-        self.count = 0
-        self._start()
-
-    def _start(self) -> None:
-        self._group_ids: list[str] = []
-        self._npis: list[int] = []
-        self._tin_types: list[str | None] = []
-        self._tin_values: list[str | None] = []
-        self._business_names: list[str | None] = []
-        self._network_names: list[list[str] | None] = []
-        self._sources: list[str] = []
-
-    def add(
-        self,
-        group_id: str,
-        groups: Iterable[Group],
-        network_name: list[str] | None,
-        source: str,
-    ) -> None:
-        """One row per (group, NPI) of one group list."""
-        npis, tin_types, tin_values, business_names = (
-            self._npis,
-            self._tin_types,
-            self._tin_values,
-            self._business_names,
-        )
-        before = len(npis)
-        for group_npis, tin_type, tin_value, business_name in groups:
-            n = len(group_npis)
-            npis += group_npis
-            tin_types += [tin_type] * n
-            tin_values += [tin_value] * n
-            business_names += [business_name] * n
-        n = len(npis) - before
-        self._group_ids += [group_id] * n
-        self._network_names += [network_name] * n
-        self._sources += [source] * n
-        self.count += n
-
-    def take(self) -> tuple[Columns, int]:
-        """The rows gathered so far, as columns, and their count; starts afresh."""
-        n = self.count
-        columns: Columns = {
-            "network_id": [self.network_id] * n,
-            "provider_group_id": self._group_ids,
-            "npi": self._npis,
-            "tin_type": self._tin_types,
-            "tin_value": self._tin_values,
-            "business_name": self._business_names,
-            "network_name": self._network_names,
-            "source": self._sources,
-        }
-        self.count = 0
-        self._start()
-        return columns, n

@@ -44,10 +44,10 @@ from mrfbatch.network_ids import (
     redact_url,
 )
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rows import FILE_METADATA_KEYS, Quality
+from mrfbatch.rows import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
-from mrfbatch.writers import FORMATS, PROVIDERS_SCHEMA, RATES_SCHEMA, TableWriter
+from mrfbatch.writers import FORMATS, TableWriter
 
 log = logging.getLogger("mrfbatch")
 
@@ -203,8 +203,8 @@ def run_extraction(
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)
-        for columns, n in run.store.columns(run.handler.referenced):
-            run.providers.write_columns(columns, n)
+        for batch in run.store.columns(run.handler.referenced):
+            run.providers.write_batch(batch)
         result.unresolved_references = run.store.unresolved(run.handler.referenced)
         if result.unresolved_references:
             result.warnings.append(

@@ -25,30 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mrfbatch.errors import UsageError
-from mrfbatch.rows import PROVIDER_COLUMNS, RATE_COLUMNS, Columns
+from mrfbatch.rows import Columns
 
-_LIST = pa.list_(pa.string())
-_RATE_LISTS = frozenset(
-    {
-        "service_code",
-        "billing_code_modifier",
-        "bundled_codes",
-        "covered_services",
-        "provider_group_ids",
-    }
-)
-RATES_SCHEMA = pa.schema(
-    [
-        (c, pa.float64() if c == "negotiated_rate" else _LIST if c in _RATE_LISTS else pa.string())
-        for c in RATE_COLUMNS
-    ]
-)
-PROVIDERS_SCHEMA = pa.schema(
-    [
-        (c, pa.int64() if c == "npi" else _LIST if c == "network_name" else pa.string())
-        for c in PROVIDER_COLUMNS
-    ]
-)
 FORMATS = ("parquet", "csv")
 _TO_ARROW_EVERY = 8192
 # Dictionary encoding only where values repeat (codes, types, names): for NPIs, TINs, rates and
@@ -61,8 +39,8 @@ _NOT_DICTIONARY = frozenset(
 class TableWriter:
     """Write rows of `schema` to `path` in row groups of `batch_size` rows.
 
-    Rows arrive as Python columns and are turned into Arrow record batches every few thousand
-    rows: a pending row group is held in Arrow's compact form, not as Python objects.
+    Rows arrive as Arrow record batches, or as Python columns turned into record batches every
+    few thousand rows: a pending row group is held in Arrow's compact form, not as Python objects.
     """
 
     def __init__(self, path: Path, schema: pa.Schema, batch_size: int, fmt: str = "parquet"):
@@ -99,6 +77,18 @@ class TableWriter:
         self._pending += n
         if self._pending >= min(_TO_ARROW_EVERY, self.batch_size):
             self._to_arrow()
+        with naming_errors(self.tmp_path):
+            while self._batched >= self.batch_size:
+                self._write_rows(self.batch_size)
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Append the rows of an Arrow record batch of `schema`, after any given as columns."""
+        if not batch.schema.equals(self.schema):
+            raise ValueError(f"a batch of {batch.schema} given to a writer of {self.schema}")
+        self._to_arrow()
+        if batch.num_rows:
+            self._batches.append(batch)
+            self._batched += batch.num_rows
         with naming_errors(self.tmp_path):
             while self._batched >= self.batch_size:
                 self._write_rows(self.batch_size)
