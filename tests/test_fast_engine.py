@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import synth
+from mrfbatch import rows, synth
 from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import BackendError, UsageError
@@ -845,6 +845,17 @@ def test_fast_engine_matches_reference_on_trap(name: str, scanner: str, tmp_path
         check_passed_duplicates(data, [list(w) for w in matched if w], tmp_path)
         return
     check_trap(data, matched, tmp_path, TRAP_ENGINES)
+
+
+@pytest.mark.parametrize("name", [n for n in TRAPS if n != "duplicate-billing-code-keys"])
+def test_fast_engine_matches_reference_with_every_item_large(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
+    item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
+    monkeypatch.setattr(rows, "LARGE_ITEM_BYTES", 0)
+    data, matched = TRAPS[name]
+    check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))
 
 
 def check_passed_duplicates(data: bytes, whitelists: list[list[str]], tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ class Extraction:
         if self.wants(obj.get("billing_code", "")):
             self._write(*self.items.columns(obj))
 
-    def in_network_item_raw(self, raw: bytes) -> None:
+    def in_network_item_raw(self, raw: bytes | memoryview) -> None:
         """One item as JSON text (the fast engine's matched items)."""
         item = decode_item(raw)
         if not isinstance(item, TypedItem | LargeItem):

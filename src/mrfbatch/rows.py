@@ -394,7 +394,7 @@ class LargeItem:
                 yield _RATE.decode(view[start:end])
 
 
-def decode_item(raw: bytes) -> object:
+def decode_item(raw: bytes | memoryview) -> object:
     """An item's JSON text as a TypedItem (or a LargeItem when it is long) when it has the
     usual shape, else as dicts and lists (fractions as Decimal) for `ItemRows.columns`. Text
     that is not JSON raises DecodeError."""
@@ -406,13 +406,15 @@ def decode_item(raw: bytes) -> object:
         return _ANY_ITEM.decode(raw)
 
 
-def _large_item(raw: bytes) -> LargeItem | TypedItem:
+def _large_item(raw: bytes | memoryview) -> LargeItem | TypedItem:
     """A LargeItem; ValidationError where TypedItem would not decode it."""
     head = _ITEM_HEAD.decode(raw)
     rates = bytes(head.negotiated_rates)
+    # The text is kept once, in `rates`; and `raw`, which may be a view of the engine's buffer,
+    # is no longer referenced once this returns or raises.
+    head.negotiated_rates = msgspec.Raw()
     if rates == b"null":
         return _TYPED_ITEM.decode(raw)
-    head.negotiated_rates = msgspec.Raw()  # the text is kept once, in `rates`
     if not rates.startswith(b"["):  # msgspec.Raw starts at the value itself
         raise msgspec.ValidationError("negotiated_rates is not an array")
     spans: list[tuple[int, int]] = []

@@ -44,8 +44,9 @@ class DocumentHandler(Protocol):
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""
 
-    def in_network_item_raw(self, raw: bytes) -> None:
-        """One `in_network` item as JSON text that msgspec decodes (the handler decodes it)."""
+    def in_network_item_raw(self, raw: bytes | memoryview) -> None:
+        """One `in_network` item as JSON text that msgspec decodes (the handler decodes it);
+        a memoryview is only valid during the call."""
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code would be extracted (None: no code)."""

@@ -431,7 +431,10 @@ class _Scanner:
     def _item(self, end: int) -> None:
         """An in_network item: decoded only when one of its billing codes may be wanted."""
         if self._may_match(end):
-            self.handler.in_network_item_raw(bytes(self.buf[self.pos : end]))
+            # A view, not a copy: a matched item can be tens of MB. Released after the call
+            # (the buffer cannot be resized while a view of it exists).
+            with memoryview(self.buf)[self.pos : end] as raw:
+                self.handler.in_network_item_raw(raw)
         else:
             self.handler.skipped_item()
         self.pos = end
