@@ -640,3 +640,118 @@ def test_scan_elements_hands_out_long_runs_in_several_calls() -> None:
     assert (ending, end, len(found)) == ("closed", len(data), count)
     codes = [data[k0:k1] for _, _, k0, k1, _ in found]
     assert codes == [b"%d" % i for i in range(count)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Two ways to find where strings and numbers end (_jsonscan.c, classify): aligned 64-byte blocks
+# when the JSON from `pos` looks compact, 16 bytes from each token's start when blanks are more
+# than one byte in 8 of the next 256. Each must give json's verdict, at every alignment in
+# memory and with the buffer cut at every byte.
+# ---------------------------------------------------------------------------------------------
+
+TOKEN_BY_TOKEN = b" " * 64  # before a value: a blank-heavy start, so scanned token by token
+
+
+def shifted(result: Verdict, by: int) -> Verdict:
+    """A verdict with its offsets moved `by` bytes later."""
+    if result[0] == "done":
+        _, end, spans, flags = result
+        return ("done", end + by, tuple((s + by, e + by) for s, e in spans), flags)
+    if result[0] == "invalid":
+        return ("invalid", result[1] + by, result[2])
+    return result
+
+
+def assert_both_ways(data: bytes, eof: bool, alignments: range | list[int] = range(64)) -> None:
+    """json's verdict on `data`, and the same verdict at each alignment (its first byte that
+    many bytes past a 64-byte boundary or more) and token by token."""
+    result = assert_agrees(data, eof)
+    for k in alignments:
+        assert scan(b"x" * k + data, eof, pos=k) == shifted(result, k), (k, data, eof)
+    by_tokens = scan(TOKEN_BY_TOKEN + data, eof)
+    assert by_tokens == shifted(result, len(TOKEN_BY_TOKEN)), (data, eof)
+
+
+NUMBER_RUNS = [
+    b"[1234567890,1457392840,2986986638]",
+    b"[" + b",".join(b"%d" % (1000000000 + 7919 * i) for i in range(40)) + b"]",
+    b"[1,22,333,4444,55555,-6,-0,0,7.25,8e3,9E-2,-1.5e+10,0.5,10]",
+    b"[1, 2 ,3\r\n,\t4 ]",
+    b'{"a":[1,2],"billing_code":-0,"b":[3.5,"x"],"c":12}',
+    b"[01]",
+    b"[1,02]",
+    b"[-01,1]",
+    b"[1,-]",
+    b"[1,-x]",
+    b"[1,2x]",
+    b"[1,2,]",
+    b"[1 2]",
+    b"[1,.5]",
+    b"[1,1.]",
+    b"[1,1.e3]",
+    b"[1,1e]",
+    b"[1,1e+]",
+    b"[1,2}",
+    b"[1,2\x00]",
+    b"[1,2\xc3\xa9]",
+]
+
+
+@pytest.mark.parametrize("data", NUMBER_RUNS, ids=lambda d: repr(d[:24]))
+def test_scan_value_number_runs_agree_with_json_cut_anywhere(data: bytes) -> None:
+    for cut in range(len(data) + 1):
+        for eof in (False, True):
+            assert_both_ways(data[:cut], eof, alignments=[0, 1, 15, 62, 63])
+    assert_both_ways(data, True)
+
+
+STRING_STOPS = [
+    b"",
+    b"\\n",
+    b'\\"',
+    b"\\\\",
+    b"\\u00e9",
+    b"\\ud83d\\ude00",
+    b"\xc3\xa9",
+    b"\n",
+    b"\x1f",
+    b"\\x",
+    b"\\u12",
+    b"\\ud800",
+]
+
+
+@pytest.mark.parametrize("stop", STRING_STOPS, ids=repr)
+def test_scan_value_strings_across_64_byte_blocks(stop: bytes) -> None:
+    """Strings of every length to 140 bytes, with an escape, a raw control character or UTF-8
+    near their end: over one, two or three blocks, ending at every offset of one."""
+    for length in range(141):
+        text = b"a" * length + stop
+        for data in (b'"' + text + b'"', b'{"' + text + b'":"' + text + b'","k":1}'):
+            assert_both_ways(data, True, alignments=[0, 1, 33, 63])
+    assert_both_ways(b'"' + b"a" * 70 + stop + b'"', True)
+
+
+def test_scan_elements_agree_at_every_alignment() -> None:
+    """Runs of elements from scan_elements, wherever the array lies in memory."""
+    texts = [b"%d" % (1000000000 + 7919 * i) for i in range(50)]
+    texts += [b'"%s"' % (b"ab" * i) for i in range(50)]
+    texts += [b'{"billing_code":"%d","r":[%d.5,-%d]}' % (i, i, i) for i in range(50)]
+    data, spans = write_array(texts, b"")
+    for k in range(64):
+        moved = b"x" * k + data
+        pos, elements, state, partial = scan_elements(moved, k + 1, True, KEY)
+        assert (pos, state, partial) == (len(moved), CLOSED, None)
+        assert [(e[0] - k, e[1] - k) for e in elements] == spans
+        assert elements == [expected_element(moved, start + k) for start, _ in spans]
+
+
+@pytest.mark.parametrize("filler", [b"null,", b"[],", b'{"k":{}},', b" ", b"\r\n\t"])
+def test_scan_value_long_stretches_without_strings_or_numbers(filler: bytes) -> None:
+    """A string or number 0 to 300 bytes past the last one: the blocks move on by one or more."""
+    for gap in range(0, 300, 5):
+        stretch = (filler * (gap // len(filler) + 1))[:gap]
+        if filler.strip() and len(stretch) % len(filler):
+            continue  # only whole fillers
+        data = b'["' + b"a" * 300 + b'",' + stretch + b'"b",12,"c"]'
+        assert_both_ways(data, True, alignments=[0, 1, 31, 63])
