@@ -198,7 +198,9 @@ def run_extraction(
                     settings.restarts,
                     run.handler.items_matched if run.handler is not None else 0,
                 )
-        assert run.store is not None and run.handler is not None
+        assert run.store is not None and run.handler is not None and run.rates is not None
+        run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
+        # row group while the provider rows are made
         remote = run.store.fetch_remote(run.handler.referenced, settings)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
