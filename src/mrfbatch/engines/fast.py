@@ -175,7 +175,7 @@ class _Chunks:
     def __init__(self, stream: BinaryIO, size: int, threaded: bool):
         self._stream = stream
         self.size = size
-        self._queue: queue.Queue[bytes | BaseException] | None = None
+        self._queue: queue.Queue[list[bytes] | BaseException] | None = None
         self._stop = threading.Event()
         if threaded:
             self._queue = queue.Queue(maxsize=3)
@@ -187,8 +187,9 @@ class _Chunks:
     def next(self) -> Iterator[bytes]:
         """The pieces of the next chunk (about `size` bytes; nothing at the end of the stream).
 
-        Read in this thread, the decompressor's pieces are handed out as they are, so they are
-        copied once, into the scanner's buffer, instead of joined first.
+        The decompressor's pieces are handed out as they are, so they are copied once, into the
+        scanner's buffer: joined first, each chunk would be a fresh allocation of `size` bytes
+        whose pages the kernel must map and clear.
         """
         if self._queue is None:
             yield from self._pieces()
@@ -196,14 +197,13 @@ class _Chunks:
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        if item:
-            yield item
+        yield from item
 
     def _prefetch(self) -> None:
         assert self._queue is not None
         while not self._stop.is_set():
             try:
-                item: bytes | BaseException = self._read()
+                item: list[bytes] | BaseException = list(self._pieces())
             except BaseException as exc:  # handed to the scanning thread, which raises it
                 item = exc
             while not self._stop.is_set():
@@ -212,11 +212,8 @@ class _Chunks:
                     break
                 except queue.Full:
                     continue
-            if not isinstance(item, bytes) or not item:
+            if not isinstance(item, list) or not item:
                 return
-
-    def _read(self) -> bytes:
-        return b"".join(self._pieces())  # joined in the reader thread (the GIL is let go)
 
     def _pieces(self) -> Iterator[bytes]:
         """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
