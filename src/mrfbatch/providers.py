@@ -173,14 +173,14 @@ class ProviderStore:
         may_locate = text.find(b'"location"', lo, hi) >= 0 or text.find(b"\\u", lo, hi) >= 0
         pack, out = _HEADER.pack, self._buffer
         with memoryview(text) as view:
-            for key, start, end in entries:
-                if key.isdigit():  # JSON has no leading zeros: the text is str(int)
-                    pass
-                elif key[0] == 0x22 and 0x5C not in key:  # "text" without a backslash
-                    key = key[1:-1]
+            for group_id, start, end in entries:
+                if group_id.isdigit():  # JSON has no leading zeros: the text is str(int)
+                    key = group_id
+                elif group_id[0] == 0x22 and 0x5C not in group_id:  # "text", no backslash
+                    key = group_id[1:-1]
                 else:
                     try:
-                        key = group_key(_DECODE.decode(key)).encode("utf-8", "surrogatepass")
+                        key = group_key(_DECODE.decode(group_id)).encode("utf-8", "surrogatepass")
                     except ValueError as exc:
                         self.quality.invalid(f"provider_references.provider_group_id: {exc}")
                         continue

@@ -259,7 +259,7 @@ class _Scanner:
         The buffer is reused, not rebuilt: what is kept moves to the front and the chunk is
         copied in over the old bytes. Dropping the front with `del` and appending would make
         CPython allocate and copy a new buffer per chunk, whose fresh pages the kernel must
-        then map and clear, about a third of the engine's own time.
+        then map and clear.
         """
         if self.eof:
             return False
@@ -591,8 +591,8 @@ class _CScanner(_Scanner):
             except _jsonscan.ScanError as exc:
                 offset, reason = exc.args
                 raise self._invalid(offset, reason) from None
-            if key is _GROUP_ID and element == self._reference:
-                self._references(found, key)
+            if element == self._reference:
+                self._references(found)
             else:
                 for found_element in found:
                     self._element(element, key, found_element)
@@ -616,7 +616,7 @@ class _CScanner(_Scanner):
             _repair_lone_surrogates(self.buf, start, end)
         element(end)
 
-    def _references(self, found: list[_Element], key: bytes) -> None:
+    def _references(self, found: list[_Element]) -> None:
         """provider_references entries go to the handler in runs, with their provider_group_id's
         JSON text; one that needs more than that (not an object, no id, a lone surrogate or a
         key spelled with escapes, too long) goes by itself, in file order."""
@@ -629,7 +629,7 @@ class _CScanner(_Scanner):
             if run:
                 self.handler.provider_references_raw(buf, run)
                 run = []
-            self._element(self._reference, key, element)
+            self._element(self._reference, _GROUP_ID, element)
         if run:
             self.handler.provider_references_raw(buf, run)
 
