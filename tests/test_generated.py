@@ -25,7 +25,29 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
 
 NET = "synthnet"
-TOC = Path("/work/shared/tic-examples/v2/table-of-contents-sample.json")
+# A table of contents (CMS schema: reporting_structure of plans and in-network file locations).
+TOC = json.dumps(
+    {
+        "reporting_entity_name": "Synthetic Health Plan",
+        "reporting_entity_type": "health insurance issuer",
+        "reporting_structure": [
+            {
+                "reporting_plans": [
+                    {
+                        "plan_name": "Synthetic PPO",
+                        "plan_id_type": "EIN",
+                        "plan_id": "11-1111111",
+                        "plan_market_type": "group",
+                    }
+                ],
+                "in_network_files": [
+                    {"description": "in-network rates", "location": "http://127.0.0.1:9/in.json"}
+                ],
+            }
+        ],
+        "version": "1.0.0",
+    }
+).encode()
 INLINE_KEY = re.compile(r"^inline-[0-9a-f]{16}$")
 OFFSET = r"(?i)\b(?:byte|offset|position) (\d+)|\b(\d+) (?:\w+ )?bytes?\b"
 
@@ -565,7 +587,7 @@ def test_run_extraction_zip_with_two_json_members(tmp_path: Path) -> None:
 def test_run_extraction_table_of_contents_is_rejected(
     http_server: FileServer, tmp_path: Path
 ) -> None:
-    url = http_server.add("/files/index.json", TOC.read_bytes())
+    url = http_server.add("/files/index.json", TOC)
     result, _, _ = extract(url, tmp_path / "out")
     assert_failed(result, tmp_path / "out", r"(?i)table[ _-]of[ _-]contents|reporting_structure")
 
