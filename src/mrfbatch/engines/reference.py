@@ -173,19 +173,11 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
             for item in _array_items(events, wanted, reader, what):
                 callback(item)
             handler.array_done(key)
-        elif event in ("start_map", "start_array"):
-            reader.open_value("a value")
-            if wanted:
-                value = _build(events, event)
-            else:
-                _skip(events, event)
-            reader.close_value()
+        else:
+            if event in ("start_map", "start_array"):
+                value = _container(events, event, wanted, reader, "a value")
             if wanted:
                 handler.header(key, value)
-        elif not wanted:
-            pass
-        else:
-            handler.header(key, value)
     for _ in events:  # let the parser reject trailing garbage
         pass
 
@@ -197,14 +189,24 @@ def _array_items(
         if event == "end_array":
             return
         if event in ("start_map", "start_array"):
-            reader.open_value(what)  # skipped or built: the fast engine would hold it
-            if wanted:
-                value = _build(events, event)
-            else:
-                _skip(events, event)
-            reader.close_value()
+            value = _container(events, event, wanted, reader, what)
         if wanted:
             yield value
+
+
+def _container(
+    events: Iterator[Event], first: str, wanted: bool, reader: _StrictWhitespace, what: str
+) -> Any:
+    """An object or array (its `first` event read): built when wanted, else skipped (None).
+    Either way its size is checked: the fast engine would hold it."""
+    reader.open_value(what)
+    value = None
+    if wanted:
+        value = _build(events, first)
+    else:
+        _skip(events, first)
+    reader.close_value()
+    return value
 
 
 def _build(events: Iterator[Event], first: str) -> Any:
