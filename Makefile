@@ -16,14 +16,17 @@ BENCH_MB ?= 1000
 
 # pip install -e also compiles the C scanner into src/mrfbatch/ (setup.py), where the workflow's
 # scripts find it too; an edit of the C source reinstalls.
-$(VENV)/.installed: pyproject.toml setup.py src/mrfbatch/_jsonscan.c
+EXTENSIONS := _jsonscan _provider_rows
+
+$(VENV)/.installed: pyproject.toml setup.py $(EXTENSIONS:%=src/mrfbatch/%.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[workflow,test]'
-	@# The extension is optional: a failed compile is silent, and would leave an older build.
-	@ls src/mrfbatch/_jsonscan*.so 2>/dev/null | grep -q . && \
-		find src/mrfbatch -name '_jsonscan*.so' -newer src/mrfbatch/_jsonscan.c | grep -q . || \
-		echo "WARNING: the C scanner (src/mrfbatch/_jsonscan.c) did not build; see pip install -v"
+	@# The extensions are optional: a failed compile is silent, and would leave an older build.
+	@for ext in $(EXTENSIONS); do \
+		find src/mrfbatch -name "$$ext*.so" -newer src/mrfbatch/$$ext.c | grep -q . || \
+		echo "WARNING: src/mrfbatch/$$ext.c did not build; see pip install -v"; \
+	done
 	touch $@
 
 run: $(VENV)/.installed
@@ -57,4 +60,4 @@ bench-smoke: $(VENV)/.installed
 	$(MAKE) bench BENCH_MB=20
 
 clean:
-	rm -rf $(VENV) results logs .snakemake build src/mrfbatch/_jsonscan.*.so
+	rm -rf $(VENV) results logs .snakemake build $(EXTENSIONS:%=src/mrfbatch/%.*.so)
