@@ -4,9 +4,10 @@
 needed) or after it (then unneeded entries are dropped as they come). Either way each kept
 entry is appended, as its undecoded JSON text, to a spill file beside the outputs; memory holds
 neither reference text nor an entry per reference. At the end one pass over the file decodes
-the entries written rates reference and yields their provider rows in file order. References
-that give a `location` instead of groups are fetched before that pass, each distinct URL once,
-several at a time.
+the entries written rates reference and yields their provider rows in file order (entries of
+the usual shape go from their text straight into Arrow buffers, in C: mrfbatch._provider_rows).
+References that give a `location` instead of groups are fetched before that pass, each distinct
+URL once, several at a time.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ from mrfbatch.rows import (
 from mrfbatch.transport import TransportSettings, open_source
 from mrfbatch.writers import naming_errors
 
+try:
+    from mrfbatch import _provider_rows
+except ImportError:  # the C extension did not build (no compiler): rows are made in Python
+    _provider_rows = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 # Decimal as a JSON number, so a decoded reference round-trips to the same text.
@@ -63,6 +69,7 @@ _HEADER = struct.Struct("<BII")
 _REFERENCE = 0  # a provider_references entry that cannot name a location
 _MAY_LOCATE = 1  # one whose text has `"location"` or a \u escape (which could spell the key)
 _INLINE = 2
+_FULL = -1  # not a record: _records says that a batch of rows is full
 _WRITE_BUFFER = 1 << 20
 _READ_CHUNK = 1 << 20  # spill-file bytes read at a time (more for a larger record)
 _ROWS_PER_BATCH = 16_384  # provider rows per `columns` batch
@@ -281,13 +288,22 @@ class ProviderStore:
         shorter).
         """
         quality = Quality() if self._counted else self.quality  # count each entry once
-        rows = ProviderRows(self.network_id)
+        rows = provider_rows(self.network_id)
         defined: set[str] = set()
         cached: tuple[str, Sequence[Group]] | None = None  # remote entries often share files
         gc_was_enabled = gc.isenabled()
         gc.disable()  # decoded entries hold no cycles; collections would only cost time
         try:
-            for kind, gid, payload in _records(self._file.fileno(), self._complete(), referenced):
+            # References of the usual shape become rows in C (NativeProviderRows): only the
+            # others come out of _records.
+            native = rows if isinstance(rows, NativeProviderRows) else None
+            log_end = self._complete()
+            for kind, gid, payload in _records(
+                self._file.fileno(), log_end, referenced, native, defined
+            ):
+                if kind == _FULL:
+                    yield rows.take()
+                    continue
                 if kind == _INLINE:
                     source, names, groups, location = "inline", None, pickle.loads(payload), None
                     if gid in referenced:
@@ -330,6 +346,11 @@ class ProviderStore:
                 self._file.close()
         finally:
             self.path.unlink(missing_ok=True)
+
+
+def provider_rows(network_id: str) -> ProviderRows | NativeProviderRows:
+    """Rows gathered in C when the extension is built, else in Python (the same rows)."""
+    return ProviderRows(network_id) if _provider_rows is None else NativeProviderRows(network_id)
 
 
 class ProviderRows:
@@ -390,6 +411,75 @@ class ProviderRows:
         return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
 
 
+class NativeProviderRows:
+    """The same rows as ProviderRows, gathered by the C extension into Arrow buffers.
+
+    `add_text` takes a reference of the usual shape (what `_decoded_text` decodes without
+    counting anything) straight from its JSON text: no Python object per group or NPI.
+    """
+
+    def __init__(self, network_id: str):
+        self.network_id = network_id
+        self._start()
+
+    def _start(self) -> None:
+        assert _provider_rows is not None
+        self._rows = _provider_rows.Rows()
+
+    @property
+    def count(self) -> int:
+        """Rows gathered so far."""
+        return self._rows.count
+
+    def add(
+        self,
+        group_id: str,
+        groups: Sequence[Group],
+        network_name: list[str] | None,
+        source: str,
+    ) -> None:
+        """One row per (group, NPI) of one group list."""
+        self._rows.add_groups(groups, network_name, group_id, source)
+
+    def add_text(self, group_id: str, text: bytes | memoryview) -> bool:
+        """The rows of a reference's JSON text if it has the usual shape; else False."""
+        return self._rows.add_text(text, group_id)
+
+    def add_records(
+        self, data: bytes, at: int, end: int, keys: set[str], defined: set[str]
+    ) -> tuple[int, bool]:
+        """`add_text` for the spill records in data[at:end] whose key is in `keys`, adding
+        their keys to `defined`, up to the first it cannot take, one not whole in data[:end],
+        or a full batch: (the offset of that record, whether the batch is full)."""
+        at, why = self._rows.add_records(data, at, end, keys, defined, _ROWS_PER_BATCH)
+        return at, why == _provider_rows.FULL
+
+    def take(self) -> pa.RecordBatch:
+        """The rows gathered so far, as a record batch of PROVIDERS_SCHEMA; starts afresh."""
+        (n, groups, lists, names), data, group_ids, sources = self._rows.take()
+        npi, row_group, group_list, *buffers = map(pa.py_buffer, data)
+        tins = [pa.Array.from_buffers(pa.string(), groups, buffers[i : i + 3]) for i in (0, 3, 6)]
+        list_valid, list_offsets, name_offsets, name_data = buffers[9:]
+        network_names = pa.Array.from_buffers(
+            _NETWORK_NAMES,
+            lists,
+            [list_valid, list_offsets],
+            children=[pa.Array.from_buffers(pa.string(), names, [None, name_offsets, name_data])],
+        )
+        group_of_row = pa.Array.from_buffers(pa.int32(), n, [None, row_group])
+        list_of_group = pa.Array.from_buffers(pa.int32(), groups, [None, group_list])
+        list_of_row = take(list_of_group, group_of_row)
+        arrays = [
+            repeat(self.network_id, pa.string(), n),
+            take(pa.array(group_ids, pa.string()), list_of_row),
+            pa.Array.from_buffers(pa.int64(), n, [None, npi]),
+            *(take(tin, group_of_row) for tin in tins),
+            take(network_names, list_of_row),
+            take(pa.array(sources, pa.string()), list_of_row),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
+
+
 class _RemoteFetcher:
     """Fetches provider-reference files; stops trying hosts that cannot be reached."""
 
@@ -441,13 +531,30 @@ def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
     return parse_groups(groups, quality)
 
 
-def _records(fd: int, end: int, keys: set[str]) -> Iterator[tuple[int, str, memoryview]]:
+def _records(
+    fd: int,
+    end: int,
+    keys: set[str],
+    rows: NativeProviderRows | None = None,
+    defined: set[str] | None = None,
+) -> Iterator[tuple[int, str, memoryview]]:
     """(kind, key, payload) of each inline record, and each reference whose key is in `keys`,
-    in the first `end` bytes of the spill file (a reference whose key is not costs no copy)."""
+    in the first `end` bytes of the spill file (a reference whose key is not costs no copy).
+
+    With `rows`, the references it can take from their text become rows without being yielded
+    (their keys go into `defined`), and (_FULL, "", empty) says that a batch is full.
+    """
     data, view = b"", memoryview(b"")
     base = at = 0  # data holds the file from offset `base`; the next record is at data[at]
     header = _HEADER.size
     while base + at < end:
+        if rows is not None and defined is not None:
+            at, full = rows.add_records(data, at, end - base, keys, defined)
+            if full:
+                yield _FULL, "", view[:0]
+                continue
+            if base + at >= end:
+                return
         if at + header > len(data):
             data, base, at = _read_more(fd, data, base, at, header)
             view = memoryview(data)
