@@ -16,7 +16,7 @@ BENCH_MB ?= 1000
 
 # pip install -e also compiles the C scanner into src/mrfbatch/ (setup.py), where the workflow's
 # scripts find it too; an edit of the C source reinstalls.
-EXTENSIONS := _jsonscan _provider_rows
+EXTENSIONS := _jsonscan _rows
 
 $(VENV)/.installed: pyproject.toml setup.py $(EXTENSIONS:%=src/mrfbatch/%.c)
 	$(PYTHON) -m venv $(VENV)

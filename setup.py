@@ -15,12 +15,12 @@ setup(
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
             optional=True,
         ),
-        # The provider rows of referenced groups, gathered as Arrow buffers without a Python
-        # object per group (src/mrfbatch/_provider_rows.c). Optional too: without it the same
-        # rows are made in Python, slower.
+        # Provider and rate rows, gathered as Arrow buffers without a Python object per value
+        # (src/mrfbatch/_rows.c). Optional too: without it the same rows are made in Python,
+        # slower.
         Extension(
-            "mrfbatch._provider_rows",
-            ["src/mrfbatch/_provider_rows.c"],
+            "mrfbatch._rows",
+            ["src/mrfbatch/_rows.c"],
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
             optional=True,
         ),

@@ -1,4 +1,4 @@
-"""The C provider-row builder (mrfbatch._provider_rows) against the Python one it replaces.
+"""The C provider-row builder (mrfbatch._rows) against the Python one it replaces.
 
 `NativeProviderRows.add_text` takes a provider_references entry straight from its JSON text
 when it has the usual shape, and gives up (adding nothing) otherwise. Whatever it takes must
@@ -22,7 +22,7 @@ from mrfbatch.providers import NativeProviderRows, ProviderRows, ProviderStore, 
 from mrfbatch.rows import PROVIDERS_SCHEMA, Quality
 
 pytestmark = pytest.mark.skipif(
-    providers._provider_rows is None, reason="the C extension mrfbatch._provider_rows is not built"
+    providers._rows is None, reason="the C extension mrfbatch._rows is not built"
 )
 
 TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'
@@ -252,8 +252,8 @@ def test_the_store_gives_the_same_rows_without_the_extension(
         USUAL.replace('"N"', '"Ñ"'),
     ]
     tables, defined = [], []
-    for extension in (providers._provider_rows, None):
-        monkeypatch.setattr(providers, "_provider_rows", extension)
+    for extension in (providers._rows, None):
+        monkeypatch.setattr(providers, "_rows", extension)
         store = ProviderStore(tmp_path / f"{extension is None}.spill", "net", Quality())
         try:
             for i in range(30):

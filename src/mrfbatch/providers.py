@@ -5,7 +5,7 @@ needed) or after it (then unneeded entries are dropped as they come). Either way
 entry is appended, as its undecoded JSON text, to a spill file beside the outputs; memory holds
 neither reference text nor an entry per reference. At the end one pass over the file decodes
 the entries written rates reference and yields their provider rows in file order (entries of
-the usual shape go from their text straight into Arrow buffers, in C: mrfbatch._provider_rows).
+the usual shape go from their text straight into Arrow buffers, in C: mrfbatch._rows).
 References that give a `location` instead of groups are fetched before that pass, each distinct
 URL once, several at a time.
 """
@@ -51,9 +51,9 @@ from mrfbatch.transport import TransportSettings, open_source
 from mrfbatch.writers import naming_errors
 
 try:
-    from mrfbatch import _provider_rows
+    from mrfbatch import _rows
 except ImportError:  # the C extension did not build (no compiler): rows are made in Python
-    _provider_rows = None  # type: ignore[assignment]
+    _rows = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class ProviderStore:
 
 def provider_rows(network_id: str) -> ProviderRows | NativeProviderRows:
     """Rows gathered in C when the extension is built, else in Python (the same rows)."""
-    return ProviderRows(network_id) if _provider_rows is None else NativeProviderRows(network_id)
+    return ProviderRows(network_id) if _rows is None else NativeProviderRows(network_id)
 
 
 class ProviderRows:
@@ -423,13 +423,13 @@ class NativeProviderRows:
         self._start()
 
     def _start(self) -> None:
-        assert _provider_rows is not None
-        self._rows = _provider_rows.Rows()
+        assert _rows is not None
+        self._c = _rows.ProviderRows()
 
     @property
     def count(self) -> int:
         """Rows gathered so far."""
-        return self._rows.count
+        return self._c.count
 
     def add(
         self,
@@ -439,11 +439,11 @@ class NativeProviderRows:
         source: str,
     ) -> None:
         """One row per (group, NPI) of one group list."""
-        self._rows.add_groups(groups, network_name, group_id, source)
+        self._c.add_groups(groups, network_name, group_id, source)
 
     def add_text(self, group_id: str, text: bytes | memoryview) -> bool:
         """The rows of a reference's JSON text if it has the usual shape; else False."""
-        return self._rows.add_text(text, group_id)
+        return self._c.add_text(text, group_id)
 
     def add_records(
         self, data: bytes, at: int, end: int, keys: set[str], defined: set[str]
@@ -451,12 +451,12 @@ class NativeProviderRows:
         """`add_text` for the spill records in data[at:end] whose key is in `keys`, adding
         their keys to `defined`, up to the first it cannot take, one not whole in data[:end],
         or a full batch: (the offset of that record, whether the batch is full)."""
-        at, why = self._rows.add_records(data, at, end, keys, defined, _ROWS_PER_BATCH)
-        return at, why == _provider_rows.FULL
+        at, why = self._c.add_records(data, at, end, keys, defined, _ROWS_PER_BATCH)
+        return at, why == _rows.FULL
 
     def take(self) -> pa.RecordBatch:
         """The rows gathered so far, as a record batch of PROVIDERS_SCHEMA; starts afresh."""
-        (n, groups, lists, names), data, group_ids, sources = self._rows.take()
+        (n, groups, lists, names), data, group_ids, sources = self._c.take()
         npi, row_group, group_list, *buffers = map(pa.py_buffer, data)
         tins = [pa.Array.from_buffers(pa.string(), groups, buffers[i : i + 3]) for i in (0, 3, 6)]
         list_valid, list_offsets, name_offsets, name_data = buffers[9:]
