@@ -115,6 +115,14 @@ class Extraction:
 
     def in_network_item_raw(self, raw: bytes | memoryview) -> None:
         """One item as JSON text (the fast engine's matched items)."""
+        head = self.items.native_head(raw)
+        if head is not None:  # the usual shape: rows made in C
+            self.items_seen += 1
+            if self.wants(head[6]):
+                self.items_matched += 1
+                for batch in self.items.native_batches(head, raw):
+                    self.rates.write_batch(batch)
+            return
         item = decode_item(raw)
         if not isinstance(item, TypedItem | LargeItem):
             self.in_network_item(item)  # not of the usual shape: checked and counted there

@@ -34,6 +34,10 @@ try:
     from mrfbatch import _jsonscan
 except ImportError:  # not built: large items are decoded whole
     _jsonscan = None  # type: ignore[assignment]
+try:
+    from mrfbatch import _rows
+except ImportError:  # not built: every item is decoded in Python
+    _rows = None  # type: ignore[assignment]
 
 # Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
 ITEM_KEYS = frozenset(
@@ -447,6 +451,7 @@ class ItemRows:
         self.referenced: set[str] = set()
         self.new_inline: dict[str, list[Group]] = {}
         self._inline_seen: set[str] = set()
+        self._native = None if _rows is None else _rows.RateRows()
 
     def columns(self, item: Mapping[str, Any]) -> tuple[Columns, int]:
         """The rate rows of one matched item, as columns (RATE_COLUMNS) and their count."""
@@ -504,6 +509,71 @@ class ItemRows:
         columns.update(price_columns)
         columns["provider_group_ids"] = group_ids
         return columns, n
+
+    def native_head(self, raw: bytes | memoryview) -> _rows.ItemHead | None:
+        """An item's own values when the C extension reads it (the usual shape, every rate
+        checked), else None: the item is then decoded in Python (`decode_item`)."""
+        if self._native is None:
+            return None
+        return self._native.item_head(raw)
+
+    def native_batches(
+        self, head: _rows.ItemHead, raw: bytes | memoryview
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of an item `native_head` read, made in C, about ROWS_PER_BATCH at a time:
+        the same batches as `typed_batches` gives for it."""
+        assert self._native is not None
+        arrangement, name, kind, version, description, severity, code, bundled, covered = head[:9]
+        item_values = (
+            self.network_id,
+            kind,
+            version,
+            str(code) if type(code) is int else code,
+            arrangement,
+            name,
+            description,
+            severity,
+            bundled,
+            covered,
+        )
+        at, ended = head[9], head[9] < 0
+        while not ended:
+            at, ended = self._native.add_rates(raw, at, ROWS_PER_BATCH, self.referenced)
+            batch = self._native_batch(item_values)
+            if batch is not None:
+                yield batch
+
+    def _native_batch(self, item_values: tuple[object, ...]) -> pa.RecordBatch | None:
+        """The rows gathered in C, as a record batch; None when no rate was read."""
+        assert self._native is not None
+        (n, rates, services, modifiers, ids), data = self._native.take()
+        if not rates:
+            return None
+        b = list(map(pa.py_buffer, data))
+        texts = [pa.Array.from_buffers(pa.string(), n, b[i : i + 3]) for i in range(0, 15, 3)]
+
+        def lists(at: int, items: int, valid: pa.Buffer | None, count: int) -> pa.Array:
+            child = pa.Array.from_buffers(pa.string(), items, [None, b[at], b[at + 1]])
+            return pa.Array.from_buffers(_LIST, count, [valid, b[at - 1]], children=[child])
+
+        arrays = {
+            name: repeat(value, RATES_SCHEMA.field(name).type, n)
+            for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+        }
+        arrays.update(
+            negotiated_type=texts[0],
+            negotiated_rate=pa.Array.from_buffers(pa.float64(), n, [b[15], b[16]]),
+            expiration_date=texts[1],
+            billing_class=texts[2],
+            setting=texts[3],
+            service_code=lists(19, services, b[17], n),
+            billing_code_modifier=lists(23, modifiers, b[21], n),
+            additional_information=texts[4],
+            provider_group_ids=take(
+                lists(27, ids, None, rates), pa.Array.from_buffers(pa.int32(), n, [None, b[25]])
+            ),
+        )
+        return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 
     def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[pa.RecordBatch]:
         """`typed_batch` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows

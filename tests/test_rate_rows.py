@@ -1,0 +1,268 @@
+"""The C rate-row builder (mrfbatch._rows.RateRows) against the Python path it replaces.
+
+`ItemRows.native_head` reads a matched item of the usual shape in C, and `native_batches`
+makes its rows; for anything else it gives up and the item is decoded in Python. Whatever it
+takes must give exactly the batches, rows and referenced group ids that `decode_item` and
+`ItemRows.typed_batches` give for the same text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrfbatch import rows as rows_module
+from mrfbatch.rows import (
+    RATES_SCHEMA,
+    ROWS_PER_BATCH,
+    ItemRows,
+    LargeItem,
+    Quality,
+    TypedItem,
+    decode_item,
+)
+
+pytestmark = pytest.mark.skipif(
+    rows_module._rows is None, reason="the C extension mrfbatch._rows is not built"
+)
+
+PRICE = {
+    "negotiated_type": "negotiated",
+    "negotiated_rate": 27.48,
+    "expiration_date": "2026-06-30",
+    "service_code": ["02", "11"],
+    "billing_class": "professional",
+    "setting": "outpatient",
+    "billing_code_modifier": ["59"],
+    "additional_information": "note",
+}
+ITEM = {
+    "negotiation_arrangement": "ffs",
+    "name": "Service",
+    "billing_code_type": "CPT",
+    "billing_code_type_version": "2024",
+    "billing_code": "22530",
+    "description": "MRI",
+    "negotiated_rates": [
+        {"provider_references": [184, 1225], "negotiated_prices": [PRICE, PRICE]},
+        {"provider_references": [603.6338, "g7"], "negotiated_prices": [PRICE]},
+    ],
+}
+
+
+def python_batches(text: bytes) -> tuple[list[pa.RecordBatch], set[str]]:
+    item = decode_item(text)
+    assert isinstance(item, TypedItem | LargeItem), "the oracle needs the usual shape"
+    rows = ItemRows("net", Quality())
+    return list(rows.typed_batches(item)), rows.referenced
+
+
+def native_batches(text: bytes) -> tuple[list[pa.RecordBatch], set[str]] | None:
+    rows = ItemRows("net", Quality())
+    head = rows.native_head(text)
+    if head is None:
+        return None
+    item = decode_item(text)
+    assert isinstance(item, TypedItem | LargeItem)
+    assert head[6] == item.billing_code and type(head[6]) is type(item.billing_code)
+    return list(rows.native_batches(head, text)), rows.referenced
+
+
+def assert_same(text: bytes) -> bool:
+    """Whether C took the item; when it did, its batches are the Python path's."""
+    got = native_batches(text)
+    if got is None:
+        return False
+    expected = python_batches(text)
+    assert [b.num_rows for b in got[0]] == [b.num_rows for b in expected[0]]
+    for mine, theirs in zip(got[0], expected[0], strict=True):
+        assert mine.schema == RATES_SCHEMA
+        assert mine.to_pylist() == theirs.to_pylist()
+        assert mine.equals(theirs)
+    assert got[1] == expected[1]
+    return True
+
+
+def item(**changes: Any) -> bytes:
+    return json.dumps({**ITEM, **changes}, ensure_ascii=False).encode()
+
+
+def price(**changes: Any) -> bytes:
+    rates = [{"provider_references": [1], "negotiated_prices": [{**PRICE, **changes}]}]
+    return item(negotiated_rates=rates)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        item(),
+        json.dumps(ITEM, separators=(",", ":")).encode(),
+        json.dumps(ITEM, indent=2).replace("\n", "\r\n").encode(),
+        item(billing_code=470),  # an int code, as msgspec gives it
+        item(billing_code=None, name=None, description="Ünïcode ✓"),
+        item(negotiated_rates=None),
+        item(negotiated_rates=[]),
+        json.dumps({k: v for k, v in ITEM.items() if k != "negotiated_rates"}).encode(),
+        item(severity_of_illness="3"),
+        item(
+            bundled_codes=[
+                {"billing_code_type": "CPT", "billing_code": "1"},
+                {"billing_code": "2", "description": "x", "billing_code_type_version": "1"},
+                {},
+            ],
+            covered_services=[],
+        ),
+        item(bundled_codes=None, covered_services=[{"billing_code_type": "HCPCS"}]),
+        item(negotiated_rates=[{"provider_references": [1]}]),  # ids, but no prices
+        item(negotiated_rates=[{"negotiated_prices": None}, {"negotiated_prices": []}]),
+        item(negotiated_rates=[{"provider_references": None, "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"negotiated_prices": [PRICE], "provider_references": ["", "a"]}]),
+        item(negotiated_rates=[{"provider_references": [0, 10.0, 1.25], "negotiated_prices": []}]),
+        price(negotiated_rate=100),  # an integer rate is a float
+        price(negotiated_rate=-0.0),
+        price(negotiated_rate=1e-300),
+        price(negotiated_rate=123456789012345678901234567890),
+        price(negotiated_rate=0.1 + 0.2),
+        price(negotiated_rate=None, service_code=None, billing_code_modifier=[]),
+        price(service_code=[], setting=None),
+        {**PRICE}.keys() and item(negotiated_rates=[{"negotiated_prices": [{}]}]),
+        # more rows than a batch: batches end after the rate that fills them
+        item(
+            negotiated_rates=[
+                {"provider_references": [i], "negotiated_prices": [PRICE] * 3000} for i in range(7)
+            ]
+        ),
+        item(negotiated_rates=[{"negotiated_prices": [PRICE]}] * (ROWS_PER_BATCH + 5)),
+    ],
+)
+def test_usual_items_are_taken_in_c_with_the_same_rows(text: bytes) -> None:
+    assert assert_same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        item(extra=1),
+        item(negotiated_rates=[{"negotiated_prices": [PRICE], "x": 1}]),
+        price(extra=1),
+        item(bundled_codes=[{"billing_code": "1", "x": 2}]),
+        item(bundled_codes={"billing_code": "1"}),
+        item(bundled_codes=[{"billing_code": 1}]),
+        item(name='a"b'),  # an escape: decoded in Python
+        price(setting="in\\out"),
+        item(billing_code=1.5),
+        item(billing_code=-5),
+        item(billing_code=True),
+        item(name=3),
+        item(negotiated_rates={}),
+        item(negotiated_rates=[[]]),
+        item(negotiated_rates=[{"provider_references": 7, "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [-1], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [0.5], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [1.5e-07], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [True], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_references": [None], "negotiated_prices": [PRICE]}]),
+        item(negotiated_rates=[{"provider_groups": [], "negotiated_prices": [PRICE]}]),
+        price(negotiated_rate="12"),
+        price(service_code=["1", None]),
+        price(service_code="1"),
+        price(billing_class=["x"]),
+        price(negotiated_type=None, setting=False),
+    ],
+)
+def test_other_items_are_left_to_python(text: bytes) -> None:
+    assert not assert_same(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        item().replace(b'"billing_code": "22530"', b'"billing_code": "1", "billing_code": "2"'),
+        item().replace(b'"setting": "outpatient"', b'"setting": "a", "setting": "b"'),
+        item().replace(b"27.48", b"1e400"),  # out of a float's range
+        b"[]",
+        b'"x"',
+    ],
+)
+def test_repeated_keys_and_odd_values_are_left_to_python(text: bytes) -> None:
+    assert ItemRows("net", Quality()).native_head(text) is None
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+_opt_text = st.none() | _text
+
+
+def _rarely(usual: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> Any:
+    return st.integers(0, 9).flatmap(lambda roll: other if roll == 0 else usual)
+
+
+_price = st.fixed_dictionaries(
+    {},
+    optional={
+        "negotiated_type": _opt_text,
+        "negotiated_rate": st.none()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.integers(-(10**20), 10**20),
+        "expiration_date": _opt_text,
+        "service_code": st.none() | st.lists(_text, max_size=3),
+        "billing_class": _opt_text,
+        "setting": _opt_text,
+        "billing_code_modifier": st.none() | st.lists(_text, max_size=2),
+        "additional_information": _opt_text,
+    },
+).flatmap(lambda p: _rarely(st.just(p), st.just({**p, "other": 1})))
+_id = st.integers(0, 10**12) | _text | st.decimals(1, 10**6, places=3).map(float)
+_rate = st.fixed_dictionaries(
+    {},
+    optional={
+        "provider_references": st.none() | _rarely(st.lists(_id, max_size=4), st.just(5)),
+        "negotiated_prices": st.none() | st.lists(_price, max_size=4),
+    },
+)
+_code = st.fixed_dictionaries(
+    {}, optional={"billing_code_type": _opt_text, "billing_code": _opt_text}
+)
+_item = st.fixed_dictionaries(
+    {
+        "billing_code": _text | st.integers(0, 10**9),
+        "negotiated_rates": st.lists(_rate, max_size=5),
+    },
+    optional={
+        "name": _opt_text,
+        "negotiation_arrangement": _opt_text,
+        "description": _opt_text,
+        "billing_code_type": _opt_text,
+        "bundled_codes": st.none() | st.lists(_code, max_size=2),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_item, st.sampled_from([None, 0, 2]), st.booleans())
+def test_random_items_give_the_same_rows(
+    value: dict[str, Any], indent: int | None, ascii_only: bool
+) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    taken = assert_same(text)
+    usual = isinstance(decode_item(text), TypedItem) and b"\\" not in text
+    if usual and all(_own_key_ids(r.get("provider_references")) for r in value["negotiated_rates"]):
+        assert taken, "an item of the usual shape was left to Python"
+
+
+def _own_key_ids(ids: object) -> bool:
+    """Whether C takes these provider_references: null, or a list of strings and numbers
+    whose JSON text is their key (no sign or exponent, no fraction of 0.x)."""
+    if ids is None:
+        return True
+    return isinstance(ids, list) and all(
+        isinstance(i, str)
+        or (isinstance(i, int) and i >= 0)
+        or (isinstance(i, float) and i >= 1 and "e" not in json.dumps(i))
+        for i in ids
+    )
