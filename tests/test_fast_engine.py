@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import rows, synth
+from mrfbatch import providers, rows, synth
 from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import BackendError, UsageError
@@ -854,8 +854,23 @@ def test_fast_engine_matches_reference_with_every_item_large(
     """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
     item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
     monkeypatch.setattr(rows, "LARGE_ITEM_BYTES", 0)
+    monkeypatch.setattr(rows, "_rows", None)  # items of the usual shape decoded in Python too
+    monkeypatch.setattr(providers, "_rows", None)
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))
+
+
+@pytest.mark.parametrize("head", [0, 64])
+@pytest.mark.parametrize("name", RELAID_TRAPS)
+def test_fast_engine_reader_thread_keeps_what_does_not_fit_in_front(
+    name: str, head: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a reader thread, what the scanner keeps of a chunk goes in front of the next one
+    when it fits in HEAD bytes, else the next chunk is appended to it: both ways, every trap
+    gives the reference's tables."""
+    monkeypatch.setattr(fast_module, "HEAD", head)
+    data, matched = TRAPS[name]
+    check_trap(data, matched, tmp_path, [(f"threads=2,chunk={n}", (n, 2)) for n in (1, 7)])
 
 
 def check_passed_duplicates(data: bytes, whitelists: list[list[str]], tmp_path: Path) -> None:
@@ -1623,13 +1638,14 @@ def test_non_json_whitespace_is_invalid_json(where: str, blank: bytes, tmp_path:
 
 
 def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records the most bytes the fast engine's buffer held (in a one-element list)."""
+    """Records the most bytes the fast engine's buffer held from its read position on (in a
+    one-element list): with a reader thread, each buffer also has HEAD spare bytes in front."""
     longest = [0]
     original = fast_module._Scanner._more
 
     def more(self: Any) -> bool:
         got = original(self)
-        longest[0] = max(longest[0], len(self.buf))
+        longest[0] = max(longest[0], len(self.buf) - self.pos)
         return bool(got)
 
     monkeypatch.setattr(fast_module._Scanner, "_more", more)

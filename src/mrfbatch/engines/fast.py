@@ -61,6 +61,9 @@ CHUNK = 8 << 20
 # An in_network item longer than this whose own billing_code is not wanted is not held whole:
 # the C scanner's path drops what it has validated as more comes (see `_CScanner._value_end`).
 HOLD = 8 << 20
+# With a reader thread, each chunk comes behind this many spare bytes, where the scanning
+# thread copies what it keeps of the last one (when it fits; else the chunk is appended).
+HEAD = 1 << 20
 SCANNERS = ("auto", "c", "msgspec")
 _MAX_NESTING = 5000
 # The C scanner accepts 5000 levels; msgspec, decoding a matched item, recurses once per level.
@@ -170,15 +173,24 @@ class FastEngine:
 
 
 class _Chunks:
-    """Decoded bytes in chunks, read in this thread or prefetched by a reader thread."""
+    """Decoded bytes in chunks, read in this thread or prefetched by a reader thread.
+
+    Read in this thread, a chunk comes as the decompressor's pieces (`next`). A reader thread
+    (`threaded`) copies each chunk into a buffer of its own instead, behind HEAD spare bytes,
+    and checks whether it is ASCII (`next_buffer`): the scanning thread then only copies what
+    it keeps of the last chunk in front of it. Copying and checking every byte is then done
+    while the scanning thread scans, not by it.
+    """
 
     def __init__(self, stream: BinaryIO, size: int, threaded: bool):
         self._stream = stream
         self.size = size
-        self._queue: queue.Queue[list[bytes] | BaseException] | None = None
+        self.threaded = threaded
+        self._queue: queue.Queue[tuple[bytearray, bool] | None | BaseException] | None = None
+        self._free: list[bytearray] = []  # buffers handed back, for the reader to fill again
         self._stop = threading.Event()
         if threaded:
-            self._queue = queue.Queue(maxsize=3)
+            self._queue = queue.Queue(maxsize=2)
             self._thread = threading.Thread(
                 target=self._prefetch, name="mrfbatch-reader", daemon=True
             )
@@ -191,19 +203,28 @@ class _Chunks:
         scanner's buffer: joined first, each chunk would be a fresh allocation of `size` bytes
         whose pages the kernel must map and clear.
         """
-        if self._queue is None:
-            yield from self._pieces()
-            return
+        return self._pieces()
+
+    def next_buffer(self) -> tuple[bytearray, bool] | None:
+        """The reader thread's next chunk, at buffer[HEAD:], and whether it is all ASCII; None
+        at the end of the stream."""
+        assert self._queue is not None
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        yield from item
+        return item
+
+    def recycle(self, buffer: bytearray) -> None:
+        """A buffer next_buffer gave that is no longer used (one grown past HEAD + size is let
+        go: it would hold its memory)."""
+        if HEAD <= len(buffer) <= HEAD + self.size and len(self._free) < 4:
+            self._free.append(buffer)
 
     def _prefetch(self) -> None:
         assert self._queue is not None
         while not self._stop.is_set():
             try:
-                item: list[bytes] | BaseException = list(self._pieces())
+                item: tuple[bytearray, bool] | None | BaseException = self._fill()
             except BaseException as exc:  # handed to the scanning thread, which raises it
                 item = exc
             while not self._stop.is_set():
@@ -212,8 +233,28 @@ class _Chunks:
                     break
                 except queue.Full:
                     continue
-            if not isinstance(item, list) or not item:
+            if not isinstance(item, tuple):
                 return
+
+    def _fill(self) -> tuple[bytearray, bool] | None:
+        try:
+            buffer = self._free.pop()
+        except IndexError:
+            buffer = bytearray(HEAD + self.size)
+        filled, ascii = HEAD, True
+        for piece in self._pieces():
+            size = len(piece)
+            if filled + size <= len(buffer):
+                buffer[filled : filled + size] = piece  # same length: a copy, no reallocation
+            else:
+                del buffer[filled:]
+                buffer += piece
+            filled += size
+            ascii = ascii and piece.isascii()
+        if filled == HEAD:
+            return None
+        del buffer[filled:]
+        return buffer, ascii
 
     def _pieces(self) -> Iterator[bytes]:
         """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
@@ -259,10 +300,13 @@ class _Scanner:
         The buffer is reused, not rebuilt: what is kept moves to the front and the chunk is
         copied in over the old bytes. Dropping the front with `del` and appending would make
         CPython allocate and copy a new buffer per chunk, whose fresh pages the kernel must
-        then map and clear.
+        then map and clear. With a reader thread, the chunk comes in a buffer of its own, and
+        what is kept is copied in front of it when it fits.
         """
         if self.eof:
             return False
+        if self.chunks.threaded:
+            return self._next_buffer()
         buf = self.buf
         keep = len(buf) - self.pos
         if self.pos:
@@ -272,7 +316,7 @@ class _Scanner:
             self.pos = 0
         filled = keep  # buf[:filled] is current; the rest is stale until overwritten
         for piece in self.chunks.next():
-            self._check_utf8(piece, self.base + filled)
+            self._check_utf8(piece, self.base + filled, piece.isascii())
             size = len(piece)
             if filled + size <= len(buf):
                 buf[filled : filled + size] = piece  # same length: a copy, no reallocation
@@ -282,18 +326,49 @@ class _Scanner:
             filled += size
         del buf[filled:]  # a shorter length keeps the allocation (unless under half of it)
         if filled == keep:
-            self._check_utf8(b"", self.base + filled)
+            self._check_utf8(b"", self.base + filled, True)
             self.eof = True
             return False
         return True
 
-    def _check_utf8(self, chunk: bytes, at: int) -> None:
+    def _next_buffer(self) -> bool:
+        """`_more` with a reader thread: its buffer holds the chunk at [HEAD:]."""
+        item = self.chunks.next_buffer()
+        if item is None:
+            self._check_utf8(b"", self.base + len(self.buf), True)
+            self.eof = True
+            return False
+        new, ascii = item
+        keep = len(self.buf) - self.pos
+        if keep <= HEAD:  # what is kept goes in front of the chunk
+            start = HEAD - keep
+            with memoryview(new) as to, memoryview(self.buf) as kept:
+                to[start:HEAD] = kept[self.pos :]
+            self.chunks.recycle(self.buf)
+            self.base += self.pos - start
+            self.buf, self.pos = new, start
+            at = HEAD
+        else:  # a long value is held: the chunk goes after it
+            if self.pos:
+                del self.buf[: self.pos]
+                self.base += self.pos
+                self.pos = 0
+            at = len(self.buf)
+            with memoryview(new) as chunk:
+                self.buf += chunk[HEAD:]
+            self.chunks.recycle(new)
+        with memoryview(self.buf) as view, view[at:] as chunk:
+            self._check_utf8(chunk, self.base + at, ascii)
+        return True
+
+    def _check_utf8(self, chunk: bytes | memoryview, at: int, ascii: bool) -> None:
         """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
 
-        `at` is the decoded offset of chunk[0]. The scanners do not check the UTF-8 of what
-        they skip; this check costs next to nothing on ASCII chunks.
+        `at` is the decoded offset of chunk[0]; `ascii`, whether chunk is all ASCII. The
+        scanners do not check the UTF-8 of what they skip; this check costs next to nothing on
+        ASCII chunks.
         """
-        if self._utf8_pending or not chunk.isascii():
+        if self._utf8_pending or not ascii:
             try:
                 self._utf8.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
