@@ -21,9 +21,8 @@ from mrfbatch import providers
 from mrfbatch.providers import NativeProviderRows, ProviderRows, ProviderStore, _decoded_text
 from mrfbatch.rows import PROVIDERS_SCHEMA, Quality
 
-pytestmark = pytest.mark.skipif(
-    providers._rows is None, reason="the C extension mrfbatch._rows is not built"
-)
+# Fails, not skips, when the extension is not built (as test_jsonscan does).
+assert providers._rows is not None, "the C extension mrfbatch._rows is not built"
 
 TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'
 USUAL = (
