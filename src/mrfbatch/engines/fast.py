@@ -341,12 +341,12 @@ class _Scanner:
         new, ascii = item
         keep = len(self.buf) - self.pos
         if keep <= HEAD:  # what is kept goes in front of the chunk
-            start = HEAD - keep
-            with memoryview(new) as to, memoryview(self.buf) as kept:
+            old, start = self.buf, HEAD - keep
+            with memoryview(new) as to, memoryview(old) as kept:
                 to[start:HEAD] = kept[self.pos :]
-            self.chunks.recycle(self.buf)
             self.base += self.pos - start
             self.buf, self.pos = new, start
+            self.chunks.recycle(old)  # the reader may fill it again at once
             at = HEAD
         else:  # a long value is held: the chunk goes after it
             if self.pos:
