@@ -172,6 +172,22 @@ class FastEngine:
                 gc.enable()
 
 
+def _copy_in(buf: bytearray, at: int, piece: bytes) -> int:
+    """Write piece at buf[at:] (over stale bytes, or appended past the end); where it ends.
+
+    Through a memoryview: a bytearray's own slice assignment first copies a `bytes` value
+    into a temporary bytearray, so every byte would be copied twice.
+    """
+    end = at + len(piece)
+    if end <= len(buf):
+        with memoryview(buf) as view:
+            view[at:end] = piece  # same length: a copy, no reallocation
+    else:
+        del buf[at:]
+        buf += piece
+    return end
+
+
 class _Chunks:
     """Decoded bytes in chunks, read in this thread or prefetched by a reader thread.
 
@@ -243,13 +259,7 @@ class _Chunks:
             buffer = bytearray(HEAD + self.size)
         filled, ascii = HEAD, True
         for piece in self._pieces():
-            size = len(piece)
-            if filled + size <= len(buffer):
-                buffer[filled : filled + size] = piece  # same length: a copy, no reallocation
-            else:
-                del buffer[filled:]
-                buffer += piece
-            filled += size
+            filled = _copy_in(buffer, filled, piece)
             ascii = ascii and piece.isascii()
         if filled == HEAD:
             return None
@@ -317,13 +327,7 @@ class _Scanner:
         filled = keep  # buf[:filled] is current; the rest is stale until overwritten
         for piece in self.chunks.next():
             self._check_utf8(piece, self.base + filled, piece.isascii())
-            size = len(piece)
-            if filled + size <= len(buf):
-                buf[filled : filled + size] = piece  # same length: a copy, no reallocation
-            else:
-                del buf[filled:]
-                buf += piece
-            filled += size
+            filled = _copy_in(buf, filled, piece)
         del buf[filled:]  # a shorter length keeps the allocation (unless under half of it)
         if filled == keep:
             self._check_utf8(b"", self.base + filled, True)
