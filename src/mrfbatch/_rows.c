@@ -364,6 +364,33 @@ members(Text *t, Member member, void *arg)
     }
 }
 
+/* An array's elements, `[` consumed: calls element(t, c, arg) with the first byte of each one
+ * (consumed), then reads the `,` or `]` after it. */
+typedef int (*Element)(Text *t, char c, void *arg);
+
+static int
+elements(Text *t, Element element, void *arg)
+{
+    char c = next(t);
+    if (c == ']') {
+        return DONE;
+    }
+    for (;;) {
+        int rc = element(t, c, arg);
+        if (rc != DONE) {
+            return rc;
+        }
+        c = next(t);
+        if (c == ']') {
+            return DONE;
+        }
+        if (c != ',') {
+            return GIVE_UP;
+        }
+        c = next(t);
+    }
+}
+
 /* A string or null for tin[field]; `seen` guards against duplicates. */
 typedef struct {
     const char *text[TIN_FIELDS];
@@ -395,6 +422,18 @@ typedef struct {
     Tin tin;
 } Group;
 
+/* One NPI: an integer within int64. */
+static int
+npi(Text *t, char c, void *arg)
+{
+    Rows *r = arg;
+    int64_t v;
+    if ((c != '-' && (c < '0' || c > '9')) || integer(t, &v) != DONE) {
+        return GIVE_UP;
+    }
+    return buf_add(&r->npi, &v, sizeof(v)) < 0 ? FAILED : DONE;
+}
+
 static int
 group_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 {
@@ -412,37 +451,17 @@ group_field(Text *t, const char *name, Py_ssize_t size, void *arg)
     if (c == 'n') {
         return null(t);
     }
-    if (c != '[') {
-        return GIVE_UP;
-    }
-    c = next(t);
-    if (c == ']') {
-        return DONE;
-    }
-    for (;;) {
-        int64_t v;
-        int rc;
-        if ((c != '-' && (c < '0' || c > '9')) || (rc = integer(t, &v)) != DONE) {
-            return GIVE_UP;
-        }
-        if (buf_add(&r->npi, &v, sizeof(v)) < 0) {
-            return FAILED;
-        }
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        if (c != ',') {
-            return GIVE_UP;
-        }
-        c = next(t);
-    }
+    return c == '[' ? elements(t, npi, r) : GIVE_UP;
 }
 
-/* One group object (its `{` consumed): its rows and its tin. */
+/* One group object: its rows and its tin. */
 static int
-group(Text *t, Rows *r)
+group(Text *t, char c, void *arg)
 {
+    Rows *r = arg;
+    if (c != '{') {
+        return GIVE_UP;
+    }
     Group g = {.r = r, .npi_start = r->npi.len};
     int rc = members(t, group_field, &g);
     if (rc != DONE) {
@@ -482,6 +501,19 @@ typedef struct {
     int names;    /* network_name was a list (else null or absent) */
 } Entry;
 
+/* One network name: a string. */
+static int
+network_name(Text *t, char c, void *arg)
+{
+    Rows *r = arg;
+    const char *s;
+    Py_ssize_t size;
+    if (c != '"' || string(t, &s, &size) != DONE) {
+        return GIVE_UP;
+    }
+    return strings_add(&r->name, r->names++, s, size) < 0 ? FAILED : DONE;
+}
+
 static int
 entry_field(Text *t, const char *name, Py_ssize_t size_of_name, void *arg)
 {
@@ -495,7 +527,6 @@ entry_field(Text *t, const char *name, Py_ssize_t size_of_name, void *arg)
     char c = next(t);
     const char *s;
     Py_ssize_t size;
-    int rc;
     switch (key) {
     case K_ID:
         return skip(t, c);
@@ -513,50 +544,9 @@ entry_field(Text *t, const char *name, Py_ssize_t size_of_name, void *arg)
             return GIVE_UP;
         }
         e->names = 1;
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        for (;;) {
-            if (c != '"' || (rc = string(t, &s, &size)) != DONE) {
-                return GIVE_UP;
-            }
-            if (strings_add(&r->name, r->names++, s, size) < 0) {
-                return FAILED;
-            }
-            c = next(t);
-            if (c == ']') {
-                return DONE;
-            }
-            if (c != ',') {
-                return GIVE_UP;
-            }
-            c = next(t);
-        }
+        return elements(t, network_name, r);
     default: /* K_GROUPS */
-        if (c != '[') {
-            return GIVE_UP;
-        }
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        for (;;) {
-            if (c != '{') {
-                return GIVE_UP;
-            }
-            if ((rc = group(t, r)) != DONE) {
-                return rc;
-            }
-            c = next(t);
-            if (c == ']') {
-                return DONE;
-            }
-            if (c != ',') {
-                return GIVE_UP;
-            }
-            c = next(t);
-        }
+        return c == '[' ? elements(t, group, r) : GIVE_UP;
     }
 }
 
@@ -843,18 +833,35 @@ rows_clear(Rows *r)
     Py_CLEAR(r->sources);
 }
 
+/* The buffers as a tuple of bytes, for take(); one of `offsets` that is empty (no item was
+ * gathered) becomes the single offset 0 that Arrow expects. */
 static PyObject *
-bytes_of(const Buf *b, const char *empty, Py_ssize_t empty_size)
+buffers_tuple(const Buf *const *bufs, size_t count, const Buf *const *offsets, size_t n_offsets)
 {
-    return b->len ? PyBytes_FromStringAndSize(b->data, b->len)
-                  : PyBytes_FromStringAndSize(empty, empty_size);
+    static const char zero_offset[4] = {0, 0, 0, 0};
+    PyObject *tuple = PyTuple_New((Py_ssize_t)count);
+    for (size_t i = 0; tuple != NULL && i < count; i++) {
+        const Buf *b = bufs[i];
+        int is_offsets = 0;
+        for (size_t j = 0; j < n_offsets; j++) {
+            is_offsets |= b == offsets[j];
+        }
+        PyObject *bytes = b->len || !is_offsets
+                              ? PyBytes_FromStringAndSize(b->data, b->len)
+                              : PyBytes_FromStringAndSize(zero_offset, sizeof(zero_offset));
+        if (bytes == NULL) {
+            Py_CLEAR(tuple);
+            break;
+        }
+        PyTuple_SET_ITEM(tuple, (Py_ssize_t)i, bytes);
+    }
+    return tuple;
 }
 
 static PyObject *
 rows_take(Rows *r, PyObject *unused)
 {
     (void)unused;
-    static const char zero_offset[4] = {0, 0, 0, 0};
     const Buf *bufs[] = {
         &r->npi,
         &r->row_group,
@@ -865,20 +872,10 @@ rows_take(Rows *r, PyObject *unused)
         &r->list_valid, &r->list_offsets,
         &r->name.offsets, &r->name.data,
     };
-    const int count = (int)(sizeof(bufs) / sizeof(bufs[0]));
-    PyObject *buffers = PyTuple_New(count);
-    for (int i = 0; buffers != NULL && i < count; i++) {
-        /* Offsets of no item are one zero. */
-        int offsets = bufs[i] == &r->tin[0].offsets || bufs[i] == &r->tin[1].offsets
-                      || bufs[i] == &r->tin[2].offsets || bufs[i] == &r->list_offsets
-                      || bufs[i] == &r->name.offsets;
-        PyObject *b = bytes_of(bufs[i], zero_offset, offsets ? 4 : 0);
-        if (b == NULL) {
-            Py_CLEAR(buffers);
-            break;
-        }
-        PyTuple_SET_ITEM(buffers, i, b);
-    }
+    const Buf *offsets[] = {&r->tin[0].offsets, &r->tin[1].offsets, &r->tin[2].offsets,
+                            &r->list_offsets, &r->name.offsets};
+    PyObject *buffers = buffers_tuple(bufs, sizeof(bufs) / sizeof(bufs[0]), offsets,
+                                      sizeof(offsets) / sizeof(offsets[0]));
     if (buffers == NULL) {
         return NULL;
     }
@@ -1061,32 +1058,24 @@ typedef struct {
     Py_ssize_t list_at[PRICE_LISTS]; /* -1: null or absent */
 } Price;
 
+/* One item of a list of strings; added to the Lists `arg` unless it is NULL. */
+static int
+list_item(Text *t, char c, void *arg)
+{
+    Lists *l = arg;
+    const char *s;
+    Py_ssize_t size;
+    if (c != '"' || string(t, &s, &size) != DONE) {
+        return GIVE_UP;
+    }
+    return l != NULL && lists_item(l, s, size) < 0 ? FAILED : DONE;
+}
+
 /* A list of strings, `[` consumed; with `l`, its items are added. */
 static int
 string_list(Text *t, Lists *l)
 {
-    char c = next(t);
-    if (c == ']') {
-        return DONE;
-    }
-    for (;;) {
-        const char *s;
-        Py_ssize_t size;
-        if (c != '"' || string(t, &s, &size) != DONE) {
-            return GIVE_UP;
-        }
-        if (l != NULL && lists_item(l, s, size) < 0) {
-            return FAILED;
-        }
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        if (c != ',') {
-            return GIVE_UP;
-        }
-        c = next(t);
-    }
+    return elements(t, list_item, l);
 }
 
 static int
@@ -1189,6 +1178,39 @@ typedef struct {
 } Rate;
 
 static int
+price_element(Text *t, char c, void *arg)
+{
+    return c == '{' ? price(t, ((Rate *)arg)->r) : GIVE_UP;
+}
+
+/* One provider group id of a rate: a string, or a number whose key is its text (see
+ * rows.group_key); with rows, added to them and to `referenced`. */
+static int
+group_id(Text *t, char c, void *arg)
+{
+    Rate *rate = arg;
+    const char *s;
+    Py_ssize_t n;
+    int rc = GIVE_UP;
+    if (c == '"') {
+        rc = string(t, &s, &n);
+    }
+    else if (c >= '0' && c <= '9') {
+        number_span(t, &s, &n);
+        rc = plain_number(s, n) ? DONE : GIVE_UP;
+    }
+    if (rc == DONE && rate->r != NULL) {
+        PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+        if (key == NULL || PySet_Add(rate->referenced, key) < 0
+            || lists_item(&rate->r->ids, s, n) < 0) {
+            rc = FAILED;
+        }
+        Py_XDECREF(key);
+    }
+    return rc;
+}
+
+static int
 rate_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 {
     Rate *rate = arg;
@@ -1204,49 +1226,7 @@ rate_field(Text *t, const char *name, Py_ssize_t size, void *arg)
     if (c != '[') {
         return GIVE_UP;
     }
-    c = next(t);
-    if (c == ']') {
-        return DONE;
-    }
-    for (;;) {
-        int rc;
-        if (f == 1) {
-            rc = c == '{' ? price(t, rate->r) : GIVE_UP;
-        }
-        else { /* an id: a string, or a number whose key is its text (rows.group_key) */
-            const char *s;
-            Py_ssize_t n;
-            if (c == '"') {
-                rc = string(t, &s, &n);
-            }
-            else if (c >= '0' && c <= '9') {
-                number_span(t, &s, &n);
-                rc = plain_number(s, n) ? DONE : GIVE_UP;
-            }
-            else {
-                rc = GIVE_UP;
-            }
-            if (rc == DONE && rate->r != NULL) {
-                PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
-                if (key == NULL || PySet_Add(rate->referenced, key) < 0
-                    || lists_item(&rate->r->ids, s, n) < 0) {
-                    rc = FAILED;
-                }
-                Py_XDECREF(key);
-            }
-        }
-        if (rc != DONE) {
-            return rc;
-        }
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        if (c != ',') {
-            return GIVE_UP;
-        }
-        c = next(t);
-    }
+    return elements(t, f == 1 ? price_element : group_id, rate);
 }
 
 /* The rates of an item from t->p (just after its `[` or a `,`): up to `limit` rows (with `r`),
@@ -1304,79 +1284,60 @@ text_object(const char *text, Py_ssize_t size)
     return PyUnicode_DecodeUTF8(text, size, "strict");
 }
 
+/* One bundled_codes or covered_services object's members (rows._Code). */
+typedef struct {
+    const char *text[4]; /* billing_code_type, billing_code, and two that are only checked */
+    Py_ssize_t size[4];
+    int seen;
+} Code;
+
+static int
+code_field(Text *t, const char *name, Py_ssize_t size, void *arg)
+{
+    Code *code = arg;
+    int f = KEY_IS("billing_code_type") ? 0
+            : KEY_IS("billing_code") ? 1
+            : KEY_IS("billing_code_type_version") ? 2
+            : KEY_IS("description") ? 3
+            : -1;
+    if (f < 0 || (code->seen & (1 << f))) {
+        return GIVE_UP;
+    }
+    code->seen |= 1 << f;
+    return text_or_null(t, &code->text[f], &code->size[f]);
+}
+
+/* One code object, appended to the list `arg` as "type:code" (rows._code_pair). */
+static int
+code(Text *t, char c, void *arg)
+{
+    Code code = {.seen = 0};
+    int rc = c == '{' ? members(t, code_field, &code) : GIVE_UP;
+    if (rc != DONE) {
+        return rc;
+    }
+    Py_ssize_t size = code.size[0] + 1 + code.size[1];
+    char *joined = PyMem_Malloc((size_t)size);
+    if (joined == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    memcpy(joined, code.text[0] ? code.text[0] : "", (size_t)code.size[0]);
+    joined[code.size[0]] = ':';
+    memcpy(joined + code.size[0] + 1, code.text[1] ? code.text[1] : "", (size_t)code.size[1]);
+    PyObject *pair = text_object(joined, size);
+    PyMem_Free(joined);
+    rc = pair == NULL || PyList_Append(arg, pair) < 0 ? FAILED : DONE;
+    Py_XDECREF(pair);
+    return rc;
+}
+
 /* A bundled_codes or covered_services list: its "type:code" texts, `[` consumed. */
 static int
 code_list(Text *t, PyObject **out)
 {
-    PyObject *list = PyList_New(0);
-    if (list == NULL) {
-        return FAILED;
-    }
-    *out = list;
-    char c = next(t);
-    if (c == ']') {
-        return DONE;
-    }
-    for (;;) {
-        if (c != '{') {
-            return GIVE_UP;
-        }
-        const char *text[4] = {NULL, NULL, NULL, NULL};
-        Py_ssize_t size[4] = {0, 0, 0, 0};
-        int seen = 0;
-        c = next(t);
-        while (c != '}') {
-            const char *name;
-            Py_ssize_t n;
-            if (c != '"' || string(t, &name, &n) != DONE || next(t) != ':') {
-                return GIVE_UP;
-            }
-#define CODE_KEY(text_) (n == (Py_ssize_t)sizeof(text_) - 1 && memcmp(name, text_, n) == 0)
-            int f = CODE_KEY("billing_code_type") ? 0
-                    : CODE_KEY("billing_code") ? 1
-                    : CODE_KEY("billing_code_type_version") ? 2
-                    : CODE_KEY("description") ? 3
-                    : -1;
-#undef CODE_KEY
-            if (f < 0 || (seen & (1 << f)) || text_or_null(t, &text[f], &size[f]) != DONE) {
-                return GIVE_UP;
-            }
-            seen |= 1 << f;
-            c = next(t);
-            if (c == ',') {
-                c = next(t);
-                if (c == '}') {
-                    return GIVE_UP;
-                }
-            }
-            else if (c != '}') {
-                return GIVE_UP;
-            }
-        }
-        char *joined = PyMem_Malloc((size_t)(size[0] + size[1] + 1));
-        if (joined == NULL) {
-            PyErr_NoMemory();
-            return FAILED;
-        }
-        memcpy(joined, text[0] ? text[0] : "", (size_t)size[0]);
-        joined[size[0]] = ':';
-        memcpy(joined + size[0] + 1, text[1] ? text[1] : "", (size_t)size[1]);
-        PyObject *pair = text_object(joined, size[0] + size[1] + 1); /* rows._code_pair */
-        PyMem_Free(joined);
-        if (pair == NULL || PyList_Append(list, pair) < 0) {
-            Py_XDECREF(pair);
-            return FAILED;
-        }
-        Py_DECREF(pair);
-        c = next(t);
-        if (c == ']') {
-            return DONE;
-        }
-        if (c != ',') {
-            return GIVE_UP;
-        }
-        c = next(t);
-    }
+    *out = PyList_New(0);
+    return *out == NULL ? FAILED : elements(t, code, *out);
 }
 
 static int
@@ -1558,24 +1519,14 @@ rates_take(RateRows *r, PyObject *unused)
         &r->rate_of_row,
         &r->ids.offsets, &r->ids.items.offsets, &r->ids.items.data,
     };
-    static const char zero_offset[4] = {0, 0, 0, 0};
-    const int count = (int)(sizeof(bufs) / sizeof(bufs[0]));
-    PyObject *buffers = PyTuple_New(count);
-    for (int i = 0; buffers != NULL && i < count; i++) {
-        int offsets = bufs[i] == &r->list[0].offsets || bufs[i] == &r->list[1].offsets
-                      || bufs[i] == &r->list[0].items.offsets
-                      || bufs[i] == &r->list[1].items.offsets || bufs[i] == &r->ids.offsets
-                      || bufs[i] == &r->ids.items.offsets;
-        for (int f = 0; f < PRICE_TEXTS; f++) {
-            offsets |= bufs[i] == &r->text[f].offsets;
-        }
-        PyObject *b = bytes_of(bufs[i], zero_offset, offsets ? 4 : 0);
-        if (b == NULL) {
-            Py_CLEAR(buffers);
-            break;
-        }
-        PyTuple_SET_ITEM(buffers, i, b);
-    }
+    const Buf *offsets[] = {
+        &r->text[0].offsets, &r->text[1].offsets, &r->text[2].offsets, &r->text[3].offsets,
+        &r->text[4].offsets, &r->list[0].offsets, &r->list[1].offsets,
+        &r->list[0].items.offsets, &r->list[1].items.offsets, &r->ids.offsets,
+        &r->ids.items.offsets,
+    };
+    PyObject *buffers = buffers_tuple(bufs, sizeof(bufs) / sizeof(bufs[0]), offsets,
+                                      sizeof(offsets) / sizeof(offsets[0]));
     if (buffers == NULL) {
         return NULL;
     }
