@@ -393,22 +393,21 @@ class ProviderRows:
         npis, tin_types, tin_values, business_names = (
             zip(*groups, strict=True) if groups else [()] * 4
         )
-        group_of_row = owner_indices(list(map(len, npis)))
-        list_of_row = take(owner_indices(self._sizes), group_of_row)
-        arrays = [
-            repeat(self.network_id, pa.string(), n),
-            take(pa.array(self._group_ids, pa.string()), list_of_row),
+        batch = _provider_batch(
+            self.network_id,
             pa.array(chain.from_iterable(npis), pa.int64(), size=n),
-            *(
-                take(pa.array(values, pa.string()), group_of_row)
-                for values in (tin_types, tin_values, business_names)
-            ),
-            take(pa.array(self._network_names, _NETWORK_NAMES), list_of_row),
-            take(pa.array(self._sources, pa.string()), list_of_row),
-        ]
+            owner_indices(list(map(len, npis))),
+            owner_indices(self._sizes),
+            [pa.array(values, pa.string()) for values in (tin_types, tin_values, business_names)],
+            [
+                pa.array(self._group_ids, pa.string()),
+                pa.array(self._network_names, _NETWORK_NAMES),
+                pa.array(self._sources, pa.string()),
+            ],
+        )
         self.count = 0
         self._start()
-        return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
+        return batch
 
 
 class NativeProviderRows:
@@ -466,18 +465,32 @@ class NativeProviderRows:
             [list_valid, list_offsets],
             children=[pa.Array.from_buffers(pa.string(), names, [None, name_offsets, name_data])],
         )
-        group_of_row = pa.Array.from_buffers(pa.int32(), n, [None, row_group])
-        list_of_group = pa.Array.from_buffers(pa.int32(), groups, [None, group_list])
-        list_of_row = take(list_of_group, group_of_row)
-        arrays = [
-            repeat(self.network_id, pa.string(), n),
-            take(pa.array(group_ids, pa.string()), list_of_row),
+        return _provider_batch(
+            self.network_id,
             pa.Array.from_buffers(pa.int64(), n, [None, npi]),
-            *(take(tin, group_of_row) for tin in tins),
-            take(network_names, list_of_row),
-            take(pa.array(sources, pa.string()), list_of_row),
-        ]
-        return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
+            pa.Array.from_buffers(pa.int32(), n, [None, row_group]),
+            pa.Array.from_buffers(pa.int32(), groups, [None, group_list]),
+            tins,
+            [pa.array(group_ids, pa.string()), network_names, pa.array(sources, pa.string())],
+        )
+
+
+def _provider_batch(
+    network_id: str,
+    npi: pa.Array,
+    group_of_row: pa.Array,
+    list_of_group: pa.Array,
+    per_group: Sequence[pa.Array],
+    per_list: Sequence[pa.Array],
+) -> pa.RecordBatch:
+    """A record batch of PROVIDERS_SCHEMA from one NPI per row, the group of each row and the
+    list of each group: per group its tin_type, tin_value and business_name; per list its
+    provider_group_id, network_name and source. Arrow repeats them for their rows."""
+    list_of_row = take(list_of_group, group_of_row)
+    group_id, network_name, source = (take(values, list_of_row) for values in per_list)
+    tins = (take(values, group_of_row) for values in per_group)
+    arrays = [repeat(network_id, pa.string(), len(npi)), group_id, npi, *tins, network_name, source]
+    return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
 
 
 class _RemoteFetcher:

@@ -556,11 +556,9 @@ class ItemRows:
             child = pa.Array.from_buffers(pa.string(), items, [None, b[at], b[at + 1]])
             return pa.Array.from_buffers(_LIST, count, [valid, b[at - 1]], children=[child])
 
-        arrays = {
-            name: repeat(value, RATES_SCHEMA.field(name).type, n)
-            for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
-        }
-        arrays.update(
+        return _rate_batch(
+            item_values,
+            n,
             negotiated_type=texts[0],
             negotiated_rate=pa.Array.from_buffers(pa.float64(), n, [b[15], b[16]]),
             expiration_date=texts[1],
@@ -573,7 +571,6 @@ class ItemRows:
                 lists(27, ids, None, rates), pa.Array.from_buffers(pa.int32(), n, [None, b[25]])
             ),
         )
-        return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 
     def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[pa.RecordBatch]:
         """`typed_batch` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
@@ -624,17 +621,14 @@ class ItemRows:
             item.severity_of_illness,
             *codes,
         )
-        arrays = {
-            name: repeat(value, RATES_SCHEMA.field(name).type, n)
-            for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+        arrays = {  # attributes read in C
+            name: pa.array(list(map(value, prices)), RATES_SCHEMA.field(name).type)
+            for name, value in _PRICE_VALUES
         }
-        for name, value in _PRICE_VALUES:  # attributes read in C
-            arrays[name] = pa.array(list(map(value, prices)), RATES_SCHEMA.field(name).type)
         ids = self._rate_ids(rates)
         if sizes.count(1) != len(sizes):  # not one price per rate
             ids = take(ids, owner_indices(sizes))
-        arrays["provider_group_ids"] = ids
-        return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
+        return _rate_batch(item_values, n, provider_group_ids=ids, **arrays)
 
     def _rate_ids(self, rates: Sequence[_Rate]) -> pa.Array:
         """`_group_ids` of each rate, as a list array: of rates whose provider_references are
@@ -689,6 +683,17 @@ class ItemRows:
         """Inline groups first seen since the last call."""
         new, self.new_inline = self.new_inline, {}
         return new
+
+
+def _rate_batch(item_values: Sequence[object], n: int, **rows: pa.Array) -> pa.RecordBatch:
+    """A record batch of RATES_SCHEMA: the item's values (in _ITEM_FIELDS order) repeated for
+    each of its n rows, and the rows' own columns."""
+    arrays = {
+        name: repeat(value, RATES_SCHEMA.field(name).type, n)
+        for name, value in zip(_ITEM_FIELDS, item_values, strict=True)
+    }
+    arrays.update(rows)
+    return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 
 
 def parse_groups(value: object, quality: Quality) -> list[Group]:
