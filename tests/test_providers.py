@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from httpserver import FileServer
 from mrfbatch import providers
+from mrfbatch.engines.fast import FastEngine
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
@@ -286,6 +288,60 @@ def test_fetch_remote_rows_take_the_place_of_their_reference(
         ("4", 22, "ein", "r", None, None, "remote"),
     ]
     assert http_server.hits("/refs/r.json") == 1
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_fetch_remote_skips_a_file_over_the_limit(
+    store: ProviderStore, http_server: FileServer, packed: bool
+) -> None:
+    """The limit is on the file's JSON, decoded: a small gzip file can hold too much."""
+    limit = 4096
+    small = {"provider_groups": [{"npi": [31], "tin": {"type": "ein", "value": "s"}}]}
+    small_text = json.dumps(small).encode().ljust(limit)  # exactly at the limit: it is read
+    large = {"provider_groups": [{"npi": [41], "tin": {"type": "ein", "value": "l"}}] * 14000}
+    large_text = json.dumps(large).encode()
+    assert len(large_text) > 100 * limit
+    if packed:
+        large_text = gzip.compress(large_text)
+        assert len(large_text) < limit
+    small_url = http_server.add("/refs/small.json", small_text)
+    large_url = http_server.add("/refs/large.json", large_text)
+    store.add_raw(1, f'{{"provider_group_id": 1, "location": "{small_url}"}}'.encode())
+    store.add_raw(2, f'{{"provider_group_id": 2, "location": "{large_url}"}}'.encode())
+    outcome = store.fetch_remote({"1", "2"}, SETTINGS, max_bytes=limit)
+    assert (outcome.fetched, outcome.failed) == (1, 1)
+    assert len(outcome.warnings) == 1
+    assert "1 of 2 remote provider-reference files could not be fetched" in outcome.warnings[0]
+    assert f"{large_url}: more than {limit:,} bytes of JSON" in outcome.warnings[0]
+    assert "(max_value_mb)" in outcome.warnings[0]
+    assert rows(store, {"1", "2"}) == [("1", 31, "ein", "s", None, None, "remote")]
+
+
+@pytest.mark.parametrize(
+    ("engine", "max_value_mb", "limit"),
+    [("fast", 1, "1 MB"), ("reference", 1, "1 MB"), (FastEngine(max_value=4096), 9, "4,096 bytes")],
+    ids=["fast", "reference", "engine-object"],
+)
+def test_run_extraction_skips_a_remote_file_over_max_value(
+    http_server: FileServer, tmp_path: Path, engine: Any, max_value_mb: int, limit: str
+) -> None:
+    """max_value_mb (or an engine object's own limit) bounds a remote file too; the file's
+    other groups and the rates are still written, with a warning."""
+    large = {"provider_groups": [{"npi": [41], "tin": {"type": "ein", "value": "l"}}] * 30000}
+    url = http_server.add("/refs/large.json", json.dumps(large).encode())
+    assert len(json.dumps(large)) > 1 << 20
+    doc = tmp_path / "in.json"
+    doc.write_text(
+        f'{{"provider_references": [{USUAL}, {{"provider_group_id": 8, "location": "{url}"}}], '
+        '"in_network": [{"billing_code": "1", "negotiated_rates": [{"provider_references": '
+        '[7, 8], "negotiated_prices": [{"negotiated_rate": 1.5}]}]}]}'
+    )
+    result = run_extraction(
+        str(doc), tmp_path / "out", network_id="net", engine=engine, max_value_mb=max_value_mb
+    )
+    assert (result.status, result.rate_rows, result.provider_rows) == ("success", 1, 2)
+    assert (result.remote_references_fetched, result.remote_references_failed) == (0, 1)
+    assert f"{url}: more than {limit} of JSON" in result.warnings[0]
 
 
 def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> None:

@@ -32,8 +32,9 @@ from urllib.parse import urlsplit
 import msgspec
 import pyarrow as pa
 
-from mrfbatch.compression import DecodedStream
-from mrfbatch.errors import MrfError, UnreachableError
+from mrfbatch.compression import DecodedStream, RawReader
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, megabytes
+from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
 from mrfbatch.network_ids import redact_url
 from mrfbatch.rows import (
     PROVIDERS_SCHEMA,
@@ -236,8 +237,16 @@ class ProviderStore:
             self._log_end = self._file.tell()
         return self._log_end
 
-    def fetch_remote(self, referenced: set[str], settings: TransportSettings) -> RemoteOutcome:
+    def fetch_remote(
+        self,
+        referenced: set[str],
+        settings: TransportSettings,
+        max_bytes: int = DEFAULT_MAX_VALUE_MB * MB,
+    ) -> RemoteOutcome:
         """Fetch the distinct `location`s of referenced groups; failures become warnings.
+
+        A remote file is held whole once read, like a value: one with more than `max_bytes`
+        of JSON is given up with a warning (`max_value_mb`) as soon as it passes the limit.
 
         Finding them decodes the referenced entries once, counting what they hold, before the
         remote files are read and counted; `columns` then decodes them again without counting.
@@ -256,7 +265,7 @@ class ProviderStore:
         if not locations:
             return outcome
         log.info("fetching %d remote provider-reference files", len(locations))
-        fetcher = _RemoteFetcher(settings, self.quality)
+        fetcher = _RemoteFetcher(settings, self.quality, max_bytes)
         with ThreadPoolExecutor(max_workers=max(1, settings.remote_concurrency)) as pool:
             for location, result in zip(locations, pool.map(fetcher.fetch, locations), strict=True):
                 if isinstance(result, str):
@@ -496,7 +505,8 @@ def _provider_batch(
 class _RemoteFetcher:
     """Fetches provider-reference files; stops trying hosts that cannot be reached."""
 
-    def __init__(self, settings: TransportSettings, quality: Quality):
+    def __init__(self, settings: TransportSettings, quality: Quality, max_bytes: int):
+        self.max_bytes = max_bytes
         self.settings = TransportSettings(
             connect_timeout=settings.remote_timeout,
             read_timeout=settings.remote_timeout,
@@ -519,7 +529,7 @@ class _RemoteFetcher:
                 return f"{shown}: skipped, host {host} unreachable"
         try:
             with open_source(location, self.settings) as raw:
-                return _read_provider_file(DecodedStream(raw), self.quality)
+                return _read_provider_file(raw, self.quality, self.max_bytes)
         except UnreachableError as exc:
             with self._lock:
                 self._host_failures[host] = self._host_failures.get(host, 0) + 1
@@ -528,15 +538,24 @@ class _RemoteFetcher:
             return f"{shown}: {exc}"
 
 
-def _read_provider_file(stream: DecodedStream, quality: Quality) -> list[Group]:
+def _read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list[Group]:
     """The groups of a provider-reference file (schema 1.x): {"provider_groups": [...], ...}.
 
-    Streamed with ijson whichever engine runs: these files are small and few.
+    Streamed with ijson whichever engine runs: these files are small and few. More than
+    `max_bytes` of JSON is ValueTooLargeError, raised as soon as that much has been read.
     """
     import ijson
 
     from mrfbatch.engines.reference import json_error
 
+    def check_size() -> None:
+        if stream.bytes_decoded > max_bytes:
+            raise ValueTooLargeError(
+                f"more than {megabytes(max_bytes)} of JSON, the limit of a value held whole "
+                "(max_value_mb); its groups are not read"
+            )
+
+    stream = DecodedStream(raw, on_read=check_size)
     try:
         groups = list(ijson.items(stream, "provider_groups.item", use_float=False))
     except ijson.JSONError as exc:

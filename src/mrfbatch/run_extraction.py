@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, MB, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import (
@@ -124,8 +124,9 @@ def run_extraction(
 
     Bad input never raises: the result (and status.json) says `failed` and why. Invalid
     arguments raise UsageError before anything is written. `max_value_mb`: an in_network item
-    or provider reference larger than this fails the extraction (ignored when `engine` is an
-    Engine object: it has its own limit).
+    or provider reference larger than this fails the extraction, and a remote provider-reference
+    file larger than this is skipped with a warning (when `engine` is an Engine object, its own
+    limit counts instead).
 
     A transfer that breaks is resumed where it stopped (see mrfbatch.transport). When it cannot
     be (the server ignores ranges, or the file changed), everything read so far is thrown away
@@ -201,7 +202,8 @@ def run_extraction(
         assert run.store is not None and run.handler is not None and run.rates is not None
         run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
         # row group while the provider rows are made
-        remote = run.store.fetch_remote(run.handler.referenced, settings)
+        held = getattr(parser, "max_value", max_value_mb * MB)  # the engine's own limit
+        remote = run.store.fetch_remote(run.handler.referenced, settings, held)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)
@@ -537,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_MAX_VALUE_MB,
         help="fail on an in_network item or provider reference larger than this (MB of 2**20 "
-        f"bytes, default {DEFAULT_MAX_VALUE_MB}) instead of running out of memory",
+        f"bytes, default {DEFAULT_MAX_VALUE_MB}) instead of running out of memory; a remote "
+        "provider-reference file larger than this is skipped with a warning",
     )
     p.add_argument(
         "--plan-metadata", type=_plan_metadata, help="JSON list of plan objects, or @file.json"

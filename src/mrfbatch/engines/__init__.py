@@ -117,10 +117,11 @@ def check_value_size(
         else f"between decoded bytes {start} and {start_before}"
     )
     raise ValueTooLargeError(
-        f"{what} in {name} starting {where} is larger than the limit of {_megabytes(limit)} "
+        f"{what} in {name} starting {where} is larger than the limit of {megabytes(limit)} "
         "(max_value_mb); raise max_value_mb if the machine has the memory for it"
     )
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
+    """`size` bytes for a message: whole MB (2**20) when it is a whole number of them."""
     return f"{size // MB:,} MB" if size % MB == 0 else f"{size:,} bytes"
