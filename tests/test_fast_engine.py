@@ -32,8 +32,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrfbatch import providers, rows, synth
+from mrfbatch.engines import chunks
 from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
+from mrfbatch.engines.scanner import Scanner
 from mrfbatch.errors import BackendError, UsageError
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
@@ -868,7 +870,7 @@ def test_fast_engine_reader_thread_keeps_what_does_not_fit_in_front(
     """With a reader thread, what the scanner keeps of a chunk goes in front of the next one
     when it fits in HEAD bytes, else the next chunk is appended to it: both ways, every trap
     gives the reference's tables."""
-    monkeypatch.setattr(fast_module, "HEAD", head)
+    monkeypatch.setattr(chunks, "HEAD", head)
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, [(f"threads=2,chunk={n}", (n, 2)) for n in (1, 7)])
 
@@ -1605,7 +1607,7 @@ def test_c_scanner_holds_a_long_skipped_item_about_once(
 ) -> None:
     """A skipped item 40 chunks long grows the buffer a chunk at a time, not to twice its size."""
     longest = 0
-    original = fast_module._Scanner._more
+    original = Scanner._more
 
     def more(self: Any) -> bool:
         nonlocal longest
@@ -1613,7 +1615,7 @@ def test_c_scanner_holds_a_long_skipped_item_about_once(
         longest = max(longest, len(self.buf))
         return bool(got)
 
-    monkeypatch.setattr(fast_module._Scanner, "_more", more)
+    monkeypatch.setattr(Scanner, "_more", more)
     chunk = 64 * 1024
     padding = b",".join([b'{"a":"' + b"x" * 50 + b'"}'] * 45_000)  # 2.6 MB of small values
     big = item(b'"11111"', extra=b',"x_pad":[' + padding + b"]")
@@ -1641,14 +1643,14 @@ def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Records the most bytes the fast engine's buffer held from its read position on (in a
     one-element list): with a reader thread, each buffer also has HEAD spare bytes in front."""
     longest = [0]
-    original = fast_module._Scanner._more
+    original = Scanner._more
 
     def more(self: Any) -> bool:
         got = original(self)
         longest[0] = max(longest[0], len(self.buf) - self.pos)
         return bool(got)
 
-    monkeypatch.setattr(fast_module._Scanner, "_more", more)
+    monkeypatch.setattr(Scanner, "_more", more)
     return longest
 
 

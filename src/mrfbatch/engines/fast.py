@@ -21,18 +21,18 @@ Two scanners do this:
 
 Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so group
 ids keep their exact text and both engines hand the handler identical objects.
+
+The walk both scanners share is `engines/scanner.py`; the decoded bytes come from
+`engines/chunks.py`, with or without a reader thread.
 """
 
 from __future__ import annotations
 
-import codecs
 import gc
 import logging
-import queue
 import re
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, BinaryIO
 
@@ -42,11 +42,20 @@ from mrfbatch.engines import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     DocumentHandler,
-    check_value_size,
     invalid_json,
     truncated_json,
 )
-from mrfbatch.errors import BackendError, FileKindError, JsonFormatError, UsageError
+from mrfbatch.engines.chunks import CHUNK, Chunks
+from mrfbatch.engines.scanner import (
+    CODE,
+    GROUP_ID,
+    HOLD,
+    MAX_NESTING,
+    SKIP,
+    VALUE,
+    Scanner,
+)
+from mrfbatch.errors import BackendError, JsonFormatError, UsageError
 
 try:
     from mrfbatch import _jsonscan
@@ -57,28 +66,15 @@ else:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8 << 20
-# An in_network item longer than this whose own billing_code is not wanted is not held whole:
-# the C scanner's path drops what it has validated as more comes (see `_CScanner._value_end`).
-HOLD = 8 << 20
-# With a reader thread, each chunk comes behind this many spare bytes, where the scanning
-# thread copies what it keeps of the last one (when it fits; else the chunk is appended).
-HEAD = 1 << 20
 SCANNERS = ("auto", "c", "msgspec")
-_MAX_NESTING = 5000
 # The C scanner accepts 5000 levels; msgspec, decoding a matched item, recurses once per level.
-_DECODE_RECURSION = _MAX_NESTING + 1000
-_ARRAYS = ("provider_references", "in_network")
-_WS = re.compile(rb"[ \t\r\n]*")
+_DECODE_RECURSION = MAX_NESTING + 1000
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
-_CODE = b"billing_code"
-_GROUP_ID = b"provider_group_id"
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
-_WHAT = {_CODE: "an in_network item", _GROUP_ID: "a provider_references entry"}  # by `key`
 # An element scan_elements found: (start, end, key_start, key_end, flags).
 _Element = tuple[int, int, int, int, int]
 
@@ -95,11 +91,8 @@ class _ReferenceId(msgspec.Struct, gc=False):
     provider_group_id: Any = None
 
 
-_SKIP = msgspec.json.Decoder(msgspec.Raw)
 _REFERENCE = msgspec.json.Decoder(_ReferenceId, float_hook=Decimal)
 _PROBE = msgspec.json.Decoder(_Probe, float_hook=Decimal)
-_VALUE = msgspec.json.Decoder(float_hook=Decimal)
-_KEY = msgspec.json.Decoder(str)
 
 
 class FastEngine:
@@ -144,7 +137,7 @@ class FastEngine:
         recursion = sys.getrecursionlimit()
         if self.scanner == "c":
             log.debug("fast engine: C scanner (mrfbatch._jsonscan)")
-            walker: type[_Scanner] = _CScanner
+            walker: type[Scanner] = _CScanner
             sys.setrecursionlimit(max(recursion, _DECODE_RECURSION))
         else:
             if _jsonscan_missing is not None:
@@ -156,8 +149,8 @@ class FastEngine:
             else:
                 log.debug("fast engine: msgspec scanner")
             walker = _MsgspecScanner
-            sys.setrecursionlimit(max(recursion, _MAX_NESTING))  # msgspec recurses per level
-        chunks = _Chunks(stream, self.chunk_size, threaded=self.threads > 1)
+            sys.setrecursionlimit(max(recursion, MAX_NESTING))  # msgspec recurses per level
+        chunks = Chunks(stream, self.chunk_size, threaded=self.threads > 1)
         if self.threads > 1:
             sys.setswitchinterval(0.0005)  # hand the GIL back to the scanner promptly
         try:
@@ -172,372 +165,10 @@ class FastEngine:
                 gc.enable()
 
 
-def _copy_in(buf: bytearray, at: int, piece: bytes) -> int:
-    """Write piece at buf[at:] (over stale bytes, or appended past the end); where it ends.
-
-    Through a memoryview: a bytearray's own slice assignment first copies a `bytes` value
-    into a temporary bytearray, so every byte would be copied twice.
-    """
-    end = at + len(piece)
-    if end <= len(buf):
-        with memoryview(buf) as view:
-            view[at:end] = piece  # same length: a copy, no reallocation
-    else:
-        del buf[at:]
-        buf += piece
-    return end
-
-
-class _Chunks:
-    """Decoded bytes in chunks, read in this thread or prefetched by a reader thread.
-
-    Read in this thread, a chunk comes as the decompressor's pieces (`next`). A reader thread
-    (`threaded`) copies each chunk into a buffer of its own instead, behind HEAD spare bytes,
-    and checks whether it is ASCII (`next_buffer`): the scanning thread then only copies what
-    it keeps of the last chunk in front of it. Copying and checking every byte is then done
-    while the scanning thread scans, not by it.
-    """
-
-    def __init__(self, stream: BinaryIO, size: int, threaded: bool):
-        self._stream = stream
-        self.size = size
-        self.threaded = threaded
-        self._queue: queue.Queue[tuple[bytearray, bool] | None | BaseException] | None = None
-        self._free: list[bytearray] = []  # buffers handed back, for the reader to fill again
-        self._stop = threading.Event()
-        if threaded:
-            self._queue = queue.Queue(maxsize=2)
-            self._thread = threading.Thread(
-                target=self._prefetch, name="mrfbatch-reader", daemon=True
-            )
-            self._thread.start()
-
-    def next(self) -> Iterator[bytes]:
-        """The pieces of the next chunk (about `size` bytes; nothing at the end of the stream).
-
-        The decompressor's pieces are handed out as they are, so they are copied once, into the
-        scanner's buffer: joined first, each chunk would be a fresh allocation of `size` bytes
-        whose pages the kernel must map and clear.
-        """
-        return self._pieces()
-
-    def next_buffer(self) -> tuple[bytearray, bool] | None:
-        """The reader thread's next chunk, at buffer[HEAD:], and whether it is all ASCII; None
-        at the end of the stream."""
-        assert self._queue is not None
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def recycle(self, buffer: bytearray) -> None:
-        """A buffer next_buffer gave that is no longer used (one grown past HEAD + size is let
-        go: it would hold its memory)."""
-        if HEAD <= len(buffer) <= HEAD + self.size and len(self._free) < 4:
-            self._free.append(buffer)
-
-    def _prefetch(self) -> None:
-        assert self._queue is not None
-        while not self._stop.is_set():
-            try:
-                item: tuple[bytearray, bool] | None | BaseException = self._fill()
-            except BaseException as exc:  # handed to the scanning thread, which raises it
-                item = exc
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if not isinstance(item, tuple):
-                return
-
-    def _fill(self) -> tuple[bytearray, bool] | None:
-        try:
-            buffer = self._free.pop()
-        except IndexError:
-            buffer = bytearray(HEAD + self.size)
-        filled, ascii = HEAD, True
-        for piece in self._pieces():
-            filled = _copy_in(buffer, filled, piece)
-            ascii = ascii and piece.isascii()
-        if filled == HEAD:
-            return None
-        del buffer[filled:]
-        return buffer, ascii
-
-    def _pieces(self) -> Iterator[bytes]:
-        """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
-        and every chunk edge costs a re-validation of the value that straddles it."""
-        total = 0
-        while total < self.size:
-            part = self._stream.read(self.size - total)
-            if not part:
-                return
-            yield part
-            total += len(part)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._queue is not None:
-            self._thread.join(timeout=5)
-
-
-class _Scanner:
-    """Walks the document; a subclass validates values and reads keys off items."""
-
-    max_value = DEFAULT_MAX_VALUE_MB * MB  # a value held whole that is larger fails
-
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
-        self.chunks = chunks
-        self.handler = handler
-        self.name = name
-        self.hold = hold
-        # A bytearray: the consumed front is dropped and chunks appended in place, so a long
-        # value is held once, not twice, while it grows.
-        self.buf = bytearray()
-        self.pos = 0
-        self.base = 0  # decoded offset of buf[0]
-        self.eof = False
-        self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._utf8_pending = False
-
-    # buffer
-
-    def _more(self) -> bool:
-        """Append the next chunk (keeping buf[pos:]); False at the end of the stream.
-
-        The buffer is reused, not rebuilt: what is kept moves to the front and the chunk is
-        copied in over the old bytes. Dropping the front with `del` and appending would make
-        CPython allocate and copy a new buffer per chunk, whose fresh pages the kernel must
-        then map and clear. With a reader thread, the chunk comes in a buffer of its own, and
-        what is kept is copied in front of it when it fits.
-        """
-        if self.eof:
-            return False
-        if self.chunks.threaded:
-            return self._next_buffer()
-        buf = self.buf
-        keep = len(buf) - self.pos
-        if self.pos:
-            with memoryview(buf) as view:
-                view[:keep] = view[self.pos :]
-            self.base += self.pos
-            self.pos = 0
-        filled = keep  # buf[:filled] is current; the rest is stale until overwritten
-        for piece in self.chunks.next():
-            self._check_utf8(piece, self.base + filled, piece.isascii())
-            filled = _copy_in(buf, filled, piece)
-        del buf[filled:]  # a shorter length keeps the allocation (unless under half of it)
-        if filled == keep:
-            self._check_utf8(b"", self.base + filled, True)
-            self.eof = True
-            return False
-        return True
-
-    def _next_buffer(self) -> bool:
-        """`_more` with a reader thread: its buffer holds the chunk at [HEAD:]."""
-        item = self.chunks.next_buffer()
-        if item is None:
-            self._check_utf8(b"", self.base + len(self.buf), True)
-            self.eof = True
-            return False
-        new, ascii = item
-        keep = len(self.buf) - self.pos
-        if keep <= HEAD:  # what is kept goes in front of the chunk
-            old, start = self.buf, HEAD - keep
-            with memoryview(new) as to, memoryview(old) as kept:
-                to[start:HEAD] = kept[self.pos :]
-            self.base += self.pos - start
-            self.buf, self.pos = new, start
-            self.chunks.recycle(old)  # the reader may fill it again at once
-            at = HEAD
-        else:  # a long value is held: the chunk goes after it
-            if self.pos:
-                del self.buf[: self.pos]
-                self.base += self.pos
-                self.pos = 0
-            at = len(self.buf)
-            with memoryview(new) as chunk:
-                self.buf += chunk[HEAD:]
-            self.chunks.recycle(new)
-        with memoryview(self.buf) as view, view[at:] as chunk:
-            self._check_utf8(chunk, self.base + at, ascii)
-        return True
-
-    def _check_utf8(self, chunk: bytes | memoryview, at: int, ascii: bool) -> None:
-        """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
-
-        `at` is the decoded offset of chunk[0]; `ascii`, whether chunk is all ASCII. The
-        scanners do not check the UTF-8 of what they skip; this check costs next to nothing on
-        ASCII chunks.
-        """
-        if self._utf8_pending or not ascii:
-            try:
-                self._utf8.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                if not chunk:  # the text stops inside a multi-byte character
-                    raise truncated_json(self.name, at) from None
-                raise invalid_json(self.name, at + exc.start, f"not UTF-8 ({exc.reason})") from None
-            self._utf8_pending = bool(self._utf8.getstate()[0])
-
-    def _grow(self) -> bool:
-        """Get at least as much new data as is pending, so long values cost O(n log n)."""
-        wanted = max(len(self.buf) - self.pos, 1)
-        got = False
-        start = len(self.buf) - self.pos
-        while len(self.buf) - self.pos - start < wanted and self._more():
-            got = True
-        return got
-
-    def _check_size(self, key: bytes | None, size: int) -> None:
-        """The value at pos is `size` bytes or more (`key` as in `_value_end`)."""
-        if size > self.max_value:
-            what = _WHAT.get(key or b"", "a value")
-            check_value_size(self.name, what, size, self.max_value, self.base + self.pos)
-
-    def _peek(self) -> int | None:
-        """The next non-blank byte (not consumed), or None at the end."""
-        while True:
-            match = _WS.match(self.buf, self.pos)
-            assert match is not None
-            self.pos = match.end()
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._more():
-                return None
-
-    def _expect(self, allowed: bytes, what: str) -> int:
-        c = self._peek()
-        if c is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if c not in allowed:
-            raise invalid_json(
-                self.name,
-                self.base + self.pos,
-                f"expected {what}, found {bytes([c])!r}",
-            )
-        self.pos += 1
-        return c
-
-    def _decode(self, end: int, decoder: msgspec.json.Decoder[Any] = _VALUE) -> Any:
-        with memoryview(self.buf) as view:
-            value = decoder.decode(view[self.pos : end])
-        self.pos = end
-        return value
-
-    # document
-
-    def run(self) -> None:
-        first = self._peek()
-        if first is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if first != ord("{"):
-            if first == ord("["):
-                raise FileKindError(
-                    "the top level of the JSON is an array; an in-network file is an object "
-                    "with an `in_network` array"
-                )
-            self._value_end(_SKIP)  # reports invalid JSON first, as the reference engine does
-            raise FileKindError(
-                "the top level of the JSON is a single value; an in-network file is an object "
-                "with an `in_network` array"
-            )
-        self.pos += 1
-        if self._peek() == ord("}"):
-            self.pos += 1
-        else:
-            while True:
-                self._member()
-                if self._expect(b",}", "',' or '}'") == ord("}"):
-                    break
-        if self._peek() is not None:
-            raise invalid_json(
-                self.name, self.base + self.pos, "trailing garbage after the top-level object"
-            )
-
-    def _member(self) -> None:
-        if self._peek() != ord('"'):
-            self._expect(b'"', "a key")
-        key = self._decode(self._value_end(_KEY), _KEY)
-        self._expect(b":", "':'")
-        wanted = self.handler.top_level_key(key)
-        c = self._peek()
-        if c is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if key in _ARRAYS and c == ord("["):
-            self.pos += 1
-            if not wanted:
-                self._array(self._skip_to, None)
-            elif key == "in_network":
-                self._array(self._item, _CODE)
-            else:
-                self._array(self._reference, _GROUP_ID)
-            self.handler.array_done(key)
-        elif wanted:
-            self.handler.header(key, self._decode(self._value_end(_VALUE)))
-        else:
-            self.pos = self._value_end(_SKIP)
-
-    def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
-        """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
-
-        `key`: the member of each element `_may_match` or `_group_id` will look at.
-        """
-        if self._peek() == ord("]"):
-            self.pos += 1
-            return
-        while True:
-            element(self._value_end(_SKIP, key))
-            if self._expect(b",]", "',' or ']'") == ord("]"):
-                return
-
-    def _skip_to(self, end: int) -> None:
-        self.pos = end
-
-    def _reference(self, end: int) -> None:
-        """A provider_references entry goes to the handler as JSON text: most never matter."""
-        if self.buf[self.pos] != ord("{"):
-            self.handler.provider_reference(self._decode(end))  # not an object: counted there
-            return
-        group_id = self._group_id(end)
-        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
-        self.pos = end
-
-    def _item(self, end: int) -> None:
-        """An in_network item: decoded only when one of its billing codes may be wanted."""
-        if self._may_match(end):
-            # A view, not a copy: a matched item can be tens of MB. Released after the call
-            # (the buffer cannot be resized while a view of it exists).
-            with memoryview(self.buf)[self.pos : end] as raw:
-                self.handler.in_network_item_raw(raw)
-        else:
-            self.handler.skipped_item()
-        self.pos = end
-
-    # what a scanner provides
-
-    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
-        """Validate the value at pos; return where it ends (pos unchanged).
-
-        `decoder` is what the value will be decoded with, if at all; `key` names the member
-        `_may_match` or `_group_id` will look at next.
-        """
-        raise NotImplementedError
-
-    def _may_match(self, end: int) -> bool:
-        """Whether the item buf[pos:end] may be wanted (never False for a wanted item)."""
-        raise NotImplementedError
-
-    def _group_id(self, end: int) -> object:
-        """The provider_group_id of the reference (an object) buf[pos:end]."""
-        raise NotImplementedError
-
-
-class _MsgspecScanner(_Scanner):
+class _MsgspecScanner(Scanner):
     """msgspec validates each value; items are searched for `"billing_code"` keys."""
 
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
+    def __init__(self, chunks: Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
         super().__init__(chunks, handler, name, hold)
         self._retried_at = -1  # decoded offset of the value last retried with more data
         self._surrogates_checked = 0  # decoded offset up to which no lone surrogate is left
@@ -564,7 +195,7 @@ class _MsgspecScanner(_Scanner):
                 continue
             if message == "RecursionError":
                 raise invalid_json(
-                    self.name, self.base + self.pos, f"nested deeper than {_MAX_NESTING} levels"
+                    self.name, self.base + self.pos, f"nested deeper than {MAX_NESTING} levels"
                 )
             trailing = _TRAILING.search(message)
             if trailing:
@@ -647,10 +278,10 @@ class _MsgspecScanner(_Scanner):
             return _REFERENCE.decode(view[self.pos : end]).provider_group_id
 
 
-class _CScanner(_Scanner):
+class _CScanner(Scanner):
     """mrfbatch._jsonscan validates each value, and finds the spans of one member's values."""
 
-    def __init__(self, chunks: _Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
+    def __init__(self, chunks: Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
         super().__init__(chunks, handler, name, hold)
         # Of the last value scanned with a key: the span of that key's value (the last one, as
         # a decode keeps; keys spelled with escapes count).
@@ -658,7 +289,7 @@ class _CScanner(_Scanner):
         self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
 
     def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
-        """Like `_Scanner._array`, but the scanner walks whole runs of elements per call."""
+        """Like `Scanner._array`, but the scanner walks whole runs of elements per call."""
         if self._peek() == ord("]"):
             self.pos += 1
             return
@@ -679,7 +310,7 @@ class _CScanner(_Scanner):
             if state == _jsonscan.CLOSED:
                 return
             if state == _jsonscan.AT_ELEMENT:  # cut by the buffer's end, or not JSON
-                element(self._value_end(_SKIP, key, partial))
+                element(self._value_end(SKIP, key, partial))
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
 
@@ -708,7 +339,7 @@ class _CScanner(_Scanner):
             if run:
                 self.handler.provider_references_raw(buf, run)
                 run = []
-            self._element(self._reference, _GROUP_ID, element)
+            self._element(self._reference, GROUP_ID, element)
         if run:
             self.handler.provider_references_raw(buf, run)
 
@@ -739,7 +370,7 @@ class _CScanner(_Scanner):
                 raise truncated_json(self.name, self.base + len(self.buf))
             partial = result
             if (
-                key is _CODE
+                key is CODE
                 and partial is not None
                 and len(self.buf) - self.pos > self.hold
                 and (self._passed or self._unwanted(partial))
@@ -815,7 +446,7 @@ class _CScanner(_Scanner):
             return None
         start, stop = self._span
         with memoryview(self.buf) as view:
-            return _VALUE.decode(view[start:stop])
+            return VALUE.decode(view[start:stop])
 
 
 def _repair_lone_surrogates(buf: bytearray, start: int, end: int) -> None:

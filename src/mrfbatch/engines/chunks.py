@@ -1,0 +1,126 @@
+"""The fast engine's supply of decoded bytes: chunks read in the scanning thread, or
+prefetched by a reader thread into buffers of its own."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+CHUNK = 8 << 20
+# With a reader thread, each chunk comes behind this many spare bytes, where the scanning
+# thread copies what it keeps of the last one (when it fits; else the chunk is appended).
+HEAD = 1 << 20
+
+
+def copy_in(buf: bytearray, at: int, piece: bytes) -> int:
+    """Write piece at buf[at:] (over stale bytes, or appended past the end); where it ends.
+
+    Through a memoryview: a bytearray's own slice assignment first copies a `bytes` value
+    into a temporary bytearray, so every byte would be copied twice.
+    """
+    end = at + len(piece)
+    if end <= len(buf):
+        with memoryview(buf) as view:
+            view[at:end] = piece  # same length: a copy, no reallocation
+    else:
+        del buf[at:]
+        buf += piece
+    return end
+
+
+class Chunks:
+    """Decoded bytes in chunks, read in this thread or prefetched by a reader thread.
+
+    Read in this thread, a chunk comes as the decompressor's pieces (`next`). A reader thread
+    (`threaded`) copies each chunk into a buffer of its own instead, behind `head` spare bytes,
+    and checks whether it is ASCII (`next_buffer`): the scanning thread then only copies what
+    it keeps of the last chunk in front of it. Copying and checking every byte is then done
+    while the scanning thread scans, not by it.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int, threaded: bool):
+        self._stream = stream
+        self.size = size
+        self.threaded = threaded
+        self.head = HEAD  # spare bytes in front of each chunk a reader thread fills
+        self._queue: queue.Queue[tuple[bytearray, bool] | None | BaseException] | None = None
+        self._free: list[bytearray] = []  # buffers handed back, for the reader to fill again
+        self._stop = threading.Event()
+        if threaded:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(
+                target=self._prefetch, name="mrfbatch-reader", daemon=True
+            )
+            self._thread.start()
+
+    def next(self) -> Iterator[bytes]:
+        """The pieces of the next chunk (about `size` bytes; nothing at the end of the stream).
+
+        The decompressor's pieces are handed out as they are, so they are copied once, into the
+        scanner's buffer: joined first, each chunk would be a fresh allocation of `size` bytes
+        whose pages the kernel must map and clear.
+        """
+        return self._pieces()
+
+    def next_buffer(self) -> tuple[bytearray, bool] | None:
+        """The reader thread's next chunk, at buffer[head:], and whether it is all ASCII; None
+        at the end of the stream."""
+        assert self._queue is not None
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def recycle(self, buffer: bytearray) -> None:
+        """A buffer next_buffer gave that is no longer used (one grown past head + size is let
+        go: it would hold its memory)."""
+        if self.head <= len(buffer) <= self.head + self.size and len(self._free) < 4:
+            self._free.append(buffer)
+
+    def _prefetch(self) -> None:
+        assert self._queue is not None
+        while not self._stop.is_set():
+            try:
+                item: tuple[bytearray, bool] | None | BaseException = self._fill()
+            except BaseException as exc:  # handed to the scanning thread, which raises it
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, tuple):
+                return
+
+    def _fill(self) -> tuple[bytearray, bool] | None:
+        try:
+            buffer = self._free.pop()
+        except IndexError:
+            buffer = bytearray(self.head + self.size)
+        filled, ascii = self.head, True
+        for piece in self._pieces():
+            filled = copy_in(buffer, filled, piece)
+            ascii = ascii and piece.isascii()
+        if filled == self.head:
+            return None
+        del buffer[filled:]
+        return buffer, ascii
+
+    def _pieces(self) -> Iterator[bytes]:
+        """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
+        and every chunk edge costs a re-validation of the value that straddles it."""
+        total = 0
+        while total < self.size:
+            part = self._stream.read(self.size - total)
+            if not part:
+                return
+            yield part
+            total += len(part)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._queue is not None:
+            self._thread.join(timeout=5)
