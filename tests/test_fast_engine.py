@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import providers, rows, synth
+from mrfbatch import providers, rates, synth
 from mrfbatch.engines import chunks
 from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
@@ -855,8 +855,8 @@ def test_fast_engine_matches_reference_with_every_item_large(
 ) -> None:
     """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
     item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
-    monkeypatch.setattr(rows, "LARGE_ITEM_BYTES", 0)
-    monkeypatch.setattr(rows, "_rows", None)  # items of the usual shape decoded in Python too
+    monkeypatch.setattr(rates, "LARGE_ITEM_BYTES", 0)
+    monkeypatch.setattr(rates, "_rows", None)  # items of the usual shape decoded in Python too
     monkeypatch.setattr(providers, "_rows", None)
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from httpserver import FileServer
-from mrfbatch import rows as rows_module
+from mrfbatch import rates as rates_module
 from mrfbatch import synth
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
@@ -452,12 +452,12 @@ def test_run_extraction_small_batches_make_row_groups(tmp_path: Path) -> None:
 def test_run_extraction_large_items_in_batches_of_rows(
     tmp_path: Path, rows: int, large_bytes: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A matched item's rows reach the writer a few rates at a time (rows.ROWS_PER_BATCH);
+    """A matched item's rows reach the writer a few rates at a time (rates.ROWS_PER_BATCH);
     here a batch is a rate or two, so every item is cut, also between inline groups. With
     LARGE_ITEM_BYTES 0 every item is a LargeItem, its rates decoded as they are read."""
-    monkeypatch.setattr(rows_module, "ROWS_PER_BATCH", rows)
+    monkeypatch.setattr(rates_module, "ROWS_PER_BATCH", rows)
     if large_bytes is not None:
-        monkeypatch.setattr(rows_module, "LARGE_ITEM_BYTES", large_bytes)
+        monkeypatch.setattr(rates_module, "LARGE_ITEM_BYTES", large_bytes)
     sf = synth.generate(synth.SynthConfig(seed=46, items=10, inline_groups=True, references=6))
     prices = [
         sum(len(r["negotiated_prices"]) for r in i["negotiated_rates"])

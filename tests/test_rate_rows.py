@@ -16,19 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import rows as rows_module
-from mrfbatch.rows import (
-    RATES_SCHEMA,
-    ROWS_PER_BATCH,
-    ItemRows,
-    LargeItem,
-    Quality,
-    TypedItem,
-    decode_item,
-)
+from mrfbatch import rates as rates_module
+from mrfbatch.rates import ROWS_PER_BATCH, ItemRows, LargeItem, TypedItem, decode_item
+from mrfbatch.rows import RATES_SCHEMA, Quality
 
 # Fails, not skips, when the extension is not built (as test_jsonscan does).
-assert rows_module._rows is not None, "the C extension mrfbatch._rows is not built"
+assert rates_module._rows is not None, "the C extension mrfbatch._rows is not built"
 
 PRICE = {
     "negotiated_type": "negotiated",

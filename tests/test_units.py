@@ -212,7 +212,8 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     """(what decode_item gives, the general path's columns + counts, the chosen path's)."""
     import msgspec
 
-    from mrfbatch.rows import RATES_SCHEMA, ItemRows, LargeItem, TypedItem, decode_item
+    from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
+    from mrfbatch.rows import RATES_SCHEMA
 
     general_quality = Quality()
     general = ItemRows("net", general_quality)
@@ -236,16 +237,16 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
 @pytest.fixture(params=["whole", "large"])
 def large(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Items decoded whole, or as LargeItems (rates decoded as read), one rate per batch."""
-    from mrfbatch import rows
+    from mrfbatch import rates
 
     if request.param == "large":
-        monkeypatch.setattr(rows, "LARGE_ITEM_BYTES", 0)
-        monkeypatch.setattr(rows, "ROWS_PER_BATCH", 1)
+        monkeypatch.setattr(rates, "LARGE_ITEM_BYTES", 0)
+        monkeypatch.setattr(rates, "ROWS_PER_BATCH", 1)
     return bool(request.param == "large")
 
 
 def test_typed_item_rows_equal_general_rows(large: bool) -> None:
-    from mrfbatch.rows import LargeItem, TypedItem
+    from mrfbatch.rates import LargeItem, TypedItem
 
     decoded, expected, got = _both_ways(_item_json(USUAL_ITEM))
     assert isinstance(decoded, LargeItem if large else TypedItem)
@@ -285,7 +286,7 @@ def test_typed_item_rows_equal_general_rows_whatever_the_references(
     of numbers and strings and no rate has inline groups, else rate by rate."""
     import copy
 
-    from mrfbatch.rows import LargeItem, TypedItem
+    from mrfbatch.rates import LargeItem, TypedItem
 
     item = copy.deepcopy(USUAL_ITEM)
     rates = item["negotiated_rates"]
@@ -305,7 +306,7 @@ def test_items_of_other_shapes_take_the_general_path(
 ) -> None:
     import copy
 
-    from mrfbatch.rows import LargeItem, TypedItem
+    from mrfbatch.rates import LargeItem, TypedItem
 
     item = copy.deepcopy(USUAL_ITEM)
     target: object = item

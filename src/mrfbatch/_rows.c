@@ -2,7 +2,7 @@
  *
  * Written in C for speed: after scanning, making the rows of matched items and of the provider
  * groups their rates reference is the largest part of the fast engine's work (see
- * mrfbatch/providers.py and mrfbatch/rows.py), and a Python object per value costs more than
+ * mrfbatch/providers.py and mrfbatch/rates.py), and a Python object per value costs more than
  * reading the JSON itself. Each builder takes only the usual shape and gives up on anything
  * else, which Python then decodes, converts and counts as before: the rows are the same.
  *
@@ -943,7 +943,7 @@ static PyTypeObject RowsType = {
 
 /* ---- Rate rows of matched in_network items ----
  *
- * RateRows gathers the rows of matched items of the usual shape: what rows.TypedItem decodes,
+ * RateRows gathers the rows of matched items of the usual shape: what rates.TypedItem decodes,
  * with provider_references null or a list of integers (no sign, fraction or exponent) and
  * strings, no provider_groups, no escape in a string, no member repeated. item_head(text)
  * reads (and checks) a whole item: the item's own values, or None when it is not of that

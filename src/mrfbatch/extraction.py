@@ -10,17 +10,8 @@ from typing import Any
 from mrfbatch.engines import RawReference
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rows import (
-    FILE_METADATA_KEYS,
-    TOP_KEYS,
-    Columns,
-    ItemRows,
-    LargeItem,
-    Quality,
-    TypedItem,
-    decode_item,
-    text,
-)
+from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
+from mrfbatch.rows import FILE_METADATA_KEYS, TOP_KEYS, Columns, Quality, text
 from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
