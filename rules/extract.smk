@@ -22,7 +22,6 @@ rule extract:
         output_dir=get_output_dir_of_task,
         provider_batch_size=config["provider_batch_size"],
         rate_batch_size=config["rate_batch_size"],
-        attempts=config["attempts"],
         engine=config["engine"],
     script:
         "../scripts/extract.py"

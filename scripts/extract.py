@@ -18,9 +18,9 @@ result = run_task(
     cpt_whitelist=snakemake.input.whitelist[0] if snakemake.input.whitelist else None,
     provider_batch_size=snakemake.params.provider_batch_size,
     rate_batch_size=snakemake.params.rate_batch_size,
-    attempts=snakemake.params.attempts,
     # From the config, not params: how patiently to fetch does not change the tables, so a
     # new value must not make Snakemake redo finished extractions.
+    attempts=snakemake.config["attempts"],
     retry_seconds=snakemake.config["retry_seconds"],
     timeout=snakemake.config["timeout"],
     engine=snakemake.params.engine,

@@ -241,6 +241,11 @@ def test_workflow_rerun_does_nothing_and_redoes_only_deleted(
     again = snakemake(tmp_path, *args)
     assert again.returncode == 0 and finished(again) == []
     assert "Nothing to be done" in again.stderr
+    # How patiently files are fetched, and the size limit, change no finished table.
+    patient = ("attempts=9", "retry_seconds=5", "timeout=60", "max_value_mb=4096")
+    again = snakemake(tmp_path, *args, *patient)
+    assert again.returncode == 0 and finished(again) == [], again.stderr[-3000:]
+    assert "Nothing to be done" in again.stderr
     (tmp_path / "results" / "beta" / "providers.parquet").unlink()
     third = snakemake(tmp_path, *args)
     assert third.returncode == 0, third.stderr[-3000:]
