@@ -1,5 +1,5 @@
-"""Tests of mrfbatch.sources (csv, index, urls, url sources; the tasks TSV) and of
-network_ids.assign_network_ids.
+"""Tests of mrfbatch.sources (csv, index, urls, url sources; the tasks TSV), of mrfbatch.toc
+(the index source) and of network_ids.assign_network_ids.
 
 Every expected value is written by hand. The hex suffixes of network ids were computed with
 `printf '%s' URL | sha256sum` on the URL without its query string. Most index tests use small
@@ -33,12 +33,12 @@ from mrfbatch.sources import (
     Task,
     load_tasks,
     parse_csv,
-    parse_index,
     parse_url,
     parse_urls,
     read_tasks,
     write_tasks,
 )
+from mrfbatch.toc import parse_index
 from mrfbatch.transport import TransportSettings
 
 TIC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "tic-examples"
@@ -641,7 +641,7 @@ def test_parse_index_counts_allowed_amount_files_without_tasks(
         "toc.json",
         toc(structure([GOLD], "https://files.example/a.json"), structure([SILVER], allowed=True)),
     )
-    with caplog.at_level(logging.INFO, logger="mrfbatch.sources"):
+    with caplog.at_level(logging.INFO, logger="mrfbatch.toc"):
         tasks = parse_index(path)
     assert [t.url for t in tasks] == ["https://files.example/a.json"]
     assert "2 reporting structures, 1 in-network file entries, 2 allowed-amount files" in (
