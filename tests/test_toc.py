@@ -1,0 +1,426 @@
+"""Tests of mrfbatch.toc, the index source: a CMS table of contents into tasks.
+
+Every expected value is written by hand. Most tests use small tables of contents built inline
+by `toc()`; the CMS samples in ../shared/tic-examples are used when that folder is present.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrfbatch.errors import SourceError
+from mrfbatch.sources import Task
+from mrfbatch.toc import parse_index
+from mrfbatch.transport import TransportSettings
+from tocs import GOLD, SILVER, structure, toc, write
+
+TIC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "tic-examples"
+
+
+@pytest.fixture
+def tic_examples() -> Path:
+    if not TIC_EXAMPLES.is_dir():
+        pytest.skip(
+            f"CMS example files not found at {TIC_EXAMPLES} (the shared folder beside the "
+            "repository); the inline index tests still run"
+        )
+    return TIC_EXAMPLES
+
+
+MEDICAID_V1 = {
+    "plan_name": "medicaid",
+    "plan_id_type": "hios",
+    "plan_id": "1111111111",
+    "plan_market_type": "individual",
+}
+MEDICARE_V1 = {
+    "plan_name": "medicare",
+    "plan_id_type": "hios",
+    "plan_id": "000000000",
+    "plan_market_type": "individual",
+}
+CHIP_V1 = {
+    "plan_name": "chip",
+    "plan_id_type": "hios",
+    "plan_id": "3333333333",
+    "plan_market_type": "group",
+}
+ENTITY = {"reporting_entity_name": "medicare"}
+
+
+def test_parse_index_reads_the_cms_v1_sample(tic_examples: Path) -> None:
+    tasks = parse_index(tic_examples / "v1" / "table-of-contents-sample.json")
+    assert tasks == [
+        Task(
+            "behavioral-health-0000",
+            "https://www.some_site.com/files/behavioral-health-0000.json",
+            (MEDICAID_V1, MEDICARE_V1),
+            ENTITY,
+        ),
+        Task(
+            "chip-in-network-file",
+            "https://www.some_site.com/files/chip-in-network-file.json",
+            (CHIP_V1,),
+            ENTITY,
+        ),
+        Task(
+            "in-network-file-123456",
+            "https://www.some_site.com/files/in-network-file-123456.json",
+            (MEDICAID_V1, MEDICARE_V1),
+            ENTITY,
+        ),
+    ]
+
+
+def test_parse_index_reads_the_cms_v2_sample(tic_examples: Path) -> None:
+    tasks = parse_index(str(tic_examples / "v2" / "table-of-contents-sample.json"))
+    cms = {"issuer_name": "CMS"}
+    assert [(t.network_id, t.plan_metadata, t.extra_args) for t in tasks] == [
+        ("behavioral-health-0000", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
+        ("chip-in-network-file", ({**CHIP_V1, **cms},), ENTITY),
+        ("in-network-file-123456", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
+    ]
+
+
+def test_parse_index_rejects_the_cms_in_network_sample(tic_examples: Path) -> None:
+    path = tic_examples / "v1" / "in-network-rates-multiple-plans-sample.json"
+    with pytest.raises(SourceError, match="looks like an in-network rates file"):
+        parse_index(path)
+
+
+def test_parse_index_merges_plans_of_a_location_shared_by_structures(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure(
+                [GOLD], "https://files.example/shared.json.gz?sig=1", "https://files.example/g.json"
+            ),
+            structure([SILVER, GOLD], "https://files.example/shared.json.gz?sig=2"),
+        ),
+    )
+    entity = {"reporting_entity_name": "Acme Health"}
+    assert parse_index(path) == [
+        Task("g", "https://files.example/g.json", (GOLD,), entity),
+        Task("shared", "https://files.example/shared.json.gz?sig=1", (GOLD, SILVER), entity),
+    ]
+
+
+def test_parse_index_counts_allowed_amount_files_without_tasks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(structure([GOLD], "https://files.example/a.json"), structure([SILVER], allowed=True)),
+    )
+    with caplog.at_level(logging.INFO, logger="mrfbatch.toc"):
+        tasks = parse_index(path)
+    assert [t.url for t in tasks] == ["https://files.example/a.json"]
+    assert "2 reporting structures, 1 in-network file entries, 2 allowed-amount files" in (
+        caplog.text
+    )
+
+
+def test_parse_index_only_allowed_amount_files_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", toc(structure([GOLD])))
+    with pytest.raises(
+        SourceError,
+        match=r"lists no in-network files \(reporting structures: 1; allowed-amount files, "
+        r"which are not extracted: 1\)",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_reads_entity_name_given_after_the_structures(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), last=True)
+    )
+    [task] = parse_index(path)
+    assert task.extra_args == {"reporting_entity_name": "Acme Health"}
+
+
+def test_parse_index_without_entity_name_has_no_extra_args(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), entity=None)
+    )
+    assert parse_index(path) == [Task("a", "https://f.example/a.json", (GOLD,))]
+
+
+def test_parse_index_keeps_numbers_as_json_numbers(tmp_path: Path) -> None:
+    plan = {"plan_name": "Gold", "plan_id": 1234567890123, "weight": 1.5}
+    path = write(tmp_path, "toc.json", toc(structure([plan], "https://f.example/a.json")))
+    [task] = parse_index(path)
+    assert task.plan_metadata == ({"plan_name": "Gold", "plan_id": 1234567890123, "weight": 1.5},)
+
+
+def test_parse_index_gzipped_over_http(http_server: Any) -> None:
+    data = gzip.compress(toc(structure([GOLD], "https://files.example/a.json.gz?sig=x")))
+    url = http_server.add("/toc/2024-01_index.json.gz", data)
+    tasks = parse_index(url + "?Signature=secret")
+    assert tasks == [
+        Task(
+            "a",
+            "https://files.example/a.json.gz?sig=x",
+            (GOLD,),
+            {"reporting_entity_name": "Acme Health"},
+        )
+    ]
+    assert http_server.route("/toc/2024-01_index.json.gz").requests == [
+        "/toc/2024-01_index.json.gz?Signature=secret"
+    ]
+
+
+def test_parse_index_zipped_local_file(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", "not json")
+        archive.writestr("index.json", toc(structure([SILVER], "https://f.example/s.json")))
+    path = write(tmp_path, "index.bin", buffer.getvalue())
+    assert [(t.network_id, t.plan_metadata) for t in parse_index(path)] == [("s", (SILVER,))]
+
+
+INDEX_SETTINGS = TransportSettings(read_timeout=2.0, backoff_seconds=0.01, restarts=2)
+
+
+def test_parse_index_read_again_when_it_changes_mid_transfer(http_server: Any) -> None:
+    """The transfer breaks, and the index has changed since (new ETag): it is read again from
+    the start, never joined from two versions."""
+    old = toc(*(structure([GOLD], f"https://f.example/old{i}.json") for i in range(40)))
+    new = toc(*(structure([GOLD], f"https://f.example/new{i}.json") for i in range(40)))
+    url = http_server.add(
+        "/toc/index.json",
+        old,
+        etag='"v1"',
+        ranges=True,
+        drop_at=[len(old) // 2, len(old) // 2 + 10, len(old) // 2 + 20],
+        replace_after=1,
+        replacement=new,
+        replacement_etag='"v2"',
+    )
+    tasks = parse_index(url, INDEX_SETTINGS)
+    assert sorted(t.network_id for t in tasks) == sorted(f"new{i}" for i in range(40))
+    statuses = http_server.route("/toc/index.json").statuses
+    assert statuses[:2] == [200, 200] and 206 in statuses  # If-Range failed, then resumed
+
+
+def test_parse_index_that_cannot_be_resumed_is_given_up_after_restarts(http_server: Any) -> None:
+    """Every read breaks and the server ignores Range: read again twice, then a SourceError."""
+    data = toc(*(structure([GOLD], f"https://f.example/f{i}.json") for i in range(40)))
+    drops = [1000, 1500, 2000, 2500, 3000, 3500]  # (each resume's answer ends at one too)
+    url = http_server.add("/toc/index.json", data, etag='"v1"', ranges=False, drop_at=drops)
+    with pytest.raises(SourceError, match="cannot read the index: gave up after 2 restarts"):
+        parse_index(url, INDEX_SETTINGS)
+
+
+def test_parse_index_http_404_is_a_source_error(http_server: Any) -> None:
+    url = http_server.add("/toc/gone.json", b"", status=404)
+    with pytest.raises(SourceError, match=r"cannot read the index: HTTP 404 .*/toc/gone\.json"):
+        parse_index(url)
+
+
+def test_parse_index_truncated_gzip_is_a_source_error(tmp_path: Path) -> None:
+    data = gzip.compress(toc(structure([GOLD], "https://f.example/a.json")))
+    path = write(tmp_path, "toc.json.gz", data[: len(data) // 2])
+    with pytest.raises(SourceError, match="cannot read the index: gzip stream .* ends early"):
+        parse_index(path)
+
+
+def test_parse_index_in_network_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "rates.json",
+        json.dumps({"reporting_entity_name": "Acme", "version": "1.0.0", "in_network": []}),
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"not a table of contents: it looks like an in-network rates file "
+        r"\(top-level key 'in_network'\); give an in-network file as source 'url' or 'urls'",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_allowed_amounts_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "aa.json", json.dumps({"out_of_network": []}))
+    with pytest.raises(SourceError, match="it looks like an allowed-amounts file"):
+        parse_index(path)
+
+
+def test_parse_index_object_without_structures_lists_its_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, "other.json", json.dumps({"name": "x", "items": [1, 2]}))
+    with pytest.raises(
+        SourceError, match=r"no reporting_structure array \(top-level keys: 'name', 'items'\)"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_top_level_array_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "list.json", "[]")
+    with pytest.raises(SourceError, match="its top level is an array"):
+        parse_index(path)
+
+
+def test_parse_index_structure_that_is_not_an_array_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", json.dumps({"reporting_structure": {}}))
+    with pytest.raises(SourceError, match="reporting_structure is an object; expected an array"):
+        parse_index(path)
+
+
+def test_parse_index_invalid_json_names_the_byte_offset(tmp_path: Path) -> None:
+    # byte 25 is the "}" that cannot follow "[" (bytes 0-24: {"reporting_structure": [)
+    path = write(tmp_path, "toc.json", '{"reporting_structure": [}')
+    with pytest.raises(SourceError, match=r"invalid JSON in .*toc\.json at decoded byte 25"):
+        parse_index(path)
+
+
+def test_parse_index_trailing_garbage_is_a_source_error(tmp_path: Path) -> None:
+    # bytes 0-26 are the object, 27 a space, 28 the "x" that may not follow it
+    path = write(tmp_path, "toc.json", '{"reporting_structure": []} x')
+    with pytest.raises(SourceError, match=r"at decoded byte 28: parse error: trailing garbage"):
+        parse_index(path)
+
+
+def test_parse_index_truncated_json_is_a_source_error(tmp_path: Path) -> None:
+    data = toc(structure([GOLD], "https://f.example/a.json"))
+    path = write(tmp_path, "toc.json", data[:-10])
+    with pytest.raises(
+        SourceError, match=r"JSON of .*toc\.json ends early after \d+ decoded bytes"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_location_that_is_not_a_string_names_the_structure(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure([GOLD], "https://f.example/a.json"),
+            structure([SILVER], "https://f.example/b.json", None),
+            structure([SILVER], 42),
+        ),
+    )
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    assert str(caught.value) == (
+        f"index {path} has 2 unusable entries: "
+        "reporting_structure[1].in_network_files[1].location is null, expected a URL string; "
+        "reporting_structure[2].in_network_files[0].location is a number, expected a URL string"
+    )
+
+
+def test_parse_index_location_missing_or_invalid_names_the_structure(tmp_path: Path) -> None:
+    item = structure([GOLD], "ftp://f.example/a.json")
+    item["in_network_files"].append({"description": "no location"})
+    path = write(tmp_path, "toc.json", toc(item))
+    with pytest.raises(
+        SourceError,
+        match=r"reporting_structure\[0\]\.in_network_files\[0\]\.location "
+        r"'ftp://f\.example/a\.json' has the unsupported scheme 'ftp'.*; "
+        r"reporting_structure\[0\]\.in_network_files\[1\]\.location is missing",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_structure_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        json.dumps(
+            {
+                "reporting_structure": [
+                    "oops",
+                    {"reporting_plans": {"plan_name": "x"}, "in_network_files": []},
+                    {"reporting_plans": [], "in_network_files": {"location": "https://f/a"}},
+                ]
+            }
+        ),
+    )
+    with pytest.raises(
+        SourceError,
+        match=r"reporting_structure\[0\] is a string, expected an object; "
+        r"reporting_structure\[1\]\.reporting_plans is not an array of objects \(an object\); "
+        r"reporting_structure\[2\]\.in_network_files is an object, expected an array",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*toc\.json does not exist"):
+        parse_index(tmp_path / "toc.json")
+
+
+def test_parse_index_missing_file_url_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"source file .*toc\.json does not exist"):
+        parse_index((tmp_path / "toc.json").as_uri())
+
+
+def test_parse_index_empty_file_is_a_source_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", b"")
+    with pytest.raises(SourceError, match=r"cannot read the index: .* is empty \(0 bytes\)"):
+        parse_index(path)
+
+
+@pytest.mark.parametrize("depth", [60, 100_000])
+def test_parse_index_deep_nesting_is_refused_early(tmp_path: Path, depth: int) -> None:
+    # ijson gives every event the keys of all its levels: 100,000 levels of arrays (200 KB)
+    # would take tens of GB before the first reporting structure is complete.
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * depth + "]" * depth
+    )
+    path = write(tmp_path, "toc.json", text)
+    with pytest.raises(
+        SourceError,
+        match=r"toc\.json nests arrays and objects more than 64 deep \(within its first \d+ "
+        r"decoded bytes\); a table of contents needs 5 levels",
+    ):
+        parse_index(path)
+
+
+def test_parse_index_nesting_of_64_levels_is_fine(tmp_path: Path) -> None:
+    # root, reporting_structure, a structure, reporting_plans, a plan: 5 levels, then 59
+    item = structure([{"plan_name": "x", "nested": 0}], "https://f.example/a.json")
+    text = json.dumps({"reporting_structure": [item]}).replace(
+        '"nested": 0', '"nested": ' + "[" * 59 + "]" * 59
+    )
+    [task] = parse_index(write(tmp_path, "toc.json", text))
+    assert task.network_id == "a"
+
+
+def test_parse_index_overlong_key_is_refused(tmp_path: Path) -> None:
+    plan = {"plan_name": "x", "k" * 1001: 1}
+    path = write(tmp_path, "toc.json", toc(structure([plan], "https://f.example/a.json")))
+    with pytest.raises(
+        SourceError, match=r"has a key of 1,001 characters .*expected names of at most 1,000"
+    ):
+        parse_index(path)
+
+
+def test_parse_index_json_error_never_shows_signed_locations(tmp_path: Path) -> None:
+    location = "https://f.example/a.json?Signature=SECRET1&Key-Pair-Id=SECRET2"
+    data = toc(structure([GOLD], location))
+    at = data.index(b"SECRET2") + len(b"SECRET2") + 1  # just after the closing quote
+    path = write(tmp_path, "toc.json", data[:at] + b"@" + data[at:])
+    with pytest.raises(
+        SourceError, match=r"invalid JSON in .*toc\.json at decoded byte \d+"
+    ) as caught:
+        parse_index(path)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_parse_index_invalid_signed_location_is_shown_redacted(tmp_path: Path) -> None:
+    location = "ftp://user:PASSWORD1@f.example/a.json?Signature=SECRET1#FRAGMENT1"
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], location)))
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    assert "location 'ftp://f.example/a.json' has the unsupported scheme 'ftp'" in str(caught.value)
+    for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1"):
+        assert secret not in str(caught.value)
