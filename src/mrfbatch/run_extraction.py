@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, MB, Engine, get_engine
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
 from mrfbatch.extraction import Extraction, Progress
 from mrfbatch.network_ids import (
@@ -202,8 +202,7 @@ def run_extraction(
         assert run.store is not None and run.handler is not None and run.rates is not None
         run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
         # row group while the provider rows are made
-        held = getattr(parser, "max_value", max_value_mb * MB)  # the engine's own limit
-        remote = run.store.fetch_remote(run.handler.referenced, settings, held)
+        remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
         result.warnings.extend(remote.warnings)

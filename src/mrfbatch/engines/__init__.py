@@ -60,6 +60,7 @@ class DocumentHandler(Protocol):
 
 class Engine(Protocol):
     name: str
+    max_value: int  # the largest value (bytes) held or built whole; a larger one fails
 
     def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
         """Walk the whole stream, raising MrfError subclasses on bad input."""
