@@ -24,15 +24,6 @@ import pyarrow as pa
 # hundreds of functions when imported, 40 ms of every extraction for the two used here.
 from pyarrow._compute import call_function
 
-try:
-    from mrfbatch import _jsonscan
-except ImportError:  # not built: large items are decoded whole
-    _jsonscan = None  # type: ignore[assignment]
-try:
-    from mrfbatch import _rows
-except ImportError:  # not built: every item is decoded in Python
-    _rows = None  # type: ignore[assignment]
-
 # Keys each object of the schema defines (schema 1.0 to 2.x). Anything else is counted.
 ITEM_KEYS = frozenset(
     {
