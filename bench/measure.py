@@ -6,6 +6,7 @@ by hand to reproduce a single row::
     python bench/measure.py isal bench/data/in-network-20mb-seed1-refsbefore-compact.json.gz
     python bench/measure.py extract FILE --engine fast --whitelist bench/data/whitelist.txt \\
         --out /tmp/bench-out
+    python bench/measure.py scan FILE --whitelist bench/data/whitelist.txt
 
 Engines: ``reference``, ``fast`` (names given to ``run_extraction``), and ``fast-threads2``
 (``engine=FastEngine(threads=2)`` from ``mrfbatch.engines.fast``). A measurement that cannot
@@ -141,6 +142,36 @@ def _inflate(path: Path) -> int:
     return total
 
 
+def scan_bound(path: Path, whitelist: Path) -> Measurement:
+    """The fast engine with a handler that builds no rows (`scan.NullHandler`): inflating and
+    validating alone, the floor under any extraction with this engine's design."""
+    from scan import NullHandler
+
+    from mrfbatch.compression import DecodedStream
+    from mrfbatch.engines.fast import FastEngine
+    from mrfbatch.transport import open_source
+    from mrfbatch.whitelist import load_whitelist
+
+    m = Measurement(kind="scan", engine="fast", code=code_fingerprint())
+    handler = NullHandler(set(load_whitelist(str(whitelist))))
+    m.baseline_rss_mb = round(_rss_mb(), 1)
+    m.started = time.time()
+    t0 = time.perf_counter()
+    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
+    with open_source(str(path)) as raw:
+        stream = DecodedStream(raw)
+        FastEngine().scan(stream, handler)  # type: ignore[arg-type]
+    m.seconds = time.perf_counter() - t0
+    m.cpu_seconds = _cpu_seconds() - cpu0
+    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
+    m.finished = time.time()
+    m.peak_rss_mb = round(_peak_rss_mb(), 1)
+    m.status = "success"
+    m.json_bytes = stream.bytes_decoded
+    m.items_matched = handler.matched
+    return m
+
+
 def _engine_argument(name: str) -> tuple[Any, str | None]:
     """What to pass as run_extraction's `engine`, or (None, why not)."""
     from mrfbatch.engines import get_engine
@@ -238,9 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--whitelist", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     e.add_argument("--no-digest", action="store_true", help="skip hashing the tables")
+    s = sub.add_parser("scan", help="the fast engine building no rows: the floor under it")
+    s.add_argument("path", type=Path)
+    s.add_argument("--whitelist", type=Path, required=True)
     args = p.parse_args(argv)
     if args.kind == "isal":
         m = decompress(args.path)
+    elif args.kind == "scan":
+        m = scan_bound(args.path, args.whitelist)
     else:
         m = extract(args.path, args.engine, args.whitelist, args.out, not args.no_digest)
     print(json.dumps(dataclasses.asdict(m)))

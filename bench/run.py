@@ -113,7 +113,9 @@ class Bench:
         self, kind: str, letter: str, engine: str | None = None, digest: bool = True
     ) -> list[str]:
         cmd = [sys.executable, str(MEASURE), kind, str(self.files[letter].path)]
-        if engine:
+        if kind == "scan":
+            cmd += ["--whitelist", str(self.whitelist)]
+        elif engine:
             out = self.out / f"{engine}-{letter}"
             cmd += ["--engine", engine, "--whitelist", str(self.whitelist), "--out", str(out)]
             if not digest:
@@ -149,9 +151,12 @@ class Bench:
                 best = {**result, "peak_rss_mb": peak}
         assert best is not None
         _progress(f"  {best['seconds']:.2f} s")
-        limit = self._limit(letter) if engine else best["json_bytes"] / MB / best["seconds"]
+        own = best["json_bytes"] / MB / best["seconds"]
+        limit = own if kind == "isal" else self._limit(letter)
         self.rows.append(Row(label, letter, best, limit))
-        if engine:
+        if kind == "scan":
+            self._check_scan(label, letter, best, cmd)
+        elif engine:
             self._check(label, letter, best, cmd)
         shutil.rmtree(self.out, ignore_errors=True)
 
@@ -242,6 +247,16 @@ class Bench:
                     f"same file (SHA-256 of sorted rows {r['digest'][:12]} vs "
                     f"{other['digest'][:12]})\n{repro}"
                 )
+
+    def _check_scan(self, label: str, letter: str, r: dict[str, Any], cmd: list[str]) -> None:
+        """The bound's run saw every byte and handed over the items a whitelist wants."""
+        exp = self.files[letter].expected
+        if (r["json_bytes"], r["items_matched"]) != (exp.json_bytes, exp.items_matched):
+            self.problems.append(
+                f"MISMATCH: {label} on {letter}: {r['json_bytes']:,} bytes and "
+                f"{r['items_matched']} matched items, but the generator wrote "
+                f"{exp.json_bytes:,} and {exp.items_matched}\n  reproduce: {shlex.join(cmd)}"
+            )
 
     # report
 
@@ -335,7 +350,7 @@ class Bench:
         lines = [head]
         for row in self.rows:
             r = row.result
-            extraction = r.get("kind") != "isal"
+            extraction = r.get("kind") not in ("isal", "scan")
             lines.append(
                 (
                     row.label,
@@ -389,6 +404,13 @@ class Bench:
                 f"two processes at once: {pair.mbps:,.1f} MB/s combined = "
                 f"{pair.mbps / fast_a.mbps:.2f}x one process ({fast_a.mbps:,.1f} MB/s on A); "
                 f"each: {each}"
+            )
+        bound = self._find("(f)", "A")
+        if bound and bound.limit_mbps and fast_a:
+            out.append(
+                f"no rows built (the floor under the fast engine): {bound.mbps:,.1f} MB/s = "
+                f"{bound.mbps / bound.limit_mbps:.2f}x the limit; making and writing the rows "
+                f"takes the fast engine on A from there to {fast_a.mbps / bound.limit_mbps:.2f}x"
             )
         out.append(self._rss_line(fast_a))
         return out
@@ -532,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     if "S" in bench.files and not bench.same("S", "R"):
         bench.measure("(c) fast engine", "extract", "S", "fast")
     bench.measure_pair("(e) fast engine, 2 processes", "A", "B")
+    bench.measure("(f) fast engine, no rows built", "scan", "A")
     bench.report(started)
     return 1 if bench.problems else 0
 

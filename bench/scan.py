@@ -107,8 +107,8 @@ def main() -> None:
         for scanner, threads in runs:
             seconds = timed(engine_run, args.file, whitelist, scanner, threads)
             results[(scanner, threads)].append(seconds)
-    for (scanner, threads), seconds in results.items():
-        mbps = size / min(seconds)
+    for (scanner, threads), runs_seconds in results.items():
+        mbps = size / min(runs_seconds)
         label = f"{scanner} threads={threads}"
         print(f"  {label:22s} {mbps:7.0f} MB/s  {mbps * limit / size:.2f}x inflate")
 
