@@ -17,6 +17,7 @@ the reason instead of failing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,6 +27,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,26 +99,39 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
+@contextlib.contextmanager
+def _timed(m: Measurement) -> Iterator[None]:
+    """Record in `m` the block's start and end, its wall, CPU and machine-CPU seconds, and the
+    RSS before it and at its peak."""
+    m.baseline_rss_mb = round(_rss_mb(), 1)
+    m.started = time.time()
+    t0 = time.perf_counter()
+    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
+    yield
+    m.seconds = time.perf_counter() - t0
+    m.cpu_seconds = _cpu_seconds() - cpu0
+    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
+    m.finished = time.time()
+    m.peak_rss_mb = round(_peak_rss_mb(), 1)
+
+
 def decompress(path: Path, min_seconds: float = 1.0) -> Measurement:
     """Inflate a gzip file with ISA-L (see `_inflate`) and count the bytes: the speed limit.
 
     Small files are inflated again until `min_seconds` have passed; `seconds` is per pass.
     """
-    m = Measurement(kind="isal", baseline_rss_mb=round(_rss_mb(), 1))
-    m.started = time.time()
-    t0 = time.perf_counter()
-    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
+    m = Measurement(kind="isal")
     passes = 0
-    while True:
-        m.json_bytes = _inflate(path)
-        passes += 1
-        if time.perf_counter() - t0 >= min_seconds:
-            break
-    m.seconds = (time.perf_counter() - t0) / passes
-    m.cpu_seconds = (_cpu_seconds() - cpu0) / passes
-    m.machine_cpu_seconds = (_machine_cpu_seconds() - machine0) / passes
-    m.finished = time.time()
-    m.peak_rss_mb = round(_peak_rss_mb(), 1)
+    with _timed(m):
+        t0 = time.perf_counter()
+        while True:
+            m.json_bytes = _inflate(path)
+            passes += 1
+            if time.perf_counter() - t0 >= min_seconds:
+                break
+    m.seconds /= passes
+    m.cpu_seconds /= passes
+    m.machine_cpu_seconds /= passes
     return m
 
 
@@ -154,18 +169,9 @@ def scan_bound(path: Path, whitelist: Path) -> Measurement:
 
     m = Measurement(kind="scan", engine="fast", code=code_fingerprint())
     handler = NullHandler(set(load_whitelist(str(whitelist))))
-    m.baseline_rss_mb = round(_rss_mb(), 1)
-    m.started = time.time()
-    t0 = time.perf_counter()
-    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
-    with open_source(str(path)) as raw:
+    with _timed(m), open_source(str(path)) as raw:
         stream = DecodedStream(raw)
         FastEngine().scan(stream, handler)  # type: ignore[arg-type]
-    m.seconds = time.perf_counter() - t0
-    m.cpu_seconds = _cpu_seconds() - cpu0
-    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
-    m.finished = time.time()
-    m.peak_rss_mb = round(_peak_rss_mb(), 1)
     m.status = "success"
     m.json_bytes = stream.bytes_decoded
     m.items_matched = handler.matched
@@ -205,23 +211,15 @@ def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -
         m.skipped = why_not
         return m
     shutil.rmtree(out, ignore_errors=True)
-    m.baseline_rss_mb = round(_rss_mb(), 1)
-    m.started = time.time()
-    t0 = time.perf_counter()
-    cpu0, machine0 = _cpu_seconds(), _machine_cpu_seconds()
     try:
-        result = run_extraction(str(path), out, network_id="bench", cpt_whitelist=whitelist,
-                                engine=argument)  # fmt: skip
+        with _timed(m):
+            result = run_extraction(str(path), out, network_id="bench", cpt_whitelist=whitelist,
+                                    engine=argument)  # fmt: skip
     except (UsageError, TypeError) as exc:
         if engine != "fast-threads2":
             raise
         m.skipped = f"run_extraction does not accept an engine object: {exc}"
         return m
-    m.seconds = time.perf_counter() - t0
-    m.cpu_seconds = _cpu_seconds() - cpu0
-    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
-    m.finished = time.time()
-    m.peak_rss_mb = round(_peak_rss_mb(), 1)
     m.status, m.error = result.status, result.error
     m.engine_reported = result.engine
     threads = getattr(argument, "threads", None)
