@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import struct
 import zipfile
+import zlib
 
 import pytest
 
@@ -76,6 +78,57 @@ def test_decoded_stream_reads_every_gzip_member() -> None:
 
 def test_decoded_stream_ignores_zero_padding_after_gzip() -> None:
     assert decode(gzip.compress(DOC) + b"\x00" * 512) == ("gzip", DOC)
+
+
+def gzip_member(data: bytes, flags: int) -> bytes:
+    """A gzip member (RFC 1952) whose header has the optional fields `flags` asks for:
+    FHCRC 0x02, FEXTRA 0x04, FNAME 0x08, FCOMMENT 0x10."""
+    header = b"\x1f\x8b\x08" + bytes([flags]) + b"\x00\x00\x00\x00\x00\xff"
+    if flags & 0x04:
+        header += struct.pack("<H", 6) + b"ab\x02\x00xy"  # one subfield, "ab", 2 bytes
+    if flags & 0x08:
+        header += b"rates.json\x00"
+    if flags & 0x10:
+        header += b"made for a test\x00"
+    if flags & 0x02:
+        header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflate.compress(data) + deflate.flush()
+    return header + body + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+@pytest.mark.parametrize("flags", [0x02, 0x04, 0x08, 0x10, 0x1E])
+@pytest.mark.parametrize("step", [1, 3, 1 << 20])
+def test_decoded_stream_reads_every_optional_header_field(flags: int, step: int) -> None:
+    """Headers arriving a byte at a time included: ISA-L alone rejects a header CRC in pieces."""
+    data = gzip_member(DOC[:700], flags) + gzip_member(DOC[700:], flags)
+    assert gzip.decompress(data) == DOC  # the fixture is valid gzip
+    assert decode(data, step) == ("gzip", DOC)
+
+
+def test_decoded_stream_header_cut_short_ends_early() -> None:
+    data = gzip_member(DOC, 0x1E)
+    with pytest.raises(
+        CompressionError, match=r"ends early: truncated after 15 compressed bytes, inside member 1"
+    ):
+        decode(data[:15], step=4)
+
+
+@pytest.mark.parametrize("step", [1, 5, 1 << 20])
+def test_decoded_stream_allows_zeros_between_gzip_members(step: int) -> None:
+    data = gzip.compress(DOC[:100]) + b"\x00" * 9 + gzip.compress(DOC[100:])
+    assert gzip.decompress(data) == DOC  # Python's gzip allows it too
+    assert decode(data, step) == ("gzip", DOC)
+
+
+@pytest.mark.parametrize("step", [1, 5, 1 << 20])
+def test_decoded_stream_garbage_after_padding_names_its_offset(step: int) -> None:
+    first = gzip.compress(DOC)
+    with pytest.raises(
+        CompressionError,
+        match=rf"unexpected bytes after gzip member 1 at compressed byte {len(first) + 9};",
+    ):
+        decode(first + b"\x00" * 9 + b"garbage", step)
 
 
 def test_decoded_stream_rejects_garbage_after_gzip() -> None:

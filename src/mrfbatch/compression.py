@@ -11,19 +11,14 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Protocol, cast
+
+from isal import igzip_lib
 
 from mrfbatch.errors import CompressionError, JsonFormatError
 
-isal_zlib: Any
-try:
-    from isal import isal_zlib
-except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
-    isal_zlib = None
-
-_GZIP_ERRORS: tuple[type[Exception], ...] = (
-    (zlib.error, isal_zlib.error) if isal_zlib is not None else (zlib.error,)
-)
+# The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
+_ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
 
 CHUNK = 1 << 18
 # Decompressed bytes per call at most. Bounded output keeps a small input from becoming one
@@ -125,76 +120,98 @@ def _strip_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
-    """Inflate every gzip member in turn; trailing zero padding is ignored."""
-    d = _gzip_decompressor()
+    """Inflate every gzip member in turn with ISA-L; trailing zero padding is ignored."""
     members = 1
     pending = head
-    consumed = 0  # compressed bytes fed before `pending`
+    consumed = 0  # compressed bytes before `pending`
     while True:
-        if not pending:
-            pending = raw.read(CHUNK)
+        pending = _with_whole_header(raw, pending)
+        inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
+        while not inflater.eof:
             if not pending:
-                # A call that filled its output may have left output inside the decompressor.
-                out = d.flush()
-                if out:
-                    yield out
-                if d.eof:
-                    return
-                break
-        snapshot = d.copy() if hasattr(d, "copy") else None
-        try:
-            out = d.decompress(pending, OUT)
-        except _GZIP_ERRORS as exc:
-            if snapshot is not None:
-                where = f"at compressed byte {consumed + _bad_byte(snapshot, pending)}"
-            else:  # isal cannot copy its state: name the chunk the error is in
-                where = f"in compressed bytes {consumed} to {consumed + len(pending)}"
+                pending = raw.read(CHUNK)
+                if not pending:
+                    raise CompressionError(
+                        f"gzip stream of {raw.description} ends early: truncated after "
+                        f"{consumed} compressed bytes, inside member {members}; the file is "
+                        "incomplete"
+                    )
+            try:
+                yield from _inflate(inflater, pending)
+            except _ISAL_ERROR as exc:
+                raise CompressionError(
+                    f"corrupt gzip data in {raw.description} in member {members}, detected in "
+                    f"compressed bytes {consumed} to {consumed + len(pending)}: {exc}"
+                ) from exc
+            consumed += len(pending)
+            pending = b""
+        rest = inflater.unused_data.lstrip(b"\x00")  # zeros may pad a member, as gzip allows
+        consumed -= len(rest)
+        while not rest:
+            more = raw.read(CHUNK)
+            if not more:
+                return
+            rest = more.lstrip(b"\x00")
+            consumed += len(more) - len(rest)
+        if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
             raise CompressionError(
-                f"corrupt gzip data in {raw.description} in member {members}, detected {where}: "
-                f"{exc}"
-            ) from exc
+                f"{raw.description}: unexpected bytes after gzip member {members} at "
+                f"compressed byte {consumed}; expected another gzip member or the end"
+            )
+        members += 1
+        pending = rest
+
+
+def _inflate(inflater: igzip_lib.IgzipDecompressor, data: bytes) -> Iterator[bytes]:
+    """Everything `data` inflates to, in pieces of at most OUT bytes.
+
+    The inflater keeps the input it has not used yet: asking for more output with no new input
+    copies nothing, where zlib's interface hands back the unused tail as a new bytes object
+    on every call (with ISA-L through that interface, inflating took 15-30 % more time here).
+    """
+    out = inflater.decompress(data, OUT)
+    while True:
         if out:
             yield out
-        if d.eof:
-            rest = d.unused_data
-            consumed += len(pending) - len(rest)
-            while not rest.strip(b"\x00"):
-                rest = raw.read(CHUNK)
-                if not rest:
-                    return
-            if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
-                raise CompressionError(
-                    f"{raw.description}: unexpected bytes after gzip member {members} at "
-                    f"compressed byte {consumed}; expected another gzip member or the end"
-                )
-            d = _gzip_decompressor()
-            members += 1
-            pending = rest
-        else:
-            rest = d.unconsumed_tail  # input left over when the output bound was reached
-            consumed += len(pending) - len(rest)
-            pending = rest
-    raise CompressionError(
-        f"gzip stream of {raw.description} ends early: truncated after {consumed} compressed "
-        f"bytes, inside member {members}; the file is incomplete"
-    )
+        if inflater.eof or inflater.needs_input:
+            return
+        out = inflater.decompress(b"", OUT)
 
 
-def _gzip_decompressor() -> Any:
-    """isal's inflate (2-5x faster than zlib, same results) when installed, else zlib's."""
-    if isal_zlib is not None:
-        return isal_zlib.decompressobj(wbits=31)
-    return zlib.decompressobj(wbits=31)
+def _with_whole_header(raw: RawReader, data: bytes) -> bytes:
+    """`data`, extended from `raw` until it holds a whole gzip member header (or `raw` ends).
+
+    ISA-L (2.32.1, in python-isal 1.9.1) rejects a valid member as corrupt when a header with
+    a header CRC (FHCRC) reaches it in more than one piece, so each header is given whole.
+    """
+    while _header_length(data) is None:
+        more = raw.read(CHUNK)
+        if not more:
+            break
+        data += more
+    return data
 
 
-def _bad_byte(d: Any, data: bytes) -> int:
-    """Offset in `data` of the byte at which decompressor `d` fails (error path only)."""
-    for i in range(len(data)):
-        try:
-            d.decompress(data[i : i + 1])
-        except zlib.error:
-            return i
-    return len(data)
+def _header_length(data: bytes) -> int | None:
+    """Bytes in the gzip member header at the start of `data` (RFC 1952, 2.3); None while
+    `data` holds only part of it."""
+    if len(data) < 10:
+        return None
+    flags = data[3]
+    end = 10
+    if flags & 0x04:  # FEXTRA: a two-byte length, then that many bytes
+        if len(data) < end + 2:
+            return None
+        end += 2 + int.from_bytes(data[end : end + 2], "little")
+    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
+        if flags & flag:
+            zero = data.find(b"\x00", end)
+            if zero < 0:
+                return None
+            end = zero + 1
+    if flags & 0x02:  # FHCRC
+        end += 2
+    return end if len(data) >= end else None
 
 
 class _Input:
