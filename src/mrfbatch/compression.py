@@ -9,11 +9,10 @@ is an error that says where it stopped.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Protocol, cast
 
-from isal import igzip_lib
+from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError, JsonFormatError
 
@@ -329,33 +328,30 @@ class _ZipMember:
         """Yield the member's decompressed bytes, checking its CRC-32."""
         crc = 0
         if self.method == 8:
-            d = zlib.decompressobj(-15)
-            while not d.eof:
+            inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_DEFLATE)
+            while not inflater.eof:
                 chunk = inp.chunk()
                 if not chunk:
                     raise CompressionError(
                         f"zip archive {inp.description} ends early inside member {self.name!r}; "
                         "the file is incomplete"
                     )
-                while chunk and not d.eof:  # after the end, the rest is in unused_data
-                    try:
-                        out = d.decompress(chunk, OUT)
-                    except zlib.error as exc:
-                        raise CompressionError(
-                            f"corrupt deflate data in zip member {self.name!r} of "
-                            f"{inp.description} near archive byte {inp.offset}: {exc}"
-                        ) from exc
-                    chunk = d.unconsumed_tail
-                    crc = zlib.crc32(out, crc)
-                    if out:
+                try:
+                    for out in _inflate(inflater, chunk):
+                        crc = isal_zlib.crc32(out, crc)
                         yield out
-                inp.unread(d.unused_data)
+                except _ISAL_ERROR as exc:
+                    raise CompressionError(
+                        f"corrupt deflate data in zip member {self.name!r} of "
+                        f"{inp.description} near archive byte {inp.offset}: {exc}"
+                    ) from exc
+            inp.unread(inflater.unused_data)  # the rest of the archive
         elif self.method == 0 and not self.flags & 0x08:
             remaining = self.csize
             while remaining:
                 out = inp.take(min(remaining, CHUNK), f"member {self.name!r}")
                 remaining -= len(out)
-                crc = zlib.crc32(out, crc)
+                crc = isal_zlib.crc32(out, crc)
                 yield out
         else:
             raise CompressionError(
