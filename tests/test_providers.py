@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +18,7 @@ from httpserver import FileServer
 from mrfbatch import providers
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.providers import ProviderStore
+from mrfbatch.remote import in_order
 from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
@@ -404,3 +407,29 @@ def test_add_raw_run_stores_what_add_raw_stores(tmp_path: Path, only: set[str] |
     assert many._may_locate and one._may_locate
     one.close()
     many.close()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_remote_fetches_are_taken_in_order_from_a_bounded_window(workers: int) -> None:
+    """Behind a slow first file, at most 2 x workers fetches start before its result is taken,
+    so the other files' groups cannot all wait in memory at once."""
+    locations = [str(i) for i in range(60)]
+    started: list[str] = []
+    lock = threading.Lock()
+
+    def fetch(location: str) -> str:
+        with lock:
+            started.append(location)
+        if location == "0":
+            time.sleep(0.3)
+        return "groups of " + location
+
+    taken = []
+    for location, result in in_order(fetch, locations, workers):
+        assert result == "groups of " + location
+        with lock:
+            assert len(started) <= int(location) + 1 + 2 * workers, (location, len(started))
+        taken.append(location)
+    assert taken == locations
+    assert sorted(started, key=int) == locations  # each fetched once
+

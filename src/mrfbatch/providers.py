@@ -18,24 +18,19 @@ import logging
 import os
 import pickle
 import struct
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import msgspec
 import pyarrow as pa
 
-from mrfbatch.compression import DecodedStream, RawReader
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, megabytes
-from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
-from mrfbatch.network_ids import redact_url
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB
+from mrfbatch.remote import RemoteFetcher, in_order
 from mrfbatch.rows import (
     PROVIDERS_SCHEMA,
     REFERENCE_KEYS,
@@ -48,7 +43,7 @@ from mrfbatch.rows import (
     take,
     text_list,
 )
-from mrfbatch.transport import TransportSettings, open_source
+from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import naming_errors
 
 try:
@@ -61,8 +56,6 @@ log = logging.getLogger(__name__)
 # Decimal as a JSON number, so a decoded reference round-trips to the same text.
 _ENCODE = msgspec.json.Encoder(decimal_format="number")
 _DECODE = msgspec.json.Decoder(float_hook=Decimal)
-
-_HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped
 
 # The spill file is a log of records: a header (kind, key length, payload length), the group
 # key as UTF-8, then the payload: a reference's JSON text, or an inline group list, pickled.
@@ -265,19 +258,18 @@ class ProviderStore:
         if not locations:
             return outcome
         log.info("fetching %d remote provider-reference files", len(locations))
-        fetcher = _RemoteFetcher(settings, self.quality, max_bytes)
-        with ThreadPoolExecutor(max_workers=max(1, settings.remote_concurrency)) as pool:
-            for location, result in zip(locations, pool.map(fetcher.fetch, locations), strict=True):
-                if isinstance(result, str):
-                    outcome.failed += 1
-                    if len(outcome.warnings) < 10:
-                        outcome.warnings.append(result)
-                    continue
-                outcome.fetched += 1
-                blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-                self._remote[location] = (self._file.seek(0, os.SEEK_END), len(blob))
-                with naming_errors(self.path):
-                    self._file.write(blob)
+        fetcher = RemoteFetcher(settings, self.quality, max_bytes)
+        for location, result in in_order(fetcher.fetch, locations, settings.remote_concurrency):
+            if isinstance(result, str):
+                outcome.failed += 1
+                if len(outcome.warnings) < 10:
+                    outcome.warnings.append(result)
+                continue
+            outcome.fetched += 1
+            blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+            self._remote[location] = (self._file.seek(0, os.SEEK_END), len(blob))
+            with naming_errors(self.path):
+                self._file.write(blob)
         with naming_errors(self.path):
             self._file.flush()  # read back with os.pread
         if outcome.failed:
@@ -500,67 +492,6 @@ def _provider_batch(
     tins = (take(values, group_of_row) for values in per_group)
     arrays = [repeat(network_id, pa.string(), len(npi)), group_id, npi, *tins, network_name, source]
     return pa.RecordBatch.from_arrays(arrays, schema=PROVIDERS_SCHEMA)
-
-
-class _RemoteFetcher:
-    """Fetches provider-reference files; stops trying hosts that cannot be reached."""
-
-    def __init__(self, settings: TransportSettings, quality: Quality, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.settings = TransportSettings(
-            connect_timeout=settings.remote_timeout,
-            read_timeout=settings.remote_timeout,
-            attempts=min(settings.attempts, 2),
-            backoff_seconds=settings.backoff_seconds,
-        )
-        self.quality = quality
-        self._lock = threading.Lock()
-        self._host_failures: dict[str, int] = {}
-
-    def fetch(self, location: str) -> list[Group] | str:
-        """The groups of one location, or a warning saying why there are none."""
-        shown = redact_url(location)
-        host = urlsplit(location).hostname or ""
-        scheme = urlsplit(location).scheme.lower()
-        if scheme not in ("http", "https"):
-            return f"{shown}: not an http(s) URL"
-        with self._lock:
-            if self._host_failures.get(host, 0) >= _HOST_FAILURE_LIMIT:
-                return f"{shown}: skipped, host {host} unreachable"
-        try:
-            with open_source(location, self.settings) as raw:
-                return _read_provider_file(raw, self.quality, self.max_bytes)
-        except UnreachableError as exc:
-            with self._lock:
-                self._host_failures[host] = self._host_failures.get(host, 0) + 1
-            return str(exc)
-        except MrfError as exc:
-            return f"{shown}: {exc}"
-
-
-def _read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list[Group]:
-    """The groups of a provider-reference file (schema 1.x): {"provider_groups": [...], ...}.
-
-    Streamed with ijson whichever engine runs: these files are small and few. More than
-    `max_bytes` of JSON is ValueTooLargeError, raised as soon as that much has been read.
-    """
-    import ijson
-
-    from mrfbatch.engines.reference import json_error
-
-    def check_size() -> None:
-        if stream.bytes_decoded > max_bytes:
-            raise ValueTooLargeError(
-                f"more than {megabytes(max_bytes)} of JSON, the limit of a value held whole "
-                "(max_value_mb); its groups are not read"
-            )
-
-    stream = DecodedStream(raw, on_read=check_size)
-    try:
-        groups = list(ijson.items(stream, "provider_groups.item", use_float=False))
-    except ijson.JSONError as exc:
-        raise json_error(exc, stream) from exc
-    return parse_groups(groups, quality)
 
 
 def _records(
