@@ -432,4 +432,3 @@ def test_remote_fetches_are_taken_in_order_from_a_bounded_window(workers: int) -
         taken.append(location)
     assert taken == locations
     assert sorted(started, key=int) == locations  # each fetched once
-
