@@ -16,16 +16,19 @@ BENCH_MB ?= 1000
 
 # pip install -e also compiles the C scanner into src/mrfbatch/ (setup.py), where the workflow's
 # scripts find it too; an edit of the C source reinstalls.
+# Extension X is built from src/mrfbatch/X*.c and X*.h.
 EXTENSIONS := _jsonscan _rows
 
-$(VENV)/.installed: pyproject.toml setup.py $(EXTENSIONS:%=src/mrfbatch/%.c)
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard $(EXTENSIONS:%=src/mrfbatch/%*.[ch]))
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[workflow,test]'
 	@# The extensions are optional: a failed compile is silent, and would leave an older build.
 	@for ext in $(EXTENSIONS); do \
-		find src/mrfbatch -name "$$ext*.so" -newer src/mrfbatch/$$ext.c | grep -q . || \
-		echo "WARNING: src/mrfbatch/$$ext.c did not build; see pip install -v"; \
+		for src in src/mrfbatch/$$ext*.[ch]; do \
+			find src/mrfbatch -name "$$ext.*.so" -newer $$src | grep -q . || \
+			{ echo "WARNING: $$ext did not build from $$src; see pip install -v"; break; }; \
+		done; \
 	done
 	touch $@
 

@@ -643,13 +643,12 @@ def test_scan_elements_hands_out_long_runs_in_several_calls() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Two ways to find where strings and numbers end (_jsonscan.c, classify): aligned 64-byte blocks
-# when the JSON from `pos` looks compact, 16 bytes from each token's start when blanks are more
-# than one byte in 8 of the next 256. Each must give json's verdict, at every alignment in
-# memory and with the buffer cut at every byte.
+# Where strings and digit runs end is found 16 bytes at a time (SSE2; 8 without it), from each
+# token's start (_jsonscan_scan.c: plain_run, digit_run). That must give json's verdict at every
+# alignment in memory, after blanks, and with the buffer cut at every byte.
 # ---------------------------------------------------------------------------------------------
 
-TOKEN_BY_TOKEN = b" " * 64  # before a value: a blank-heavy start, so scanned token by token
+LEADING_BLANKS = b" " * 64  # before a value
 
 
 def shifted(result: Verdict, by: int) -> Verdict:
@@ -664,12 +663,12 @@ def shifted(result: Verdict, by: int) -> Verdict:
 
 def assert_both_ways(data: bytes, eof: bool, alignments: range | list[int] = range(64)) -> None:
     """json's verdict on `data`, and the same verdict at each alignment (its first byte that
-    many bytes past a 64-byte boundary or more) and token by token."""
+    many bytes past a 64-byte boundary or more) and after 64 blanks."""
     result = assert_agrees(data, eof)
     for k in alignments:
         assert scan(b"x" * k + data, eof, pos=k) == shifted(result, k), (k, data, eof)
-    by_tokens = scan(TOKEN_BY_TOKEN + data, eof)
-    assert by_tokens == shifted(result, len(TOKEN_BY_TOKEN)), (data, eof)
+    after_blanks = scan(LEADING_BLANKS + data, eof)
+    assert after_blanks == shifted(result, len(LEADING_BLANKS)), (data, eof)
 
 
 NUMBER_RUNS = [

@@ -1,0 +1,657 @@
+/* mrfbatch._rows.RateRows: rate rows of matched in_network items, gathered straight into Arrow
+ * buffers.
+ *
+ * RateRows gathers the rows of matched items of the usual shape: what rates.TypedItem decodes,
+ * with provider_references null or a list of integers (no sign, fraction or exponent) and
+ * strings, no provider_groups, no escape in a string, no member repeated. item_head(text)
+ * reads (and checks) a whole item: the item's own values, or None when it is not of that
+ * shape, which the caller then decodes in Python. add_rates(text, at, limit, referenced) then
+ * gathers the rows of its rates from `at` on, at least `limit` rows unless the rates end
+ * first, adding their provider group ids to `referenced`: (where the next rate starts, whether
+ * the rates ended). take_rates() hands the buffers over, as ProviderRows.take does. */
+
+#include "_rows.h"
+#include "_rows_arrow.h"
+#include "_rows_text.h"
+
+enum { P_TYPE, P_DATE, P_CLASS, P_SETTING, P_INFO, PRICE_TEXTS };
+enum { L_SERVICE, L_MODIFIER, PRICE_LISTS };
+
+/* Nullable lists of strings: validity bitmap and int32 offsets per list, then their items. */
+typedef struct {
+    Buf valid, offsets;
+    Strings items; /* all valid */
+    Py_ssize_t count;
+} Lists;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t rows, rates;
+    Strings text[PRICE_TEXTS];
+    Buf rate, rate_valid; /* negotiated_rate: float64 and validity */
+    Lists list[PRICE_LISTS];
+    Buf rate_of_row; /* int32: the rate (in this batch) of each row */
+    Lists ids;       /* per rate: its provider group ids */
+} RateRows;
+
+/* Close list `index` of `l` (its items added since the last one): valid or null. */
+static int
+lists_end(Lists *l, Py_ssize_t index, int valid)
+{
+    if (index == 0 && buf_int32(&l->offsets, 0) < 0) {
+        return -1;
+    }
+    if (bit_add(&l->valid, index, valid) < 0) {
+        return -1;
+    }
+    return buf_int32(&l->offsets, l->count);
+}
+
+static int
+lists_item(Lists *l, const char *text, Py_ssize_t size)
+{
+    return strings_add(&l->items, l->count++, text, size);
+}
+
+static void
+lists_free(Lists *l)
+{
+    buf_free(&l->valid);
+    buf_free(&l->offsets);
+    buf_free(&l->items.valid);
+    buf_free(&l->items.offsets);
+    buf_free(&l->items.data);
+    l->count = 0;
+}
+
+/* A number's text, from its first byte at t->p - 1 (valid JSON: it ends where a byte that
+ * cannot be part of a number comes). */
+static void
+number_span(Text *t, const char **start, Py_ssize_t *size)
+{
+    Py_ssize_t p = t->p - 1;
+    *start = t->b + p;
+    while (t->p < t->n && strchr("0123456789+-.eE", t->b[t->p]) != NULL && t->b[t->p]) {
+        t->p++;
+    }
+    *size = t->p - p;
+}
+
+/* Whether a JSON number is its own key: an integer (str(int) gives its text back, as for
+ * any integer without a sign), or a fraction without exponent whose integer part is not 0
+ * (str(Decimal) gives its text back; `0.0000001` would come back as `1E-7`). */
+static int
+plain_number(const char *s, Py_ssize_t n)
+{
+    Py_ssize_t digits = 0, dots = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            dots++;
+        }
+        else if (s[i] >= '0' && s[i] <= '9') {
+            digits++;
+        }
+    }
+    return digits + dots == n && (dots == 0 || (dots == 1 && s[0] != '0'));
+}
+
+/* `null`, or a string without escapes: its text (NULL for null). */
+static int
+text_or_null(Text *t, const char **text, Py_ssize_t *size)
+{
+    char c = next(t);
+    if (c == 'n') {
+        *text = NULL;
+        *size = 0;
+        return null(t);
+    }
+    return c == '"' ? string(t, text, size) : GIVE_UP;
+}
+
+#define KEY_IS(text) (size == (Py_ssize_t)sizeof(text) - 1 && memcmp(name, text, size) == 0)
+
+/* One negotiated_prices entry: the texts, the rate, and where each list starts (its `[`). */
+typedef struct {
+    int seen;
+    const char *text[PRICE_TEXTS];
+    Py_ssize_t size[PRICE_TEXTS];
+    double rate;
+    int has_rate;
+    Py_ssize_t list_at[PRICE_LISTS]; /* -1: null or absent */
+} Price;
+
+/* One item of a list of strings; added to the Lists `arg` unless it is NULL. */
+static int
+list_item(Text *t, char c, void *arg)
+{
+    Lists *l = arg;
+    const char *s;
+    Py_ssize_t size;
+    if (c != '"' || string(t, &s, &size) != DONE) {
+        return GIVE_UP;
+    }
+    return l != NULL && lists_item(l, s, size) < 0 ? FAILED : DONE;
+}
+
+/* A list of strings, `[` consumed; with `l`, its items are added. */
+static int
+string_list(Text *t, Lists *l)
+{
+    return elements(t, list_item, l);
+}
+
+static int
+price_field(Text *t, const char *name, Py_ssize_t size, void *arg)
+{
+    Price *pr = arg;
+    int f = KEY_IS("negotiated_type") ? 0
+            : KEY_IS("expiration_date") ? 1
+            : KEY_IS("billing_class") ? 2
+            : KEY_IS("setting") ? 3
+            : KEY_IS("additional_information") ? 4
+            : KEY_IS("negotiated_rate") ? 5
+            : KEY_IS("service_code") ? 6
+            : KEY_IS("billing_code_modifier") ? 7
+            : -1;
+    if (f < 0 || (pr->seen & (1 << f))) {
+        return GIVE_UP;
+    }
+    pr->seen |= 1 << f;
+    if (f < PRICE_TEXTS) {
+        return text_or_null(t, &pr->text[f], &pr->size[f]);
+    }
+    char c = next(t);
+    if (c == 'n') {
+        return null(t);
+    }
+    if (f == 5) {
+        if (c != '-' && (c < '0' || c > '9')) {
+            return GIVE_UP;
+        }
+        const char *s;
+        Py_ssize_t n;
+        char copy[64];
+        number_span(t, &s, &n);
+        if (n >= (Py_ssize_t)sizeof(copy)) {
+            return GIVE_UP;
+        }
+        memcpy(copy, s, (size_t)n);
+        copy[n] = 0;
+        char *end;
+        pr->rate = PyOS_string_to_double(copy, &end, NULL);
+        if (pr->rate == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return GIVE_UP;
+        }
+        if (end != copy + n || isinf(pr->rate)) {
+            return GIVE_UP; /* out of range: Python says what msgspec does */
+        }
+        pr->has_rate = 1;
+        return DONE;
+    }
+    if (c != '[') {
+        return GIVE_UP;
+    }
+    pr->list_at[f - 6] = t->p;
+    return string_list(t, NULL);
+}
+
+/* One price object, `{` consumed; with `r`, its row is added for rate `rate`. */
+static int
+price(Text *t, RateRows *r)
+{
+    Price pr = {.list_at = {-1, -1}};
+    int rc = members(t, price_field, &pr);
+    if (rc != DONE || r == NULL) {
+        return rc;
+    }
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        if (strings_add(&r->text[f], r->rows, pr.text[f], pr.size[f]) < 0) {
+            return FAILED;
+        }
+    }
+    double value = pr.has_rate ? pr.rate : 0.0;
+    if (buf_add(&r->rate, &value, sizeof(value)) < 0
+        || bit_add(&r->rate_valid, r->rows, pr.has_rate) < 0) {
+        return FAILED;
+    }
+    for (int l = 0; l < PRICE_LISTS; l++) {
+        if (pr.list_at[l] >= 0) {
+            Text again = {.b = t->b, .p = pr.list_at[l], .n = t->n};
+            if ((rc = string_list(&again, &r->list[l])) != DONE) {
+                return rc == GIVE_UP ? FAILED : rc; /* read once already */
+            }
+        }
+        if (lists_end(&r->list[l], r->rows, pr.list_at[l] >= 0) < 0) {
+            return FAILED;
+        }
+    }
+    if (buf_int32(&r->rate_of_row, r->rates) < 0) {
+        return FAILED;
+    }
+    r->rows++;
+    return DONE;
+}
+
+typedef struct {
+    RateRows *r;
+    PyObject *referenced;
+    int seen;
+} Rate;
+
+static int
+price_element(Text *t, char c, void *arg)
+{
+    return c == '{' ? price(t, ((Rate *)arg)->r) : GIVE_UP;
+}
+
+/* One provider group id of a rate: a string, or a number whose key is its text (see
+ * rows.group_key); with rows, added to them and to `referenced`. */
+static int
+group_id(Text *t, char c, void *arg)
+{
+    Rate *rate = arg;
+    const char *s;
+    Py_ssize_t n;
+    int rc = GIVE_UP;
+    if (c == '"') {
+        rc = string(t, &s, &n);
+    }
+    else if (c >= '0' && c <= '9') {
+        number_span(t, &s, &n);
+        rc = plain_number(s, n) ? DONE : GIVE_UP;
+    }
+    if (rc == DONE && rate->r != NULL) {
+        PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+        if (key == NULL || PySet_Add(rate->referenced, key) < 0
+            || lists_item(&rate->r->ids, s, n) < 0) {
+            rc = FAILED;
+        }
+        Py_XDECREF(key);
+    }
+    return rc;
+}
+
+static int
+rate_field(Text *t, const char *name, Py_ssize_t size, void *arg)
+{
+    Rate *rate = arg;
+    int f = KEY_IS("negotiated_prices") ? 1 : KEY_IS("provider_references") ? 2 : 0;
+    if (f == 0 || (rate->seen & f)) {
+        return GIVE_UP; /* provider_groups too: inline groups are read in Python */
+    }
+    rate->seen |= f;
+    char c = next(t);
+    if (c == 'n') {
+        return null(t);
+    }
+    if (c != '[') {
+        return GIVE_UP;
+    }
+    return elements(t, f == 1 ? price_element : group_id, rate);
+}
+
+/* The rates of an item from t->p (just after its `[` or a `,`): up to `limit` rows (with `r`),
+ * else all of them (checked only). Sets *ended once the `]` is read. */
+static int
+rates(Text *t, RateRows *r, PyObject *referenced, Py_ssize_t limit, int *ended)
+{
+    char c = next(t);
+    *ended = 0;
+    if (c == ']') {
+        *ended = 1;
+        return DONE;
+    }
+    for (;;) {
+        Rate rate = {.r = r, .referenced = referenced};
+        int rc = c == '{' ? members(t, rate_field, &rate) : GIVE_UP;
+        if (rc != DONE) {
+            return rc;
+        }
+        if (r != NULL) {
+            if (lists_end(&r->ids, r->rates, 1) < 0) {
+                return FAILED;
+            }
+            r->rates++;
+        }
+        c = next(t);
+        if (c == ']') {
+            *ended = 1;
+            return DONE;
+        }
+        if (c != ',') {
+            return GIVE_UP;
+        }
+        if (r != NULL && r->rows >= limit) {
+            return DONE;
+        }
+        c = next(t);
+    }
+}
+
+enum {
+    H_ARRANGEMENT, H_NAME, H_CODE_TYPE, H_CODE_VERSION, H_DESCRIPTION, H_SEVERITY,
+    HEAD_TEXTS, H_CODE = HEAD_TEXTS, H_BUNDLED, H_COVERED, H_RATES, HEAD_FIELDS
+};
+
+typedef struct {
+    int seen;
+    PyObject *values[HEAD_FIELDS]; /* NULL: null or absent */
+    Py_ssize_t rates_at;           /* just after negotiated_rates' `[`, or -1 */
+} Head;
+
+static PyObject *
+text_object(const char *text, Py_ssize_t size)
+{
+    return PyUnicode_DecodeUTF8(text, size, "strict");
+}
+
+/* One bundled_codes or covered_services object's members (rows._Code). */
+typedef struct {
+    const char *text[4]; /* billing_code_type, billing_code, and two that are only checked */
+    Py_ssize_t size[4];
+    int seen;
+} Code;
+
+static int
+code_field(Text *t, const char *name, Py_ssize_t size, void *arg)
+{
+    Code *code = arg;
+    int f = KEY_IS("billing_code_type") ? 0
+            : KEY_IS("billing_code") ? 1
+            : KEY_IS("billing_code_type_version") ? 2
+            : KEY_IS("description") ? 3
+            : -1;
+    if (f < 0 || (code->seen & (1 << f))) {
+        return GIVE_UP;
+    }
+    code->seen |= 1 << f;
+    return text_or_null(t, &code->text[f], &code->size[f]);
+}
+
+/* One code object, appended to the list `arg` as "type:code" (rows._code_pair). */
+static int
+code(Text *t, char c, void *arg)
+{
+    Code code = {.seen = 0};
+    int rc = c == '{' ? members(t, code_field, &code) : GIVE_UP;
+    if (rc != DONE) {
+        return rc;
+    }
+    Py_ssize_t size = code.size[0] + 1 + code.size[1];
+    char *joined = PyMem_Malloc((size_t)size);
+    if (joined == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    memcpy(joined, code.text[0] ? code.text[0] : "", (size_t)code.size[0]);
+    joined[code.size[0]] = ':';
+    memcpy(joined + code.size[0] + 1, code.text[1] ? code.text[1] : "", (size_t)code.size[1]);
+    PyObject *pair = text_object(joined, size);
+    PyMem_Free(joined);
+    rc = pair == NULL || PyList_Append(arg, pair) < 0 ? FAILED : DONE;
+    Py_XDECREF(pair);
+    return rc;
+}
+
+/* A bundled_codes or covered_services list: its "type:code" texts, `[` consumed. */
+static int
+code_list(Text *t, PyObject **out)
+{
+    *out = PyList_New(0);
+    return *out == NULL ? FAILED : elements(t, code, *out);
+}
+
+static int
+head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
+{
+    Head *h = arg;
+    int f = KEY_IS("negotiation_arrangement") ? H_ARRANGEMENT
+            : KEY_IS("name") ? H_NAME
+            : KEY_IS("billing_code_type") ? H_CODE_TYPE
+            : KEY_IS("billing_code_type_version") ? H_CODE_VERSION
+            : KEY_IS("description") ? H_DESCRIPTION
+            : KEY_IS("severity_of_illness") ? H_SEVERITY
+            : KEY_IS("billing_code") ? H_CODE
+            : KEY_IS("bundled_codes") ? H_BUNDLED
+            : KEY_IS("covered_services") ? H_COVERED
+            : KEY_IS("negotiated_rates") ? H_RATES
+            : -1;
+    if (f < 0 || (h->seen & (1 << f))) {
+        return GIVE_UP;
+    }
+    h->seen |= 1 << f;
+    char c = next(t);
+    if (c == 'n') {
+        return null(t);
+    }
+    const char *s;
+    Py_ssize_t n;
+    int rc;
+    switch (f) {
+    case H_CODE:
+        if (c == '"') {
+            if ((rc = string(t, &s, &n)) != DONE) {
+                return rc;
+            }
+            h->values[f] = text_object(s, n);
+        }
+        else if (c >= '0' && c <= '9') { /* an int, as msgspec gives it */
+            char copy[32];
+            number_span(t, &s, &n);
+            if (n >= (Py_ssize_t)sizeof(copy)) {
+                return GIVE_UP;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9') {
+                    return GIVE_UP;
+                }
+            }
+            memcpy(copy, s, (size_t)n);
+            copy[n] = 0;
+            h->values[f] = PyLong_FromString(copy, NULL, 10);
+        }
+        else {
+            return GIVE_UP;
+        }
+        return h->values[f] == NULL ? FAILED : DONE;
+    case H_BUNDLED:
+    case H_COVERED:
+        return c == '[' ? code_list(t, &h->values[f]) : GIVE_UP;
+    case H_RATES: {
+        if (c != '[') {
+            return GIVE_UP;
+        }
+        h->rates_at = t->p;
+        int ended;
+        return rates(t, NULL, NULL, 0, &ended); /* every rate checked before any row */
+    }
+    default:
+        if (c != '"' || (rc = string(t, &s, &n)) != DONE) {
+            return c == '"' ? rc : GIVE_UP;
+        }
+        h->values[f] = text_object(s, n);
+        return h->values[f] == NULL ? FAILED : DONE;
+    }
+}
+
+#undef KEY_IS
+
+static PyObject *
+rates_item_head(RateRows *r, PyObject *arg)
+{
+    (void)r;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Text t = {.b = view.buf, .p = 0, .n = view.len};
+    Head h = {.rates_at = -1};
+    int rc = next(&t) == '{' ? members(&t, head_field, &h) : GIVE_UP;
+    if (rc == DONE && next(&t) != 0) {
+        rc = GIVE_UP;
+    }
+    PyBuffer_Release(&view);
+    PyObject *result = NULL;
+    if (rc == DONE) {
+        result = PyTuple_New(HEAD_FIELDS);
+        for (int f = 0; result != NULL && f < HEAD_FIELDS; f++) {
+            PyObject *v = f == H_RATES ? PyLong_FromSsize_t(h.rates_at)
+                                       : Py_NewRef(h.values[f] ? h.values[f] : Py_None);
+            if (v == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyTuple_SET_ITEM(result, f, v);
+        }
+    }
+    for (int f = 0; f < HEAD_FIELDS; f++) {
+        Py_XDECREF(h.values[f]);
+    }
+    if (rc == GIVE_UP) {
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyObject *
+rates_add_rates(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t at, limit;
+    if (nargs != 4 || !PySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "add_rates(text, at, limit, referenced: set)");
+        return NULL;
+    }
+    if ((at = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((limit = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Text t = {.b = view.buf, .p = at, .n = view.len};
+    int ended = 0;
+    int rc = at >= 0 && at <= view.len ? rates(&t, r, args[3], limit, &ended) : GIVE_UP;
+    PyBuffer_Release(&view);
+    if (rc == FAILED) {
+        return NULL;
+    }
+    if (rc != DONE) {
+        PyErr_Format(PyExc_RuntimeError, "add_rates: the rates at %zd are not as item_head read "
+                     "them", at);
+        return NULL;
+    }
+    return Py_BuildValue("(nO)", t.p, ended ? Py_True : Py_False);
+}
+
+static void
+rates_clear(RateRows *r)
+{
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        buf_free(&r->text[f].valid);
+        buf_free(&r->text[f].offsets);
+        buf_free(&r->text[f].data);
+    }
+    buf_free(&r->rate);
+    buf_free(&r->rate_valid);
+    for (int l = 0; l < PRICE_LISTS; l++) {
+        lists_free(&r->list[l]);
+    }
+    buf_free(&r->rate_of_row);
+    lists_free(&r->ids);
+    r->rows = r->rates = 0;
+}
+
+static PyObject *
+rates_take(RateRows *r, PyObject *unused)
+{
+    (void)unused;
+    const Buf *bufs[] = {
+        &r->text[0].valid, &r->text[0].offsets, &r->text[0].data,
+        &r->text[1].valid, &r->text[1].offsets, &r->text[1].data,
+        &r->text[2].valid, &r->text[2].offsets, &r->text[2].data,
+        &r->text[3].valid, &r->text[3].offsets, &r->text[3].data,
+        &r->text[4].valid, &r->text[4].offsets, &r->text[4].data,
+        &r->rate_valid, &r->rate,
+        &r->list[0].valid, &r->list[0].offsets, &r->list[0].items.offsets, &r->list[0].items.data,
+        &r->list[1].valid, &r->list[1].offsets, &r->list[1].items.offsets, &r->list[1].items.data,
+        &r->rate_of_row,
+        &r->ids.offsets, &r->ids.items.offsets, &r->ids.items.data,
+    };
+    const Buf *offsets[] = {
+        &r->text[0].offsets, &r->text[1].offsets, &r->text[2].offsets, &r->text[3].offsets,
+        &r->text[4].offsets, &r->list[0].offsets, &r->list[1].offsets,
+        &r->list[0].items.offsets, &r->list[1].items.offsets, &r->ids.offsets,
+        &r->ids.items.offsets,
+    };
+    PyObject *buffers = buffers_tuple(bufs, sizeof(bufs) / sizeof(bufs[0]), offsets,
+                                      sizeof(offsets) / sizeof(offsets[0]));
+    if (buffers == NULL) {
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("((nnnnn)N)", r->rows, r->rates, r->list[0].count,
+                                     r->list[1].count, r->ids.count, buffers);
+    if (result != NULL) {
+        rates_clear(r);
+    }
+    return result;
+}
+
+static PyObject *
+rates_get_count(RateRows *r, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSsize_t(r->rows);
+}
+
+static void
+rates_dealloc(RateRows *r)
+{
+    rates_clear(r);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef rates_methods[] = {
+    {"item_head", (PyCFunction)rates_item_head, METH_O,
+     "item_head(text, /)\n--\n\nAn item's own values, every rate checked: (negotiation_"
+     "arrangement, name, billing_code_type, billing_code_type_version, description, "
+     "severity_of_illness, billing_code, bundled_codes, covered_services, where its rates "
+     "start or -1); None when it is not of the usual shape."},
+    {"add_rates", (PyCFunction)(void (*)(void))rates_add_rates, METH_FASTCALL,
+     "add_rates(text, at, limit, referenced, /)\n--\n\nThe rows of the rates from `at`, at "
+     "least `limit` unless they end first: (where the next rate starts, whether they ended)."},
+    {"take", (PyCFunction)rates_take, METH_NOARGS,
+     "take()\n--\n\nThe counts and buffers gathered so far (see the module's source); starts "
+     "afresh."},
+    {NULL},
+};
+
+static PyGetSetDef rates_getset[] = {
+    {"count", (getter)rates_get_count, NULL, "rows gathered so far", NULL},
+    {NULL},
+};
+
+static PyTypeObject RateRowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mrfbatch._rows.RateRows",
+    .tp_basicsize = sizeof(RateRows),
+    .tp_dealloc = (destructor)rates_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Rate rows of matched items, gathered into Arrow buffers.",
+    .tp_methods = rates_methods,
+    .tp_getset = rates_getset,
+    .tp_new = PyType_GenericNew,
+};
+
+int
+rate_rows_ready(PyObject *module)
+{
+    if (PyType_Ready(&RateRowsType) < 0
+        || PyModule_AddObjectRef(module, "RateRows", (PyObject *)&RateRowsType) < 0) {
+        return -1;
+    }
+    return 0;
+}
