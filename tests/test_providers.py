@@ -367,46 +367,114 @@ def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> N
     ]
 
 
-@pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y'}])
-def test_add_raw_run_stores_what_add_raw_stores(tmp_path: Path, only: set[str] | None) -> None:
-    """A run of entries, given as spans of one text with their ids' JSON text, becomes the same
-    spill file, record for record, as one add_raw per entry with the decoded id: the same keys,
-    the same entries dropped and counted, and a `location` or `\\u` marks only its own entry."""
-    entries = [
-        (b"1", b'{"provider_group_id":1,"provider_groups":[]}'),
-        ('"é"'.encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
-        (b"2", b'{"provider_group_id":2,"network_name":["\\u0041"]}'),
-        (b"3.40880", b'{"provider_group_id":3.40880,"provider_groups":[]}'),
-        (b'"x\\"y"', b'{"provider_group_id":"x\\"y","provider_groups":[]}'),
-        (b"true", b'{"provider_group_id":true,"provider_groups":[]}'),
-        (b"-0", b'{"provider_group_id":-0,"provider_groups":[]}'),
-    ]
-    text = bytearray(b"[")
-    spans = []
+def spilled_records(path: Path) -> list[tuple[int, str, bytes]]:
+    """(kind, key, text) of each record of a spill file: kind (1 byte), key and text lengths
+    (4 bytes each, little-endian), the key, the text."""
+    spill, records, at = path.read_bytes(), [], 0
+    while at < len(spill):
+        key_size, size = struct.unpack_from("<II", spill, at + 1)
+        key = spill[at + 9 : at + 9 + key_size].decode()
+        records.append((spill[at], key, spill[at + 9 + key_size : at + 9 + key_size + size]))
+        at += 9 + key_size + size
+    return records
+
+
+def found_in(entries: list[tuple[bytes, bytes]]) -> tuple[bytearray, list[tuple[int, ...]]]:
+    """The text of an array of entries (id text, entry text), and the entries as the C
+    scanner finds them: (start, end, key_start, key_end, flags)."""
+    text, found = bytearray(b"["), []
     for gid, raw in entries:
-        spans.append((gid, len(text), len(text) + len(raw)))
+        key_at = len(text) + raw.index(gid)
+        found.append((len(text), len(text) + len(raw), key_at, key_at + len(gid), 0))
         text += raw + b","
+    return text, found
+
+
+ENTRIES = [
+    (b"1", b'{"provider_group_id":1,"provider_groups":[]}'),
+    ('"é"'.encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
+    (b"2", b'{"provider_group_id":2,"network_name":["\\u0041"]}'),
+    (b"3.40880", b'{"provider_group_id":3.40880,"provider_groups":[]}'),
+    (b'"x\\"y"', b'{"provider_group_id":"x\\"y","provider_groups":[]}'),
+    (b"true", b'{"provider_group_id":true,"provider_groups":[]}'),
+    (b"-0", b'{"provider_group_id":-0,"provider_groups":[]}'),
+    (b"12", b'{"provider_group_id":12,"provider_groups":[]}'),
+]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])
+@pytest.mark.parametrize("buffer", [1 << 20, 40])
+@pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y', "12"}])
+def test_add_found_stores_what_add_raw_stores(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    native: bool,
+    buffer: int,
+    only: set[str] | None,
+) -> None:
+    """Entries as the scanner finds them become the same spill file, record for record, as one
+    add_raw per entry with the decoded id: the same keys, the same entries dropped and counted,
+    and a `location` or `\\u` marks only its own entry; in C or in Python, however often the
+    write buffer fills."""
+    if native and providers._rows is None:
+        pytest.skip("the C extension mrfbatch._rows is not built")
+    if not native:
+        monkeypatch.setattr(providers, "_rows", None)
+    monkeypatch.setattr(providers, "_WRITE_BUFFER", buffer)
+    text, found = found_in(ENTRIES)
     one = ProviderStore(tmp_path / "one.spill", "net", Quality())
     many = ProviderStore(tmp_path / "many.spill", "net", Quality())
-    for gid, raw in entries:
+    for gid, raw in ENTRIES:
         one.add_raw(json.loads(gid, parse_float=Decimal), raw, only)
-    many.add_raw_run(text, spans, only)
+    assert many.add_found(text, found, 0, 1 << 20, only) == len(found)
     one._complete()
     many._complete()
-    spill = (tmp_path / "many.spill").read_bytes()
-    assert spill == (tmp_path / "one.spill").read_bytes()
-    keys = ["1", "é", "2", "3.40880", 'x"y', "0"]  # true is no id: counted, not kept
-    stored, at = [], 0
-    while at < len(spill):  # records: kind (1 byte), key and text lengths (4 bytes each), ...
-        key_size, size = struct.unpack_from("<II", spill, at + 1)
-        stored.append(spill[at + 9 : at + 9 + key_size].decode())
-        at += 9 + key_size + size
-    assert stored == [k for k in keys if only is None or k in only]
+    records = spilled_records(tmp_path / "many.spill")
+    assert records == spilled_records(tmp_path / "one.spill")
+    keys = ["1", "é", "2", "3.40880", 'x"y', None, "0", "12"]  # true is no id: counted
+    assert records == [
+        (1 if b"location" in raw or b"\\u" in raw else 0, key, raw)
+        for (_, raw), key in zip(ENTRIES, keys, strict=True)
+        if key is not None and (only is None or key in only)
+    ]
     assert counts(many.quality) == counts(one.quality)
     assert many.quality.invalid_values == 1
     assert many._may_locate and one._may_locate
     one.close()
     many.close()
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])
+@pytest.mark.parametrize(
+    "unusual",
+    [
+        ("flags", lambda e: (*e[:4], 2)),
+        ("no id", lambda e: (e[0], e[1], -1, -1, 0)),
+        ("not an object", lambda e: (e[2], e[3], e[2], e[3], 0)),
+        ("too large", lambda e: (e[0], e[1] + 100, e[2], e[3], 0)),
+    ],
+    ids=lambda u: u[0],
+)
+def test_add_found_stops_at_an_entry_that_is_not_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool, unusual: Any
+) -> None:
+    """It returns that entry's index, having stored those before it; from the next one on, a
+    call stores the rest."""
+    if native and providers._rows is None:
+        pytest.skip("the C extension mrfbatch._rows is not built")
+    if not native:
+        monkeypatch.setattr(providers, "_rows", None)
+    entries = [(b"%d" % i, b'{"provider_group_id":%d,"provider_groups":[]}' % i) for i in range(4)]
+    text, found = found_in(entries)
+    text += b" " * 100  # room for the entry made too large
+    largest = max(end - start for start, end, *_ in found)
+    found[2] = unusual[1](found[2])
+    store = ProviderStore(tmp_path / "p.spill", "net", Quality())
+    assert store.add_found(text, found, 0, largest) == 2
+    assert store.add_found(text, found, 3, largest) == 4
+    store._complete()
+    assert [key for _, key, _ in spilled_records(tmp_path / "p.spill")] == ["0", "1", "3"]
+    store.close()
 
 
 @pytest.mark.parametrize("workers", [1, 3])

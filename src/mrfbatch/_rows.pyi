@@ -7,6 +7,20 @@ FULL: int  # add_records stopped because `limit` rows are gathered
 
 Buffer = bytes | bytearray | memoryview
 
+def spill_references(
+    text: Buffer,
+    found: list[tuple[int, int, int, int, int]],
+    at: int,
+    largest: int,
+    only: set[str] | None,
+    out: bytearray,
+    limit: int,
+    /,
+) -> tuple[int, int]:
+    """Spill-file records of the plain entries found[at:], appended to `out` until one that is
+    not plain, has an id Python must decode, or `out` holds `limit` bytes: (where it stopped,
+    whether a record it wrote may name a location)."""
+
 class ProviderRows:
     """Provider rows of many group lists, gathered into Arrow buffers."""
 

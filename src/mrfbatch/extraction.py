@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from mrfbatch.engines import RawReference
+from mrfbatch.engines import Element
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
@@ -91,10 +91,12 @@ class Extraction:
         """One `provider_references` entry as JSON text, with its provider_group_id."""
         self.store.add_raw(group_id, raw, only=self.referenced if self.in_network_done else None)
 
-    def provider_references_raw(self, text: bytearray, entries: Sequence[RawReference]) -> None:
+    def provider_references_raw(
+        self, text: bytearray, found: list[Element], at: int, largest: int
+    ) -> int:
         """Many entries at once: see DocumentHandler."""
         only = self.referenced if self.in_network_done else None
-        self.store.add_raw_run(text, entries, only)
+        return self.store.add_found(text, found, at, largest, only)
 
     def in_network_item(self, obj: Any) -> None:
         self.items_seen += 1

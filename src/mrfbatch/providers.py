@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import msgspec
 import pyarrow as pa
 
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, Element
 from mrfbatch.remote import RemoteFetcher, in_order
 from mrfbatch.rows import (
     PROVIDERS_SCHEMA,
@@ -112,8 +112,8 @@ class RemoteOutcome:
 class ProviderStore:
     """Spill-to-disk store of provider groups, keyed by their join key.
 
-    During the stream: `add_raw` / `add_reference` and `add_inline`. At the end, in this
-    order: `fetch_remote`, `columns` (consumed), `unresolved`, then `close`.
+    During the stream: `add_raw`, `add_found` or `add_reference`, and `add_inline`. At the end,
+    in this order: `fetch_remote`, `columns` (consumed), `unresolved`, then `close`.
     """
 
     def __init__(self, path: Path, network_id: str, quality: Quality):
@@ -155,50 +155,67 @@ class ProviderStore:
             self._may_locate = True
         self._append(kind, gid, raw)
 
-    def add_raw_run(
+    def add_found(
         self,
-        text: bytes | bytearray,
-        entries: Sequence[tuple[bytes | bytearray, int, int]],
+        text: bytearray,
+        found: list[Element],
+        at: int,
+        largest: int,
         only: set[str] | None = None,
-    ) -> None:
-        """`add_raw` for many entries: text[start:end], each with its provider_group_id as JSON.
+    ) -> int:
+        """`add_raw` for the provider_references entries the C scanner found, from found[at] on:
+        text[start:end], with its provider_group_id's JSON text at text[key_start:key_end].
 
-        The same records as one call per entry, without the calls; the usual ids, integers and
-        strings without escapes, need no decoding: their text is the key.
+        Takes them up to the first that is not plain (flags set, no id, not an object, more
+        than `largest` bytes) and returns its index, or len(found): the engine decodes that one.
+        The same records as one `add_raw` per entry. Entries with the usual ids (integers, and
+        strings without escapes, whose text is the key) are written in C when the extension is
+        built, without a Python object per entry.
         """
         if self._log_end is not None:
             raise RuntimeError("provider groups added after the store was read")
-        if not entries:
+        while at < len(found):
+            if _rows is not None:
+                at, located = _rows.spill_references(
+                    text, found, at, largest, only, self._buffer, _WRITE_BUFFER
+                )
+                self._may_locate = self._may_locate or bool(located)
+            if len(self._buffer) >= _WRITE_BUFFER:
+                self._flush()
+                continue
+            if at == len(found):
+                break
+            start, end, key_start, key_end, flags = found[at]
+            if flags or key_start < 0 or text[start] != 0x7B or end - start > largest:
+                return at
+            self._add_text(text, start, end, text[key_start:key_end], only)
+            at += 1
+        return at
+
+    def _add_text(
+        self, text: bytearray, start: int, end: int, group_id: bytearray, only: set[str] | None
+    ) -> None:
+        """`add_raw` for text[start:end], with its provider_group_id's JSON text."""
+        if group_id.isdigit():  # JSON has no leading zeros: the text is str(int)
+            key = bytes(group_id)
+        elif group_id[0] == 0x22 and 0x5C not in group_id:  # "text", no backslash
+            key = bytes(group_id[1:-1])
+        else:
+            try:
+                key = group_key(_DECODE.decode(group_id)).encode("utf-8", "surrogatepass")
+            except ValueError as exc:
+                self.quality.invalid(f"provider_references.provider_group_id: {exc}")
+                return
+        if only is not None and key.decode("utf-8", "surrogatepass") not in only:
             return
-        lo, hi = entries[0][1], entries[-1][2]
-        may_locate = text.find(b'"location"', lo, hi) >= 0 or text.find(b"\\u", lo, hi) >= 0
-        pack, out = _HEADER.pack, self._buffer
+        kind = _REFERENCE
+        if text.find(b'"location"', start, end) >= 0 or text.find(b"\\u", start, end) >= 0:
+            kind = _MAY_LOCATE
+            self._may_locate = True
+        self._buffer += _HEADER.pack(kind, len(key), end - start)
+        self._buffer += key
         with memoryview(text) as view:
-            for group_id, start, end in entries:
-                if group_id.isdigit():  # JSON has no leading zeros: the text is str(int)
-                    key = group_id
-                elif group_id[0] == 0x22 and 0x5C not in group_id:  # "text", no backslash
-                    key = group_id[1:-1]
-                else:
-                    try:
-                        key = group_key(_DECODE.decode(group_id)).encode("utf-8", "surrogatepass")
-                    except ValueError as exc:
-                        self.quality.invalid(f"provider_references.provider_group_id: {exc}")
-                        continue
-                if only is not None and key.decode("utf-8", "surrogatepass") not in only:
-                    continue
-                kind = _REFERENCE
-                if may_locate and (
-                    text.find(b'"location"', start, end) >= 0 or text.find(b"\\u", start, end) >= 0
-                ):
-                    kind = _MAY_LOCATE
-                    self._may_locate = True
-                out += pack(kind, len(key), end - start)
-                out += key
-                out += view[start:end]
-                if len(out) >= _WRITE_BUFFER:
-                    self._flush()
-                    out = self._buffer
+            self._buffer += view[start:end]
 
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
         """Store inline groups (first seen in this order) under their generated keys."""

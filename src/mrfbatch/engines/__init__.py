@@ -7,7 +7,6 @@ entry and each `in_network` item, and calls the handler. What a row is lives in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
 from mrfbatch.errors import JsonFormatError, UsageError, ValueTooLargeError
@@ -18,8 +17,11 @@ MB = 1 << 20
 DEFAULT_MAX_VALUE_MB = 2048
 
 
-# (id, start, end): a provider reference text[start:end] and its provider_group_id's JSON text.
-RawReference = tuple[bytes | bytearray, int, int]
+# (start, end, key_start, key_end, flags): an array element text[start:end] as the C scanner
+# found it (mrfbatch._jsonscan.scan_elements), with the JSON text of its last member named the
+# scan's key at text[key_start:key_end] (-1, -1 when none) and its flags (KEY_ESCAPED,
+# LONE_SURROGATE).
+Element = tuple[int, int, int, int, int]
 
 
 class DocumentHandler(Protocol):
@@ -37,9 +39,13 @@ class DocumentHandler(Protocol):
     def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
         """One `provider_references` entry left as JSON text (an object), and its id."""
 
-    def provider_references_raw(self, text: bytearray, entries: Sequence[RawReference]) -> None:
-        """Several `provider_references` entries, in file order: objects text[start:end], each
-        with the JSON text of its provider_group_id. `text` is only valid during the call."""
+    def provider_references_raw(
+        self, text: bytearray, found: list[Element], at: int, largest: int
+    ) -> int:
+        """`provider_references` entries found[at:], in file order, keyed by provider_group_id:
+        takes them up to the first that is not plain (flags set, no id, not an object, more
+        than `largest` bytes) and returns its index, or len(found). `text` is only valid
+        during the call."""
 
     def in_network_item(self, obj: Any) -> None:
         """One decoded `in_network` item."""

@@ -42,6 +42,7 @@ from mrfbatch.engines import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     DocumentHandler,
+    Element,
     invalid_json,
     truncated_json,
 )
@@ -75,8 +76,6 @@ _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _AT_BYTE = re.compile(r"\s*\(byte (\d+)\)")
 _CODE_KEY = b'"billing_code"'
 _CODE_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*("(?:[^"\\]|\\.)*"|[^,}\] \t\r\n]+)')
-# An element scan_elements found: (start, end, key_start, key_end, flags).
-_Element = tuple[int, int, int, int, int]
 
 
 class _Probe(msgspec.Struct, gc=False):
@@ -314,7 +313,7 @@ class _CScanner(Scanner):
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
 
-    def _element(self, element: Callable[[int], None], key: bytes | None, found: _Element) -> None:
+    def _element(self, element: Callable[[int], None], key: bytes | None, found: Element) -> None:
         """Hand one element `scan_elements` found to `element`."""
         start, end, key_start, key_end, flags = found
         self.pos = start
@@ -326,22 +325,17 @@ class _CScanner(Scanner):
             _repair_lone_surrogates(self.buf, start, end)
         element(end)
 
-    def _references(self, found: list[_Element]) -> None:
-        """provider_references entries go to the handler in runs, with their provider_group_id's
-        JSON text; one that needs more than that (not an object, no id, a lone surrogate or a
-        key spelled with escapes, too long) goes by itself, in file order."""
-        buf, run, largest = self.buf, [], self.max_value
-        for element in found:
-            start, end, key_start, key_end, flags = element
-            if not flags and key_start >= 0 and buf[start] == 0x7B and end - start <= largest:
-                run.append((buf[key_start:key_end], start, end))
-                continue
-            if run:
-                self.handler.provider_references_raw(buf, run)
-                run = []
-            self._element(self._reference, GROUP_ID, element)
-        if run:
-            self.handler.provider_references_raw(buf, run)
+    def _references(self, found: list[Element]) -> None:
+        """provider_references entries go to the handler in runs, as the scanner found them;
+        one that needs more than its text and its provider_group_id's (not an object, no id, a
+        lone surrogate or a key spelled with escapes, too long) goes by itself, decoded, in
+        file order."""
+        at = 0
+        while at < len(found):
+            at = self.handler.provider_references_raw(self.buf, found, at, self.max_value)
+            if at < len(found):
+                self._element(self._reference, GROUP_ID, found[at])
+                at += 1
 
     def _value_end(
         self,
