@@ -8,9 +8,9 @@ What the files look like (the "shape"):
 
 - about 2,000 ``in_network`` items per GB (never fewer than 50), whose sizes follow a Pareto
   law: most items are a few hundred kB, a few are tens of MB at 1 GB;
-- ``provider_references`` (about 100 per MB) with 10-digit NPIs (valid check digit), EIN TINs
-  ``"12-3456789"`` and business names; one id in ten is a float with a trailing zero
-  (``"4207.13570"``), whose exact text must survive;
+- ``provider_references`` (100 per MB unless told otherwise) with 10-digit NPIs (valid check
+  digit), EIN TINs ``"12-3456789"`` and business names; one id in ten is a float with a
+  trailing zero (``"4207.13570"``), whose exact text must survive;
 - CPT, HCPCS, RC and MS-DRG codes; prices with two decimals, expiration dates, service codes,
   sometimes a ``billing_code_modifier``; mostly ``ffs`` items, a few ``bundle`` items with
   ``bundled_codes`` and ``capitation`` items with ``covered_services``, whose nested codes
@@ -31,6 +31,7 @@ Command line (writes the file, its ``.meta.json`` and prints the expectations)::
 
     python bench/generate.py --mb 20 --seed 1 --out /tmp/in-network.json.gz
     python bench/generate.py --mb 20 --refs after --indent 2 --crlf --out /tmp/pretty.json.gz
+    python bench/generate.py --mb 200 --refs-per-mb 1000 --out /tmp/many-refs.json.gz
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Shape:
     indent: int = 0  # 0: compact, one line; N: pretty-printed with N spaces
     crlf: bool = False  # pretty-printed with \r\n line ends
     quirks: bool = True  # payer quirks (numeric / untidy billing codes, key order)
+    refs_per_mb: int = _REFS_PER_MB  # provider_references per MB of JSON
 
     def file_name(self) -> str:
         """A cache file name that spells out every knob."""
@@ -92,7 +94,10 @@ class Shape:
             "compact" if self.indent == 0 else f"indent{self.indent}{'-crlf' if self.crlf else ''}"
         )
         quirks = "" if self.quirks else "-noquirks"
-        return f"in-network-{self.mb:g}mb-seed{self.seed}-refs{self.refs}-{style}{quirks}.json.gz"
+        refs = f"refs{self.refs}"
+        if self.refs_per_mb != _REFS_PER_MB:
+            refs += f"-{self.refs_per_mb}permb"
+        return f"in-network-{self.mb:g}mb-seed{self.seed}-{refs}-{style}{quirks}.json.gz"
 
 
 @dataclass
@@ -155,7 +160,7 @@ class _Document:
         self.expected = Expected()
         rng = random.Random(f"pools-{shape.seed}")
         self.n_items = max(_MIN_ITEMS, round(_ITEMS_PER_GB * shape.mb / 1000))
-        self.n_refs = max(20, round(_REFS_PER_MB * shape.mb))
+        self.n_refs = max(20, round(shape.refs_per_mb * shape.mb))
         self.npis = npi_pool(rng, 20_000)
         self.id_texts = [
             f"{i + 1}.{rng.randrange(1000, 10000)}0" if rng.random() < 0.1 else str(i + 1)
@@ -551,12 +556,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--indent", type=int, default=0, help="0: compact; N: pretty, N spaces")
     p.add_argument("--crlf", action="store_true", help="\\r\\n line ends (with --indent)")
     p.add_argument("--no-quirks", action="store_true", help="no untidy codes or key orders")
+    p.add_argument(
+        "--refs-per-mb", type=int, default=_REFS_PER_MB, help="provider_references per MB"
+    )
     p.add_argument("--out", type=Path, required=True, help="the .json.gz to write")
     p.add_argument("--whitelist", type=Path, help="also write the whitelist here")
     args = p.parse_args(argv)
     if args.crlf and not args.indent:
         p.error("--crlf needs --indent (a compact file has no line breaks)")
-    shape = Shape(args.mb, args.seed, args.refs, args.indent, args.crlf, not args.no_quirks)
+    if args.refs_per_mb < 1:
+        p.error("--refs-per-mb must be at least 1")
+    shape = Shape(
+        args.mb, args.seed, args.refs, args.indent, args.crlf, not args.no_quirks, args.refs_per_mb
+    )
     expected = generate(shape, args.out)
     meta = {"generator_version": GENERATOR_VERSION, "shape": dataclasses.asdict(shape)}
     _write_meta(
