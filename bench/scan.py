@@ -53,6 +53,9 @@ class NullHandler:
     def in_network_item_raw(self, raw: bytes) -> None:
         self.matched += 1
 
+    def provider_references_raw(self, text: bytearray, found: list[Any], at: int, n: int) -> int:
+        return len(found)  # all taken, none kept
+
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args: None  # header, provider_reference(_raw), skipped_item, ...
 
