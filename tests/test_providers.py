@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from httpserver import FileServer
 from mrfbatch import providers
@@ -399,12 +402,18 @@ ENTRIES = [
     (b"true", b'{"provider_group_id":true,"provider_groups":[]}'),
     (b"-0", b'{"provider_group_id":-0,"provider_groups":[]}'),
     (b"12", b'{"provider_group_id":12,"provider_groups":[]}'),
+    (b"-12", b'{"provider_group_id":-12,"provider_groups":[]}'),
+    (b"12.50", b'{"provider_group_id":12.50,"provider_groups":[]}'),
+    (b"-0.5", b'{"provider_group_id":-0.5,"provider_groups":[]}'),
+    (b"0.0000001", b'{"provider_group_id":0.0000001,"provider_groups":[]}'),
+    (b"1e3", b'{"provider_group_id":1e3,"provider_groups":[]}'),
+    (b"0", b'{"provider_group_id":0,"provider_groups":[]}'),
 ]
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])
 @pytest.mark.parametrize("buffer", [1 << 20, 40])
-@pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y', "12"}])
+@pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y', "12", "1E-7", "-12"}])
 def test_add_found_stores_what_add_raw_stores(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -431,7 +440,9 @@ def test_add_found_stores_what_add_raw_stores(
     many._complete()
     records = spilled_records(tmp_path / "many.spill")
     assert records == spilled_records(tmp_path / "one.spill")
-    keys = ["1", "é", "2", "3.40880", 'x"y', None, "0", "12"]  # true is no id: counted
+    # true is no id (counted); a number's key is the text Python gives its int or Decimal
+    keys = ["1", "é", "2", "3.40880", 'x"y', None, "0", "12", "-12", "12.50", "-0.5", "1E-7"]
+    keys += ["1E+3", "0"]
     assert records == [
         (1 if b"location" in raw or b"\\u" in raw else 0, key, raw)
         for (_, raw), key in zip(ENTRIES, keys, strict=True)
@@ -442,6 +453,31 @@ def test_add_found_stores_what_add_raw_stores(
     assert many._may_locate and one._may_locate
     one.close()
     many.close()
+
+
+JSON_NUMBERS = st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,12})?([eE][+-]?[0-9]{1,3})?\Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(JSON_NUMBERS, min_size=1, max_size=8))
+def test_add_found_keys_numbers_as_add_raw_does(ids: list[str]) -> None:
+    """Whichever number an id is, the C writer and add_raw give it the same key: the text of
+    the int or Decimal it decodes to (the C writer leaves the ones it cannot spell to Python)."""
+    entries = [
+        (i.encode(), b'{"provider_group_id":%s,"provider_groups":[]}' % i.encode()) for i in ids
+    ]
+    text, found = found_in(entries)
+    with tempfile.TemporaryDirectory() as tmp:
+        one = ProviderStore(Path(tmp) / "one.spill", "net", Quality())
+        many = ProviderStore(Path(tmp) / "many.spill", "net", Quality())
+        for gid, raw in entries:
+            one.add_raw(json.loads(gid, parse_float=Decimal), raw)
+        assert many.add_found(text, found, 0, 1 << 20) == len(found)
+        one._complete()
+        many._complete()
+        assert spilled_records(Path(tmp) / "many.spill") == spilled_records(Path(tmp) / "one.spill")
+        one.close()
+        many.close()
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])

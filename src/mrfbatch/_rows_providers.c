@@ -445,8 +445,8 @@ rows_add_records(Rows *r, PyObject *const *args, Py_ssize_t nargs)
  * scan_elements: (start, end, key_start, key_end, flags) per entry), appended to bytearray `out`,
  * from found[at] on, in order. An entry whose key is not in `only` (a set, or None for every key)
  * is passed over. Stops at the first entry that is not plain (flags set, no provider_group_id,
- * not an object, more than `largest` bytes), whose id is neither digits nor a string without
- * escapes, or once `out` holds `limit` bytes. Returns (where it stopped, whether a record it
+ * not an object, more than `largest` bytes), whose id's text is not its key (see number_is_key;
+ * a string with escapes), or once `out` holds `limit` bytes. Returns (where it stopped, whether a record it
  * wrote may name a location: its text holds `"location"` or a \u escape). */
 #define REFERENCE 0
 #define MAY_LOCATE 1
@@ -471,6 +471,32 @@ contains(const char *text, Py_ssize_t size, const char *needle)
         p++;
     }
     return 0;
+}
+
+/* Whether a number's JSON text is its key already (rows.group_key of the int or Decimal it
+ * decodes to prints the same text): an integer other than -0, or a number with a fraction and
+ * an integer part other than 0 (-12, 4207.13570). Python prints -0 as 0, 0.0000001 as 1E-7
+ * and 1e3 as 1E+3. */
+static int
+number_is_key(const char *k, Py_ssize_t n)
+{
+    Py_ssize_t i = k[0] == '-', first = i;
+    while (i < n && k[i] >= '0' && k[i] <= '9') {
+        i++;
+    }
+    if (i == first || (k[first] == '0' && (i < n || first == 1))) {
+        return 0; /* no digit, -0, or 0.<digits> */
+    }
+    if (i == n) {
+        return 1;
+    }
+    if (k[i++] != '.' || i == n) {
+        return 0;
+    }
+    while (i < n && k[i] >= '0' && k[i] <= '9') {
+        i++;
+    }
+    return i == n;
 }
 
 /* The spans of one entry of `found`, checked against the text's length: 0, or -1 (error set). */
@@ -532,17 +558,16 @@ spill_references(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (flags || span[2] < 0 || b[start] != '{' || size > largest || key_size == 0) {
             break; /* not plain: the engine decodes it */
         }
-        int digits = 1;
-        for (Py_ssize_t i = 0; i < key_size && digits; i++) {
-            digits = key[i] >= '0' && key[i] <= '9';
-        }
-        if (!digits) {
-            if (key_size < 2 || key[0] != '"' || key[key_size - 1] != '"'
+        if (key[0] == '"') {
+            if (key_size < 2 || key[key_size - 1] != '"'
                 || memchr(key, '\\', (size_t)key_size) != NULL) {
-                break; /* an id Python decodes (a negative or decimal number, an escape...) */
+                break; /* a string with escapes: Python decodes it */
             }
             key++;
             key_size -= 2;
+        }
+        else if (!number_is_key(key, key_size)) {
+            break; /* another number (0.5, 1e3, -0), true, null...: Python decodes it */
         }
         if (only != Py_None) {
             PyObject *k = PyUnicode_DecodeUTF8(key, key_size, "surrogatepass");
