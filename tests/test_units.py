@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -145,6 +147,18 @@ def test_inline_key_depends_only_on_content() -> None:
     c = [((1234567890,), "ein", "12-3456780", None)]
     assert inline_key(a) == inline_key(b) != inline_key(c)
     assert inline_key(a).startswith("inline-") and len(inline_key(a)) == len("inline-") + 16
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['Clinic "North"', "back\\slash", "tab\tnew\nline\r\x00\x1f\x7f", "Café Ünïcode", "😀 𝄞", None],
+)
+def test_inline_key_hashes_the_groups_compact_json(name: str | None) -> None:
+    """The key is "inline-" and 16 hex digits of SHA-256 over the groups as json.dumps writes
+    them compactly without ASCII escapes; so it stays what earlier versions wrote."""
+    groups = [((1234567890, 1987654321), "ein", "12-3456789", name), ((0,), None, "x", None)]
+    canonical = json.dumps(groups, separators=(",", ":"), ensure_ascii=False).encode()
+    assert inline_key(groups) == "inline-" + hashlib.sha256(canonical).hexdigest()[:16]
 
 
 # An item of the usual shape (every field typed as the schema says) and variants of it that
