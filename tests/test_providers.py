@@ -393,6 +393,16 @@ def found_in(entries: list[tuple[bytes, bytes]]) -> tuple[bytearray, list[tuple[
     return text, found
 
 
+@pytest.fixture(params=["C", "Python"])
+def spill_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Who writes add_found's records: the C extension, or Python (the extension hidden)."""
+    if request.param == "C" and providers._rows is None:
+        pytest.skip("the C extension mrfbatch._rows is not built")
+    if request.param == "Python":
+        monkeypatch.setattr(providers, "_rows", None)
+    return str(request.param)
+
+
 ENTRIES = [
     (b"1", b'{"provider_group_id":1,"provider_groups":[]}'),
     ('"é"'.encode(), '{"provider_group_id":"é","location":"https://h/x"}'.encode()),
@@ -411,13 +421,12 @@ ENTRIES = [
 ]
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])
 @pytest.mark.parametrize("buffer", [1 << 20, 40])
 @pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y', "12", "1E-7", "-12"}])
 def test_add_found_stores_what_add_raw_stores(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    native: bool,
+    spill_writer: str,
     buffer: int,
     only: set[str] | None,
 ) -> None:
@@ -425,10 +434,6 @@ def test_add_found_stores_what_add_raw_stores(
     add_raw per entry with the decoded id: the same keys, the same entries dropped and counted,
     and a `location` or `\\u` marks only its own entry; in C or in Python, however often the
     write buffer fills."""
-    if native and providers._rows is None:
-        pytest.skip("the C extension mrfbatch._rows is not built")
-    if not native:
-        monkeypatch.setattr(providers, "_rows", None)
     monkeypatch.setattr(providers, "_WRITE_BUFFER", buffer)
     text, found = found_in(ENTRIES)
     one = ProviderStore(tmp_path / "one.spill", "net", Quality())
@@ -480,7 +485,6 @@ def test_add_found_keys_numbers_as_add_raw_does(ids: list[str]) -> None:
         many.close()
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["C", "Python"])
 @pytest.mark.parametrize(
     "unusual",
     [
@@ -492,14 +496,10 @@ def test_add_found_keys_numbers_as_add_raw_does(ids: list[str]) -> None:
     ids=lambda u: u[0],
 )
 def test_add_found_stops_at_an_entry_that_is_not_plain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool, unusual: Any
+    tmp_path: Path, spill_writer: str, unusual: Any
 ) -> None:
     """It returns that entry's index, having stored those before it; from the next one on, a
     call stores the rest."""
-    if native and providers._rows is None:
-        pytest.skip("the C extension mrfbatch._rows is not built")
-    if not native:
-        monkeypatch.setattr(providers, "_rows", None)
     entries = [(b"%d" % i, b'{"provider_group_id":%d,"provider_groups":[]}' % i) for i in range(4)]
     text, found = found_in(entries)
     text += b" " * 100  # room for the entry made too large
