@@ -168,9 +168,9 @@ class ProviderStore:
 
         Takes them up to the first that is not plain (flags set, no id, not an object, more
         than `largest` bytes) and returns its index, or len(found): the engine decodes that one.
-        The same records as one `add_raw` per entry. Entries with the usual ids (integers, and
-        strings without escapes, whose text is the key) are written in C when the extension is
-        built, without a Python object per entry.
+        The same records as one `add_raw` per entry. Entries whose id's text is its key (most
+        integers and decimals, strings without escapes) are written in C when the extension is
+        built, without a Python object per entry; add_raw takes the others.
         """
         if self._log_end is not None:
             raise RuntimeError("provider groups added after the store was read")
@@ -188,34 +188,10 @@ class ProviderStore:
             start, end, key_start, key_end, flags = found[at]
             if flags or key_start < 0 or text[start] != 0x7B or end - start > largest:
                 return at
-            self._add_text(text, start, end, text[key_start:key_end], only)
+            with memoryview(text) as view:  # an id the C writer leaves to Python, or no C
+                self.add_raw(_DECODE.decode(view[key_start:key_end]), bytes(view[start:end]), only)
             at += 1
         return at
-
-    def _add_text(
-        self, text: bytearray, start: int, end: int, group_id: bytearray, only: set[str] | None
-    ) -> None:
-        """`add_raw` for text[start:end], with its provider_group_id's JSON text."""
-        if group_id.isdigit():  # JSON has no leading zeros: the text is str(int)
-            key = bytes(group_id)
-        elif group_id[0] == 0x22 and 0x5C not in group_id:  # "text", no backslash
-            key = bytes(group_id[1:-1])
-        else:
-            try:
-                key = group_key(_DECODE.decode(group_id)).encode("utf-8", "surrogatepass")
-            except ValueError as exc:
-                self.quality.invalid(f"provider_references.provider_group_id: {exc}")
-                return
-        if only is not None and key.decode("utf-8", "surrogatepass") not in only:
-            return
-        kind = _REFERENCE
-        if text.find(b'"location"', start, end) >= 0 or text.find(b"\\u", start, end) >= 0:
-            kind = _MAY_LOCATE
-            self._may_locate = True
-        self._buffer += _HEADER.pack(kind, len(key), end - start)
-        self._buffer += key
-        with memoryview(text) as view:
-            self._buffer += view[start:end]
 
     def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
         """Store inline groups (first seen in this order) under their generated keys."""
