@@ -53,7 +53,9 @@ class NullHandler:
     def in_network_item_raw(self, raw: bytes) -> None:
         self.matched += 1
 
-    def provider_references_raw(self, text: bytearray, found: list[Any], at: int, n: int) -> int:
+    def provider_references_raw(
+        self, text: bytearray, found: list[Any], at: int, largest: int
+    ) -> int:
         return len(found)  # all taken, none kept
 
     def __getattr__(self, name: str) -> Callable[..., None]:

@@ -54,10 +54,10 @@ PRICE_KEYS = frozenset(
 )
 REFERENCE_KEYS = frozenset({"provider_group_id", "provider_groups", "location", "network_name"})
 GROUP_KEYS = frozenset({"npi", "tin"})
-_INT = frozenset({int})
-_TEXT = frozenset({str, type(None)})
-_CANONICAL = msgspec.json.Encoder()
 TIN_KEYS = frozenset({"type", "value", "business_name"})
+_INT = frozenset({int})  # type sets: a check over a list without a Python call per value
+_TEXT = frozenset({str, type(None)})
+_CANONICAL = msgspec.json.Encoder()  # inline group keys
 CODE_KEYS = frozenset(
     {"billing_code_type", "billing_code_type_version", "billing_code", "description"}
 )
