@@ -445,11 +445,12 @@ rows_add_records(Rows *r, PyObject *const *args, Py_ssize_t nargs)
  * scan_elements: (start, end, key_start, key_end, flags) per entry), appended to bytearray `out`,
  * from found[at] on, in order. An entry whose key is not in `only` (a set, or None for every key)
  * is passed over. Stops at the first entry that is not plain (flags set, no provider_group_id,
- * not an object, more than `largest` bytes), whose id's text is not its key (see number_is_key;
- * a string with escapes), or once `out` holds `limit` bytes. Returns (where it stopped, whether a record it
- * wrote may name a location: its text holds `"location"` or a \u escape). */
-#define REFERENCE 0
-#define MAY_LOCATE 1
+ * not an object, more than `largest` bytes), at one whose id's text is not its key (see
+ * number_is_key; a string with escapes), or once `out` holds `limit` bytes. Returns (where it
+ * stopped, whether a record it wrote may name a location: its text holds `"location"` or a \u
+ * escape). */
+#define REFERENCE 0  /* providers._REFERENCE */
+#define MAY_LOCATE 1 /* providers._MAY_LOCATE */
 
 static int
 size_arg(PyObject *o, Py_ssize_t *value)
@@ -554,10 +555,10 @@ spill_references(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         Py_ssize_t start = span[0], size = span[1] - span[0], key_size = span[3] - span[2];
-        const char *key = b + span[2];
         if (flags || span[2] < 0 || b[start] != '{' || size > largest || key_size == 0) {
             break; /* not plain: the engine decodes it */
         }
+        const char *key = b + span[2];
         if (key[0] == '"') {
             if (key_size < 2 || key[key_size - 1] != '"'
                 || memchr(key, '\\', (size_t)key_size) != NULL) {
