@@ -21,7 +21,7 @@ setup(
         # slower.
         Extension(
             "mrfbatch._rows",
-            [f"src/mrfbatch/_rows{part}.c" for part in ("", "_providers", "_rates")],
+            [f"src/mrfbatch/_rows{part}.c" for part in ("", "_providers", "_rates", "_spill")],
             depends=[f"src/mrfbatch/_rows{part}.h" for part in ("", "_arrow", "_text")],
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
             optional=True,

@@ -9,14 +9,14 @@
  * ProviderRows (_rows_providers.c) gathers provider rows, RateRows (_rows_rates.c) rate rows;
  * both grow buffers in Arrow's layout (_rows_arrow.h) from JSON text of the usual shape, read by
  * a small reader that gives up on anything else (_rows_text.h). spill_references
- * (_rows_providers.c) writes plain provider_references entries to the provider spill file.
+ * (_rows_spill.c) writes plain provider_references entries to the provider spill file.
  */
 
 #include "_rows.h"
 
 static PyMethodDef module_methods[] = {
     {"spill_references", (PyCFunction)(void (*)(void))spill_references, METH_FASTCALL,
-     "Provider spill-file records of plain provider_references entries (_rows_providers.c)."},
+     "Provider spill-file records of plain provider_references entries (_rows_spill.c)."},
     {NULL},
 };
 

@@ -21,7 +21,7 @@
 INTERNAL int provider_rows_ready(PyObject *module); /* _rows_providers.c */
 INTERNAL int rate_rows_ready(PyObject *module);     /* _rows_rates.c */
 
-/* _rows.spill_references (_rows_providers.c). */
+/* _rows.spill_references (_rows_spill.c). */
 INTERNAL PyObject *spill_references(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 #endif
