@@ -23,6 +23,7 @@ targets are reported, never enforced: this is a benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -100,7 +101,7 @@ class Bench:
 
     @staticmethod
     def _resized(shape: Shape, mb: float) -> Shape:
-        return Shape(mb, shape.seed, shape.refs, shape.indent, shape.crlf, shape.quirks)
+        return dataclasses.replace(shape, mb=mb)  # every other knob kept
 
     def _add(self, letter: str, shape: Shape) -> None:
         same = next((g for g in self.files.values() if g.shape == shape), None)
