@@ -332,7 +332,7 @@ def test_run_extraction_skips_a_remote_file_over_max_value(
     http_server: FileServer, tmp_path: Path, engine: Any, max_value_mb: int, limit: str
 ) -> None:
     """max_value_mb (or an engine object's own limit) bounds a remote file too; the file's
-    other groups and the rates are still written, with a warning."""
+    other groups and the rates are still written, and the extraction is incomplete."""
     large = {"provider_groups": [{"npi": [41], "tin": {"type": "ein", "value": "l"}}] * 30000}
     url = http_server.add("/refs/large.json", json.dumps(large).encode())
     assert len(json.dumps(large)) > 1 << 20
@@ -345,9 +345,10 @@ def test_run_extraction_skips_a_remote_file_over_max_value(
     result = run_extraction(
         str(doc), tmp_path / "out", network_id="net", engine=engine, max_value_mb=max_value_mb
     )
-    assert (result.status, result.rate_rows, result.provider_rows) == ("success", 1, 2)
+    assert (result.status, result.rate_rows, result.provider_rows) == ("incomplete", 1, 2)
     assert (result.remote_references_fetched, result.remote_references_failed) == (0, 1)
-    assert f"{url}: more than {limit} of JSON" in result.warnings[0]
+    assert f"{url}: more than {limit} of JSON" in result.incomplete[0]
+    assert result.warnings == []
 
 
 def test_run_extraction_removes_spill_files_of_a_killed_run(tmp_path: Path) -> None:

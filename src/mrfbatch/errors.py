@@ -1,7 +1,9 @@
 """Exceptions raised by mrfbatch.
 
 The library raises; only the command line turns these into messages and exit codes.
-Every message says what was found, what was expected, and where.
+Every message says what was found, what was expected, and where. `retryable` says whether
+trying the same thing again may succeed (a dropped connection) or cannot (an HTTP 404, invalid
+JSON): the workflow never retries the second kind.
 """
 
 from __future__ import annotations
@@ -9,6 +11,13 @@ from __future__ import annotations
 
 class MrfError(Exception):
     """Base class of every error mrfbatch raises on purpose."""
+
+    retryable = False  # the class's default; `retryable=` on one error overrides it
+
+    def __init__(self, *args: object, retryable: bool | None = None) -> None:
+        super().__init__(*args)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class UsageError(MrfError):
@@ -26,9 +35,13 @@ class WhitelistError(MrfError):
 class TransportError(MrfError):
     """The file could not be fetched: HTTP status, connection failure, or a short body."""
 
+    retryable = True  # except where it says otherwise: HTTP 404, a missing local file, ...
+
 
 class CompressionError(MrfError):
     """The compressed stream is corrupt or ends early, or a zip archive is unusable."""
+
+    retryable = True  # a body cut short without a Content-Length ends the stream early
 
 
 class JsonFormatError(MrfError):

@@ -78,7 +78,8 @@ class RemoteFetcher:
                 self._host_failures[host] = self._host_failures.get(host, 0) + 1
             return str(exc)
         except MrfError as exc:
-            return f"{shown}: {exc}"
+            text = str(exc)
+            return text if shown in text else f"{shown}: {text}"  # HTTP errors name the URL
 
 
 def read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list[Group]:

@@ -12,7 +12,9 @@ As a command::
     python -m mrfbatch.run_extraction --url URL --output-dir DIR [--cpt-whitelist FILE]
 
 Exit status 0 on success, 1 when the extraction failed (status.json says why), 2 on a usage
-error. See docs/output.md for the tables and status.json.
+error, 3 when it is incomplete: the tables are written but lack data the file points to (remote
+provider-reference files that could not be fetched; status.json says what). See docs/output.md
+for the tables and status.json.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from typing import Any
 from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
-from mrfbatch.extraction import Extraction, Progress
+from mrfbatch.extraction import Extraction
+from mrfbatch.layout import PROGRESS_FILE, STATUS_FILE
 from mrfbatch.network_ids import (
     RedactingFormatter,
     check_network_id,
@@ -43,6 +46,7 @@ from mrfbatch.network_ids import (
     redact_text,
     redact_url,
 )
+from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rows import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
@@ -59,17 +63,29 @@ _TEMPORARY = (
     ".status.json.tmp-*",
     ".providers-*.spill",
     ".providers-*.sqlite",
+    PROGRESS_FILE,
+    f"{PROGRESS_FILE}.tmp-*",
 )
+
+# The exit status of the command line for each status (2 is a usage error).
+EXIT_STATUS = {"success": 0, "failed": 1, "incomplete": 3}
 
 
 @dataclass
 class ExtractionResult:
-    """What one extraction did; `to_dict()` is the content of status.json."""
+    """What one extraction did; `to_dict()` is the content of status.json.
+
+    `status` is `success`, `incomplete` (the tables are written, but lack data the file points
+    to: `incomplete` says what) or `failed` (no tables: `error` says why, and `retryable`
+    whether trying again may succeed).
+    """
 
     network_id: str
     url: str
     status: str = "failed"
     error: str | None = None
+    retryable: bool | None = None
+    incomplete: list[str] = field(default_factory=list)
     engine: str = "fast"
     started_at: str = ""
     finished_at: str = ""
@@ -101,6 +117,11 @@ class ExtractionResult:
     @property
     def ok(self) -> bool:
         return self.status == "success"
+
+    @property
+    def has_tables(self) -> bool:
+        """Whether the tables were written (success or incomplete)."""
+        return self.status in ("success", "incomplete")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,6 +155,9 @@ def run_extraction(
     most `settings.restarts` times; `retries`, `resumes` and `restarts` in the result count
     what it took over all of them.
 
+    While it runs, `{output_dir}/{network_id}/.progress.json` says how far it is (see
+    mrfbatch.progress); it is removed at the end.
+
     The tables are written under temporary names, and complete there, before status.json is;
     then they are renamed, status.json last. So `status.json` saying success means both tables
     are there; no run, failed or killed at any point, leaves a partial table under a final
@@ -150,7 +174,7 @@ def run_extraction(
     check_network_id(network_id)  # one folder inside output_dir, never a path out of it
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    status_path = out_dir / "status.json"
+    status_path = out_dir / STATUS_FILE
     final = {
         "rates": out_dir / f"rates.{output_format}",
         "providers": out_dir / f"providers.{output_format}",
@@ -183,7 +207,7 @@ def run_extraction(
                 network_id, whitelist, final, rate_batch_size, provider_batch_size, output_format
             )
             try:
-                run.scan(url, settings, stats, parser, started)
+                run.scan(url, settings, stats, parser)
                 break
             except RestartFromZero as exc:
                 run.discard()
@@ -202,10 +226,11 @@ def run_extraction(
         assert run.store is not None and run.handler is not None and run.rates is not None
         run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
         # row group while the provider rows are made
+        run.report("finishing")
         remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
         result.remote_references_fetched = remote.fetched
         result.remote_references_failed = remote.failed
-        result.warnings.extend(remote.warnings)
+        result.incomplete.extend(remote.warnings)  # the groups of those files have no rows
         for batch in run.store.columns(run.handler.referenced):
             run.providers.write_batch(batch)
         result.unresolved_references = run.store.unresolved(run.handler.referenced)
@@ -217,20 +242,25 @@ def run_extraction(
         for name, writer in (("rates", run.rates), ("providers", run.providers)):
             writer.finish()  # complete, under its temporary name
             result.output_files[name] = str(writer.path)
-        result.status = "success"
+        result.status = "incomplete" if result.incomplete else "success"
     except MrfError as exc:
         result.error = str(exc)
+        result.retryable = exc.retryable
     except OSError as exc:
         result.error = _output_error(exc, out_dir)
+        result.retryable = True  # space may be freed, a mount come back
     except Exception as exc:  # a bug: keep the traceback in the log, report it in the status
         log.exception("internal error")
         result.error = f"internal error ({type(exc).__name__}: {exc}); see the log"
+        result.retryable = isinstance(exc, MemoryError)  # more memory may help; a bug stays
     except BaseException:
         result.error = "interrupted"
+        result.retryable = True
         raise
     finally:
         if run is not None:
             run.close()  # the provider store: its space is free for what follows
+        (out_dir / PROGRESS_FILE).unlink(missing_ok=True)
         _fill_counts(result, run, stats, started)
         _redact(result, url)
         tables = (run.rates, run.providers) if run is not None else ()
@@ -259,6 +289,8 @@ class _Pass:
             final["providers"], PROVIDERS_SCHEMA, provider_batch_size, output_format
         )
         self.spill = final["rates"].parent / f".providers-{os.getpid()}.spill"
+        self.progress_path = final["rates"].parent / PROGRESS_FILE
+        self.started = time.time()
         self.store: ProviderStore | None = None
         self.handler: Extraction | None = None
         self.raw: ByteSource | None = None
@@ -270,7 +302,6 @@ class _Pass:
         settings: TransportSettings,
         stats: TransferStats,
         parser: Engine,
-        started: float,
     ) -> None:
         """Stream the file through `parser` into the tables and the provider store."""
         self.store = ProviderStore(self.spill, self.network_id, self.quality)
@@ -279,10 +310,35 @@ class _Pass:
         )
         with open_source(url, settings, stats) as raw:
             self.raw = raw
-            progress = Progress(lambda: _progress_line(self, started))
-            self.stream = DecodedStream(raw, on_read=progress.tick)
+            ticker = Ticker(self.snapshot, self._write_progress, _log_progress)
+            self.stream = DecodedStream(raw, on_read=ticker.tick)
             parser.scan(self.stream, self.handler)  # type: ignore[arg-type]
             self.handler.finish()
+
+    def snapshot(self, phase: str = "reading") -> Snapshot:
+        """How far this pass is."""
+        return Snapshot(
+            network_id=self.network_id,
+            started=self.started,
+            updated=time.time(),
+            bytes_read=self.raw.bytes_read if self.raw is not None else 0,
+            bytes_total=self.raw.expected_length if self.raw is not None else None,
+            bytes_decoded=self.stream.bytes_decoded if self.stream is not None else 0,
+            items_seen=self.handler.items_seen if self.handler is not None else 0,
+            items_matched=self.handler.items_matched if self.handler is not None else 0,
+            rate_rows=self.rates.rows_written + self.rates.pending,
+            phase=phase,
+        )
+
+    def report(self, phase: str) -> None:
+        """Say in the progress file that the pass is in `phase`."""
+        self._write_progress(self.snapshot(phase))
+
+    def _write_progress(self, snapshot: Snapshot) -> None:
+        try:
+            write_snapshot(self.progress_path, snapshot)
+        except OSError as exc:  # progress is a courtesy: a full disk fails the tables instead
+            log.debug("progress file %s not written: %s", self.progress_path, exc)
 
     def discard(self) -> None:
         """Delete everything this pass wrote (temporary tables, the provider store)."""
@@ -316,7 +372,7 @@ def _publish(
     deleted, so their space is free for it; if even that cannot be written, the error is
     logged and the folder is left without outputs.
     """
-    if result.ok:
+    if result.has_tables:
         try:
             staged = _stage_status(status_path, result)
             try:
@@ -331,6 +387,7 @@ def _publish(
         except OSError as exc:
             result.status = "failed"
             result.error = _output_error(exc, status_path.parent)
+            result.retryable = True
     result.output_files = {}
     for table in tables:
         table.abort()
@@ -400,6 +457,7 @@ def _redact(result: ExtractionResult, url: str) -> None:
     if result.error:
         result.error = redact_text(result.error, [url])
     result.warnings = [redact_text(warning, [url]) for warning in result.warnings]
+    result.incomplete = [redact_text(missing, [url]) for missing in result.incomplete]
 
 
 def status_text(result: ExtractionResult) -> str:
@@ -433,24 +491,23 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _progress_line(run: _Pass, started: float) -> str:
-    elapsed = max(time.monotonic() - started, 1e-9)
-    read = run.raw.bytes_read if run.raw is not None else 0
-    decoded = run.stream.bytes_decoded if run.stream is not None else 0
-    seen = run.handler.items_seen if run.handler is not None else 0
-    matched = run.handler.items_matched if run.handler is not None else 0
-    return (
-        f"read {read / 1e6:,.0f} MB ({decoded / 1e6:,.0f} MB JSON, "
-        f"{decoded / 1e6 / elapsed:,.1f} MB/s); items {seen:,} seen, {matched:,} matched; "
-        f"{run.rates.rows_written + run.rates.pending:,} rate rows"
+def _log_progress(snapshot: Snapshot) -> None:
+    log.info(
+        "read %s (%s of JSON); items %s seen, %s matched; %s rate rows",
+        snapshot.describe(),
+        human_bytes(snapshot.bytes_decoded),
+        f"{snapshot.items_seen:,}",
+        f"{snapshot.items_matched:,}",
+        f"{snapshot.rate_rows:,}",
     )
 
 
 def _log_outcome(result: ExtractionResult) -> None:
-    if result.ok:
+    if result.has_tables:
         log.info(
-            "%s: success, %d items matched of %d, %d rate rows, %d provider rows, %.1f s",
+            "%s: %s, %d items matched of %d, %d rate rows, %d provider rows, %.1f s",
             result.network_id,
+            result.status,
             result.items_matched,
             result.items_seen,
             result.rate_rows,
@@ -459,6 +516,8 @@ def _log_outcome(result: ExtractionResult) -> None:
         )
     else:
         log.error("%s: failed: %s", result.network_id, result.error)
+    for missing in result.incomplete:
+        log.warning("%s: incomplete: %s", result.network_id, missing)
     for warning in result.warnings:
         log.warning("%s: %s", result.network_id, warning)
 
@@ -602,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if result.ok else 1
+    return EXIT_STATUS[result.status]
 
 
 if __name__ == "__main__":

@@ -24,10 +24,12 @@ from __future__ import annotations
 import http.client
 import logging
 import math
+import os
 import random
 import re
 import socket
 import ssl
+import stat
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -139,7 +141,9 @@ def open_source(
     if scheme == "file":
         return _open_file(Path(url2pathname(urlsplit(url).path)), stats)
     if scheme and len(scheme) > 1:
-        raise TransportError(f"unsupported URL scheme {scheme!r} in {redact_url(url)}")
+        raise TransportError(
+            f"unsupported URL scheme {scheme!r} in {redact_url(url)}", retryable=False
+        )
     return _open_file(Path(url), stats)
 
 
@@ -147,12 +151,14 @@ def _open_file(path: Path, stats: TransferStats) -> ByteSource:
     try:
         f = path.open("rb")
     except FileNotFoundError:
-        raise TransportError(f"file {path} does not exist") from None
+        raise TransportError(f"file {path} does not exist", retryable=False) from None
     except IsADirectoryError:
-        raise TransportError(f"{path} is a directory, expected a file") from None
+        raise TransportError(f"{path} is a directory, expected a file", retryable=False) from None
     except OSError as exc:
-        raise TransportError(f"cannot open {path}: {exc}") from exc
-    return ByteSource(f, str(path), expected_length=None, stats=stats)
+        raise TransportError(f"cannot open {path}: {exc}", retryable=False) from exc
+    size = os.fstat(f.fileno())
+    length = size.st_size if stat.S_ISREG(size.st_mode) else None  # for progress only
+    return ByteSource(f, str(path), expected_length=length, stats=stats)
 
 
 class HttpSource(ByteSource):
@@ -250,7 +256,7 @@ class HttpSource(ByteSource):
         try:
             response, conn, _ = _connect(self._url, self._settings, self.stats, headers)
         except TransportError as exc:  # e.g. 403: the signature expired during the download
-            raise type(exc)(f"{where}; resuming failed: {exc}") from exc
+            raise type(exc)(f"{where}; resuming failed: {exc}", retryable=exc.retryable) from exc
         try:
             if at:
                 self._check_partial(response, at)
@@ -366,7 +372,9 @@ def _request(
     for _ in range(_MAX_REDIRECTS + 1):
         problem = http_url_problem(url)
         if problem:
-            raise TransportError(f"{redact_url(url)} cannot be requested: the URL {problem}")
+            raise TransportError(
+                f"{redact_url(url)} cannot be requested: the URL {problem}", retryable=False
+            )
         parts = urlsplit(url)
         host = parts.hostname or ""
         conn_cls = (
@@ -385,7 +393,9 @@ def _request(
             response = conn.getresponse()
         except ssl.SSLCertVerificationError as exc:
             conn.close()
-            raise TransportError(f"TLS certificate of host {host} rejected: {exc}") from exc
+            raise TransportError(
+                f"TLS certificate of host {host} rejected: {exc}", retryable=False
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             message = f"connection to host {host} failed: {_describe_exception(exc)}"
@@ -396,7 +406,9 @@ def _request(
             response.close()
             conn.close()
             if not location:
-                raise TransportError(f"HTTP {status} from host {host} without a Location header")
+                raise TransportError(
+                    f"HTTP {status} from host {host} without a Location header", retryable=False
+                )
             url = urljoin(url, location)
             continue
         if status in accepted:
@@ -407,8 +419,10 @@ def _request(
         conn.close()
         if status in _RETRY_STATUSES:
             raise _Retryable(reason, retry_after)
-        raise TransportError(f"{reason} for {redact_url(url)}")
-    raise TransportError(f"more than {_MAX_REDIRECTS} redirects for {redact_url(url)}")
+        raise TransportError(f"{reason} for {redact_url(url)}", retryable=False)
+    raise TransportError(
+        f"more than {_MAX_REDIRECTS} redirects for {redact_url(url)}", retryable=False
+    )
 
 
 def http_url_problem(url: str) -> str | None:

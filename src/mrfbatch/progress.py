@@ -1,0 +1,136 @@
+"""How far a running extraction is, in words and in a small file beside its outputs.
+
+The extraction rewrites `{output_dir}/{network_id}/.progress.json` every few seconds; the
+workflow's console reads it from another process (on a cluster, over the shared file system)
+to show live progress for every running job:
+
+    slow.json.gz: 45.0 of 120.0 MB (38%), 2.1 MB/s, 36 s left
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+_MIN_SECONDS_FOR_RATE = 1.0  # a rate over less time says more about buffers than the network
+
+
+@dataclass
+class Snapshot:
+    """One extraction's progress (times are seconds since the epoch)."""
+
+    network_id: str
+    started: float
+    updated: float
+    bytes_read: int = 0
+    bytes_total: int | None = None  # the file's size, when the server (or the disk) said it
+    bytes_decoded: int = 0
+    items_seen: int = 0
+    items_matched: int = 0
+    rate_rows: int = 0
+    phase: str = "reading"  # reading the file; then "finishing": remote files, provider rows
+
+    @property
+    def percent(self) -> float | None:
+        if not self.bytes_total:
+            return None
+        return min(100.0, 100.0 * self.bytes_read / self.bytes_total)
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second read since the start."""
+        return self.bytes_read / max(self.updated - self.started, 1e-9)
+
+    def describe(self) -> str:
+        """`45.0 of 120.0 MB (38%), 2.1 MB/s, 36 s left`, or without total what is known."""
+        if self.phase != "reading":
+            return f"{human_bytes(self.bytes_read)} read; writing the tables"
+        timed = self.updated - self.started >= _MIN_SECONDS_FOR_RATE
+        rate = f", {human_bytes(self.rate)}/s" if timed else ""
+        percent = self.percent
+        if percent is None or self.bytes_total is None:
+            return f"{human_bytes(self.bytes_read)} read{rate}"
+        shown = f"{human_bytes(self.bytes_read, like=self.bytes_total)} of "
+        shown += f"{human_bytes(self.bytes_total)} ({percent:.0f}%){rate}"
+        if timed and self.rate > 0 and self.bytes_read < self.bytes_total:
+            shown += f", {human_seconds((self.bytes_total - self.bytes_read) / self.rate)} left"
+        return shown
+
+
+def human_bytes(count: float, like: float | None = None) -> str:
+    """`512 B`, `12.3 kB`, `45.0 MB`, `2.3 GB` (decimal units; `like` picks the unit)."""
+    scale = count if like is None else like
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if scale >= size:
+            return f"{count / size:,.1f} {unit}"
+    return f"{count:,.0f} B"
+
+
+def human_seconds(seconds: float) -> str:
+    """`0.4 s`, `41 s`, `12 min`, `2 h 05 min`."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 100:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def write_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
+    """Replace the progress file atomically (a reader never sees half of it)."""
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(asdict(snapshot)), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
+    """The snapshot in `path`, or None when there is none (yet, or any more) or it is unusable."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Snapshot(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+class Ticker:
+    """Called on every read: writes the progress file every `file_seconds` and logs a line
+    every `log_seconds`, each made by its callable only when due."""
+
+    def __init__(
+        self,
+        snapshot: Callable[[], Snapshot],
+        write: Callable[[Snapshot], None],
+        log: Callable[[Snapshot], None],
+        file_seconds: float = 2.0,
+        log_seconds: float = 10.0,
+    ):
+        self._snapshot = snapshot
+        self._write = write
+        self._log = log
+        self._file_seconds = file_seconds
+        self._log_seconds = log_seconds
+        now = time.monotonic()
+        self._next_file = now  # the first read writes the file: the console sees the start
+        self._next_log = now + log_seconds
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now < self._next_file and now < self._next_log:
+            return
+        snapshot = self._snapshot()
+        if now >= self._next_file:
+            self._next_file = now + self._file_seconds
+            self._write(snapshot)
+        if now >= self._next_log:
+            self._next_log = now + self._log_seconds
+            self._log(snapshot)
