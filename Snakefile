@@ -2,13 +2,15 @@
 #
 #   snakemake --cores 8 --config source=csv input=plans.csv     (source: csv|index|urls|url)
 #
-# Output contract:
+# Output contract (config/schema.yaml lists every key; paths: src/mrfbatch/layout.py):
 #   {output_dir}/tasks.tsv                                   the normalized source (checkpoint)
 #   {output_dir}/{network_id}/rates.parquet                  one row per negotiated price
 #   {output_dir}/{network_id}/providers.parquet              one row per (provider group, NPI)
-#   {output_dir}/{network_id}/status.json                    what the extraction did
+#   {output_dir}/{network_id}/status.json                    success, incomplete or failed, why
+#   {output_dir}/{network_id}/.done                          the task finished with success
 #   {output_dir}/manifest.json                               every task's outcome
-#   {log_dir}/extract/{network_id}.log                       one log per task
+#   {output_dir}/progress.json                               the run's state while it runs
+#   {output_dir}/logs/extract/{network_id}.log               one log per task (log_dir: logs)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -23,10 +25,10 @@ include: "rules/extract.smk"
 include: "rules/manifest.smk"
 
 
-# The task outputs are requested here too: Snakemake does not rebuild a deleted input of an
+# Every task's .done mark is requested here too: Snakemake does not redo a deleted input of an
 # up-to-date manifest unless a target asks for it.
 rule all:
     default_target: True
     input:
-        MANIFEST,
-        get_task_outputs,
+        PATHS.manifest,
+        get_task_targets,

@@ -1,13 +1,14 @@
+# One job per network id. Its one output is the task's .done mark, written after a successful
+# extraction only: a failed (exit 1) or incomplete (exit 3) extraction is redone by the next
+# run. The tables and status.json beside the mark are not outputs, so Snakemake never deletes
+# an incomplete task's tables. Whether a finished task is redone (another whitelist, batch
+# size, engine, a table deleted by hand) is decided by mrfbatch.workflow.task_targets, which
+# removes its mark; the job reads its settings from the config.
 rule extract:
-    input:
-        whitelist=get_whitelist,
     output:
-        rates=f"{OUT}/{{network_id}}/rates.parquet",
-        providers=f"{OUT}/{{network_id}}/providers.parquet",
-        status=f"{OUT}/{{network_id}}/status.json",
+        PATHS.done("{network_id}"),
     log:
-        log=f"{LOGS}/extract/{{network_id}}.log",
-        status=f"{LOGS}/extract/{{network_id}}.status.json",
+        PATHS.task_log("{network_id}"),
     retries: config["retries"]
     conda:
         "../envs/mrfbatch.yaml"
@@ -16,12 +17,5 @@ rule extract:
     resources:
         mem_mb=get_memory,
         runtime=config["runtime"],
-    params:
-        task=get_fingerprint,
-        tasks_file=TASKS,
-        output_dir=get_output_dir_of_task,
-        provider_batch_size=config["provider_batch_size"],
-        rate_batch_size=config["rate_batch_size"],
-        engine=config["engine"],
     script:
         "../scripts/extract.py"

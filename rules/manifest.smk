@@ -1,30 +1,26 @@
 rule manifest:
     input:
-        tasks=TASKS,
-        outputs=get_task_outputs,
+        tasks=PATHS.tasks,
+        done=get_task_targets,
     output:
-        MANIFEST,
+        PATHS.manifest,
     log:
-        f"{LOGS}/manifest.log",
+        PATHS.manifest_log,
     localrule: True
     conda:
         "../envs/mrfbatch.yaml"
     params:
-        output_dir=get_output_dir_of_file,
-        log_dir=LOGS,
         source=config["source"],
         source_input=redact_url(str(config["input"])),
     script:
         "../scripts/manifest.py"
 
 
+onsuccess:
+    finish_run(RUN, write=False)
+
+
 onerror:
-    # A failed extraction keeps the manifest rule from running; the manifest is still owed.
-    write_run_manifest(
-        TASKS,
-        MANIFEST,
-        OUT,
-        LOGS,
-        config["source"],
-        str(config["input"]),
-    )
+    # A failed or incomplete extraction keeps the manifest rule from running; the manifest is
+    # still owed.
+    finish_run(RUN, write=True)

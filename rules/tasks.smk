@@ -2,9 +2,9 @@ checkpoint tasks:
     input:
         get_source_files,
     output:
-        TASKS,
+        PATHS.tasks,
     log:
-        f"{LOGS}/tasks.log",
+        PATHS.tasks_log,
     localrule: True
     conda:
         "../envs/mrfbatch.yaml"
@@ -12,6 +12,6 @@ checkpoint tasks:
         source=config["source"],
         # Without the query string: params are kept in .snakemake/metadata.
         source_key=redact_url(str(config["input"])),
-        output_dir=get_output_dir_of_file,
+        output_dir=config["output_dir"],
     script:
         "../scripts/tasks.py"

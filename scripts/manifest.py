@@ -8,16 +8,9 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 # Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
-from mrfbatch.workflow import write_run_manifest  # noqa: E402
+from mrfbatch.workflow import Run, write_run_manifest  # noqa: E402
 
 logging.basicConfig(
     filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
 )
-write_run_manifest(
-    snakemake.input.tasks,
-    snakemake.output[0],
-    snakemake.params.output_dir,
-    snakemake.params.log_dir,
-    snakemake.params.source,
-    snakemake.params.source_input,
-)
+write_run_manifest(Run.from_config(snakemake.config), snakemake.input.tasks)

@@ -187,7 +187,7 @@ def test_batch_command_keeps_secrets_out(
     (tmp_path / "list.txt").write_text("\n".join(files.values()) + "\n")
     proc = batch(tmp_path, "--source", "urls", "--input", "list.txt", "--workers", "2")
     assert proc.returncode == 1  # some extractions failed
-    assert "2 successful, 4 failed, 0 not run" in proc.stdout
+    assert "2 successful, 0 incomplete, 4 failed, 0 not run" in proc.stdout
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     assert_outcomes({e["network_id"]: e for e in manifest["extractions"]})
     tasks = (tmp_path / "results" / "tasks.tsv").read_text()  # jobs need the signed URLs
@@ -203,7 +203,7 @@ def test_batch_command_keeps_secrets_out(
     single.mkdir()
     proc = batch(single, "--source", "url", "--input", files["good"], "--workers", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "1 successful, 0 failed, 0 not run" in proc.stdout
+    assert "1 successful, 0 incomplete, 0 failed, 0 not run" in proc.stdout
     assert assert_no_secrets(single, [proc.stdout, proc.stderr], allowed=["tasks.tsv"]) >= 5
     assert not list((single / "results").glob(".batch-config-*"))  # removed after the run
 
@@ -227,7 +227,7 @@ def test_batch_command_signed_index_keeps_secrets_out(
     index_url = signed(url, signature=SECRETS["index_signature"])
     proc = batch(tmp_path, "--source", "index", "--input", index_url)
     assert proc.returncode == 1
-    assert "1 successful, 2 failed, 0 not run" in proc.stdout
+    assert "1 successful, 0 incomplete, 2 failed, 0 not run" in proc.stdout
     manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
     assert manifest["source_input"] == url
     assert assert_no_secrets(tmp_path, [proc.stdout, proc.stderr], allowed=["tasks.tsv"]) >= 10
@@ -303,7 +303,7 @@ def test_workflow_unusable_source_shows_no_secret_and_no_traceback(tmp_path: Pat
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert (
-        "[mrfbatch] no tasks: the csv source is unusable: plans.csv has 2 unusable rows: "
+        "error: the csv source is unusable: plans.csv has 2 unusable rows: "
         "line 2: 'https://127.0.0.1:9/a b.json' contains a space (encode it as %20); "
         "line 3: 'ftp://127.0.0.1:9/a b.json' has the unsupported scheme 'ftp'"
     ) in proc.stderr

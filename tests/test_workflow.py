@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -48,11 +49,11 @@ def snakemake(
 
 
 def finished(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    """Network ids whose extraction ran in this run (one line per finished task)."""
+    """Network ids whose extraction ran in this run (the console's `[k/N] id: ...` lines)."""
     return sorted(
         line.split("] ", 1)[1].split(":", 1)[0]
         for line in proc.stderr.splitlines()
-        if line.startswith("[mrfbatch] ") and not line.startswith("[mrfbatch] manifest")
+        if re.match(r"\[\d+/\d+\] ", line)
     )
 
 
@@ -119,7 +120,7 @@ def test_workflow_csv_source_end_to_end(served: dict[str, Any], tmp_path: Path) 
             "rates": f"results/{name}/rates.parquet",
             "providers": f"results/{name}/providers.parquet",
         }
-        assert entry["log_file"] == f"logs/extract/{name}.log"
+        assert entry["log_file"] == f"results/logs/extract/{name}.log"
         assert (tmp_path / entry["log_file"]).stat().st_size > 0
         assert len(table(tmp_path / entry["output_files"]["rates"])) == rates
     assert [p["plan_name"] for p in by_id["alpha"]["plan_metadata"]] == ["Plan A", "Plan B"]
@@ -240,12 +241,12 @@ def test_workflow_rerun_does_nothing_and_redoes_only_deleted(
     assert snakemake(tmp_path, *args).returncode == 0
     again = snakemake(tmp_path, *args)
     assert again.returncode == 0 and finished(again) == []
-    assert "Nothing to be done" in again.stderr
+    assert "mrfbatch: nothing to do: all 2 files were done before: 2 success" in again.stderr
     # How patiently files are fetched, and the size limit, change no finished table.
     patient = ("attempts=9", "retry_seconds=5", "timeout=60", "max_value_mb=4096")
     again = snakemake(tmp_path, *args, *patient)
     assert again.returncode == 0 and finished(again) == [], again.stderr[-3000:]
-    assert "Nothing to be done" in again.stderr
+    assert "nothing to do: all 2 files were done before" in again.stderr
     (tmp_path / "results" / "beta" / "providers.parquet").unlink()
     third = snakemake(tmp_path, *args)
     assert third.returncode == 0, third.stderr[-3000:]
@@ -349,7 +350,7 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
         leftovers = [
             p.name for p in (killed / "results" / name).iterdir() if p.name.startswith(".")
         ]
-        assert leftovers == []
+        assert leftovers == [".done"]  # the task's mark; no temporary file
     assert manifest(killed)["summary"]["successful"] == 2
 
 
@@ -399,8 +400,8 @@ def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
         "line 2: 'not a url' is neither an http(s)/file URL nor an existing file; "
         "line 4: 'ftp://x/y.json' has the unsupported scheme 'ftp'"
     )
-    assert f"[mrfbatch] no tasks: the urls source is unusable: {message}" in proc.stderr
-    assert message in (tmp_path / "logs" / "tasks.log").read_text()
+    assert f"error: the urls source is unusable: {message}" in proc.stderr
+    assert message in (tmp_path / "results" / "logs" / "tasks.log").read_text()
     assert "Traceback" not in proc.stderr
     m = manifest(tmp_path)
     assert m["total_tasks"] == 0 and "could not be turned into tasks" in m["error"]
@@ -442,13 +443,14 @@ def test_batch_orchestrator_hostile_csv_ends_with_the_reason(tmp_path: Path, cas
         timeout=240,
     )
     assert proc.returncode == 1
-    assert f"[mrfbatch] no tasks: the csv source is unusable: {message}\n" in proc.stderr
+    assert f"error: the csv source is unusable: {message}\n" in proc.stderr
     assert (
-        "error: the csv source could not be turned into tasks; see logs/tasks.log and the "
-        "Snakemake output above\n"
-    ) in proc.stderr
+        "stopped in" in proc.stderr
+        and ": the csv source could not be turned into tasks; see results/logs/tasks.log\n"
+        in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
-    assert "0 successful, 0 failed, 0 not run" in proc.stdout
+    assert "0 successful, 0 incomplete, 0 failed, 0 not run" in proc.stdout
     assert not (tmp_path / "results" / "tasks.tsv").exists()
 
 
@@ -480,7 +482,8 @@ def test_workflow_edited_tasks_file_with_unsafe_id_is_refused(tmp_path: Path) ->
         "SourceError: results/tasks.tsv line 2: network id '../evil' is not a safe folder name"
         in proc.stderr
     ), proc.stderr[-3000:]
-    assert not (tmp_path / "evil").exists() and not (tmp_path / "logs" / "extract").exists()
+    assert not (tmp_path / "evil").exists()
+    assert not (tmp_path / "results" / "logs" / "extract").exists()
 
 
 def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Path) -> None:
@@ -488,7 +491,7 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "INFO extracting" in proc.stderr  # the extractor's own log lines
-    log = (tmp_path / "logs" / "extract" / "alpha.log").read_text()
+    log = (tmp_path / "results" / "logs" / "extract" / "alpha.log").read_text()
     assert "INFO extracting" in log and "alpha: success" in log
 
     many = tmp_path / "many"
@@ -496,12 +499,12 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     (many / "list.txt").write_text(f"{served['urls']['alpha']}\n")
     proc = snakemake(many, "source=urls", "input=list.txt", cores=2)
     assert "INFO extracting" not in proc.stderr
-    assert "[mrfbatch] alpha: success" in proc.stderr
+    assert "[1/1] alpha: success" in proc.stderr
 
     # The echo is no param of the job: another --cores redoes nothing.
     proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Nothing to be done" in proc.stderr, proc.stderr[-3000:]
+    assert "nothing to do: all 1 files were done before" in proc.stderr, proc.stderr[-3000:]
 
 
 def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
@@ -517,7 +520,7 @@ def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
     args = ["--source", "urls", "--input", "list.txt", "--workers", "2", "--retries", "0"]
     code = orchestrator_main([*args, "--max-value-mb", "1"])
     assert code != 0
-    assert "1 successful, 1 failed, 0 not run" in capsys.readouterr().out
+    assert "1 successful, 0 incomplete, 1 failed, 0 not run" in capsys.readouterr().out
     by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
     assert by_id["alpha"]["status"] == "success"
     assert by_id["big"]["status"] == "failed"
@@ -527,7 +530,7 @@ def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
 
     # A higher limit redoes the failed file only.
     assert orchestrator_main([*args, "--max-value-mb", "2"]) == 0
-    assert "2 successful, 0 failed, 0 not run" in capsys.readouterr().out
+    assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
     assert (tmp_path / "results" / "big" / "rates.parquet").exists()
 
 
@@ -559,7 +562,7 @@ def test_batch_orchestrator_command_and_execute_batch(
         ]
     )
     assert code == 0
-    assert "2 successful, 0 failed, 0 not run" in capsys.readouterr().out
+    assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
     assert manifest(tmp_path)["total_tasks"] == 2
 
     result = execute_batch(

@@ -3,8 +3,10 @@
     python -m mrfbatch.batch_orchestrator --source csv --input plans.csv --workers 4
 
 runs `snakemake --cores 4 --configfile CONFIG` (CONFIG: source=csv, input=plans.csv, ...) on
-this project's Snakefile in the current directory, then prints the manifest summary.
-`execute_batch` is the same from Python, for a list of URLs or task dicts.
+this project's Snakefile in the current directory; the run prints a line per file and its
+summary, then this command prints the counts on standard output. `--dry-run` prints what would
+run, `--quiet` only the summary. `execute_batch` is the same from Python, for a list of URLs or
+task dicts. Exit status: Snakemake's (0 when every file succeeded), 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -20,21 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.errors import UsageError
-from mrfbatch.sources import SOURCE_TYPES, Task
-from mrfbatch.workflow import check_config
+from mrfbatch.config import check_config, load_schema, workflow_root
+from mrfbatch.console import RERUN_VARIABLE
+from mrfbatch.errors import MrfError, UsageError
+from mrfbatch.network_ids import redact_text
+from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks
+from mrfbatch.workflow import Run, is_done
 
-
-def workflow_root() -> Path:
-    """The folder holding the Snakefile: $MRFBATCH_WORKFLOW, or this checkout's root."""
-    configured = os.environ.get("MRFBATCH_WORKFLOW")
-    root = Path(configured) if configured else Path(__file__).resolve().parents[2]
-    if not (root / "Snakefile").is_file():
-        raise UsageError(
-            f"no Snakefile in {root}: run from a checkout of mrfbatch (pip install -e .) or set "
-            "MRFBATCH_WORKFLOW to the folder that holds the Snakefile"
-        )
-    return root
+__all__ = ["execute_batch", "main", "read_manifest", "run_workflow", "workflow_root"]
 
 
 def snakemake_command(configfile: str | Path, workers: int, extra: Sequence[str] = ()) -> list[str]:
@@ -53,12 +49,18 @@ def snakemake_command(configfile: str | Path, workers: int, extra: Sequence[str]
     ]
 
 
-def run_workflow(config: Mapping[str, Any], workers: int = 1, extra: Sequence[str] = ()) -> int:
+def run_workflow(
+    config: Mapping[str, Any],
+    workers: int = 1,
+    extra: Sequence[str] = (),
+    rerun: str | None = None,
+) -> int:
     """Run the workflow in the current directory; Snakemake's exit status.
 
     The config goes to Snakemake in a file, not as `--config key=value`: Snakemake writes its
     command line into its log (.snakemake/log), and a signed index or URL must not be there.
     The file is made in `output_dir` (jobs on other machines see it there) and removed after.
+    `rerun` is the command the run's summary shows to run it again.
     """
     if workers < 1:
         raise UsageError(f"workers must be a positive integer, got {workers}")
@@ -66,10 +68,14 @@ def run_workflow(config: Mapping[str, Any], workers: int = 1, extra: Sequence[st
     folder = Path(str(settings.get("output_dir") or "results"))
     folder.mkdir(parents=True, exist_ok=True)
     fd, configfile = tempfile.mkstemp(prefix=".batch-config-", suffix=".json", dir=folder)
+    environment = dict(os.environ)
+    if rerun:
+        environment[RERUN_VARIABLE] = rerun
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(settings, f)
-        return subprocess.run(snakemake_command(configfile, workers, extra), check=False).returncode
+        command = snakemake_command(configfile, workers, extra)
+        return subprocess.run(command, check=False, env=environment).returncode
     finally:
         os.unlink(configfile)
 
@@ -79,7 +85,8 @@ def read_manifest(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {"summary": {"successful": 0, "failed": 0, "not_run": 0}, "extractions": []}
+        empty = {"successful": 0, "incomplete": 0, "failed": 0, "not_run": 0}
+        return {"summary": empty, "extractions": []}
     return data
 
 
@@ -88,27 +95,33 @@ def execute_batch(
     output_dir: str | os.PathLike[str],
     workers: int = 1,
     cpt_whitelist: str | os.PathLike[str] | None = None,
-    **kwargs: Any,
+    quiet: bool = False,
+    **config: Any,
 ) -> dict[str, Any]:
     """Extract every task with the workflow and return the manifest.
 
     `tasks` are URLs, `Task`s, or dicts with a `url` (or `file_url`) and plan fields. Other
-    keyword arguments are workflow config keys (`provider_batch_size`, `retries`, ...).
+    keyword arguments are workflow config keys (`provider_batch_size`, `retries`, ...; see
+    config/config.yaml): a misspelled one raises ConfigError before anything runs. `quiet`
+    shows only the run's summary.
 
     >>> execute_batch(["https://payer.example/a.json.gz"], "results", workers=2)  # doctest: +SKIP
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     source = out / "batch-input.csv"
-    _write_csv(tasks, source)
-    config = {
+    settings = {
         "source": "csv",
         "input": str(source),
         "output_dir": str(out),
         "cpt_whitelist": None if cpt_whitelist is None else str(cpt_whitelist),
-        **kwargs,
+        **config,
     }
-    run_workflow(config, workers)
+    if quiet:
+        settings["console"] = "quiet"
+    check_config({**settings, "input": None}, load_schema(), check_files=False)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(tasks, source)
+    run_workflow(settings, workers, rerun="the same execute_batch(...) call")
     return read_manifest(out)
 
 
@@ -139,6 +152,21 @@ def _flat(plan: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in plan.items()}
 
 
+def dry_run(settings: Mapping[str, Any]) -> str:
+    """What a run would do, without running anything: the tasks, and which are done."""
+    run = Run.from_config(settings)
+    tasks = load_tasks(settings["source"], str(settings["input"]))
+    todo = [task.network_id for task in tasks if not is_done(run, task)]
+    line = (
+        f"dry run: {settings['source']} source {settings['input']}: {len(tasks):,} files; "
+        f"{len(tasks) - len(todo):,} already done, {len(todo):,} would be extracted"
+    )
+    if todo:
+        shown = ", ".join(todo[:10]) + (f" and {len(todo) - 10:,} more" if len(todo) > 10 else "")
+        line += f": {shown}"
+    return line
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m mrfbatch.batch_orchestrator",
@@ -160,12 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="fail a file whose in_network item or provider reference is larger (MB; 2048)",
     )
-    p.add_argument("--dry-run", action="store_true", help="show the jobs, run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print how many files the source lists and how many are done; run nothing",
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the summary at the end")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
     config = {
         "source": args.source,
         "input": args.input,
@@ -178,25 +212,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "retry_seconds": args.retry_seconds,
         "timeout": args.timeout,
         "max_value_mb": args.max_value_mb,
+        "console": "quiet" if args.quiet else None,
     }
     try:
-        check_config({key: value for key, value in config.items() if value is not None})
-        code = run_workflow(config, args.workers, ["--dry-run"] if args.dry_run else [])
-    except UsageError as exc:
+        settings = check_config(config, load_schema())
+        if args.dry_run:
+            print(dry_run(settings))
+            return 0
+        command = shlex.join(["python", "-m", "mrfbatch.batch_orchestrator", *arguments])
+        rerun = redact_text(command, [args.input])  # a signed URL's secrets stay off the console
+        code = run_workflow(config, args.workers, rerun=rerun)
+    except MrfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot use output_dir {args.output_dir}: {exc}", file=sys.stderr)
         return 2
-    if not args.dry_run:
-        manifest = read_manifest(args.output_dir)
-        summary = manifest["summary"]
-        if manifest.get("error"):
-            print(f"error: {manifest['error']}", file=sys.stderr)
-        print(
-            f"{summary['successful']} successful, {summary['failed']} failed, "
-            f"{summary['not_run']} not run; manifest: {Path(args.output_dir) / 'manifest.json'}"
-        )
+    summary = read_manifest(args.output_dir)["summary"]
+    print(
+        f"{summary['successful']} successful, {summary.get('incomplete', 0)} incomplete, "
+        f"{summary['failed']} failed, {summary['not_run']} not run; manifest: "
+        f"{Path(args.output_dir) / 'manifest.json'}"
+    )
     return code
 
 

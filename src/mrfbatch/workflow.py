@@ -1,116 +1,148 @@
-"""What the Snakemake workflow calls: config checks, the output-folder lock, the job bodies.
+"""What the Snakemake workflow calls: the run's start, its task list, the job bodies, its end.
 
 The `.smk` files only map config and wildcards to paths; every decision lives here, where
 pytest reaches it.
+
+When a task is done is decided here, not by Snakemake's rerun triggers: a task is done when
+`{output_dir}/{network_id}/.done` exists, the extract job's one declared output. The job writes
+it after a successful extraction only, holding the task's recipe (URL without secrets, plans,
+whitelist, batch sizes, engine). A failed or incomplete extraction exits non-zero, so the next
+run redoes it, while its status.json (and an incomplete task's tables, which Snakemake does not
+know of) stay for the manifest. Before the run, `task_targets` removes every mark that no longer
+tells the truth (another recipe, a table deleted by hand), so Snakemake redoes exactly the
+tasks the console counts as not done.
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES
+from mrfbatch import console
+from mrfbatch.config import check_config, load_schema
 from mrfbatch.errors import MrfError, UsageError
-from mrfbatch.manifest import build_manifest, write_manifest
+from mrfbatch.layout import RunLayout
+from mrfbatch.manifest import build_manifest, read_status, write_manifest
 from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url
-from mrfbatch.run_extraction import ExtractionResult, run_extraction, status_text
-from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks, read_tasks, write_tasks
+from mrfbatch.run_extraction import EXIT_STATUS, run_extraction
+from mrfbatch.sources import Task, load_tasks, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
+from mrfbatch.whitelist import load_whitelist
 
 log = logging.getLogger("mrfbatch")
 
-_POSITIVE_INTS = (
-    "provider_batch_size",
-    "rate_batch_size",
-    "mem_mb",
-    "runtime",
-    "attempts",
-    "threads_per_job",
-    "max_value_mb",
-)
-_NON_NEGATIVE_INTS = ("retries",)
-_NON_NEGATIVE_NUMBERS = ("retry_seconds",)
-_POSITIVE_NUMBERS = ("timeout",)
-_FILE_SOURCES = ("csv", "urls")
+# Set by the run's main process for its jobs (which inherit it, on a cluster too): when the run
+# began, to tell an earlier attempt of this run from a status left by an earlier run.
+RUN_STARTED_VARIABLE = "MRFBATCH_RUN_STARTED"
+_SHOWN_CODES = 5
 
 
-class ConfigError(UsageError):
-    """A workflow config value is missing or not allowed."""
+@dataclass(frozen=True)
+class Run:
+    """The checked settings of a workflow run and where its files go."""
+
+    settings: dict[str, Any]
+    layout: RunLayout
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Run:
+        """The run of a checked config (as jobs and handlers see it)."""
+        return cls(dict(config), RunLayout(config["output_dir"], config["log_dir"]))
+
+    @functools.cached_property
+    def whitelist_digest(self) -> str | None:
+        path = self.settings.get("cpt_whitelist")
+        return None if not path else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    def recipe(self, task: Task) -> str:
+        """What the task's tables are made of; a finished task with another recipe is redone.
+
+        How patiently files are fetched (attempts, timeouts) and max_value_mb change no table
+        of a finished task, so they are not in it. The URL has no query string: a new signature
+        on the same file does not redo the work.
+        """
+        settings = self.settings
+        return json.dumps(
+            {
+                "url": redact_url(task.url),
+                "plans": list(task.plan_metadata),
+                "whitelist": self.whitelist_digest,
+                "provider_batch_size": settings["provider_batch_size"],
+                "rate_batch_size": settings["rate_batch_size"],
+                "engine": settings["engine"],
+            },
+            sort_keys=True,
+        )
 
 
-def check_config(config: Mapping[str, Any], command_line: Mapping[str, Any] | None = None) -> None:
-    """Stop before any job when a config value is wrong, naming the key and what is allowed.
+def start_run(
+    config: dict[str, Any],
+    command_line: Mapping[str, Any],
+    schema_path: str,
+    main_process: bool,
+    dryrun: bool = False,
+    local_cores: int | None = None,
+) -> Run:
+    """What the Snakefile does first: check the config and the whitelist, lock `output_dir`.
 
-    `command_line` holds the values given with `--config`: Snakemake writes those into its log
-    (.snakemake/log), so a URL with a query string, user name or fragment is refused there.
+    A mistake stops the run here, before any job, with one line saying what and how to fix
+    it (exit status 1). `config` (Snakemake's) gets the schema's defaults. In the main process
+    this also sets up the console; `local_cores` is --cores of a local run (None on a cluster).
     """
-    given = str((command_line or {}).get("input", ""))
-    if "://" in given and redact_url(given) != given:
-        raise ConfigError(
-            "config key 'input': the URL has a query string, user name or fragment (a "
-            "signature?) and was given with --config, which Snakemake writes into its log "
-            "(.snakemake/log); put 'input: <URL>' in a YAML file and give it with "
-            "--configfile FILE instead"
-        )
-    source = config.get("source")
-    if source not in SOURCE_TYPES:
-        shown = "missing" if source is None else repr(source)
-        raise ConfigError(
-            f"config key 'source' is {shown}; allowed values: {', '.join(SOURCE_TYPES)} "
-            "(e.g. --config source=csv input=plans.csv)"
-        )
-    value = config.get("input")
-    if value in (None, ""):
-        raise ConfigError(
-            "config key 'input' is missing: give the source file or URL, "
-            "e.g. --config source=csv input=plans.csv"
-        )
-    text = str(value)
-    is_url = "://" in text
-    if source in _FILE_SOURCES and not Path(text).is_file():
-        raise ConfigError(f"config key 'input': {source} file {text} does not exist")
-    if source in ("index", "url") and not is_url and not Path(text).is_file():
-        raise ConfigError(
-            f"config key 'input': {text!r} is neither an http(s)/file URL nor an existing file"
-        )
-    for key in _POSITIVE_INTS + _NON_NEGATIVE_INTS:
-        if key not in config:
-            continue
-        number = config[key]
-        minimum = 0 if key in _NON_NEGATIVE_INTS else 1
-        if not isinstance(number, int) or isinstance(number, bool) or number < minimum:
-            raise ConfigError(
-                f"config key {key!r} is {number!r}; allowed values: integers >= {minimum}"
-            )
-    for key in _NON_NEGATIVE_NUMBERS + _POSITIVE_NUMBERS:
-        if key not in config:
-            continue
-        number = config[key]
-        positive = key in _POSITIVE_NUMBERS
-        if not _is_number(number) or number < 0 or (positive and number == 0):
-            raise ConfigError(
-                f"config key {key!r} is {number!r}; allowed values: numbers "
-                f"{'> 0' if positive else '>= 0'}"
-            )
-    if config.get("engine", "fast") not in ENGINES:
-        raise ConfigError(
-            f"config key 'engine' is {config['engine']!r}; allowed values: {', '.join(ENGINES)}"
-        )
-    whitelist = config.get("cpt_whitelist")
-    if whitelist not in (None, "") and not Path(str(whitelist)).is_file():
-        raise ConfigError(f"config key 'cpt_whitelist': file {whitelist} does not exist")
+    try:
+        config.update(check_config(config, load_schema(schema_path), command_line))
+        run = Run.from_config(config)
+        if not main_process:
+            return run
+        codes = _check_whitelist(config["cpt_whitelist"])
+        if not dryrun:
+            lock_output_dir(run.layout.output_dir)
+    except MrfError as exc:
+        _say(f"error: {exc}")
+        raise SystemExit(1) from None
+    os.environ[RUN_STARTED_VARIABLE] = _now()
+    echo = local_cores == 1  # one job at a time: its detail goes to the console
+    view = console.configure(
+        layout=run.layout,
+        mode=config["console"],
+        retries=config["retries"],
+        echo=echo,
+        run_started=os.environ[RUN_STARTED_VARIABLE],
+        source=f"{config['source']} source {redact_url(str(config['input']))}",
+        cores=local_cores,
+        whitelist=config["cpt_whitelist"],
+    )
+    # Jobs read these from the config, not from params: as params, a change of --cores would
+    # make Snakemake redo every extraction.
+    config["_echo"] = echo
+    config["_job_line"] = not view.attached  # without mrfbatch's console, jobs say it
+    console.announce(_whitelist_line(config["cpt_whitelist"], codes))
+    return run
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _check_whitelist(path: str | None) -> frozenset[str] | None:
+    return None if path in (None, "") else load_whitelist(str(path))
+
+
+def _whitelist_line(path: str | None, codes: frozenset[str] | None) -> str:
+    if codes is None:
+        return (
+            "no billing-code whitelist (cpt_whitelist): every item of every file is extracted, "
+            "which can be very large"
+        )
+    shown = ", ".join(sorted(codes)[:_SHOWN_CODES])
+    more = ", ..." if len(codes) > _SHOWN_CODES else ""
+    return f"billing codes: {len(codes):,} from {path} ({shown}{more})"
 
 
 _LOCK: IO[str] | None = None
@@ -164,7 +196,7 @@ def tasks_job(
     except MrfError as exc:
         message = redact_text(str(exc), [source_input])
         log.error("%s", message)
-        _say(f"[mrfbatch] no tasks: the {source} source is unusable: {message}")
+        _say(f"error: the {source} source is unusable: {message}")
         return 1
     finally:
         _stop_logging(handlers)
@@ -192,64 +224,106 @@ def find_task(path: str, network_id: str) -> Task:
     return task
 
 
-def task_fingerprint(path: str, network_id: str) -> str:
-    """What makes a task's outputs stale: its URL without query string, and its plans.
+def task_targets(run: Run, tasks_path: str) -> list[str]:
+    """Every task's `.done` mark, which the run requests; first, marks that lie are removed.
 
-    Used as a rule parameter, so a new signature on the same file does not redo the work, and
-    secrets in the query string never reach Snakemake's metadata.
+    A mark lies when it holds another recipe than the task's now, or the task's status.json
+    is gone or not `success`, or a table it lists is gone: Snakemake then sees the mark missing
+    and redoes the task. Tells the console how many tasks are done.
     """
-    task = find_task(path, network_id)
-    return json.dumps([redact_url(task.url), list(task.plan_metadata)], sort_keys=True)
+    key = (tasks_path, os.stat(tasks_path).st_mtime_ns)
+    if _last_targets.get("key") != key:  # called for `all` and for `manifest`: once is enough
+        tasks = list(tasks_by_id(tasks_path).values())
+        done = 0
+        for task in tasks:
+            mark = Path(run.layout.done(task.network_id))
+            if is_done(run, task):
+                done += 1
+            elif mark.exists():
+                mark.unlink()
+        console.plan(total=len(tasks), done=done)
+        _last_targets.update(key=key, targets=sorted(run.layout.done(t.network_id) for t in tasks))
+    targets: list[str] = _last_targets["targets"]
+    return targets
 
 
-def run_task(
-    tasks_path: str,
-    network_id: str,
-    log_path: str,
-    status_copy: str,
-    output_dir: str,
-    cpt_whitelist: str | None = None,
-    provider_batch_size: int = 50_000,
-    rate_batch_size: int = 100_000,
-    attempts: int = TransportSettings.attempts,
-    retry_seconds: float = TransportSettings.retry_seconds,
-    timeout: float = TransportSettings.read_timeout,
-    engine: str = "fast",
-    threads: int = 1,
-    echo: bool = False,
-    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
-) -> ExtractionResult:
-    """An extraction job: run one task, log to `log_path`, keep a copy of its status.
+_last_targets: dict[str, Any] = {}
 
-    The copy lives beside the log because Snakemake deletes the declared outputs (status.json
-    among them) of a failed job, and the manifest still has to say why it failed. It is written
-    from the result, so it exists even when a full disk kept status.json from being written.
+
+def is_done(run: Run, task: Task) -> bool:
+    """Whether the task has its mark with today's recipe, a success status and every table."""
+    try:
+        recipe = Path(run.layout.done(task.network_id)).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    status = read_status(run.layout.status(task.network_id))
+    if recipe != run.recipe(task) or status is None or status.get("status") != "success":
+        return False
+    return all(Path(path).is_file() for path in (status.get("output_files") or {}).values())
+
+
+def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> int:
+    """An extraction job: run one task, logging to its log file; the job's exit status.
+
+    0 on success (after writing the task's `.done` mark), 1 failed, 3 incomplete (see
+    run_extraction). When Snakemake retries a job whose failure no retry can cure (an HTTP 404,
+    invalid JSON) in the same run, nothing is fetched again: the failure stands.
     """
-    task = find_task(tasks_path, network_id)
-    handlers = _log_to(log_path, echo, [task.url])
+    run = Run.from_config(settings)
+    layout = run.layout
+    task = find_task(layout.tasks, network_id)
+    log_path = layout.task_log(network_id)
+    if _failed_for_good_in_this_run(layout, task):
+        with open(log_path, "a", encoding="utf-8") as f:
+            f.write(f"{_now()} ERROR not retried: the failure above cannot succeed on retry\n")
+        return EXIT_STATUS["failed"]
+    Path(layout.done(network_id)).unlink(missing_ok=True)
+    handlers = _log_to(log_path, settings.get("_echo", False), [task.url])
     try:
         result = run_extraction(
             task.url,
-            output_dir,
+            settings["output_dir"],
             network_id=network_id,
-            cpt_whitelist=cpt_whitelist or None,
-            provider_batch_size=provider_batch_size,
-            rate_batch_size=rate_batch_size,
+            cpt_whitelist=settings["cpt_whitelist"] or None,
+            provider_batch_size=settings["provider_batch_size"],
+            rate_batch_size=settings["rate_batch_size"],
             plan_metadata=list(task.plan_metadata),
             settings=TransportSettings(
-                attempts=attempts, retry_seconds=retry_seconds, read_timeout=timeout
+                attempts=settings["attempts"],
+                retry_seconds=settings["retry_seconds"],
+                read_timeout=settings["timeout"],
             ),
-            engine=engine,
+            engine=settings["engine"],
             threads=threads,
-            max_value_mb=max_value_mb,
+            max_value_mb=settings["max_value_mb"],
         )
     finally:
         _stop_logging(handlers)
-    tmp = Path(status_copy).with_name(Path(status_copy).name + ".tmp")
-    tmp.write_text(status_text(result), encoding="utf-8")
-    os.replace(tmp, status_copy)
-    _say(_one_line(result))
-    return result
+    if result.ok:
+        _write_done(layout.done(network_id), run.recipe(task))
+    if settings.get("_job_line", True):
+        _say(f"[mrfbatch] {console.task_line(result.to_dict())}")
+    return EXIT_STATUS[result.status]
+
+
+def _failed_for_good_in_this_run(layout: RunLayout, task: Task) -> bool:
+    """Whether an earlier attempt in this run failed in a way no retry can cure."""
+    started = os.environ.get(RUN_STARTED_VARIABLE)
+    status = read_status(layout.status(task.network_id))
+    return (
+        started is not None
+        and status is not None
+        and status.get("status") == "failed"
+        and status.get("retryable") is False
+        and str(status.get("started_at", "")) >= started
+        and status.get("url") == redact_url(task.url)
+    )
+
+
+def _write_done(path: str, recipe: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    Path(tmp).write_text(recipe, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _say(line: str) -> None:
@@ -283,37 +357,36 @@ def _stop_logging(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
-def _one_line(result: ExtractionResult) -> str:
-    if result.ok:
-        return (
-            f"[mrfbatch] {result.network_id}: success, {result.items_matched:,} of "
-            f"{result.items_seen:,} items, {result.rate_rows:,} rate rows, "
-            f"{result.provider_rows:,} provider rows in {result.duration_seconds:.1f} s"
-        )
-    return f"[mrfbatch] {result.network_id}: FAILED: {result.error}"
-
-
-def write_run_manifest(
-    tasks_path: str,
-    manifest_path: str,
-    output_dir: str,
-    log_dir: str,
-    source_type: str,
-    source_input: str,
-) -> dict[str, Any]:
+def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     """Build and write manifest.json from the tasks and whatever statuses exist."""
+    settings = run.settings
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
-    manifest = build_manifest(tasks, output_dir, log_dir, source_type, str(source_input))
+    manifest = build_manifest(tasks, run.layout, settings["source"], str(settings["input"]))
     if not has_tasks:
         manifest["error"] = (
-            f"the {source_type} source could not be turned into tasks; see {log_dir}/tasks.log "
-            "and the Snakemake output above"
+            f"the {settings['source']} source could not be turned into tasks; see "
+            f"{run.layout.tasks_log}"
         )
-    write_manifest(manifest, manifest_path)
-    summary = manifest["summary"]
-    _say(
-        f"[mrfbatch] manifest {manifest_path}: {summary['successful']} successful, "
-        f"{summary['failed']} failed, {summary['not_run']} not run"
-    )
+    write_manifest(manifest, run.layout.manifest)
     return manifest
+
+
+def finish_run(run: Run, write: bool) -> None:
+    """The end of a run (Snakemake's onsuccess and onerror): the summary on the console.
+
+    `write`: build the manifest here (onerror: a failed job kept the manifest rule from
+    running), else read the one the rule wrote.
+    """
+    if write:
+        manifest = write_run_manifest(run, run.layout.tasks)
+    else:
+        try:
+            manifest = json.loads(Path(run.layout.manifest).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = write_run_manifest(run, run.layout.tasks)
+    console.finish(manifest)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")  # as status.json's started_at

@@ -1,0 +1,572 @@
+"""What a person sees while the workflow runs: a line per file, live progress, a summary.
+
+Snakemake's own output (job blocks, step counters, error blocks with temporary script paths)
+is replaced by this console through a Snakemake logger plugin
+(`snakemake_logger_plugin_mrfbatch`, set in the profiles): every log record of the run reaches
+`Console.handle`, in order, in one thread. From Snakemake's records it learns which job runs
+which file; the files' own status.json say what happened. A run prints:
+
+    billing codes: 3 from codes.txt (27447, 99213, J1885)
+    csv source plans.csv: 5 files; 0 already done, 5 to extract, 2 at a time
+    [1/5] alpha: success, 21 of 40 items, 76 rate rows, 46 provider rows, 12.1 kB in 0.1 s
+    [2/5] gone: FAILED: HTTP 404 Not Found from host 127.0.0.1 for http://...
+    ...
+    (then the summary block: counts, rows, where things are, what to do next)
+
+While files download, a line shows each one's progress (on a terminal one line that updates,
+otherwise a plain line every 10 s), and `{output_dir}/progress.json` says how far the run is.
+The Snakefile's side (mrfbatch.workflow) calls the module functions below; they log through
+Snakemake's logger, so the lines stay in order with the jobs' records, and without the plugin
+Snakemake's default handler still prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from mrfbatch.layout import RunLayout
+from mrfbatch.manifest import read_status
+from mrfbatch.progress import human_bytes, human_seconds, read_snapshot
+
+MODES = ("quiet", "normal", "verbose")
+TERMINAL_SECONDS = 1.0  # how often the one updating progress line is redrawn on a terminal
+PLAIN_SECONDS = 10.0  # how often a progress line is printed when the console is no terminal
+PROGRESS_FILE_SECONDS = 2.0  # how often progress.json is rewritten, at most
+RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
+_LISTED = 5  # failures named in the summary; the manifest has them all
+_MAX_ERROR_LINES = 6  # lines of an unexpected Snakemake error shown
+
+# Snakemake messages that say nothing the console does not say better: a job's non-zero exit
+# is reported from its status.json (or as a job that ended without one).
+_NOISE = (
+    "Exiting because a job execution failed",
+    "At least one job did not complete successfully",
+    "returned non-zero exit status",
+)
+_NOTHING_TO_DO = "Nothing to be done"
+_DRY_RUN_END = "This was a dry-run"
+
+
+@dataclass
+class _Plan:
+    total: int
+    done: int
+
+
+@dataclass
+class _RunInfo:
+    layout: RunLayout
+    mode: str = "normal"
+    retries: int = 0
+    echo: bool = False
+    run_started: str = ""
+    source: str = ""
+    cores: int | None = None
+    whitelist: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Console:
+    """Renders a workflow run from log records; see the module docstring."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        terminal: bool | None = None,
+        fallback: Callable[[logging.LogRecord], None] | None = None,
+        verbose: bool = False,
+        quiet: bool = False,
+        dryrun: bool = False,
+    ):
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = self.stream.isatty() if terminal is None else terminal
+        self.fallback = fallback  # Snakemake's own rendering, for --verbose runs
+        self.forced_mode = "verbose" if verbose else "quiet" if quiet else None
+        self.dryrun = dryrun
+        self.attached = False  # True once a Snakemake run's records come here
+        self.run: _RunInfo | None = None
+        self.planned: _Plan | None = None
+        self._lock = threading.RLock()
+        self._jobs: dict[int, str] = {}  # Snakemake job id -> network id
+        self._attempts: Counter[str] = Counter()
+        self._running: dict[str, float] = {}  # network id -> when its job started
+        self._finished: Counter[str] = Counter()  # status -> tasks finished in this run
+        self._problems: dict[str, str] = {}  # network id -> status, for progress.json
+        self._header_shown = False
+        self._status_line = ""  # the progress line on the terminal, to clear before a line
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._progress_written = 0.0
+
+    # -- what the Snakefile's side tells it ------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.forced_mode or (self.run.mode if self.run else "normal")
+
+    def configure(self, info: _RunInfo) -> None:
+        with self._lock:
+            self.run = info
+
+    def plan(self, total: int, done: int) -> None:
+        with self._lock:
+            self.planned = _Plan(total, done)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def handle(self, record: logging.LogRecord) -> None:
+        """One log record of the run (called in order, from one thread)."""
+        with self._lock:
+            kind = getattr(record, "mrfbatch", None)
+            if kind is not None:
+                self._own(kind, record)
+                return
+            verbose = self.mode == "verbose" and self.fallback is not None
+            if verbose:
+                self.fallback(record)  # type: ignore[misc]
+            event = str(getattr(record, "event", None) or "")
+            handler = getattr(self, f"_on_{event}", None) if event else None
+            if handler is not None:
+                handler(record)
+            elif not verbose:
+                self._on_other(record)
+
+    def _own(self, kind: str, record: logging.LogRecord) -> None:
+        if kind == "summary":
+            self._end(record.getMessage())
+        elif self.mode != "quiet":
+            self._say(record.getMessage())
+
+    def _end(self, summary: str) -> None:
+        self._show_header()
+        self.stop()
+        self._write_progress(final=True)
+        self._say(summary)
+
+    def _on_job_info(self, record: logging.LogRecord) -> None:
+        rule = getattr(record, "rule_name", "")
+        if rule == "tasks":  # the source is read again: the plan comes after it
+            self.planned = None
+            return
+        if rule != "extract":
+            return
+        network_id = str((getattr(record, "wildcards", None) or {}).get("network_id", ""))
+        self._jobs[int(getattr(record, "jobid", -1))] = network_id
+        self._attempts[network_id] += 1
+        self._running[network_id] = time.time()
+        self._show_header()
+        self._start_ticker()
+
+    def _on_job_finished(self, record: logging.LogRecord) -> None:
+        network_id = self._jobs.pop(int(getattr(record, "job_id", -1)), None)
+        if network_id is not None:
+            self._task_ended(network_id)
+
+    def _on_job_error(self, record: logging.LogRecord) -> None:
+        rule = getattr(record, "rule_name", "")
+        if rule == "manifest" and self.run is not None:
+            log = self.run.layout.manifest_log
+            self._say(f"error: manifest.json could not be written; see {log}")
+        if rule != "extract":
+            return  # the tasks job says itself why the source is unusable
+        network_id = self._jobs.pop(int(getattr(record, "jobid", -1)), None)
+        if network_id is None:
+            return
+        retries = self.run.retries if self.run else 0
+        if self._attempts[network_id] <= retries:
+            self._running.pop(network_id, None)
+            status = self._fresh_status(network_id)
+            if status is not None and status.get("retryable") is False:
+                return  # the next attempt only says so again, without fetching anything
+            why = (status or {}).get("error") or (status or {}).get("status") or "no status"
+            if self.mode != "quiet":
+                attempt = self._attempts[network_id]
+                self._say(f"      {network_id}: attempt {attempt} ended: {why}; retrying")
+            return
+        self._task_ended(network_id)
+
+    def _on_run_info(self, record: logging.LogRecord) -> None:
+        if not self.dryrun or self._header_shown:  # Snakemake says it twice in a dry run
+            return
+        stats = getattr(record, "stats", None) or {}
+        self._show_header()
+        if self.planned is None:
+            self._header_shown = True
+            self._say(
+                "dry run: the source is read first (tasks.tsv is missing or older than the "
+                "source); then every file not yet done is extracted"
+            )
+        else:
+            todo = int(stats.get("extract", 0))
+            self._say(
+                f"dry run: {todo:,} of {self.planned.total:,} files would be extracted, "
+                f"{self.planned.done:,} are done"
+            )
+
+    def _on_error(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if any(noise in text for noise in _NOISE) or self.mode == "verbose":
+            return
+        self._say(f"error: {concise_error(text)}")
+
+    def _on_other(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith(_NOTHING_TO_DO) and self.run is not None:
+            manifest = _read_json(self.run.layout.manifest)
+            if manifest is not None:
+                self._end(summary_text(manifest, self.run, self.planned, rerun_command()))
+            return
+        if record.levelno < logging.WARNING or any(noise in text for noise in _NOISE):
+            return
+        if text.startswith(_DRY_RUN_END):
+            return
+        prefix = "error" if record.levelno >= logging.ERROR else "warning"
+        self._say(f"{prefix}: {concise_error(text)}")
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _task_ended(self, network_id: str) -> None:
+        self._running.pop(network_id, None)
+        status = self._fresh_status(network_id)
+        kind = (status or {}).get("status", "failed")
+        self._finished[kind] += 1
+        if kind != "success":
+            self._problems[network_id] = kind
+        count = sum(self._finished.values())
+        total = self._to_do()
+        if self.mode != "quiet":
+            if status is None:
+                log = self.run.layout.task_log(network_id) if self.run else "its log"
+                line = (
+                    f"{network_id}: FAILED: the job ended without a status (killed, or out of "
+                    f"memory?); see {log}"
+                )
+            else:
+                line = task_line(status)
+            self._say(f"[{count}/{total}] {line}")
+        self._write_progress()
+
+    def _fresh_status(self, network_id: str) -> dict[str, Any] | None:
+        """The task's status.json if this run wrote it (not one an earlier run left)."""
+        if self.run is None:
+            return None
+        status = read_status(self.run.layout.status(network_id))
+        if status is None or str(status.get("started_at", "")) < self.run.run_started:
+            return None
+        return status
+
+    def _to_do(self) -> int:
+        if self.planned is None:
+            return max(len(self._jobs) + sum(self._finished.values()), 1)
+        return max(self.planned.total - self.planned.done, sum(self._finished.values()))
+
+    def _show_header(self) -> None:
+        if self._header_shown or self.run is None or self.planned is None:
+            return
+        self._header_shown = True
+        if self.mode == "quiet":
+            return
+        plan = self.planned
+        todo = plan.total - plan.done
+        files = f"{plan.total:,} file{'s' if plan.total != 1 else ''}"
+        line = f"{self.run.source}: {files}; {plan.done:,} already done, {todo:,} to extract"
+        if self.run.cores and self.run.cores > 1 and todo > 1:
+            line += f", {min(self.run.cores, todo)} at a time"
+        self._say(line)
+
+    # -- progress --------------------------------------------------------------------------
+
+    def _start_ticker(self) -> None:
+        if self._ticker is not None or self.dryrun or self.run is None:
+            return
+        if self.mode == "quiet" or self.run.echo:  # with one job its own log shows progress
+            return
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name="mrfbatch-progress")
+        self._ticker.daemon = True
+        self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        period = TERMINAL_SECONDS if self.terminal else PLAIN_SECONDS
+        deadline = time.monotonic() + period
+        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
+            deadline += period
+            self.tick()
+
+    def tick(self) -> None:
+        """Show the running files' progress now (the ticker calls it every period)."""
+        with self._lock:
+            if self._stop.is_set():  # stopped while this tick waited for the lock
+                return
+            self._write_progress()
+            text = self._progress_text()
+            if self.terminal:
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                self._draw(text[:width] if text else "")
+            elif text:
+                self._write(f"{text}\n")
+
+    def _progress_text(self) -> str:
+        if self.run is None:
+            return ""
+        parts = []
+        for network_id in sorted(self._running, key=self._running.__getitem__):
+            snap = read_snapshot(self.run.layout.task_progress(network_id))
+            if snap is not None:
+                parts.append(f"{network_id} {snap.describe()}")
+        if not parts:
+            return ""
+        done = sum(self._finished.values())
+        return f"  [{done}/{self._to_do()} done] running: " + "; ".join(parts)
+
+    def _write_progress(self, final: bool = False) -> None:
+        """Rewrite progress.json (at most every PROGRESS_FILE_SECONDS, except the last time)."""
+        if self.run is None or self.dryrun:
+            return
+        now = time.monotonic()
+        if not final and now - self._progress_written < PROGRESS_FILE_SECONDS:
+            return
+        self._progress_written = now
+        running = []
+        for network_id in sorted(self._running):
+            snap = read_snapshot(self.run.layout.task_progress(network_id))
+            entry: dict[str, Any] = {"network_id": network_id}
+            if snap is not None:
+                entry.update(
+                    bytes_read=snap.bytes_read,
+                    bytes_total=snap.bytes_total,
+                    percent=None if snap.percent is None else round(snap.percent, 1),
+                    phase=snap.phase,
+                )
+            running.append(entry)
+        state = {
+            "state": "finished" if final else "running",
+            "updated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "total_tasks": self.planned.total if self.planned else None,
+            "done_before": self.planned.done if self.planned else None,
+            "finished": dict(self._finished),
+            "running": running,
+            "not_success": self._problems,
+        }
+        path = Path(self.run.layout.progress)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the folder may be gone (the run failed early)
+
+    def stop(self) -> None:
+        """Stop the progress ticker (it ends at its next wake-up) and clear its line."""
+        with self._lock:
+            self._stop.set()
+            self._ticker = None
+            self._draw("")
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        """Lines of text, each whole, above the progress line (redrawn after them)."""
+        status = self._status_line
+        self._draw("")
+        self._write(text + "\n")
+        self._draw(status)
+
+    def _draw(self, text: str) -> None:
+        if not self.terminal or text == self._status_line:
+            return
+        self._write("\r\033[K" + text)
+        self._status_line = text
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing to show any more
+            pass
+
+
+def task_line(status: Mapping[str, Any]) -> str:
+    """One line for one file, from its status.json: `alpha: success, 3 of 1,773 items, ...`."""
+    network_id = status.get("network_id", "?")
+    kind = status.get("status")
+    if kind not in ("success", "incomplete"):
+        return f"{network_id}: FAILED: {status.get('error') or 'no reason given'}"
+    counts = (
+        f"{status.get('items_matched') or 0:,} of {status.get('items_seen') or 0:,} items, "
+        f"{status.get('rate_rows') or 0:,} rate rows, {status.get('provider_rows') or 0:,} "
+        f"provider rows, {human_bytes(status.get('bytes_read') or 0)} in "
+        f"{human_seconds(status.get('duration_seconds') or 0.0)}"
+    )
+    if kind == "success":
+        return f"{network_id}: success, {counts}"
+    missing = "; ".join(status.get("incomplete") or ["some data could not be read"])
+    return f"{network_id}: INCOMPLETE: {missing}; {counts}"
+
+
+def summary_text(manifest: Mapping[str, Any], run: _RunInfo, plan: _Plan | None, rerun: str) -> str:
+    """The block a run ends with: counts, rows, where everything is, and what to do next."""
+    summary = manifest.get("summary", {})
+    layout = run.layout
+    total = int(manifest.get("total_tasks") or 0)
+    elapsed = human_seconds(time.monotonic() - run.started)
+    lines: list[str] = []
+    if manifest.get("error"):
+        lines.append(f"mrfbatch: stopped in {elapsed}: {manifest['error']}")
+        lines.append(f"  next:       fix the source, then run again: {rerun}")
+        return "\n".join(lines)
+    counts = ", ".join(
+        f"{summary.get(key, 0):,} {word}"
+        for key, word in (
+            ("successful", "success"),
+            ("incomplete", "incomplete"),
+            ("failed", "failed"),
+            ("not_run", "not run"),
+        )
+        if summary.get(key) or key == "successful"
+    )
+    if plan is not None and plan.done == total:
+        lines.append(f"mrfbatch: nothing to do: all {total:,} files were done before: {counts}")
+    else:
+        before = f" ({plan.done:,} done before this run)" if plan and plan.done else ""
+        lines.append(f"mrfbatch: {total:,} files in {elapsed}: {counts}{before}")
+    lines.append(
+        f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
+        f"{summary.get('provider_rows', 0):,} provider rows, from "
+        f"{human_bytes(summary.get('bytes_read') or 0)} read"
+    )
+    with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
+    if run.whitelist and with_tables and not summary.get("items_matched"):
+        lines.append(
+            f"  note:       no item of the {with_tables:,} files read has a billing code listed "
+            f"in {run.whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
+        )
+    lines.append(
+        f"  tables:     {layout.task_dir('<network_id>')}/rates.parquet, providers.parquet"
+    )
+    lines.append(f"  manifest:   {layout.manifest} (every file's status)")
+    lines.append(f"  logs:       {layout.task_log('<network_id>')}")
+    problems = [
+        e for e in manifest.get("extractions", []) if e.get("status") in ("failed", "incomplete")
+    ]
+    for entry in problems[:_LISTED]:
+        why = entry.get("error") or "; ".join(entry.get("incomplete") or [])
+        word = "failed" if entry["status"] == "failed" else "incomplete"
+        lines.append(f"  {word + ':':<11} {entry['network_id']}: {why}")
+    if len(problems) > _LISTED:
+        lines.append(f"  ...         and {len(problems) - _LISTED:,} more in the manifest")
+    redo = len(problems) + int(summary.get("not_run") or 0)
+    if redo:
+        lines.append(
+            f"  next:       run the same command again to redo the {redo:,} files not done "
+            f"(finished ones are kept): {rerun}"
+        )
+    return "\n".join(lines)
+
+
+def concise_error(text: str) -> str:
+    """An error of Snakemake's (or raised through it) without tracebacks or file positions."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("File ", "Traceback")) or line.startswith("    "):
+            continue
+        if stripped in ("Wildcards:", "Error:") or stripped.endswith(" line:"):
+            continue
+        if " in file " in stripped and stripped.rstrip().endswith(":") and ", line " in stripped:
+            continue  # "ConfigError in file .../common.smk, line 14:"
+        lines.append(stripped)
+    return " ".join(lines[:_MAX_ERROR_LINES]) or text.strip()
+
+
+def rerun_command() -> str:
+    """The command that started this run, to run again (a front end may set its own)."""
+    given = os.environ.get(RERUN_VARIABLE)
+    if given:
+        return given
+    return shlex.join(["snakemake", *sys.argv[1:]])
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- the module's console: one per process, shared by the logger plugin and the Snakefile ------
+
+_current: Console | None = None
+_current_lock = threading.Lock()
+
+
+def attach(console: Console) -> Console:
+    """Make `console` the one this process's workflow run talks to (the plugin calls it)."""
+    global _current
+    with _current_lock:
+        console.attached = True
+        _current = console
+    return console
+
+
+def current() -> Console:
+    """This process's console (a detached one when no plugin attached one)."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Console()
+        return _current
+
+
+def configure(
+    layout: RunLayout,
+    mode: str = "normal",
+    retries: int = 0,
+    echo: bool = False,
+    run_started: str = "",
+    source: str = "",
+    cores: int | None = None,
+    whitelist: str | None = None,
+) -> Console:
+    """Tell the console about the run (the Snakefile's main process, before any job)."""
+    view = current()
+    info = _RunInfo(layout, mode, retries, echo, run_started, source, cores, whitelist)
+    view.configure(info)
+    return view
+
+
+def plan(total: int, done: int) -> None:
+    """The run's tasks: `total`, of which `done` were finished before it."""
+    current().plan(total, done)
+
+
+def announce(text: str) -> None:
+    """A line for the console, in order with the run's other lines."""
+    _snakemake_logger().info(text, extra={"mrfbatch": "info"})
+
+
+def finish(manifest: Mapping[str, Any]) -> None:
+    """The run's summary (Snakemake's onsuccess and onerror handlers)."""
+    view = current()
+    if view.run is None:
+        return
+    text = summary_text(manifest, view.run, view.planned, rerun_command())
+    _snakemake_logger().info(text, extra={"mrfbatch": "summary"})
+
+
+def _snakemake_logger() -> logging.Logger:
+    return logging.getLogger("snakemake.logging")  # snakemake.logging.logger
