@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,23 +10,156 @@ import pytest
 from mrfbatch.errors import WhitelistError
 from mrfbatch.whitelist import load_whitelist
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-def test_load_whitelist_plain_file_with_comments(tmp_path: Path) -> None:
+
+def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "codes.txt"
-    path.write_text("# knee\n 27447 \n\nj1234  # drug\r\n99213\n", encoding="utf-8")
-    assert load_whitelist(path) == {"27447", "J1234", "99213"}
+    path.write_bytes(text.encode("utf-8"))  # bytes: line ends exactly as written
+    return path
 
 
-def test_load_whitelist_csv_with_billing_code_column(tmp_path: Path) -> None:
-    path = tmp_path / "codes.csv"
-    path.write_text(
-        '\ufeffdescription,Billing_Code\nknee,27447\n"a, b",g0121\n,\n', encoding="utf-8"
-    )
-    assert load_whitelist(path) == {"27447", "G0121"}
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "# knee\n 27447 \n\nj1234  # drug\n99213\n",
+            {"27447", "J1234", "99213"},
+            id="one-per-line-comments-blank-lines",
+        ),
+        pytest.param("27447# knee\n99213\t# visit\n", {"27447", "99213"}, id="trailing-comments"),
+        pytest.param("27447\r\n99213\r\n", {"27447", "99213"}, id="crlf"),
+        pytest.param("27447\r99213", {"27447", "99213"}, id="cr-no-final-line-end"),
+        pytest.param("\ufeff27447\n", {"27447"}, id="bom"),
+        pytest.param("j1885\n g0121 \nm17.11\n", {"J1885", "G0121", "M17.11"}, id="upper-cased"),
+        pytest.param(
+            '\ufeffdescription,Billing_Code\nknee,27447\n"a, b",g0121\n,\n',
+            {"27447", "G0121"},
+            id="csv-comma",
+        ),
+        pytest.param(
+            " Description ; BILLING_CODE \nknee, total;27447\nvisit;j1885\n",
+            {"27447", "J1885"},
+            id="csv-semicolon",
+        ),
+        pytest.param(
+            "billing_code\tdescription\n27447\tknee, total; left\n", {"27447"}, id="csv-tab"
+        ),
+        pytest.param(
+            'billing_code,description\n27447,"knee, total, left"\n99213,"office ""visit"""\n',
+            {"27447", "99213"},
+            id="csv-quoted-descriptions-with-commas",
+        ),
+        pytest.param(
+            'billing_code,description\n27447,"knee\nreplacement"\n99213,visit\n',
+            {"27447", "99213"},
+            id="csv-description-over-two-lines",
+        ),
+        pytest.param(
+            '# codes "2025\n\nbilling_code,description # header\n27447,knee #2\n# more\n\n'
+            "99213,visit\n",
+            {"27447", "99213"},
+            id="csv-comments-and-blank-lines",
+        ),
+        pytest.param(
+            "\ufeffbilling_code,description\r\n27447,knee\r\n", {"27447"}, id="csv-bom-crlf"
+        ),
+        pytest.param(
+            "billing_code\n27447  # knee\nj1885\n", {"27447", "J1885"}, id="csv-one-column"
+        ),
+        pytest.param(
+            "description,billing_code\nknee,\n,27447\n", {"27447"}, id="csv-empty-cells-skipped"
+        ),
+    ],
+)
+def test_load_whitelist_reads_file(tmp_path: Path, text: str, expected: set[str]) -> None:
+    assert load_whitelist(write(tmp_path, text)) == expected
+
+
+def test_load_whitelist_reads_bundled_example() -> None:
+    assert load_whitelist(EXAMPLES / "codes.txt") == {"27447", "99213", "J1885"}
 
 
 def test_load_whitelist_iterable_normalizes() -> None:
     assert load_whitelist([" 99213", "j1234", ""]) == {"99213", "J1234"}
+
+
+def test_load_whitelist_iterable_is_not_parsed() -> None:
+    assert load_whitelist(["27447,99213"]) == {"27447,99213"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # CSV with a billing_code column
+        pytest.param(
+            'description,billing_code\nknee,"27447,99213"\n',
+            r"line 2: the billing_code cell holds 2 values separated by commas "
+            r"\('27447,99213'\); expected one billing code per row$",
+            id="csv-cell-commas",
+        ),
+        pytest.param(
+            "billing_code;description\n27447,99213;knee\n",
+            r"line 2: the billing_code cell holds 2 values separated by commas "
+            r"\('27447,99213'\)",
+            id="csv-semicolon-cell-commas",
+        ),
+        pytest.param(
+            "billing_code,description\n27447 99213,knee\n",
+            r"line 2: the billing_code cell holds 2 values separated by spaces",
+            id="csv-cell-spaces",
+        ),
+        pytest.param(
+            "billing_code\n27447\n27447,99213\n",
+            r"line 3: the billing_code cell holds 2 values separated by commas "
+            r"\('27447,99213'\)",
+            id="csv-one-column-commas",
+        ),
+        pytest.param(
+            "billing_code\n1 2\n3 4\n",
+            r"line 2: the billing_code cell holds 2 values separated by spaces \('1 2'\), "
+            r"and 1 more line like it; expected one billing code per row$",
+            id="csv-cells-counted",
+        ),
+        pytest.param(
+            "description,billing_code\nknee, total,27447\n",
+            r"line 2: 3 fields where the header \(line 1\) has 2; "
+            r"quote values that contain commas$",
+            id="csv-more-fields-than-header",
+        ),
+        pytest.param(
+            "description,billing_code\nknee,\n",
+            r"has a billing_code column \(line 1\) with no codes",
+            id="csv-no-codes",
+        ),
+        pytest.param(
+            "# codes\nbilling_code\n",
+            r"has a billing_code column \(line 2\) with no codes",
+            id="csv-header-only",
+        ),
+        pytest.param(
+            "billing_code,description,Billing_Code\n27447,knee,27447\n",
+            r"line 1: the header has 2 billing_code columns \(columns 1 and 3\); keep one$",
+            id="csv-two-billing-code-columns",
+        ),
+        pytest.param(
+            'billing_code,description\n27447,"knee\n99213,visit\n',
+            r"line 2: a quote opened in the row starting here is never closed",
+            id="csv-quote-never-closed",
+        ),
+        pytest.param(
+            'billing_code,description\n27447,"knee"x\n',
+            r"line 2: not readable as CSV",
+            id="csv-text-after-quote",
+        ),
+    ],
+)
+def test_load_whitelist_refuses_malformed_file(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(WhitelistError, match=rf"^whitelist file {re.escape(str(path))} ") as exc:
+        load_whitelist(path)
+    assert re.search(message, str(exc.value)), str(exc.value)
+    assert "\n" not in str(exc.value)
 
 
 def test_load_whitelist_missing_file_names_it(tmp_path: Path) -> None:
@@ -37,4 +171,15 @@ def test_load_whitelist_without_codes_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
     path.write_text("# nothing\n\n")
     with pytest.raises(WhitelistError, match=r"lists no billing codes"):
+        load_whitelist(path)
+
+
+@pytest.mark.parametrize("make", ["directory", "latin-1"])
+def test_load_whitelist_unreadable_file_names_it(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "codes.txt"
+    if make == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes("27447  # genou opéré\n".encode("latin-1"))
+    with pytest.raises(WhitelistError, match=r"whitelist file .*codes\.txt cannot be read: "):
         load_whitelist(path)
