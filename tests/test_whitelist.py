@@ -11,6 +11,7 @@ from mrfbatch.errors import WhitelistError
 from mrfbatch.whitelist import load_whitelist
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ONE_PER_LINE = "expected one billing code per line, or a CSV with a billing_code column$"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -32,6 +33,7 @@ def write(tmp_path: Path, text: str) -> Path:
         pytest.param("27447\r99213", {"27447", "99213"}, id="cr-no-final-line-end"),
         pytest.param("\ufeff27447\n", {"27447"}, id="bom"),
         pytest.param("j1885\n g0121 \nm17.11\n", {"J1885", "G0121", "M17.11"}, id="upper-cased"),
+        pytest.param(",,\n27447,\n99213;\n", {"27447", "99213"}, id="empty-values-dropped"),
         pytest.param(
             '\ufeffdescription,Billing_Code\nknee,27447\n"a, b",g0121\n,\n',
             {"27447", "G0121"},
@@ -91,6 +93,61 @@ def test_load_whitelist_iterable_is_not_parsed() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        # No codes at all
+        pytest.param(
+            "",
+            r"lists no billing codes: the file is empty; "
+            r"expected one billing code per line, e.g\. 27447$",
+            id="empty",
+        ),
+        pytest.param(
+            "# none yet\n\n   # nor here\n",
+            r"lists no billing codes, only blank lines and comments; "
+            r"expected one billing code per line, e.g\. 27447$",
+            id="only-comments",
+        ),
+        # Several values on a line of the one-code-per-line form
+        pytest.param(
+            "27447,99213,99214\n",
+            rf"line 1: 3 values separated by commas \('27447,99213,99214'\); {ONE_PER_LINE}",
+            id="commas",
+        ),
+        pytest.param(
+            "99213 99214\n",
+            rf"line 1: 2 values separated by spaces \('99213 99214'\); {ONE_PER_LINE}",
+            id="spaces",
+        ),
+        pytest.param(
+            "27447\r\n99213;99214\r\n",
+            rf"line 2: 2 values separated by semicolons \('99213;99214'\); {ONE_PER_LINE}",
+            id="semicolons-crlf",
+        ),
+        pytest.param(
+            "27447\t99213\n",
+            rf"line 1: 2 values separated by tabs \('27447\\t99213'\); {ONE_PER_LINE}",
+            id="tabs",
+        ),
+        pytest.param(
+            "27447;99213,99214\n",
+            rf"line 1: 3 values separated by commas and semicolons \(.*\); {ONE_PER_LINE}",
+            id="mixed",
+        ),
+        pytest.param(
+            "# knee and visit\n27447, 99213  # together\n",
+            rf"line 2: 2 values separated by commas \('27447, 99213'\); {ONE_PER_LINE}",
+            id="comment-not-quoted",
+        ),
+        pytest.param(
+            "27447,knee replacement\n",
+            rf"line 1: 2 values separated by commas \('27447,knee replacement'\); {ONE_PER_LINE}",
+            id="code-and-description",
+        ),
+        pytest.param(
+            "27447\n1,2\n3 4\n\n5;6\n",
+            rf"line 2: 2 values separated by commas \('1,2'\), and 2 more lines like it; "
+            rf"{ONE_PER_LINE}",
+            id="others-counted",
+        ),
         # CSV with a billing_code column
         pytest.param(
             'description,billing_code\nknee,"27447,99213"\n',
@@ -162,16 +219,16 @@ def test_load_whitelist_refuses_malformed_file(tmp_path: Path, text: str, messag
     assert "\n" not in str(exc.value)
 
 
+def test_load_whitelist_shortens_long_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "27447," * 200 + "\n")
+    with pytest.raises(WhitelistError, match=r"line 1: 200 values .* \('27447,[\d,]*…'\)") as exc:
+        load_whitelist(path)
+    assert len(str(exc.value)) < len(str(path)) + 250
+
+
 def test_load_whitelist_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(WhitelistError, match=r"whitelist file .*nope.txt does not exist"):
         load_whitelist(tmp_path / "nope.txt")
-
-
-def test_load_whitelist_without_codes_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "empty.txt"
-    path.write_text("# nothing\n\n")
-    with pytest.raises(WhitelistError, match=r"lists no billing codes"):
-        load_whitelist(path)
 
 
 @pytest.mark.parametrize("make", ["directory", "latin-1"])

@@ -16,6 +16,7 @@ _SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _SPLIT = re.compile("[,;\t]")
 _BLANK = re.compile(r"[\s,;]*")
 _SHOWN_CHARS = 60
+_EXAMPLE = "one billing code per line, e.g. 27447"
 
 
 def normalize_code(code: object) -> str:
@@ -26,16 +27,25 @@ def normalize_code(code: object) -> str:
 def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[str]:
     """Read billing codes from a file, or normalize an iterable of codes.
 
-    A file holds one code per line (blank lines and `#` comments ignored), or is a CSV whose
-    header has a `billing_code` column: its first line that is not blank or a comment, split
-    at commas, semicolons or tabs, has a `billing_code` field (case and surrounding spaces
-    ignored), and that separator is the file's. In the CSV, blank lines and lines starting
-    with `#` are skipped and a `#` after a code starts a comment. A `billing_code` cell
-    holding several values, a row with more fields than the header, a quote never closed,
-    two `billing_code` columns or no codes in the column are refused with a WhitelistError
-    naming the file and the line and saying what to do.
+    The *first line* of a file is its first line with something besides blanks, a `#`
+    comment, commas and semicolons. It decides the file's form:
 
-    For example `description;billing_code` then `knee, total;27447`.
+    - a CSV when, split at commas, semicolons or tabs, it has a `billing_code` field (case and
+      surrounding spaces ignored): that separator is the file's, and the codes are the
+      `billing_code` column of the rows below;
+    - one code per line otherwise.
+
+    In both forms lines without a value (blank, `#` comments) are skipped, a `#` after a code
+    starts a comment, and a UTF-8 byte order mark and CRLF line ends are fine. Anything else
+    is refused with a WhitelistError naming the file and the line and saying what to do:
+
+    - no codes at all: an empty file, or only blank lines and comments;
+    - one code per line: a line holding several values, separated by commas, semicolons, tabs
+      or spaces (`27447,99213,99214`), counting the other such lines;
+    - CSV: a `billing_code` cell holding several values, a row with more fields than the
+      header, a quote never closed, two `billing_code` columns, no codes in the column.
+
+    For example `27447  # knee`, or `description;billing_code` then `knee, total;27447`.
     """
     if not isinstance(source, str | os.PathLike):
         return frozenset(c for c in (normalize_code(x) for x in source) if c)
@@ -49,15 +59,15 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     # newline="": a line ends at \n, \r\n or \r, as for csv, so both forms count lines alike
     lines = io.StringIO(text, newline="").readlines()
     first = next((i for i, line in enumerate(lines) if not _is_blank(line)), None)
-    if first is not None:
-        separator, columns = _read_header(_strip_comment(lines[first]))
-        if CODE_COLUMN in (c.lower() for c in columns):
-            return _codes_from_csv(path, lines, first, separator, columns)
-    codes = {normalize_code(_strip_comment(line)) for line in lines}
-    codes.discard("")
-    if not codes:
-        raise WhitelistError(f"whitelist file {path} lists no billing codes")
-    return frozenset(codes)
+    if first is None:
+        found = ", only blank lines and comments" if lines else ": the file is empty"
+        raise WhitelistError(
+            f"whitelist file {path} lists no billing codes{found}; expected {_EXAMPLE}"
+        )
+    separator, columns = _read_header(_strip_comment(lines[first]))
+    if CODE_COLUMN in (c.lower() for c in columns):
+        return _codes_from_csv(path, lines, first, separator, columns)
+    return _codes_from_lines(path, lines)
 
 
 def _is_blank(line: str) -> bool:
@@ -79,6 +89,23 @@ def _read_header(text: str) -> tuple[str, list[str]]:
         if CODE_COLUMN in (f.lower() for f in fields):
             return mark, fields
     return order[0], [f.strip() for f in next(csv.reader([text], delimiter=order[0]))]
+
+
+def _codes_from_lines(path: Path, lines: list[str]) -> frozenset[str]:
+    codes: set[str] = set()
+    problems: list[tuple[int, str, str]] = []  # (line, what was found, what to do)
+    expected = f"expected one billing code per line, or a CSV with a {CODE_COLUMN} column"
+    for number, line in enumerate(lines, 1):
+        text = _strip_comment(line)
+        values, separators = _split_values(text)
+        if len(values) > 1:
+            found = f"{len(values)} values separated by {separators} ({_quote(text)})"
+            problems.append((number, found, expected))
+        elif values:
+            codes.add(normalize_code(values[0]))
+    _refuse_lines(path, problems)
+    assert codes  # the first line that is not blank holds one
+    return frozenset(codes)
 
 
 def _refuse_lines(path: Path, problems: list[tuple[int, str, str]]) -> None:
