@@ -148,6 +148,36 @@ def test_load_whitelist_iterable_is_not_parsed() -> None:
             rf"{ONE_PER_LINE}",
             id="others-counted",
         ),
+        # A header without a billing_code column
+        pytest.param(
+            "code,description\n27447,knee\n",
+            r"line 1 looks like a CSV header but has no billing_code column "
+            r"\(found columns 'code', 'description'\); name the column of codes billing_code$",
+            id="header-comma",
+        ),
+        pytest.param(
+            "# 2025 list\nCPT;Description\n27447;knee\n",
+            r"line 2 looks like a CSV header but has no billing_code column "
+            r"\(found columns 'CPT', 'Description'\); name the column of codes billing_code$",
+            id="header-semicolon-after-comment",
+        ),
+        pytest.param(
+            "ICD10\tDescription\nM17.11\tknee\n",
+            r"line 1 looks like a CSV header but has no billing_code column "
+            r"\(found columns 'ICD10', 'Description'\)",
+            id="header-tab-with-digit",
+        ),
+        pytest.param(
+            '"billing code","description"\n27447,knee\n',
+            r"line 1 looks like a CSV header but has no billing_code column "
+            r"\(found columns 'billing code', 'description'\)",
+            id="header-quoted-with-space",
+        ),
+        pytest.param(
+            ",".join(f"col{chr(97 + i)}" for i in range(12)) + "\n",
+            r"\(found columns 'cola', 'colb', .*'colj' and 2 more\); name the column of codes",
+            id="header-many-columns",
+        ),
         # CSV with a billing_code column
         pytest.param(
             'description,billing_code\nknee,"27447,99213"\n',
@@ -217,6 +247,30 @@ def test_load_whitelist_refuses_malformed_file(tmp_path: Path, text: str, messag
         load_whitelist(path)
     assert re.search(message, str(exc.value)), str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "code",
+        "codes",
+        "CPT",
+        "cpt_code",
+        "HCPCS",
+        "billing_codes",
+        "procedure_code",
+        "CPT Code",
+        "Billing Code",
+    ],
+)
+def test_load_whitelist_refuses_header_word(tmp_path: Path, word: str) -> None:
+    path = write(tmp_path, f"{word}\n27447\n99213\n")
+    with pytest.raises(
+        WhitelistError,
+        match=rf"^whitelist file .*codes\.txt line 1 \('{word}'\) looks like a column header, "
+        "not a billing code; name the column billing_code",
+    ):
+        load_whitelist(path)
 
 
 def test_load_whitelist_shortens_long_line(tmp_path: Path) -> None:

@@ -12,10 +12,30 @@ from pathlib import Path
 from mrfbatch.errors import WhitelistError
 
 CODE_COLUMN = "billing_code"
+# Lone words a list of codes is headed with (lower case, spaces and hyphens as underscores).
+HEADER_WORDS = frozenset(
+    {
+        "billing_code",  # written "Billing Code": a header, but not the column name we read
+        "billing_codes",
+        "code",
+        "codes",
+        "cpt",
+        "cpt_code",
+        "cpt_codes",
+        "hcpcs",
+        "hcpcs_code",
+        "hcpcs_codes",
+        "procedure_code",
+        "procedure_codes",
+    }
+)
+
 _SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _SPLIT = re.compile("[,;\t]")
+_DIGIT = re.compile(r"\d")
 _BLANK = re.compile(r"[\s,;]*")
 _SHOWN_CHARS = 60
+_MAX_COLUMNS = 10  # header columns named in a message; the rest are counted
 _EXAMPLE = "one billing code per line, e.g. 27447"
 
 
@@ -40,6 +60,11 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     is refused with a WhitelistError naming the file and the line and saying what to do:
 
     - no codes at all: an empty file, or only blank lines and comments;
+    - a first line that looks like a header without a `billing_code` column: it holds a
+      comma, semicolon or tab, one of its fields has no digit, and none looks like a code
+      (no spaces, at least half digits: `27447`, `J1885`, `M17.11`). Billing codes (CPT,
+      HCPCS, revenue, DRG, ICD, NDC) all have digits; header words have none or few. A lone
+      word of HEADER_WORDS (`code`, `CPT Code`...) is refused the same way;
     - one code per line: a line holding several values, separated by commas, semicolons, tabs
       or spaces (`27447,99213,99214`), counting the other such lines;
     - CSV: a `billing_code` cell holding several values, a row with more fields than the
@@ -64,9 +89,11 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
         raise WhitelistError(
             f"whitelist file {path} lists no billing codes{found}; expected {_EXAMPLE}"
         )
-    separator, columns = _read_header(_strip_comment(lines[first]))
+    header = _strip_comment(lines[first])
+    separator, columns = _read_header(header)
     if CODE_COLUMN in (c.lower() for c in columns):
         return _codes_from_csv(path, lines, first, separator, columns)
+    _check_not_header(path, first + 1, header, separator, columns)
     return _codes_from_lines(path, lines)
 
 
@@ -89,6 +116,35 @@ def _read_header(text: str) -> tuple[str, list[str]]:
         if CODE_COLUMN in (f.lower() for f in fields):
             return mark, fields
     return order[0], [f.strip() for f in next(csv.reader([text], delimiter=order[0]))]
+
+
+def _check_not_header(
+    path: Path, number: int, text: str, separator: str, columns: list[str]
+) -> None:
+    """Refuse a first line that is a header, but not one with a billing_code column."""
+    words = [c for c in columns if c]
+    if (
+        separator in text
+        and any(not _DIGIT.search(w) for w in words)
+        and not any(_looks_like_code(w) for w in words)
+    ):
+        shown = ", ".join(_quote(w) for w in words[:_MAX_COLUMNS])
+        more = f" and {len(words) - _MAX_COLUMNS} more" if len(words) > _MAX_COLUMNS else ""
+        raise WhitelistError(
+            f"whitelist file {path} line {number} looks like a CSV header but has no "
+            f"{CODE_COLUMN} column (found columns {shown}{more}); "
+            f"name the column of codes {CODE_COLUMN}"
+        )
+    if re.sub(r"[\s-]+", "_", text.lower()) in HEADER_WORDS:
+        raise WhitelistError(
+            f"whitelist file {path} line {number} ({_quote(text)}) looks like a column header, "
+            f"not a billing code; name the column {CODE_COLUMN} (a CSV) or delete the line"
+        )
+
+
+def _looks_like_code(text: str) -> bool:
+    """No spaces and at least half digits: 27447, J1885, M17.11, 0450 but not ICD10, cpt4."""
+    return not any(c.isspace() for c in text) and 2 * len(_DIGIT.findall(text)) >= len(text)
 
 
 def _codes_from_lines(path: Path, lines: list[str]) -> frozenset[str]:
