@@ -29,7 +29,7 @@ class BackendError(MrfError):
 
 
 class WhitelistError(MrfError):
-    """The billing-code whitelist file is missing or unreadable."""
+    """The billing-code whitelist file is missing, unreadable, or in neither accepted form."""
 
 
 class TransportError(MrfError):
