@@ -367,6 +367,16 @@ def _keyed(plans: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return [(_plan_key(plan), plan) for plan in plans]
 
 
+def is_relative_path(location: str) -> bool:
+    """Whether `location` is a relative file path: no URL scheme, not absolute."""
+    try:
+        scheme = urlsplit(location).scheme
+    except ValueError:  # a malformed URL, refused by _location_problem
+        return False
+    # a one-letter scheme is a Windows drive letter: a path
+    return len(scheme) <= 1 and not os.path.isabs(location)
+
+
 def _location_problem(text: str) -> str | None:
     """Why `text` is not an http(s)/file URL or an existing file, or None when it is one."""
     if _CONTROL.search(text):
