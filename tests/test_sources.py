@@ -235,6 +235,72 @@ def test_parse_csv_accepts_an_existing_relative_path(
     ]
 
 
+def test_parse_csv_relative_path_is_relative_to_the_csv_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data" / "files").mkdir(parents=True)
+    (tmp_path / "data" / "files" / "2024-01_ppo.json.gz").write_bytes(b"")
+    write(tmp_path / "data", "plans.csv", "file_url,plan_name\nfiles/2024-01_ppo.json.gz,Gold\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_csv("data/plans.csv") == [
+        Task("2024-01_ppo", "data/files/2024-01_ppo.json.gz", ({"plan_name": "Gold"},))
+    ]
+
+
+def test_parse_csv_uses_the_csv_folder_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("data", "elsewhere"):  # both hold files/a.json
+        (tmp_path / folder / "files").mkdir(parents=True)
+        (tmp_path / folder / "files" / "a.json").write_bytes(b"")
+    path = write(tmp_path / "data", "plans.csv", "file_url\nfiles/a.json\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert parse_csv(path) == [Task("a", f"{tmp_path}/data/files/a.json")]
+    assert parse_csv("../data/plans.csv") == [Task("a", "../data/files/a.json")]
+
+
+def test_parse_csv_keeps_urls_and_absolute_paths_as_written(tmp_path: Path) -> None:
+    local = write(tmp_path, "b.json", "{}")
+    (tmp_path / "data").mkdir()
+    path = write(
+        tmp_path / "data",
+        "plans.csv",
+        f"file_url\n{local}\nfile:///srv/mrf/c.json.gz\nhttps://h.example/d.json?sig=1\n",
+    )
+    assert parse_csv(path) == [
+        Task("b", f"{tmp_path}/b.json"),
+        Task("c", "file:///srv/mrf/c.json.gz"),
+        Task("d", "https://h.example/d.json?sig=1"),
+    ]
+
+
+def test_parse_csv_missing_relative_file_names_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "files").mkdir()  # files/a.json of the working directory is not used
+    (tmp_path / "files" / "a.json").write_bytes(b"")
+    write(tmp_path / "data", "plans.csv", "file_url\nhttps://h.example/b.json\nfiles/a.json\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        SourceError,
+        match=r"^data/plans\.csv has 1 unusable rows: line 3: 'files/a\.json' is neither an "
+        r"http\(s\)/file URL nor an existing file \(looked for data/files/a\.json, relative to "
+        r"the folder of data/plans\.csv\)$",
+    ):
+        parse_csv("data/plans.csv")
+
+
+def test_parse_csv_reads_the_bundled_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert [
+        (t.network_id, t.url, len(t.plan_metadata)) for t in parse_csv("examples/plans.csv")
+    ] == [
+        ("behavioral-sample", "examples/behavioral-sample.zip", 1),
+        ("in-network-sample", "examples/in-network-sample.json.gz", 2),
+    ]
+
+
 def test_parse_csv_without_file_url_column_names_the_columns_found(tmp_path: Path) -> None:
     path = write(tmp_path, "plans.csv", "url,plan_name\nhttps://h.example/r.json,Gold\n")
     with pytest.raises(
@@ -589,6 +655,53 @@ def test_parse_urls_missing_file_is_an_error(tmp_path: Path) -> None:
         parse_urls(tmp_path / "urls.txt")
 
 
+def test_parse_urls_relative_path_is_relative_to_the_list_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lists" / "files").mkdir(parents=True)
+    (tmp_path / "lists" / "files" / "a.json").write_bytes(b"")
+    write(tmp_path / "lists", "urls.txt", "files/a.json   # local\nhttps://h.example/b.json\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_urls("lists/urls.txt") == [
+        Task("a", "lists/files/a.json"),
+        Task("b", "https://h.example/b.json"),
+    ]
+
+
+def test_parse_urls_in_the_working_directory_keeps_paths_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.json").write_bytes(b"")
+    (tmp_path / "files" / "b.json").write_bytes(b"")
+    write(tmp_path, "urls.txt", "files/a.json\n./files/b.json\n")
+    monkeypatch.chdir(tmp_path)
+    assert parse_urls("urls.txt") == [Task("a", "files/a.json"), Task("b", "./files/b.json")]
+
+
+def test_parse_urls_missing_relative_paths_name_where_they_were_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lists" / "files").mkdir(parents=True)
+    write(
+        tmp_path / "lists",
+        "urls.txt",
+        "files/gone.json\nfiles\ncdn.example/c.json?Signature=SECRET1\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        SourceError,
+        match=r"^lists/urls\.txt has 3 lines that are neither an http\(s\)/file URL nor an "
+        r"existing file: line 1: 'files/gone\.json' is neither an http\(s\)/file URL nor an "
+        r"existing file \(looked for lists/files/gone\.json, relative to the folder of "
+        r"lists/urls\.txt\); line 2: 'files' is a directory, not a file \(looked for "
+        r"lists/files, relative to the folder of lists/urls\.txt\); line 3: "
+        r"'cdn\.example/c\.json' is neither an http\(s\)/file URL nor an existing file "
+        r"\(looked for lists/cdn\.example/c\.json, relative to the folder of lists/urls\.txt\)$",
+    ):
+        parse_urls("lists/urls.txt")
+
+
 def test_parse_url_returns_one_task() -> None:
     assert parse_url(" https://h.example/2024/plan_rates.json.gz?Expires=1&Signature=s ") == [
         Task("plan_rates", "https://h.example/2024/plan_rates.json.gz?Expires=1&Signature=s")
@@ -601,6 +714,15 @@ def test_parse_url_accepts_file_urls_and_existing_paths(tmp_path: Path) -> None:
     assert parse_url("file:///data/remote.json.gz") == [
         Task("remote", "file:///data/remote.json.gz")
     ]
+
+
+def test_parse_url_relative_path_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.json").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert parse_url("files/a.json") == [Task("a", "files/a.json")]
 
 
 @pytest.mark.parametrize(

@@ -329,6 +329,70 @@ def test_parse_index_location_missing_or_invalid_names_the_structure(tmp_path: P
         parse_index(path)
 
 
+@pytest.mark.parametrize(
+    ("cwd", "index", "url"),
+    [
+        (".", "payer/toc.json", "payer/files/ppo.json.gz"),
+        ("payer", "toc.json", "files/ppo.json.gz"),
+        ("elsewhere", "../payer/toc.json", "../payer/files/ppo.json.gz"),
+    ],
+)
+def test_parse_index_local_relative_location_is_relative_to_the_index_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cwd: str, index: str, url: str
+) -> None:
+    for folder in ("payer", "elsewhere"):  # both hold files/ppo.json.gz
+        (tmp_path / folder / "files").mkdir(parents=True)
+        (tmp_path / folder / "files" / "ppo.json.gz").write_bytes(b"")
+    write(
+        tmp_path / "payer",
+        "toc.json",
+        toc(structure([GOLD], "files/ppo.json.gz", "https://files.example/b.json")),
+    )
+    monkeypatch.chdir(tmp_path / cwd)
+    entity = {"reporting_entity_name": "Acme Health"}
+    assert parse_index(index) == [
+        Task("b", "https://files.example/b.json", (GOLD,), entity),
+        Task("ppo", url, (GOLD,), entity),
+    ]
+
+
+def test_parse_index_file_url_relative_location_is_relative_to_the_index_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "ppo.json.gz").write_bytes(b"")
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], "files/ppo.json.gz")))
+    assert [t.url for t in parse_index(path.as_uri())] == [f"{tmp_path}/files/ppo.json.gz"]
+
+
+def test_parse_index_over_http_keeps_relative_locations_as_written(
+    http_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "ppo.json.gz").write_bytes(b"")
+    url = http_server.add("/toc/index.json", toc(structure([GOLD], "files/ppo.json.gz")))
+    monkeypatch.chdir(tmp_path)
+    assert [t.url for t in parse_index(url)] == ["files/ppo.json.gz"]
+
+
+def test_parse_index_missing_relative_location_names_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "payer").mkdir()
+    (tmp_path / "files").mkdir()  # files/ppo.json.gz of the working directory is not used
+    (tmp_path / "files" / "ppo.json.gz").write_bytes(b"")
+    write(tmp_path / "payer", "toc.json", toc(structure([GOLD], "files/ppo.json.gz")))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        SourceError,
+        match=r"^index payer/toc\.json has 1 unusable entries: "
+        r"reporting_structure\[0\]\.in_network_files\[0\]\.location 'files/ppo\.json\.gz' is "
+        r"neither an http\(s\)/file URL nor an existing file \(looked for "
+        r"payer/files/ppo\.json\.gz, relative to the folder of payer/toc\.json\)$",
+    ):
+        parse_index("payer/toc.json")
+
+
 def test_parse_index_structure_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -565,12 +565,18 @@ def test_batch_orchestrator_command_and_execute_batch(
     assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
     assert manifest(tmp_path)["total_tasks"] == 2
 
+    # A relative path is relative to the working directory, not to the folder of the CSV
+    # execute_batch writes.
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "gamma.json").write_bytes(synth_file(3).to_bytes())
     result = execute_batch(
-        [urls["alpha"], {"url": urls["beta"], "plan_name": "Plan Z"}],
+        [urls["alpha"], {"url": urls["beta"], "plan_name": "Plan Z"}, "local/gamma.json"],
         tmp_path / "batch",
         workers=2,
         cpt_whitelist=tmp_path / "codes.txt",
     )
-    assert result["summary"]["successful"] == 2
+    assert result["summary"]["successful"] == 3
     plans = {e["network_id"]: e["plan_metadata"] for e in result["extractions"]}
     assert plans["beta"] == [{"plan_name": "Plan Z"}]
+    by_id = {e["network_id"]: e["url"] for e in result["extractions"]}
+    assert by_id["gamma"] == f"{tmp_path}/local/gamma.json"

@@ -27,7 +27,7 @@ from mrfbatch.config import check_config, load_schema, workflow_root
 from mrfbatch.console import RERUN_VARIABLE
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.network_ids import redact_text
-from mrfbatch.sources import SOURCE_TYPES, Task, load_tasks
+from mrfbatch.sources import SOURCE_TYPES, Task, is_relative_path, load_tasks
 from mrfbatch.workflow import Run, is_done
 
 __all__ = ["execute_batch", "main", "read_manifest", "run_workflow", "workflow_root"]
@@ -100,10 +100,10 @@ def execute_batch(
 ) -> dict[str, Any]:
     """Extract every task with the workflow and return the manifest.
 
-    `tasks` are URLs, `Task`s, or dicts with a `url` (or `file_url`) and plan fields. Other
-    keyword arguments are workflow config keys (`provider_batch_size`, `retries`, ...; see
-    config/config.yaml): a misspelled one raises ConfigError before anything runs. `quiet`
-    shows only the run's summary.
+    `tasks` are URLs, `Task`s, or dicts with a `url` (or `file_url`) and plan fields; a
+    relative path is relative to the working directory. Other keyword arguments are workflow
+    config keys (`provider_batch_size`, `retries`, ...; see config/config.yaml): a misspelled
+    one raises ConfigError before anything runs. `quiet` shows only the run's summary.
 
     >>> execute_batch(["https://payer.example/a.json.gz"], "results", workers=2)  # doctest: +SKIP
     """
@@ -129,16 +129,16 @@ def _write_csv(tasks: Iterable[str | Task | Mapping[str, Any]], path: Path) -> N
     rows: list[dict[str, str]] = []
     for task in tasks:
         if isinstance(task, str):
-            rows.append({"file_url": task})
+            rows.append({"file_url": _absolute(task)})
         elif isinstance(task, Task):
             plans = task.plan_metadata or ({},)
-            rows.extend({"file_url": task.url, **_flat(plan)} for plan in plans)
+            rows.extend({"file_url": _absolute(task.url), **_flat(plan)} for plan in plans)
         else:
             url = task.get("url") or task.get("file_url")
             if not url:
                 raise UsageError(f"task {dict(task)!r} has no url")
             plan = {k: v for k, v in task.items() if k not in ("url", "file_url")}
-            rows.append({"file_url": str(url), **_flat(plan)})
+            rows.append({"file_url": _absolute(str(url)), **_flat(plan)})
     columns = ["file_url", *sorted({k for row in rows for k in row} - {"file_url"})]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
@@ -146,6 +146,11 @@ def _write_csv(tasks: Iterable[str | Task | Mapping[str, Any]], path: Path) -> N
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def _absolute(location: str) -> str:
+    # The CSV is in output_dir, and a relative path in a CSV is relative to the CSV's folder.
+    return os.path.join(os.getcwd(), location) if is_relative_path(location) else location
 
 
 def _flat(plan: Mapping[str, Any]) -> dict[str, str]:

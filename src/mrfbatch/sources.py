@@ -85,7 +85,8 @@ def parse_csv(path: PathLike) -> list[Task]:
     marks and CRLF line ends are fine). Quoting is strict: a quote never closed is an error
     naming the line it opens on, not the rest of the file in one cell. Blank rows are skipped;
     every other non-empty cell of a row becomes a string field of that row's plan. Rows naming
-    the same file share one task.
+    the same file share one task. A relative path in `file_url` is relative to the folder of
+    `path` (see :func:`resolve_location`).
     """
     name = str(path)
     text = _read_text(path, "source file")
@@ -105,7 +106,7 @@ def parse_csv(path: PathLike) -> list[Task]:
                 header = [cell.strip() for cell in row]
                 url_at = _url_column(header, name, start)
                 continue
-            url, plan, problem = _csv_row(row, header, url_at, start)
+            url, plan, problem = _csv_row(row, header, url_at, start, name)
             if problem:
                 problems.append(problem)
             else:
@@ -148,15 +149,15 @@ def _url_column(header: list[str], name: str, line: int) -> int:
 
 
 def _csv_row(
-    row: list[str], header: list[str], url_at: int, line: int
+    row: list[str], header: list[str], url_at: int, line: int, source: str
 ) -> tuple[str, dict[str, Any], str | None]:
-    """(url, plan, problem) of one data row."""
+    """(url, plan, problem) of one data row of the CSV `source`."""
     if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
         return "", {}, f"line {line} has {len(row)} fields, the header {len(header)}"
     url = row[url_at].strip() if url_at < len(row) else ""
     if not url:
         return "", {}, f"line {line} has an empty {URL_COLUMN}"
-    invalid = _location_problem(url)
+    invalid = _location_problem(url, source)
     if invalid:
         return "", {}, f"line {line}: {_shorten(redact_url(url))} {invalid}"
     plan: dict[str, Any] = {}
@@ -167,7 +168,7 @@ def _csv_row(
         if not column:
             return "", {}, f"line {line} has a value ({_shorten(value)}) in a column with no name"
         plan[column] = value
-    return url, plan, None
+    return resolve_location(url, source), plan, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,8 +180,9 @@ def parse_urls(path: PathLike) -> list[Task]:
     """One task per distinct URL of a text file holding one URL (or file path) per line.
 
     Blank lines and `#` comments (whole lines, or after whitespace at the end of a line) are
-    skipped. Every line that is neither an http(s)/file URL nor an existing file is reported,
-    all in one error.
+    skipped. A relative path is relative to the folder of `path` (see
+    :func:`resolve_location`). Every line that is neither an http(s)/file URL nor an existing
+    file is reported, all in one error.
     """
     name = str(path)
     text = _read_text(path, "source file")
@@ -190,11 +192,11 @@ def parse_urls(path: PathLike) -> list[Task]:
         url = _COMMENT.sub("", raw.strip()).strip()
         if not url:
             continue
-        invalid = _location_problem(url)
+        invalid = _location_problem(url, name)
         if invalid:
             problems.append(f"line {number}: {_shorten(redact_url(url))} {invalid}")
         else:
-            collector.add(url, [])
+            collector.add(resolve_location(url, name), [])
     _raise_problems(
         problems,
         f"{name} has {{n}} lines that are neither an http(s)/file URL nor an existing file",
@@ -205,7 +207,8 @@ def parse_urls(path: PathLike) -> list[Task]:
 
 
 def parse_url(url: str) -> list[Task]:
-    """The task of a single http(s)/file URL or existing file path."""
+    """The task of a single http(s)/file URL or existing file path (relative to the working
+    directory)."""
     text = url.strip()
     if not text:
         raise SourceError("the URL is empty; expected an http(s)/file URL or an existing file")
@@ -367,8 +370,37 @@ def _keyed(plans: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     return [(_plan_key(plan), plan) for plan in plans]
 
 
-def _location_problem(text: str) -> str | None:
-    """Why `text` is not an http(s)/file URL or an existing file, or None when it is one."""
+def resolve_location(location: str, source: PathLike | None) -> str:
+    """`location` as listed in the local file `source`: a relative path is joined to the folder
+    of `source`; URLs, absolute paths and the locations of a source in the working directory
+    are kept as written, as is every location when `source` is None.
+
+    >>> resolve_location("files/a.json", "data/plans.csv")
+    'data/files/a.json'
+    >>> resolve_location("files/a.json", "plans.csv")
+    'files/a.json'
+    """
+    if source is None or not is_relative_path(location):
+        return location
+    folder = Path(source).parent
+    return location if folder == Path(".") else os.path.join(folder, location)
+
+
+def is_relative_path(location: str) -> bool:
+    """Whether `location` is a relative file path: no URL scheme, not absolute."""
+    try:
+        scheme = urlsplit(location).scheme
+    except ValueError:  # a malformed URL, refused by _location_problem
+        return False
+    # a one-letter scheme is a Windows drive letter: a path
+    return len(scheme) <= 1 and not os.path.isabs(location)
+
+
+def _location_problem(text: str, source: PathLike | None = None) -> str | None:
+    """Why `text` is not an http(s)/file URL or an existing file, or None when it is one.
+
+    A relative path is looked for as :func:`resolve_location` makes it.
+    """
     if _CONTROL.search(text):
         return "contains a tab, newline or control character"
     try:
@@ -382,14 +414,19 @@ def _location_problem(text: str) -> str | None:
         return None if parts.path else "has no path"
     if scheme and len(scheme) > 1:
         return f"has the unsupported scheme {scheme!r} (expected http, https, file or a path)"
+    path = resolve_location(text, source)
+    looked = ""
+    if path != text:  # its written part redacted and cut as `text` is where it is shown
+        shown = resolve_location(_cut(redact_url(text)), source)
+        looked = f" (looked for {shown}, relative to the folder of {source})"
     try:
-        if Path(text).is_file():
+        if Path(path).is_file():
             return None
-        if Path(text).is_dir():
-            return "is a directory, not a file"
+        if Path(path).is_dir():
+            return f"is a directory, not a file{looked}"
     except (OSError, ValueError):
         pass
-    return "is neither an http(s)/file URL nor an existing file"
+    return f"is neither an http(s)/file URL nor an existing file{looked}"
 
 
 def _read_text(path: PathLike, what: str, bom: bool = True) -> str:
@@ -447,5 +484,8 @@ def _raise_problems(problems: list[str], summary: str) -> None:
 
 
 def _shorten(text: str) -> str:
-    shown = text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"
-    return repr(shown)
+    return repr(_cut(text))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 1] + "…"

@@ -41,6 +41,7 @@ from mrfbatch.sources import (
     _location_problem,
     _raise_problems,
     _shorten,
+    resolve_location,
 )
 from mrfbatch.transport import TransportSettings, open_source
 
@@ -62,19 +63,21 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
     """One task per distinct `in_network_files[].location` of a CMS table-of-contents file.
 
     `path_or_url` is a local path or an http(s)/file URL; gzip, zip or plain JSON, detected
-    from the first bytes. The file is streamed, one reporting structure at a time. A task
+    from the first bytes. A relative path in the `location` of a local index is relative to
+    the index's folder; in an index fetched by http(s), it is kept as written (relative to the
+    working directory). The file is streamed, one reporting structure at a time. A task
     carries the `reporting_plans` of every structure that lists its file, and the index's
     `reporting_entity_name` in `extra_args`. Allowed-amount files are counted, not returned.
     """
     source = str(path_or_url)
-    _require_local_file(source)
+    local = _require_local_file(source)
     shown = redact_url(source)
     restarts = (settings or TransportSettings()).restarts
     for attempt in range(restarts + 1):
         try:
             with open_source(source, settings) as raw:
                 stream = DecodedStream(raw)
-                index = _Index(shown)
+                index = _Index(shown, local)
                 index.scan(stream)
             break
         except RestartFromZero as exc:  # the file changed while it was read: read it again
@@ -107,8 +110,9 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
 class _Index:
     """One streaming pass over a table of contents."""
 
-    def __init__(self, shown: str):
+    def __init__(self, shown: str, local: Path | None):
         self.shown = shown
+        self.local = local  # the index file (None over http): relative locations are in its folder
         self.collector = _Collector()
         self.problems: list[str] = []
         self.entity: str | None = None
@@ -250,14 +254,14 @@ class _Index:
             elif not isinstance(location, str):
                 shown = "missing" if "location" not in entry else _json_kind(location)
                 self.problems.append(f"{where}.location is {shown}, expected a URL string")
-            elif location.strip() in self.collector:  # shared files: checked once
-                self.collector.add(location.strip(), keyed)
-            elif invalid := _location_problem(location.strip()):
+            elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
+                self.collector.add(resolved, keyed)  # shared files: checked once
+            elif invalid := _location_problem(location.strip(), self.local):
                 self.problems.append(
                     f"{where}.location {_shorten(redact_url(location.strip()))} {invalid}"
                 )
             else:
-                self.collector.add(location.strip(), keyed)
+                self.collector.add(resolved, keyed)
 
 
 class _Found(list[Any]):
@@ -289,19 +293,21 @@ def _without_snippet(message: str) -> str:
     return re.sub(r" near (['\"]).*?\1(?= \(between|$)", "", message, flags=re.DOTALL)
 
 
-def _require_local_file(source: str) -> None:
-    """SourceError unless a local source (path or file URL) is an existing file."""
+def _require_local_file(source: str) -> Path | None:
+    """The file of a local source (path or file URL), SourceError unless it exists; None for
+    an http(s) source."""
     parts = urlsplit(source)
     if parts.scheme.lower() == "file":
         path = Path(url2pathname(parts.path))
     elif not parts.scheme or len(parts.scheme) == 1:
         path = Path(source)
     else:
-        return
+        return None
     if path.is_dir():
         raise SourceError(f"source {path} is a directory, expected a file")
     if not path.is_file():
         raise SourceError(f"source file {path} does not exist")
+    return path
 
 
 def _json_kind(value: Any) -> str:
