@@ -32,7 +32,8 @@ from mrfbatch import synth
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 WHITELIST = ["99213", "27447", "J1885"]
-# A run's stderr names every submission, with its SLURM log:
+# A run's Snakemake log (.snakemake/log/; mrfbatch's console shows files, not jobs) names
+# every submission, with its SLURM log:
 #   Job 8 has been submitted with SLURM jobid 12 (log: /w/.snakemake/slurm_logs/
 #   rule_extract/alpha/12.log).   [on one line]
 SUBMITTED = re.compile(
@@ -122,10 +123,16 @@ def snakemake(
     )
 
 
-def submissions(stderr: str) -> dict[str, list[str]]:
+def snakemake_log(workdir: Path) -> str:
+    """The log of the latest Snakemake run in `workdir` (it is written as the run goes)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    return logs[-1].read_text() if logs else ""
+
+
+def submissions(log: str) -> dict[str, list[str]]:
     """SLURM job ids of one run, by network id (rule extract) or rule name (any other)."""
     jobs: dict[str, list[str]] = {}
-    for m in SUBMITTED.finditer(stderr):
+    for m in SUBMITTED.finditer(log):
         key = m["id"] if m["rule"] == "extract" else f"rule {m['rule']}"
         jobs.setdefault(key, []).append(m["slurm"])
     return jobs
@@ -220,7 +227,7 @@ def test_slurm_profile_is_accepted_by_snakemake(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "This was a dry-run" in proc.stdout + proc.stderr
+    assert "dry run: the source is read first" in proc.stdout + proc.stderr
 
 
 @pytest.mark.cluster
@@ -244,8 +251,13 @@ def test_cluster_run_equals_local_run_and_records_failure(
     assert local_proc.returncode == 1, local_proc.stderr[-3000:]
 
     # Every extraction was a SLURM job; the checkpoint and the manifest ran in Snakemake.
-    jobs = submissions(proc.stderr)
-    assert sorted(jobs) == ["alpha", "beta", "gamma"], proc.stderr[-3000:]
+    jobs = submissions(snakemake_log(on_slurm))
+    assert sorted(jobs) == ["alpha", "beta", "gamma"], snakemake_log(on_slurm)[-3000:]
+    # The console reports files from their status on the shared file system, as locally.
+    assert "urls source list.txt: 3 files; 0 already done, 3 to extract" in proc.stderr
+    assert re.search(r"\[\d/3\] gamma: FAILED: HTTP 404 Not Found", proc.stderr), proc.stderr
+    assert len(re.findall(r"\[\d/3\] (alpha|beta): success, ", proc.stderr)) == 2
+    assert "Traceback" not in proc.stderr and "RuleException" not in proc.stderr
     assert all(len(ids) == 1 for ids in jobs.values())
     known = slurm_jobs()
     run_names = {known[ids[0]]["name"] for ids in jobs.values()}
@@ -307,8 +319,8 @@ def test_cluster_run_interrupted_resumes_without_redoing_finished_jobs(
         deadline = time.monotonic() + 90
         while True:
             assert proc.poll() is None, stderr_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, stderr_path.read_text()[-3000:]
-            text = stderr_path.read_text()
+            assert time.monotonic() < deadline, snakemake_log(work)[-3000:]
+            text = snakemake_log(work)
             numbers = {m["id"]: m["job"] for m in SUBMITTED.finditer(text)}
             fast_done = "fast" in numbers and f"Finished jobid: {numbers['fast']} " in text
             if fast_done and http_server.hits(slow) >= 1:
@@ -320,7 +332,7 @@ def test_cluster_run_interrupted_resumes_without_redoing_finished_jobs(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    interrupted = stderr_path.read_text()
+    interrupted = snakemake_log(work)
     first = submissions(interrupted)
     assert sorted(first) == ["fast", "slow"]
     assert proc.returncode != 0
@@ -335,7 +347,8 @@ def test_cluster_run_interrupted_resumes_without_redoing_finished_jobs(
     http_server.add("/mrf/slow.json.gz", payloads["slow"])  # no more delay
     rerun = snakemake(work, slurm_profile, *args)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert sorted(submissions(rerun.stderr)) == ["slow"]  # fast was not redone
+    assert sorted(submissions(snakemake_log(work))) == ["slow"]  # fast was not redone
+    assert "urls source list.txt: 2 files; 1 already done, 1 to extract" in rerun.stderr
     assert http_server.hits(fast) == 1
     assert {
         p.name: p.stat().st_mtime_ns for p in (work / "results" / "fast").iterdir()

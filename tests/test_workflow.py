@@ -13,62 +13,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from httpserver import FileServer
 from mrfbatch import synth
 from mrfbatch.batch_orchestrator import execute_batch
 from mrfbatch.batch_orchestrator import main as orchestrator_main
+from mrfbatch.config import ConfigError
+from workflows import (
+    ROOT,
+    WHITELIST,
+    finished,
+    manifest,
+    snakemake,
+    snakemake_command,
+    synth_file,
+    table,
+)
 
 pytestmark = pytest.mark.workflow
-
-ROOT = Path(__file__).resolve().parents[1]
-WHITELIST = ["99213", "27447", "J1885"]
-
-
-def snakemake(
-    workdir: Path, *config: str, cores: int = 2, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--cores",
-        str(cores),
-    ]
-    return subprocess.run(
-        [*command, "--config", *config],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def finished(proc: subprocess.CompletedProcess[str]) -> list[str]:
-    """Network ids whose extraction ran in this run (the console's `[k/N] id: ...` lines)."""
-    return sorted(
-        line.split("] ", 1)[1].split(":", 1)[0]
-        for line in proc.stderr.splitlines()
-        if re.match(r"\[\d+/\d+\] ", line)
-    )
-
-
-def manifest(workdir: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((workdir / "results" / "manifest.json").read_text())
-    return data
-
-
-def table(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    return rows
-
-
-def synth_file(seed: int, **knobs: Any) -> synth.SynthFile:
-    return synth.generate(synth.SynthConfig(seed=seed, items=12, references=5, **knobs))
 
 
 @pytest.fixture
@@ -378,15 +341,60 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
             ["source=url", "input=https://127.0.0.1:9/a.json", "max_value_mb=0"],
             "config key 'max_value_mb' is 0; allowed values: integers >= 1",
         ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "cpt_whitelst=codes.txt"],
+            "unknown config key 'cpt_whitelst'; did you mean 'cpt_whitelist'?",
+        ),
+        (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "outputdir=elsewhere"],
+            "unknown config key 'outputdir'; did you mean 'output_dir'?",
+        ),
+        (
+            ["source=cvs", "input=https://127.0.0.1:9/a.json"],
+            "config key 'source' is 'cvs'; allowed values: csv, index, urls, url "
+            "(did you mean 'csv'?)",
+        ),
     ],
 )
 def test_workflow_bad_config_stops_before_any_job(
     tmp_path: Path, config: list[str], message: str
 ) -> None:
+    (tmp_path / "codes.txt").write_text("27447\n")
     proc = snakemake(tmp_path, *config)
-    assert proc.returncode != 0
-    assert message in proc.stderr
-    assert not (tmp_path / "results" / "tasks.tsv").exists()
+    assert proc.returncode == 1
+    assert f"error: {message}\n" in proc.stderr
+    # Stopped before any job, and before the output folder was even made.
+    assert not (tmp_path / "results").exists() and not (tmp_path / "elsewhere").exists()
+    assert "Traceback" not in proc.stderr and "Exception" not in proc.stderr
+    assert len(proc.stderr.splitlines()) <= 2, proc.stderr  # Snakemake's profile line, ours
+
+
+BAD_WHITELISTS = {  # content: what the one line says (after "error: whitelist file codes.txt")
+    "empty": ("", "lists no billing codes: the file is empty"),
+    "commas on one line": (
+        "27447,99213,99214\n",
+        "line 1: 3 values separated by commas ('27447,99213,99214')",
+    ),
+    "spaces": ("# knee\n27447\n99213 99214\n", "line 3: 2 values separated by spaces"),
+    "csv header without billing_code": (
+        "code,description\n27447,Knee replacement\n",
+        "line 1 looks like a CSV header but has no billing_code column (found columns "
+        "'code', 'description'); name the column of codes billing_code",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WHITELISTS))
+def test_workflow_bad_whitelist_stops_before_any_job(tmp_path: Path, case: str) -> None:
+    content, message = BAD_WHITELISTS[case]
+    (tmp_path / "codes.txt").write_text(content)
+    (tmp_path / "list.txt").write_text("https://127.0.0.1:9/a.json\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[-1].startswith(f"error: whitelist file codes.txt {message}"), proc.stderr
+    assert len(lines) == 2, proc.stderr  # Snakemake's profile line, and this one
+    assert not (tmp_path / "results").exists()  # no checkpoint, no extraction
 
 
 def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
@@ -580,3 +588,211 @@ def test_batch_orchestrator_command_and_execute_batch(
     assert plans["beta"] == [{"plan_name": "Plan Z"}]
     by_id = {e["network_id"]: e["url"] for e in result["extractions"]}
     assert by_id["gamma"] == f"{tmp_path}/local/gamma.json"
+
+
+def test_workflow_incomplete_task_keeps_its_tables_and_is_redone(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    """A file whose remote provider-reference files all fail ends `incomplete`: its tables are
+    kept and the run exits 1; once the server serves them, a rerun redoes it alone."""
+    sf = synth.generate(
+        synth.SynthConfig(
+            seed=33, items=10, references=4, remote_base_url=http_server.base_url + "/refs",
+            remote_refs=4, remote_locations=3,
+        )
+    )  # fmt: skip
+    remote = http_server.add("/mrf/remote.json.gz", synth.pack(sf.to_bytes(), "gz"))
+    fine = http_server.add("/mrf/fine.json.gz", synth.pack(synth_file(34).to_bytes(), "gz"))
+    (tmp_path / "list.txt").write_text(f"{remote}\n{fine}\n")
+    # The refs are not served yet: every location answers 404.
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    line = next(x for x in proc.stderr.splitlines() if "] remote: " in x)
+    assert re.match(
+        r"\[\d/2\] remote: INCOMPLETE: 3 of 3 remote provider-reference files could not be "
+        r"fetched; their groups have no provider rows \(first: HTTP 404 Not Found",
+        line,
+    ), line
+    m = manifest(tmp_path)
+    assert (m["summary"]["successful"], m["summary"]["incomplete"]) == (1, 1)
+    entry = next(e for e in m["extractions"] if e["network_id"] == "remote")
+    assert entry["status"] == "incomplete" and entry["remote_references_failed"] == 3
+    incomplete = sf.expected("remote", failed_locations=set(sf.remote_files))
+    assert entry["rate_rows"] == len(incomplete.rates) > 0
+    folder = tmp_path / "results" / "remote"
+    assert len(table(folder / "rates.parquet")) == len(incomplete.rates)
+    assert json.loads((folder / "status.json").read_text())["status"] == "incomplete"
+    assert not (folder / ".done").exists()
+    assert "incomplete: remote: 3 of 3 remote provider-reference files" in proc.stderr
+
+    for url, data in sf.remote_bytes().items():  # the server is fixed
+        http_server.add(url, data)
+    rerun = snakemake(tmp_path, "source=urls", "input=list.txt")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert finished(rerun) == ["remote"]
+    entry = next(e for e in manifest(tmp_path)["extractions"] if e["network_id"] == "remote")
+    complete = sf.expected("remote")
+    assert (entry["status"], entry["provider_rows"]) == ("success", len(complete.providers))
+    assert len(table(folder / "providers.parquet")) == len(complete.providers)
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_workflow_404_is_requested_once(
+    http_server: FileServer, tmp_path: Path, retries: int
+) -> None:
+    """No Snakemake retry for a failure no retry can cure, whatever `retries` says."""
+    gone = http_server.add("/mrf/gone.json.gz", b"", status=404)
+    flaky = http_server.add(
+        "/mrf/flaky.json.gz", synth.pack(synth_file(35).to_bytes(), "gz"), status=503
+    )
+    (tmp_path / "list.txt").write_text(f"{gone}\n{flaky}\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", f"retries={retries}", "attempts=1")
+    assert proc.returncode == 1
+    assert http_server.hits("/mrf/gone.json.gz") == 1
+    # A 503 may pass: each Snakemake attempt asks again (attempts=1 request each).
+    assert http_server.hits("/mrf/flaky.json.gz") == 1 + retries
+    statuses = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    assert statuses["gone"]["retryable"] is False and statuses["flaky"]["retryable"] is True
+    assert proc.stderr.count("] gone: FAILED: HTTP 404 Not Found") == 1
+    assert proc.stderr.count("] flaky: FAILED: HTTP 503") == 1
+    assert proc.stderr.count("flaky: attempt ") == retries  # "attempt 1 ended: ...; retrying"
+
+
+def test_workflow_two_runs_into_two_folders_at_once_keep_their_own_logs(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    urls = {
+        name: http_server.add(
+            f"/{name}/rates.json.gz", synth.pack(synth_file(seed).to_bytes(), "gz"), rate=200_000
+        )
+        for name, seed in (("east", 36), ("west", 37))
+    }
+    (tmp_path / "east.txt").write_text(urls["east"] + "\n")
+    (tmp_path / "west.txt").write_text(urls["west"] + "\n")
+    runs = [
+        subprocess.Popen(
+            [
+                *snakemake_command(),
+                "--config",
+                "source=urls",
+                f"input={name}.txt",
+                f"output_dir={name}",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in urls
+    ]
+    outputs = [run.communicate(timeout=240)[1] for run in runs]
+    for run, name, stderr in zip(runs, urls, outputs, strict=True):
+        assert run.returncode == 0, stderr[-3000:]
+        m = manifest(tmp_path, name)
+        (entry,) = m["extractions"]
+        assert entry["url"] == urls[name] and entry["status"] == "success"
+        assert entry["log_file"] == f"{name}/logs/extract/rates.log"
+        log = (tmp_path / entry["log_file"]).read_text()
+        assert f"extracting {urls[name]} into {name}/rates" in log
+        assert "rates: success" in log
+        other = "west" if name == "east" else "east"
+        assert urls[other] not in log
+        assert f"logs:       {name}/logs/extract/<network_id>.log" in stderr
+    assert not (tmp_path / "logs").exists()  # no log folder shared by both runs
+
+
+def test_workflow_csv_paths_are_relative_to_the_csv(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "files").mkdir(parents=True)
+    (data / "files" / "a.json").write_bytes(synth_file(38).to_bytes())
+    (data / "plans.csv").write_text("file_url,plan_name\nfiles/a.json,Plan A\n")
+    proc = snakemake(tmp_path, "source=csv", "input=data/plans.csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (entry,) = manifest(tmp_path)["extractions"]
+    assert (entry["network_id"], entry["url"], entry["status"]) == (
+        "a",
+        "data/files/a.json",
+        "success",
+    )
+
+
+def test_workflow_new_whitelist_redoes_finished_tasks(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert snakemake(tmp_path, *args).returncode == 0
+    (tmp_path / "codes.txt").write_text("99213\n")  # another list of codes: other tables
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "urls source list.txt: 2 files; 0 already done, 2 to extract" in proc.stderr
+    assert finished(proc) == ["alpha", "beta"]
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    expected = served["files"]["alpha"].expected("alpha", {"99213"})
+    assert by_id["alpha"]["rate_rows"] == len(expected.rates)
+
+
+def test_workflow_whitelist_that_matches_nothing_is_said(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n")
+    (tmp_path / "none.txt").write_text("00000\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "cpt_whitelist=none.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        "  note:       no item of the 1 files read has a billing code listed in none.txt"
+        in proc.stderr
+    )
+
+
+def test_execute_batch_refuses_a_misspelled_key_before_anything(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^unknown config key 'rate_batch'; did you mean"):
+        execute_batch(["https://127.0.0.1:9/a.json"], tmp_path / "out", rate_batch=10)
+    assert not (tmp_path / "out").exists()
+
+
+def test_execute_batch_quiet_shows_only_the_summary(
+    served: dict[str, Any], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = execute_batch(list(served["urls"].values()), tmp_path / "out", 2, quiet=True)
+    assert result["summary"]["successful"] == 2
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("Using workflow")]
+    assert lines[0].startswith("mrfbatch: 2 files in "), err
+    assert not any(re.match(r"\[\d", line) for line in lines), err
+    assert len(lines) <= 6, err
+
+
+def test_batch_orchestrator_dry_run_counts_what_would_run(
+    served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["--source", "urls", "--input", "list.txt", "--workers", "2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrfbatch.batch_orchestrator", *args, "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "dry run: urls source list.txt: 2 files; 0 already done, 2 would be extracted: "
+        "alpha, beta\n"
+    )
+    assert not (tmp_path / "results").exists()
+    assert orchestrator_main([*args, "--quiet"]) == 0
+    (tmp_path / "results" / "beta" / "rates.parquet").unlink()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrfbatch.batch_orchestrator", *args, "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.stdout == (
+        "dry run: urls source list.txt: 2 files; 1 already done, 1 would be extracted: beta\n"
+    )

@@ -380,10 +380,11 @@ class Console:
 
     def _say(self, text: str) -> None:
         """Lines of text, each whole, above the progress line (redrawn after them)."""
-        status = self._status_line
+        shown = bool(self._status_line)
         self._draw("")
         self._write(text + "\n")
-        self._draw(status)
+        if shown:  # without the files that just ended
+            self._draw(self._progress_text())
 
     def _draw(self, text: str) -> None:
         if not self.terminal or text == self._status_line:
