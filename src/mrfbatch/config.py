@@ -78,7 +78,8 @@ def check_config(
     properties: Mapping[str, Any] = schema["properties"]
     _check_keys(config, properties)
     given = str((command_line or {}).get("input", ""))
-    if "://" in given and redact_url(given) != given:
+    # redact_url also lower-cases the scheme, which is no secret: HTTPS://host/file is fine.
+    if "://" in given and redact_url(given).lower() != given.lower():
         raise ConfigError(
             "config key 'input': the URL has a query string, user name or fragment (a "
             "signature?) and was given with --config, which Snakemake writes into its log "

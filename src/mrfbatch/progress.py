@@ -54,8 +54,8 @@ class Snapshot:
         percent = self.percent
         if percent is None or self.bytes_total is None:
             return f"{human_bytes(self.bytes_read)} read{rate}"
-        shown = f"{human_bytes(self.bytes_read, like=self.bytes_total)} of "
-        shown += f"{human_bytes(self.bytes_total)} ({percent:.0f}%){rate}"
+        read = human_bytes(self.bytes_read, like=self.bytes_total).rsplit(" ", 1)[0]  # no unit
+        shown = f"{read} of {human_bytes(self.bytes_total)} ({percent:.0f}%){rate}"
         if timed and self.rate > 0 and self.bytes_read < self.bytes_total:
             shown += f", {human_seconds((self.bytes_total - self.bytes_read) / self.rate)} left"
         return shown
