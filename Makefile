@@ -35,7 +35,6 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard $(EXTENSIONS:%=src/mrfbat
 run: $(VENV)/.installed
 	$(VENV)/bin/snakemake --cores 2 --config source=csv input=examples/plans.csv \
 		cpt_whitelist=examples/codes.txt
-	@echo "tables: results/<network_id>/; manifest: results/manifest.json; logs: logs/extract/"
 
 example: $(VENV)/.installed
 	$(PY) -m mrfbatch.run_extraction --url examples/in-network-sample.json.gz \

@@ -12,6 +12,5 @@ checkpoint tasks:
         source=config["source"],
         # Without the query string: params are kept in .snakemake/metadata.
         source_key=redact_url(str(config["input"])),
-        output_dir=config["output_dir"],
     script:
         "../scripts/tasks.py"

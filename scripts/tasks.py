@@ -13,7 +13,7 @@ code = tasks_job(
     snakemake.params.source,
     str(snakemake.config["input"]),
     snakemake.output[0],
-    snakemake.params.output_dir,
+    snakemake.config["output_dir"],
     snakemake.log[0],
 )
 sys.exit(code)

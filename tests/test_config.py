@@ -354,8 +354,20 @@ def test_check_config_names_an_unknown_key_before_a_missing_input() -> None:
         pytest.param(
             "cpt_whitelist",
             5,
-            "config key 'cpt_whitelist' is 5; allowed values: text or null",
+            "config key 'cpt_whitelist' is 5; allowed values: non-empty text or null",
             id="cpt_whitelist-not-text",
+        ),
+        pytest.param(
+            "cpt_whitelist",
+            "",
+            "config key 'cpt_whitelist' is ''; allowed values: non-empty text or null",
+            id="cpt_whitelist-empty",
+        ),
+        pytest.param(
+            "output_dir",
+            "results\tx",
+            "config key 'output_dir' is 'results\\tx'; allowed values: non-empty text on one line",
+            id="output_dir-tab",
         ),
     ],
 )
@@ -390,7 +402,6 @@ def test_check_config_refuses_an_input_that_is_not_text() -> None:
         ("console", "quiet"),
         ("output_dir", "results/run 2"),
         ("log_dir", "logs"),
-        ("cpt_whitelist", ""),
     ],
 )
 def test_check_config_keeps_a_value_at_the_edge_of_its_range(key: str, value: Any) -> None:
@@ -437,7 +448,7 @@ def test_describe_words_every_property_of_the_schema() -> None:
         "input": "non-empty text",
         "output_dir": "non-empty text on one line",
         "log_dir": "non-empty text on one line or null",
-        "cpt_whitelist": "text or null",
+        "cpt_whitelist": "non-empty text or null",
         "provider_batch_size": "integers >= 1",
         "rate_batch_size": "integers >= 1",
         "engine": "fast, reference",

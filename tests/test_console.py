@@ -243,7 +243,7 @@ def test_console_terminal_progress_line_is_cleared_before_other_lines(tmp_path: 
     run.feed(job_finished(1))
     run.console.stop()
     text = run.out.getvalue()
-    progress = "  [0/2 done] running: slow 45.0 MB of 120.0 MB (38%), 4.5 MB/s, 17 s left"
+    progress = "  [0/2 done] running: slow 45.0 of 120.0 MB (38%), 4.5 MB/s, 17 s left"
     assert text.endswith(
         f"2 at a time\n\r\x1b[K{progress}\r\x1b[K[1/2] slow: success, 3 of 1,773 items, "
         "142 rate rows, 80 provider rows, 2.3 GB in 41 s\n"
@@ -411,7 +411,7 @@ def test_console_shows_download_progress_with_several_cores(
     progress = [
         (at, line)
         for at, line in run.lines
-        if re.match(r"  \[1/2 done\] running: slow [\d.]+ kB of [\d.]+ kB \(\d+%\)", line)
+        if re.match(r"  \[1/2 done\] running: slow [\d.]+ of [\d.]+ kB \(\d+%\)", line)
     ]
     assert len(progress) >= 2, run.text
     started = next(at for at, line in run.lines if line.startswith("urls source"))
@@ -440,5 +440,5 @@ def test_console_with_one_core_echoes_the_extractions_progress(
     echoed = [line for line in proc.stderr.splitlines() if " INFO read " in line]
     assert echoed, proc.stderr
     assert re.search(
-        r"INFO read [\d.]+ kB of [\d.]+ kB \(\d+%\), [\d.]+ kB/s, [\d.]+ s left", echoed[0]
+        r"INFO read [\d.]+ of [\d.]+ kB \(\d+%\), [\d.]+ kB/s, [\d.]+ s left", echoed[0]
     )

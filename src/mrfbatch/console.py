@@ -57,7 +57,6 @@ _NOISE = (
     "returned non-zero exit status",
 )
 _NOTHING_TO_DO = "Nothing to be done"
-_DRY_RUN_END = "This was a dry-run"
 
 
 @dataclass
@@ -231,10 +230,10 @@ class Console:
             return
         if record.levelno < logging.WARNING or any(noise in text for noise in _NOISE):
             return
-        if text.startswith(_DRY_RUN_END):
-            return
-        prefix = "error" if record.levelno >= logging.ERROR else "warning"
-        self._say(f"{prefix}: {concise_error(text)}")
+        if record.levelno >= logging.ERROR:
+            self._say(f"error: {concise_error(text)}")
+        else:  # whole: a warning's detail is its point (snakemake --lint's, say)
+            self._say(f"warning: {text.strip()}")
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -61,24 +61,34 @@ class Snapshot:
         return shown
 
 
+_UNITS = (("B", 1.0), ("kB", 1e3), ("MB", 1e6), ("GB", 1e9))
+
+
 def human_bytes(count: float, like: float | None = None) -> str:
     """`512 B`, `12.3 kB`, `45.0 MB`, `2.3 GB` (decimal units; `like` picks the unit)."""
     scale = count if like is None else like
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if scale >= size:
-            return f"{count / size:,.1f} {unit}"
-    return f"{count:,.0f} B"
+    at = max([i for i, (_, size) in enumerate(_UNITS) if scale >= size] or [0])
+    digits = 0 if at == 0 else 1
+    if at + 1 < len(_UNITS) and round(scale / _UNITS[at][1], digits) >= 1000:
+        at += 1  # 999,999 B is 1.0 MB, not 1,000.0 kB
+    unit, size = _UNITS[at]
+    return f"{count / size:,.{0 if at == 0 else 1}f} {unit}"
 
 
 def human_seconds(seconds: float) -> str:
-    """`0.4 s`, `41 s`, `12 min`, `2 h 05 min`."""
-    if seconds < 10:
+    """`0.4 s`, `41 s`, `1 min 40 s`, `12 min`, `2 h 05 min`."""
+    if round(seconds, 1) < 10:
         return f"{seconds:.1f} s"
-    if seconds < 100:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
+    whole = round(seconds)
+    if whole < 100:
+        return f"{whole} s"
+    if whole < 600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest:02d} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
 
 
@@ -96,10 +106,15 @@ def write_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
 def read_snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
     """The snapshot in `path`, or None when there is none (yet, or any more) or it is unusable."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return Snapshot(**data)
+        snapshot = Snapshot(**json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
+    numbers = (snapshot.started, snapshot.updated, snapshot.bytes_read, snapshot.bytes_decoded)
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        return None  # written by something else: not worth a crash of the console
+    if snapshot.bytes_total is not None and not isinstance(snapshot.bytes_total, int):
+        return None
+    return snapshot
 
 
 class Ticker:
