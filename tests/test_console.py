@@ -313,8 +313,9 @@ def test_summary_text_lists_what_failed_and_how_to_rerun(tmp_path: Path) -> None
         "  failed:     f3: HTTP 404 (3)",
         "  failed:     f4: HTTP 404 (4)",
         "  ...         and 3 more in the manifest",
-        "  next:       run the same command again to redo the 8 files not done (finished ones "
-        "are kept): snakemake --cores 2",
+        "  next:       run the same command again: it redoes the 8 files not done and keeps "
+        "the others",
+        "              snakemake --cores 2",
     ]
 
 
@@ -388,10 +389,14 @@ def test_console_of_five_files_with_one_404_is_short_and_says_each_outcome(
     assert re.match(r"mrfbatch: 5 files in [\d.]+ s+: 4 success, 1 failed$", summary[0])
     assert "  manifest:   results/manifest.json (every file's status)" in summary
     assert any(line.startswith("  failed:     gone: HTTP 404") for line in summary)
-    assert summary[-1].startswith("  next:       run the same command again to redo the 1")
-    assert summary[-1].endswith("--config source=csv input=plans.csv cpt_whitelist=codes.txt"), (
-        summary[-1]
+    assert summary[-2] == (
+        "  next:       run the same command again: it redoes the 1 file not done and keeps "
+        "the others"
     )
+    assert re.match(
+        r"              snakemake .*--config source=csv input=plans.csv cpt_whitelist=codes.txt$",
+        summary[-1],
+    ), summary[-1]
 
 
 @pytest.mark.workflow

@@ -204,12 +204,12 @@ def test_workflow_rerun_does_nothing_and_redoes_only_deleted(
     assert snakemake(tmp_path, *args).returncode == 0
     again = snakemake(tmp_path, *args)
     assert again.returncode == 0 and finished(again) == []
-    assert "mrfbatch: nothing to do: all 2 files were done before: 2 success" in again.stderr
+    assert "mrfbatch: nothing to do, 2 files done before: 2 success" in again.stderr
     # How patiently files are fetched, and the size limit, change no finished table.
     patient = ("attempts=9", "retry_seconds=5", "timeout=60", "max_value_mb=4096")
     again = snakemake(tmp_path, *args, *patient)
     assert again.returncode == 0 and finished(again) == [], again.stderr[-3000:]
-    assert "nothing to do: all 2 files were done before" in again.stderr
+    assert "nothing to do, 2 files done before" in again.stderr
     (tmp_path / "results" / "beta" / "providers.parquet").unlink()
     third = snakemake(tmp_path, *args)
     assert third.returncode == 0, third.stderr[-3000:]
@@ -512,7 +512,7 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     # The echo is no param of the job: another --cores redoes nothing.
     proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "nothing to do: all 1 files were done before" in proc.stderr, proc.stderr[-3000:]
+    assert "nothing to do, 1 file done before" in proc.stderr, proc.stderr[-3000:]
 
 
 def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
@@ -741,7 +741,7 @@ def test_workflow_whitelist_that_matches_nothing_is_said(
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", "cpt_whitelist=none.txt")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (
-        "  note:       no item of the 1 files read has a billing code listed in none.txt"
+        "  note:       no item of the 1 file read has a billing code listed in none.txt"
         in proc.stderr
     )
 

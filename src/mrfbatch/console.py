@@ -211,7 +211,7 @@ class Console:
         else:
             todo = int(stats.get("extract", 0))
             self._say(
-                f"dry run: {todo:,} of {self.planned.total:,} files would be extracted, "
+                f"dry run: {todo:,} of {files(self.planned.total)} would be extracted, "
                 f"{self.planned.done:,} are done"
             )
 
@@ -280,8 +280,8 @@ class Console:
             return
         plan = self.planned
         todo = plan.total - plan.done
-        files = f"{plan.total:,} file{'s' if plan.total != 1 else ''}"
-        line = f"{self.run.source}: {files}; {plan.done:,} already done, {todo:,} to extract"
+        line = f"{self.run.source}: {files(plan.total)}; {plan.done:,} already done, "
+        line += f"{todo:,} to extract"
         if self.run.cores and self.run.cores > 1 and todo > 1:
             line += f", {min(self.run.cores, todo)} at a time"
         self._say(line)
@@ -439,10 +439,10 @@ def summary_text(manifest: Mapping[str, Any], run: _RunInfo, plan: _Plan | None,
         if summary.get(key) or key == "successful"
     )
     if plan is not None and plan.done == total:
-        lines.append(f"mrfbatch: nothing to do: all {total:,} files were done before: {counts}")
+        lines.append(f"mrfbatch: nothing to do, {files(total)} done before: {counts}")
     else:
         before = f" ({plan.done:,} done before this run)" if plan and plan.done else ""
-        lines.append(f"mrfbatch: {total:,} files in {elapsed}: {counts}{before}")
+        lines.append(f"mrfbatch: {files(total)} in {elapsed}: {counts}{before}")
     lines.append(
         f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
         f"{summary.get('provider_rows', 0):,} provider rows, from "
@@ -451,7 +451,7 @@ def summary_text(manifest: Mapping[str, Any], run: _RunInfo, plan: _Plan | None,
     with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
     if run.whitelist and with_tables and not summary.get("items_matched"):
         lines.append(
-            f"  note:       no item of the {with_tables:,} files read has a billing code listed "
+            f"  note:       no item of the {files(with_tables)} read has a billing code listed "
             f"in {run.whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
         )
     lines.append(
@@ -471,10 +471,16 @@ def summary_text(manifest: Mapping[str, Any], run: _RunInfo, plan: _Plan | None,
     redo = len(problems) + int(summary.get("not_run") or 0)
     if redo:
         lines.append(
-            f"  next:       run the same command again to redo the {redo:,} files not done "
-            f"(finished ones are kept): {rerun}"
+            f"  next:       run the same command again: it redoes the {files(redo)} not done "
+            "and keeps the others"
         )
+        lines.append(f"              {rerun}")
     return "\n".join(lines)
+
+
+def files(count: int) -> str:
+    """`1 file`, `1,234 files`."""
+    return f"{count:,} file{'' if count == 1 else 's'}"
 
 
 def concise_error(text: str) -> str:
