@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mrfbatch.engines import Element
@@ -159,18 +158,3 @@ class Extraction:
             f"no `in_network` array in this JSON (top-level keys: {keys}); "
             "expected an in-network-rates file"
         )
-
-
-class Progress:
-    """Logs a line every `interval` seconds while the stream is read."""
-
-    def __init__(self, report: Callable[[], str], interval: float = 5.0):
-        self._report = report
-        self._interval = interval
-        self._next = time.monotonic() + interval
-
-    def tick(self) -> None:
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._interval
-            log.info("%s", self._report())
