@@ -81,7 +81,7 @@ class Run:
         self.out = io.StringIO()
         self.console = Console(stream=self.out, terminal=kw.pop("terminal", False), **kw)
         self.console.configure(
-            console._RunInfo(
+            console.RunInfo(
                 self.layout, mode, retries, False, RUN_STARTED, "csv source plans.csv", 2
             )
         )
@@ -279,7 +279,7 @@ def test_console_plain_progress_line_and_progress_file(tmp_path: Path) -> None:
 
 def test_summary_text_lists_what_failed_and_how_to_rerun(tmp_path: Path) -> None:
     layout = RunLayout("results")
-    info = console._RunInfo(layout, whitelist="codes.txt", started=time.monotonic() - 75)
+    info = console.RunInfo(layout, whitelist="codes.txt", started=time.monotonic() - 75)
     entries = [
         {"network_id": f"f{i}", "status": "failed", "error": f"HTTP 404 ({i})"} for i in range(7)
     ]
@@ -298,7 +298,7 @@ def test_summary_text_lists_what_failed_and_how_to_rerun(tmp_path: Path) -> None
             "bytes_read": 2_500_000,
         },
     }
-    text = summary_text(manifest, info, console._Plan(10, 1), "snakemake --cores 2")
+    text = summary_text(manifest, info, console.Plan(10, 1), "snakemake --cores 2")
     assert text.splitlines() == [
         "mrfbatch: 10 files in 75 s: 2 success, 1 incomplete, 7 failed (1 done before this run)",
         "  rows:       1,234 rate rows, 56 provider rows, from 2.5 MB read",
@@ -320,7 +320,7 @@ def test_summary_text_lists_what_failed_and_how_to_rerun(tmp_path: Path) -> None
 
 
 def test_summary_text_of_a_source_that_could_not_be_read() -> None:
-    info = console._RunInfo(RunLayout("results"), started=time.monotonic() - 1)
+    info = console.RunInfo(RunLayout("results"), started=time.monotonic() - 1)
     manifest = {"total_tasks": 0, "error": "the csv source could not be turned into tasks"}
     assert summary_text(manifest, info, None, "snakemake -c1").splitlines() == [
         "mrfbatch: stopped in 1.0 s: the csv source could not be turned into tasks",

@@ -60,13 +60,17 @@ _NOTHING_TO_DO = "Nothing to be done"
 
 
 @dataclass
-class _Plan:
+class Plan:
+    """The run's tasks: `total`, of which `done` were finished before it."""
+
     total: int
     done: int
 
 
 @dataclass
-class _RunInfo:
+class RunInfo:
+    """What the Snakefile's side knows of the run before it starts."""
+
     layout: RunLayout
     mode: str = "normal"
     retries: int = 0
@@ -96,8 +100,8 @@ class Console:
         self.forced_mode = "verbose" if verbose else "quiet" if quiet else None
         self.dryrun = dryrun
         self.attached = False  # True once a Snakemake run's records come here
-        self.run: _RunInfo | None = None
-        self.planned: _Plan | None = None
+        self.run: RunInfo | None = None
+        self.planned: Plan | None = None
         self._lock = threading.RLock()
         self._jobs: dict[int, str] = {}  # Snakemake job id -> network id
         self._attempts: Counter[str] = Counter()
@@ -116,13 +120,13 @@ class Console:
     def mode(self) -> str:
         return self.forced_mode or (self.run.mode if self.run else "normal")
 
-    def configure(self, info: _RunInfo) -> None:
+    def configure(self, info: RunInfo) -> None:
         with self._lock:
             self.run = info
 
     def plan(self, total: int, done: int) -> None:
         with self._lock:
-            self.planned = _Plan(total, done)
+            self.planned = Plan(total, done)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -144,23 +148,20 @@ class Console:
                 self._on_other(record)
 
     def _own(self, kind: str, record: logging.LogRecord) -> None:
-        if kind == "summary":
-            self._end(record.getMessage())
+        if kind in ("summary", "stopped"):
+            self._end(record.getMessage(), header=kind == "summary")
         elif self.mode != "quiet":
             self._say(record.getMessage())
 
-    def _end(self, summary: str) -> None:
-        self._show_header()
+    def _end(self, summary: str, header: bool = True) -> None:
+        if header:  # not when the source could not be read: the plan is an earlier one's
+            self._show_header()
         self.stop()
         self._write_progress(final=True)
         self._say(summary)
 
     def _on_job_info(self, record: logging.LogRecord) -> None:
-        rule = getattr(record, "rule_name", "")
-        if rule == "tasks":  # the source is read again: the plan comes after it
-            self.planned = None
-            return
-        if rule != "extract":
+        if getattr(record, "rule_name", "") != "extract":
             return
         network_id = str((getattr(record, "wildcards", None) or {}).get("network_id", ""))
         self._jobs[int(getattr(record, "jobid", -1))] = network_id
@@ -417,7 +418,7 @@ def task_line(status: Mapping[str, Any]) -> str:
     return f"{network_id}: INCOMPLETE: {missing}; {counts}"
 
 
-def summary_text(manifest: Mapping[str, Any], run: _RunInfo, plan: _Plan | None, rerun: str) -> str:
+def summary_text(manifest: Mapping[str, Any], run: RunInfo, plan: Plan | None, rerun: str) -> str:
     """The block a run ends with: counts, rows, where everything is, and what to do next."""
     summary = manifest.get("summary", {})
     layout = run.layout
@@ -550,7 +551,7 @@ def configure(
 ) -> Console:
     """Tell the console about the run (the Snakefile's main process, before any job)."""
     view = current()
-    info = _RunInfo(layout, mode, retries, echo, run_started, source, cores, whitelist)
+    info = RunInfo(layout, mode, retries, echo, run_started, source, cores, whitelist)
     view.configure(info)
     return view
 
@@ -571,7 +572,8 @@ def finish(manifest: Mapping[str, Any]) -> None:
     if view.run is None:
         return
     text = summary_text(manifest, view.run, view.planned, rerun_command())
-    _snakemake_logger().info(text, extra={"mrfbatch": "summary"})
+    kind = "stopped" if manifest.get("error") else "summary"
+    _snakemake_logger().info(text, extra={"mrfbatch": kind})
 
 
 def _snakemake_logger() -> logging.Logger:

@@ -122,8 +122,8 @@ def start_run(
         cores=local_cores,
         whitelist=config["cpt_whitelist"],
     )
-    # Jobs read these from the config, not from params: as params, a change of --cores would
-    # make Snakemake redo every extraction.
+    # For the jobs, which read the main process's config (a cluster job gets neither: it runs
+    # elsewhere, with no console to echo to and no mrfbatch console in its Snakemake).
     config["_echo"] = echo
     config["_job_line"] = not view.attached  # without mrfbatch's console, jobs say it
     console.announce(_whitelist_line(config["cpt_whitelist"], codes))
@@ -131,7 +131,7 @@ def start_run(
 
 
 def _check_whitelist(path: str | None) -> frozenset[str] | None:
-    return None if path in (None, "") else load_whitelist(str(path))
+    return None if path is None else load_whitelist(path)
 
 
 def _whitelist_line(path: str | None, codes: frozenset[str] | None) -> str:
