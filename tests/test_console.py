@@ -182,11 +182,23 @@ def test_console_drops_snakemake_noise_and_shortens_errors(tmp_path: Path) -> No
             event="error",
             exception="SourceError",
         ),
-        record("Terminating processes on user request, this might take some time.", 30),
+        record("Lints for rule x:\n    * a param is hardcoded", logging.WARNING),
     )
     assert run.lines == [
         "error: results/tasks.tsv line 2: network id '../evil' is not a safe folder name",
-        "warning: Terminating processes on user request, this might take some time.",
+        "warning: Lints for rule x:",  # a warning is shown whole
+        "    * a param is hardcoded",
+    ]
+
+
+def test_console_says_once_that_the_run_is_stopping(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    waiting = "Will exit after finishing currently running jobs (scheduler)."
+    run.feed(record(waiting), record(waiting), record("Shutting down, this might take some time."))
+    run.feed(record("Terminating processes on user request, this might take some time."))
+    assert run.lines == [
+        waiting,
+        "Terminating processes on user request, this might take some time.",
     ]
 
 

@@ -57,6 +57,11 @@ _NOISE = (
     "returned non-zero exit status",
 )
 _NOTHING_TO_DO = "Nothing to be done"
+# Snakemake's messages a person must see although they are only informational (said once).
+_SHOWN = (
+    "Terminating processes on user request",  # Ctrl-C
+    "Will exit after finishing currently running jobs",  # SIGTERM
+)
 
 
 @dataclass
@@ -109,6 +114,7 @@ class Console:
         self._finished: Counter[str] = Counter()  # status -> tasks finished in this run
         self._problems: dict[str, str] = {}  # network id -> status, for progress.json
         self._header_shown = False
+        self._said: set[str] = set()  # Snakemake messages said once already
         self._status_line = ""  # the progress line on the terminal, to clear before a line
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
@@ -228,6 +234,12 @@ class Console:
             manifest = _read_json(self.run.layout.manifest)
             if manifest is not None:
                 self._end(summary_text(manifest, self.run, self.planned, rerun_command()))
+            return
+        shown = next((said for said in _SHOWN if text.startswith(said)), None)
+        if shown is not None:
+            if shown not in self._said:
+                self._said.add(shown)
+                self._say(text.strip())
             return
         if record.levelno < logging.WARNING or any(noise in text for noise in _NOISE):
             return
