@@ -1,4 +1,5 @@
-from mrfbatch.network_ids import NETWORK_ID_PATTERN, redact_url
+from mrfbatch.network_ids import NETWORK_ID_PATTERN
+from mrfbatch.redact import redact_url
 from mrfbatch.workflow import finish_run, start_run, task_targets
 
 # Checks the config against config/schema.yaml (and fills in its defaults) and the whitelist,

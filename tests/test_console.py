@@ -18,7 +18,7 @@ import pytest
 
 from httpserver import FileServer
 from mrfbatch import console, synth
-from mrfbatch.console import Console, concise_error, summary_text, task_line
+from mrfbatch.console import Console, concise_error
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import Snapshot, write_snapshot
 from workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
@@ -289,61 +289,6 @@ def test_console_plain_progress_line_and_progress_file(tmp_path: Path) -> None:
     ]
 
 
-def test_summary_text_lists_what_failed_and_how_to_rerun(tmp_path: Path) -> None:
-    layout = RunLayout("results")
-    info = console.RunInfo(layout, whitelist="codes.txt", started=time.monotonic() - 75)
-    entries = [
-        {"network_id": f"f{i}", "status": "failed", "error": f"HTTP 404 ({i})"} for i in range(7)
-    ]
-    entries.append({"network_id": "r", "status": "incomplete", "incomplete": ["2 of 2 ..."]})
-    manifest = {
-        "total_tasks": 10,
-        "extractions": entries,
-        "summary": {
-            "successful": 2,
-            "incomplete": 1,
-            "failed": 7,
-            "not_run": 0,
-            "rate_rows": 1234,
-            "provider_rows": 56,
-            "items_matched": 0,
-            "bytes_read": 2_500_000,
-        },
-    }
-    text = summary_text(manifest, info, console.Plan(10, 1), "snakemake --cores 2")
-    assert text.splitlines() == [
-        "mrfbatch: 10 files in 75 s: 2 success, 1 incomplete, 7 failed (1 done before this run)",
-        "  rows:       1,234 rate rows, 56 provider rows, from 2.5 MB read",
-        "  note:       no item of the 3 files read has a billing code listed in codes.txt: check "
-        "the codes (and their type: CPT, HCPCS, RC, ...)",
-        "  tables:     results/<network_id>/rates.parquet, providers.parquet",
-        "  manifest:   results/manifest.json (every file's status)",
-        "  logs:       results/logs/extract/<network_id>.log",
-        "  failed:     f0: HTTP 404 (0)",
-        "  failed:     f1: HTTP 404 (1)",
-        "  failed:     f2: HTTP 404 (2)",
-        "  failed:     f3: HTTP 404 (3)",
-        "  failed:     f4: HTTP 404 (4)",
-        "  ...         and 3 more in the manifest",
-        "  next:       run the same command again: it redoes the 8 files not done and keeps "
-        "the others",
-        "              snakemake --cores 2",
-    ]
-
-
-def test_summary_text_of_a_source_that_could_not_be_read() -> None:
-    info = console.RunInfo(RunLayout("results"), started=time.monotonic() - 1)
-    manifest = {"total_tasks": 0, "error": "the csv source could not be turned into tasks"}
-    assert summary_text(manifest, info, None, "snakemake -c1").splitlines() == [
-        "mrfbatch: stopped in 1.0 s: the csv source could not be turned into tasks",
-        "  next:       fix the source, then run again: snakemake -c1",
-    ]
-
-
-def test_task_line_of_a_failure_without_a_reason() -> None:
-    assert task_line({"network_id": "x", "status": "failed"}) == "x: FAILED: no reason given"
-
-
 def test_concise_error_keeps_the_message_and_drops_positions() -> None:
     text = (
         "InputFunctionException in rule all in file /w/Snakefile, line 30:\nError:\n"
@@ -351,16 +296,6 @@ def test_concise_error_keeps_the_message_and_drops_positions() -> None:
         '  File "/w/rules/common.smk", line 35, in get_task_targets\n'
     )
     assert concise_error(text) == "SourceError: results/tasks.tsv line 2: unsafe"
-
-
-def test_rerun_command_is_the_front_ends_when_it_says_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("sys.argv", ["/venv/bin/snakemake", "--cores", "2", "--config", "a=b c"])
-    monkeypatch.delenv(console.RERUN_VARIABLE, raising=False)
-    assert console.rerun_command() == "snakemake --cores 2 --config 'a=b c'"
-    monkeypatch.setenv(console.RERUN_VARIABLE, "python -m mrfbatch.batch_orchestrator ...")
-    assert console.rerun_command() == "python -m mrfbatch.batch_orchestrator ..."
 
 
 # -- real runs --------------------------------------------------------------------------------

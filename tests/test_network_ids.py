@@ -76,6 +76,9 @@ def assert_one_folder_inside(network_id: str, output_dir: Path) -> None:
         ("https://h.example/tasks.tsv", "tasks_.tsv"),
         ("https://h.example/batch-input.csv", "batch-input_.csv"),
         ("https://h.example/console.json", "console"),
+        # the run's log folder, {output_dir}/logs, is no file's output folder
+        ("https://h.example/logs.json.gz", "logs_"),
+        ("https://h.example/LOGS", "LOGS_"),
     ],
 )
 def test_derive_network_id_hostile_names_give_one_portable_folder(
@@ -147,6 +150,8 @@ def test_assign_network_ids_names_differing_only_in_replaced_characters_stay_apa
         "NUL.json",
         "tasks.tsv",
         "MANIFEST.JSON",
+        "progress.json",
+        "logs",
         "a" * 240,
     ],
 )

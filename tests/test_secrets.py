@@ -23,7 +23,7 @@ import pytest
 
 from httpserver import FileServer
 from mrfbatch import synth
-from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url, url_secrets
+from mrfbatch.redact import RedactingFormatter, redact_text, redact_url, url_secrets
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
 

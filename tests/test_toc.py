@@ -1,4 +1,4 @@
-"""Tests of mrfbatch.toc, the index source: a CMS table of contents into tasks.
+"""Tests of mrfbatch.sources.index, the index source: a CMS table of contents into tasks.
 
 Every expected value is written by hand. Most tests use small tables of contents built inline
 by `toc()`; the CMS samples in ../shared/tic-examples are used when that folder is present.
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from mrfbatch.errors import SourceError
-from mrfbatch.sources import Task
-from mrfbatch.toc import parse_index
+from mrfbatch.sources import parse_index
+from mrfbatch.tasks import Task
 from mrfbatch.transport import TransportSettings
 from tocs import GOLD, SILVER, structure, toc, write
 
@@ -122,7 +122,7 @@ def test_parse_index_counts_allowed_amount_files_without_tasks(
         "toc.json",
         toc(structure([GOLD], "https://files.example/a.json"), structure([SILVER], allowed=True)),
     )
-    with caplog.at_level(logging.INFO, logger="mrfbatch.toc"):
+    with caplog.at_level(logging.INFO, logger="mrfbatch.sources.index"):
         tasks = parse_index(path)
     assert [t.url for t in tasks] == ["https://files.example/a.json"]
     assert "2 reporting structures, 1 in-network file entries, 2 allowed-amount files" in (

@@ -14,7 +14,8 @@ import pytest
 
 from mrfbatch import workflow
 from mrfbatch.errors import UsageError
-from mrfbatch.network_ids import derive_network_id, redact_url
+from mrfbatch.network_ids import derive_network_id
+from mrfbatch.redact import redact_url
 from mrfbatch.rows import Quality, group_key, inline_key, number, parse_groups
 
 

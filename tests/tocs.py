@@ -1,4 +1,4 @@
-"""Small tables of contents for the tests of mrfbatch.sources and mrfbatch.toc, and the
+"""Small tables of contents for the tests of mrfbatch.sources (the index source among them), and the
 plans they list."""
 
 from __future__ import annotations

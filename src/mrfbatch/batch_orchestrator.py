@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.config import check_config, load_schema, workflow_root
-from mrfbatch.console import RERUN_VARIABLE
 from mrfbatch.errors import MrfError, UsageError
-from mrfbatch.network_ids import redact_text
-from mrfbatch.sources import SOURCE_TYPES, Task, is_relative_path, load_tasks
+from mrfbatch.layout import RunLayout
+from mrfbatch.redact import redact_text
+from mrfbatch.sources import SOURCE_TYPES, load_tasks
+from mrfbatch.sources.locations import is_relative_path
+from mrfbatch.summary import RERUN_VARIABLE
+from mrfbatch.tasks import Task
 from mrfbatch.workflow import Run, is_done
 
 __all__ = ["execute_batch", "main", "read_manifest", "run_workflow", "workflow_root"]
@@ -81,7 +84,7 @@ def run_workflow(
 
 
 def read_manifest(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(output_dir) / "manifest.json"
+    path = Path(RunLayout(str(output_dir)).manifest)
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -108,7 +111,7 @@ def execute_batch(
     >>> execute_batch(["https://payer.example/a.json.gz"], "results", workers=2)  # doctest: +SKIP
     """
     out = Path(output_dir)
-    source = out / "batch-input.csv"
+    source = Path(RunLayout(str(out)).batch_input)
     settings = {
         "source": "csv",
         "input": str(source),
@@ -237,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{summary['successful']} successful, {summary.get('incomplete', 0)} incomplete, "
         f"{summary['failed']} failed, {summary['not_run']} not run; manifest: "
-        f"{Path(args.output_dir) / 'manifest.json'}"
+        f"{RunLayout(args.output_dir).manifest}"
     )
     return code
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.errors import UsageError
-from mrfbatch.network_ids import redact_url
+from mrfbatch.redact import redact_url
 
 FILE_SOURCES = ("csv", "urls")  # sources whose input must be a local file
 

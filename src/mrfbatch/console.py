@@ -22,10 +22,8 @@ Snakemake's default handler still prints them.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
-import os
-import shlex
 import shutil
 import sys
 import threading
@@ -34,19 +32,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TextIO
 
+from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import read_status
-from mrfbatch.progress import human_bytes, human_seconds, read_snapshot
+from mrfbatch.progress import read_snapshot
+from mrfbatch.summary import files, rerun_command, summary_text, task_line
 
-MODES = ("quiet", "normal", "verbose")
 TERMINAL_SECONDS = 1.0  # how often the one updating progress line is redrawn on a terminal
 PLAIN_SECONDS = 10.0  # how often a progress line is printed when the console is no terminal
 PROGRESS_FILE_SECONDS = 2.0  # how often progress.json is rewritten, at most
-RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
-_LISTED = 5  # failures named in the summary; the manifest has them all
 _MAX_ERROR_LINES = 6  # lines of an unexpected Snakemake error shown
 
 # Snakemake messages that say nothing the console does not say better: a job's non-zero exit
@@ -231,9 +226,9 @@ class Console:
     def _on_other(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if text.startswith(_NOTHING_TO_DO) and self.run is not None:
-            manifest = _read_json(self.run.layout.manifest)
+            manifest = read_json_object(self.run.layout.manifest)
             if manifest is not None:
-                self._end(summary_text(manifest, self.run, self.planned, rerun_command()))
+                self._end(self._summary(manifest))
             return
         shown = next((said for said in _SHOWN if text.startswith(said)), None)
         if shown is not None:
@@ -275,7 +270,7 @@ class Console:
         """The task's status.json if this run wrote it (not one an earlier run left)."""
         if self.run is None:
             return None
-        status = read_status(self.run.layout.status(network_id))
+        status = read_json_object(self.run.layout.status(network_id))
         if status is None or str(status.get("started_at", "")) < self.run.run_started:
             return None
         return status
@@ -373,13 +368,8 @@ class Console:
             "running": running,
             "not_success": self._problems,
         }
-        path = Path(self.run.layout.progress)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # the folder may be gone (the run failed early)
+        with contextlib.suppress(OSError):  # the folder may be gone (the run failed early)
+            write_json(self.run.layout.progress, state, indent=1)
 
     def stop(self) -> None:
         """Stop the progress ticker (it ends at its next wake-up) and clear its line."""
@@ -387,6 +377,17 @@ class Console:
             self._stop.set()
             self._ticker = None
             self._draw("")
+
+    def _summary(self, manifest: Mapping[str, Any]) -> str:
+        assert self.run is not None
+        return summary_text(
+            manifest,
+            self.run.layout,
+            time.monotonic() - self.run.started,
+            rerun_command(),
+            done_before=self.planned.done if self.planned else None,
+            whitelist=self.run.whitelist,
+        )
 
     # -- output ----------------------------------------------------------------------------
 
@@ -412,90 +413,6 @@ class Console:
             pass
 
 
-def task_line(status: Mapping[str, Any]) -> str:
-    """One line for one file, from its status.json: `alpha: success, 3 of 1,773 items, ...`."""
-    network_id = status.get("network_id", "?")
-    kind = status.get("status")
-    if kind not in ("success", "incomplete"):
-        return f"{network_id}: FAILED: {status.get('error') or 'no reason given'}"
-    counts = (
-        f"{status.get('items_matched') or 0:,} of {status.get('items_seen') or 0:,} items, "
-        f"{status.get('rate_rows') or 0:,} rate rows, {status.get('provider_rows') or 0:,} "
-        f"provider rows, {human_bytes(status.get('bytes_read') or 0)} in "
-        f"{human_seconds(status.get('duration_seconds') or 0.0)}"
-    )
-    if kind == "success":
-        return f"{network_id}: success, {counts}"
-    missing = "; ".join(status.get("incomplete") or ["some data could not be read"])
-    return f"{network_id}: INCOMPLETE: {missing}; {counts}"
-
-
-def summary_text(manifest: Mapping[str, Any], run: RunInfo, plan: Plan | None, rerun: str) -> str:
-    """The block a run ends with: counts, rows, where everything is, and what to do next."""
-    summary = manifest.get("summary", {})
-    layout = run.layout
-    total = int(manifest.get("total_tasks") or 0)
-    elapsed = human_seconds(time.monotonic() - run.started)
-    lines: list[str] = []
-    if manifest.get("error"):
-        lines.append(f"mrfbatch: stopped in {elapsed}: {manifest['error']}")
-        lines.append(f"  next:       fix the source, then run again: {rerun}")
-        return "\n".join(lines)
-    counts = ", ".join(
-        f"{summary.get(key, 0):,} {word}"
-        for key, word in (
-            ("successful", "success"),
-            ("incomplete", "incomplete"),
-            ("failed", "failed"),
-            ("not_run", "not run"),
-        )
-        if summary.get(key) or key == "successful"
-    )
-    if plan is not None and plan.done == total:
-        lines.append(f"mrfbatch: nothing to do, {files(total)} done before: {counts}")
-    else:
-        before = f" ({plan.done:,} done before this run)" if plan and plan.done else ""
-        lines.append(f"mrfbatch: {files(total)} in {elapsed}: {counts}{before}")
-    lines.append(
-        f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
-        f"{summary.get('provider_rows', 0):,} provider rows, from "
-        f"{human_bytes(summary.get('bytes_read') or 0)} read"
-    )
-    with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
-    if run.whitelist and with_tables and not summary.get("items_matched"):
-        lines.append(
-            f"  note:       no item of the {files(with_tables)} read has a billing code listed "
-            f"in {run.whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
-        )
-    lines.append(
-        f"  tables:     {layout.task_dir('<network_id>')}/rates.parquet, providers.parquet"
-    )
-    lines.append(f"  manifest:   {layout.manifest} (every file's status)")
-    lines.append(f"  logs:       {layout.task_log('<network_id>')}")
-    problems = [
-        e for e in manifest.get("extractions", []) if e.get("status") in ("failed", "incomplete")
-    ]
-    for entry in problems[:_LISTED]:
-        why = entry.get("error") or "; ".join(entry.get("incomplete") or [])
-        word = "failed" if entry["status"] == "failed" else "incomplete"
-        lines.append(f"  {word + ':':<11} {entry['network_id']}: {why}")
-    if len(problems) > _LISTED:
-        lines.append(f"  ...         and {len(problems) - _LISTED:,} more in the manifest")
-    redo = len(problems) + int(summary.get("not_run") or 0)
-    if redo:
-        lines.append(
-            f"  next:       run the same command again: it redoes the {files(redo)} not done "
-            "and keeps the others"
-        )
-        lines.append(f"              {rerun}")
-    return "\n".join(lines)
-
-
-def files(count: int) -> str:
-    """`1 file`, `1,234 files`."""
-    return f"{count:,} file{'' if count == 1 else 's'}"
-
-
 def concise_error(text: str) -> str:
     """An error of Snakemake's (or raised through it) without tracebacks or file positions."""
     lines = []
@@ -509,22 +426,6 @@ def concise_error(text: str) -> str:
             continue  # "ConfigError in file .../common.smk, line 14:"
         lines.append(stripped)
     return " ".join(lines[:_MAX_ERROR_LINES]) or text.strip()
-
-
-def rerun_command() -> str:
-    """The command that started this run, to run again (a front end may set its own)."""
-    given = os.environ.get(RERUN_VARIABLE)
-    if given:
-        return given
-    return shlex.join(["snakemake", *sys.argv[1:]])
-
-
-def _read_json(path: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 # -- the module's console: one per process, shared by the logger plugin and the Snakefile ------
@@ -583,7 +484,7 @@ def finish(manifest: Mapping[str, Any]) -> None:
     view = current()
     if view.run is None:
         return
-    text = summary_text(manifest, view.run, view.planned, rerun_command())
+    text = view._summary(manifest)
     kind = "stopped" if manifest.get("error") else "summary"
     _snakemake_logger().info(text, extra={"mrfbatch": kind})
 

@@ -13,6 +13,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+# Files and folders of a run in {output_dir}, beside the network-id folders.
+TASKS_FILE = "tasks.tsv"
+MANIFEST_FILE = "manifest.json"
+RUN_PROGRESS_FILE = "progress.json"
+LOGS_FOLDER = "logs"  # the default log_dir
+BATCH_INPUT_FILE = "batch-input.csv"  # execute_batch's tasks as a CSV source
+LOCK_FILE = ".mrfbatch.lock"
+# Names a network id may not take (compared ignoring case): they are the run's own.
+RUN_FILES = frozenset(
+    {TASKS_FILE, MANIFEST_FILE, RUN_PROGRESS_FILE, LOGS_FOLDER, BATCH_INPUT_FILE}
+    | {f"{BATCH_INPUT_FILE}.tmp"}
+)
+
 # Files of one extraction, in {output_dir}/{network_id}/ (run_extraction writes them).
 STATUS_FILE = "status.json"
 PROGRESS_FILE = ".progress.json"  # while it runs: how far it is (mrfbatch.progress)
@@ -28,20 +41,29 @@ class RunLayout:
 
     @property
     def logs(self) -> str:
-        return self.log_dir or os.path.join(self.output_dir, "logs")
+        return self.log_dir or os.path.join(self.output_dir, LOGS_FOLDER)
 
     @property
     def tasks(self) -> str:
-        return os.path.join(self.output_dir, "tasks.tsv")
+        return os.path.join(self.output_dir, TASKS_FILE)
 
     @property
     def manifest(self) -> str:
-        return os.path.join(self.output_dir, "manifest.json")
+        return os.path.join(self.output_dir, MANIFEST_FILE)
 
     @property
     def progress(self) -> str:
         """The run's state while it runs (mrfbatch.console writes it)."""
-        return os.path.join(self.output_dir, "progress.json")
+        return os.path.join(self.output_dir, RUN_PROGRESS_FILE)
+
+    @property
+    def lock(self) -> str:
+        return os.path.join(self.output_dir, LOCK_FILE)
+
+    @property
+    def batch_input(self) -> str:
+        """execute_batch's tasks, written as a csv source."""
+        return os.path.join(self.output_dir, BATCH_INPUT_FILE)
 
     @property
     def tasks_log(self) -> str:

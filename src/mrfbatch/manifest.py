@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
-from mrfbatch.network_ids import redact_url
-from mrfbatch.sources import Task
+from mrfbatch.redact import redact_url
+from mrfbatch.tasks import Task
 
 STATUSES = ("success", "incomplete", "failed", "not_run")
 
@@ -60,7 +59,7 @@ def build_manifest(
 
 
 def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
-    status = read_status(layout.status(task.network_id))
+    status = read_json_object(layout.status(task.network_id))
     entry: dict[str, Any] = {
         "url": redact_url(task.url),
         "network_id": task.network_id,
@@ -91,19 +90,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
     return entry
 
 
-def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The content of a status.json, or None when there is none or it is unreadable."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def write_manifest(manifest: dict[str, Any], path: str) -> None:
     """Write atomically: a reader never sees half a manifest."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, manifest)

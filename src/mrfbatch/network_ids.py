@@ -1,17 +1,17 @@
-"""Network ids (the per-file output folder name) and URLs safe to print."""
+"""Network ids: each file's output folder name, made from its URL, safe and stable."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import unicodedata
 from collections.abc import Iterable
 from pathlib import PurePosixPath
-from typing import NamedTuple
 from urllib.parse import unquote
 
 from mrfbatch.errors import UsageError
+from mrfbatch.layout import RUN_FILES
+from mrfbatch.redact import split_url
 
 # What a network id is: one folder name of the POSIX portable file name characters, starting
 # with a letter or digit (never hidden, never taken for an option, never "." or "..").
@@ -22,112 +22,14 @@ _NETWORK_ID = re.compile(NETWORK_ID_PATTERN)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SUFFIXES = (".gz", ".gzip", ".zip", ".json")
 _HEX_STEP = 8
-# The longest name made from an id is the status copy's temporary file beside the log,
-# `{id}.status.json.tmp`; a folder entry holds 255 bytes.
+# Room for a suffix after the id in a file name made from it (`{id}.log`, and more to
+# come); a folder entry holds 255 bytes.
 _MAX_GIVEN = 255 - len(".status.json.tmp")
 # Device names Windows reserves in every folder, with any extension (`con.v2` too).
 _WINDOWS_RESERVED = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
 )
-# Files a run keeps in output_dir beside the id folders: tasks.tsv and manifest.json
-# (rules/common.smk), execute_batch's CSV and its temporary (batch_orchestrator.py).
-_RUN_FILES = frozenset({"tasks.tsv", "manifest.json", "batch-input.csv", "batch-input.csv.tmp"})
-# RFC 3986, appendix B: splits any string, where urllib.parse.urlsplit may raise.
-_URI = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://[^\s'\"<>`]+")
-_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"<>`?]*=[^\s'\"<>`]*")  # `?name=value...` of a bare path
-_REDACTED = "[redacted]"
 _SHOWN_CHARS = 80
-# Shorter pieces are not searched for in messages: they would match ordinary words, and keep
-# nothing secret. Parameter values and passwords alone must be longer than whole pieces.
-_MIN_SECRET = 4
-_MIN_VALUE = 8
-
-
-class _Parts(NamedTuple):
-    scheme: str | None  # None for a plain path (a one-letter "scheme" is a Windows drive)
-    netloc: str | None  # None when there is no "//"
-    path: str
-    query: str | None
-    fragment: str | None
-
-
-def _split(url: str) -> _Parts:
-    """The RFC 3986 parts of `url`; never raises, unlike urllib.parse.urlsplit."""
-    match = _URI.fullmatch(url)
-    assert match is not None  # every group of the pattern is optional
-    scheme, netloc, path, query, fragment = match.groups()
-    if scheme is None or not _SCHEME.fullmatch(scheme):
-        return _Parts(None, None, url, None, None)
-    return _Parts(scheme.lower(), netloc, path, query, fragment)
-
-
-def redact_url(url: str) -> str:
-    """Return `url` without its query string, fragment and user name, which may carry secrets.
-
-    Never raises, whatever `url` holds. A plain path loses what follows `?` or `#`.
-
-    >>> redact_url("https://user:pw@cdn.example/a/b.json.gz?Signature=abc&Key-Pair-Id=k#x")
-    'https://cdn.example/a/b.json.gz'
-    """
-    parts = _split(url)
-    if parts.scheme is None:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    authority = "" if parts.netloc is None else "//" + parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}:{authority}{parts.path}"
-
-
-def url_secrets(url: str) -> list[str]:
-    """The pieces of `url` that must not be shown, longest first.
-
-    The query string, the fragment and the user name with password, each at least 4
-    characters; the password and each query parameter value alone, at least 8. Each as
-    written and percent-decoded.
-    """
-    parts = _split(url)
-    if parts.scheme is None:
-        return []
-    pieces: list[tuple[str, int]] = []
-    if parts.netloc and "@" in parts.netloc:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        pieces += [(userinfo, _MIN_SECRET), (userinfo.partition(":")[2], _MIN_VALUE)]
-    for text in (parts.query, parts.fragment):
-        if text:
-            pieces.append((text, _MIN_SECRET))
-            pieces += [(pair.partition("=")[2], _MIN_VALUE) for pair in text.split("&")]
-    found = {
-        form for piece, least in pieces for form in (piece, unquote(piece)) if len(form) >= least
-    }
-    return sorted(found, key=lambda form: (-len(form), form))
-
-
-def redact_text(text: str, urls: Iterable[str] = ()) -> str:
-    """`text` with the secrets of `urls` wherever they appear, and every URL in it redacted.
-
-    For messages built by other code (tracebacks, library errors), where a URL may show up in
-    pieces: the secrets of `urls` go first, then every URL loses what :func:`redact_url`
-    drops, and a query string after a bare path (`/f.json?sig=...`) is replaced.
-
-    >>> redact_text("GET '/f.json?sig=a&b=c' failed", ["https://h.example/f.json?sig=a&b=c"])
-    "GET '/f.json?[redacted]' failed"
-    """
-    for url in urls:
-        for secret in url_secrets(url):
-            text = text.replace(secret, _REDACTED)
-    text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
-    return _QUERY_IN_TEXT.sub("?" + _REDACTED, text)
-
-
-class RedactingFormatter(logging.Formatter):
-    """Log lines, tracebacks included, with URLs redacted (see :func:`redact_text`)."""
-
-    def __init__(self, fmt: str, urls: Iterable[str] = ()):
-        super().__init__(fmt)
-        self.urls = tuple(urls)
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record), self.urls)
 
 
 def network_id_problem(network_id: str) -> str | None:
@@ -167,7 +69,7 @@ def derive_network_id(url: str) -> str:
     >>> derive_network_id("https://x.example/2024/ABC_in-network.json.gz?sig=1")
     'ABC_in-network'
     """
-    path = _split(url).path if "://" in url else url.split("?", 1)[0]
+    path = split_url(url).path if "://" in url else url.split("?", 1)[0]
     name = PurePosixPath(unquote(path).replace("\\", "/")).name
     lowered = name.lower()
     stripped = True
@@ -240,7 +142,7 @@ def _portable(name: str) -> str:
 def _reserved(network_id: str) -> str | None:
     if network_id.split(".", 1)[0].upper() in _WINDOWS_RESERVED:
         return "is a device name Windows reserves (CON, PRN, AUX, NUL, COM0-9, LPT0-9)"
-    if network_id.lower() in _RUN_FILES:
+    if network_id.lower() in RUN_FILES:
         return "is the name of a file a run keeps in output_dir"
     return None
 
@@ -251,7 +153,7 @@ def _sha256(text: str) -> str:
 
 def _file_key(url: str) -> str:
     """`url` without its query string and fragment: what identifies the file."""
-    parts = _split(url)
+    parts = split_url(url)
     if parts.scheme is None:  # a plain path: "?" and "#" are file name
         return url
     authority = "" if parts.netloc is None else "//" + parts.netloc

@@ -9,12 +9,12 @@ to show live progress for every running job:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+
+from mrfbatch.jsonfile import read_json_object, write_json
 
 _MIN_SECONDS_FOR_RATE = 1.0  # a rate over less time says more about buffers than the network
 
@@ -94,20 +94,17 @@ def human_seconds(seconds: float) -> str:
 
 def write_snapshot(path: str | os.PathLike[str], snapshot: Snapshot) -> None:
     """Replace the progress file atomically (a reader never sees half of it)."""
-    target = Path(path)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(asdict(snapshot)), encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_json(path, asdict(snapshot), indent=None)
 
 
 def read_snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
     """The snapshot in `path`, or None when there is none (yet, or any more) or it is unusable."""
+    data = read_json_object(path)
     try:
-        snapshot = Snapshot(**json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        snapshot = Snapshot(**data) if data is not None else None
+    except TypeError:  # other keys
+        return None
+    if snapshot is None:
         return None
     numbers = (snapshot.started, snapshot.updated, snapshot.bytes_read, snapshot.bytes_decoded)
     if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from mrfbatch.compression import DecodedStream, RawReader
 from mrfbatch.engines import megabytes
 from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
-from mrfbatch.network_ids import redact_url
+from mrfbatch.redact import redact_url
 from mrfbatch.rows import Group, Quality, parse_groups
 from mrfbatch.transport import TransportSettings, open_source
 

@@ -39,7 +39,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 from mrfbatch.errors import RestartFromZero, TransportError, UnreachableError
-from mrfbatch.network_ids import redact_url
+from mrfbatch.redact import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,14 @@ from typing import IO, Any
 from mrfbatch import console
 from mrfbatch.config import check_config, load_schema
 from mrfbatch.errors import MrfError, UsageError
+from mrfbatch.jsonfile import read_json_object
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import build_manifest, read_status, write_manifest
-from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url
+from mrfbatch.manifest import build_manifest, write_manifest
+from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
 from mrfbatch.run_extraction import EXIT_STATUS, run_extraction
-from mrfbatch.sources import Task, load_tasks, read_tasks, write_tasks
+from mrfbatch.sources import load_tasks
+from mrfbatch.summary import task_line
+from mrfbatch.tasks import Task, read_tasks, write_tasks
 from mrfbatch.transport import TransportSettings
 from mrfbatch.whitelist import load_whitelist
 
@@ -106,7 +109,7 @@ def start_run(
             return run
         codes = _check_whitelist(config["cpt_whitelist"])
         if not dryrun:
-            lock_output_dir(run.layout.output_dir)
+            lock_output_dir(run.layout)
     except MrfError as exc:
         _say(f"error: {exc}")
         raise SystemExit(1) from None
@@ -148,16 +151,17 @@ def _whitelist_line(path: str | None, codes: frozenset[str] | None) -> str:
 _LOCK: IO[str] | None = None
 
 
-def lock_output_dir(output_dir: str) -> None:
-    """Hold an exclusive lock on `output_dir` for the life of this process.
+def lock_output_dir(layout: RunLayout) -> None:
+    """Hold an exclusive lock on the run's `output_dir` for the life of this process.
 
     The kernel drops it when the process dies, even by SIGKILL, so a rerun never finds a stale
     lock (Snakemake's own lock files would need `--unlock` after a kill; the profiles turn them
     off and rely on this one instead).
     """
     global _LOCK
+    output_dir = layout.output_dir
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    handle = open(Path(output_dir) / ".mrfbatch.lock", "a+", encoding="utf-8")  # noqa: SIM115
+    handle = open(layout.lock, "a+", encoding="utf-8")  # noqa: SIM115
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -256,7 +260,7 @@ def is_done(run: Run, task: Task) -> bool:
         recipe = Path(run.layout.done(task.network_id)).read_text(encoding="utf-8")
     except OSError:
         return False
-    status = read_status(run.layout.status(task.network_id))
+    status = read_json_object(run.layout.status(task.network_id))
     if recipe != run.recipe(task) or status is None or status.get("status") != "success":
         return False
     return all(Path(path).is_file() for path in (status.get("output_files") or {}).values())
@@ -302,14 +306,14 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
     if result.ok:
         _write_done(layout.done(network_id), run.recipe(task))
     if settings.get("_job_line", True):
-        _say(f"[mrfbatch] {console.task_line(result.to_dict())}")
+        _say(f"[mrfbatch] {task_line(result.to_dict())}")
     return EXIT_STATUS[result.status]
 
 
 def _failed_for_good_in_this_run(layout: RunLayout, task: Task) -> bool:
     """Whether an earlier attempt in this run failed in a way no retry can cure."""
     started = os.environ.get(RUN_STARTED_VARIABLE)
-    status = read_status(layout.status(task.network_id))
+    status = read_json_object(layout.status(task.network_id))
     return (
         started is not None
         and status is not None

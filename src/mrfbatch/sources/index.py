@@ -3,8 +3,8 @@
 The file is streamed, one reporting structure at a time, through ijson's C coroutines. Files
 that are not a table of contents (an in-network, allowed-amounts or provider-reference file, a
 top-level array) are refused as soon as their top level shows it; nesting and key length are
-bounded before any structure is assembled. Tasks are built with the helpers of
-:mod:`mrfbatch.sources`, as for the other sources.
+bounded before any structure is assembled. Tasks are collected as for the other
+sources (mrfbatch.tasks, mrfbatch.sources.locations).
 """
 
 from __future__ import annotations
@@ -31,18 +31,15 @@ from mrfbatch.errors import (
     SourceError,
     TransportError,
 )
-from mrfbatch.network_ids import redact_url
-from mrfbatch.sources import (
-    _MAX_LISTED,
-    PathLike,
-    Task,
-    _Collector,
-    _keyed,
-    _location_problem,
-    _raise_problems,
-    _shorten,
+from mrfbatch.redact import redact_url
+from mrfbatch.sources.locations import (
+    MAX_LISTED,
+    location_problem,
+    raise_problems,
     resolve_location,
 )
+from mrfbatch.tasks import Task, TaskCollector, keyed
+from mrfbatch.textfile import PathLike, shorten
 from mrfbatch.transport import TransportSettings, open_source
 
 log = logging.getLogger(__name__)
@@ -88,7 +85,7 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
             log.warning("index %s: reading it again from the start: %s", shown, exc)
         except (TransportError, CompressionError, JsonFormatError) as exc:
             raise SourceError(f"cannot read the index: {exc}") from exc
-    _raise_problems(index.problems, f"index {shown} has {{n}} unusable entries")
+    raise_problems(index.problems, f"index {shown} has {{n}} unusable entries")
     log.info(
         "index %s: %d reporting structures, %d in-network file entries, "
         "%d allowed-amount files (not extracted)",
@@ -113,7 +110,7 @@ class _Index:
     def __init__(self, shown: str, local: Path | None):
         self.shown = shown
         self.local = local  # the index file (None over http): relative locations are in its folder
-        self.collector = _Collector()
+        self.collector = TaskCollector()
         self.problems: list[str] = []
         self.entity: str | None = None
         self.structures = 0
@@ -149,7 +146,7 @@ class _Index:
         except ijson.JSONError as exc:
             raise SourceError(_without_snippet(str(json_error(exc, stream)))) from exc
         if not self.seen_structures:
-            found_keys = ", ".join(repr(k) for k in self.keys[:_MAX_LISTED]) or "none"
+            found_keys = ", ".join(repr(k) for k in self.keys[:MAX_LISTED]) or "none"
             raise SourceError(
                 f"{self.shown} is not a table of contents: it has no reporting_structure array "
                 f"(top-level keys: {found_keys})"
@@ -220,7 +217,7 @@ class _Index:
             )
         if key == "reporting_structure":
             self.seen_structures = True
-        if len(self.keys) < _MAX_LISTED:
+        if len(self.keys) < MAX_LISTED:
             self.keys.append(key)
 
     def _structure(self, item: Any) -> None:
@@ -244,7 +241,7 @@ class _Index:
         if not isinstance(files, list):
             self.problems.append(f"{at}.in_network_files is {_json_kind(files)}, expected an array")
             return
-        keyed = _keyed([_plain(plan) for plan in plans])
+        shared = keyed([_plain(plan) for plan in plans])
         for n, entry in enumerate(files):
             self.in_network_entries += 1
             location = entry.get("location") if isinstance(entry, dict) else None
@@ -255,13 +252,13 @@ class _Index:
                 shown = "missing" if "location" not in entry else _json_kind(location)
                 self.problems.append(f"{where}.location is {shown}, expected a URL string")
             elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
-                self.collector.add(resolved, keyed)  # shared files: checked once
-            elif invalid := _location_problem(location.strip(), self.local):
+                self.collector.add(resolved, shared)  # shared files: checked once
+            elif invalid := location_problem(location.strip(), self.local):
                 self.problems.append(
-                    f"{where}.location {_shorten(redact_url(location.strip()))} {invalid}"
+                    f"{where}.location {shorten(redact_url(location.strip()))} {invalid}"
                 )
             else:
-                self.collector.add(resolved, keyed)
+                self.collector.add(resolved, shared)
 
 
 class _Found(list[Any]):

@@ -1,0 +1,117 @@
+"""What a run and each of its files came to, in words: the line per file, the closing block."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from mrfbatch.layout import RunLayout
+from mrfbatch.progress import human_bytes, human_seconds
+
+LISTED = 5  # failures named in the summary; the manifest has them all
+RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
+
+
+def task_line(status: Mapping[str, Any]) -> str:
+    """One line for one file, from its status.json: `alpha: success, 3 of 1,773 items, ...`."""
+    network_id = status.get("network_id", "?")
+    kind = status.get("status")
+    if kind not in ("success", "incomplete"):
+        return f"{network_id}: FAILED: {status.get('error') or 'no reason given'}"
+    counts = (
+        f"{status.get('items_matched') or 0:,} of {status.get('items_seen') or 0:,} items, "
+        f"{status.get('rate_rows') or 0:,} rate rows, {status.get('provider_rows') or 0:,} "
+        f"provider rows, {human_bytes(status.get('bytes_read') or 0)} in "
+        f"{human_seconds(status.get('duration_seconds') or 0.0)}"
+    )
+    if kind == "success":
+        return f"{network_id}: success, {counts}"
+    missing = "; ".join(status.get("incomplete") or ["some data could not be read"])
+    return f"{network_id}: INCOMPLETE: {missing}; {counts}"
+
+
+def summary_text(
+    manifest: Mapping[str, Any],
+    layout: RunLayout,
+    seconds: float,
+    rerun: str,
+    done_before: int | None = None,
+    whitelist: str | None = None,
+) -> str:
+    """The block a run ends with: counts, rows, where everything is, and what to do next.
+
+    `seconds`: how long the run took; `done_before`: how many tasks were done before it (None:
+    not known); `whitelist`: the codes file, to say when it matched nothing.
+    """
+    summary = manifest.get("summary", {})
+    total = int(manifest.get("total_tasks") or 0)
+    elapsed = human_seconds(seconds)
+    lines: list[str] = []
+    if manifest.get("error"):
+        lines.append(f"mrfbatch: stopped in {elapsed}: {manifest['error']}")
+        lines.append(f"  next:       fix the source, then run again: {rerun}")
+        return "\n".join(lines)
+    counts = ", ".join(
+        f"{summary.get(key, 0):,} {word}"
+        for key, word in (
+            ("successful", "success"),
+            ("incomplete", "incomplete"),
+            ("failed", "failed"),
+            ("not_run", "not run"),
+        )
+        if summary.get(key) or key == "successful"
+    )
+    if done_before == total:
+        lines.append(f"mrfbatch: nothing to do, {files(total)} done before: {counts}")
+    else:
+        before = f" ({done_before:,} done before this run)" if done_before else ""
+        lines.append(f"mrfbatch: {files(total)} in {elapsed}: {counts}{before}")
+    lines.append(
+        f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
+        f"{summary.get('provider_rows', 0):,} provider rows, from "
+        f"{human_bytes(summary.get('bytes_read') or 0)} read"
+    )
+    with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
+    if whitelist and with_tables and not summary.get("items_matched"):
+        lines.append(
+            f"  note:       no item of the {files(with_tables)} read has a billing code listed "
+            f"in {whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
+        )
+    lines.append(
+        f"  tables:     {layout.task_dir('<network_id>')}/rates.parquet, providers.parquet"
+    )
+    lines.append(f"  manifest:   {layout.manifest} (every file's status)")
+    lines.append(f"  logs:       {layout.task_log('<network_id>')}")
+    problems = [
+        e for e in manifest.get("extractions", []) if e.get("status") in ("failed", "incomplete")
+    ]
+    for entry in problems[:LISTED]:
+        why = entry.get("error") or "; ".join(entry.get("incomplete") or [])
+        word = "failed" if entry["status"] == "failed" else "incomplete"
+        lines.append(f"  {word + ':':<11} {entry['network_id']}: {why}")
+    if len(problems) > LISTED:
+        lines.append(f"  ...         and {len(problems) - LISTED:,} more in the manifest")
+    redo = len(problems) + int(summary.get("not_run") or 0)
+    if redo:
+        lines.append(
+            f"  next:       run the same command again: it redoes the {files(redo)} not done "
+            "and keeps the others"
+        )
+        lines.append(f"              {rerun}")
+    return "\n".join(lines)
+
+
+def files(count: int) -> str:
+    """`1 file`, `1,234 files`."""
+    return f"{count:,} file{'' if count == 1 else 's'}"
+
+
+def rerun_command() -> str:
+    """The command that started this run, to run again (a front end may set its own)."""
+    given = os.environ.get(RERUN_VARIABLE)
+    if given:
+        return given
+    return shlex.join(["snakemake", *sys.argv[1:]])

@@ -1,0 +1,182 @@
+"""The task model: one in-network file to extract, with the plans that list it.
+
+Every source (mrfbatch.sources) collects its files with a :class:`TaskCollector`; the tasks
+TSV written by :func:`write_tasks` is what the workflow's jobs read back with
+:func:`read_tasks`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrfbatch.errors import SourceError, UsageError
+from mrfbatch.network_ids import assign_network_ids, check_network_id
+from mrfbatch.textfile import PathLike, read_text, shorten
+
+TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_args")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One in-network file to extract, with the plans that list it.
+
+    Tasks compare by value. They hold dicts, so they are not hashable: key them by
+    `network_id`.
+    """
+
+    network_id: str
+    url: str  # as given, query string kept: the job needs the signature
+    plan_metadata: tuple[dict[str, Any], ...] = ()  # deduplicated, in first-seen order
+    extra_args: dict[str, Any] = field(default_factory=dict)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class TaskCollector:
+    """Files in first-seen order, each with its distinct plans in first-seen order."""
+
+    def __init__(self) -> None:
+        self._plans: dict[str, dict[str, dict[str, Any]]] = {}  # url -> plan key -> plan
+
+    def __bool__(self) -> bool:
+        return bool(self._plans)
+
+    def __contains__(self, url: str) -> bool:
+        return url in self._plans
+
+    def add(self, url: str, plans: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Note `url` with its plans as made by :func:`keyed` (a plan already noted is kept
+        once, whatever its key order)."""
+        kept = self._plans.setdefault(url, {})
+        for key, plan in plans:
+            kept.setdefault(key, plan)
+
+    def tasks(self, extra_args: dict[str, Any] | None = None) -> list[Task]:
+        """Tasks sorted by network id; URLs that share an id (query variants) are merged."""
+        ids = assign_network_ids(self._plans)
+        merged: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
+        for url, plans in self._plans.items():
+            _, kept = merged.setdefault(ids[url], (url, {}))
+            for key, plan in plans.items():
+                kept.setdefault(key, plan)
+        return [
+            Task(network_id, url, tuple(plans.values()), dict(extra_args or {}))
+            for network_id, (url, plans) in sorted(merged.items())
+        ]
+
+
+def write_tasks(tasks: Iterable[Task], path: PathLike, output_dir: PathLike) -> None:
+    """Write the tasks TSV atomically (a temporary file beside `path`, then a rename).
+
+    Columns: network_id, url, output_prefix (`{output_dir}/{network_id}`), plan_metadata (a
+    JSON array) and extra_args (a JSON object). JSON escapes tabs and newlines, so no field
+    holds one.
+    """
+    prefix = str(output_dir).rstrip("/")  # "/" becomes "", so prefixes are "/{network_id}"
+    if not str(output_dir):
+        raise UsageError("output_dir is empty; expected a folder for the outputs")
+    if _CONTROL.search(prefix):
+        raise UsageError(f"output_dir {prefix!r} contains a tab, newline or control character")
+    lines = ["\t".join(TASKS_HEADER) + "\n"]
+    seen: dict[str, str] = {}
+    for task in tasks:
+        _check_task(task, seen)
+        try:
+            plans = _compact(list(task.plan_metadata))
+            extra = _compact(task.extra_args)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"task {task.network_id}: metadata is not JSON: {exc}") from exc
+        fields = (task.network_id, task.url, f"{prefix}/{task.network_id}", plans, extra)
+        lines.append("\t".join(fields) + "\n")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_tasks(path: PathLike) -> list[Task]:
+    """The tasks of a tasks TSV written by :func:`write_tasks` (output_prefix is not kept)."""
+    name = str(path)
+    text = read_text(path, "tasks file", bom=False)
+    lines = text.split("\n")
+    if lines[0].rstrip("\r") != "\t".join(TASKS_HEADER):
+        raise SourceError(
+            f"{name} is not a tasks file: line 1 is {shorten(lines[0])}, expected the header "
+            f"{chr(9).join(TASKS_HEADER)!r}"
+        )
+    tasks: list[Task] = []
+    seen: dict[str, str] = {}
+    for number, line in enumerate(lines[1:], 2):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(TASKS_HEADER):
+            raise SourceError(
+                f"{name} line {number} has {len(fields)} tab-separated fields, "
+                f"expected {len(TASKS_HEADER)}"
+            )
+        network_id, url, _, plans_text, extra_text = fields
+        try:
+            plans = json.loads(plans_text)
+            extra = json.loads(extra_text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{name} line {number}: invalid JSON: {exc}") from exc
+        except RecursionError:
+            raise SourceError(f"{name} line {number}: JSON nested too deeply") from None
+        if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
+            raise SourceError(f"{name} line {number}: plan_metadata is not a JSON array of objects")
+        if not isinstance(extra, dict):
+            raise SourceError(f"{name} line {number}: extra_args is not a JSON object")
+        task = Task(network_id, url, tuple(plans), extra)
+        try:
+            _check_task(task, seen)
+        except UsageError as exc:
+            raise SourceError(f"{name} line {number}: {exc}") from None
+        tasks.append(task)
+    return tasks
+
+
+def _check_task(task: Task, seen: dict[str, str]) -> None:
+    """UsageError unless `task` can be written as a TSV row and its id is a fresh folder name."""
+    network_id = task.network_id
+    check_network_id(network_id)
+    folded = network_id.lower()
+    if folded in seen:
+        raise UsageError(
+            f"network ids {seen[folded]!r} and {network_id!r} name the same folder "
+            "(ids are compared ignoring case)"
+        )
+    seen[folded] = network_id
+    if not task.url or _CONTROL.search(task.url):
+        raise UsageError(
+            f"task {network_id}: URL is empty or holds a tab, newline or control character"
+        )
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+_plan_key = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+def keyed(plans: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Each plan with the text that identifies it whatever its key order (made once, for a
+    list of plans shared by many files)."""
+    return [(_plan_key(plan), plan) for plan in plans]

@@ -1,0 +1,81 @@
+"""The words of a run's outcome: a file's line, the closing block (mrfbatch.summary)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrfbatch import summary
+from mrfbatch.layout import RunLayout
+from mrfbatch.summary import summary_text, task_line
+
+
+def test_summary_text_lists_what_failed_and_how_to_rerun() -> None:
+    layout = RunLayout("results")
+    entries = [
+        {"network_id": f"f{i}", "status": "failed", "error": f"HTTP 404 ({i})"} for i in range(7)
+    ]
+    entries.append({"network_id": "r", "status": "incomplete", "incomplete": ["2 of 2 ..."]})
+    manifest = {
+        "total_tasks": 10,
+        "extractions": entries,
+        "summary": {
+            "successful": 2,
+            "incomplete": 1,
+            "failed": 7,
+            "not_run": 0,
+            "rate_rows": 1234,
+            "provider_rows": 56,
+            "items_matched": 0,
+            "bytes_read": 2_500_000,
+        },
+    }
+    text = summary_text(
+        manifest, layout, 75, "snakemake --cores 2", done_before=1, whitelist="codes.txt"
+    )
+    assert text.splitlines() == [
+        "mrfbatch: 10 files in 75 s: 2 success, 1 incomplete, 7 failed (1 done before this run)",
+        "  rows:       1,234 rate rows, 56 provider rows, from 2.5 MB read",
+        "  note:       no item of the 3 files read has a billing code listed in codes.txt: check "
+        "the codes (and their type: CPT, HCPCS, RC, ...)",
+        "  tables:     results/<network_id>/rates.parquet, providers.parquet",
+        "  manifest:   results/manifest.json (every file's status)",
+        "  logs:       results/logs/extract/<network_id>.log",
+        "  failed:     f0: HTTP 404 (0)",
+        "  failed:     f1: HTTP 404 (1)",
+        "  failed:     f2: HTTP 404 (2)",
+        "  failed:     f3: HTTP 404 (3)",
+        "  failed:     f4: HTTP 404 (4)",
+        "  ...         and 3 more in the manifest",
+        "  next:       run the same command again: it redoes the 8 files not done and keeps "
+        "the others",
+        "              snakemake --cores 2",
+    ]
+
+
+def test_summary_text_of_a_source_that_could_not_be_read() -> None:
+    manifest = {"total_tasks": 0, "error": "the csv source could not be turned into tasks"}
+    assert summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines() == [
+        "mrfbatch: stopped in 1.0 s: the csv source could not be turned into tasks",
+        "  next:       fix the source, then run again: snakemake -c1",
+    ]
+
+
+def test_task_line_of_a_failure_without_a_reason() -> None:
+    assert task_line({"network_id": "x", "status": "failed"}) == "x: FAILED: no reason given"
+
+
+def test_summary_text_of_a_run_with_nothing_to_do() -> None:
+    manifest = {"total_tasks": 2, "summary": {"successful": 2, "bytes_read": 1000}}
+    lines = summary_text(manifest, RunLayout("out"), 0.2, "snakemake -c1", done_before=2)
+    assert lines.splitlines()[0] == "mrfbatch: nothing to do, 2 files done before: 2 success"
+    assert "next:" not in lines
+
+
+def test_rerun_command_is_the_front_ends_when_it_says_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.argv", ["/venv/bin/snakemake", "--cores", "2", "--config", "a=b c"])
+    monkeypatch.delenv(summary.RERUN_VARIABLE, raising=False)
+    assert summary.rerun_command() == "snakemake --cores 2 --config 'a=b c'"
+    monkeypatch.setenv(summary.RERUN_VARIABLE, "python -m mrfbatch.batch_orchestrator ...")
+    assert summary.rerun_command() == "python -m mrfbatch.batch_orchestrator ..."
