@@ -29,7 +29,7 @@ from mrfbatch.layout import RunLayout
 from mrfbatch.redact import redact_text
 from mrfbatch.sources import SOURCE_TYPES, load_tasks
 from mrfbatch.sources.locations import is_relative_path
-from mrfbatch.summary import RERUN_VARIABLE
+from mrfbatch.summary import RERUN_VARIABLE, files
 from mrfbatch.tasks import Task
 from mrfbatch.workflow import Run, is_done
 
@@ -166,7 +166,7 @@ def dry_run(settings: Mapping[str, Any]) -> str:
     tasks = load_tasks(settings["source"], str(settings["input"]))
     todo = [task.network_id for task in tasks if not is_done(run, task)]
     line = (
-        f"dry run: {settings['source']} source {settings['input']}: {len(tasks):,} files; "
+        f"dry run: {settings['source']} source {settings['input']}: {files(len(tasks))}; "
         f"{len(tasks) - len(todo):,} already done, {len(todo):,} would be extracted"
     )
     if todo:
