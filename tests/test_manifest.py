@@ -1,0 +1,84 @@
+"""The run manifest (mrfbatch.manifest): every task's outcome, read from its status.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrfbatch.layout import RunLayout
+from mrfbatch.manifest import build_manifest, write_manifest
+from mrfbatch.tasks import Task
+
+TASKS = [
+    Task("alpha", "https://h.example/alpha.json?Signature=s3cr3tS1gn", ({"plan_name": "A"},)),
+    Task("beta", "https://h.example/beta.json"),
+    Task("gamma", "https://h.example/gamma.json"),
+    Task("delta", "https://h.example/delta.json"),
+]
+
+
+def write_status(layout: RunLayout, network_id: str, **fields: Any) -> None:
+    path = Path(layout.status(network_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"network_id": network_id, **fields}))
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> RunLayout:
+    layout = RunLayout(str(tmp_path / "out"))
+    counts = {"rate_rows": 10, "provider_rows": 4, "items_matched": 2, "bytes_read": 1000}
+    write_status(layout, "alpha", status="success", output_files={"rates": "r"}, **counts)
+    counts = {"rate_rows": 5, "provider_rows": 0, "items_matched": 1, "bytes_read": 500}
+    incomplete = ["2 of 2 remote files failed"]
+    write_status(layout, "beta", status="incomplete", incomplete=incomplete, **counts)
+    write_status(layout, "gamma", status="failed", error="HTTP 404", retryable=False)
+    return layout
+
+
+def test_build_manifest_counts_each_status_and_sums_the_rows(layout: RunLayout) -> None:
+    manifest = build_manifest(TASKS, layout, "urls", "list.txt")
+    assert manifest["total_tasks"] == 4
+    assert manifest["summary"] == {
+        "successful": 1,
+        "incomplete": 1,
+        "failed": 1,
+        "not_run": 1,
+        "rate_rows": 15,
+        "provider_rows": 4,
+        "items_matched": 3,
+        "bytes_read": 1500,
+    }
+    by_id = {e["network_id"]: e for e in manifest["extractions"]}
+    assert by_id["beta"]["incomplete"] == ["2 of 2 remote files failed"]
+    assert (by_id["gamma"]["error"], by_id["gamma"]["retryable"]) == ("HTTP 404", False)
+    assert by_id["delta"]["status"] == "not_run"
+    assert by_id["delta"]["error"] == "no status: the task has not run, or was interrupted"
+    assert by_id["alpha"]["log_file"] == f"{layout.output_dir}/logs/extract/alpha.log"
+    assert by_id["alpha"]["plan_metadata"] == [{"plan_name": "A"}]
+
+
+def test_build_manifest_shows_no_secret_of_a_url(layout: RunLayout) -> None:
+    manifest = build_manifest(TASKS, layout, "url", "https://h.example/i.json?token=t0k3nV4lue")
+    text = json.dumps(manifest)
+    assert "s3cr3tS1gn" not in text and "t0k3nV4lue" not in text
+    assert manifest["source_input"] == "https://h.example/i.json"
+    assert manifest["extractions"][0]["url"] == "https://h.example/alpha.json"
+
+
+def test_build_manifest_reads_an_unknown_status_as_failed(layout: RunLayout) -> None:
+    write_status(layout, "delta", status="exploded")
+    (Path(layout.status("gamma"))).write_text("{not json")
+    by_id = {e["network_id"]: e for e in build_manifest(TASKS, layout, "urls", "l")["extractions"]}
+    assert by_id["delta"]["status"] == "failed"
+    assert by_id["gamma"]["status"] == "not_run"  # unreadable: as if there were none
+
+
+def test_write_manifest_replaces_the_file_whole(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "manifest.json"
+    write_manifest({"total_tasks": 1}, str(path))
+    write_manifest({"total_tasks": 2}, str(path))
+    assert json.loads(path.read_text()) == {"total_tasks": 2}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json"]
