@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from httpserver import FileServer
 from mrfbatch import synth
+from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from httpserver import FileServer
 from mrfbatch import console, synth
 from mrfbatch.console import Console, concise_error, summary_text, task_line
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import Snapshot, write_snapshot
-from workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
+from support.httpserver import FileServer
+from support.workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
 
 RUN_STARTED = "2026-12-06T10:00:00+00:00"
 

@@ -18,11 +18,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from httpserver import FileServer
 from mrfbatch import rates as rates_module
 from mrfbatch import synth
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support.httpserver import FileServer
 
 NET = "synthnet"
 # A table of contents (CMS schema: reporting_structure of plans and in-network file locations).

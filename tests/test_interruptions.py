@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from httpserver import FileServer
 from mrfbatch import synth
+from support.httpserver import FileServer
 
 NET = "net"
 FINAL = {"rates.parquet", "providers.parquet", "status.json"}

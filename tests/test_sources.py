@@ -33,7 +33,7 @@ from mrfbatch.sources import (
     read_tasks,
     write_tasks,
 )
-from tocs import GOLD, SILVER, structure, toc, write
+from support.tocs import GOLD, SILVER, structure, toc, write
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 

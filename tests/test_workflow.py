@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from httpserver import FileServer
 from mrfbatch import synth
 from mrfbatch.batch_orchestrator import execute_batch
 from mrfbatch.batch_orchestrator import main as orchestrator_main
 from mrfbatch.config import ConfigError
-from workflows import (
+from support.httpserver import FileServer
+from support.workflows import (
     ROOT,
     WHITELIST,
     finished,
