@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from mrfbatch import synth
+from support import synth
 from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]

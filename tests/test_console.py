@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from mrfbatch import console, synth
+from mrfbatch import console
 from mrfbatch.console import Console, concise_error, summary_text, task_line
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import Snapshot, write_snapshot
+from support import synth
 from support.httpserver import FileServer
 from support.workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
 

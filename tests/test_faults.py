@@ -26,10 +26,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from mrfbatch import synth
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
+from support import oracle, synth
 from support.httpserver import FileServer
 
 NET = "faultnet"
@@ -58,7 +58,9 @@ def make_doc(tmp: Path, config: synth.SynthConfig, level: int = 6) -> Doc:
     assert result.status == "success", result.error
     rates, providers = read_tables(tmp / "clean" / NET)
     expected = sf.expected(NET, WHITELIST)
-    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+    assert oracle.canonical(rates, providers) == oracle.canonical(
+        expected.rates, expected.providers
+    )
     return Doc(sf, payload, sorted_rows(rates), sorted_rows(providers))
 
 

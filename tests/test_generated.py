@@ -1,8 +1,8 @@
-"""run_extraction on synthetic files (mrfbatch.synth) served locally and over HTTP.
+"""run_extraction on synthetic files (tests/support/synth.py) served locally and over HTTP.
 
 Every table is compared order-independently with the generator's own oracle
 (``SynthFile.expected``); inline group keys are compared through their provider rows
-(``synth.canonical``).
+(``oracle.canonical``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch import rates as rates_module
-from mrfbatch import synth
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support import oracle, synth
 from support.httpserver import FileServer
 
 NET = "synthnet"
@@ -91,10 +91,10 @@ def frozen_rows(rows: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     return Counter(tuple((k, freeze(row[k])) for k in sorted(row)) for row in rows)
 
 
-def assert_tables(folder: Path, expected: synth.Expected) -> tuple[list[dict[str, Any]], ...]:
+def assert_tables(folder: Path, expected: oracle.Expected) -> tuple[list[dict[str, Any]], ...]:
     rates, providers = read_tables(folder)
-    got_rates, got_providers = synth.canonical(rates, providers)
-    want_rates, want_providers = synth.canonical(expected.rates, expected.providers)
+    got_rates, got_providers = oracle.canonical(rates, providers)
+    want_rates, want_providers = oracle.canonical(expected.rates, expected.providers)
     assert got_providers - want_providers == Counter(), "unexpected provider rows"
     assert want_providers - got_providers == Counter(), "missing provider rows"
     assert got_rates - want_rates == Counter(), "unexpected rate rows"
@@ -103,7 +103,7 @@ def assert_tables(folder: Path, expected: synth.Expected) -> tuple[list[dict[str
 
 
 def assert_success(
-    result: Any, status: dict[str, Any], expected: synth.Expected, kind: str = "success"
+    result: Any, status: dict[str, Any], expected: oracle.Expected, kind: str = "success"
 ) -> None:
     """The status (`success`, or `incomplete`: tables written without some remote groups)."""
     assert result.status == kind, result.error

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from mrfbatch import synth
+from support import oracle, synth
 from support.httpserver import FileServer
 
 NET = "net"
@@ -38,7 +38,7 @@ BATCH = ["--rate-batch-size", "2000", "--provider-batch-size", "500"]
 @dataclass
 class BigFile:
     payload: bytes  # gzip of several MB of JSON
-    expected: synth.Expected  # every item (no whitelist)
+    expected: oracle.Expected  # every item (no whitelist)
     clean: Path  # the folder of a clean run's tables, which equal `expected`
 
 
@@ -89,7 +89,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
     rates = pq.read_table(clean / "rates.parquet").to_pylist()
     providers = pq.read_table(clean / "providers.parquet").to_pylist()
     assert len(rates) == len(expected.rates) > 20_000
-    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+    assert oracle.canonical(rates, providers) == oracle.canonical(
+        expected.rates, expected.providers
+    )
     return BigFile(payload, expected, clean)
 
 

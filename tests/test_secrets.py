@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from mrfbatch import synth
 from mrfbatch.network_ids import RedactingFormatter, redact_text, redact_url, url_secrets
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support import synth
 from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]

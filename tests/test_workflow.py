@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from mrfbatch import synth
 from mrfbatch.batch_orchestrator import execute_batch
 from mrfbatch.batch_orchestrator import main as orchestrator_main
 from mrfbatch.config import ConfigError
+from support import synth
 from support.httpserver import FileServer
 from support.workflows import (
     ROOT,

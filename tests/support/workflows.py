@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from mrfbatch import synth
+from . import synth
 
 ROOT = Path(__file__).resolve().parents[2]
 WHITELIST = ["99213", "27447", "J1885"]
