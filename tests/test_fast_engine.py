@@ -39,7 +39,7 @@ from mrfbatch.engines.scanner import Scanner
 from mrfbatch.errors import BackendError, UsageError
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
-from support import oracle, synth
+from support import containers, oracle, synth
 
 NET = "net"
 REPO = Path(__file__).resolve().parents[1]
@@ -400,8 +400,8 @@ SYNTH_CASES = {
 def test_fast_engine_matches_reference_on_synth_files(case: str, tmp_path: Path) -> None:
     config, pretty, crlf, container = SYNTH_CASES[case]
     sf = synth.generate(config)
-    path = tmp_path / f"{case}{synth.SUFFIXES[container]}"
-    path.write_bytes(synth.pack(sf.to_bytes(pretty=pretty, crlf=crlf), container))
+    path = tmp_path / f"{case}{containers.SUFFIXES[container]}"
+    path.write_bytes(containers.pack(sf.to_bytes(pretty=pretty, crlf=crlf), container))
     whitelists = whitelists_for(json.loads(sf.to_bytes()))
     refs = check_engines(path, tmp_path, whitelists)
     # The reference itself agrees with the generator's oracle (order-independently).

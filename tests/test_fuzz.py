@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
-from support import synth
+from support import containers, synth
 
 NET = "net"
 WHITELIST = ["99213", "27447", "J1885", "0450"]  # some items are decoded, others skipped
@@ -197,7 +197,7 @@ def test_run_extraction_mutated_gzip_fails_clearly_in_every_engine(
 ) -> None:
     """Mutations of the gzip stream (one or several members): its header, deflate data,
     CRC and length trailers, and what follows it."""
-    data = mutate(synth.gzip_bytes(BASES[base], members=members), changes)
+    data = mutate(containers.gzip_bytes(BASES[base], members=members), changes)
     check_engines(data, tmp_path_factory.mktemp("c"))
 
 

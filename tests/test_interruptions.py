@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from support import oracle, synth
+from support import containers, oracle, synth
 from support.httpserver import FileServer
 
 NET = "net"
@@ -76,7 +76,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
     """6,000 items (6.4 MB of JSON, 340 KB of gzip, 24,000 rate rows), and a clean extraction
     whose tables equal the generator's expectation."""
     sf = synth.generate(synth.SynthConfig(seed=11, items=6000, references=300))
-    payload = synth.pack(sf.to_bytes(), "gz")
+    payload = containers.pack(sf.to_bytes(), "gz")
     folder = tmp_path_factory.mktemp("clean")
     source = folder / "big.json.gz"
     source.write_bytes(payload)

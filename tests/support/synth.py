@@ -1,14 +1,15 @@
 """Deterministic synthetic in-network-rates files, for the tests and the bundled examples.
 
 Pure stdlib, and no part of mrfbatch: the rows an extraction should produce come from
-:mod:`oracle` (independent of the extractor), numbers that must keep their exact text
-(``690.64470``) are :class:`rawjson.RawNumber`.
+:mod:`oracle` (independent of the extractor), the files a document is delivered in from
+:mod:`containers`; numbers that must keep their exact text (``690.64470``) are
+:class:`rawjson.RawNumber`.
 
 Example::
 
     sf = generate(SynthConfig(seed=1, items=8, refs_position="after", id_style="float"))
-    payload = pack(sf.to_bytes(pretty=True), "gz-multi")       # bytes of a .json.gz
-    expected = sf.expected("net", whitelist={"99213"})          # rates/providers rows
+    payload = containers.pack(sf.to_bytes(pretty=True), "gz")  # bytes of a .json.gz
+    expected = sf.expected("net", whitelist={"99213"})         # rates/providers rows
     assert oracle.canonical(rates, providers) == oracle.canonical(expected.rates, ...)
 
 From a checkout, ``python -m tests.support.synth OUT --seed 7 ...`` writes one file (the
@@ -17,23 +18,14 @@ command of examples/README.md).
 
 from __future__ import annotations
 
-import gzip
-import io
 import random
-import zipfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from . import oracle
+from .containers import Container, pack
 from .rawjson import Json, RawNumber, dumps
-
-Container = Literal[
-    "json", "json-bom", "gz", "gz-multi", "zip", "zip-stream", "zip-readme", "zip-two-json"
-]
-SUFFIXES: dict[str, str] = {  # container -> file name suffix
-    c: {"j": ".json", "g": ".json.gz", "z": ".zip"}[c[0]] for c in get_args(Container)
-}
 
 _CODES: tuple[tuple[str, str, str, str], ...] = (
     ("CPT", "2024", "99213", "Office visit, established patient, low complexity"),
@@ -113,78 +105,6 @@ class SynthFile:
     ) -> oracle.Expected:
         """Rows and counts per docs/output.md (:func:`oracle.expected`)."""
         return oracle.expected(self, network_id, whitelist, failed_locations)
-
-
-# ---------------------------------------------------------------- containers
-
-
-class _Sink:
-    """A write-only stream: ZipFile then writes data descriptors (sizes after the data)."""
-
-    def __init__(self) -> None:
-        self.buffer = io.BytesIO()
-
-    def write(self, data: bytes) -> int:
-        return self.buffer.write(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def gzip_bytes(data: bytes, members: int = 1) -> bytes:
-    """gzip data; with members > 1 the bytes are split into that many concatenated members."""
-    step = max(1, -(-len(data) // members))
-    chunks = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
-    return b"".join(gzip.compress(chunk, mtime=0) for chunk in chunks)
-
-
-def zip_bytes(
-    data: bytes,
-    *,
-    member: str = "in-network-rates.json",
-    streamed: bool = False,
-    extra_members: Iterable[tuple[str, bytes]] = (),
-) -> bytes:
-    """A deflated zip with extra_members first, then member holding data.
-
-    streamed=False writes sizes in each local header; streamed=True writes through a
-    non-seekable stream, so every entry has flag bit 3 and a data descriptor.
-    """
-    entries = [*extra_members, (member, data)]
-    if streamed:
-        sink = _Sink()
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:  # type: ignore[call-overload]
-            for name, payload in entries:
-                with zf.open(name, "w") as fh:
-                    fh.write(payload)
-        return sink.buffer.getvalue()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, payload in entries:
-            zf.writestr(name, payload)
-    return buffer.getvalue()
-
-
-def pack(data: bytes, container: Container) -> bytes:
-    """Wrap serialized JSON in one of the containers (file suffix: ``SUFFIXES[container]``)."""
-    match container:
-        case "json":
-            return data
-        case "json-bom":
-            return b"\xef\xbb\xbf" + data
-        case "gz":
-            return gzip_bytes(data)
-        case "gz-multi":
-            return gzip_bytes(data, members=3)
-        case "zip":
-            return zip_bytes(data)
-        case "zip-stream":
-            return zip_bytes(data, streamed=True)
-        case "zip-readme":
-            return zip_bytes(data, extra_members=[("README.txt", b"Synthetic file.\n")])
-        case "zip-two-json":
-            return zip_bytes(data, member="b-rates.json", extra_members=[("a-rates.json", data)])
-    raise ValueError(f"unknown container {container!r}")
 
 
 # ---------------------------------------------------------------- generation
