@@ -312,14 +312,19 @@ class _Builder:
         return price
 
 
-def _npi(rng: random.Random) -> int:
-    """A 10-digit NPI with a valid Luhn check digit (prefix 80840, as CMS specifies)."""
-    body = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+def complete_npi(body: str) -> str:
+    """The 10-digit NPI of a 9-digit body: body and its Luhn check digit, computed over the
+    prefix 80840 as CMS specifies (``complete_npi("123456789") == "1234567893"``)."""
     total = 0
     for i, ch in enumerate(reversed("80840" + body)):
         d = int(ch) * (2 if i % 2 == 0 else 1)
         total += d - 9 if d > 9 else d
-    return int(body + str((10 - total % 10) % 10))
+    return body + str((10 - total % 10) % 10)
+
+
+def _npi(rng: random.Random) -> int:
+    body = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+    return int(complete_npi(body))
 
 
 def _ein(rng: random.Random) -> str:
