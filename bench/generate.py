@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from jsontext import Raw, Sink, Style, open_gzip
+from jsontext import RawNumber, Sink, Style, open_gzip
 from vocabulary import (
     BUSINESS,
     DESCRIPTIONS,
@@ -184,7 +184,7 @@ class _Document:
             negotiated_type = rng.choice(types)
             price: dict[str, Any] = {
                 "negotiated_type": negotiated_type,
-                "negotiated_rate": Raw("\x00"),
+                "negotiated_rate": RawNumber("\x00"),
                 "expiration_date": rng.choice(("9999-12-31",) * 8 + ("2025-12-31", "2026-06-30")),
             }
             if billing_class == "professional":
@@ -346,7 +346,7 @@ class _Document:
             if self.shape.quirks:
                 r = rng.random()
                 if kind == "CPT" and r < 0.03:
-                    plan["published"] = Raw(code)  # "billing_code": 99213
+                    plan["published"] = RawNumber(code)  # "billing_code": 99213
                 elif r < 0.05:
                     plan["published"] = code.lower() if code[0].isalpha() else f"{code} "
             plans.append(plan)
@@ -354,7 +354,7 @@ class _Document:
         if self.shape.quirks:
             cpt = [i for i in matching[1:] if plans[i]["kind"] == "CPT"]
             if cpt:
-                plans[cpt[0]]["published"] = Raw(plans[cpt[0]]["code"])
+                plans[cpt[0]]["published"] = RawNumber(plans[cpt[0]]["code"])
             untidy = matching[-1]
             plans[untidy]["published"] = f" {plans[untidy]['code'].lower()} "
             plans[untidy]["rates_first"] = True
@@ -443,7 +443,7 @@ class _Document:
         exp.bundle_items += plan["arrangement"] == "bundle"
         exp.capitation_items += plan["arrangement"] == "capitation"
         exp.quirky_code_items += plan["published"] != plan["code"] or isinstance(
-            plan["published"], Raw
+            plan["published"], RawNumber
         )
         exp.rates_first_items += plan["rates_first"]
         if matched:

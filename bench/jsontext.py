@@ -6,14 +6,17 @@ Everything here is ASCII, so a string's length is its size in bytes.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import IO, Any, cast
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+# A JSON number written as its exact text (RawNumber("4207.13570")), the same type the tests'
+# generator writes; generate.py takes it from here.
+from tests.support.rawjson import RawNumber  # noqa: E402
+
 FLUSH_CHARS = 1 << 20
-
-
-class Raw(str):
-    """A JSON number written as its exact text (``Raw("4207.13570")``)."""
 
 
 class Style:
@@ -31,7 +34,7 @@ class Style:
 
     def render(self, value: Any, depth: int) -> str:
         """JSON text of `value` as it appears at `depth`; arrays of scalars stay on one line."""
-        if isinstance(value, Raw):
+        if isinstance(value, RawNumber):
             return str(value)
         if isinstance(value, str):
             return json.dumps(value)

@@ -1,11 +1,18 @@
 """What the generated files talk about: the whitelist, billing codes, NPIs, names.
 
-Public names are used by ``generate.py``; nothing here writes JSON.
+Public names are used by ``generate.py``; nothing here writes JSON. The NPI check digit rule
+is the one of the tests' synthetic generator (tests/support/synth.py).
 """
 
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for tests.support
+
+from tests.support.synth import complete_npi  # noqa: E402
 
 # The benchmark whitelist: common "shoppable" services. Items carry them in their own
 # billing_code (these match) and inside bundled_codes / covered_services (these must not).
@@ -74,18 +81,7 @@ NEGOTIATED_TYPES = (
 
 def npi_pool(rng: random.Random, size: int) -> list[str]:
     """Ten-digit NPIs starting with 1 or 2, with a valid Luhn check digit (prefix 80840)."""
-    out = []
-    for _ in range(size):
-        base = f"{rng.choice('12')}{rng.randrange(10**8):08d}"
-        digits = [int(d) for d in "80840" + base]
-        total = 0
-        for i, d in enumerate(reversed(digits)):
-            if i % 2 == 0:
-                d *= 2
-                d = d - 9 if d > 9 else d
-            total += d
-        out.append(base + str((10 - total % 10) % 10))
-    return out
+    return [complete_npi(f"{rng.choice('12')}{rng.randrange(10**8):08d}") for _ in range(size)]
 
 
 def other_code(rng: random.Random, excluded: set[str]) -> tuple[str, str, str]:

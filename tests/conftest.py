@@ -1,4 +1,5 @@
-"""Shared fixtures: a local HTTP file server (tests/httpserver.py), and loopback-only sockets."""
+"""Shared fixtures: a local HTTP file server (tests/support/httpserver.py), and loopback-only
+sockets. Puts tests/ on the path, so tests import their helpers from the `support` package."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from httpserver import FileServer  # noqa: E402
+from support.httpserver import FileServer  # noqa: E402
 
 
 @pytest.fixture

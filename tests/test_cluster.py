@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from httpserver import FileServer
-from mrfbatch import synth
+from support import containers, synth
+from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM_PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
@@ -236,7 +236,7 @@ def test_cluster_run_equals_local_run_and_records_failure(
 ) -> None:
     files = {"alpha": synth_file(1), "beta": synth_file(2, refs_position="after")}
     urls = [
-        http_server.add(f"/mrf/{name}.json.gz", synth.pack(sf.to_bytes(), "gz"))
+        http_server.add(f"/mrf/{name}.json.gz", containers.pack(sf.to_bytes(), "gz"))
         for name, sf in files.items()
     ]
     urls.append(http_server.add("/mrf/gamma.json.gz", b"", status=404))
@@ -299,7 +299,7 @@ def test_cluster_run_interrupted_resumes_without_redoing_finished_jobs(
     http_server: FileServer, slurm_profile: Path, tmp_path: Path
 ) -> None:
     files = {name: synth_file(seed) for name, seed in (("fast", 6), ("slow", 7))}
-    payloads = {name: synth.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
+    payloads = {name: containers.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
     fast = http_server.add("/mrf/fast.json.gz", payloads["fast"])
     slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], delay=60)
     work = work_folder(tmp_path / "work", [fast, slow])

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from httpserver import FileServer
-from mrfbatch import console, synth
+from mrfbatch import console
 from mrfbatch.console import Console, concise_error
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import Snapshot, write_snapshot
-from workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
+from support import containers, synth
+from support.httpserver import FileServer
+from support.workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file
 
 RUN_STARTED = "2026-12-06T10:00:00+00:00"
 
@@ -309,7 +310,9 @@ def test_console_of_five_files_with_one_404_is_short_and_says_each_outcome(
 ) -> None:
     names = ["alpha", "beta", "gamma", "delta"]
     urls = [
-        http_server.add(f"/mrf/{name}.json.gz", synth.pack(synth_file(40 + i).to_bytes(), "gz"))
+        http_server.add(
+            f"/mrf/{name}.json.gz", containers.pack(synth_file(40 + i).to_bytes(), "gz")
+        )
         for i, name in enumerate(names)
     ]
     urls.append(http_server.add("/mrf/gone.json.gz", b"", status=404))
@@ -353,10 +356,10 @@ def test_console_shows_download_progress_with_several_cores(
 ) -> None:
     """A plain progress line with the percent at least every 10 s while a file downloads."""
     big = synth.generate(synth.SynthConfig(seed=45, items=1500, references=30))
-    payload = synth.pack(big.to_bytes(), "gz")
+    payload = containers.pack(big.to_bytes(), "gz")
     rate = len(payload) / 24  # about 24 s
     slow = http_server.add("/mrf/slow.json.gz", payload, rate=rate)
-    quick = http_server.add("/mrf/quick.json.gz", synth.pack(synth_file(46).to_bytes(), "gz"))
+    quick = http_server.add("/mrf/quick.json.gz", containers.pack(synth_file(46).to_bytes(), "gz"))
     (tmp_path / "list.txt").write_text(f"{slow}\n{quick}\n")
     run = TimedLines([*snakemake_command(2), "--config", "source=urls", "input=list.txt"], tmp_path)
     assert run.wait(timeout=180) == 0, run.text
@@ -384,7 +387,7 @@ def test_console_with_one_core_echoes_the_extractions_progress(
     http_server: FileServer, tmp_path: Path
 ) -> None:
     big = synth.generate(synth.SynthConfig(seed=47, items=1500, references=30))
-    payload = synth.pack(big.to_bytes(), "gz")
+    payload = containers.pack(big.to_bytes(), "gz")
     slow = http_server.add("/mrf/slow.json.gz", payload, rate=len(payload) / 13)
     (tmp_path / "list.txt").write_text(f"{slow}\n")
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", cores=1)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import FileServer
+from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -8,8 +8,8 @@ order, so the tables must be equal row for row, and the status counts must be eq
 input must fail in both, with the same kind of error.
 
 Inputs: the CMS examples and the real CareFirst file in ../shared/tic-examples (skipped when
-absent), the bundled examples/, files from mrfbatch.synth, documents written by hand as bytes
-(one per trap an undecoded skip could fall into), and random documents from hypothesis.
+absent), the bundled examples/, files from tests/support/synth.py, documents written by hand as
+bytes (one per trap an undecoded skip could fall into), and random documents from hypothesis.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import providers, rates, synth
+from mrfbatch import providers, rates
 from mrfbatch.engines import chunks
 from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
@@ -39,6 +39,7 @@ from mrfbatch.engines.scanner import Scanner
 from mrfbatch.errors import BackendError, UsageError
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
+from support import containers, oracle, synth
 
 NET = "net"
 REPO = Path(__file__).resolve().parents[1]
@@ -326,7 +327,7 @@ def test_fast_engine_matches_reference_on_bundled_examples(name: str, tmp_path: 
 
 
 # ---------------------------------------------------------------------------------------------
-# Synthetic files (mrfbatch.synth)
+# Synthetic files (tests/support/synth.py)
 # ---------------------------------------------------------------------------------------------
 
 SYNTH_CASES = {
@@ -399,8 +400,8 @@ SYNTH_CASES = {
 def test_fast_engine_matches_reference_on_synth_files(case: str, tmp_path: Path) -> None:
     config, pretty, crlf, container = SYNTH_CASES[case]
     sf = synth.generate(config)
-    path = tmp_path / f"{case}{synth.SUFFIXES[container]}"
-    path.write_bytes(synth.pack(sf.to_bytes(pretty=pretty, crlf=crlf), container))
+    path = tmp_path / f"{case}{containers.SUFFIXES[container]}"
+    path.write_bytes(containers.pack(sf.to_bytes(pretty=pretty, crlf=crlf), container))
     whitelists = whitelists_for(json.loads(sf.to_bytes()))
     refs = check_engines(path, tmp_path, whitelists)
     # The reference itself agrees with the generator's oracle (order-independently).
@@ -408,7 +409,7 @@ def test_fast_engine_matches_reference_on_synth_files(case: str, tmp_path: Path)
         expected = sf.expected(NET, whitelist)
         assert ref.result.items_matched == expected.items_matched
         assert ref.rates is not None and ref.providers is not None
-        assert synth.canonical(ref.rates, ref.providers) == synth.canonical(
+        assert oracle.canonical(ref.rates, ref.providers) == oracle.canonical(
             expected.rates, expected.providers
         )
 

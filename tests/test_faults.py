@@ -1,11 +1,11 @@
 """Transport faults against the real test server: resumes, retries, restarts, early ends.
 
-Each fault is scripted on tests/httpserver.py (connections dropped or stalled at file offsets,
-503 with Retry-After, a server that ignores Range, a file that changes mid-transfer). Tables
-are compared with the generator's oracle (`SynthFile.expected`) and, row for row, with a clean
-extraction of the same bytes from a local file; `retries`, `resumes` and `restarts` in
-status.json with the counts the fault script implies. Every URL is signed-looking, and no
-secret of it may reach the outputs or the log.
+Each fault is scripted on tests/support/httpserver.py (connections dropped or stalled at file
+offsets, 503 with Retry-After, a server that ignores Range, a file that changes mid-transfer).
+Tables are compared with the generator's oracle (`SynthFile.expected`) and, row for row, with a
+clean extraction of the same bytes from a local file; `retries`, `resumes` and `restarts` in
+status.json with the counts the fault script implies. Every URL is signed-looking, and no secret
+of it may reach the outputs or the log.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from httpserver import FileServer
-from mrfbatch import synth
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
+from support import oracle, synth
+from support.httpserver import FileServer
 
 NET = "faultnet"
 WHITELIST = {"99213", "27447", "J1885"}
@@ -58,7 +58,9 @@ def make_doc(tmp: Path, config: synth.SynthConfig, level: int = 6) -> Doc:
     assert result.status == "success", result.error
     rates, providers = read_tables(tmp / "clean" / NET)
     expected = sf.expected(NET, WHITELIST)
-    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+    assert oracle.canonical(rates, providers) == oracle.canonical(
+        expected.rates, expected.providers
+    )
     return Doc(sf, payload, sorted_rows(rates), sorted_rows(providers))
 
 

@@ -1,10 +1,10 @@
 """Mutated in-network files through run_extraction, every engine on each (hypothesis).
 
-Valid files from mrfbatch.synth get byte flips, deletions, insertions and truncations: in the
-JSON, delivered plain or gzipped, or in the gzip stream itself. Each case must end in success
-or in a failed status.json whose error says where (a byte offset) or what was expected; never
-an unhandled exception or an internal error, never a hang (a deadline per case), and never a
-table under a final name after a failure. The engines must agree: all succeed with identical
+Valid files from tests/support/synth.py get byte flips, deletions, insertions and truncations:
+in the JSON, delivered plain or gzipped, or in the gzip stream itself. Each case must end in
+success or in a failed status.json whose error says where (a byte offset) or what was expected;
+never an unhandled exception or an internal error, never a hang (a deadline per case), and never
+a table under a final name after a failure. The engines must agree: all succeed with identical
 tables and counts, or all fail.
 """
 
@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import synth
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
+from support import containers, synth
 
 NET = "net"
 WHITELIST = ["99213", "27447", "J1885", "0450"]  # some items are decoded, others skipped
@@ -197,7 +197,7 @@ def test_run_extraction_mutated_gzip_fails_clearly_in_every_engine(
 ) -> None:
     """Mutations of the gzip stream (one or several members): its header, deflate data,
     CRC and length trailers, and what follows it."""
-    data = mutate(synth.gzip_bytes(BASES[base], members=members), changes)
+    data = mutate(containers.gzip_bytes(BASES[base], members=members), changes)
     check_engines(data, tmp_path_factory.mktemp("c"))
 
 

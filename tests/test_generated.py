@@ -1,8 +1,8 @@
-"""run_extraction on synthetic files (mrfbatch.synth) served locally and over HTTP.
+"""run_extraction on synthetic files (tests/support/synth.py) served locally and over HTTP.
 
 Every table is compared order-independently with the generator's own oracle
 (``SynthFile.expected``); inline group keys are compared through their provider rows
-(``synth.canonical``).
+(``oracle.canonical``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from httpserver import FileServer
 from mrfbatch import rates as rates_module
-from mrfbatch import synth
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support import containers, oracle, synth
+from support.httpserver import FileServer
 
 NET = "synthnet"
 # A table of contents (CMS schema: reporting_structure of plans and in-network file locations).
@@ -91,10 +91,10 @@ def frozen_rows(rows: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
     return Counter(tuple((k, freeze(row[k])) for k in sorted(row)) for row in rows)
 
 
-def assert_tables(folder: Path, expected: synth.Expected) -> tuple[list[dict[str, Any]], ...]:
+def assert_tables(folder: Path, expected: oracle.Expected) -> tuple[list[dict[str, Any]], ...]:
     rates, providers = read_tables(folder)
-    got_rates, got_providers = synth.canonical(rates, providers)
-    want_rates, want_providers = synth.canonical(expected.rates, expected.providers)
+    got_rates, got_providers = oracle.canonical(rates, providers)
+    want_rates, want_providers = oracle.canonical(expected.rates, expected.providers)
     assert got_providers - want_providers == Counter(), "unexpected provider rows"
     assert want_providers - got_providers == Counter(), "missing provider rows"
     assert got_rates - want_rates == Counter(), "unexpected rate rows"
@@ -103,7 +103,7 @@ def assert_tables(folder: Path, expected: synth.Expected) -> tuple[list[dict[str
 
 
 def assert_success(
-    result: Any, status: dict[str, Any], expected: synth.Expected, kind: str = "success"
+    result: Any, status: dict[str, Any], expected: oracle.Expected, kind: str = "success"
 ) -> None:
     """The status (`success`, or `incomplete`: tables written without some remote groups)."""
     assert result.status == kind, result.error
@@ -341,7 +341,7 @@ def test_run_extraction_remote_reference_404_is_incomplete(
     sf = synth.generate(config)
     broken = sorted(sf.remote_files)[0]
     serve_remote(http_server, sf, fail=broken)
-    url = http_server.add("/files/in.json.gz", synth.pack(sf.to_bytes(), "gz"))
+    url = http_server.add("/files/in.json.gz", containers.pack(sf.to_bytes(), "gz"))
     result, folder, status = extract(url, tmp_path / "out")
     expected = sf.expected(NET, failed_locations={broken})
     assert_success(result, status, expected, kind="incomplete")
@@ -381,13 +381,13 @@ def test_run_extraction_same_tables_from_every_container(
     http_server: FileServer,
     tmp_path: Path,
     reference_tables: tuple[Counter[Any], ...],
-    container: synth.Container,
+    container: containers.Container,
     transport: str,
 ) -> None:
     sf = synth.generate(SAME_DOC)
     text = sf.to_bytes(pretty=True, crlf=True) if container == "json-bom" else sf.to_bytes()
-    payload = synth.pack(text, container)
-    name = "in-network" + synth.SUFFIXES[container]
+    payload = containers.pack(text, container)
+    name = "in-network" + containers.SUFFIXES[container]
     path = write(tmp_path, name, payload)
     source = {
         "http": http_server.add("/files/" + name, payload),
@@ -408,7 +408,7 @@ def test_run_extraction_detects_format_from_bytes_not_name(
     http_server: FileServer, tmp_path: Path
 ) -> None:
     sf = synth.generate(synth.SynthConfig(seed=42, items=5))
-    url = http_server.add("/files/looks-plain.json", synth.pack(sf.to_bytes(), "gz-multi"))
+    url = http_server.add("/files/looks-plain.json", containers.pack(sf.to_bytes(), "gz-multi"))
     result, folder, status = extract(url, tmp_path / "out")
     assert_success(result, status, sf.expected(NET))
     assert_tables(folder, sf.expected(NET))
@@ -420,7 +420,7 @@ def test_run_extraction_body_without_content_length(
     http_server: FileServer, tmp_path: Path, body: str
 ) -> None:
     sf = synth.generate(synth.SynthConfig(seed=43, items=6))
-    url = http_server.add("/files/in.json.gz", synth.pack(sf.to_bytes(), "gz"), **{body: True})
+    url = http_server.add("/files/in.json.gz", containers.pack(sf.to_bytes(), "gz"), **{body: True})
     result, folder, status = extract(url, tmp_path / "out")
     assert_success(result, status, sf.expected(NET))
     assert_tables(folder, sf.expected(NET))
@@ -430,7 +430,7 @@ def test_run_extraction_signed_url_query_not_recorded(
     http_server: FileServer, tmp_path: Path
 ) -> None:
     sf = synth.generate(synth.SynthConfig(seed=44, items=5))
-    url = http_server.add("/files/in.json.gz", synth.pack(sf.to_bytes(), "gz"))
+    url = http_server.add("/files/in.json.gz", containers.pack(sf.to_bytes(), "gz"))
     result, folder, status = extract(url + "?Signature=SECRET&Expires=1", tmp_path / "out")
     assert_success(result, status, sf.expected(NET))
     assert http_server.route(url).requests == ["/files/in.json.gz?Signature=SECRET&Expires=1"]
@@ -486,7 +486,7 @@ def doc_bytes(seed: int = 51, **knobs: Any) -> bytes:
 
 
 def test_run_extraction_truncated_gzip(tmp_path: Path) -> None:
-    gz = synth.pack(doc_bytes(), "gz")
+    gz = containers.pack(doc_bytes(), "gz")
     path = write(tmp_path, "in.json.gz", gz[: len(gz) // 2])
     result, _, _ = extract(path, tmp_path / "out")
     error = assert_failed(result, tmp_path / "out", r"(?i)gzip|truncat")
@@ -512,7 +512,7 @@ def corrupt_gzip(gz: bytes, where: str) -> bytes:
 
 @pytest.mark.parametrize("where", ["block-type", "body", "crc"])
 def test_run_extraction_corrupt_gzip(tmp_path: Path, where: str) -> None:
-    gz = corrupt_gzip(synth.pack(doc_bytes(), "gz"), where)
+    gz = corrupt_gzip(containers.pack(doc_bytes(), "gz"), where)
     with pytest.raises(zlib.error):
         zlib.decompress(gz, wbits=31)
     result, _, _ = extract(write(tmp_path, "in.json.gz", gz), tmp_path / "out")
@@ -531,10 +531,10 @@ def test_run_extraction_invalid_json_in_the_middle(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("container", ["json", "gz"])
-def test_run_extraction_json_ends_early(tmp_path: Path, container: synth.Container) -> None:
+def test_run_extraction_json_ends_early(tmp_path: Path, container: containers.Container) -> None:
     data = doc_bytes()
-    payload = synth.pack(data[: len(data) * 3 // 5], container)
-    path = write(tmp_path, "in" + synth.SUFFIXES[container], payload)
+    payload = containers.pack(data[: len(data) * 3 // 5], container)
+    path = write(tmp_path, "in" + containers.SUFFIXES[container], payload)
     result, _, _ = extract(path, tmp_path / "out")
     pattern = r"(?i)truncat|incomplete|unexpected end|premature|end of (file|input|data)|early"
     assert_failed(result, tmp_path / "out", pattern)
@@ -558,7 +558,7 @@ def test_run_extraction_http_client_error_not_retried(
 
 def test_run_extraction_retries_503_then_succeeds(http_server: FileServer, tmp_path: Path) -> None:
     sf = synth.generate(synth.SynthConfig(seed=52, items=5))
-    url = http_server.add("/files/in.json.gz", synth.pack(sf.to_bytes(), "gz"), fail_first=2)
+    url = http_server.add("/files/in.json.gz", containers.pack(sf.to_bytes(), "gz"), fail_first=2)
     result, folder, status = extract(url, tmp_path / "out", settings=settings(attempts=3))
     assert_success(result, status, sf.expected(NET))
     assert_tables(folder, sf.expected(NET))
@@ -573,7 +573,7 @@ def test_run_extraction_500_fails_after_attempts(http_server: FileServer, tmp_pa
 
 
 def test_run_extraction_connection_closed_early(http_server: FileServer, tmp_path: Path) -> None:
-    data = synth.pack(doc_bytes(), "gz")
+    data = containers.pack(doc_bytes(), "gz")
     url = http_server.add("/files/in.json.gz", data, close_after=len(data) // 2)
     result, _, _ = extract(url, tmp_path / "out", settings=settings(attempts=1))
     pattern = r"(?i)clos|incomplete|short|fewer|truncat|premature|ended|Content-Length"
@@ -588,7 +588,7 @@ def test_run_extraction_missing_whitelist_file(tmp_path: Path) -> None:
 
 
 def test_run_extraction_zip_with_two_json_members(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.zip", synth.pack(doc_bytes(), "zip-two-json"))
+    path = write(tmp_path, "in.zip", containers.pack(doc_bytes(), "zip-two-json"))
     result, _, _ = extract(path, tmp_path / "out")
     assert_failed(result, tmp_path / "out", r"(?s)(?=.*a-rates\.json)(?=.*b-rates\.json)")
 

@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from httpserver import FileServer
-from mrfbatch import synth
+from support import containers, oracle, synth
+from support.httpserver import FileServer
 
 NET = "net"
 FINAL = {"rates.parquet", "providers.parquet", "status.json"}
@@ -38,7 +38,7 @@ BATCH = ["--rate-batch-size", "2000", "--provider-batch-size", "500"]
 @dataclass
 class BigFile:
     payload: bytes  # gzip of several MB of JSON
-    expected: synth.Expected  # every item (no whitelist)
+    expected: oracle.Expected  # every item (no whitelist)
     clean: Path  # the folder of a clean run's tables, which equal `expected`
 
 
@@ -76,7 +76,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
     """6,000 items (6.4 MB of JSON, 340 KB of gzip, 24,000 rate rows), and a clean extraction
     whose tables equal the generator's expectation."""
     sf = synth.generate(synth.SynthConfig(seed=11, items=6000, references=300))
-    payload = synth.pack(sf.to_bytes(), "gz")
+    payload = containers.pack(sf.to_bytes(), "gz")
     folder = tmp_path_factory.mktemp("clean")
     source = folder / "big.json.gz"
     source.write_bytes(payload)
@@ -89,7 +89,9 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> BigFile:
     rates = pq.read_table(clean / "rates.parquet").to_pylist()
     providers = pq.read_table(clean / "providers.parquet").to_pylist()
     assert len(rates) == len(expected.rates) > 20_000
-    assert synth.canonical(rates, providers) == synth.canonical(expected.rates, expected.providers)
+    assert oracle.canonical(rates, providers) == oracle.canonical(
+        expected.rates, expected.providers
+    )
     return BigFile(payload, expected, clean)
 
 

@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from httpserver import FileServer
 from mrfbatch import providers
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.providers import ProviderStore
@@ -25,6 +24,7 @@ from mrfbatch.remote import in_order
 from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support.httpserver import FileServer
 
 SETTINGS = TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=5.0)
 TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'

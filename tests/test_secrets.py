@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from httpserver import FileServer
-from mrfbatch import synth
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url, url_secrets
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
+from support import containers, synth
+from support.httpserver import FileServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def free_port() -> int:
 
 def synth_bytes(seed: int) -> bytes:
     sf = synth.generate(synth.SynthConfig(seed=seed, items=6, references=3))
-    return synth.pack(sf.to_bytes(), "gz")
+    return containers.pack(sf.to_bytes(), "gz")
 
 
 @pytest.fixture

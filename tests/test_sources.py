@@ -25,7 +25,7 @@ from mrfbatch.errors import MrfError, SourceError, UsageError
 from mrfbatch.network_ids import assign_network_ids
 from mrfbatch.sources import SOURCE_TYPES, load_tasks, parse_csv, parse_url, parse_urls
 from mrfbatch.tasks import Task, read_tasks, write_tasks
-from tocs import GOLD, SILVER, structure, toc, write
+from support.tocs import GOLD, SILVER, structure, toc, write
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 

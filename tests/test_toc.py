@@ -20,7 +20,7 @@ from mrfbatch.errors import SourceError
 from mrfbatch.sources import parse_index
 from mrfbatch.tasks import Task
 from mrfbatch.transport import TransportSettings
-from tocs import GOLD, SILVER, structure, toc, write
+from support.tocs import GOLD, SILVER, structure, toc, write
 
 TIC_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "tic-examples"
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import FileServer
 from mrfbatch.errors import TransportError, UnreachableError
 from mrfbatch.transport import (
     ByteSource,
@@ -18,6 +17,7 @@ from mrfbatch.transport import (
     http_url_problem,
     open_source,
 )
+from support.httpserver import FileServer
 
 QUICK = TransportSettings(attempts=3, backoff_seconds=0.01, retry_seconds=5)
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from httpserver import FileServer
-from mrfbatch import synth
 from mrfbatch.batch_orchestrator import execute_batch
 from mrfbatch.batch_orchestrator import main as orchestrator_main
 from mrfbatch.config import ConfigError
-from workflows import (
+from support import containers, synth
+from support.httpserver import FileServer
+from support.workflows import (
     ROOT,
     WHITELIST,
     finished,
@@ -42,7 +42,7 @@ def served(http_server: FileServer, tmp_path: Path) -> dict[str, Any]:
         "beta": synth_file(2, refs_position="after", inline_groups=True),
     }
     urls = {
-        name: http_server.add(f"/mrf/{name}.json.gz", synth.pack(sf.to_bytes(), "gz"))
+        name: http_server.add(f"/mrf/{name}.json.gz", containers.pack(sf.to_bytes(), "gz"))
         for name, sf in files.items()
     }
     (tmp_path / "codes.txt").write_text("\n".join(WHITELIST) + "\n")
@@ -221,7 +221,7 @@ def test_workflow_failed_task_is_recorded_and_retried_alone(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
     server, urls = served["server"], served["urls"]
-    payload = synth.pack(synth_file(5).to_bytes(), "gz")
+    payload = containers.pack(synth_file(5).to_bytes(), "gz")
     broken = server.add("/mrf/gamma.json.gz", payload, status=404)
     (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n{broken}\n")
     args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt", "retries=0")
@@ -256,7 +256,7 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
         "fast": synth_file(6),
         "slow": synth.generate(synth.SynthConfig(seed=7, items=2000, references=50)),
     }
-    payloads = {name: synth.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
+    payloads = {name: containers.pack(sf.to_bytes(), "gz") for name, sf in files.items()}
     fast = http_server.add("/mrf/fast.json.gz", payloads["fast"])
     slow = http_server.add("/mrf/slow.json.gz", payloads["slow"], rate=20_000)
     for folder in ("killed", "clean"):
@@ -522,7 +522,7 @@ def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     big = synth.generate(synth.SynthConfig(seed=8, items=9, references=5, large_item_rates=4000))
-    url = served["server"].add("/mrf/big.json.gz", synth.pack(big.to_bytes(), "gz"))
+    url = served["server"].add("/mrf/big.json.gz", containers.pack(big.to_bytes(), "gz"))
     (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n{url}\n")
     monkeypatch.chdir(tmp_path)
     args = ["--source", "urls", "--input", "list.txt", "--workers", "2", "--retries", "0"]
@@ -601,8 +601,8 @@ def test_workflow_incomplete_task_keeps_its_tables_and_is_redone(
             remote_refs=4, remote_locations=3,
         )
     )  # fmt: skip
-    remote = http_server.add("/mrf/remote.json.gz", synth.pack(sf.to_bytes(), "gz"))
-    fine = http_server.add("/mrf/fine.json.gz", synth.pack(synth_file(34).to_bytes(), "gz"))
+    remote = http_server.add("/mrf/remote.json.gz", containers.pack(sf.to_bytes(), "gz"))
+    fine = http_server.add("/mrf/fine.json.gz", containers.pack(synth_file(34).to_bytes(), "gz"))
     (tmp_path / "list.txt").write_text(f"{remote}\n{fine}\n")
     # The refs are not served yet: every location answers 404.
     proc = snakemake(tmp_path, "source=urls", "input=list.txt")
@@ -643,7 +643,7 @@ def test_workflow_404_is_requested_once(
     """No Snakemake retry for a failure no retry can cure, whatever `retries` says."""
     gone = http_server.add("/mrf/gone.json.gz", b"", status=404)
     flaky = http_server.add(
-        "/mrf/flaky.json.gz", synth.pack(synth_file(35).to_bytes(), "gz"), status=503
+        "/mrf/flaky.json.gz", containers.pack(synth_file(35).to_bytes(), "gz"), status=503
     )
     (tmp_path / "list.txt").write_text(f"{gone}\n{flaky}\n")
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", f"retries={retries}", "attempts=1")
@@ -663,7 +663,9 @@ def test_workflow_two_runs_into_two_folders_at_once_keep_their_own_logs(
 ) -> None:
     urls = {
         name: http_server.add(
-            f"/{name}/rates.json.gz", synth.pack(synth_file(seed).to_bytes(), "gz"), rate=200_000
+            f"/{name}/rates.json.gz",
+            containers.pack(synth_file(seed).to_bytes(), "gz"),
+            rate=200_000,
         )
         for name, seed in (("east", 36), ("west", 37))
     }

@@ -1,42 +1,31 @@
-"""Deterministic synthetic in-network-rates files, and the rows an extraction should produce.
+"""Deterministic synthetic in-network-rates files, for the tests and the bundled examples.
 
-Used by the tests (as an oracle independent of the extractor) and by benchmarks. Pure stdlib;
-imports nothing else from mrfbatch but :mod:`mrfbatch.oracle`, which computes the expected rows
-(its :class:`Expected` and :func:`canonical` are re-exported here, for the tests).
+Pure stdlib, and no part of mrfbatch: the rows an extraction should produce come from
+:mod:`oracle` (independent of the extractor), the files a document is delivered in from
+:mod:`containers`; numbers that must keep their exact text (``690.64470``) are
+:class:`rawjson.RawNumber`.
 
 Example::
 
     sf = generate(SynthConfig(seed=1, items=8, refs_position="after", id_style="float"))
-    payload = pack(sf.to_bytes(pretty=True), "gz-multi")       # bytes of a .json.gz
-    expected = sf.expected("net", whitelist={"99213"})          # rates/providers rows
-    assert canonical(rates, providers) == canonical(expected.rates, expected.providers)
+    payload = containers.pack(sf.to_bytes(pretty=True), "gz")  # bytes of a .json.gz
+    expected = sf.expected("net", whitelist={"99213"})         # rates/providers rows
+    assert oracle.canonical(rates, providers) == oracle.canonical(expected.rates, ...)
 
-Numbers that must keep their exact text (``690.64470``) are held as :class:`RawNumber` and
-written unquoted by :func:`dumps`.
+From a checkout, ``python -m tests.support.synth OUT --seed 7 ...`` writes one file (the
+command of examples/README.md).
 """
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import random
-import zipfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from mrfbatch.oracle import Expected as Expected
-from mrfbatch.oracle import _expected
-from mrfbatch.oracle import canonical as canonical
-
-Json = Any  # JSON values built from dict, list, str, int, bool, None and RawNumber
-Container = Literal[
-    "json", "json-bom", "gz", "gz-multi", "zip", "zip-stream", "zip-readme", "zip-two-json"
-]
-SUFFIXES: dict[str, str] = {  # container -> file name suffix
-    c: {"j": ".json", "g": ".json.gz", "z": ".zip"}[c[0]] for c in get_args(Container)
-}
+from . import oracle
+from .containers import Container, pack
+from .rawjson import Json, RawNumber, dumps
 
 _CODES: tuple[tuple[str, str, str, str], ...] = (
     ("CPT", "2024", "99213", "Office visit, established patient, low complexity"),
@@ -58,10 +47,6 @@ _NEGOTIATED_TYPES = ("negotiated", "negotiated", "fee schedule", "derived", "per
 _UNKNOWN_NAMES = ("x_vendor_note", "internalRowId", "x_synth_flags")
 _UNKNOWN_VALUES: tuple[Json, ...] = ("see contract 7", 12345, True, None, ["a", 2])
 _CODE_KEYS = ("billing_code_type", "billing_code_type_version", "billing_code", "description")
-
-
-class RawNumber(str):
-    """A JSON number kept as its exact source text (``RawNumber("690.64470")``)."""
 
 
 @dataclass(frozen=True)
@@ -117,119 +102,9 @@ class SynthFile:
         network_id: str,
         whitelist: Iterable[str] | None = None,
         failed_locations: Collection[str] = (),
-    ) -> Expected:
-        """Rows and counts per docs/output.md; whitelist None keeps every item."""
-        return _expected(self, network_id, whitelist, failed_locations)
-
-
-# ---------------------------------------------------------------- serialization
-
-
-def dumps(value: Json, *, pretty: bool = False, crlf: bool = False) -> bytes:
-    """JSON text of value as UTF-8 bytes; RawNumber values are written verbatim."""
-    parts: list[str] = []
-    _emit(value, parts, 2 if pretty else None, 0, "\r\n" if crlf else "\n")
-    return "".join(parts).encode("utf-8")
-
-
-def _emit(value: Json, out: list[str], indent: int | None, level: int, nl: str) -> None:
-    if isinstance(value, RawNumber):
-        out.append(str(value))
-    elif isinstance(value, str):
-        out.append(json.dumps(value, ensure_ascii=False))
-    elif value is None or isinstance(value, bool | int | float):
-        out.append(json.dumps(value))
-    elif isinstance(value, dict | list):
-        is_dict = isinstance(value, dict)
-        opener, closer = ("{", "}") if is_dict else ("[", "]")
-        entries = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
-        if not entries:
-            out.append(opener + closer)
-            return
-        out.append(opener)
-        for i, (key, child) in enumerate(entries):
-            if i:
-                out.append(",")
-            if indent is not None:
-                out.append(nl + " " * (indent * (level + 1)))
-            if is_dict:
-                out.append(json.dumps(str(key), ensure_ascii=False))
-                out.append(": " if indent is not None else ":")
-            _emit(child, out, indent, level + 1, nl)
-        if indent is not None:
-            out.append(nl + " " * (indent * level))
-        out.append(closer)
-    else:
-        raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-class _Sink:
-    """A write-only stream: ZipFile then writes data descriptors (sizes after the data)."""
-
-    def __init__(self) -> None:
-        self.buffer = io.BytesIO()
-
-    def write(self, data: bytes) -> int:
-        return self.buffer.write(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def gzip_bytes(data: bytes, members: int = 1) -> bytes:
-    """gzip data; with members > 1 the bytes are split into that many concatenated members."""
-    step = max(1, -(-len(data) // members))
-    chunks = [data[i : i + step] for i in range(0, len(data), step)] or [b""]
-    return b"".join(gzip.compress(chunk, mtime=0) for chunk in chunks)
-
-
-def zip_bytes(
-    data: bytes,
-    *,
-    member: str = "in-network-rates.json",
-    streamed: bool = False,
-    extra_members: Iterable[tuple[str, bytes]] = (),
-) -> bytes:
-    """A deflated zip with extra_members first, then member holding data.
-
-    streamed=False writes sizes in each local header; streamed=True writes through a
-    non-seekable stream, so every entry has flag bit 3 and a data descriptor.
-    """
-    entries = [*extra_members, (member, data)]
-    if streamed:
-        sink = _Sink()
-        with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as zf:  # type: ignore[call-overload]
-            for name, payload in entries:
-                with zf.open(name, "w") as fh:
-                    fh.write(payload)
-        return sink.buffer.getvalue()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, payload in entries:
-            zf.writestr(name, payload)
-    return buffer.getvalue()
-
-
-def pack(data: bytes, container: Container) -> bytes:
-    """Wrap serialized JSON in one of the containers (file suffix: ``SUFFIXES[container]``)."""
-    match container:
-        case "json":
-            return data
-        case "json-bom":
-            return b"\xef\xbb\xbf" + data
-        case "gz":
-            return gzip_bytes(data)
-        case "gz-multi":
-            return gzip_bytes(data, members=3)
-        case "zip":
-            return zip_bytes(data)
-        case "zip-stream":
-            return zip_bytes(data, streamed=True)
-        case "zip-readme":
-            return zip_bytes(data, extra_members=[("README.txt", b"Synthetic file.\n")])
-        case "zip-two-json":
-            return zip_bytes(data, member="b-rates.json", extra_members=[("a-rates.json", data)])
-    raise ValueError(f"unknown container {container!r}")
+    ) -> oracle.Expected:
+        """Rows and counts per docs/output.md (:func:`oracle.expected`)."""
+        return oracle.expected(self, network_id, whitelist, failed_locations)
 
 
 # ---------------------------------------------------------------- generation
@@ -437,14 +312,19 @@ class _Builder:
         return price
 
 
-def _npi(rng: random.Random) -> int:
-    """A 10-digit NPI with a valid Luhn check digit (prefix 80840, as CMS specifies)."""
-    body = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+def complete_npi(body: str) -> str:
+    """The 10-digit NPI of a 9-digit body: body and its Luhn check digit, computed over the
+    prefix 80840 as CMS specifies (``complete_npi("123456789") == "1234567893"``)."""
     total = 0
     for i, ch in enumerate(reversed("80840" + body)):
         d = int(ch) * (2 if i % 2 == 0 else 1)
         total += d - 9 if d > 9 else d
-    return int(body + str((10 - total % 10) % 10))
+    return body + str((10 - total % 10) % 10)
+
+
+def _npi(rng: random.Random) -> int:
+    body = rng.choice("12") + "".join(rng.choice("0123456789") for _ in range(8))
+    return int(complete_npi(body))
 
 
 def _ein(rng: random.Random) -> str:
@@ -467,7 +347,7 @@ def parse_command(argv: list[str] | None = None) -> Any:
     from pathlib import Path
 
     p = argparse.ArgumentParser(
-        prog="python -m mrfbatch.synth", description="Write one synthetic in-network file."
+        prog="python -m tests.support.synth", description="Write one synthetic in-network file."
     )
     p.add_argument("out", type=Path, help="file to write; its container follows --container")
     p.add_argument("--seed", type=int, default=0)
@@ -498,7 +378,7 @@ def parse_command(argv: list[str] | None = None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write one synthetic file: ``python -m mrfbatch.synth OUT [--seed N --items N ...]``."""
+    """Write one synthetic file: ``python -m tests.support.synth OUT [--seed N ...]``."""
     args = parse_command(argv)
     data = pack(generate(args.config).to_bytes(pretty=args.pretty), args.container)
     args.out.write_bytes(data)

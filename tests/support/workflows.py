@@ -13,9 +13,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from mrfbatch import synth
+from . import synth
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WHITELIST = ["99213", "27447", "J1885"]
 TASK_LINE = re.compile(r"\[(\d+)/(\d+)\] ([^:]+): ")
 

@@ -1,7 +1,8 @@
-"""The oracle of :mod:`mrfbatch.synth`: what an extraction of a synthetic file should produce.
+"""The oracle of the synthetic generator: what an extraction of a synthetic file should produce.
 
-:meth:`SynthFile.expected <mrfbatch.synth.SynthFile.expected>` computes the rows and counts
-from the generated document alone, per docs/output.md. Pure stdlib.
+:func:`expected` computes the rows and counts from the generated document alone, per
+docs/output.md (:meth:`synth.SynthFile.expected` calls it). Pure stdlib. It reads a generated
+file through :class:`Generated`, so it imports nothing from the generator, which imports it.
 
 Inline ``provider_groups`` get the placeholder key ``inline:<n>`` in the oracle;
 :func:`canonical` replaces any ``inline…`` key (the oracle's or the extractor's SHA-256 one) by
@@ -14,10 +15,9 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from mrfbatch.synth import Json, SynthFile
+from .rawjson import Json
 
 _METADATA_KEYS = [
     "reporting_entity_name",
@@ -33,9 +33,19 @@ _METADATA_KEYS = [
 ]
 
 
+class Generated(Protocol):
+    """What the oracle reads of a generated file (a :class:`synth.SynthFile`)."""
+
+    document: dict[str, Any]
+    remote_files: dict[str, dict[str, Any]]  # location URL -> provider-reference file
+    unknown_outside_items: int  # unknown keys inserted at top level and in provider references
+    unknown_per_item: list[int]  # parallel to in_network
+    unknown_names: set[str]
+
+
 @dataclass
 class Expected:
-    """What an extraction of a :class:`SynthFile` should report."""
+    """What an extraction of a generated file should report."""
 
     rates: list[dict[str, Any]]
     providers: list[dict[str, Any]]
@@ -78,12 +88,19 @@ def _provider_rows(
     return rows
 
 
-def _expected(
-    sf: SynthFile,
+def expected(
+    sf: Generated,
     network_id: str,
-    whitelist: Iterable[str] | None,
-    failed_locations: Collection[str],
+    whitelist: Iterable[str] | None = None,
+    failed_locations: Collection[str] = (),
 ) -> Expected:
+    """Rows and counts of an extraction of sf per docs/output.md; whitelist None keeps every
+    item, and providers of the remote files at failed_locations are missing.
+
+    Example::
+
+        expected(generate(SynthConfig(seed=1)), "net", whitelist={"99213"}).rates
+    """
     doc = sf.document
     wanted = None if whitelist is None else {c.strip().upper() for c in whitelist if c.strip()}
     references = {str(r["provider_group_id"]): r for r in doc.get("provider_references", [])}
