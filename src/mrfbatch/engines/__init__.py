@@ -76,7 +76,7 @@ ENGINES = ("fast", "reference")
 
 
 def get_engine(name: str, threads: int = 1, max_value_mb: int = DEFAULT_MAX_VALUE_MB) -> Engine:
-    """The engine called `name`: "fast" (msgspec) or "reference" (ijson).
+    """The engine called `name`: "fast" (the C scanner) or "reference" (ijson).
 
     `threads=2` lets the fast engine inflate in a second thread; the reference ignores it.
     `max_value_mb`: the largest item or provider reference either engine accepts (MB of 2**20
