@@ -90,7 +90,7 @@ def read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list
     """
     import ijson
 
-    from mrfbatch.engines.reference import json_error
+    from mrfbatch.engines.yajl import json_error
 
     def check_size() -> None:
         if stream.bytes_decoded > max_bytes:

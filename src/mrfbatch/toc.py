@@ -23,7 +23,7 @@ from urllib.request import url2pathname
 import ijson
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines.reference import json_error, load_backend
+from mrfbatch.engines.yajl import json_error, load_backend
 from mrfbatch.errors import (
     CompressionError,
     JsonFormatError,
