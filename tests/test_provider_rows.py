@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from mrfbatch import providers
 from mrfbatch.providers import NativeProviderRows, ProviderRows, ProviderStore, _decoded_text
-from mrfbatch.rows import PROVIDERS_SCHEMA, Quality
+from mrfbatch.tables import PROVIDERS_SCHEMA, Quality
 
 # Fails, not skips, when the extension is not built (as test_jsonscan does).
 assert providers._rows is not None, "the C extension mrfbatch._rows is not built"

@@ -22,8 +22,8 @@ from mrfbatch import providers
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.providers import ProviderStore
 from mrfbatch.remote import in_order
-from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
+from mrfbatch.tables import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.transport import TransportSettings
 
 SETTINGS = TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=5.0)

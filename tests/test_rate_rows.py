@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from mrfbatch import rates as rates_module
 from mrfbatch.rates import ROWS_PER_BATCH, ItemRows, LargeItem, TypedItem, decode_item
-from mrfbatch.rows import RATES_SCHEMA, Quality
+from mrfbatch.tables import RATES_SCHEMA, Quality
 
 # Fails, not skips, when the extension is not built (as test_jsonscan does).
 assert rates_module._rows is not None, "the C extension mrfbatch._rows is not built"

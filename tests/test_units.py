@@ -15,7 +15,7 @@ import pytest
 from mrfbatch import workflow
 from mrfbatch.errors import UsageError
 from mrfbatch.network_ids import derive_network_id, redact_url
-from mrfbatch.rows import Quality, group_key, inline_key, number, parse_groups
+from mrfbatch.tables import Quality, group_key, inline_key, number, parse_groups
 
 
 @pytest.mark.parametrize(
@@ -196,7 +196,7 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     import msgspec
 
     from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
-    from mrfbatch.rows import RATES_SCHEMA
+    from mrfbatch.tables import RATES_SCHEMA
 
     general_quality = Quality()
     general = ItemRows("net", general_quality)

@@ -246,7 +246,7 @@ price_element(Text *t, char c, void *arg)
 }
 
 /* One provider group id of a rate: a string, or a number whose key is its text (see
- * rows.group_key); with rows, added to them and to `referenced`. */
+ * tables.group_key); with rows, added to them and to `referenced`. */
 static int
 group_id(Text *t, char c, void *arg)
 {

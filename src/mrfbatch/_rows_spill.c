@@ -37,7 +37,7 @@ contains(const char *text, Py_ssize_t size, const char *needle)
     return 0;
 }
 
-/* Whether a number's JSON text is its key already (rows.group_key of the int or Decimal it
+/* Whether a number's JSON text is its key already (tables.group_key of the int or Decimal it
  * decodes to prints the same text): an integer other than -0, or a number with a fraction and
  * an integer part other than 0 (-12, 4207.13570). Python prints -0 as 0, 0.0000001 as 1E-7
  * and 1e3 as 1E+3. */

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, Element
 from mrfbatch.remote import RemoteFetcher, in_order
-from mrfbatch.rows import (
+from mrfbatch.tables import (
     PROVIDERS_SCHEMA,
     REFERENCE_KEYS,
     Group,

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from mrfbatch.rows import (
+from mrfbatch.tables import (
     ITEM_KEYS,
     PRICE_KEYS,
     RATE_COLUMNS,

@@ -15,7 +15,7 @@ from mrfbatch.compression import DecodedStream, RawReader
 from mrfbatch.engines import megabytes
 from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
 from mrfbatch.network_ids import redact_url
-from mrfbatch.rows import Group, Quality, parse_groups
+from mrfbatch.tables import Group, Quality, parse_groups
 from mrfbatch.transport import TransportSettings, open_source
 
 HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped

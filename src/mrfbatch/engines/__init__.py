@@ -2,7 +2,7 @@
 
 An engine knows JSON, not the schema: it decodes top-level scalars, each `provider_references`
 entry and each `in_network` item, and calls the handler. What a row is lives in
-`mrfbatch.rows`; which items to decode is the handler's decision.
+`mrfbatch.tables`; which items to decode is the handler's decision.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from mrfbatch.engines import Element
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
-from mrfbatch.rows import FILE_METADATA_KEYS, TOP_KEYS, Columns, Quality, text
+from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Columns, Quality, text
 from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
