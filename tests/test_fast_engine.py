@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mrfbatch import items as items_module
 from mrfbatch import providers, rates, synth
 from mrfbatch.engines import chunks
 from mrfbatch.engines.fast import FastEngine
@@ -822,8 +823,9 @@ def test_fast_engine_matches_reference_with_every_item_large(
 ) -> None:
     """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
     item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
-    monkeypatch.setattr(rates, "LARGE_ITEM_BYTES", 0)
-    monkeypatch.setattr(rates, "_rows", None)  # items of the usual shape decoded in Python too
+    monkeypatch.setattr(items_module, "LARGE_ITEM_BYTES", 0)
+    # Items of the usual shape decoded in Python too: C reads none.
+    monkeypatch.setattr(rates.ItemRows, "native_head", lambda self, raw: None)
     monkeypatch.setattr(providers, "_rows", None)
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))

@@ -258,7 +258,7 @@ def test_the_store_gives_the_same_rows_without_the_extension(
             for i in range(30):
                 store.add_raw(i, texts[i % len(texts)].encode())
                 if i % 4 == 0:
-                    store.add_inline({f"inline-{i}": [((5, i), "ein", str(i), None)]})
+                    store.add_inline(f"inline-{i}", [((5, i), "ein", str(i), None)])
             referenced = {str(i) for i in range(30) if i % 6} | {"inline-4", "absent"}
             batches = list(store.columns(referenced))
             assert all(b.num_rows >= batch_rows for b in batches[:-1])

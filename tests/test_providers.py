@@ -149,9 +149,9 @@ def test_columns_keeps_every_entry_of_a_duplicate_id_in_file_order(store: Provid
 
 def test_columns_interleaves_inline_groups_in_the_order_stored(store: ProviderStore) -> None:
     store.add_raw(1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
-    store.add_inline({"inline-a": [((2, 3), "ein", "a", None)]})
+    store.add_inline("inline-a", [((2, 3), "ein", "a", None)])
     store.add_raw(2, b'{"provider_group_id": 2, "provider_groups": [{"npi": [4], "tin": {}}]}')
-    store.add_inline({"inline-b": [((5,), "npi", "5", "B")]})
+    store.add_inline("inline-b", [((5,), "npi", "5", "B")])
     assert rows(store, {"1", "2"}) == [
         ("1", 1, None, None, None, None, "file"),
         ("inline-a", 2, "ein", "a", None, None, "inline"),

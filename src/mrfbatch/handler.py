@@ -9,8 +9,8 @@ from typing import Any
 from mrfbatch.engines import Element
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
-from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Columns, Quality, text
+from mrfbatch.rates import ItemRows
+from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Quality, text
 from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
@@ -43,7 +43,7 @@ class Extraction:
         self.rates = rates
         self.store = store
         self.quality = quality
-        self.items = ItemRows(network_id, quality)
+        self.items = ItemRows(network_id, quality, store.add_inline)
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
@@ -97,44 +97,19 @@ class Extraction:
         only = self.referenced if self.in_network_done else None
         return self.store.add_found(text, found, at, largest, only)
 
-    def in_network_item(self, obj: Any) -> None:
+    def in_network_item(self, item: object) -> None:
+        """One item, decoded or as JSON text: its rows are written when it is wanted."""
         self.items_seen += 1
-        if not isinstance(obj, Mapping):
+        found = self.items.read(item)
+        if found is None:
             self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
-            return
-        if self.wants(obj.get("billing_code", "")):
-            self._write(*self.items.columns(obj))
+        elif self.wants(found.billing_code):
+            self.items_matched += 1
+            found.write(self.rates)
 
     def in_network_item_raw(self, raw: bytes | memoryview) -> None:
         """One item as JSON text (the fast engine's matched items)."""
-        head = self.items.native_head(raw)
-        if head is not None:  # the usual shape: rows made in C
-            self.items_seen += 1
-            if self.wants(head[6]):
-                self.items_matched += 1
-                for batch in self.items.native_batches(head, raw):
-                    self.rates.write_batch(batch)
-            return
-        item = decode_item(raw)
-        if not isinstance(item, TypedItem | LargeItem):
-            self.in_network_item(item)  # not of the usual shape: checked and counted there
-            return
-        self.items_seen += 1
-        if self.wants(item.billing_code):
-            self.items_matched += 1
-            for batch in self.items.typed_batches(item):
-                self.rates.write_batch(batch)
-                self._store_inline()
-
-    def _write(self, columns: Columns, n: int) -> None:
-        self.items_matched += 1
-        self.rates.write_columns(columns, n)
-        self._store_inline()
-
-    def _store_inline(self) -> None:
-        inline = self.items.take_inline()
-        if inline:
-            self.store.add_inline(inline)
+        self.in_network_item(raw)
 
     def skipped_item(self) -> None:
         """An item an engine skipped without decoding (its code is not whitelisted)."""

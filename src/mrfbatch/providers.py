@@ -193,10 +193,9 @@ class ProviderStore:
             at += 1
         return at
 
-    def add_inline(self, groups: Mapping[str, list[Group]]) -> None:
-        """Store inline groups (first seen in this order) under their generated keys."""
-        for key, value in groups.items():
-            self._append(_INLINE, key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+    def add_inline(self, key: str, groups: list[Group]) -> None:
+        """Store an inline group list (given inside a negotiated rate) under its generated key."""
+        self._append(_INLINE, key, pickle.dumps(groups, pickle.HIGHEST_PROTOCOL))
 
     def _append(self, kind: int, gid: str, payload: bytes) -> None:
         if self._log_end is not None:
