@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrfbatch import items as items_module
-from mrfbatch import providers, rates, synth
+from mrfbatch import provider_rows, providers, rates, synth
 from mrfbatch.engines import chunks
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.engines.scanner import Scanner
@@ -610,6 +610,27 @@ TRAPS: dict[str, tuple[bytes, dict[tuple[str, ...] | None, int]]] = {
         ),
         {None: 2, ("99213",): 1, ("11111",): 1},
     ),
+    # ids whose Decimal prints as an integer (-0, 100): the reference engine hands its decoded
+    # entries over as JSON text, where they must not come back as ints ("0" is not "-0")
+    "integral-decimal-provider-group-ids": (
+        document(
+            item(b'"99213"', rates=[rate(refs=b"[-0E0,1.00e2]"), rate(b"1", b"[1e2,-0.0e1]")]),
+            refs=b"["
+            + b",".join(
+                [
+                    *(
+                        b'{"provider_group_id":' + gid + b',"provider_groups":[{"npi":[1234567893],'
+                        b'"tin":{"type":"ein","value":"11-1111111"}}]}'
+                        for gid in (b"-0E0", b"1.00e2", b"1e2", b"-0.0e1", b"[1.00e2]")
+                    ),
+                    b"1.00e2",  # not an object: counted
+                    b"[-0E0]",
+                ]
+            )
+            + b"]",
+        ),
+        {None: 1, ("99213",): 1},
+    ),
     "integer-billing-codes": (
         document(
             item(b"99213"),
@@ -824,9 +845,10 @@ def test_fast_engine_matches_reference_with_every_item_large(
     """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
     item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
     monkeypatch.setattr(items_module, "LARGE_ITEM_BYTES", 0)
-    # Items of the usual shape decoded in Python too: C reads none.
+    # Items and provider references of the usual shape read in Python too: C takes none.
     monkeypatch.setattr(rates.ItemRows, "native_head", lambda self, raw: None)
-    monkeypatch.setattr(providers, "_rows", None)
+    monkeypatch.setattr(providers._rows, "spill_references", lambda t, f, at, *_: (at, False))
+    monkeypatch.setattr(provider_rows.ProviderRows, "add_records", lambda s, d, at, *_: (at, False))
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))
 

@@ -1,8 +1,9 @@
-"""Parsing engines: each walks an in-network file and hands decoded objects to a handler.
+"""Parsing engines: each walks an in-network file and hands what it finds to a handler.
 
-An engine knows JSON, not the schema: it decodes top-level scalars, each `provider_references`
-entry and each `in_network` item, and calls the handler. What a row is lives in
-`mrfbatch.tables`; which items to decode is the handler's decision.
+An engine knows JSON, not the schema: it hands over top-level keys and values, the entries of
+`provider_references` as JSON text, and each `in_network` item, as JSON text (the fast engine)
+or decoded (the reference engine). What a row is lives in `mrfbatch.rates` and
+`mrfbatch.provider_rows`; which items are extracted is the handler's decision (`wants`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ Element = tuple[int, int, int, int, int]
 
 
 class DocumentHandler(Protocol):
-    """What an engine calls while it walks one in-network file."""
+    """What an engine calls while it walks one in-network file, in file order.
+
+    Top-level keys come one after the other, each after everything of the value before it: a
+    key after `in_network` says that its items are all in.
+    """
 
     def top_level_key(self, key: str) -> bool:
         """A top-level key was met; return False to have its value skipped undecoded."""
@@ -33,35 +38,23 @@ class DocumentHandler(Protocol):
     def header(self, key: str, value: Any) -> None:
         """A decoded top-level value other than the two arrays."""
 
-    def provider_reference(self, obj: Any) -> None:
-        """One decoded `provider_references` entry."""
+    def provider_references(self, text: bytes | bytearray, found: list[Element]) -> None:
+        """`provider_references` entries, as JSON text: text[start:end] for each element of
+        `found`, with its provider_group_id's JSON text at text[key_start:key_end] (-1, -1:
+        none). `text` is valid only during the call. No entry is larger than the engine's
+        `max_value`, and unpaired surrogate escapes are written as `\\u003f`, as yajl reads
+        them."""
 
-    def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
-        """One `provider_references` entry left as JSON text (an object), and its id."""
-
-    def provider_references_raw(
-        self, text: bytearray, found: list[Element], at: int, largest: int
-    ) -> int:
-        """`provider_references` entries found[at:], in file order, keyed by provider_group_id:
-        takes them up to the first that is not plain (flags set, no id, not an object, more
-        than `largest` bytes) and returns its index, or len(found). `text` is only valid
-        during the call."""
-
-    def in_network_item(self, obj: Any) -> None:
-        """One decoded `in_network` item."""
-
-    def in_network_item_raw(self, raw: bytes | memoryview) -> None:
-        """One `in_network` item as JSON text that msgspec decodes (the handler decodes it);
-        a memoryview is only valid during the call."""
+    def in_network_item(self, item: object) -> None:
+        """One `in_network` item, as JSON text (a memoryview valid only during the call, or
+        bytes) or decoded."""
 
     def wants(self, billing_code: object) -> bool:
-        """Whether an item with this billing code would be extracted (None: no code)."""
+        """Whether an item with this billing code is extracted (None: no code). The fast engine
+        asks before it decodes anything of an item, and skips the others."""
 
     def skipped_item(self) -> None:
-        """An `in_network` item was skipped undecoded: `wants` refused all its codes."""
-
-    def array_done(self, key: str) -> None:
-        """The `provider_references` or `in_network` array has ended."""
+        """An `in_network` item was skipped undecoded: `wants` refused its code."""
 
 
 class Engine(Protocol):

@@ -26,7 +26,7 @@ from mrfbatch.engines.chunks import Chunks, copy_in
 CODE = b"billing_code"  # the member read off an in_network item (its own billing code)
 GROUP_ID = b"provider_group_id"  # and off a provider_references entry
 _WHAT = {CODE: "an in_network item", GROUP_ID: "a provider_references entry"}  # by `key`
-_WS = re.compile(rb"[ \t\r\n]*")
+BLANKS = re.compile(rb"[ \t\r\n]*")  # JSON's whitespace
 
 
 class ScanBuffer:
@@ -144,7 +144,7 @@ class ScanBuffer:
     def _peek(self) -> int | None:
         """The next non-blank byte (not consumed), or None at the end."""
         while True:
-            match = _WS.match(self.buf, self.pos)
+            match = BLANKS.match(self.buf, self.pos)
             assert match is not None
             self.pos = match.end()
             if self.pos < len(self.buf):

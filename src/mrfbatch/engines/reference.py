@@ -2,26 +2,32 @@
 
 Slow (every token passes through Python) but simple enough to trust; faster engines are
 checked against it. Numbers arrive as int or Decimal, so group ids keep their exact digits.
+Items go to the handler decoded; provider references as JSON text, as the fast engine hands
+them over (written back from the decoded entry, Decimals as the same numbers).
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, BinaryIO
+
+import msgspec
 
 from mrfbatch.engines import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     DocumentHandler,
+    Element,
     check_value_size,
     invalid_json,
 )
 from mrfbatch.engines.yajl import json_error, load_backend
 from mrfbatch.errors import FileKindError, JsonFormatError
 
-_ARRAYS = ("provider_references", "in_network")
 _BUF_SIZE = 1 << 16
+_ENCODE = msgspec.json.Encoder(decimal_format="number")  # a Decimal as the number it was
 
 Event = tuple[str, Any]
 
@@ -151,14 +157,12 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
         key: str = value
         wanted = handler.top_level_key(key)
         event, value = next(events)
-        if key in _ARRAYS and event == "start_array":
-            callback = (
-                handler.in_network_item if key == "in_network" else handler.provider_reference
-            )
-            what = "an in_network item" if key == "in_network" else "a provider_references entry"
-            for item in _array_items(events, wanted, reader, what):
-                callback(item)
-            handler.array_done(key)
+        if key == "in_network" and event == "start_array":
+            for item in _array_items(events, wanted, reader, "an in_network item"):
+                handler.in_network_item(item)
+        elif key == "provider_references" and event == "start_array":
+            for entry in _array_items(events, wanted, reader, "a provider_references entry"):
+                handler.provider_references(*reference_text(entry))
         else:
             if event in ("start_map", "start_array"):
                 value = _container(events, event, wanted, reader, "a value")
@@ -166,6 +170,41 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
                 handler.header(key, value)
     for _ in events:  # let the parser reject trailing garbage
         pass
+
+
+def reference_text(entry: Any) -> tuple[bytes, list[Element]]:
+    """A decoded provider_references entry as the JSON text and Element the fast engine would
+    hand over: the entry's text, followed by its provider_group_id's, where the Element's key
+    span points. The id, and an entry that is not an object, are written so that they decode
+    to the same values again (`json_text`): their keys and the messages that name them are the
+    fast engine's."""
+    if not isinstance(entry, dict):
+        text = json_text(entry)
+        return text, [(0, len(text), -1, -1, 0)]
+    text = _ENCODE.encode(entry)
+    if "provider_group_id" not in entry:
+        return text, [(0, len(text), -1, -1, 0)]
+    size = len(text)
+    text += json_text(entry["provider_group_id"])
+    return text, [(0, size, size, len(text), 0)]
+
+
+def json_text(value: Any) -> bytes:
+    """A decoded JSON value (dicts, lists, str, int, Decimal, bool, None) as JSON text that
+    decodes to an equal value of the same types: a Decimal is written with its fraction or
+    exponent (100 as `100E0`, not `100`, which would decode to an int)."""
+    return _ENCODE.encode(_exact(value))
+
+
+def _exact(value: Any) -> Any:
+    if type(value) is Decimal:
+        text = str(value)
+        return msgspec.Raw((text if any(c in text for c in ".eE") else text + "E0").encode())
+    if type(value) is list:
+        return [_exact(v) for v in value]
+    if type(value) is dict:
+        return {k: _exact(v) for k, v in value.items()}
+    return value
 
 
 def _array_items(

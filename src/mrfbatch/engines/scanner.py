@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from operator import itemgetter
 
 import msgspec
 
 from mrfbatch import _jsonscan
 from mrfbatch.engines import DocumentHandler, Element, invalid_json, truncated_json
-from mrfbatch.engines.buffer import CODE, GROUP_ID, ScanBuffer
+from mrfbatch.engines.buffer import BLANKS, CODE, GROUP_ID, ScanBuffer
 from mrfbatch.engines.chunks import Chunks
 from mrfbatch.errors import FileKindError, JsonFormatError
 
@@ -29,10 +30,11 @@ MAX_NESTING = _jsonscan.MAX_DEPTH  # the deepest nesting the scanner accepts
 _ARRAYS = ("provider_references", "in_network")
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_FLAGS = itemgetter(4)  # of an Element
 
-# Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so group
-# ids keep their exact text and both engines hand the handler identical objects.
-VALUE = msgspec.json.Decoder(float_hook=Decimal)
+# Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so header
+# values keep their exact digits and both engines hand the handler identical objects.
+_VALUE = msgspec.json.Decoder(float_hook=Decimal)
 _KEY = msgspec.json.Decoder(str)
 
 
@@ -46,6 +48,7 @@ class Scanner(ScanBuffer):
         # Of the last value scanned with a key: the span of that key's value (the last one, as
         # a decode keeps; keys spelled with escapes count).
         self._span: tuple[int, int] | None = None
+        self._flags = 0  # and its flags
         self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
 
     # document
@@ -95,9 +98,8 @@ class Scanner(ScanBuffer):
                 self._array(self._item, CODE)
             else:
                 self._array(self._reference, GROUP_ID)
-            self.handler.array_done(key)
         elif wanted:
-            self.handler.header(key, self._decode(self._value_end(), VALUE))
+            self.handler.header(key, self._decode(self._value_end(), _VALUE))
         else:
             self.pos = self._value_end()
 
@@ -105,7 +107,7 @@ class Scanner(ScanBuffer):
         """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
 
         The scanner walks whole runs of elements per call. `key`: the member of each element
-        `_may_match` or `_group_id` will look at.
+        whose value's span is reported (see `_may_match`, `_reference`).
         """
         if self._peek() == ord("]"):
             self.pos += 1
@@ -147,24 +149,28 @@ class Scanner(ScanBuffer):
         self.pos = end
 
     def _references(self, found: list[Element]) -> None:
-        """provider_references entries go to the handler in runs, as the scanner found them;
-        one that needs more than its text and its provider_group_id's (not an object, no id, a
-        lone surrogate or a key spelled with escapes, too long) goes by itself, decoded, in
-        file order."""
-        at = 0
-        while at < len(found):
-            at = self.handler.provider_references_raw(self.buf, found, at, self.max_value)
-            if at < len(found):
-                self._element(self._reference, GROUP_ID, found[at])
-                at += 1
+        """provider_references entries go to the handler in runs, as the scanner found them:
+        most never matter, so none is decoded here."""
+        if not found:
+            return
+        if found[-1][1] - found[0][0] > self.max_value:  # else no entry can be larger
+            for start, end, *_ in found:
+                self.pos = start
+                self._check_size(GROUP_ID, end - start)
+        if any(map(_FLAGS, found)):
+            for start, end, _, _, flags in found:
+                if flags & _jsonscan.LONE_SURROGATE:
+                    _repair_lone_surrogates(self.buf, start, end)
+        self.handler.provider_references(self.buf, found)
 
     def _reference(self, end: int) -> None:
-        """A provider_references entry goes to the handler as JSON text: most never matter."""
-        if self.buf[self.pos] != ord("{"):
-            self.handler.provider_reference(self._decode(end, VALUE))  # not an object
-            return
-        group_id = self._group_id(end)
-        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
+        """One provider_references entry `_value_end` scanned (cut by the buffer's end): it
+        may start after blanks."""
+        match = BLANKS.match(self.buf, self.pos, end)
+        assert match is not None
+        key_start, key_end = self._span or (-1, -1)
+        entry = (match.end(), end, key_start, key_end, self._flags)
+        self.handler.provider_references(self.buf, [entry])
         self.pos = end
 
     def _item(self, end: int) -> None:
@@ -173,7 +179,7 @@ class Scanner(ScanBuffer):
             # A view, not a copy: a matched item can be tens of MB. Released after the call
             # (the buffer cannot be resized while a view of it exists).
             with memoryview(self.buf)[self.pos : end] as raw:
-                self.handler.in_network_item_raw(raw)
+                self.handler.in_network_item(raw)
         else:
             self.handler.skipped_item()
         self.pos = end
@@ -183,8 +189,8 @@ class Scanner(ScanBuffer):
     def _value_end(self, key: bytes | None = None, partial: _jsonscan.Partial | None = None) -> int:
         """Validate the value at pos; return where it ends (pos unchanged).
 
-        `key`: the member `_may_match` or `_group_id` will look at next. `partial`: where a
-        scan of this value stopped for want of data: it goes on there.
+        `key`: the member whose value's span is wanted (`_span`). `partial`: where a scan of
+        this value stopped for want of data: it goes on there.
 
         An in_network item (`key` is billing_code) longer than `hold` whose own code is known
         and not wanted is passed over as it streams: what has been validated is dropped from
@@ -227,6 +233,7 @@ class Scanner(ScanBuffer):
         end, spans, flags = result
         self._check_size(key, end - self.pos)
         self._span = spans[-1] if spans else None
+        self._flags = flags
         if self._passed and self._span is not None:
             self._check_passed(started)
         if flags & _jsonscan.LONE_SURROGATE:
@@ -275,13 +282,6 @@ class Scanner(ScanBuffer):
         if buf[start] in b"[{":
             return True  # an array or object as a code: let the handler judge it
         return self.handler.wants(_code_text(bytes(buf[start:stop])))
-
-    def _group_id(self, end: int) -> object:
-        if self._span is None:
-            return None
-        start, stop = self._span
-        with memoryview(self.buf) as view:
-            return VALUE.decode(view[start:stop])
 
 
 def _repair_lone_surrogates(buf: bytearray, start: int, end: int) -> None:
