@@ -14,14 +14,14 @@ from typing import Any
 
 import msgspec
 
-from mrfbatch.engines import (
+from mrfbatch.engines.chunks import Chunks, copy_in
+from mrfbatch.engines.protocol import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     check_value_size,
     invalid_json,
     truncated_json,
 )
-from mrfbatch.engines.chunks import Chunks, copy_in
 
 CODE = b"billing_code"  # the member read off an in_network item (its own billing code)
 GROUP_ID = b"provider_group_id"  # and off a provider_references entry

@@ -16,8 +16,8 @@ import gc
 import sys
 from typing import BinaryIO
 
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, DocumentHandler
 from mrfbatch.engines.chunks import CHUNK, Chunks
+from mrfbatch.engines.protocol import DEFAULT_MAX_VALUE_MB, MB, DocumentHandler
 from mrfbatch.engines.scanner import HOLD, MAX_NESTING, Scanner
 
 # The scanner accepts MAX_NESTING levels; msgspec, decoding a matched item, recurses once per

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from mrfbatch.engines import (
+from mrfbatch.engines.protocol import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     DocumentHandler,

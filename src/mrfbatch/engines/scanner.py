@@ -18,9 +18,9 @@ from operator import itemgetter
 import msgspec
 
 from mrfbatch import _jsonscan
-from mrfbatch.engines import DocumentHandler, Element, invalid_json, truncated_json
 from mrfbatch.engines.buffer import BLANKS, CODE, GROUP_ID, ScanBuffer
 from mrfbatch.engines.chunks import Chunks
+from mrfbatch.engines.protocol import DocumentHandler, Element, invalid_json, truncated_json
 from mrfbatch.errors import FileKindError, JsonFormatError
 
 # An in_network item longer than this whose own billing_code is not wanted is not held whole:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from mrfbatch.engines import invalid_json, truncated_json
+from mrfbatch.engines.protocol import invalid_json, truncated_json
 from mrfbatch.errors import BackendError, JsonFormatError
 
 
