@@ -1,16 +1,17 @@
-"""The fast engine's scanners alone: C (mrfbatch._jsonscan) against msgspec.
+"""The fast engine's C scanner alone (mrfbatch._jsonscan), without rows.
 
     python bench/scan.py bench/data/in-network-200mb-seed1-refsbefore-compact.json.gz
 
 Prints MB/s (10^6 bytes of JSON per second; best of --repeat) of:
 
-- `validate`: one whole decompressed file in memory, validated as a single value: msgspec
-  (`Decoder(msgspec.Raw)`, what the msgspec scanner does per value) against `scan_value`.
+- `validate`: one whole decompressed file in memory, validated as a single value by
+  `scan_value`.
 - `engine`: `FastEngine.scan` over the gzip file with a handler that does nothing but answer
-  `wants` from the benchmark whitelist, per scanner and threads: the engine's own cost,
-  inflating included, without building rows. `inflate` is ISA-L alone, the limit.
+  `wants` from the benchmark whitelist, per number of threads: the engine's own cost, inflating
+  included, without building rows. `inflate` is ISA-L alone, the limit.
 
-Runs are interleaved (C, msgspec, C, ...) so that a busy machine slows both alike.
+Runs are interleaved (threads=1, threads=2, threads=1, ...) so that a busy machine slows both
+alike.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from isal import igzip
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mrfbatch import _jsonscan  # noqa: E402
 from mrfbatch.compression import DecodedStream  # noqa: E402
+from mrfbatch.engines import Element  # noqa: E402
 from mrfbatch.engines.fast import FastEngine  # noqa: E402
 from mrfbatch.transport import open_source  # noqa: E402
 from mrfbatch.whitelist import load_whitelist, normalize_code  # noqa: E402
@@ -47,19 +48,20 @@ class NullHandler:
     def top_level_key(self, key: str) -> bool:
         return True
 
+    def header(self, key: str, value: Any) -> None:
+        pass
+
+    def provider_references(self, text: bytes | bytearray, found: list[Element]) -> None:
+        pass  # none kept
+
+    def in_network_item(self, item: object) -> None:
+        self.matched += 1
+
     def wants(self, billing_code: object) -> bool:
         return billing_code is not None and normalize_code(billing_code) in self.whitelist
 
-    def in_network_item_raw(self, raw: bytes) -> None:
-        self.matched += 1
-
-    def provider_references_raw(
-        self, text: bytearray, found: list[Any], at: int, largest: int
-    ) -> int:
-        return len(found)  # all taken, none kept
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args: None  # header, provider_reference(_raw), skipped_item, ...
+    def skipped_item(self) -> None:
+        pass
 
 
 def timed(run: Callable[..., Any], *args: Any) -> float:
@@ -76,10 +78,10 @@ def inflate(path: Path) -> int:
     return total
 
 
-def engine_run(path: Path, whitelist: set[str], scanner: str, threads: int) -> int:
+def engine_run(path: Path, whitelist: set[str], threads: int) -> int:
     handler = NullHandler(whitelist)
     with open_source(str(path)) as raw:
-        FastEngine(threads=threads, scanner=scanner).scan(DecodedStream(raw), handler)  # type: ignore[arg-type]
+        FastEngine(threads=threads).scan(DecodedStream(raw), handler)  # type: ignore[arg-type]
     return handler.matched
 
 
@@ -92,11 +94,9 @@ def main() -> None:
 
     data = igzip.decompress(args.file.read_bytes())
     size = len(data) / MB
-    raw = msgspec.json.Decoder(msgspec.Raw)
-    times: dict[str, list[float]] = {"msgspec Raw": [], "C scan_value": []}
+    times: dict[str, list[float]] = {"C scan_value": []}
     for _ in range(args.repeat):
         times["C scan_value"].append(timed(_jsonscan.scan_value, data, 0, True, b"billing_code"))
-        times["msgspec Raw"].append(timed(raw.decode, data))
     print(f"validate {args.file.name} ({size:.0f} MB, in memory):")
     for label, seconds in times.items():
         print(f"  {label:14s} {size / min(seconds):7.0f} MB/s")
@@ -106,15 +106,14 @@ def main() -> None:
     limit = min(timed(inflate, args.file) for _ in range(args.repeat))
     print(f"engine, null handler ({size:.0f} MB of JSON):")
     print(f"  {'inflate':22s} {size / limit:7.0f} MB/s  (ISA-L alone: the limit)")
-    runs = [(scanner, threads) for threads in (1, 2) for scanner in ("c", "msgspec")]
-    results: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+    runs = (1, 2)
+    results: dict[int, list[float]] = {threads: [] for threads in runs}
     for _ in range(args.repeat):
-        for scanner, threads in runs:
-            seconds = timed(engine_run, args.file, whitelist, scanner, threads)
-            results[(scanner, threads)].append(seconds)
-    for (scanner, threads), runs_seconds in results.items():
+        for threads in runs:
+            results[threads].append(timed(engine_run, args.file, whitelist, threads))
+    for threads, runs_seconds in results.items():
         mbps = size / min(runs_seconds)
-        label = f"{scanner} threads={threads}"
+        label = f"threads={threads}"
         print(f"  {label:22s} {mbps:7.0f} MB/s  {mbps * limit / size:.2f}x inflate")
 
 

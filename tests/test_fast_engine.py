@@ -1,7 +1,8 @@
 """The fast engine against the reference engine (ijson), on the same inputs.
 
-Every test runs twice, once per scanner of the fast engine: the C extension (mrfbatch._jsonscan;
-those runs fail, not skip, when it is not built) and msgspec. Each input is extracted by the
+Every test runs twice: with the fast engine as it is, and with it passing over every unwanted
+item cut by a chunk's end (`hold=0`), as it does only with items over 8 MiB by default. Each
+input is extracted by the
 reference engine once and by the fast engine with many chunk sizes, down to one byte, so every
 value boundary of the file falls on a chunk edge at least once. Both engines write rows in file
 order, so the tables must be equal row for row, and the status counts must be equal. Malformed
@@ -18,7 +19,6 @@ import gzip
 import io
 import itertools
 import json
-import logging
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,12 +31,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import providers, rates
+from mrfbatch import items as items_module
+from mrfbatch import provider_rows, providers, rates
 from mrfbatch.engines import chunks
-from mrfbatch.engines import fast as fast_module
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.engines.scanner import Scanner
-from mrfbatch.errors import BackendError, UsageError
 from mrfbatch.run_extraction import ExtractionResult, run_extraction
 from mrfbatch.transport import TransportSettings
 from support import containers, oracle, synth
@@ -73,22 +72,20 @@ COUNTS = (
 )
 
 _runs = itertools.count()
-_scanner = "c"  # the fast engine's scanner in the running test (the `scanner` fixture)
+_hold = "hold"  # how the running test's fast engines treat unwanted items (the `hold` fixture)
 
 
-@pytest.fixture(autouse=True, params=["c", "c-pass", "msgspec"])
-def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test runs with the C scanner, then with msgspec (every fast engine it builds).
-
-    "c-pass" is the C scanner with `hold=0`: every unwanted item cut by a chunk's end is passed
-    over as it streams, as only items longer than 8 MiB are by default.
-    """
-    global _scanner
-    _scanner = request.param
+@pytest.fixture(autouse=True, params=["hold", "pass"])
+def hold(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test runs with the fast engine's default `hold`, then with `hold=0` ("pass"): every
+    unwanted item cut by a chunk's end is passed over as it streams, as only items longer than
+    8 MiB are by default (every fast engine the test builds)."""
+    global _hold
+    _hold = request.param
     try:
         yield request.param
     finally:
-        _scanner = "c"
+        _hold = "hold"
 
 
 pytestmark = pytest.mark.usefixtures("quiet_logs")  # tests/conftest.py
@@ -103,7 +100,7 @@ def make_engine(spec: Any) -> Any:
     """The engine for a spec: "reference", a chunk size, (chunk size, threads), None: default,
     or a FastEngine.
 
-    Fast engines use the scanner of the running test.
+    Fast engines use the `hold` of the running test.
     """
     if spec == "reference" or isinstance(spec, FastEngine):
         return spec
@@ -115,10 +112,10 @@ def make_engine(spec: Any) -> Any:
 
 
 def fast_engine(**options: Any) -> FastEngine:
-    """A FastEngine with the running test's scanner."""
-    if _scanner == "c-pass":
-        return FastEngine(scanner="c", hold=0, **options)
-    return FastEngine(scanner=_scanner, **options)
+    """A FastEngine with the running test's `hold`."""
+    if _hold == "pass":
+        return FastEngine(hold=0, **options)
+    return FastEngine(**options)
 
 
 @dataclass
@@ -196,35 +193,6 @@ def error_kind(error: str | None) -> str | None:
 def error_offset(error: str | None) -> int | None:
     match = re.search(r"at decoded byte (\d+)", error or "")
     return int(match.group(1)) if match else None
-
-
-def test_fast_engine_scanner_auto_is_c_when_built(scanner: str) -> None:
-    assert fast_engine().scanner == scanner.removesuffix("-pass")
-    assert FastEngine().scanner == "c"  # the extension is built wherever the tests run
-
-
-def test_fast_engine_scanner_c_missing_or_unknown_fails(
-    scanner: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with pytest.raises(UsageError, match="unknown scanner 'rust'"):
-        FastEngine(scanner="rust")
-    monkeypatch.setattr(fast_module, "_jsonscan_missing", ImportError("no module named _jsonscan"))
-    with pytest.raises(BackendError, match="C scanner mrfbatch._jsonscan is not built"):
-        FastEngine(scanner="c")
-    assert FastEngine().scanner == "msgspec"
-
-
-def test_fast_engine_logs_its_scanner(
-    scanner: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
-) -> None:
-    logging.disable(logging.NOTSET)
-    path = tmp_path / "one.json"
-    path.write_bytes(document(item(b'"99213"')))
-    with caplog.at_level(logging.DEBUG, logger="mrfbatch.engines.fast"):
-        outcome = extract(path, tmp_path, None, ["99213"])
-    assert outcome.result.ok
-    expected = "msgspec scanner" if scanner == "msgspec" else "C scanner"
-    assert any(expected in record.getMessage() for record in caplog.records), caplog.text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -643,6 +611,27 @@ TRAPS: dict[str, tuple[bytes, dict[tuple[str, ...] | None, int]]] = {
         ),
         {None: 2, ("99213",): 1, ("11111",): 1},
     ),
+    # ids whose Decimal prints as an integer (-0, 100): the reference engine hands its decoded
+    # entries over as JSON text, where they must not come back as ints ("0" is not "-0")
+    "integral-decimal-provider-group-ids": (
+        document(
+            item(b'"99213"', rates=[rate(refs=b"[-0E0,1.00e2]"), rate(b"1", b"[1e2,-0.0e1]")]),
+            refs=b"["
+            + b",".join(
+                [
+                    *(
+                        b'{"provider_group_id":' + gid + b',"provider_groups":[{"npi":[1234567893],'
+                        b'"tin":{"type":"ein","value":"11-1111111"}}]}'
+                        for gid in (b"-0E0", b"1.00e2", b"1e2", b"-0.0e1", b"[1.00e2]")
+                    ),
+                    b"1.00e2",  # not an object: counted
+                    b"[-0E0]",
+                ]
+            )
+            + b"]",
+        ),
+        {None: 1, ("99213",): 1},
+    ),
     "integer-billing-codes": (
         document(
             item(b"99213"),
@@ -842,9 +831,9 @@ def check_trap(data: bytes, matched: dict[Any, int], tmp_path: Path, engines: An
 
 
 @pytest.mark.parametrize("name", list(TRAPS))
-def test_fast_engine_matches_reference_on_trap(name: str, scanner: str, tmp_path: Path) -> None:
+def test_fast_engine_matches_reference_on_trap(name: str, hold: str, tmp_path: Path) -> None:
     data, matched = TRAPS[name]
-    if name == "duplicate-billing-code-keys" and scanner == "c-pass":
+    if name == "duplicate-billing-code-keys" and hold == "pass":
         check_passed_duplicates(data, [list(w) for w in matched if w], tmp_path)
         return
     check_trap(data, matched, tmp_path, TRAP_ENGINES)
@@ -856,9 +845,11 @@ def test_fast_engine_matches_reference_with_every_item_large(
 ) -> None:
     """Every matched item read as a LargeItem, from a view of the engine's buffer: whatever the
     item's shape, nothing may keep the view, or the buffer could not take the next chunk."""
-    monkeypatch.setattr(rates, "LARGE_ITEM_BYTES", 0)
-    monkeypatch.setattr(rates, "_rows", None)  # items of the usual shape decoded in Python too
-    monkeypatch.setattr(providers, "_rows", None)
+    monkeypatch.setattr(items_module, "LARGE_ITEM_BYTES", 0)
+    # Items and provider references of the usual shape read in Python too: C takes none.
+    monkeypatch.setattr(rates.ItemRows, "native_head", lambda self, raw: None)
+    monkeypatch.setattr(providers._rows, "spill_references", lambda t, f, at, *_: (at, False))
+    monkeypatch.setattr(provider_rows.ProviderRows, "add_records", lambda s, d, at, *_: (at, False))
     data, matched = TRAPS[name]
     check_trap(data, matched, tmp_path, (("chunk=5", 5), ("default", None)))
 
@@ -1585,9 +1576,9 @@ def test_fast_engine_matches_reference_on_very_deep_nesting(where: str, tmp_path
         assert_same(fast, ref, f"{where} fast {label}")
 
 
-@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec's limit is the recursion
-def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(  # limit the decode shares
-    scanner: str, tmp_path: Path
+@pytest.mark.parametrize("hold", ["hold"], indirect=True)
+def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(
+    hold: str, tmp_path: Path
 ) -> None:
     """An item nested 4990 levels deep passes the C scanner (limit 5000) and is decoded."""
     path = tmp_path / "deep.json"
@@ -1602,9 +1593,9 @@ def test_fast_engine_c_scanner_decodes_items_nested_up_to_its_limit(  # limit th
             assert error in (fast.error or ""), fast.error
 
 
-@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec rescans: it doubles
+@pytest.mark.parametrize("hold", ["hold"], indirect=True)
 def test_c_scanner_holds_a_long_skipped_item_about_once(
-    scanner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hold: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A skipped item 40 chunks long grows the buffer a chunk at a time, not to twice its size."""
     longest = 0
@@ -1658,10 +1649,10 @@ def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 PADDING = b',"x_pad":[' + b",".join([b'{"a":"' + b"x" * 50 + b'"}'] * 45_000) + b"]"  # 2.6 MB
 
 
-@pytest.mark.parametrize("scanner", ["c"], indirect=True)  # msgspec holds every item whole
+@pytest.mark.parametrize("hold", ["hold"], indirect=True)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_c_scanner_passes_over_a_long_unwanted_item(
-    scanner: str, threads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hold: str, threads: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An item longer than `hold` whose own code (read first) is not wanted is not held whole:
     the buffer stays within `hold` and a few chunks, and the tables are the reference's."""
@@ -1670,7 +1661,7 @@ def test_c_scanner_passes_over_a_long_unwanted_item(
     big = item(b'"11111"', extra=PADDING, rates=[rate(refs=b"[1]")])
     path = tmp_path / "long.json"
     path.write_bytes(document(big, item(b'"99213"'), big.replace(b"11111", b"22222"), big))
-    engine = FastEngine(chunk_size=chunk, threads=threads, scanner="c", hold=hold)
+    engine = FastEngine(chunk_size=chunk, threads=threads, hold=hold)
     for whitelist in (["99213"], ["99213", "22222"]):
         longest[0] = 0
         fast = extract(path, tmp_path, engine, whitelist)
@@ -1683,22 +1674,22 @@ def test_c_scanner_passes_over_a_long_unwanted_item(
             assert longest[0] > len(big)  # the wanted long item is held whole
 
 
-@pytest.mark.parametrize("scanner", ["c"], indirect=True)
+@pytest.mark.parametrize("hold", ["hold"], indirect=True)
 def test_c_scanner_holds_a_long_item_whose_code_comes_last(
-    scanner: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hold: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Until an item's own code has been read, it may be wanted: it is held whole."""
     longest = longest_buffer(monkeypatch)
     big = item(b'"11111"', lead=PADDING[1:] + b",", code_last=True)
     path = tmp_path / "last.json"
     path.write_bytes(document(big, item(b'"99213"')))
-    engine = FastEngine(chunk_size=64 * 1024, scanner="c", hold=0)
+    engine = FastEngine(chunk_size=64 * 1024, hold=0)
     fast = extract(path, tmp_path, engine, ["99213"])
     assert_same(fast, extract(path, tmp_path, "reference", ["99213"]), "code last")
     assert longest[0] > len(big)
 
 
-@pytest.mark.parametrize("scanner", ["c"], indirect=True)
+@pytest.mark.parametrize("hold", ["hold"], indirect=True)
 @pytest.mark.parametrize(
     ("second", "whitelist", "fails"),
     [
@@ -1708,13 +1699,13 @@ def test_c_scanner_holds_a_long_item_whose_code_comes_last(
     ],
 )
 def test_c_scanner_long_item_naming_its_code_twice(
-    scanner: str, second: bytes, whitelist: list[str], fails: bool, tmp_path: Path
+    hold: str, second: bytes, whitelist: list[str], fails: bool, tmp_path: Path
 ) -> None:
     big = item(b'"11111"', extra=PADDING + rb',"billing\u005fcode":' + second)
     path = tmp_path / "twice.json"
     data = document(item(b'"99213"'), big)
     path.write_bytes(data)
-    engine = FastEngine(chunk_size=64 * 1024, scanner="c", hold=256 * 1024)
+    engine = FastEngine(chunk_size=64 * 1024, hold=256 * 1024)
     fast = extract(path, tmp_path, engine, whitelist)
     ref = extract(path, tmp_path, "reference", whitelist)
     if not fails:

@@ -35,8 +35,7 @@ WHITELIST = ["99213", "27447", "J1885", "0450"]  # some items are decoded, other
 ENGINES: dict[str, Any] = {
     "reference": "reference",
     "fast": "fast",
-    "fast, C scanner, 61-byte chunks": FastEngine(chunk_size=61, scanner="c"),
-    "fast, msgspec scanner, 61-byte chunks": FastEngine(chunk_size=61, scanner="msgspec"),
+    "fast, 61-byte chunks": FastEngine(chunk_size=61),
 }
 DEADLINE = 20.0  # seconds per extraction (they take about 10 ms)
 COUNTS = ("items_seen", "items_matched", "rate_rows", "provider_rows", "unresolved_references")

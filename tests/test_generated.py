@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch import items as items_module
 from mrfbatch import rates as rates_module
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
@@ -466,7 +467,7 @@ def test_run_extraction_large_items_in_batches_of_rows(
     LARGE_ITEM_BYTES 0 every item is a LargeItem, its rates decoded as they are read."""
     monkeypatch.setattr(rates_module, "ROWS_PER_BATCH", rows)
     if large_bytes is not None:
-        monkeypatch.setattr(rates_module, "LARGE_ITEM_BYTES", large_bytes)
+        monkeypatch.setattr(items_module, "LARGE_ITEM_BYTES", large_bytes)
     sf = synth.generate(synth.SynthConfig(seed=46, items=10, inline_groups=True, references=6))
     prices = [
         sum(len(r["negotiated_prices"]) for r in i["negotiated_rates"])

@@ -1,14 +1,17 @@
-"""The C provider-row builder (mrfbatch._rows) against the Python one it replaces.
+"""The C provider-row builder (mrfbatch._rows) against the Python one it replaced.
 
-`NativeProviderRows.add_text` takes a provider_references entry straight from its JSON text
-when it has the usual shape, and gives up (adding nothing) otherwise. Whatever it takes must
-give exactly the rows the Python path gives for the same text (`_decoded_text`, then
-`ProviderRows.add`), and only texts that path decodes without counting anything may be taken.
+`ProviderRows.add_text` takes a provider_references entry straight from its JSON text when it
+has the usual shape, and gives up (adding nothing) otherwise. Whatever it takes must give
+exactly the rows the Python path gives for the same text (`read_reference`, then the rows made
+with pyarrow from Python lists: `PythonProviderRows`, the builder the package used before C
+was required), and only texts that path decodes without counting anything may be taken.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrfbatch import providers
-from mrfbatch.providers import NativeProviderRows, ProviderRows, ProviderStore, _decoded_text
-from mrfbatch.rows import PROVIDERS_SCHEMA, Quality
-
-# Fails, not skips, when the extension is not built (as test_jsonscan does).
-assert providers._rows is not None, "the C extension mrfbatch._rows is not built"
+from mrfbatch.engines.reference import json_text
+from mrfbatch.provider_rows import NETWORK_NAMES, ProviderRows, provider_batch, read_reference
+from mrfbatch.providers import ProviderStore
+from mrfbatch.tables import PROVIDERS_SCHEMA, Group, Quality, owner_indices
 
 TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'
 USUAL = (
@@ -31,11 +33,52 @@ USUAL = (
 )
 
 
+class PythonProviderRows:
+    """Provider rows of many group lists, gathered in Python lists until taken as a batch."""
+
+    def __init__(self, network_id: str):
+        self.network_id = network_id
+        self.count = 0
+        self._groups: list[Group] = []
+        self._sizes: list[int] = []  # groups per list
+        self._group_ids: list[str] = []
+        self._network_names: list[list[str] | None] = []
+        self._sources: list[str] = []
+
+    def add(
+        self, group_id: str, groups: Sequence[Group], network_name: list[str] | None, source: str
+    ) -> None:
+        self._groups += groups
+        self._sizes.append(len(groups))
+        self._group_ids.append(group_id)
+        self._network_names.append(network_name)
+        self._sources.append(source)
+        self.count += sum(len(group[0]) for group in groups)
+
+    def take(self) -> pa.RecordBatch:
+        groups, n = self._groups, self.count
+        npis, tin_types, tin_values, business_names = (
+            zip(*groups, strict=True) if groups else [()] * 4
+        )
+        return provider_batch(
+            self.network_id,
+            pa.array(chain.from_iterable(npis), pa.int64(), size=n),
+            owner_indices(list(map(len, npis))),
+            owner_indices(self._sizes),
+            [pa.array(values, pa.string()) for values in (tin_types, tin_values, business_names)],
+            [
+                pa.array(self._group_ids, pa.string()),
+                pa.array(self._network_names, NETWORK_NAMES),
+                pa.array(self._sources, pa.string()),
+            ],
+        )
+
+
 def python_rows(entries: list[tuple[str, bytes]]) -> tuple[pa.RecordBatch, Quality]:
     """The oracle: each text decoded in Python, as ProviderStore.columns did before C."""
-    rows, quality = ProviderRows("net"), Quality()
+    rows, quality = PythonProviderRows("net"), Quality()
     for gid, text in entries:
-        source, names, groups, location = _decoded_text(text, quality)
+        source, names, groups, location = read_reference(text, quality)
         if groups is not None:
             rows.add(gid, groups, names, source)
     return rows.take(), quality
@@ -43,11 +86,11 @@ def python_rows(entries: list[tuple[str, bytes]]) -> tuple[pa.RecordBatch, Quali
 
 def native_rows(entries: list[tuple[str, bytes]]) -> tuple[pa.RecordBatch, list[bool]]:
     """The C builder, with the Python path for what it gives up on (as `columns` does)."""
-    rows, taken = NativeProviderRows("net"), []
+    rows, taken = ProviderRows("net"), []
     for gid, text in entries:
         taken.append(rows.add_text(gid, text))
         if not taken[-1]:
-            source, names, groups, location = _decoded_text(text, Quality())
+            source, names, groups, location = read_reference(text, Quality())
             if groups is not None:
                 rows.add(gid, groups, names, source)
     return rows.take(), taken
@@ -169,7 +212,7 @@ def test_a_text_given_up_halfway_leaves_nothing_behind() -> None:
 
 
 def test_take_starts_afresh_and_an_empty_take_is_an_empty_batch() -> None:
-    rows = NativeProviderRows("net")
+    rows = ProviderRows("net")
     assert rows.take().num_rows == 0
     assert rows.add_text("7", USUAL.encode())
     assert rows.count == 2
@@ -236,11 +279,12 @@ def test_random_references_give_the_same_rows(
 
 
 @pytest.mark.parametrize(("read_chunk", "batch_rows"), [(1 << 20, 16_384), (100, 7), (1, 1)])
-def test_the_store_gives_the_same_rows_without_the_extension(
+def test_the_store_gives_the_same_rows_when_python_reads_every_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_chunk: int, batch_rows: int
 ) -> None:
-    """Built without a C compiler, ProviderStore makes the rows in Python: the same rows, with
-    records cut by every read of the spill file and batches filled at any record."""
+    """With C taking no entry (neither into the spill file nor into rows), ProviderStore reads
+    every one in Python: the same rows, with records cut by every read of the spill file and
+    batches filled at any record."""
     monkeypatch.setattr(providers, "_READ_CHUNK", read_chunk)
     monkeypatch.setattr(providers, "_ROWS_PER_BATCH", batch_rows)
     texts = [
@@ -251,21 +295,25 @@ def test_the_store_gives_the_same_rows_without_the_extension(
         USUAL.replace('"N"', '"Ñ"'),
     ]
     tables, defined = [], []
-    for extension in (providers._rows, None):
-        monkeypatch.setattr(providers, "_rows", extension)
-        store = ProviderStore(tmp_path / f"{extension is None}.spill", "net", Quality())
-        try:
-            for i in range(30):
-                store.add_raw(i, texts[i % len(texts)].encode())
-                if i % 4 == 0:
-                    store.add_inline({f"inline-{i}": [((5, i), "ein", str(i), None)]})
-            referenced = {str(i) for i in range(30) if i % 6} | {"inline-4", "absent"}
-            batches = list(store.columns(referenced))
-            assert all(b.num_rows >= batch_rows for b in batches[:-1])
-            tables.append(pa.Table.from_batches(batches))
-            defined.append(store.unresolved(referenced))
-        finally:
-            store.close()
+    for c_takes in (True, False):
+        with monkeypatch.context() as patched:
+            if not c_takes:
+                patched.setattr(providers._rows, "spill_references", lambda t, f, at, *_: (at, 0))
+                patched.setattr(ProviderRows, "add_records", lambda s, d, at, *_: (at, False))
+            store = ProviderStore(tmp_path / f"{c_takes}.spill", "net", Quality())
+            try:
+                for i in range(30):
+                    raw, gid = texts[i % len(texts)].encode(), json_text(i)
+                    store.add_references(raw + gid, [(0, len(raw), len(raw), len(raw + gid), 0)])
+                    if i % 4 == 0:
+                        store.add_inline(f"inline-{i}", [((5, i), "ein", str(i), None)])
+                referenced = {str(i) for i in range(30) if i % 6} | {"inline-4", "absent"}
+                batches = list(store.columns(referenced))
+                assert all(b.num_rows >= batch_rows for b in batches[:-1])
+                tables.append(pa.Table.from_batches(batches))
+                defined.append(store.unresolved(referenced))
+            finally:
+                store.close()
     assert tables[0].num_rows > 50
     assert tables[0].equals(tables[1])
     assert defined[0] == defined[1] == 1  # "absent"; remote entries define their keys

@@ -13,16 +13,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import providers
+from mrfbatch import provider_rows, providers
 from mrfbatch.engines.fast import FastEngine
+from mrfbatch.engines.reference import json_text
 from mrfbatch.providers import ProviderStore
 from mrfbatch.remote import in_order
-from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.run_extraction import run_extraction
+from mrfbatch.tables import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.transport import TransportSettings
 from support.httpserver import FileServer
 
@@ -56,6 +58,34 @@ def rows(store: ProviderStore, referenced: set[str]) -> list[tuple[Any, ...]]:
     return out
 
 
+def add(store: ProviderStore, group_id: object, raw: bytes, only: set[str] | None = None) -> None:
+    """Store one entry, its id given apart (the id's JSON text follows the entry's, where the
+    element's key span points, as the reference engine hands entries over)."""
+    gid = json_text(group_id)
+    store.add_references(raw + gid, [(0, len(raw), len(raw), len(raw) + len(gid), 0)], only)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("-0E0"),
+        Decimal("1.00e2"),
+        Decimal("1E+3"),
+        Decimal("-0.0"),
+        Decimal("690.64470"),
+        123456789012345678901234567890,
+        "é\n\x00",
+        [Decimal("1.00e2"), {"a": [Decimal("-0")]}, None, True],
+    ],
+    ids=repr,
+)
+def test_json_text_decodes_to_the_same_values(value: object) -> None:
+    """What the reference engine writes of a provider_group_id, or of an entry that is not an
+    object, decodes as the fast engine's text does: the same values of the same types."""
+    decoded = msgspec.json.Decoder(float_hook=Decimal).decode(json_text(value))
+    assert decoded == value and repr(decoded) == repr(value)
+
+
 def counts(quality: Quality) -> tuple[int, dict[str, int], int]:
     return quality.unknown_keys, dict(quality.unknown_key_names), quality.invalid_values
 
@@ -81,7 +111,7 @@ def test_columns_usual_and_unusual_references_give_the_same_rows(
     store: ProviderStore, text: str, unknown_names: dict[str, int]
 ) -> None:
     quality = store.quality
-    store.add_raw(7, text.encode())
+    add(store, 7, text.encode())
     assert rows(store, {"7"}) == USUAL_ROWS
     assert counts(quality) == (sum(unknown_names.values()), unknown_names, 0)
     assert store.unresolved({"7"}) == 0
@@ -104,8 +134,8 @@ def test_columns_decodes_the_usual_shape_without_the_generic_path(
     def generic(*args: object) -> None:
         raise AssertionError("decoded generically")
 
-    monkeypatch.setattr(providers, "_decoded", generic)
-    store.add_raw(7, text.encode())
+    monkeypatch.setattr(provider_rows, "_decoded", generic)
+    add(store, 7, text.encode())
     assert len(rows(store, {"7"})) == (1 if '"npi": []' in text else 2)
 
 
@@ -126,7 +156,7 @@ def test_columns_converts_and_counts_unusual_groups(
     store: ProviderStore, groups: str, expected: list[tuple[Any, ...]], invalid: int
 ) -> None:
     quality = store.quality
-    store.add_raw("g", f'{{"provider_group_id": "g", "provider_groups": {groups}}}'.encode())
+    add(store, "g", f'{{"provider_group_id": "g", "provider_groups": {groups}}}'.encode())
     assert rows(store, {"g"}) == [("g", *row, None, "file") for row in expected]
     assert counts(quality) == (0, {}, invalid)
     assert store.unresolved({"g"}) == 0  # defined, even with no rows
@@ -134,24 +164,22 @@ def test_columns_converts_and_counts_unusual_groups(
 
 def test_columns_keeps_the_exact_text_of_fractional_ids(store: ProviderStore) -> None:
     text = USUAL.replace('"provider_group_id": 7', '"provider_group_id": 690.64470')
-    store.add_raw(Decimal("690.64470"), text.encode())
+    add(store, Decimal("690.64470"), text.encode())
     assert [row[0] for row in rows(store, {"690.64470"})] == ["690.64470", "690.64470"]
 
 
 def test_columns_keeps_every_entry_of_a_duplicate_id_in_file_order(store: ProviderStore) -> None:
     for gid, npi in ((5, 1), (6, 2), (5, 3)):
         group = {"npi": [npi], "tin": {"type": "ein", "value": "v"}}
-        store.add_raw(
-            gid, json.dumps({"provider_group_id": gid, "provider_groups": [group]}).encode()
-        )
+        add(store, gid, json.dumps({"provider_group_id": gid, "provider_groups": [group]}).encode())
     assert [(r[0], r[1]) for r in rows(store, {"5", "6"})] == [("5", 1), ("6", 2), ("5", 3)]
 
 
 def test_columns_interleaves_inline_groups_in_the_order_stored(store: ProviderStore) -> None:
-    store.add_raw(1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
-    store.add_inline({"inline-a": [((2, 3), "ein", "a", None)]})
-    store.add_raw(2, b'{"provider_group_id": 2, "provider_groups": [{"npi": [4], "tin": {}}]}')
-    store.add_inline({"inline-b": [((5,), "npi", "5", "B")]})
+    add(store, 1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
+    store.add_inline("inline-a", [((2, 3), "ein", "a", None)])
+    add(store, 2, b'{"provider_group_id": 2, "provider_groups": [{"npi": [4], "tin": {}}]}')
+    store.add_inline("inline-b", [((5,), "npi", "5", "B")])
     assert rows(store, {"1", "2"}) == [
         ("1", 1, None, None, None, None, "file"),
         ("inline-a", 2, "ein", "a", None, None, "inline"),
@@ -161,21 +189,21 @@ def test_columns_interleaves_inline_groups_in_the_order_stored(store: ProviderSt
     ]
 
 
-def test_add_raw_with_only_drops_entries_no_rate_needs(store: ProviderStore) -> None:
+def test_add_references_with_only_drops_entries_no_rate_needs(store: ProviderStore) -> None:
     """References after in_network: every needed key is known, the others are not kept."""
     quality = store.quality
     for gid in (1, 2, 3):
         group = f'{{"npi": [{gid}], "tin": {TIN}}}'
         ref = f'{{"provider_group_id": {gid}, "extra": 1, "provider_groups": [{group}]}}'
-        store.add_raw(gid, ref.encode(), only={"1", "3", "4"})
+        add(store, gid, ref.encode(), only={"1", "3", "4"})
     assert [r[:2] for r in rows(store, {"1", "3", "4"})] == [("1", 1), ("3", 3)]
     assert store.unresolved({"1", "3", "4"}) == 1  # 4 is defined nowhere
     assert quality.unknown_keys == 2  # only the references that rates use are decoded
 
 
-def test_add_raw_counts_an_invalid_id_and_drops_the_entry(store: ProviderStore) -> None:
+def test_add_references_counts_an_invalid_id_and_drops_the_entry(store: ProviderStore) -> None:
     quality = store.quality
-    store.add_raw(None, b'{"provider_group_id": null, "provider_groups": []}')
+    add(store, None, b'{"provider_group_id": null, "provider_groups": []}')
     assert rows(store, {"None"}) == []
     assert quality.invalid_examples == [
         "provider_references.provider_group_id: provider group id None is not a number or a string"
@@ -184,8 +212,8 @@ def test_add_raw_counts_an_invalid_id_and_drops_the_entry(store: ProviderStore) 
 
 def test_columns_unreferenced_entries_are_neither_decoded_nor_counted(store: ProviderStore) -> None:
     quality = store.quality
-    store.add_raw(1, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
-    store.add_raw(7, USUAL.encode())
+    add(store, 1, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    add(store, 7, USUAL.encode())
     assert rows(store, {"7"}) == USUAL_ROWS
     assert counts(quality) == (0, {}, 0)
 
@@ -194,7 +222,7 @@ def test_columns_counts_invalid_values_in_file_order(store: ProviderStore) -> No
     quality = store.quality
     for i in range(25):
         group = f'{{"npi": ["bad{i}"], "tin": {TIN}}}'
-        store.add_raw(i, f'{{"provider_group_id": {i}, "provider_groups": [{group}]}}'.encode())
+        add(store, i, f'{{"provider_group_id": {i}, "provider_groups": [{group}]}}'.encode())
     assert len(rows(store, {str(i) for i in range(25)})) == 25  # one TIN-only row each
     assert quality.invalid_values == 25
     assert quality.invalid_examples == [
@@ -209,9 +237,9 @@ def test_columns_reads_records_across_read_chunks(
     npis = list(range(1000, 3000))
     group = {"npi": npis, "tin": {"type": "ein", "value": "v"}}
     big = {"provider_group_id": "big", "provider_groups": [group]}
-    store.add_raw("big", json.dumps(big).encode())
-    store.add_raw("é", '{"provider_group_id": "é", "provider_groups": []}'.encode())
-    store.add_raw(7, USUAL.encode())
+    add(store, "big", json.dumps(big).encode())
+    add(store, "é", '{"provider_group_id": "é", "provider_groups": []}'.encode())
+    add(store, 7, USUAL.encode())
     got = rows(store, {"big", "é", "7"})
     assert got == [("big", n, "ein", "v", None, None, "file") for n in npis] + USUAL_ROWS
     assert store.unresolved({"big", "é", "7"}) == 0
@@ -221,14 +249,14 @@ def test_columns_hands_out_large_batches(store: ProviderStore) -> None:
     ref = {"provider_group_id": 1, "provider_groups": [{"npi": list(range(1, 101)), "tin": {}}]}
     for gid in range(1, 401):
         ref["provider_group_id"] = gid
-        store.add_raw(gid, json.dumps(ref).encode())
+        add(store, gid, json.dumps(ref).encode())
     sizes = [batch.num_rows for batch in store.columns({str(g) for g in range(1, 401)})]
     assert sum(sizes) == 40_000
     assert all(n >= 8192 for n in sizes[:-1]) and len(sizes) < 10
 
 
 def test_columns_twice_counts_each_reference_once(store: ProviderStore) -> None:
-    store.add_raw(7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    add(store, 7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
     assert rows(store, {"7"}) == rows(store, {"7"}) == USUAL_ROWS
     assert store.quality.unknown_keys == 1
 
@@ -241,11 +269,11 @@ def test_unresolved_before_columns_is_an_error(store: ProviderStore) -> None:
 def test_add_after_the_store_was_read_is_an_error(store: ProviderStore) -> None:
     rows(store, set())
     with pytest.raises(RuntimeError, match="added after the store was read"):
-        store.add_raw(7, USUAL.encode())
+        add(store, 7, USUAL.encode())
 
 
 def test_close_removes_the_spill_file(store: ProviderStore) -> None:
-    store.add_raw(7, USUAL.encode())
+    add(store, 7, USUAL.encode())
     assert store.path.is_file()
     store.close()
     assert list(store.path.parent.iterdir()) == []
@@ -254,9 +282,9 @@ def test_close_removes_the_spill_file(store: ProviderStore) -> None:
 def test_fetch_remote_counts_each_reference_once(store: ProviderStore) -> None:
     """With a location about, references are decoded twice (to find it, then for rows)."""
     quality = store.quality
-    store.add_raw(7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
-    store.add_raw(8, b'{"provider_group_id": 8, "loc\\u0061tion": "ftp://h.example/p.json"}')
-    store.add_raw(9, b'{"provider_group_id": 9, "npi": [1], "provider_groups": [{"npi": ["x"]}]}')
+    add(store, 7, USUAL.replace('"network_name"', '"extra": 1, "network_name"').encode())
+    add(store, 8, b'{"provider_group_id": 8, "loc\\u0061tion": "ftp://h.example/p.json"}')
+    add(store, 9, b'{"provider_group_id": 9, "npi": [1], "provider_groups": [{"npi": ["x"]}]}')
     outcome = store.fetch_remote({"7", "8", "9"}, SETTINGS)
     assert (outcome.fetched, outcome.failed) == (0, 1)
     assert "ftp://h.example/p.json: not an http(s) URL" in outcome.warnings[0]
@@ -278,11 +306,11 @@ def test_fetch_remote_rows_take_the_place_of_their_reference(
 ) -> None:
     remote = {"provider_groups": [{"npi": [21, 22], "tin": {"type": "ein", "value": "r"}}]}
     url = http_server.add("/refs/r.json", json.dumps(remote).encode())
-    store.add_raw(1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
+    add(store, 1, b'{"provider_group_id": 1, "provider_groups": [{"npi": [1], "tin": {}}]}')
     text = f'{{"provider_group_id": 2, "network_name": ["R"], "location": "{url}"}}'
-    store.add_raw(2, text.encode())
-    store.add_raw(3, b'{"provider_group_id": 3, "provider_groups": [{"npi": [3], "tin": {}}]}')
-    store.add_raw(4, f'{{"provider_group_id": 4, "location": "{url}"}}'.encode())
+    add(store, 2, text.encode())
+    add(store, 3, b'{"provider_group_id": 3, "provider_groups": [{"npi": [3], "tin": {}}]}')
+    add(store, 4, f'{{"provider_group_id": 4, "location": "{url}"}}'.encode())
     outcome = store.fetch_remote({"1", "2", "3", "4"}, SETTINGS)
     assert (outcome.fetched, outcome.failed, outcome.warnings) == (1, 0, [])
     assert rows(store, {"1", "2", "3", "4"}) == [
@@ -312,8 +340,8 @@ def test_fetch_remote_skips_a_file_over_the_limit(
         assert len(large_text) < limit
     small_url = http_server.add("/refs/small.json", small_text)
     large_url = http_server.add("/refs/large.json", large_text)
-    store.add_raw(1, f'{{"provider_group_id": 1, "location": "{small_url}"}}'.encode())
-    store.add_raw(2, f'{{"provider_group_id": 2, "location": "{large_url}"}}'.encode())
+    add(store, 1, f'{{"provider_group_id": 1, "location": "{small_url}"}}'.encode())
+    add(store, 2, f'{{"provider_group_id": 2, "location": "{large_url}"}}'.encode())
     outcome = store.fetch_remote({"1", "2"}, SETTINGS, max_bytes=limit)
     assert (outcome.fetched, outcome.failed) == (1, 1)
     assert len(outcome.warnings) == 1
@@ -394,13 +422,16 @@ def found_in(entries: list[tuple[bytes, bytes]]) -> tuple[bytearray, list[tuple[
     return text, found
 
 
+def take_none(text: Any, found: Any, at: int, *rest: Any) -> tuple[int, bool]:
+    """spill_references that writes nothing: Python reads every entry."""
+    return at, False
+
+
 @pytest.fixture(params=["C", "Python"])
 def spill_writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Who writes add_found's records: the C extension, or Python (the extension hidden)."""
-    if request.param == "C" and providers._rows is None:
-        pytest.skip("the C extension mrfbatch._rows is not built")
+    """Who writes add_references' records: the C extension, or Python (C taking none)."""
     if request.param == "Python":
-        monkeypatch.setattr(providers, "_rows", None)
+        monkeypatch.setattr(providers._rows, "spill_references", take_none)
     return str(request.param)
 
 
@@ -422,26 +453,39 @@ ENTRIES = [
 ]
 
 
+def store_one_by_one(
+    store: ProviderStore,
+    entries: list[tuple[bytes, bytes]],
+    only: set[str] | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The oracle: each entry stored by itself, its id decoded by Python's json module, and
+    read in Python (C takes none)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(providers._rows, "spill_references", take_none)
+        for gid, raw in entries:
+            add(store, json.loads(gid, parse_float=Decimal), raw, only)
+
+
 @pytest.mark.parametrize("buffer", [1 << 20, 40])
 @pytest.mark.parametrize("only", [None, {"1", "é", "3.40880", 'x"y', "12", "1E-7", "-12"}])
-def test_add_found_stores_what_add_raw_stores(
+def test_add_references_stores_what_python_stores_one_by_one(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     spill_writer: str,
     buffer: int,
     only: set[str] | None,
 ) -> None:
-    """Entries as the scanner finds them become the same spill file, record for record, as one
-    add_raw per entry with the decoded id: the same keys, the same entries dropped and counted,
-    and a `location` or `\\u` marks only its own entry; in C or in Python, however often the
-    write buffer fills."""
+    """Entries as the scanner finds them become the same spill file, record for record, as
+    one entry at a time with the id json decodes: the same keys, the same entries dropped and
+    counted, and a `location` or `\\u` marks only its own entry; in C or in Python, however
+    often the write buffer fills."""
     monkeypatch.setattr(providers, "_WRITE_BUFFER", buffer)
     text, found = found_in(ENTRIES)
     one = ProviderStore(tmp_path / "one.spill", "net", Quality())
     many = ProviderStore(tmp_path / "many.spill", "net", Quality())
-    for gid, raw in ENTRIES:
-        one.add_raw(json.loads(gid, parse_float=Decimal), raw, only)
-    assert many.add_found(text, found, 0, 1 << 20, only) == len(found)
+    store_one_by_one(one, ENTRIES, only, monkeypatch)
+    many.add_references(text, found, only)
     one._complete()
     many._complete()
     records = spilled_records(tmp_path / "many.spill")
@@ -466,19 +510,18 @@ JSON_NUMBERS = st.from_regex(r"\A-?(0|[1-9][0-9]{0,25})(\.[0-9]{1,12})?([eE][+-]
 
 @settings(max_examples=300, deadline=None)
 @given(ids=st.lists(JSON_NUMBERS, min_size=1, max_size=8))
-def test_add_found_keys_numbers_as_add_raw_does(ids: list[str]) -> None:
-    """Whichever number an id is, the C writer and add_raw give it the same key: the text of
+def test_add_references_keys_numbers_as_python_does(ids: list[str]) -> None:
+    """Whichever number an id is, the C writer and Python give it the same key: the text of
     the int or Decimal it decodes to (the C writer leaves the ones it cannot spell to Python)."""
     entries = [
         (i.encode(), b'{"provider_group_id":%s,"provider_groups":[]}' % i.encode()) for i in ids
     ]
     text, found = found_in(entries)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as monkeypatch:
         one = ProviderStore(Path(tmp) / "one.spill", "net", Quality())
         many = ProviderStore(Path(tmp) / "many.spill", "net", Quality())
-        for gid, raw in entries:
-            one.add_raw(json.loads(gid, parse_float=Decimal), raw)
-        assert many.add_found(text, found, 0, 1 << 20) == len(found)
+        store_one_by_one(one, entries, None, monkeypatch)
+        many.add_references(text, found)
         one._complete()
         many._complete()
         assert spilled_records(Path(tmp) / "many.spill") == spilled_records(Path(tmp) / "one.spill")
@@ -487,30 +530,34 @@ def test_add_found_keys_numbers_as_add_raw_does(ids: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "unusual",
+    ("unusual", "keys", "invalid"),
     [
-        ("flags", lambda e: (*e[:4], 2)),
-        ("no id", lambda e: (e[0], e[1], -1, -1, 0)),
-        ("not an object", lambda e: (e[2], e[3], e[2], e[3], 0)),
-        ("too large", lambda e: (e[0], e[1] + 100, e[2], e[3], 0)),
+        ("flags", ["0", "1", "2", "3"], 0),  # Python reads it
+        ("no id", ["0", "1", "3"], 1),
+        ("not an object", ["0", "1", "3"], 1),
+        ("an id C cannot spell", ["0", "1", "2E+1", "3"], 0),  # Python spells it
     ],
-    ids=lambda u: u[0],
 )
-def test_add_found_stops_at_an_entry_that_is_not_plain(
-    tmp_path: Path, spill_writer: str, unusual: Any
+def test_add_references_leaves_unusual_entries_to_python(
+    tmp_path: Path, spill_writer: str, unusual: str, keys: list[str], invalid: int
 ) -> None:
-    """It returns that entry's index, having stored those before it; from the next one on, a
-    call stores the rest."""
+    """An entry the C writer does not take is read in Python, stored or counted, in its place
+    among the others."""
     entries = [(b"%d" % i, b'{"provider_group_id":%d,"provider_groups":[]}' % i) for i in range(4)]
+    if unusual == "an id C cannot spell":
+        entries[2] = (b"2e1", b'{"provider_group_id":2e1,"provider_groups":[]}')
     text, found = found_in(entries)
-    text += b" " * 100  # room for the entry made too large
-    largest = max(end - start for start, end, *_ in found)
-    found[2] = unusual[1](found[2])
+    start, end, key_start, key_end, _ = found[2]
+    found[2] = {
+        "flags": (start, end, key_start, key_end, 2),
+        "no id": (start, end, -1, -1, 0),
+        "not an object": (key_start, key_end, key_start, key_end, 0),
+    }.get(unusual, found[2])
     store = ProviderStore(tmp_path / "p.spill", "net", Quality())
-    assert store.add_found(text, found, 0, largest) == 2
-    assert store.add_found(text, found, 3, largest) == 4
+    store.add_references(text, found)
     store._complete()
-    assert [key for _, key, _ in spilled_records(tmp_path / "p.spill")] == ["0", "1", "3"]
+    assert [key for _, key, _ in spilled_records(tmp_path / "p.spill")] == keys
+    assert store.quality.invalid_values == invalid
     store.close()
 
 

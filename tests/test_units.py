@@ -16,7 +16,7 @@ from mrfbatch import workflow
 from mrfbatch.errors import UsageError
 from mrfbatch.network_ids import derive_network_id
 from mrfbatch.redact import redact_url
-from mrfbatch.rows import Quality, group_key, inline_key, number, parse_groups
+from mrfbatch.tables import Quality, group_key, inline_key, number, parse_groups
 
 
 @pytest.mark.parametrize(
@@ -196,16 +196,19 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
     """(what decode_item gives, the general path's columns + counts, the chosen path's)."""
     import msgspec
 
-    from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
-    from mrfbatch.rows import RATES_SCHEMA
+    from mrfbatch.items import LargeItem, TypedItem, decode_item
+    from mrfbatch.rates import ItemRows
+    from mrfbatch.tables import RATES_SCHEMA
 
     general_quality = Quality()
-    general = ItemRows("net", general_quality)
+    general_inline: dict[str, object] = {}
+    general = ItemRows("net", general_quality, general_inline.__setitem__)
     columns, n = general.columns(msgspec.json.Decoder(float_hook=Decimal).decode(raw))
-    expected = (columns, n, general.referenced, general.take_inline(), general_quality)
+    expected = (columns, n, general.referenced, general_inline, general_quality)
     decoded = decode_item(raw)
     quality = Quality()
-    rows = ItemRows("net", quality)
+    inline: dict[str, object] = {}
+    rows = ItemRows("net", quality, inline.__setitem__)
     if isinstance(decoded, TypedItem | LargeItem):
         columns, n = {}, 0
         for batch in rows.typed_batches(decoded):
@@ -215,22 +218,22 @@ def _both_ways(raw: bytes) -> tuple[object, tuple[object, ...], tuple[object, ..
             n += batch.num_rows
     else:
         columns, n = rows.columns(decoded)  # type: ignore[arg-type]
-    return decoded, expected, (columns, n, rows.referenced, rows.take_inline(), quality)
+    return decoded, expected, (columns, n, rows.referenced, inline, quality)
 
 
 @pytest.fixture(params=["whole", "large"])
 def large(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
     """Items decoded whole, or as LargeItems (rates decoded as read), one rate per batch."""
-    from mrfbatch import rates
+    from mrfbatch import items, rates
 
     if request.param == "large":
-        monkeypatch.setattr(rates, "LARGE_ITEM_BYTES", 0)
+        monkeypatch.setattr(items, "LARGE_ITEM_BYTES", 0)
         monkeypatch.setattr(rates, "ROWS_PER_BATCH", 1)
     return bool(request.param == "large")
 
 
 def test_typed_item_rows_equal_general_rows(large: bool) -> None:
-    from mrfbatch.rates import LargeItem, TypedItem
+    from mrfbatch.items import LargeItem, TypedItem
 
     decoded, expected, got = _both_ways(_item_json(USUAL_ITEM))
     assert isinstance(decoded, LargeItem if large else TypedItem)
@@ -270,7 +273,7 @@ def test_typed_item_rows_equal_general_rows_whatever_the_references(
     of numbers and strings and no rate has inline groups, else rate by rate."""
     import copy
 
-    from mrfbatch.rates import LargeItem, TypedItem
+    from mrfbatch.items import LargeItem, TypedItem
 
     item = copy.deepcopy(USUAL_ITEM)
     rates = item["negotiated_rates"]
@@ -290,7 +293,7 @@ def test_items_of_other_shapes_take_the_general_path(
 ) -> None:
     import copy
 
-    from mrfbatch.rates import LargeItem, TypedItem
+    from mrfbatch.items import LargeItem, TypedItem
 
     item = copy.deepcopy(USUAL_ITEM)
     target: object = item

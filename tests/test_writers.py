@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch import writers
-from mrfbatch.rows import PROVIDER_COLUMNS, PROVIDERS_SCHEMA
+from mrfbatch.tables import PROVIDER_COLUMNS, PROVIDERS_SCHEMA
 from mrfbatch.writers import TableWriter
 
 

@@ -2,7 +2,7 @@
  *
  * Written in C for speed: after scanning, making the rows of matched items and of the provider
  * groups their rates reference is the largest part of the fast engine's work (see
- * mrfbatch/providers.py and mrfbatch/rates.py), and a Python object per value costs more than
+ * mrfbatch/provider_rows.py and mrfbatch/rates.py), and a Python object per value costs more than
  * reading the JSON itself. Each builder takes only the usual shape and gives up on anything
  * else, which Python then decodes, converts and counts as before: the rows are the same.
  *

@@ -11,7 +11,6 @@ def spill_references(
     text: Buffer,
     found: list[tuple[int, int, int, int, int]],
     at: int,
-    largest: int,
     only: set[str] | None,
     out: bytearray,
     limit: int,

@@ -12,7 +12,7 @@
  *                    escape in a string, integers within int64, tin values strings or null.
  *                    Returns False, having gathered nothing, for anything else (and for an
  *                    entry without provider_groups whose location is a string: its groups are
- *                    remote), which the caller decodes in Python (providers._decoded_text
+ *                    remote), which the caller decodes in Python (provider_rows.read_reference
  *                    accepts exactly this shape, and counts or converts what differs);
  *   add_records(data, at, end, keys, defined, limit)
  *                    add_text for the records of the provider spill file in data[at:end]
@@ -27,7 +27,7 @@
  * (int32), the list of each group (int32), for each of tin type, tin value and business name
  * per group its validity bitmap, offsets (int32) and data, then per list the network names'
  * validity bitmap and offsets (int32), and the names' offsets (int32) and data.
- * providers.NativeProviderRows makes Arrow arrays of them.
+ * provider_rows.ProviderRows makes Arrow arrays of them.
  */
 
 #include "_rows.h"

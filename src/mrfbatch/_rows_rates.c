@@ -1,7 +1,7 @@
 /* mrfbatch._rows.RateRows: rate rows of matched in_network items, gathered straight into Arrow
  * buffers.
  *
- * RateRows gathers the rows of matched items of the usual shape: what rates.TypedItem decodes,
+ * RateRows gathers the rows of matched items of the usual shape: what items.TypedItem decodes,
  * with provider_references null or a list of integers (no sign, fraction or exponent) and
  * strings, no provider_groups, no escape in a string, no member repeated. item_head(text)
  * reads (and checks) a whole item: the item's own values, or None when it is not of that
@@ -246,7 +246,7 @@ price_element(Text *t, char c, void *arg)
 }
 
 /* One provider group id of a rate: a string, or a number whose key is its text (see
- * rows.group_key); with rows, added to them and to `referenced`. */
+ * tables.group_key); with rows, added to them and to `referenced`. */
 static int
 group_id(Text *t, char c, void *arg)
 {

@@ -3,13 +3,13 @@
 
 #include "_rows.h"
 
-/* spill_references(text, found, at, largest, only, out, limit): the provider spill-file records
+/* spill_references(text, found, at, only, out, limit): the provider spill-file records
  * (see add_records) of provider_references entries the C scanner found (mrfbatch._jsonscan
  * scan_elements: (start, end, key_start, key_end, flags) per entry), appended to bytearray `out`,
  * from found[at] on, in order. An entry whose key is not in `only` (a set, or None for every key)
  * is passed over. Stops at the first entry that is not plain (flags set, no provider_group_id,
- * not an object, more than `largest` bytes), at one whose id's text is not its key (see
- * number_is_key; a string with escapes), or once `out` holds `limit` bytes. Returns (where it
+ * not an object), at one whose id's text is not its key (see number_is_key; a string with
+ * escapes), or once `out` holds `limit` bytes. Returns (where it
  * stopped, whether a record it wrote may name a location: its text holds `"location"` or a \u
  * escape). */
 #define REFERENCE 0  /* providers._REFERENCE */
@@ -37,7 +37,7 @@ contains(const char *text, Py_ssize_t size, const char *needle)
     return 0;
 }
 
-/* Whether a number's JSON text is its key already (rows.group_key of the int or Decimal it
+/* Whether a number's JSON text is its key already (tables.group_key of the int or Decimal it
  * decodes to prints the same text): an integer other than -0, or a number with a fraction and
  * an integer part other than 0 (-12, 4207.13570). Python prints -0 as 0, 0.0000001 as 1E-7
  * and 1e3 as 1E+3. */
@@ -92,18 +92,17 @@ INTERNAL PyObject *
 spill_references(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    Py_ssize_t at, largest, limit;
-    if (nargs != 7 || !PyList_Check(args[1]) || !(args[4] == Py_None || PySet_Check(args[4]))
-        || !PyByteArray_Check(args[5])) {
-        PyErr_SetString(PyExc_TypeError, "spill_references(text, found: list, at, largest, "
+    Py_ssize_t at, limit;
+    if (nargs != 6 || !PyList_Check(args[1]) || !(args[3] == Py_None || PySet_Check(args[3]))
+        || !PyByteArray_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "spill_references(text, found: list, at, "
                                          "only: set | None, out: bytearray, limit)");
         return NULL;
     }
-    if (size_arg(args[2], &at) < 0 || size_arg(args[3], &largest) < 0
-        || size_arg(args[6], &limit) < 0) {
+    if (size_arg(args[2], &at) < 0 || size_arg(args[5], &limit) < 0) {
         return NULL;
     }
-    PyObject *found = args[1], *only = args[4], *out = args[5];
+    PyObject *found = args[1], *only = args[3], *out = args[4];
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -118,8 +117,8 @@ spill_references(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         Py_ssize_t start = span[0], size = span[1] - span[0], key_size = span[3] - span[2];
-        if (flags || span[2] < 0 || b[start] != '{' || size > largest || key_size == 0) {
-            break; /* not plain: the engine decodes it */
+        if (flags || span[2] < 0 || b[start] != '{' || key_size == 0) {
+            break; /* not plain: Python reads it */
         }
         const char *key = b + span[2];
         if (key[0] == '"') {

@@ -1,24 +1,26 @@
-"""Rate rows of in_network items: an item's JSON text or decoded object, as record batches.
+"""Rate rows of in_network items: `ItemRows.read` takes an item as JSON text or decoded.
 
-An item given as JSON text is first read in C (`mrfbatch._rows`, when built) or decoded
-(`decode_item`) into typed structs of the schema's usual shape, which is several times faster
-than dicts, and read by `ItemRows.typed_batches`; an item of any other shape (an unknown key, a
-number where text belongs, ...) goes the general way, `ItemRows.columns`, where each oddity is
-counted. All ways give the same rows.
+An item given as JSON text is read in C (`mrfbatch._rows`) when it has the schema's usual
+shape; else it is decoded in Python (`mrfbatch.items`): into typed structs when it fits them
+(inline provider_groups, say), read by `ItemRows.typed_batches`, or into dicts, read by
+`ItemRows.columns`, which counts each oddity (an unknown key, a number where text belongs). A
+decoded item (the reference engine's) goes the way of dicts. All ways give the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from itertools import accumulate, chain
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import pyarrow as pa
 
-from mrfbatch.rows import (
+from mrfbatch import _rows
+from mrfbatch.items import LargeItem, TypedHead, TypedItem, TypedPrice, TypedRate, decode_item
+from mrfbatch.tables import (
     ITEM_KEYS,
     PRICE_KEYS,
     RATE_COLUMNS,
@@ -41,15 +43,7 @@ from mrfbatch.rows import (
     text,
     text_list,
 )
-
-try:
-    from mrfbatch import _jsonscan
-except ImportError:  # not built: large items are decoded whole
-    _jsonscan = None  # type: ignore[assignment]
-try:
-    from mrfbatch import _rows
-except ImportError:  # not built: every item is decoded in Python
-    _rows = None  # type: ignore[assignment]
+from mrfbatch.writers import TableWriter
 
 _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
     ("negotiated_type", text),
@@ -77,138 +71,52 @@ def _all_str(value: object) -> bool:
     return type(value) is list and all(type(v) is str for v in value)
 
 
-class _Code(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    billing_code_type: str | None = None
-    billing_code_type_version: str | None = None
-    billing_code: str | None = None
-    description: str | None = None
+class Item(Protocol):
+    """An in_network item as `ItemRows.read` found it: its own billing code, and its rows."""
 
+    billing_code: object
 
-class _Price(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    negotiated_type: str | None = None
-    negotiated_rate: float | None = None
-    expiration_date: str | None = None
-    billing_class: str | None = None
-    setting: str | None = None
-    service_code: list[str] | None = None
-    billing_code_modifier: list[str] | None = None
-    additional_information: str | None = None
-
-
-class _Rate(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    negotiated_prices: list[_Price] | None = None
-    # Both decoded generically (ids may be fractions, whose exact text is the key; inline
-    # groups are rare and irregular) and then read as in `ItemRows.columns`.
-    provider_references: Any = None
-    provider_groups: Any = msgspec.UNSET
-
-
-class _ItemFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """An item's members of the usual shape, but its negotiated_rates."""
-
-    negotiation_arrangement: str | None = None
-    name: str | None = None
-    billing_code_type: str | None = None
-    billing_code_type_version: str | None = None
-    billing_code: str | int | None = None
-    description: str | None = None
-    bundled_codes: list[_Code] | None = None
-    covered_services: list[_Code] | None = None
-    severity_of_illness: str | None = None
-
-
-class TypedItem(_ItemFields, forbid_unknown_fields=True, gc=False):
-    negotiated_rates: list[_Rate] | None = None
-
-
-class _ItemHead(_ItemFields, forbid_unknown_fields=True, gc=False):
-    """A TypedItem whose negotiated_rates are left as JSON text (see `LargeItem`)."""
-
-    negotiated_rates: msgspec.Raw = msgspec.Raw(b"null")  # (msgspec takes no Raw | None)
-
-
-_TYPED_ITEM = msgspec.json.Decoder(TypedItem, float_hook=Decimal)
-_ITEM_HEAD = msgspec.json.Decoder(_ItemHead, float_hook=Decimal)
-_RATE = msgspec.json.Decoder(_Rate, float_hook=Decimal)
-_ANY_ITEM = msgspec.json.Decoder(float_hook=Decimal)
-# Items longer than this are decoded a few rates at a time (`LargeItem`): decoded whole, an
-# item takes about four times its length in Python objects. Each rate is then decoded twice
-# (its shape is checked before any row is made), which costs about 15 % more time on such items.
-LARGE_ITEM_BYTES = 64 << 20
-
-
-class LargeItem:
-    """A large item of the usual shape: its head decoded, its rates decoded as they are read.
-
-    `decode_item` has checked that every rate has the usual shape, so reading them cannot fail.
-    """
-
-    def __init__(self, head: _ItemHead, rates: bytes, spans: list[tuple[int, int]]):
-        self.head = head
-        self.billing_code = head.billing_code
-        self._rates = rates
-        self._spans = spans
-
-    def rates(self) -> Iterator[_Rate]:
-        with memoryview(self._rates) as view:
-            for start, end in self._spans:
-                yield _RATE.decode(view[start:end])
-
-
-def decode_item(raw: bytes | memoryview) -> object:
-    """An item's JSON text as a TypedItem (or a LargeItem when it is long) when it has the
-    usual shape, else as dicts and lists (fractions as Decimal) for `ItemRows.columns`. Text
-    that is not JSON raises DecodeError."""
-    try:
-        if len(raw) > LARGE_ITEM_BYTES and _jsonscan is not None:
-            return _large_item(raw)
-        return _TYPED_ITEM.decode(raw)
-    except msgspec.ValidationError:
-        return _ANY_ITEM.decode(raw)
-
-
-def _large_item(raw: bytes | memoryview) -> LargeItem | TypedItem:
-    """A LargeItem; ValidationError where TypedItem would not decode it."""
-    head = _ITEM_HEAD.decode(raw)
-    rates = bytes(head.negotiated_rates)
-    # The text is kept once, in `rates`; and `raw`, which may be a view of the engine's buffer,
-    # is no longer referenced once this returns or raises.
-    head.negotiated_rates = msgspec.Raw()
-    if rates == b"null":
-        return _TYPED_ITEM.decode(raw)
-    if not rates.startswith(b"["):  # msgspec.Raw starts at the value itself
-        raise msgspec.ValidationError("negotiated_rates is not an array")
-    spans: list[tuple[int, int]] = []
-    if rates.lstrip(b"[ \t\r\n") != b"]":  # not []
-        assert _jsonscan is not None
-        at, state = 1, _jsonscan.AT_ELEMENT
-        while state == _jsonscan.AT_ELEMENT:  # valid JSON: each call ends after a `,` or `]`
-            at, found, state, _ = _jsonscan.scan_elements(rates, at, True, None)
-            if not found:
-                break
-            spans += [(start, stop) for start, stop, *_ in found]
-        if (at, state) != (len(rates), _jsonscan.CLOSED):
-            raise RuntimeError(f"negotiated_rates scanned to {at} of {len(rates)} bytes")
-    with memoryview(rates) as view:
-        for start, stop in spans:  # the shape of each rate, before any row is made
-            _RATE.decode(view[start:stop])
-    return LargeItem(head, rates, spans)
+    def write(self, rates: TableWriter) -> None:
+        """Make the item's rows and write them: the groups they reference are noted."""
 
 
 class ItemRows:
     """Turns matched in_network items into rate rows, collecting the groups they reference.
 
-    `referenced` gathers the provider_group_id keys rate rows point to; `inline` the groups
-    given inside negotiated rates, by their generated key.
+    `referenced` gathers the provider_group_id keys rate rows point to. `add_inline` is called
+    with each group list given inside a negotiated rate the first time it is met, under its
+    generated key (as rows are made, so that a long item's lists are not all held at once).
     """
 
-    def __init__(self, network_id: str, quality: Quality):
+    def __init__(
+        self,
+        network_id: str,
+        quality: Quality,
+        add_inline: Callable[[str, list[Group]], None],
+    ):
         self.network_id = network_id
         self.quality = quality
         self.referenced: set[str] = set()
-        self.new_inline: dict[str, list[Group]] = {}
+        self._add_inline = add_inline
         self._inline_seen: set[str] = set()
-        self._native = None if _rows is None else _rows.RateRows()
+        self._native = _rows.RateRows()
+
+    def read(self, item: object) -> Item | None:
+        """An in_network item, as JSON text (bytes, or a memoryview used only during this call
+        and the item's `write`) or decoded; None when it is not an object.
+
+        Text of the usual shape is read in C; other text is decoded in Python (`decode_item`).
+        """
+        if isinstance(item, bytes | bytearray | memoryview):
+            head = self.native_head(item)
+            if head is not None:
+                return _NativeItem(self, head, item)
+            item = decode_item(item)
+            if isinstance(item, TypedItem | LargeItem):
+                return _TypedItem(self, item)
+        if not isinstance(item, Mapping):
+            return None
+        return _DecodedItem(self, item)
 
     def columns(self, item: Mapping[str, Any]) -> tuple[Columns, int]:
         """The rate rows of one matched item, as columns (RATE_COLUMNS) and their count."""
@@ -267,19 +175,16 @@ class ItemRows:
         columns["provider_group_ids"] = group_ids
         return columns, n
 
-    def native_head(self, raw: bytes | memoryview) -> _rows.ItemHead | None:
+    def native_head(self, raw: bytes | bytearray | memoryview) -> _rows.ItemHead | None:
         """An item's own values when the C extension reads it (the usual shape, every rate
         checked), else None: the item is then decoded in Python (`decode_item`)."""
-        if self._native is None:
-            return None
         return self._native.item_head(raw)
 
     def native_batches(
-        self, head: _rows.ItemHead, raw: bytes | memoryview
+        self, head: _rows.ItemHead, raw: bytes | bytearray | memoryview
     ) -> Iterator[pa.RecordBatch]:
         """The rows of an item `native_head` read, made in C, about ROWS_PER_BATCH at a time:
         the same batches as `typed_batches` gives for it."""
-        assert self._native is not None
         arrangement, name, kind, version, description, severity, code, bundled, covered = head[:9]
         item_values = (
             self.network_id,
@@ -302,7 +207,6 @@ class ItemRows:
 
     def _native_batch(self, item_values: tuple[object, ...]) -> pa.RecordBatch | None:
         """The rows gathered in C, as a record batch; None when no rate was read."""
-        assert self._native is not None
         (n, rates, services, modifiers, ids), data = self._native.take()
         if not rates:
             return None
@@ -332,12 +236,12 @@ class ItemRows:
     def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[pa.RecordBatch]:
         """`typed_batch` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
         of a large item are never all held as Python objects at once."""
-        head: TypedItem | _ItemHead
+        head: TypedItem | TypedHead
         if isinstance(item, LargeItem):
             head, rates = item.head, item.rates()
         else:
             head, rates = item, iter(item.negotiated_rates or ())
-        batch: list[_Rate] = []
+        batch: list[TypedRate] = []
         count = 0
         for rate in rates:
             batch.append(rate)
@@ -348,13 +252,15 @@ class ItemRows:
         if batch:
             yield self.typed_batch(head, batch)
 
-    def typed_batch(self, item: TypedItem | _ItemHead, rates: Sequence[_Rate]) -> pa.RecordBatch:
+    def typed_batch(
+        self, item: TypedItem | TypedHead, rates: Sequence[TypedRate]
+    ) -> pa.RecordBatch:
         """The rows of some `rates` of an item of the usual shape (see `decode_item`), as a
         record batch of RATES_SCHEMA: the same rows as `columns` gives for them.
 
         Arrow repeats what rows share: the item's values, and each rate's ids for its prices.
         """
-        prices: list[_Price] = []
+        prices: list[TypedPrice] = []
         sizes: list[int] = []  # prices per rate
         for rate in rates:
             rate_prices = rate.negotiated_prices or ()
@@ -387,7 +293,7 @@ class ItemRows:
             ids = take(ids, owner_indices(sizes))
         return _rate_batch(item_values, n, provider_group_ids=ids, **arrays)
 
-    def _rate_ids(self, rates: Sequence[_Rate]) -> pa.Array:
+    def _rate_ids(self, rates: Sequence[TypedRate]) -> pa.Array:
         """`_group_ids` of each rate, as a list array: of rates whose provider_references are
         all lists of numbers or strings, and none with provider_groups, in a few calls."""
         refs = list(map(_RATE_REFERENCES, rates))
@@ -413,7 +319,7 @@ class ItemRows:
         key = inline_key(groups)
         if key not in self._inline_seen:
             self._inline_seen.add(key)
-            self.new_inline[key] = groups
+            self._add_inline(key, groups)
         return key
 
     def _group_ids(self, refs: object, groups: object) -> list[str]:
@@ -436,11 +342,6 @@ class ItemRows:
             ids.append(self._inline(groups))
         return ids
 
-    def take_inline(self) -> dict[str, list[Group]]:
-        """Inline groups first seen since the last call."""
-        new, self.new_inline = self.new_inline, {}
-        return new
-
 
 def _rate_batch(item_values: Sequence[object], n: int, **rows: pa.Array) -> pa.RecordBatch:
     """A record batch of RATES_SCHEMA: the item's values (in _ITEM_FIELDS order) repeated for
@@ -451,3 +352,38 @@ def _rate_batch(item_values: Sequence[object], n: int, **rows: pa.Array) -> pa.R
     }
     arrays.update(rows)
     return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
+
+
+class _NativeItem:
+    """An item of the usual shape, read in C from its text."""
+
+    def __init__(self, rows: ItemRows, head: _rows.ItemHead, raw: bytes | bytearray | memoryview):
+        self.billing_code: object = head[6]
+        self._rows, self._head, self._raw = rows, head, raw
+
+    def write(self, rates: TableWriter) -> None:
+        for batch in self._rows.native_batches(self._head, self._raw):
+            rates.write_batch(batch)
+
+
+class _TypedItem:
+    """An item decoded into typed structs."""
+
+    def __init__(self, rows: ItemRows, item: TypedItem | LargeItem):
+        self.billing_code: object = item.billing_code
+        self._rows, self._item = rows, item
+
+    def write(self, rates: TableWriter) -> None:
+        for batch in self._rows.typed_batches(self._item):
+            rates.write_batch(batch)
+
+
+class _DecodedItem:
+    """An item decoded into dicts and lists."""
+
+    def __init__(self, rows: ItemRows, item: Mapping[str, Any]):
+        self.billing_code: object = item.get("billing_code", "")
+        self._rows, self._item = rows, item
+
+    def write(self, rates: TableWriter) -> None:
+        rates.write_columns(*self._rows.columns(self._item))

@@ -15,7 +15,7 @@ from mrfbatch.compression import DecodedStream, RawReader
 from mrfbatch.engines import megabytes
 from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
 from mrfbatch.redact import redact_url
-from mrfbatch.rows import Group, Quality, parse_groups
+from mrfbatch.tables import Group, Quality, parse_groups
 from mrfbatch.transport import TransportSettings, open_source
 
 HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped
@@ -90,7 +90,7 @@ def read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list
     """
     import ijson
 
-    from mrfbatch.engines.reference import json_error
+    from mrfbatch.engines.yajl import json_error
 
     def check_size() -> None:
         if stream.bytes_decoded > max_bytes:

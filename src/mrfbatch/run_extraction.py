@@ -37,13 +37,13 @@ from typing import Any
 from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
 from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
-from mrfbatch.extraction import Extraction
+from mrfbatch.handler import Extraction
 from mrfbatch.layout import PROGRESS_FILE, STATUS_FILE
 from mrfbatch.network_ids import check_network_id, derive_network_id
 from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
-from mrfbatch.rows import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
+from mrfbatch.tables import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
 from mrfbatch.writers import FORMATS, TableWriter

@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mrfbatch.errors import UsageError
-from mrfbatch.rows import Columns
+from mrfbatch.tables import Columns
 
 FORMATS = ("parquet", "csv")
 _TO_ARROW_EVERY = 8192

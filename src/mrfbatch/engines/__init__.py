@@ -1,82 +1,45 @@
-"""Parsing engines: each walks an in-network file and hands decoded objects to a handler.
+"""Parsing engines: each walks an in-network file and hands what it finds to a handler.
 
-An engine knows JSON, not the schema: it decodes top-level scalars, each `provider_references`
-entry and each `in_network` item, and calls the handler. What a row is lives in
-`mrfbatch.rows`; which items to decode is the handler's decision.
+An engine knows JSON, not the schema: it hands over top-level keys and values, the entries of
+`provider_references` as JSON text, and each `in_network` item, as JSON text (the fast engine)
+or decoded (the reference engine). What a row is lives in `mrfbatch.rates` and
+`mrfbatch.provider_rows`; which items are extracted is the handler's decision (`wants`).
 """
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Protocol
+from mrfbatch.engines.protocol import (
+    DEFAULT_MAX_VALUE_MB,
+    MB,
+    DocumentHandler,
+    Element,
+    Engine,
+    check_value_size,
+    invalid_json,
+    megabytes,
+    truncated_json,
+)
+from mrfbatch.errors import UsageError
 
-from mrfbatch.errors import JsonFormatError, UsageError, ValueTooLargeError
-
-MB = 1 << 20
-# The largest value (an in_network item, a provider reference, a top-level value) an engine
-# holds or builds; a larger one fails the extraction instead of exhausting memory.
-DEFAULT_MAX_VALUE_MB = 2048
-
-
-# (start, end, key_start, key_end, flags): an array element text[start:end] as the C scanner
-# found it (mrfbatch._jsonscan.scan_elements), with the JSON text of its last member named the
-# scan's key at text[key_start:key_end] (-1, -1 when none) and its flags (KEY_ESCAPED,
-# LONE_SURROGATE).
-Element = tuple[int, int, int, int, int]
-
-
-class DocumentHandler(Protocol):
-    """What an engine calls while it walks one in-network file."""
-
-    def top_level_key(self, key: str) -> bool:
-        """A top-level key was met; return False to have its value skipped undecoded."""
-
-    def header(self, key: str, value: Any) -> None:
-        """A decoded top-level value other than the two arrays."""
-
-    def provider_reference(self, obj: Any) -> None:
-        """One decoded `provider_references` entry."""
-
-    def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
-        """One `provider_references` entry left as JSON text (an object), and its id."""
-
-    def provider_references_raw(
-        self, text: bytearray, found: list[Element], at: int, largest: int
-    ) -> int:
-        """`provider_references` entries found[at:], in file order, keyed by provider_group_id:
-        takes them up to the first that is not plain (flags set, no id, not an object, more
-        than `largest` bytes) and returns its index, or len(found). `text` is only valid
-        during the call."""
-
-    def in_network_item(self, obj: Any) -> None:
-        """One decoded `in_network` item."""
-
-    def in_network_item_raw(self, raw: bytes | memoryview) -> None:
-        """One `in_network` item as JSON text that msgspec decodes (the handler decodes it);
-        a memoryview is only valid during the call."""
-
-    def wants(self, billing_code: object) -> bool:
-        """Whether an item with this billing code would be extracted (None: no code)."""
-
-    def skipped_item(self) -> None:
-        """An `in_network` item was skipped undecoded: `wants` refused all its codes."""
-
-    def array_done(self, key: str) -> None:
-        """The `provider_references` or `in_network` array has ended."""
-
-
-class Engine(Protocol):
-    name: str
-    max_value: int  # the largest value (bytes) held or built whole; a larger one fails
-
-    def scan(self, stream: BinaryIO, handler: DocumentHandler) -> None:
-        """Walk the whole stream, raising MrfError subclasses on bad input."""
-
+__all__ = [
+    "DEFAULT_MAX_VALUE_MB",
+    "ENGINES",
+    "MB",
+    "DocumentHandler",
+    "Element",
+    "Engine",
+    "check_value_size",
+    "get_engine",
+    "invalid_json",
+    "megabytes",
+    "truncated_json",
+]
 
 ENGINES = ("fast", "reference")
 
 
 def get_engine(name: str, threads: int = 1, max_value_mb: int = DEFAULT_MAX_VALUE_MB) -> Engine:
-    """The engine called `name`: "fast" (msgspec) or "reference" (ijson).
+    """The engine called `name`: "fast" (the C scanner) or "reference" (ijson).
 
     `threads=2` lets the fast engine inflate in a second thread; the reference ignores it.
     `max_value_mb`: the largest item or provider reference either engine accepts (MB of 2**20
@@ -91,44 +54,3 @@ def get_engine(name: str, threads: int = 1, max_value_mb: int = DEFAULT_MAX_VALU
 
         return ReferenceEngine(max_value=max_value_mb * MB)
     raise UsageError(f"unknown engine {name!r}; expected one of: {', '.join(ENGINES)}")
-
-
-def truncated_json(name: str, decoded: int) -> JsonFormatError:
-    """The error for JSON that stops before its end (same words from every engine)."""
-    return JsonFormatError(
-        f"JSON of {name} ends early after {decoded} decoded bytes: the file is truncated"
-    )
-
-
-def invalid_json(name: str, offset: int | None, detail: str) -> JsonFormatError:
-    """The error for bytes that are not valid JSON at `offset` (same words from every engine)."""
-    where = f"at decoded byte {offset}" if offset is not None else "somewhere"
-    return JsonFormatError(f"invalid JSON in {name} {where}: {detail}")
-
-
-def check_value_size(
-    name: str, what: str, size: int, limit: int, start: int, start_before: int | None = None
-) -> None:
-    """Fail when a value already known to be `size` bytes or more is over `limit` bytes.
-
-    An engine holds (the fast one) or builds (the reference) a whole value, so it calls this as
-    the value grows. `start`: the decoded offset of the value's first byte, or, when an engine
-    knows it only to within the piece it read, the first offset of that piece and
-    `start_before` the offset after it.
-    """
-    if size <= limit:
-        return
-    where = (
-        f"at decoded byte {start}"
-        if start_before is None
-        else f"between decoded bytes {start} and {start_before}"
-    )
-    raise ValueTooLargeError(
-        f"{what} in {name} starting {where} is larger than the limit of {megabytes(limit)} "
-        "(max_value_mb); raise max_value_mb if the machine has the memory for it"
-    )
-
-
-def megabytes(size: int) -> str:
-    """`size` bytes for a message: whole MB (2**20) when it is a whole number of them."""
-    return f"{size // MB:,} MB" if size % MB == 0 else f"{size:,} bytes"

@@ -2,42 +2,34 @@
 
 Slow (every token passes through Python) but simple enough to trust; faster engines are
 checked against it. Numbers arrive as int or Decimal, so group ids keep their exact digits.
+Items go to the handler decoded; provider references as JSON text, as the fast engine hands
+them over (written back from the decoded entry, Decimals as the same numbers).
 """
 
 from __future__ import annotations
 
 import codecs
-import importlib
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any, BinaryIO
 
-from mrfbatch.engines import (
+import msgspec
+
+from mrfbatch.engines.protocol import (
     DEFAULT_MAX_VALUE_MB,
     MB,
     DocumentHandler,
+    Element,
     check_value_size,
     invalid_json,
-    truncated_json,
 )
-from mrfbatch.errors import BackendError, FileKindError, JsonFormatError
+from mrfbatch.engines.yajl import json_error, load_backend
+from mrfbatch.errors import FileKindError, JsonFormatError
 
-_ARRAYS = ("provider_references", "in_network")
 _BUF_SIZE = 1 << 16
+_ENCODE = msgspec.json.Encoder(decimal_format="number")  # a Decimal as the number it was
 
 Event = tuple[str, Any]
-
-
-def load_backend() -> Any:
-    """ijson's yajl2_c backend, or BackendError saying how to get it."""
-    try:
-        return importlib.import_module("ijson.backends.yajl2_c")
-    except ImportError as exc:
-        raise BackendError(
-            "ijson's C backend (yajl2_c) is not available, and the pure-Python backend is too "
-            "slow for multi-GB files. Reinstall ijson from a binary wheel: "
-            "`pip install --force-reinstall --only-binary ijson 'ijson>=3.3'` "
-            "(or install a C compiler and the Python headers, then reinstall ijson)."
-        ) from exc
 
 
 class ReferenceEngine:
@@ -165,14 +157,12 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
         key: str = value
         wanted = handler.top_level_key(key)
         event, value = next(events)
-        if key in _ARRAYS and event == "start_array":
-            callback = (
-                handler.in_network_item if key == "in_network" else handler.provider_reference
-            )
-            what = "an in_network item" if key == "in_network" else "a provider_references entry"
-            for item in _array_items(events, wanted, reader, what):
-                callback(item)
-            handler.array_done(key)
+        if key == "in_network" and event == "start_array":
+            for item in _array_items(events, wanted, reader, "an in_network item"):
+                handler.in_network_item(item)
+        elif key == "provider_references" and event == "start_array":
+            for entry in _array_items(events, wanted, reader, "a provider_references entry"):
+                handler.provider_references(*reference_text(entry))
         else:
             if event in ("start_map", "start_array"):
                 value = _container(events, event, wanted, reader, "a value")
@@ -180,6 +170,41 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
                 handler.header(key, value)
     for _ in events:  # let the parser reject trailing garbage
         pass
+
+
+def reference_text(entry: Any) -> tuple[bytes, list[Element]]:
+    """A decoded provider_references entry as the JSON text and Element the fast engine would
+    hand over: the entry's text, followed by its provider_group_id's, where the Element's key
+    span points. The id, and an entry that is not an object, are written so that they decode
+    to the same values again (`json_text`): their keys and the messages that name them are the
+    fast engine's."""
+    if not isinstance(entry, dict):
+        text = json_text(entry)
+        return text, [(0, len(text), -1, -1, 0)]
+    text = _ENCODE.encode(entry)
+    if "provider_group_id" not in entry:
+        return text, [(0, len(text), -1, -1, 0)]
+    size = len(text)
+    text += json_text(entry["provider_group_id"])
+    return text, [(0, size, size, len(text), 0)]
+
+
+def json_text(value: Any) -> bytes:
+    """A decoded JSON value (dicts, lists, str, int, Decimal, bool, None) as JSON text that
+    decodes to an equal value of the same types: a Decimal is written with its fraction or
+    exponent (100 as `100E0`, not `100`, which would decode to an int)."""
+    return _ENCODE.encode(_exact(value))
+
+
+def _exact(value: Any) -> Any:
+    if type(value) is Decimal:
+        text = str(value)
+        return msgspec.Raw((text if any(c in text for c in ".eE") else text + "E0").encode())
+    if type(value) is list:
+        return [_exact(v) for v in value]
+    if type(value) is dict:
+        return {k: _exact(v) for k, v in value.items()}
+    return value
 
 
 def _array_items(
@@ -248,48 +273,3 @@ def _skip(events: Iterator[Event], first: str) -> None:
             depth -= 1
             if depth == 0:
                 return
-
-
-def json_error(exc: Exception, stream: Any) -> JsonFormatError:
-    """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
-    lines = str(exc).split("\n")
-    summary = lines[0].strip() or "invalid JSON"
-    decoded = getattr(stream, "bytes_decoded", 0)
-    name = getattr(stream, "description", "the file")
-    if "premature EOF" in summary or getattr(stream, "at_end", False):
-        # Once the stream is exhausted yajl only reports what the end cut short (e.g. a
-        # string ending in a backslash): that is a truncated file, whatever the wording.
-        return truncated_json(name, decoded)
-    offset = _locate(lines, stream)
-    snippet = lines[1].strip() if len(lines) > 1 else ""
-    context = f" near {snippet[:60]!r}" if snippet else ""
-    if offset is None:
-        start = getattr(stream, "last_read_start", 0)
-        context += f" (between decoded bytes {start} and {decoded})"
-    return invalid_json(name, offset, summary + context)
-
-
-def _locate(lines: list[str], stream: Any) -> int | None:
-    """Exact offset from yajl's error rendering, when it can be pinned down.
-
-    yajl prints up to 30 bytes either side of the point where it stopped (just after the
-    offending byte or token), indented so that its caret line's `^` sits under that point. Near
-    the start of the buffer the indent alone gives the position; otherwise the snippet is looked
-    up in the buffer (only a unique match is trusted). The result is the last byte yajl read.
-    """
-    chunk: bytes | None = getattr(stream, "last_read", None)
-    start: int | None = getattr(stream, "last_read_start", None)
-    if chunk is None or start is None or len(lines) < 3 or "^" not in lines[2]:
-        return None
-    indent = len(lines[1]) - len(lines[1].lstrip(" "))
-    into_snippet = lines[2].index("^") - indent - 1
-    snippet = lines[1][indent:].encode("utf-8", "replace")
-    if into_snippet < 0:
-        return None
-    if chunk.startswith(snippet.replace(b" ", b"")[:1]) and into_snippet < 30 and indent > 10:
-        return start + into_snippet
-    flat = chunk.replace(b"\n", b" ").replace(b"\r", b" ")
-    at = flat.find(snippet)
-    if at < 0 or flat.find(snippet, at + 1) >= 0:
-        return None
-    return start + at + into_snippet

@@ -1,188 +1,55 @@
-"""The document walk of the fast engine, shared by its two scanners (see engines/fast.py).
+"""The fast engine's walk of a document, with the C scanner (mrfbatch._jsonscan).
 
-`Scanner` holds the buffer, walks the top-level object and its two arrays, and hands values to
-the handler; a subclass says where each value ends and reads the keys the walk needs.
+`Scanner` walks the top-level object by hand, a few bytes at a time (keys, `:`, `,`), and has
+each value validated from its first byte by the C scanner, which says where it ends, or that it
+runs past the buffer (more data is read and the scan goes on where it stopped), or where it
+stops being JSON. Array elements are scanned in runs, many per call. The scanner also reports
+where the value of one member lies: an in_network item's own `billing_code` (a member of the
+item itself, not of its bundled_codes) and a provider reference's `provider_group_id`.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from operator import itemgetter
 
 import msgspec
 
-from mrfbatch.engines import (
-    DEFAULT_MAX_VALUE_MB,
-    MB,
-    DocumentHandler,
-    check_value_size,
-    invalid_json,
-    truncated_json,
-)
-from mrfbatch.engines.chunks import Chunks, copy_in
-from mrfbatch.errors import FileKindError
+from mrfbatch import _jsonscan
+from mrfbatch.engines.buffer import BLANKS, CODE, GROUP_ID, ScanBuffer
+from mrfbatch.engines.chunks import Chunks
+from mrfbatch.engines.protocol import DocumentHandler, Element, invalid_json, truncated_json
+from mrfbatch.errors import FileKindError, JsonFormatError
 
 # An in_network item longer than this whose own billing_code is not wanted is not held whole:
-# the C scanner's path drops what it has validated as more comes (see `_CScanner._value_end`).
+# what has been validated is dropped as more comes (see `Scanner._value_end`).
 HOLD = 8 << 20
-MAX_NESTING = 5000  # the deepest nesting either scanner accepts (the C scanner's limit)
-CODE = b"billing_code"  # the key whose value `_may_match` looks at, in an in_network item
-GROUP_ID = b"provider_group_id"  # and `_group_id`, in a provider reference
+MAX_NESTING = _jsonscan.MAX_DEPTH  # the deepest nesting the scanner accepts
 _ARRAYS = ("provider_references", "in_network")
-_WS = re.compile(rb"[ \t\r\n]*")
-_WHAT = {CODE: "an in_network item", GROUP_ID: "a provider_references entry"}  # by `key`
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_LOW_SURROGATE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+_FLAGS = itemgetter(4)  # of an Element
 
-SKIP = msgspec.json.Decoder(msgspec.Raw)
-VALUE = msgspec.json.Decoder(float_hook=Decimal)
+# Numbers with a fraction or exponent decode to Decimal, as in the reference engine, so header
+# values keep their exact digits and both engines hand the handler identical objects.
+_VALUE = msgspec.json.Decoder(float_hook=Decimal)
 _KEY = msgspec.json.Decoder(str)
 
 
-class Scanner:
-    """Walks the document; a subclass validates values and reads keys off items."""
-
-    max_value = DEFAULT_MAX_VALUE_MB * MB  # a value held whole that is larger fails
+class Scanner(ScanBuffer):
+    """Walks one document from `chunks`, handing what it finds to `handler`."""
 
     def __init__(self, chunks: Chunks, handler: DocumentHandler, name: str, hold: int = HOLD):
-        self.chunks = chunks
+        super().__init__(chunks, name)
         self.handler = handler
-        self.name = name
         self.hold = hold
-        # A bytearray: the consumed front is dropped and chunks appended in place, so a long
-        # value is held once, not twice, while it grows.
-        self.buf = bytearray()
-        self.pos = 0
-        self.base = 0  # decoded offset of buf[0]
-        self.eof = False
-        self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._utf8_pending = False
-
-    # buffer
-
-    def _more(self) -> bool:
-        """Append the next chunk (keeping buf[pos:]); False at the end of the stream.
-
-        The buffer is reused, not rebuilt: what is kept moves to the front and the chunk is
-        copied in over the old bytes. Dropping the front with `del` and appending would make
-        CPython allocate and copy a new buffer per chunk, whose fresh pages the kernel must
-        then map and clear. With a reader thread, the chunk comes in a buffer of its own, and
-        what is kept is copied in front of it when it fits.
-        """
-        if self.eof:
-            return False
-        if self.chunks.threaded:
-            return self._next_buffer()
-        buf = self.buf
-        keep = len(buf) - self.pos
-        if self.pos:
-            with memoryview(buf) as view:
-                view[:keep] = view[self.pos :]
-            self.base += self.pos
-            self.pos = 0
-        filled = keep  # buf[:filled] is current; the rest is stale until overwritten
-        for piece in self.chunks.next():
-            self._check_utf8(piece, self.base + filled, piece.isascii())
-            filled = copy_in(buf, filled, piece)
-        del buf[filled:]  # a shorter length keeps the allocation (unless under half of it)
-        if filled == keep:
-            self._check_utf8(b"", self.base + filled, True)
-            self.eof = True
-            return False
-        return True
-
-    def _next_buffer(self) -> bool:
-        """`_more` with a reader thread: its buffer holds the chunk at [head:]."""
-        item = self.chunks.next_buffer()
-        if item is None:
-            self._check_utf8(b"", self.base + len(self.buf), True)
-            self.eof = True
-            return False
-        new, ascii = item
-        keep = len(self.buf) - self.pos
-        head = self.chunks.head
-        if keep <= head:  # what is kept goes in front of the chunk
-            old, start = self.buf, head - keep
-            with memoryview(new) as to, memoryview(old) as kept:
-                to[start:head] = kept[self.pos :]
-            self.base += self.pos - start
-            self.buf, self.pos = new, start
-            self.chunks.recycle(old)  # the reader may fill it again at once
-            at = head
-        else:  # a long value is held: the chunk goes after it
-            if self.pos:
-                del self.buf[: self.pos]
-                self.base += self.pos
-                self.pos = 0
-            at = len(self.buf)
-            with memoryview(new) as chunk:
-                self.buf += chunk[head:]
-            self.chunks.recycle(new)
-        with memoryview(self.buf) as view, view[at:] as chunk:
-            self._check_utf8(chunk, self.base + at, ascii)
-        return True
-
-    def _check_utf8(self, chunk: bytes | memoryview, at: int, ascii: bool) -> None:
-        """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
-
-        `at` is the decoded offset of chunk[0]; `ascii`, whether chunk is all ASCII. The
-        scanners do not check the UTF-8 of what they skip; this check costs next to nothing on
-        ASCII chunks.
-        """
-        if self._utf8_pending or not ascii:
-            try:
-                self._utf8.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                if not chunk:  # the text stops inside a multi-byte character
-                    raise truncated_json(self.name, at) from None
-                raise invalid_json(self.name, at + exc.start, f"not UTF-8 ({exc.reason})") from None
-            self._utf8_pending = bool(self._utf8.getstate()[0])
-
-    def _grow(self) -> bool:
-        """Get at least as much new data as is pending, so long values cost O(n log n)."""
-        wanted = max(len(self.buf) - self.pos, 1)
-        got = False
-        start = len(self.buf) - self.pos
-        while len(self.buf) - self.pos - start < wanted and self._more():
-            got = True
-        return got
-
-    def _check_size(self, key: bytes | None, size: int) -> None:
-        """The value at pos is `size` bytes or more (`key` as in `_value_end`)."""
-        if size > self.max_value:
-            what = _WHAT.get(key or b"", "a value")
-            check_value_size(self.name, what, size, self.max_value, self.base + self.pos)
-
-    def _peek(self) -> int | None:
-        """The next non-blank byte (not consumed), or None at the end."""
-        while True:
-            match = _WS.match(self.buf, self.pos)
-            assert match is not None
-            self.pos = match.end()
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._more():
-                return None
-
-    def _expect(self, allowed: bytes, what: str) -> int:
-        c = self._peek()
-        if c is None:
-            raise truncated_json(self.name, self.base + self.pos)
-        if c not in allowed:
-            raise invalid_json(
-                self.name,
-                self.base + self.pos,
-                f"expected {what}, found {bytes([c])!r}",
-            )
-        self.pos += 1
-        return c
-
-    def _decode(self, end: int, decoder: msgspec.json.Decoder[Any] = VALUE) -> Any:
-        with memoryview(self.buf) as view:
-            value = decoder.decode(view[self.pos : end])
-        self.pos = end
-        return value
+        # Of the last value scanned with a key: the span of that key's value (the last one, as
+        # a decode keeps; keys spelled with escapes count).
+        self._span: tuple[int, int] | None = None
+        self._flags = 0  # and its flags
+        self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
 
     # document
 
@@ -196,7 +63,7 @@ class Scanner:
                     "the top level of the JSON is an array; an in-network file is an object "
                     "with an `in_network` array"
                 )
-            self._value_end(SKIP)  # reports invalid JSON first, as the reference engine does
+            self._value_end()  # reports invalid JSON first, as the reference engine does
             raise FileKindError(
                 "the top level of the JSON is a single value; an in-network file is an object "
                 "with an `in_network` array"
@@ -217,7 +84,7 @@ class Scanner:
     def _member(self) -> None:
         if self._peek() != ord('"'):
             self._expect(b'"', "a key")
-        key = self._decode(self._value_end(_KEY), _KEY)
+        key = self._decode(self._value_end(), _KEY)
         self._expect(b":", "':'")
         wanted = self.handler.top_level_key(key)
         c = self._peek()
@@ -231,62 +98,218 @@ class Scanner:
                 self._array(self._item, CODE)
             else:
                 self._array(self._reference, GROUP_ID)
-            self.handler.array_done(key)
         elif wanted:
-            self.handler.header(key, self._decode(self._value_end(VALUE)))
+            self.handler.header(key, self._decode(self._value_end(), _VALUE))
         else:
-            self.pos = self._value_end(SKIP)
+            self.pos = self._value_end()
 
     def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
         """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
 
-        `key`: the member of each element `_may_match` or `_group_id` will look at.
+        The scanner walks whole runs of elements per call. `key`: the member of each element
+        whose value's span is reported (see `_may_match`, `_reference`).
         """
         if self._peek() == ord("]"):
             self.pos += 1
             return
         while True:
-            element(self._value_end(SKIP, key))
+            try:
+                pos, found, state, partial = _jsonscan.scan_elements(
+                    self.buf, self.pos, self.eof, key
+                )
+            except _jsonscan.ScanError as exc:
+                offset, reason = exc.args
+                raise self._invalid(offset, reason) from None
+            if element == self._reference:
+                self._references(found)
+            else:
+                for found_element in found:
+                    self._element(element, key, found_element)
+            self.pos = pos
+            if state == _jsonscan.CLOSED:
+                return
+            if state == _jsonscan.AT_ELEMENT:  # cut by the buffer's end, or not JSON
+                element(self._value_end(key, partial))
             if self._expect(b",]", "',' or ']'") == ord("]"):
                 return
+
+    def _element(self, element: Callable[[int], None], key: bytes | None, found: Element) -> None:
+        """Hand one element `scan_elements` found to `element`."""
+        start, end, key_start, key_end, flags = found
+        self.pos = start
+        self._passed = False
+        if end - start > self.max_value:
+            self._check_size(key, end - start)
+        self._span = (key_start, key_end) if key_start >= 0 else None
+        if flags & _jsonscan.LONE_SURROGATE:
+            _repair_lone_surrogates(self.buf, start, end)
+        element(end)
 
     def _skip_to(self, end: int) -> None:
         self.pos = end
 
-    def _reference(self, end: int) -> None:
-        """A provider_references entry goes to the handler as JSON text: most never matter."""
-        if self.buf[self.pos] != ord("{"):
-            self.handler.provider_reference(self._decode(end))  # not an object: counted there
+    def _references(self, found: list[Element]) -> None:
+        """provider_references entries go to the handler in runs, as the scanner found them:
+        most never matter, so none is decoded here."""
+        if not found:
             return
-        group_id = self._group_id(end)
-        self.handler.provider_reference_raw(group_id, bytes(self.buf[self.pos : end]))
+        if found[-1][1] - found[0][0] > self.max_value:  # else no entry can be larger
+            for start, end, *_ in found:
+                self.pos = start
+                self._check_size(GROUP_ID, end - start)
+        if any(map(_FLAGS, found)):
+            for start, end, _, _, flags in found:
+                if flags & _jsonscan.LONE_SURROGATE:
+                    _repair_lone_surrogates(self.buf, start, end)
+        self.handler.provider_references(self.buf, found)
+
+    def _reference(self, end: int) -> None:
+        """One provider_references entry `_value_end` scanned (cut by the buffer's end): it
+        may start after blanks."""
+        match = BLANKS.match(self.buf, self.pos, end)
+        assert match is not None
+        key_start, key_end = self._span or (-1, -1)
+        entry = (match.end(), end, key_start, key_end, self._flags)
+        self.handler.provider_references(self.buf, [entry])
         self.pos = end
 
     def _item(self, end: int) -> None:
-        """An in_network item: decoded only when one of its billing codes may be wanted."""
+        """An in_network item: handed over only when its own billing code may be wanted."""
         if self._may_match(end):
             # A view, not a copy: a matched item can be tens of MB. Released after the call
             # (the buffer cannot be resized while a view of it exists).
             with memoryview(self.buf)[self.pos : end] as raw:
-                self.handler.in_network_item_raw(raw)
+                self.handler.in_network_item(raw)
         else:
             self.handler.skipped_item()
         self.pos = end
 
-    # what a scanner provides
+    # values
 
-    def _value_end(self, decoder: msgspec.json.Decoder[Any], key: bytes | None = None) -> int:
+    def _value_end(self, key: bytes | None = None, partial: _jsonscan.Partial | None = None) -> int:
         """Validate the value at pos; return where it ends (pos unchanged).
 
-        `decoder` is what the value will be decoded with, if at all; `key` names the member
-        `_may_match` or `_group_id` will look at next.
+        `key`: the member whose value's span is wanted (`_span`). `partial`: where a scan of
+        this value stopped for want of data: it goes on there.
+
+        An in_network item (`key` is billing_code) longer than `hold` whose own code is known
+        and not wanted is passed over as it streams: what has been validated is dropped from
+        the buffer, so such an item costs no more memory than `hold` and a chunk.
         """
-        raise NotImplementedError
+        self._passed = False
+        started = self.base + self.pos
+        while True:
+            eof = self.eof
+            try:
+                result = _jsonscan.scan_value(self.buf, self.pos, eof, key, partial)
+            except _jsonscan.ScanError as exc:
+                offset, reason = exc.args
+                raise self._invalid(offset, reason) from None
+            if isinstance(result, tuple):
+                break
+            if eof:
+                raise truncated_json(self.name, self.base + len(self.buf))
+            partial = result
+            if (
+                key is CODE
+                and partial is not None
+                and len(self.buf) - self.pos > self.hold
+                and (self._passed or self._unwanted(partial))
+            ):
+                drop = partial.droppable
+                partial = partial.forget(drop)
+                self.pos += drop
+                self._passed = True
+            self._check_size(key, len(self.buf) - self.pos)  # what is held of the value
+            # The scan resumes after the last complete value. When that is near the end of the
+            # buffer, one more chunk will do: a long skipped item is then held about once, not
+            # up to twice. Otherwise (a long string, say) at least as much again, so that what
+            # lies after the resume point is not scanned over and over.
+            unscanned = len(self.buf) - self.pos - (partial.resume_at if partial else 0)
+            if partial is not None and unscanned <= self.chunks.size:
+                self._more()
+            else:
+                self._grow()
+        end, spans, flags = result
+        self._check_size(key, end - self.pos)
+        self._span = spans[-1] if spans else None
+        self._flags = flags
+        if self._passed and self._span is not None:
+            self._check_passed(started)
+        if flags & _jsonscan.LONE_SURROGATE:
+            _repair_lone_surrogates(self.buf, self.pos, end)
+        return end
+
+    def _unwanted(self, partial: _jsonscan.Partial) -> bool:
+        """Whether the item being scanned (cut at the buffer's end) is not wanted, by its own
+        billing_code as far as it has been read."""
+        if not partial.spans:
+            return False  # the code may come later
+        start, stop = partial.spans[-1]
+        token = bytes(self.buf[self.pos + start : self.pos + stop])
+        return token[:1] not in (b"[", b"{") and not self.handler.wants(_code_text(token))
+
+    def _check_passed(self, started: int) -> None:
+        """An item passed over names billing_code again after its first code: a decode keeps
+        the last one, which can no longer be honoured if it is wanted."""
+        assert self._span is not None
+        start, stop = self._span
+        token = bytes(self.buf[start:stop])
+        if token[:1] not in (b"[", b"{") and not self.handler.wants(_code_text(token)):
+            return
+        raise JsonFormatError(
+            f"the in_network item at decoded byte {started} of {self.name} names its "
+            f"billing_code again {self.base + self.pos - started:,} bytes in, after a code that "
+            "is not wanted; items that long are not kept whole, so which code counts cannot be "
+            "decided. Extract this file with the reference engine (--engine reference)."
+        )
+
+    def _invalid(self, offset: int, reason: str) -> JsonFormatError:
+        if reason.startswith("expected") and offset < len(self.buf):
+            reason += f", found {bytes(self.buf[offset : offset + 1])!r}"
+        return invalid_json(self.name, self.base + offset, reason)
 
     def _may_match(self, end: int) -> bool:
-        """Whether the item buf[pos:end] may be wanted (never False for a wanted item)."""
-        raise NotImplementedError
+        """Whether the item's own billing_code is wanted (the last one, as a decode keeps)."""
+        if self._passed:
+            return False
+        buf = self.buf
+        if buf[self.pos] != ord("{"):
+            return True  # not an object: let the handler count it as invalid
+        if self._span is None:
+            return self.handler.wants(None)
+        start, stop = self._span
+        if buf[start] in b"[{":
+            return True  # an array or object as a code: let the handler judge it
+        return self.handler.wants(_code_text(bytes(buf[start:stop])))
 
-    def _group_id(self, end: int) -> object:
-        """The provider_group_id of the reference (an object) buf[pos:end]."""
-        raise NotImplementedError
+
+def _repair_lone_surrogates(buf: bytearray, start: int, end: int) -> None:
+    """Write each unpaired high-surrogate escape in buf[start:end] as `\\u003f` ("?").
+
+    That is what the reference parser (yajl) decodes it to, and msgspec rejects it when the
+    handler decodes the item. The same length, so offsets stay. buf[start:end] is valid JSON.
+    """
+    found = list(_HIGH_SURROGATE.finditer(buf, start, end))
+    for match in found:
+        at, after = match.span()
+        first = at
+        while first > start and buf[first - 1] == ord("\\"):
+            first -= 1
+        if (at - first) % 2 or _LOW_SURROGATE.match(buf, after, end):
+            continue  # `\\ud800` is text, or the pair is complete
+        buf[at:after] = b"\\u003f"
+
+
+def _code_text(token: bytes) -> object:
+    """A billing code's value as the reference engine would see it."""
+    if token.startswith(b'"'):
+        return (
+            msgspec.json.decode(token) if b"\\" in token else token[1:-1].decode("utf-8", "replace")
+        )
+    if token in (b"null", b"true", b"false"):
+        return msgspec.json.decode(token)
+    try:
+        return int(token) if token.lstrip(b"-").isdigit() else Decimal(token.decode())
+    except (ArithmeticError, ValueError):
+        return token.decode("utf-8", "replace")

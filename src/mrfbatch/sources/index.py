@@ -23,7 +23,7 @@ from urllib.request import url2pathname
 import ijson
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines.reference import json_error, load_backend
+from mrfbatch.engines.yajl import json_error, load_backend
 from mrfbatch.errors import (
     CompressionError,
     JsonFormatError,
@@ -284,7 +284,7 @@ def _plain(value: Any) -> Any:
 def _without_snippet(message: str) -> str:
     """A JSON error without the bytes near the error, which may hold a signed location URL.
 
-    engines.reference.json_error writes them as ` near '...'`, before an optional
+    engines.yajl.json_error writes them as ` near '...'`, before an optional
     ` (between decoded bytes ...)`.
     """
     return re.sub(r" near (['\"]).*?\1(?= \(between|$)", "", message, flags=re.DOTALL)

@@ -1,4 +1,5 @@
-"""What a row is: the tables' columns, the schema's keys, and values turned into cells.
+"""The tables' schemas and the value conversions: columns, the CMS schema's keys, JSON values
+as cells, and the quality counts of what the schema did not expect.
 
 This module knows the CMS in-network-rates schema (v1.0 to v2.x) and nothing about parsing:
 any engine that decodes an object into dicts, lists, strings, ints and Decimals (or floats)

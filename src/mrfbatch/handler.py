@@ -1,16 +1,16 @@
-"""The document handler: routes what an engine decodes to rows, writers and the provider store."""
+"""The document handler: routes what an engine finds to rows, writers and the provider store."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from mrfbatch.engines import Element
 from mrfbatch.errors import FileKindError
 from mrfbatch.providers import ProviderStore
-from mrfbatch.rates import ItemRows, LargeItem, TypedItem, decode_item
-from mrfbatch.rows import FILE_METADATA_KEYS, TOP_KEYS, Columns, Quality, text
+from mrfbatch.rates import ItemRows
+from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Quality
+from mrfbatch.tables import text as text_of
 from mrfbatch.whitelist import normalize_code
 from mrfbatch.writers import TableWriter
 
@@ -29,7 +29,7 @@ _OTHER_KINDS = {
 
 
 class Extraction:
-    """Receives decoded objects from an engine (see `mrfbatch.engines.DocumentHandler`)."""
+    """What an engine finds goes here (a `mrfbatch.engines.DocumentHandler`)."""
 
     def __init__(
         self,
@@ -43,7 +43,7 @@ class Extraction:
         self.rates = rates
         self.store = store
         self.quality = quality
-        self.items = ItemRows(network_id, quality)
+        self.items = ItemRows(network_id, quality, store.add_inline)
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
@@ -65,6 +65,8 @@ class Extraction:
     def top_level_key(self, key: str) -> bool:
         if key in _OTHER_KINDS:
             raise FileKindError(f"this is not an in-network-rates file but {_OTHER_KINDS[key]}")
+        # A key after `in_network`: its items are all in, so every needed group key is known.
+        self.in_network_done = self.in_network_done or "in_network" in self.keys_seen
         self.keys_seen.append(key)
         if key not in TOP_KEYS:
             self.quality.check_keys({key: None}, TOP_KEYS, "top")
@@ -77,72 +79,25 @@ class Extraction:
                 f"`{key}` is {type(value).__name__ if value is not None else 'null'}; "
                 "expected an array"
             )
-        self.file_metadata[key] = text(value, self.quality, key)
+        self.file_metadata[key] = text_of(value, self.quality, key)
 
-    def provider_reference(self, obj: Any) -> None:
-        if not isinstance(obj, Mapping):
-            self.quality.invalid(f"provider_references: entry is not an object: {obj!r:.40}")
-            return
+    def provider_references(self, text: bytes | bytearray, found: list[Element]) -> None:
         # After in_network every needed key is known, so unneeded groups need not be kept.
-        self.store.add_reference(obj, only=self.referenced if self.in_network_done else None)
+        self.store.add_references(text, found, self.referenced if self.in_network_done else None)
 
-    def provider_reference_raw(self, group_id: object, raw: bytes) -> None:
-        """One `provider_references` entry as JSON text, with its provider_group_id."""
-        self.store.add_raw(group_id, raw, only=self.referenced if self.in_network_done else None)
-
-    def provider_references_raw(
-        self, text: bytearray, found: list[Element], at: int, largest: int
-    ) -> int:
-        """Many entries at once: see DocumentHandler."""
-        only = self.referenced if self.in_network_done else None
-        return self.store.add_found(text, found, at, largest, only)
-
-    def in_network_item(self, obj: Any) -> None:
+    def in_network_item(self, item: object) -> None:
+        """One item, decoded or as JSON text: its rows are written when it is wanted."""
         self.items_seen += 1
-        if not isinstance(obj, Mapping):
+        found = self.items.read(item)
+        if found is None:
             self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
-            return
-        if self.wants(obj.get("billing_code", "")):
-            self._write(*self.items.columns(obj))
-
-    def in_network_item_raw(self, raw: bytes | memoryview) -> None:
-        """One item as JSON text (the fast engine's matched items)."""
-        head = self.items.native_head(raw)
-        if head is not None:  # the usual shape: rows made in C
-            self.items_seen += 1
-            if self.wants(head[6]):
-                self.items_matched += 1
-                for batch in self.items.native_batches(head, raw):
-                    self.rates.write_batch(batch)
-            return
-        item = decode_item(raw)
-        if not isinstance(item, TypedItem | LargeItem):
-            self.in_network_item(item)  # not of the usual shape: checked and counted there
-            return
-        self.items_seen += 1
-        if self.wants(item.billing_code):
+        elif self.wants(found.billing_code):
             self.items_matched += 1
-            for batch in self.items.typed_batches(item):
-                self.rates.write_batch(batch)
-                self._store_inline()
-
-    def _write(self, columns: Columns, n: int) -> None:
-        self.items_matched += 1
-        self.rates.write_columns(columns, n)
-        self._store_inline()
-
-    def _store_inline(self) -> None:
-        inline = self.items.take_inline()
-        if inline:
-            self.store.add_inline(inline)
+            found.write(self.rates)
 
     def skipped_item(self) -> None:
         """An item an engine skipped without decoding (its code is not whitelisted)."""
         self.items_seen += 1
-
-    def array_done(self, key: str) -> None:
-        if key == "in_network":
-            self.in_network_done = True
 
     def finish(self) -> None:
         """Called at the end of the stream: was this an in-network file at all?"""
