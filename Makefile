@@ -1,7 +1,7 @@
 # make run       run the workflow on the bundled example source (no network) into results/
 # make example   extract one bundled file with the single-file command
 # make test      run the test suite (unit, end-to-end against a local HTTP server)
-# make check     lint and type-check
+# make check     lint, type-check, and the house rules (tests/test_house.py)
 # make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/)
 # make bench-smoke  the same at BENCH_MB=20, in seconds (CI)
 # make test-cluster  install the SLURM executor plugin ('.[cluster]'), start a one-node SLURM
@@ -48,6 +48,9 @@ check: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(VENV)/bin/snakemake --lint --config source=url input=examples/in-network-sample.json.gz
+	@# The house rules: no import circle, no private import across modules, no module over
+	@# 500 lines, the package imports nothing from tests/ (CONTRIBUTING.md).
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_house.py
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py --mb $(BENCH_MB)

@@ -203,6 +203,7 @@ def _engine_argument(name: str) -> tuple[Any, str | None]:
 def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -> Measurement:
     """Time run_extraction on `path`; then (outside the timing and the RSS) digest the tables."""
     from mrfbatch.errors import UsageError
+    from mrfbatch.options import ExtractionOptions
     from mrfbatch.run_extraction import run_extraction
 
     m = Measurement(kind="extract", engine=engine)
@@ -214,8 +215,9 @@ def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -
     shutil.rmtree(out, ignore_errors=True)
     try:
         with _timed(m):
-            result = run_extraction(str(path), out, network_id="bench", cpt_whitelist=whitelist,
-                                    engine=argument)  # fmt: skip
+            options = ExtractionOptions(engine=argument)
+            result = run_extraction(str(path), out, options, network_id="bench",
+                                    cpt_whitelist=whitelist)  # fmt: skip
     except (UsageError, TypeError) as exc:
         if engine != "fast-threads2":
             raise

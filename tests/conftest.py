@@ -14,7 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support import containers  # noqa: E402
 from support.httpserver import FileServer  # noqa: E402
+from support.workflows import WHITELIST, synth_file  # noqa: E402
 
 
 @pytest.fixture
@@ -57,3 +59,19 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def served(http_server: FileServer, tmp_path: Path) -> dict[str, Any]:
+    """Two in-network files on the server (alpha, beta), and WHITELIST in codes.txt in the
+    work folder: what the workflow's tests run on."""
+    files = {
+        "alpha": synth_file(1),
+        "beta": synth_file(2, refs_position="after", inline_groups=True),
+    }
+    urls = {
+        name: http_server.add(f"/mrf/{name}.json.gz", containers.pack(sf.to_bytes(), "gz"))
+        for name, sf in files.items()
+    }
+    (tmp_path / "codes.txt").write_text("\n".join(WHITELIST) + "\n")
+    return {"files": files, "urls": urls, "server": http_server}

@@ -36,7 +36,9 @@ from mrfbatch import provider_rows, providers, rates
 from mrfbatch.engines import chunks
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.engines.scanner import Scanner
-from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
+from mrfbatch.status import ExtractionResult
 from mrfbatch.transport import TransportSettings
 from support import containers, oracle, synth
 
@@ -137,10 +139,12 @@ def extract(path: Path, out: Path, engine: Any, whitelist: Sequence[str] | None)
     result = run_extraction(
         str(path),
         folder,
+        ExtractionOptions(
+            engine=make_engine(engine),
+            transport=TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=2.0),
+        ),
         network_id=NET,
         cpt_whitelist=whitelist,
-        engine=make_engine(engine),
-        settings=TransportSettings(attempts=1, backoff_seconds=0.0, remote_timeout=2.0),
     )
     if not result.ok:
         return Outcome(result, None, None)

@@ -27,7 +27,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch.engines.fast import FastEngine
-from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
+from mrfbatch.status import ExtractionResult
 from mrfbatch.transport import TransportSettings
 from support import oracle, synth
 from support.httpserver import FileServer
@@ -122,9 +124,9 @@ def extract(
     url: str, tmp_path: Path, log_file: Path, **kwargs: Any
 ) -> tuple[ExtractionResult, dict[str, Any], Path]:
     """Extract the signed `url` into tmp_path/out; check that no secret was written anywhere."""
-    kwargs.setdefault("settings", settings())
+    options = ExtractionOptions(transport=kwargs.pop("settings", settings()), **kwargs)
     out = tmp_path / "out"
-    result = run_extraction(url + SIGNATURE, out, network_id=NET, cpt_whitelist=WHITELIST, **kwargs)
+    result = run_extraction(url + SIGNATURE, out, options, network_id=NET, cpt_whitelist=WHITELIST)
     folder = out / NET
     status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
     assert status == json.loads(json.dumps(result.to_dict()))

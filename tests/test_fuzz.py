@@ -26,7 +26,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mrfbatch.engines.fast import FastEngine
-from mrfbatch.run_extraction import ExtractionResult, run_extraction
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
+from mrfbatch.status import ExtractionResult
 from mrfbatch.transport import TransportSettings
 from support import containers, synth
 
@@ -87,10 +89,11 @@ def extract(data: bytes, folder: Path, label: str) -> Outcome:
         result = run_extraction(
             str(source),
             out,
+            ExtractionOptions(
+                engine=ENGINES[label], transport=TransportSettings(attempts=1, remote_timeout=1.0)
+            ),
             network_id=NET,
             cpt_whitelist=WHITELIST,
-            engine=ENGINES[label],
-            settings=TransportSettings(attempts=1, remote_timeout=1.0),
         )
     except Hang:
         pytest.fail(f"{label}: the extraction took more than {DEADLINE} s")

@@ -7,6 +7,7 @@ Every table is compared order-independently with the generator's own oracle
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zlib
@@ -20,10 +21,15 @@ import pytest
 
 from mrfbatch import items as items_module
 from mrfbatch import rates as rates_module
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
 from support import containers, oracle, synth
 from support.httpserver import FileServer
+
+# The keywords of ExtractionOptions a test may give with the others.
+OPTIONS = {field.name for field in dataclasses.fields(ExtractionOptions)}
+
 
 NET = "synthnet"
 # A table of contents (CMS schema: reporting_structure of plans and in-network file locations).
@@ -69,8 +75,11 @@ def settings(**changes: Any) -> TransportSettings:
 def extract(source: str | Path, out: Path, **kwargs: Any) -> tuple[Any, Path, dict[str, Any]]:
     """Run an extraction; check status.json against result.to_dict(); return both + folder."""
     kwargs.setdefault("network_id", NET)
-    kwargs.setdefault("settings", settings())
-    result = run_extraction(str(source), str(out), **kwargs)
+    options = ExtractionOptions(
+        transport=kwargs.pop("settings", settings()),
+        **{key: kwargs.pop(key) for key in OPTIONS & set(kwargs)},
+    )
+    result = run_extraction(str(source), str(out), options, **kwargs)
     folder = out / kwargs["network_id"]
     status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
     assert json.loads(json.dumps(result.to_dict())) == status

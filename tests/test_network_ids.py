@@ -229,3 +229,22 @@ def file_of(url: str) -> str:
         return url
     rest = re.split(r"[?#]", url[scheme.end() :], maxsplit=1)[0]
     return scheme.group().lower() + rest
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://cdn.example/a/2024-01_BCBS_in-network.json.gz?Signature=x&Expires=1",
+            "2024-01_BCBS_in-network",
+        ),
+        ("https://cdn.example/files/rates.JSON.GZ", "rates"),
+        ("https://cdn.example/files/rates.zip", "rates"),
+        ("file:///data/x/plan%20a.json", "plan_a"),
+        ("/data/x/plan.json", "plan"),
+        ("relative/dir/plan.v2.json.gz", "plan.v2"),
+        ("https://cdn.example/", "network"),
+    ],
+)
+def test_derive_network_id_uses_file_name(url: str, expected: str) -> None:
+    assert derive_network_id(url) == expected

@@ -6,8 +6,6 @@ import gzip
 import json
 import struct
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +19,8 @@ from hypothesis import strategies as st
 from mrfbatch import provider_rows, providers
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.engines.reference import json_text
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.providers import ProviderStore
-from mrfbatch.remote import in_order
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.tables import PROVIDER_COLUMNS, PROVIDERS_SCHEMA, Quality
 from mrfbatch.transport import TransportSettings
@@ -371,7 +369,10 @@ def test_run_extraction_skips_a_remote_file_over_max_value(
         '[7, 8], "negotiated_prices": [{"negotiated_rate": 1.5}]}]}]}'
     )
     result = run_extraction(
-        str(doc), tmp_path / "out", network_id="net", engine=engine, max_value_mb=max_value_mb
+        str(doc),
+        tmp_path / "out",
+        ExtractionOptions(engine=engine, max_value_mb=max_value_mb),
+        network_id="net",
     )
     assert (result.status, result.rate_rows, result.provider_rows) == ("incomplete", 1, 2)
     assert (result.remote_references_fetched, result.remote_references_failed) == (0, 1)
@@ -559,28 +560,3 @@ def test_add_references_leaves_unusual_entries_to_python(
     assert [key for _, key, _ in spilled_records(tmp_path / "p.spill")] == keys
     assert store.quality.invalid_values == invalid
     store.close()
-
-
-@pytest.mark.parametrize("workers", [1, 3])
-def test_remote_fetches_are_taken_in_order_from_a_bounded_window(workers: int) -> None:
-    """Behind a slow first file, at most 2 x workers fetches start before its result is taken,
-    so the other files' groups cannot all wait in memory at once."""
-    locations = [str(i) for i in range(60)]
-    started: list[str] = []
-    lock = threading.Lock()
-
-    def fetch(location: str) -> str:
-        with lock:
-            started.append(location)
-        if location == "0":
-            time.sleep(0.3)
-        return "groups of " + location
-
-    taken = []
-    for location, result in in_order(fetch, locations, workers):
-        assert result == "groups of " + location
-        with lock:
-            assert len(started) <= int(location) + 1 + 2 * workers, (location, len(started))
-        taken.append(location)
-    assert taken == locations
-    assert sorted(started, key=int) == locations  # each fetched once

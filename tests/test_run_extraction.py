@@ -13,8 +13,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch.cli import extract_main as main
 from mrfbatch.errors import UsageError
-from mrfbatch.run_extraction import main, run_extraction
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
 from support import oracle, synth
 
 PRICE = (
@@ -137,7 +139,7 @@ def test_run_extraction_refuses_pure_python_ijson(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ijson.backends.yajl2_c", None)
     path = write(tmp_path, "net.json", document([item("99213")]))
-    result = run_extraction(str(path), tmp_path / "out", engine="reference")
+    result = run_extraction(str(path), tmp_path / "out", ExtractionOptions(engine="reference"))
     assert result.status == "failed"
     assert result.error is not None
     assert "yajl2_c" in result.error and "pip install" in result.error

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url, url_secrets
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.transport import TransportSettings
@@ -318,7 +319,9 @@ def test_run_extraction_name_resolution_failure_keeps_secrets_out(
 ) -> None:
     # tests/conftest.py: any host but 127.0.0.1 fails name resolution, without a query
     url = signed("http://payer.example/mrf/rates.json.gz")
-    result = run_extraction(url, tmp_path / "out", settings=TransportSettings(attempts=1))
+    result = run_extraction(
+        url, tmp_path / "out", ExtractionOptions(transport=TransportSettings(attempts=1))
+    )
     assert result.status == "failed"
     assert result.error is not None
     assert "connection to host payer.example failed: name resolution failed" in result.error
@@ -331,7 +334,9 @@ def test_run_extraction_request_target_in_an_error_is_redacted(
     # http.client would refuse a target holding a space, repeating it, query and all; the
     # transport refuses it first, with the URL redacted
     url = signed(http_server.base_url + "/mrf/a b.json.gz")
-    result = run_extraction(url, tmp_path / "out", settings=TransportSettings(attempts=1))
+    result = run_extraction(
+        url, tmp_path / "out", ExtractionOptions(transport=TransportSettings(attempts=1))
+    )
     assert result.status == "failed"
     assert result.error is not None and "cannot be requested" in result.error
     assert_no_secrets(tmp_path, [result.error])

@@ -9,6 +9,7 @@ beside the repository. Tests that need them are skipped when the folder is absen
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -23,11 +24,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
 
 # ---------------------------------------------------------------------------------------------
 # Locating the example files
 # ---------------------------------------------------------------------------------------------
+
+
+# The keywords of ExtractionOptions a test may give with the others.
+OPTIONS = {field.name for field in dataclasses.fields(ExtractionOptions)}
 
 
 @pytest.fixture(scope="session")
@@ -600,7 +606,10 @@ def _network_id(path: Path) -> str:
 
 def _run(source: Path, output_dir: Path, **kwargs: Any) -> tuple[Any, dict[str, Any], Path]:
     """Run the extraction; return the result, the parsed status.json and the network folder."""
-    result = run_extraction(str(source), str(output_dir), **kwargs)
+    options = ExtractionOptions(**{key: kwargs.pop(key) for key in OPTIONS & set(kwargs)})
+    if "settings" in kwargs:
+        options = options.replace(transport=kwargs.pop("settings"))
+    result = run_extraction(str(source), str(output_dir), options, **kwargs)
     network_id = kwargs.get("network_id") or _network_id(source)
     folder = output_dir / network_id
     status = json.loads((folder / "status.json").read_text(encoding="utf-8"))

@@ -18,10 +18,12 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch.cli import extract_main as main
 from mrfbatch.engines import MB
 from mrfbatch.engines.fast import FastEngine
 from mrfbatch.errors import UsageError
-from mrfbatch.run_extraction import main, run_extraction
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
 from support import oracle, synth
 
 NET = "net"
@@ -94,10 +96,9 @@ def test_run_extraction_item_over_limit_fails_where_it_starts(
     result = run_extraction(
         str(path),
         tmp_path / "out",
+        ExtractionOptions(engine=engine, max_value_mb=1),
         network_id=NET,
         cpt_whitelist=sf.codes() if wanted else ["00000"],
-        engine=engine,
-        max_value_mb=1,
     )
     assert result.status == "failed"
     assert_too_large(result.error, "an in_network item", path, big, label)
@@ -115,7 +116,10 @@ def test_run_extraction_provider_reference_over_limit_fails_where_it_starts(
     big = starts[len(starts) // 2]
     assert starts[len(starts) // 2 + 1] - big > MB
     result = run_extraction(
-        str(path), tmp_path / "out", network_id=NET, engine=engine, max_value_mb=1
+        str(path),
+        tmp_path / "out",
+        ExtractionOptions(engine=engine, max_value_mb=1),
+        network_id=NET,
     )
     assert result.status == "failed"
     assert_too_large(result.error, "a provider_references entry", path, big, label)
@@ -133,9 +137,8 @@ def test_run_extraction_values_under_limit_succeed(tmp_path: Path, label: str, e
     result = run_extraction(
         str(path),
         tmp_path / "out",
+        ExtractionOptions(engine=engine, max_value_mb=1),
         network_id=NET,
-        engine=engine,
-        max_value_mb=1,
     )
     assert result.status == "success", result.error
     expected = sf.expected(NET)
@@ -151,7 +154,7 @@ def test_run_extraction_values_under_limit_succeed(tmp_path: Path, label: str, e
 def test_run_extraction_max_value_mb_must_be_positive(tmp_path: Path) -> None:
     path, _ = write_synth(tmp_path)
     with pytest.raises(UsageError, match="max_value_mb must be a positive integer, got 0"):
-        run_extraction(str(path), tmp_path / "out", max_value_mb=0)
+        ExtractionOptions(max_value_mb=0)
     with pytest.raises(SystemExit) as exc:
         main(["--url", str(path), "--output-dir", str(tmp_path), "--max-value-mb", "0"])
     assert exc.value.code == 2
@@ -171,9 +174,10 @@ def test_main_max_value_mb_option(tmp_path: Path) -> None:
 _RSS_SCRIPT = r"""
 import logging, re, sys
 from pathlib import Path
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
 logging.disable(logging.CRITICAL)
-r = run_extraction(sys.argv[1], sys.argv[2], engine=sys.argv[3], max_value_mb=4,
+r = run_extraction(sys.argv[1], sys.argv[2], ExtractionOptions(engine=sys.argv[3], max_value_mb=4),
                    cpt_whitelist=["99213"])
 print(r.error)
 print(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))

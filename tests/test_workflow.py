@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import re
@@ -15,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from mrfbatch.batch_orchestrator import execute_batch
-from mrfbatch.batch_orchestrator import main as orchestrator_main
-from mrfbatch.config import ConfigError
+from mrfbatch import workflow
+from mrfbatch.errors import UsageError
 from support import containers, synth
 from support.httpserver import FileServer
 from support.workflows import (
@@ -32,21 +32,6 @@ from support.workflows import (
 )
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture
-def served(http_server: FileServer, tmp_path: Path) -> dict[str, Any]:
-    """Two in-network files on the server, and a whitelist file in the work folder."""
-    files = {
-        "alpha": synth_file(1),
-        "beta": synth_file(2, refs_position="after", inline_groups=True),
-    }
-    urls = {
-        name: http_server.add(f"/mrf/{name}.json.gz", containers.pack(sf.to_bytes(), "gz"))
-        for name, sf in files.items()
-    }
-    (tmp_path / "codes.txt").write_text("\n".join(WHITELIST) + "\n")
-    return {"files": files, "urls": urls, "server": http_server}
 
 
 def expected_rows(sf: synth.SynthFile, network_id: str) -> tuple[int, int]:
@@ -415,67 +400,6 @@ def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
     assert m["total_tasks"] == 0 and "could not be turned into tasks" in m["error"]
 
 
-HOSTILE_CSVS = {  # content: what the message says
-    "semicolons": (
-        b"file_url;plan_name\nhttps://h.example/a.json;Gold\n",
-        "plans.csv has no 'file_url' column in its header (line 1); found columns: "
-        "'file_url;plan_name' (the header holds semicolons: the file looks "
-        "semicolon-separated, expected commas)",
-    ),
-    "unclosed quote": (
-        b'file_url,plan_name\nhttps://h.example/a.json,"Gold\nhttps://h.example/b.json,x\n',
-        "plans.csv is not a readable CSV at line 2: unexpected end of data (a quote opened "
-        "in the row that starts on line 2 is never closed)",
-    ),
-    "utf-16": (
-        "file_url\nhttps://h.example/a.json\n".encode("utf-16"),
-        "source file plans.csv starts with a UTF-16 byte order mark; save it as UTF-8",
-    ),
-    "binary": (
-        b"file_url\nhttps://h.example/a.json\n\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-        r"source file plans.csv is not UTF-8 text: byte 34 (line 3) is b'\x89'; save it as UTF-8",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(HOSTILE_CSVS))
-def test_batch_orchestrator_hostile_csv_ends_with_the_reason(tmp_path: Path, case: str) -> None:
-    content, message = HOSTILE_CSVS[case]
-    (tmp_path / "plans.csv").write_bytes(content)
-    proc = subprocess.run(
-        [sys.executable, "-m", "mrfbatch.batch_orchestrator", "--source", "csv"]
-        + ["--input", "plans.csv", "--workers", "2"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 1
-    assert f"error: the csv source is unusable: {message}\n" in proc.stderr
-    assert (
-        "stopped in" in proc.stderr
-        and ": the csv source could not be turned into tasks; see results/logs/tasks.log\n"
-        in proc.stderr
-    )
-    assert "Traceback" not in proc.stderr
-    assert "0 successful, 0 incomplete, 0 failed, 0 not run" in proc.stdout
-    assert not (tmp_path / "results" / "tasks.tsv").exists()
-
-
-def test_batch_orchestrator_checks_the_config_before_snakemake(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mrfbatch.batch_orchestrator", "--source", "csv"]
-        + ["--input", "nope.csv"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr == "error: config key 'input': csv file nope.csv does not exist\n"
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_workflow_edited_tasks_file_with_unsafe_id_is_refused(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text("https://127.0.0.1:9/a.json\n")
     (tmp_path / "results").mkdir()
@@ -513,81 +437,6 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     proc = snakemake(many, "source=urls", "input=list.txt", cores=1)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "nothing to do, 1 file done before" in proc.stderr, proc.stderr[-3000:]
-
-
-def test_batch_orchestrator_max_value_mb_fails_only_the_file_with_a_larger_item(
-    served: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    big = synth.generate(synth.SynthConfig(seed=8, items=9, references=5, large_item_rates=4000))
-    url = served["server"].add("/mrf/big.json.gz", containers.pack(big.to_bytes(), "gz"))
-    (tmp_path / "list.txt").write_text(f"{served['urls']['alpha']}\n{url}\n")
-    monkeypatch.chdir(tmp_path)
-    args = ["--source", "urls", "--input", "list.txt", "--workers", "2", "--retries", "0"]
-    code = orchestrator_main([*args, "--max-value-mb", "1"])
-    assert code != 0
-    assert "1 successful, 0 incomplete, 1 failed, 0 not run" in capsys.readouterr().out
-    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
-    assert by_id["alpha"]["status"] == "success"
-    assert by_id["big"]["status"] == "failed"
-    assert "an in_network item in " in by_id["big"]["error"]
-    assert "is larger than the limit of 1 MB (max_value_mb)" in by_id["big"]["error"]
-    assert not (tmp_path / "results" / "big" / "rates.parquet").exists()
-
-    # A higher limit redoes the failed file only.
-    assert orchestrator_main([*args, "--max-value-mb", "2"]) == 0
-    assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
-    assert (tmp_path / "results" / "big" / "rates.parquet").exists()
-
-
-def test_batch_orchestrator_command_and_execute_batch(
-    served: dict[str, Any],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    urls = served["urls"]
-    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
-    monkeypatch.chdir(tmp_path)
-    code = orchestrator_main(
-        [
-            "--source",
-            "urls",
-            "--input",
-            "list.txt",
-            "--workers",
-            "2",
-            "--cpt-whitelist",
-            "codes.txt",
-            "--attempts",
-            "3",
-            "--retry-seconds",
-            "60",
-            "--timeout",
-            "30",
-        ]
-    )
-    assert code == 0
-    assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
-    assert manifest(tmp_path)["total_tasks"] == 2
-
-    # A relative path is relative to the working directory, not to the folder of the CSV
-    # execute_batch writes.
-    (tmp_path / "local").mkdir()
-    (tmp_path / "local" / "gamma.json").write_bytes(synth_file(3).to_bytes())
-    result = execute_batch(
-        [urls["alpha"], {"url": urls["beta"], "plan_name": "Plan Z"}, "local/gamma.json"],
-        tmp_path / "batch",
-        workers=2,
-        cpt_whitelist=tmp_path / "codes.txt",
-    )
-    assert result["summary"]["successful"] == 3
-    plans = {e["network_id"]: e["plan_metadata"] for e in result["extractions"]}
-    assert plans["beta"] == [{"plan_name": "Plan Z"}]
-    by_id = {e["network_id"]: e["url"] for e in result["extractions"]}
-    assert by_id["gamma"] == f"{tmp_path}/local/gamma.json"
 
 
 def test_workflow_incomplete_task_keeps_its_tables_and_is_redone(
@@ -748,53 +597,36 @@ def test_workflow_whitelist_that_matches_nothing_is_said(
     )
 
 
-def test_execute_batch_refuses_a_misspelled_key_before_anything(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"^unknown config key 'rate_batch'; did you mean"):
-        execute_batch(["https://127.0.0.1:9/a.json"], tmp_path / "out", rate_batch=10)
-    assert not (tmp_path / "out").exists()
+class _RecordingRaw(io.RawIOBase):
+    """A file descriptor's view of the console: every write that reaches the OS."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
 
 
-def test_execute_batch_quiet_shows_only_the_summary(
-    served: dict[str, Any], tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    result = execute_batch(list(served["urls"].values()), tmp_path / "out", 2, quiet=True)
-    assert result["summary"]["successful"] == 2
-    err = capfd.readouterr().err
-    lines = [line for line in err.splitlines() if not line.startswith("Using workflow")]
-    assert lines[0].startswith("mrfbatch: 2 files in "), err
-    assert not any(re.match(r"\[\d", line) for line in lines), err
-    assert len(lines) <= 6, err
+def test_console_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jobs running at once share the console: a line written in two pieces can be split by
+    # another job's line. Like Python's own stderr, the stream has no buffer of bytes.
+    raw = _RecordingRaw()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)  # type: ignore[type-var]
+    monkeypatch.setattr(sys, "stderr", stream)
+    workflow._say("[mrfbatch] beta: success")
+    assert raw.writes == [b"[mrfbatch] beta: success\n"]
 
 
-def test_batch_orchestrator_dry_run_counts_what_would_run(
-    served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    urls = served["urls"]
-    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
-    monkeypatch.chdir(tmp_path)
-    args = ["--source", "urls", "--input", "list.txt", "--workers", "2"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "mrfbatch.batch_orchestrator", *args, "--dry-run"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    path.write_text(
+        "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
+        "alpha\thttps://h.example/alpha.json\tresults/alpha\t[]\t{}\n"
     )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == (
-        "dry run: urls source list.txt: 2 files; 0 already done, 2 would be extracted: "
-        "alpha, beta\n"
-    )
-    assert not (tmp_path / "results").exists()
-    assert orchestrator_main([*args, "--quiet"]) == 0
-    (tmp_path / "results" / "beta" / "rates.parquet").unlink()
-    proc = subprocess.run(
-        [sys.executable, "-m", "mrfbatch.batch_orchestrator", *args, "--dry-run"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.stdout == (
-        "dry run: urls source list.txt: 2 files; 1 already done, 1 would be extracted: beta\n"
-    )
+    assert workflow.find_task(str(path), "alpha").url == "https://h.example/alpha.json"
+    with pytest.raises(UsageError, match=r"network id 'beta' is not in .*tasks\.tsv"):
+        workflow.find_task(str(path), "beta")

@@ -11,11 +11,9 @@ task dicts. Exit status: Snakemake's (0 when every file succeeded), 2 for a usag
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -24,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.config import check_config, load_schema, workflow_root
-from mrfbatch.errors import MrfError, UsageError
+from mrfbatch.errors import UsageError
 from mrfbatch.layout import RunLayout
-from mrfbatch.redact import redact_text
-from mrfbatch.sources import SOURCE_TYPES, load_tasks
+from mrfbatch.sources import load_tasks
 from mrfbatch.sources.locations import is_relative_path
 from mrfbatch.summary import RERUN_VARIABLE, files
 from mrfbatch.tasks import Task
 from mrfbatch.workflow import Run, is_done
 
-__all__ = ["execute_batch", "main", "read_manifest", "run_workflow", "workflow_root"]
+__all__ = ["dry_run", "execute_batch", "read_manifest", "run_workflow", "workflow_root"]
 
 
 def snakemake_command(configfile: str | Path, workers: int, extra: Sequence[str] = ()) -> list[str]:
@@ -175,75 +172,7 @@ def dry_run(settings: Mapping[str, Any]) -> str:
     return line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m mrfbatch.batch_orchestrator",
-        description="Extract every in-network file a source lists (runs the Snakemake workflow).",
-    )
-    p.add_argument("--source", required=True, choices=SOURCE_TYPES)
-    p.add_argument("--input", required=True, help="source file, or URL for index/url")
-    p.add_argument("--output-dir", default="results")
-    p.add_argument("--workers", type=int, default=1, help="extractions at once (Snakemake cores)")
-    p.add_argument("--cpt-whitelist")
-    p.add_argument("--provider-batch-size", type=int)
-    p.add_argument("--rate-batch-size", type=int)
-    p.add_argument("--retries", type=int, help="Snakemake retries of a failed extraction")
-    p.add_argument("--attempts", type=int, help="tries per HTTP request (connection errors, 5xx)")
-    p.add_argument("--retry-seconds", type=float, help="longest time one request is retried")
-    p.add_argument("--timeout", type=float, help="seconds without data before a resume")
-    p.add_argument(
-        "--max-value-mb",
-        type=int,
-        help="fail a file whose in_network item or provider reference is larger (MB; 2048)",
-    )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print how many files the source lists and how many are done; run nothing",
-    )
-    p.add_argument("--quiet", action="store_true", help="print only the summary at the end")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)
-    config = {
-        "source": args.source,
-        "input": args.input,
-        "output_dir": args.output_dir,
-        "cpt_whitelist": args.cpt_whitelist,
-        "provider_batch_size": args.provider_batch_size,
-        "rate_batch_size": args.rate_batch_size,
-        "retries": args.retries,
-        "attempts": args.attempts,
-        "retry_seconds": args.retry_seconds,
-        "timeout": args.timeout,
-        "max_value_mb": args.max_value_mb,
-        "console": "quiet" if args.quiet else None,
-    }
-    try:
-        settings = check_config(config, load_schema())
-        if args.dry_run:
-            print(dry_run(settings))
-            return 0
-        command = shlex.join(["python", "-m", "mrfbatch.batch_orchestrator", *arguments])
-        rerun = redact_text(command, [args.input])  # a signed URL's secrets stay off the console
-        code = run_workflow(config, args.workers, rerun=rerun)
-    except MrfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: cannot use output_dir {args.output_dir}: {exc}", file=sys.stderr)
-        return 2
-    summary = read_manifest(args.output_dir)["summary"]
-    print(
-        f"{summary['successful']} successful, {summary.get('incomplete', 0)} incomplete, "
-        f"{summary['failed']} failed, {summary['not_run']} not run; manifest: "
-        f"{RunLayout(args.output_dir).manifest}"
-    )
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from mrfbatch.cli import batch_main
+
+    sys.exit(batch_main())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # Files and folders of a run in {output_dir}, beside the network-id folders.
 TASKS_FILE = "tasks.tsv"
@@ -27,9 +28,31 @@ RUN_FILES = frozenset(
 )
 
 # Files of one extraction, in {output_dir}/{network_id}/ (run_extraction writes them).
+TABLES = ("rates", "providers")  # {name}.parquet, or {name}.csv
 STATUS_FILE = "status.json"
 PROGRESS_FILE = ".progress.json"  # while it runs: how far it is (mrfbatch.progress)
 DONE_FILE = ".done"  # the workflow's mark of a finished task (see mrfbatch.workflow)
+# Temporary files of an extraction (writers: `.{table}.tmp-{pid}`; the provider store's spill
+# file; the JSON files' `.{name}.tmp-{pid}`). One extraction per folder at a time, so any
+# found at the start were left by a killed run (`.sqlite`: the store of earlier versions).
+TASK_TEMPORARIES = (
+    *(f".{table}.*.tmp-*" for table in TABLES),
+    f".{STATUS_FILE}.tmp-*",
+    ".providers-*.spill",
+    ".providers-*.sqlite",
+    PROGRESS_FILE,
+    f"{PROGRESS_FILE}.tmp-*",
+)
+
+
+def table_files(folder: Path, output_format: str) -> dict[str, Path]:
+    """Each table's final path in an extraction's folder."""
+    return {table: folder / f"{table}.{output_format}" for table in TABLES}
+
+
+def spill_file(pid: int) -> str:
+    """The provider store's file of the extraction run by process `pid`."""
+    return f".providers-{pid}.spill"
 
 
 @dataclass(frozen=True)

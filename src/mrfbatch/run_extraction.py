@@ -1,185 +1,80 @@
 """Extract one in-network-rates file into rate and provider tables.
 
-As a function::
-
     from mrfbatch.run_extraction import run_extraction
     result = run_extraction("https://example.org/in-network.json.gz", "results",
                             cpt_whitelist=["99213", "27447"])
     result.status, result.rate_rows
 
-As a command::
-
-    python -m mrfbatch.run_extraction --url URL --output-dir DIR [--cpt-whitelist FILE]
-
-Exit status 0 on success, 1 when the extraction failed (status.json says why), 2 on a usage
-error, 3 when it is incomplete: the tables are written but lack data the file points to (remote
-provider-reference files that could not be fetched; status.json says what). See docs/output.md
-for the tables and status.json.
+How (batch sizes, engine, limits, the transport's patience) is an `ExtractionOptions`
+(mrfbatch.options); what comes out, and the order it is published in, is mrfbatch.status. The
+command line `python -m mrfbatch.run_extraction` is in mrfbatch.cli. See docs/output.md for the
+tables and status.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import dataclasses
-import errno
-import json
 import logging
 import os
-import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mrfbatch.compression import DecodedStream
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine, get_engine
-from mrfbatch.errors import MrfError, RestartFromZero, TransportError, UsageError
+from mrfbatch.engines import Engine, get_engine
+from mrfbatch.errors import MrfError, RestartFromZero, TransportError
 from mrfbatch.handler import Extraction
-from mrfbatch.layout import PROGRESS_FILE, STATUS_FILE
+from mrfbatch.layout import PROGRESS_FILE, spill_file, table_files
 from mrfbatch.network_ids import check_network_id, derive_network_id
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
-from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
-from mrfbatch.tables import FILE_METADATA_KEYS, PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
+from mrfbatch.redact import redact_text, redact_url
+from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish
+from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
-from mrfbatch.writers import FORMATS, TableWriter
+from mrfbatch.writers import TableWriter
 
 log = logging.getLogger("mrfbatch")
-
-# Temporary files of an extraction; one extraction per folder at a time, so any found at the
-# start were left by a killed run (`.sqlite`: the provider store of earlier versions).
-_TEMPORARY = (
-    ".rates.*.tmp-*",
-    ".providers.*.tmp-*",
-    ".status.json.tmp-*",
-    ".providers-*.spill",
-    ".providers-*.sqlite",
-    PROGRESS_FILE,
-    f"{PROGRESS_FILE}.tmp-*",
-)
-
-# The exit status of the command line for each status (2 is a usage error).
-EXIT_STATUS = {"success": 0, "failed": 1, "incomplete": 3}
-
-
-@dataclass
-class ExtractionResult:
-    """What one extraction did; `to_dict()` is the content of status.json.
-
-    `status` is `success`, `incomplete` (the tables are written, but lack data the file points
-    to: `incomplete` says what) or `failed` (no tables: `error` says why, and `retryable`
-    whether trying again may succeed).
-    """
-
-    network_id: str
-    url: str
-    status: str = "failed"
-    error: str | None = None
-    retryable: bool | None = None
-    incomplete: list[str] = field(default_factory=list)
-    engine: str = "fast"
-    started_at: str = ""
-    finished_at: str = ""
-    duration_seconds: float = 0.0
-    bytes_read: int = 0
-    bytes_decoded: int = 0
-    compression: str | None = None
-    retries: int = 0
-    resumes: int = 0
-    restarts: int = 0
-    items_seen: int = 0
-    items_matched: int = 0
-    rate_rows: int = 0
-    provider_rows: int = 0
-    unresolved_references: int = 0
-    remote_references_fetched: int = 0
-    remote_references_failed: int = 0
-    unknown_keys: int = 0
-    unknown_key_names: dict[str, int] = field(default_factory=dict)
-    invalid_values: int = 0
-    warnings: list[str] = field(default_factory=list)
-    file_metadata: dict[str, str | None] = field(
-        default_factory=lambda: dict.fromkeys(FILE_METADATA_KEYS)
-    )
-    plan_metadata: list[dict[str, Any]] | None = None
-    whitelist_size: int | None = None
-    output_files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-    @property
-    def has_tables(self) -> bool:
-        """Whether the tables were written (success or incomplete)."""
-        return self.status in ("success", "incomplete")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def run_extraction(
     url: str,
     output_dir: str | os.PathLike[str],
+    options: ExtractionOptions | None = None,
+    *,
     network_id: str | None = None,
     cpt_whitelist: str | os.PathLike[str] | Iterable[str] | None = None,
-    provider_batch_size: int = 50_000,
-    rate_batch_size: int = 100_000,
     plan_metadata: list[dict[str, Any]] | None = None,
-    output_format: str = "parquet",
-    settings: TransportSettings | None = None,
-    engine: str | Engine = "fast",
-    threads: int = 1,
-    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
 ) -> ExtractionResult:
     """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
 
-    Bad input never raises: the result (and status.json) says `failed` and why. Invalid
-    arguments raise UsageError before anything is written. `max_value_mb`: an in_network item
-    or provider reference larger than this fails the extraction, and a remote provider-reference
-    file larger than this is skipped with a warning (when `engine` is an Engine object, its own
-    limit counts instead).
+    Bad input never raises: the result (and status.json) says `failed` and why, or
+    `incomplete` and what the tables lack. Invalid arguments raise UsageError before anything
+    is written. `network_id` defaults to one made from the URL; `cpt_whitelist` (a file, or
+    the codes) None keeps every item; `plan_metadata` is copied into status.json.
 
     A transfer that breaks is resumed where it stopped (see mrfbatch.transport). When it cannot
     be (the server ignores ranges, or the file changed), everything read so far is thrown away
     (rows, provider store, temporary tables) and the file is read again from its first byte, at
-    most `settings.restarts` times; `retries`, `resumes` and `restarts` in the result count
-    what it took over all of them.
+    most `options.transport.restarts` times; `retries`, `resumes` and `restarts` in the result
+    count what it took over all of them.
 
     While it runs, `{output_dir}/{network_id}/.progress.json` says how far it is (see
-    mrfbatch.progress); it is removed at the end.
-
-    The tables are written under temporary names, and complete there, before status.json is;
-    then they are renamed, status.json last. So `status.json` saying success means both tables
-    are there; no run, failed or killed at any point, leaves a partial table under a final
-    name; and a run killed in the middle of the renames leaves tables without a status.json,
-    which the next run of the same network id removes first, as it removes every temporary file.
+    mrfbatch.progress); it is removed at the end. The outputs are published as mrfbatch.status
+    says: a status.json saying success always has both tables beside it.
     """
-    _check_arguments(provider_batch_size, rate_batch_size, output_format)
-    if not isinstance(max_value_mb, int) or isinstance(max_value_mb, bool) or max_value_mb < 1:
-        raise UsageError(f"max_value_mb must be a positive integer, got {max_value_mb!r}")
-    if isinstance(engine, str) and engine not in ENGINES:
-        raise UsageError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
-    settings = settings or TransportSettings()
+    options = options or ExtractionOptions()
+    settings = options.transport
     network_id = derive_network_id(url) if network_id is None else network_id
     check_network_id(network_id)  # one folder inside output_dir, never a path out of it
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    status_path = out_dir / STATUS_FILE
-    final = {
-        "rates": out_dir / f"rates.{output_format}",
-        "providers": out_dir / f"providers.{output_format}",
-    }
-    for stale in (status_path, *final.values()):  # never leave an older run's tables beside
-        stale.unlink(missing_ok=True)  # this run's status
-    for pattern in _TEMPORARY:  # left by a run that was killed
-        for leftover in out_dir.glob(pattern):
-            leftover.unlink(missing_ok=True)
-
+    final = table_files(out_dir, options.output_format)
+    clear_folder(out_dir, final.values())
+    engine = options.engine
     result = ExtractionResult(
         network_id=network_id,
         url=redact_url(url),
@@ -195,12 +90,14 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
-        parser = get_engine(engine, threads, max_value_mb) if isinstance(engine, str) else engine
+        parser = (
+            get_engine(engine, options.threads, options.max_value_mb)
+            if isinstance(engine, str)
+            else engine
+        )
         log.info("extracting %s into %s", result.url, out_dir)
         while True:
-            run = _Pass(
-                network_id, whitelist, final, rate_batch_size, provider_batch_size, output_format
-            )
+            run = _Pass(network_id, whitelist, final, options)
             try:
                 run.scan(url, settings, stats, parser)
                 break
@@ -218,31 +115,12 @@ def run_extraction(
                     settings.restarts,
                     run.handler.items_matched if run.handler is not None else 0,
                 )
-        assert run.store is not None and run.handler is not None and run.rates is not None
-        run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
-        # row group while the provider rows are made
-        run.report("finishing")
-        remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
-        result.remote_references_fetched = remote.fetched
-        result.remote_references_failed = remote.failed
-        result.incomplete.extend(remote.warnings)  # the groups of those files have no rows
-        for batch in run.store.columns(run.handler.referenced):
-            run.providers.write_batch(batch)
-        result.unresolved_references = run.store.unresolved(run.handler.referenced)
-        if result.unresolved_references:
-            result.warnings.append(
-                f"{result.unresolved_references} provider_references ids used by rates are "
-                "defined nowhere in the file"
-            )
-        for name, writer in (("rates", run.rates), ("providers", run.providers)):
-            writer.finish()  # complete, under its temporary name
-            result.output_files[name] = str(writer.path)
-        result.status = "incomplete" if result.incomplete else "success"
+        _finish(run, result, settings, parser)
     except MrfError as exc:
         result.error = str(exc)
         result.retryable = exc.retryable
     except OSError as exc:
-        result.error = _output_error(exc, out_dir)
+        result.error = output_error(exc, out_dir)
         result.retryable = True  # space may be freed, a mount come back
     except Exception as exc:  # a bug: keep the traceback in the log, report it in the status
         log.exception("internal error")
@@ -259,9 +137,35 @@ def run_extraction(
         _fill_counts(result, run, stats, started)
         _redact(result, url)
         tables = (run.rates, run.providers) if run is not None else ()
-        _publish(status_path, result, tables, final.values())
+        publish(out_dir, result, tables, final.values())
     _log_outcome(result)
     return result
+
+
+def _finish(
+    run: _Pass, result: ExtractionResult, settings: TransportSettings, parser: Engine
+) -> None:
+    """After the stream: remote provider files, the provider rows, the tables completed."""
+    assert run.store is not None and run.handler is not None
+    run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
+    # row group while the provider rows are made
+    run.report("finishing")
+    remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
+    result.remote_references_fetched = remote.fetched
+    result.remote_references_failed = remote.failed
+    result.incomplete.extend(remote.warnings)  # the groups of those files have no rows
+    for batch in run.store.columns(run.handler.referenced):
+        run.providers.write_batch(batch)
+    result.unresolved_references = run.store.unresolved(run.handler.referenced)
+    if result.unresolved_references:
+        result.warnings.append(
+            f"{result.unresolved_references} provider_references ids used by rates are "
+            "defined nowhere in the file"
+        )
+    for name, writer in (("rates", run.rates), ("providers", run.providers)):
+        writer.finish()  # complete, under its temporary name
+        result.output_files[name] = str(writer.path)
+    result.status = "incomplete" if result.incomplete else "success"
 
 
 class _Pass:
@@ -272,19 +176,19 @@ class _Pass:
         network_id: str,
         whitelist: frozenset[str] | None,
         final: dict[str, Path],
-        rate_batch_size: int,
-        provider_batch_size: int,
-        output_format: str,
+        options: ExtractionOptions,
     ):
         self.network_id = network_id
         self.whitelist = whitelist
         self.quality = Quality()
-        self.rates = TableWriter(final["rates"], RATES_SCHEMA, rate_batch_size, output_format)
+        fmt = options.output_format
+        self.rates = TableWriter(final["rates"], RATES_SCHEMA, options.rate_batch_size, fmt)
         self.providers = TableWriter(
-            final["providers"], PROVIDERS_SCHEMA, provider_batch_size, output_format
+            final["providers"], PROVIDERS_SCHEMA, options.provider_batch_size, fmt
         )
-        self.spill = final["rates"].parent / f".providers-{os.getpid()}.spill"
-        self.progress_path = final["rates"].parent / PROGRESS_FILE
+        folder = final["rates"].parent
+        self.spill = folder / spill_file(os.getpid())
+        self.progress_path = folder / PROGRESS_FILE
         self.started = time.time()
         self.store: ProviderStore | None = None
         self.handler: Extraction | None = None
@@ -346,75 +250,6 @@ class _Pass:
             self.store.close()
 
 
-def _check_arguments(provider_batch: int, rate_batch: int, fmt: str) -> None:
-    for name, value in (("provider_batch_size", provider_batch), ("rate_batch_size", rate_batch)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise UsageError(f"{name} must be a positive integer, got {value!r}")
-    if fmt not in FORMATS:
-        raise UsageError(f"output format {fmt!r} is not one of: {', '.join(FORMATS)}")
-
-
-def _publish(
-    status_path: Path,
-    result: ExtractionResult,
-    tables: Sequence[TableWriter],
-    finals: Iterable[Path],
-) -> None:
-    """Rename finished tables into place, then status.json; or discard them and say why.
-
-    status.json is written under its temporary name first: a full disk fails the extraction
-    before any table has its final name. A failed status is written after the tables are
-    deleted, so their space is free for it; if even that cannot be written, the error is
-    logged and the folder is left without outputs.
-    """
-    if result.has_tables:
-        try:
-            staged = _stage_status(status_path, result)
-            try:
-                for table in tables:
-                    table.publish()
-                os.replace(staged, status_path)
-            except OSError:
-                staged.unlink(missing_ok=True)
-                raise
-            _sync_folder(status_path.parent)
-            return
-        except OSError as exc:
-            result.status = "failed"
-            result.error = _output_error(exc, status_path.parent)
-            result.retryable = True
-    result.output_files = {}
-    for table in tables:
-        table.abort()
-    for path in finals:
-        path.unlink(missing_ok=True)
-    try:
-        os.replace(_stage_status(status_path, result), status_path)
-    except OSError as exc:
-        log.error(
-            "%s: status.json could not be written either: %s",
-            result.network_id,
-            _output_error(exc, status_path.parent),
-        )
-
-
-def _output_error(exc: OSError, folder: Path) -> str:
-    """What went wrong writing outputs, naming the file (or the folder) it happened to."""
-    where = exc.filename or folder
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
-        return (
-            f"{full} ({reason}) while writing {where}; no table was kept: free space under "
-            f"{folder} and run again"
-        )
-    if exc.errno == errno.EFBIG:
-        return f"{where} reached the largest file size allowed ({reason}); no table was kept"
-    if exc.filename:
-        return f"cannot write {exc.filename}: {reason}"
-    return f"cannot write outputs under {folder}: {reason}"
-
-
 def _fill_counts(
     result: ExtractionResult, run: _Pass | None, stats: TransferStats, started: float
 ) -> None:
@@ -455,37 +290,6 @@ def _redact(result: ExtractionResult, url: str) -> None:
     result.incomplete = [redact_text(missing, [url]) for missing in result.incomplete]
 
 
-def status_text(result: ExtractionResult) -> str:
-    """The content of status.json."""
-    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-
-def _stage_status(path: Path, result: ExtractionResult) -> Path:
-    """Write status.json under its temporary name, to disk; return that name."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(status_text(result))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.filename is None and exc.errno is not None:
-            raise OSError(exc.errno, os.strerror(exc.errno), str(tmp)) from exc
-        raise
-    return tmp
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the renames in `folder` durable (they are done; a failure here changes nothing)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _log_progress(snapshot: Snapshot) -> None:
     log.info(
         "read %s (%s of JSON); items %s seen, %s matched; %s rate rows",
@@ -521,143 +325,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-# Command line
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
-    return number
-
-
-def _positive_seconds(value: str) -> float:
-    try:
-        number = _seconds(value)
-    except argparse.ArgumentTypeError:
-        number = 0.0
-    if number == 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {value!r}")
-    return number
-
-
-def _plan_metadata(value: str) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(Path(value[1:]).read_text() if value.startswith("@") else value)
-    except (OSError, ValueError) as exc:
-        raise argparse.ArgumentTypeError(f"expected a JSON list of objects: {exc}") from None
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-        raise argparse.ArgumentTypeError("expected a JSON object or a list of objects")
-    return data
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m mrfbatch.run_extraction",
-        description="Extract negotiated rates and providers from one in-network-rates file.",
-    )
-    p.add_argument("--url", required=True, help="https://, http://, file:// URL or local path")
-    p.add_argument("--output-dir", required=True, help="outputs go to OUTPUT_DIR/NETWORK_ID/")
-    p.add_argument("--network-id", help="default: the file name without .json/.gz/.zip")
-    p.add_argument("--cpt-whitelist", help="billing codes: one per line, or CSV with billing_code")
-    p.add_argument("--provider-batch-size", type=_positive_int, default=50_000)
-    p.add_argument("--rate-batch-size", type=_positive_int, default=100_000)
-    p.add_argument("--format", choices=FORMATS, default="parquet", dest="output_format")
-    p.add_argument(
-        "--engine", choices=ENGINES, default="fast", help="fast (default) or reference (ijson)"
-    )
-    p.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=1,
-        help="fast engine: 2 inflates gzip in a second thread (faster, uses two cores)",
-    )
-    p.add_argument(
-        "--max-value-mb",
-        type=_positive_int,
-        default=DEFAULT_MAX_VALUE_MB,
-        help="fail on an in_network item or provider reference larger than this (MB of 2**20 "
-        f"bytes, default {DEFAULT_MAX_VALUE_MB}) instead of running out of memory; a remote "
-        "provider-reference file larger than this is skipped with a warning",
-    )
-    p.add_argument(
-        "--plan-metadata", type=_plan_metadata, help="JSON list of plan objects, or @file.json"
-    )
-    p.add_argument(
-        "--attempts",
-        type=_positive_int,
-        default=TransportSettings.attempts,
-        help="tries per HTTP request for connection errors, 408, 429 and 5xx",
-    )
-    p.add_argument(
-        "--retry-seconds",
-        type=_seconds,
-        default=TransportSettings.retry_seconds,
-        help="longest time a request is retried, from its first try (default %(default)g)",
-    )
-    p.add_argument(
-        "--backoff-seconds",
-        type=_seconds,
-        default=TransportSettings.backoff_seconds,
-        help="first wait between retries, doubled each time (default %(default)g)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        default=TransportSettings.read_timeout,
-        help="seconds without data before a connection is dropped and resumed "
-        "(default %(default)g)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", [args.url]))
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[console])
-    settings = TransportSettings(
-        attempts=args.attempts,
-        read_timeout=args.timeout,
-        retry_seconds=args.retry_seconds,
-        backoff_seconds=args.backoff_seconds,
-    )
-    try:
-        result = run_extraction(
-            args.url,
-            args.output_dir,
-            network_id=args.network_id,
-            cpt_whitelist=args.cpt_whitelist,
-            provider_batch_size=args.provider_batch_size,
-            rate_batch_size=args.rate_batch_size,
-            plan_metadata=args.plan_metadata,
-            output_format=args.output_format,
-            settings=settings,
-            engine=args.engine,
-            threads=args.threads,
-            max_value_mb=args.max_value_mb,
-        )
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return EXIT_STATUS[result.status]
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from mrfbatch.cli import extract_main
+
+    sys.exit(extract_main())

@@ -34,12 +34,13 @@ from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.jsonfile import read_json_object
 from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
-from mrfbatch.run_extraction import EXIT_STATUS, run_extraction
+from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import load_tasks
+from mrfbatch.status import EXIT_STATUS
 from mrfbatch.summary import task_line
 from mrfbatch.tasks import Task, read_tasks, write_tasks
-from mrfbatch.transport import TransportSettings
 from mrfbatch.whitelist import load_whitelist
 
 log = logging.getLogger("mrfbatch")
@@ -287,19 +288,10 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         result = run_extraction(
             task.url,
             settings["output_dir"],
+            ExtractionOptions.from_config(settings, threads),
             network_id=network_id,
-            cpt_whitelist=settings["cpt_whitelist"] or None,
-            provider_batch_size=settings["provider_batch_size"],
-            rate_batch_size=settings["rate_batch_size"],
+            cpt_whitelist=settings["cpt_whitelist"],
             plan_metadata=list(task.plan_metadata),
-            settings=TransportSettings(
-                attempts=settings["attempts"],
-                retry_seconds=settings["retry_seconds"],
-                read_timeout=settings["timeout"],
-            ),
-            engine=settings["engine"],
-            threads=threads,
-            max_value_mb=settings["max_value_mb"],
         )
     finally:
         _stop_logging(handlers)
@@ -307,7 +299,7 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         _write_done(layout.done(network_id), run.recipe(task))
     if settings.get("_job_line", True):
         _say(f"[mrfbatch] {task_line(result.to_dict())}")
-    return EXIT_STATUS[result.status]
+    return result.exit_status
 
 
 def _failed_for_good_in_this_run(layout: RunLayout, task: Task) -> bool:

@@ -1,135 +1,13 @@
-"""Small pieces: network ids, URL redaction, group keys, value coercion."""
+"""Typed decoding of in_network items (mrfbatch.items): the typed path gives the general
+path's rows and counts, and items of other shapes leave it."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import sys
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mrfbatch import workflow
-from mrfbatch.errors import UsageError
-from mrfbatch.network_ids import derive_network_id
-from mrfbatch.redact import redact_url
-from mrfbatch.tables import Quality, group_key, inline_key, number, parse_groups
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "https://cdn.example/a/2024-01_BCBS_in-network.json.gz?Signature=x&Expires=1",
-            "2024-01_BCBS_in-network",
-        ),
-        ("https://cdn.example/files/rates.JSON.GZ", "rates"),
-        ("https://cdn.example/files/rates.zip", "rates"),
-        ("file:///data/x/plan%20a.json", "plan_a"),
-        ("/data/x/plan.json", "plan"),
-        ("relative/dir/plan.v2.json.gz", "plan.v2"),
-        ("https://cdn.example/", "network"),
-    ],
-)
-def test_derive_network_id_uses_file_name(url: str, expected: str) -> None:
-    assert derive_network_id(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "https://h.example/f.json.gz?X-Amz-Signature=abc&X-Amz-Credential=k",
-            "https://h.example/f.json.gz",
-        ),
-        ("https://user:pw@h.example:8443/f.json#frag", "https://h.example:8443/f.json"),
-        ("/local/path.json?x=1", "/local/path.json"),
-    ],
-)
-def test_redact_url_drops_secrets(url: str, expected: str) -> None:
-    assert redact_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (1, "1"),
-        (Decimal("690.64470"), "690.64470"),
-        (Decimal("40.0000000001"), "40.0000000001"),
-        ("abc-1", "abc-1"),
-        (Decimal("1E+3"), "1E+3"),
-    ],
-)
-def test_group_key_keeps_exact_text(value: object, expected: str) -> None:
-    assert group_key(value) == expected
-
-
-@pytest.mark.parametrize("value", [None, True, [1], {"a": 1}])
-def test_group_key_rejects_non_scalars(value: object) -> None:
-    with pytest.raises(ValueError, match=r"is not a number or a string"):
-        group_key(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected", "invalid"),
-    [
-        (Decimal("123.45"), 123.45, 0),
-        (12, 12.0, 0),
-        ("99.5", 99.5, 0),
-        ("1,5", None, 1),
-        ("nan", None, 1),
-        (True, None, 1),
-        (None, None, 0),
-    ],
-)
-def test_number_parses_only_real_numbers(
-    value: object, expected: float | None, invalid: int
-) -> None:
-    quality = Quality()
-    assert number(value, quality, "negotiated_rate") == expected
-    assert quality.invalid_values == invalid
-
-
-def test_parse_groups_npi_forms() -> None:
-    quality = Quality()
-    groups = parse_groups(
-        [
-            {"npi": ["1234567890", 1234567891], "tin": {"type": "ein", "value": "12-3456789"}},
-            {"npi": [0], "tin": {"type": "npi", "value": "1234567890", "business_name": "B"}},
-            {"tin": {"type": "ein", "value": "99-0000000"}, "extra": 1},
-        ],
-        quality,
-    )
-    assert groups == [
-        ((1234567890, 1234567891), "ein", "12-3456789", None),
-        ((0,), "npi", "1234567890", "B"),
-        ((0,), "ein", "99-0000000", None),
-    ]
-    assert quality.unknown_keys == 1
-
-
-def test_inline_key_depends_only_on_content() -> None:
-    a = [((1234567890,), "ein", "12-3456789", None)]
-    b = [((1234567890,), "ein", "12-3456789", None)]
-    c = [((1234567890,), "ein", "12-3456780", None)]
-    assert inline_key(a) == inline_key(b) != inline_key(c)
-    assert inline_key(a).startswith("inline-") and len(inline_key(a)) == len("inline-") + 16
-
-
-@pytest.mark.parametrize(
-    "name",
-    ['Clinic "North"', "back\\slash", "tab\tnew\nline\r\x00\x1f\x7f", "Café Ünïcode", "😀 𝄞", None],
-)
-def test_inline_key_hashes_the_groups_compact_json(name: str | None) -> None:
-    """The key is "inline-" and 16 hex digits of SHA-256 over the groups as json.dumps writes
-    them compactly without ASCII escapes; so it stays what earlier versions wrote."""
-    groups = [((1234567890, 1987654321), "ein", "12-3456789", name), ((0,), None, "x", None)]
-    canonical = json.dumps(groups, separators=(",", ":"), ensure_ascii=False).encode()
-    assert inline_key(groups) == "inline-" + hashlib.sha256(canonical).hexdigest()[:16]
-
+from mrfbatch.tables import Quality
 
 # An item of the usual shape (every field typed as the schema says) and variants of it that
 # are not: each variant must leave the typed path and give the general path's rows and counts.
@@ -303,38 +181,3 @@ def test_items_of_other_shapes_take_the_general_path(
     decoded, expected, got = _both_ways(_item_json(item))
     assert not isinstance(decoded, TypedItem | LargeItem), what
     assert got == expected
-
-
-class _RecordingRaw(io.RawIOBase):
-    """A file descriptor's view of the console: every write that reaches the OS."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.writes.append(bytes(data))
-        return len(data)
-
-
-def test_console_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Jobs running at once share the console: a line written in two pieces can be split by
-    # another job's line. Like Python's own stderr, the stream has no buffer of bytes.
-    raw = _RecordingRaw()
-    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)  # type: ignore[type-var]
-    monkeypatch.setattr(sys, "stderr", stream)
-    workflow._say("[mrfbatch] beta: success")
-    assert raw.writes == [b"[mrfbatch] beta: success\n"]
-
-
-def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
-    path = tmp_path / "tasks.tsv"
-    path.write_text(
-        "network_id\turl\toutput_prefix\tplan_metadata\textra_args\n"
-        "alpha\thttps://h.example/alpha.json\tresults/alpha\t[]\t{}\n"
-    )
-    assert workflow.find_task(str(path), "alpha").url == "https://h.example/alpha.json"
-    with pytest.raises(UsageError, match=r"network id 'beta' is not in .*tasks\.tsv"):
-        workflow.find_task(str(path), "beta")

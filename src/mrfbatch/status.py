@@ -1,0 +1,194 @@
+"""What one extraction did (status.json), and the protocol that publishes its outputs.
+
+The tables are written under temporary names, and complete there, before status.json is; then
+they are renamed, status.json last. So `status.json` saying success (or incomplete) means both
+tables are there; no run, failed or killed at any point, leaves a partial table under a final
+name; and a run killed in the middle of the renames leaves tables without a status.json, which
+the next run of the same network id removes first (`clear_folder`), with every temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrfbatch.layout import STATUS_FILE, TASK_TEMPORARIES
+from mrfbatch.tables import FILE_METADATA_KEYS
+from mrfbatch.writers import TableWriter
+
+log = logging.getLogger("mrfbatch")
+
+# The exit status of a command that ran an extraction, for each status (2 is a usage error).
+EXIT_STATUS = {"success": 0, "failed": 1, "incomplete": 3}
+
+
+@dataclass
+class ExtractionResult:
+    """What one extraction did; `to_dict()` is the content of status.json.
+
+    `status` is `success`, `incomplete` (the tables are written, but lack data the file points
+    to: `incomplete` says what) or `failed` (no tables: `error` says why, and `retryable`
+    whether trying again may succeed).
+    """
+
+    network_id: str
+    url: str
+    status: str = "failed"
+    error: str | None = None
+    retryable: bool | None = None
+    incomplete: list[str] = field(default_factory=list)
+    engine: str = "fast"
+    started_at: str = ""
+    finished_at: str = ""
+    duration_seconds: float = 0.0
+    bytes_read: int = 0
+    bytes_decoded: int = 0
+    compression: str | None = None
+    retries: int = 0
+    resumes: int = 0
+    restarts: int = 0
+    items_seen: int = 0
+    items_matched: int = 0
+    rate_rows: int = 0
+    provider_rows: int = 0
+    unresolved_references: int = 0
+    remote_references_fetched: int = 0
+    remote_references_failed: int = 0
+    unknown_keys: int = 0
+    unknown_key_names: dict[str, int] = field(default_factory=dict)
+    invalid_values: int = 0
+    warnings: list[str] = field(default_factory=list)
+    file_metadata: dict[str, str | None] = field(
+        default_factory=lambda: dict.fromkeys(FILE_METADATA_KEYS)
+    )
+    plan_metadata: list[dict[str, Any]] | None = None
+    whitelist_size: int | None = None
+    output_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    @property
+    def has_tables(self) -> bool:
+        """Whether the tables were written (success or incomplete)."""
+        return self.status in ("success", "incomplete")
+
+    @property
+    def exit_status(self) -> int:
+        """The exit status of a command (or workflow job) that ran this extraction."""
+        return EXIT_STATUS[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def clear_folder(folder: Path, finals: Iterable[Path]) -> None:
+    """Remove what an earlier run of the same network id left: its status.json and tables
+    (never beside this run's status) and the temporary files of a run that was killed."""
+    for stale in (folder / STATUS_FILE, *finals):
+        stale.unlink(missing_ok=True)
+    for pattern in TASK_TEMPORARIES:
+        for leftover in folder.glob(pattern):
+            leftover.unlink(missing_ok=True)
+
+
+def publish(
+    folder: Path,
+    result: ExtractionResult,
+    tables: Sequence[TableWriter],
+    finals: Iterable[Path],
+) -> None:
+    """Rename finished tables into place, then status.json; or discard them and say why.
+
+    status.json is written under its temporary name first: a full disk fails the extraction
+    before any table has its final name. A failed status is written after the tables are
+    deleted, so their space is free for it; if even that cannot be written, the error is
+    logged and the folder is left without outputs.
+    """
+    status_path = folder / STATUS_FILE
+    if result.has_tables:
+        try:
+            staged = _stage_status(status_path, result)
+            try:
+                for table in tables:
+                    table.publish()
+                os.replace(staged, status_path)
+            except OSError:
+                staged.unlink(missing_ok=True)
+                raise
+            _sync_folder(status_path.parent)
+            return
+        except OSError as exc:
+            result.status = "failed"
+            result.error = output_error(exc, status_path.parent)
+            result.retryable = True
+    result.output_files = {}
+    for table in tables:
+        table.abort()
+    for path in finals:
+        path.unlink(missing_ok=True)
+    try:
+        os.replace(_stage_status(status_path, result), status_path)
+    except OSError as exc:
+        log.error(
+            "%s: status.json could not be written either: %s",
+            result.network_id,
+            output_error(exc, status_path.parent),
+        )
+
+
+def output_error(exc: OSError, folder: Path) -> str:
+    """What went wrong writing outputs, naming the file (or the folder) it happened to."""
+    where = exc.filename or folder
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
+        return (
+            f"{full} ({reason}) while writing {where}; no table was kept: free space under "
+            f"{folder} and run again"
+        )
+    if exc.errno == errno.EFBIG:
+        return f"{where} reached the largest file size allowed ({reason}); no table was kept"
+    if exc.filename:
+        return f"cannot write {exc.filename}: {reason}"
+    return f"cannot write outputs under {folder}: {reason}"
+
+
+def status_text(result: ExtractionResult) -> str:
+    """The content of status.json."""
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _stage_status(path: Path, result: ExtractionResult) -> Path:
+    """Write status.json under its temporary name, to disk; return that name."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(status_text(result))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(tmp)) from exc
+        raise
+    return tmp
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (they are done; a failure here changes nothing)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
