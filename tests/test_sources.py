@@ -1,6 +1,6 @@
 """Tests of mrfbatch.sources (csv, urls, url sources, every source through load_tasks; the
 tasks TSV) and of network_ids.assign_network_ids. The index source's own tests are in
-test_toc.py.
+test_index.py.
 
 Every expected value is written by hand. The hex suffixes of network ids were computed with
 `printf '%s' URL | sha256sum` on the URL without its query string.
