@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import redact_text, redact_url
-from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish
+from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish, timestamp
 from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
@@ -79,7 +78,7 @@ def run_extraction(
         network_id=network_id,
         url=redact_url(url),
         engine=engine if isinstance(engine, str) else engine.name,
-        started_at=_now(),
+        started_at=timestamp(),
         plan_metadata=plan_metadata,
     )
     started = time.monotonic()
@@ -253,7 +252,7 @@ class _Pass:
 def _fill_counts(
     result: ExtractionResult, run: _Pass | None, stats: TransferStats, started: float
 ) -> None:
-    result.finished_at = _now()
+    result.finished_at = timestamp()
     result.duration_seconds = round(time.monotonic() - started, 3)
     result.retries = stats.retries
     result.resumes = stats.resumes
@@ -319,10 +318,6 @@ def _log_outcome(result: ExtractionResult) -> None:
         log.warning("%s: incomplete: %s", result.network_id, missing)
     for warning in result.warnings:
         log.warning("%s: %s", result.network_id, warning)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 if __name__ == "__main__":

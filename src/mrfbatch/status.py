@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ log = logging.getLogger("mrfbatch")
 
 # The exit status of a command that ran an extraction, for each status (2 is a usage error).
 EXIT_STATUS = {"success": 0, "failed": 1, "incomplete": 3}
+
+
+def timestamp() -> str:
+    """Now, as status.json's `started_at` and `finished_at` say it (ISO 8601, UTC, seconds).
+
+    The workflow compares its own start with `started_at` as text: both come from here.
+    """
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass

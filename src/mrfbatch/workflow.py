@@ -18,27 +18,25 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
-import json
 import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from mrfbatch import console
 from mrfbatch.config import check_config, load_schema
 from mrfbatch.errors import MrfError, UsageError
-from mrfbatch.jsonfile import read_json_object
+from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import load_tasks
-from mrfbatch.status import EXIT_STATUS
+from mrfbatch.status import EXIT_STATUS, timestamp
 from mrfbatch.summary import task_line
 from mrfbatch.tasks import Task, read_tasks, write_tasks
 from mrfbatch.whitelist import load_whitelist
@@ -68,7 +66,7 @@ class Run:
         path = self.settings.get("cpt_whitelist")
         return None if not path else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
-    def recipe(self, task: Task) -> str:
+    def recipe(self, task: Task) -> dict[str, Any]:
         """What the task's tables are made of; a finished task with another recipe is redone.
 
         How patiently files are fetched (attempts, timeouts) and max_value_mb change no table
@@ -76,17 +74,14 @@ class Run:
         on the same file does not redo the work.
         """
         settings = self.settings
-        return json.dumps(
-            {
-                "url": redact_url(task.url),
-                "plans": list(task.plan_metadata),
-                "whitelist": self.whitelist_digest,
-                "provider_batch_size": settings["provider_batch_size"],
-                "rate_batch_size": settings["rate_batch_size"],
-                "engine": settings["engine"],
-            },
-            sort_keys=True,
-        )
+        return {
+            "url": redact_url(task.url),
+            "plans": list(task.plan_metadata),
+            "whitelist": self.whitelist_digest,
+            "provider_batch_size": settings["provider_batch_size"],
+            "rate_batch_size": settings["rate_batch_size"],
+            "engine": settings["engine"],
+        }
 
 
 def start_run(
@@ -114,7 +109,7 @@ def start_run(
     except MrfError as exc:
         _say(f"error: {exc}")
         raise SystemExit(1) from None
-    os.environ[RUN_STARTED_VARIABLE] = _now()
+    os.environ[RUN_STARTED_VARIABLE] = timestamp()
     echo = local_cores == 1  # one job at a time: its detail goes to the console
     view = console.configure(
         layout=run.layout,
@@ -257,10 +252,7 @@ _last_targets: dict[str, Any] = {}
 
 def is_done(run: Run, task: Task) -> bool:
     """Whether the task has its mark with today's recipe, a success status and every table."""
-    try:
-        recipe = Path(run.layout.done(task.network_id)).read_text(encoding="utf-8")
-    except OSError:
-        return False
+    recipe = read_json_object(run.layout.done(task.network_id))
     status = read_json_object(run.layout.status(task.network_id))
     if recipe != run.recipe(task) or status is None or status.get("status") != "success":
         return False
@@ -280,7 +272,7 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
     log_path = layout.task_log(network_id)
     if _failed_for_good_in_this_run(layout, task):
         with open(log_path, "a", encoding="utf-8") as f:
-            f.write(f"{_now()} ERROR not retried: the failure above cannot succeed on retry\n")
+            f.write(f"{timestamp()} ERROR not retried: the failure above cannot succeed on retry\n")
         return EXIT_STATUS["failed"]
     Path(layout.done(network_id)).unlink(missing_ok=True)
     handlers = _log_to(log_path, settings.get("_echo", False), [task.url])
@@ -296,7 +288,7 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
     finally:
         _stop_logging(handlers)
     if result.ok:
-        _write_done(layout.done(network_id), run.recipe(task))
+        write_json(layout.done(network_id), run.recipe(task))
     if settings.get("_job_line", True):
         _say(f"[mrfbatch] {task_line(result.to_dict())}")
     return result.exit_status
@@ -314,12 +306,6 @@ def _failed_for_good_in_this_run(layout: RunLayout, task: Task) -> bool:
         and str(status.get("started_at", "")) >= started
         and status.get("url") == redact_url(task.url)
     )
-
-
-def _write_done(path: str, recipe: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    Path(tmp).write_text(recipe, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _say(line: str) -> None:
@@ -374,15 +360,7 @@ def finish_run(run: Run, write: bool) -> None:
     `write`: build the manifest here (onerror: a failed job kept the manifest rule from
     running), else read the one the rule wrote.
     """
-    if write:
+    manifest = None if write else read_json_object(run.layout.manifest)
+    if manifest is None:
         manifest = write_run_manifest(run, run.layout.tasks)
-    else:
-        try:
-            manifest = json.loads(Path(run.layout.manifest).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest = write_run_manifest(run, run.layout.tasks)
     console.finish(manifest)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")  # as status.json's started_at
