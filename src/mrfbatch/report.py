@@ -99,6 +99,7 @@ def write_report(
         paths.append(path)
         figures[key] = Figure(slug, drawing)
     page = render_page(manifest, run_files(con), codes, summaries, figures)
+    Path(html_path).parent.mkdir(parents=True, exist_ok=True)
     write_text(html_path, page)
     return paths
 
