@@ -238,7 +238,7 @@ def test_write_report_uses_a_log_axis_only_where_rates_span_orders_of_magnitude(
     assert "negotiated rate, US dollars" in texts["cpt-22222"]
     assert "negotiated rate, US dollars (log scale)" not in texts["cpt-22222"]
     captions = figure_captions(page)
-    assert "Log scale: the rates span a factor of 1,000" in captions["cpt-11111"]
+    assert "Log scale: the highest rate is 1,000 times the lowest" in captions["cpt-11111"]
     assert "2 rates of $0 or less" in captions["cpt-11111"]
     assert captions["cpt-11111"].startswith("4 dollar rates")
     assert "Log scale" not in captions["cpt-22222"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from mrfbatch.figures import MAX_NETWORKS, Drawing, class_label, draw_code
+from mrfbatch.figures import MAX_NETWORKS, Drawing, class_label, draw_code, ordered_classes
 from mrfbatch.progress import human_bytes, human_seconds
 from mrfbatch.rate_stats import LOG_RATIO, TOP_CODES, CodeSummary, code_summaries, rate_boxes
 from mrfbatch.summary import files as n_files
@@ -205,7 +205,8 @@ th, td { text-align: left; padding: 0.25rem 0.7rem 0.25rem 0; vertical-align: to
 thead th { border-bottom: 2px solid #bbb; }
 #run-summary td { font-variant-numeric: tabular-nums; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-td.reason { max-width: 32rem; overflow-wrap: anywhere; }
+td.reason { max-width: 30rem; overflow-wrap: anywhere; }
+td.log { min-width: 9rem; }
 td.code { white-space: nowrap; }
 code, .id, td.code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.9em;
   overflow-wrap: anywhere; }
@@ -315,7 +316,7 @@ def _not_done_table(run: RunFiles) -> list[str]:
             f"{escape(f.url)}</span></td>"
             f'<td class="status-{escape(f.status)}">{escape(f.status.replace("_", " "))}</td>'
             f'<td class="reason">{escape(f.reason)}</td><td>{escape(f.retry)}</td>'
-            f'<td class="id">{escape(f.log_file)}</td></tr>'
+            f'<td class="id log">{escape(f.log_file)}</td></tr>'
         )
     out.append("</tbody></table>")
     more = run.not_done_total - len(run.not_done)
@@ -363,7 +364,10 @@ def _codes_section(
         code = escape(s.code)
         if figure:
             code = f'<a href="#fig-{figure.slug}">{code}</a>'
-        medians = "; ".join(f"{escape(class_label(c))} ${m:,.2f}" for c, m in s.medians)
+        by_class = dict(s.medians)
+        medians = "; ".join(
+            f"{escape(class_label(c))} ${by_class[c]:,.2f}" for c in ordered_classes(set(by_class))
+        )
         out.append(
             f'<tr><td class="code">{code}</td><td>{escape(s.code_type)}</td>'
             f'<td>{escape(s.name or "")}</td><td class="n">{s.rate_rows:,}</td>'
@@ -429,7 +433,7 @@ def _caption(s: CodeSummary, drawing: Drawing) -> str:
     text = f"{shown:,} dollar rates from {networks:,} network{'' if networks == 1 else 's'}."
     if drawing.log_scale and s.lowest and s.highest:
         text += (
-            f" Log scale: the rates span a factor of {s.highest / s.lowest:,.0f} "
+            f" Log scale: the highest rate is {s.highest / s.lowest:,.0f} times the lowest "
             f"(over {LOG_RATIO:.0f})."
         )
     left_out = []
