@@ -65,7 +65,7 @@ def draw_code(
     classes = ordered_classes({box.billing_class for box in drawn})
     per_row = len(classes)
     # Rows get taller with more classes side by side; the fixed part holds title, axis, legend.
-    height = 1.7 + len(shown) * (0.12 + 0.22 * per_row)
+    height = 1.7 + len(shown) * (0.1 + 0.16 * per_row)
 
     with rc_context(
         {

@@ -340,8 +340,9 @@ def _codes_section(
             out.append('<p id="no-rates">No rates in this run.</p></section>')
             return out
         out.append(
-            f"<p>The run had no whitelist: these are the {len(summaries)} codes with the most "
-            f"rate rows (at most {TOP_CODES}).</p>"
+            f"<p>The run had no whitelist: these are the {len(summaries)} "
+            f"code{'' if len(summaries) == 1 else 's'} with the most rate rows "
+            f"(at most {TOP_CODES}).</p>"
         )
     else:
         out.append(
