@@ -18,6 +18,7 @@ import pytest
 
 from mrfbatch import workflow
 from mrfbatch.errors import UsageError
+from mrfbatch.tasks import Task
 from support import containers, synth
 from support.httpserver import FileServer
 from support.workflows import (
@@ -136,6 +137,18 @@ def test_workflow_index_source(served: dict[str, Any], tmp_path: Path) -> None:
         e["network_id"]: [p["plan_name"] for p in e["plan_metadata"]] for e in m["extractions"]
     }
     assert plans == {"alpha": ["P1", "P2"], "beta": ["P2"]}
+    header = {
+        "index_reporting_entity_name": "Synthetic Health Plan",
+        "index_reporting_entity_type": "health insurance issuer",
+    }
+    extra = {
+        line.split("\t")[0]: json.loads(line.split("\t")[4])
+        for line in (tmp_path / "results" / "tasks.tsv").read_text().splitlines()[1:]
+    }
+    assert extra == {
+        "alpha": {**header, "file_description": "a"},
+        "beta": {**header, "file_description": "b"},
+    }
 
 
 def test_workflow_urls_and_url_sources(served: dict[str, Any], tmp_path: Path) -> None:
@@ -630,3 +643,21 @@ def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
     assert workflow.find_task(str(path), "alpha").url == "https://h.example/alpha.json"
     with pytest.raises(UsageError, match=r"network id 'beta' is not in .*tasks\.tsv"):
         workflow.find_task(str(path), "beta")
+
+
+RECIPE_SETTINGS = {
+    "output_dir": "results",
+    "log_dir": None,
+    "cpt_whitelist": None,
+    "provider_batch_size": 50000,
+    "rate_batch_size": 100000,
+    "engine": "fast",
+}
+
+
+def test_recipe_leaves_out_extra_args() -> None:
+    """A new description or header in an index redoes no finished task."""
+    run = workflow.Run.from_config(RECIPE_SETTINGS)
+    task = Task("a", "https://h.example/a.json?sig=1", ({"plan_name": "Gold"},))
+    described = Task(task.network_id, task.url, task.plan_metadata, {"file_description": "x"})
+    assert run.recipe(described) == run.recipe(task)
