@@ -133,11 +133,19 @@ def test_batch_orchestrator_command_and_execute_batch(
             "60",
             "--timeout",
             "30",
+            "--format",
+            "csv",
         ]
     )
     assert code == 0
     assert "2 successful, 0 incomplete, 0 failed, 0 not run" in capsys.readouterr().out
     assert manifest(tmp_path)["total_tasks"] == 2
+    assert sorted(p.name for p in (tmp_path / "results" / "alpha").iterdir()) == [
+        ".done",
+        "providers.csv",
+        "rates.csv",
+        "status.json",
+    ]
 
     # A relative path is relative to the working directory, not to the folder of the CSV
     # execute_batch writes.
@@ -148,8 +156,12 @@ def test_batch_orchestrator_command_and_execute_batch(
         tmp_path / "batch",
         workers=2,
         cpt_whitelist=tmp_path / "codes.txt",
+        format="csv",
     )
     assert result["summary"]["successful"] == 3
+    assert {e["network_id"]: e["output_files"]["rates"] for e in result["extractions"]} == {
+        name: f"{tmp_path}/batch/{name}/rates.csv" for name in ("alpha", "beta", "gamma")
+    }
     plans = {e["network_id"]: e["plan_metadata"] for e in result["extractions"]}
     assert plans["beta"] == [{"plan_name": "Plan Z"}]
     by_id = {e["network_id"]: e["url"] for e in result["extractions"]}

@@ -297,6 +297,12 @@ def test_check_config_names_an_unknown_key_before_a_missing_input() -> None:
             id="engine-not-text",
         ),
         pytest.param(
+            "format",
+            "xlsx",
+            "config key 'format' is 'xlsx'; allowed values: parquet, csv",
+            id="format-no-close-value",
+        ),
+        pytest.param(
             "console",
             "verbos",
             "config key 'console' is 'verbos'; allowed values: quiet, normal, verbose "
@@ -399,6 +405,7 @@ def test_check_config_refuses_an_input_that_is_not_text() -> None:
         ("provider_batch_size", 1),
         ("source", "url"),
         ("engine", "reference"),
+        ("format", "csv"),
         ("console", "quiet"),
         ("output_dir", "results/run 2"),
         ("log_dir", "logs"),
@@ -451,6 +458,7 @@ def test_describe_words_every_property_of_the_schema() -> None:
         "cpt_whitelist": "non-empty text or null",
         "provider_batch_size": "integers >= 1",
         "rate_batch_size": "integers >= 1",
+        "format": "parquet, csv",
         "engine": "fast, reference",
         "max_value_mb": "integers >= 1",
         "threads_per_job": "integers from 1 to 2",

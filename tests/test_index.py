@@ -53,7 +53,28 @@ CHIP_V1 = {
     "plan_id": "3333333333",
     "plan_market_type": "group",
 }
-ENTITY = {"reporting_entity_name": "medicare"}
+# The header of the CMS samples, and each file's description there.
+V1_HEADER = {
+    "index_reporting_entity_name": "medicare",
+    "index_reporting_entity_type": "medicare",
+    "index_version": "1.4.0",
+}
+V2_HEADER = {
+    "index_reporting_entity_name": "medicare",
+    "index_reporting_entity_type": "medicare",
+    "index_last_updated_on": "2023-04-19",
+    "index_version": "2.0.0",
+}
+BEHAVIORAL = {"file_description": "behavioral in-network shared file"}
+IN_NETWORK = {"file_description": "in-network file"}
+# What toc() writes (support.tocs.ACME), and structure()'s description.
+ACME_EXTRA = {
+    "index_reporting_entity_name": "Acme Health",
+    "index_reporting_entity_type": "health insurance issuer",
+    "index_last_updated_on": "2024-05-01",
+    "index_version": "1.0.0",
+    "file_description": "in-network file",
+}
 
 
 def test_parse_index_reads_the_cms_v1_sample(tic_examples: Path) -> None:
@@ -63,19 +84,19 @@ def test_parse_index_reads_the_cms_v1_sample(tic_examples: Path) -> None:
             "behavioral-health-0000",
             "https://www.some_site.com/files/behavioral-health-0000.json",
             (MEDICAID_V1, MEDICARE_V1),
-            ENTITY,
+            {**V1_HEADER, **BEHAVIORAL},
         ),
         Task(
             "chip-in-network-file",
             "https://www.some_site.com/files/chip-in-network-file.json",
             (CHIP_V1,),
-            ENTITY,
+            {**V1_HEADER, **IN_NETWORK},
         ),
         Task(
             "in-network-file-123456",
             "https://www.some_site.com/files/in-network-file-123456.json",
             (MEDICAID_V1, MEDICARE_V1),
-            ENTITY,
+            {**V1_HEADER, **IN_NETWORK},
         ),
     ]
 
@@ -84,9 +105,17 @@ def test_parse_index_reads_the_cms_v2_sample(tic_examples: Path) -> None:
     tasks = parse_index(str(tic_examples / "v2" / "table-of-contents-sample.json"))
     cms = {"issuer_name": "CMS"}
     assert [(t.network_id, t.plan_metadata, t.extra_args) for t in tasks] == [
-        ("behavioral-health-0000", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
-        ("chip-in-network-file", ({**CHIP_V1, **cms},), ENTITY),
-        ("in-network-file-123456", ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}), ENTITY),
+        (
+            "behavioral-health-0000",
+            ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}),
+            {**V2_HEADER, **BEHAVIORAL},
+        ),
+        ("chip-in-network-file", ({**CHIP_V1, **cms},), {**V2_HEADER, **IN_NETWORK}),
+        (
+            "in-network-file-123456",
+            ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}),
+            {**V2_HEADER, **IN_NETWORK},
+        ),
     ]
 
 
@@ -107,10 +136,9 @@ def test_parse_index_merges_plans_of_a_location_shared_by_structures(tmp_path: P
             structure([SILVER, GOLD], "https://files.example/shared.json.gz?sig=2"),
         ),
     )
-    entity = {"reporting_entity_name": "Acme Health"}
     assert parse_index(path) == [
-        Task("g", "https://files.example/g.json", (GOLD,), entity),
-        Task("shared", "https://files.example/shared.json.gz?sig=1", (GOLD, SILVER), entity),
+        Task("g", "https://files.example/g.json", (GOLD,), ACME_EXTRA),
+        Task("shared", "https://files.example/shared.json.gz?sig=1", (GOLD, SILVER), ACME_EXTRA),
     ]
 
 
@@ -140,19 +168,111 @@ def test_parse_index_only_allowed_amount_files_is_an_error(tmp_path: Path) -> No
         parse_index(path)
 
 
-def test_parse_index_reads_entity_name_given_after_the_structures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("last", [False, True], ids=["header-first", "header-last"])
+def test_parse_index_puts_the_header_in_extra_args_wherever_it_is(
+    tmp_path: Path, last: bool
+) -> None:
     path = write(
-        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), last=True)
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), last=last)
     )
     [task] = parse_index(path)
-    assert task.extra_args == {"reporting_entity_name": "Acme Health"}
+    assert task.extra_args == {
+        "index_reporting_entity_name": "Acme Health",
+        "index_reporting_entity_type": "health insurance issuer",
+        "index_last_updated_on": "2024-05-01",
+        "index_version": "1.0.0",
+        "file_description": "in-network file",
+    }
 
 
-def test_parse_index_without_entity_name_has_no_extra_args(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(
+            '"version": 1.10, "last_updated_on": 20240501',
+            {"index_version": "1.10", "index_last_updated_on": "20240501"},
+            id="numbers-as-their-text",
+        ),
+        pytest.param(
+            '"version": null, "last_updated_on": {"date": "2024-05-01"}, '
+            '"reporting_entity_name": ["Acme"], "reporting_entity_type": true',
+            {},
+            id="null-object-array-boolean-ignored",
+        ),
+        pytest.param(
+            '"reporting_entity_name": 42, "reporting_entity_type": 1.5, "version": false',
+            {},
+            id="entity-numbers-ignored",
+        ),
+        pytest.param(
+            '"version": [1, 0], "last_updated_on": "2024-05-01", "reporting_entity_name": ""',
+            {"index_last_updated_on": "2024-05-01", "index_reporting_entity_name": ""},
+            id="strings-kept-as-given",
+        ),
+    ],
+)
+def test_parse_index_header_values_that_are_not_strings(
+    tmp_path: Path, header: str, expected: dict[str, str]
+) -> None:
+    text = (
+        "{" + header + ', "reporting_structure": [{"reporting_plans": [], '
+        '"in_network_files": [{"location": "https://f.example/a.json"}]}]}'
+    )
+    [task] = parse_index(write(tmp_path, "toc.json", text))
+    assert task.extra_args == expected
+
+
+def test_parse_index_joins_the_distinct_descriptions_of_a_file(tmp_path: Path) -> None:
+    """Descriptions of one file over several structures, and over URLs that differ only in
+    the query string (one task), are kept once each in the order they come in the index."""
+    shared = "https://files.example/shared.json.gz"
+    item = structure([GOLD], f"{shared}?sig=1", "https://files.example/other.json")
+    item["in_network_files"][1]["description"] = "Other PPO rates"
     path = write(
-        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), entity=None)
+        tmp_path,
+        "toc.json",
+        toc(
+            item,  # shared: "in-network file"
+            structure([SILVER], f"{shared}?sig=2", description="  HMO rates "),
+            structure([GOLD], f"{shared}?sig=1", description="PPO tier 1"),
+            structure([SILVER], f"{shared}?sig=2", description="in-network file"),
+            structure([GOLD], f"{shared}?sig=1", description=""),
+            structure([GOLD], f"{shared}?sig=3", description=None),
+            structure([GOLD], f"{shared}?sig=3", description=7),
+            header={},
+        ),
+    )
+    assert parse_index(path) == [
+        Task(
+            "other",
+            "https://files.example/other.json",
+            (GOLD,),
+            {"file_description": "Other PPO rates"},
+        ),
+        Task(
+            "shared",
+            f"{shared}?sig=1",
+            (GOLD, SILVER),
+            {"file_description": "in-network file | HMO rates | PPO tier 1"},
+        ),
+    ]
+
+
+def test_parse_index_without_header_or_descriptions_has_no_extra_args(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(structure([GOLD], "https://f.example/a.json", description=None), header={}),
     )
     assert parse_index(path) == [Task("a", "https://f.example/a.json", (GOLD,))]
+
+
+def test_parse_index_without_header_keeps_the_description(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), header={})
+    )
+    [task] = parse_index(path)
+    assert task.extra_args == {"file_description": "in-network file"}
 
 
 def test_parse_index_keeps_numbers_as_json_numbers(tmp_path: Path) -> None:
@@ -171,7 +291,7 @@ def test_parse_index_gzipped_over_http(http_server: Any) -> None:
             "a",
             "https://files.example/a.json.gz?sig=x",
             (GOLD,),
-            {"reporting_entity_name": "Acme Health"},
+            ACME_EXTRA,
         )
     ]
     assert http_server.route("/toc/2024-01_index.json.gz").requests == [
@@ -349,10 +469,9 @@ def test_parse_index_local_relative_location_is_relative_to_the_index_folder(
         toc(structure([GOLD], "files/ppo.json.gz", "https://files.example/b.json")),
     )
     monkeypatch.chdir(tmp_path / cwd)
-    entity = {"reporting_entity_name": "Acme Health"}
     assert parse_index(index) == [
-        Task("b", "https://files.example/b.json", (GOLD,), entity),
-        Task("ppo", url, (GOLD,), entity),
+        Task("b", "https://files.example/b.json", (GOLD,), ACME_EXTRA),
+        Task("ppo", url, (GOLD,), ACME_EXTRA),
     ]
 
 

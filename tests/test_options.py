@@ -31,6 +31,7 @@ def test_from_config_takes_each_key() -> None:
     config = {
         "provider_batch_size": 7,
         "rate_batch_size": 9,
+        "format": "csv",
         "engine": "reference",
         "max_value_mb": 3,
         "attempts": 2,
@@ -40,6 +41,7 @@ def test_from_config_takes_each_key() -> None:
     assert ExtractionOptions.from_config(config, threads=2) == ExtractionOptions(
         provider_batch_size=7,
         rate_batch_size=9,
+        output_format="csv",
         engine="reference",
         threads=2,
         max_value_mb=3,

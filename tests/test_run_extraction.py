@@ -134,6 +134,21 @@ def test_run_extraction_replaces_stale_outputs_on_failure(tmp_path: Path) -> Non
     assert outputs(tmp_path / "out" / "net") == ["status.json"]
 
 
+def test_run_extraction_removes_the_tables_of_the_other_format(tmp_path: Path) -> None:
+    """A folder never holds tables of two formats: the older ones would look current."""
+    path = write(tmp_path, "net.json", document([item("99213")]))
+    folder = tmp_path / "out" / "net"
+    csv = ExtractionOptions(output_format="csv")
+    assert run_extraction(str(path), tmp_path / "out").status == "success"
+    assert run_extraction(str(path), tmp_path / "out", csv).status == "success"
+    assert outputs(folder) == ["providers.csv", "rates.csv", "status.json"]
+    assert run_extraction(str(path), tmp_path / "out").status == "success"
+    assert outputs(folder) == ["providers.parquet", "rates.parquet", "status.json"]
+    path.write_text(document([item("99213")])[:-10])  # a failure leaves no table of either
+    assert run_extraction(str(path), tmp_path / "out", csv).status == "failed"
+    assert outputs(folder) == ["status.json"]
+
+
 def test_run_extraction_refuses_pure_python_ijson(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

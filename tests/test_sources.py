@@ -788,7 +788,7 @@ TASKS = [
         "a-1",
         "https://h.example/a-1.json.gz?Signature=x&Expires=2",
         ({"plan_name": "Tab\there\nand newline", "plan_id": 7}, {"plan_name": "Café ☃"}),
-        {"reporting_entity_name": "Acme Health"},
+        {"index_reporting_entity_name": "Acme Health"},
     ),
     Task("b", "examples/b.zip"),
 ]
@@ -809,7 +809,7 @@ def test_write_tasks_writes_the_output_prefix_column(tmp_path: Path) -> None:
         "a-1\thttps://h.example/a-1.json.gz?Signature=x&Expires=2\t/data/results/a-1\t"
         '[{"plan_name":"Tab\\there\\nand newline","plan_id":7},'
         '{"plan_name":"Caf\\u00e9 \\u2603"}]\t'
-        '{"reporting_entity_name":"Acme Health"}',
+        '{"index_reporting_entity_name":"Acme Health"}',
         "b\texamples/b.zip\t/data/results/b\t[]\t{}",
         "",
     ]

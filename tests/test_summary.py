@@ -52,6 +52,20 @@ def test_summary_text_lists_what_failed_and_how_to_rerun() -> None:
     ]
 
 
+def test_summary_text_names_the_tables_the_statuses_list() -> None:
+    entries = [
+        {"network_id": "a", "status": "failed", "error": "HTTP 404", "output_files": {}},
+        {
+            "network_id": "b",
+            "status": "success",
+            "output_files": {"rates": "out/b/rates.csv", "providers": "out/b/providers.csv"},
+        },
+    ]
+    manifest = {"total_tasks": 2, "extractions": entries, "summary": {"successful": 1}}
+    lines = summary_text(manifest, RunLayout("out"), 1, "snakemake -c1").splitlines()
+    assert "  tables:     out/<network_id>/rates.csv, providers.csv" in lines
+
+
 def test_summary_text_of_a_source_that_could_not_be_read() -> None:
     manifest = {"total_tasks": 0, "error": "the csv source could not be turned into tasks"}
     assert summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines() == [

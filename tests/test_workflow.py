@@ -18,11 +18,15 @@ import pytest
 
 from mrfbatch import workflow
 from mrfbatch.errors import UsageError
+from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA
+from mrfbatch.tasks import Task
 from support import containers, synth
 from support.httpserver import FileServer
+from support.oracle import canonical
 from support.workflows import (
     ROOT,
     WHITELIST,
+    csv_table,
     finished,
     manifest,
     snakemake,
@@ -136,6 +140,18 @@ def test_workflow_index_source(served: dict[str, Any], tmp_path: Path) -> None:
         e["network_id"]: [p["plan_name"] for p in e["plan_metadata"]] for e in m["extractions"]
     }
     assert plans == {"alpha": ["P1", "P2"], "beta": ["P2"]}
+    header = {
+        "index_reporting_entity_name": "Synthetic Health Plan",
+        "index_reporting_entity_type": "health insurance issuer",
+    }
+    extra = {
+        line.split("\t")[0]: json.loads(line.split("\t")[4])
+        for line in (tmp_path / "results" / "tasks.tsv").read_text().splitlines()[1:]
+    }
+    assert extra == {
+        "alpha": {**header, "file_description": "a"},
+        "beta": {**header, "file_description": "b"},
+    }
 
 
 def test_workflow_urls_and_url_sources(served: dict[str, Any], tmp_path: Path) -> None:
@@ -584,6 +600,60 @@ def test_workflow_new_whitelist_redoes_finished_tasks(
     assert by_id["alpha"]["rate_rows"] == len(expected.rates)
 
 
+def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    proc = snakemake(tmp_path, *args, "format=csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == ["alpha", "beta"]
+    assert "  tables:     results/<network_id>/rates.csv, providers.csv" in proc.stderr
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    for name, sf in served["files"].items():
+        folder = tmp_path / "results" / name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            ".done",
+            "providers.csv",
+            "rates.csv",
+            "status.json",
+        ]
+        assert by_id[name]["output_files"] == {
+            "rates": f"results/{name}/rates.csv",
+            "providers": f"results/{name}/providers.csv",
+        }
+        expected = sf.expected(name, set(WHITELIST))
+        rates = csv_table(folder / "rates.csv", RATES_SCHEMA)
+        providers = csv_table(folder / "providers.csv", PROVIDERS_SCHEMA)
+        assert (len(rates), len(providers)) == (len(expected.rates), len(expected.providers))
+        assert by_id[name]["rate_rows"] == len(expected.rates) > 0
+        assert canonical(rates, providers) == canonical(expected.rates, expected.providers)
+
+    proc = snakemake(tmp_path, *args, "format=csv")  # the same format: nothing to redo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == []
+
+    proc = snakemake(tmp_path, *args)  # format: parquet, the default
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "urls source list.txt: 2 files; 0 already done, 2 to extract" in proc.stderr
+    assert finished(proc) == ["alpha", "beta"]
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    for name, sf in served["files"].items():
+        folder = tmp_path / "results" / name
+        assert sorted(p.name for p in folder.iterdir()) == [
+            ".done",
+            "providers.parquet",
+            "rates.parquet",
+            "status.json",
+        ]
+        assert by_id[name]["output_files"] == {
+            "rates": f"results/{name}/rates.parquet",
+            "providers": f"results/{name}/providers.parquet",
+        }
+        assert len(table(folder / "rates.parquet")) == expected_rows(sf, name)[0]
+
+
 def test_workflow_whitelist_that_matches_nothing_is_said(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -630,3 +700,38 @@ def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
     assert workflow.find_task(str(path), "alpha").url == "https://h.example/alpha.json"
     with pytest.raises(UsageError, match=r"network id 'beta' is not in .*tasks\.tsv"):
         workflow.find_task(str(path), "beta")
+
+
+RECIPE_SETTINGS = {
+    "output_dir": "results",
+    "log_dir": None,
+    "cpt_whitelist": None,
+    "provider_batch_size": 50000,
+    "rate_batch_size": 100000,
+    "engine": "fast",
+    "format": "parquet",
+}
+
+
+def test_recipe_leaves_out_extra_args() -> None:
+    """A new description or header in an index redoes no finished task."""
+    run = workflow.Run.from_config(RECIPE_SETTINGS)
+    task = Task("a", "https://h.example/a.json?sig=1", ({"plan_name": "Gold"},))
+    described = Task(task.network_id, task.url, task.plan_metadata, {"file_description": "x"})
+    assert run.recipe(described) == run.recipe(task)
+
+
+def test_recipe_holds_the_format_unless_parquet() -> None:
+    """Marks written before the format key made Parquet tables: a Parquet run keeps them."""
+    task = Task("a", "https://h.example/a.json", ({"plan_name": "Gold"},))
+    parquet = workflow.Run.from_config(RECIPE_SETTINGS).recipe(task)
+    csv = workflow.Run.from_config({**RECIPE_SETTINGS, "format": "csv"}).recipe(task)
+    assert parquet == {
+        "url": "https://h.example/a.json",
+        "plans": [{"plan_name": "Gold"}],
+        "whitelist": None,
+        "provider_batch_size": 50000,
+        "rate_batch_size": 100000,
+        "engine": "fast",
+    }
+    assert csv == {**parquet, "format": "csv"}

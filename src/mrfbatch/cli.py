@@ -79,6 +79,7 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
         "cpt_whitelist": args.cpt_whitelist,
         "provider_batch_size": args.provider_batch_size,
         "rate_batch_size": args.rate_batch_size,
+        "format": args.output_format,
         "retries": args.retries,
         "attempts": args.attempts,
         "retry_seconds": args.retry_seconds,
@@ -190,6 +191,12 @@ def batch_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpt-whitelist")
     p.add_argument("--provider-batch-size", type=int)
     p.add_argument("--rate-batch-size", type=int)
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        dest="output_format",
+        help="the tables: parquet (default) or csv",
+    )
     p.add_argument("--retries", type=int, help="Snakemake retries of a failed extraction")
     p.add_argument("--attempts", type=int, help="tries per HTTP request (connection errors, 5xx)")
     p.add_argument("--retry-seconds", type=float, help="longest time one request is retried")

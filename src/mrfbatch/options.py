@@ -52,6 +52,7 @@ class ExtractionOptions:
         return cls(
             provider_batch_size=config["provider_batch_size"],
             rate_batch_size=config["rate_batch_size"],
+            output_format=config["format"],
             engine=config["engine"],
             threads=threads,
             max_value_mb=config["max_value_mb"],

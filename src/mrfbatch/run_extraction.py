@@ -72,7 +72,7 @@ def run_extraction(
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
     final = table_files(out_dir, options.output_format)
-    clear_folder(out_dir, final.values())
+    clear_folder(out_dir)  # the tables of another format too
     engine = options.engine
     result = ExtractionResult(
         network_id=network_id,

@@ -4,7 +4,8 @@ The tables are written under temporary names, and complete there, before status.
 they are renamed, status.json last. So `status.json` saying success (or incomplete) means both
 tables are there; no run, failed or killed at any point, leaves a partial table under a final
 name; and a run killed in the middle of the renames leaves tables without a status.json, which
-the next run of the same network id removes first (`clear_folder`), with every temporary file.
+the next run of the same network id removes first (`clear_folder`), with every temporary file
+and the tables of the other format (a folder never holds rates.parquet beside rates.csv).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.layout import STATUS_FILE, TASK_TEMPORARIES
+from mrfbatch.layout import STATUS_FILE, TASK_TEMPORARIES, table_files
 from mrfbatch.tables import FILE_METADATA_KEYS
-from mrfbatch.writers import TableWriter
+from mrfbatch.writers import FORMATS, TableWriter
 
 log = logging.getLogger("mrfbatch")
 
@@ -100,10 +101,12 @@ class ExtractionResult:
         return dataclasses.asdict(self)
 
 
-def clear_folder(folder: Path, finals: Iterable[Path]) -> None:
-    """Remove what an earlier run of the same network id left: its status.json and tables
-    (never beside this run's status) and the temporary files of a run that was killed."""
-    for stale in (folder / STATUS_FILE, *finals):
+def clear_folder(folder: Path) -> None:
+    """Remove what an earlier run of the same network id left: its status.json and tables, in
+    any format (never beside this run's status), and the temporary files of a run that was
+    killed."""
+    tables = [path for fmt in FORMATS for path in table_files(folder, fmt).values()]
+    for stale in (folder / STATUS_FILE, *tables):
         stale.unlink(missing_ok=True)
     for pattern in TASK_TEMPORARIES:
         for leftover in folder.glob(pattern):

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mrfbatch.layout import RunLayout
+from mrfbatch.layout import TABLES, RunLayout
 from mrfbatch.progress import human_bytes, human_seconds
 
 LISTED = 5  # failures named in the summary; the manifest has them all
@@ -80,9 +80,7 @@ def summary_text(
             f"  note:       no item of the {files(with_tables)} read has a billing code listed "
             f"in {whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
         )
-    lines.append(
-        f"  tables:     {layout.task_dir('<network_id>')}/rates.parquet, providers.parquet"
-    )
+    lines.append(f"  tables:     {layout.task_dir('<network_id>')}/{_table_names(manifest)}")
     lines.append(f"  manifest:   {layout.manifest} (every file's status)")
     lines.append(f"  logs:       {layout.task_log('<network_id>')}")
     problems = [
@@ -102,6 +100,15 @@ def summary_text(
         )
         lines.append(f"              {rerun}")
     return "\n".join(lines)
+
+
+def _table_names(manifest: Mapping[str, Any]) -> str:
+    """`rates.parquet, providers.parquet`, or the names the files' statuses give (format=csv);
+    Parquet's when no file has tables."""
+    for entry in manifest.get("extractions", []):
+        if paths := entry.get("output_files"):
+            return ", ".join(os.path.basename(str(path)) for path in paths.values())
+    return ", ".join(f"{table}.parquet" for table in TABLES)
 
 
 def files(count: int) -> str:

@@ -2,7 +2,9 @@
 
 Every source (mrfbatch.sources) collects its files with a :class:`TaskCollector`; the tasks
 TSV written by :func:`write_tasks` is what the workflow's jobs read back with
-:func:`read_tasks`.
+:func:`read_tasks`. A task's `extra_args` says where its file was listed (the index source: the
+index's header and the file's descriptions); it is not part of what makes a task's tables, so
+an edit of it redoes nothing.
 """
 
 from __future__ import annotations
@@ -41,10 +43,15 @@ class Task:
 
 
 class TaskCollector:
-    """Files in first-seen order, each with its distinct plans in first-seen order."""
+    """Files in first-seen order, each with its distinct plans and descriptions in first-seen
+    order."""
 
     def __init__(self) -> None:
         self._plans: dict[str, dict[str, dict[str, Any]]] = {}  # url -> plan key -> plan
+        # url -> description -> when it was first seen (over all URLs), so descriptions of
+        # URLs merged into one task keep the order they were met in
+        self._descriptions: dict[str, dict[str, int]] = {}
+        self._seen = 0
 
     def __bool__(self) -> bool:
         return bool(self._plans)
@@ -52,25 +59,45 @@ class TaskCollector:
     def __contains__(self, url: str) -> bool:
         return url in self._plans
 
-    def add(self, url: str, plans: Iterable[tuple[str, dict[str, Any]]] = ()) -> None:
+    def add(
+        self,
+        url: str,
+        plans: Iterable[tuple[str, dict[str, Any]]] = (),
+        description: str | None = None,
+    ) -> None:
         """Note `url` with its plans as made by :func:`keyed` (a plan already noted is kept
-        once, whatever its key order)."""
+        once, whatever its key order) and what the source calls the file, if anything (kept
+        once, trimmed; empty text is ignored)."""
         kept = self._plans.setdefault(url, {})
         for key, plan in plans:
             kept.setdefault(key, plan)
+        text = (description or "").strip()
+        if text:
+            self._seen += 1
+            self._descriptions.setdefault(url, {}).setdefault(text, self._seen)
 
     def tasks(self, extra_args: dict[str, Any] | None = None) -> list[Task]:
-        """Tasks sorted by network id; URLs that share an id (query variants) are merged."""
+        """Tasks sorted by network id; URLs that share an id (query variants) are merged.
+
+        Each task's `extra_args` is `extra_args` (the same for all) plus, when its URLs were
+        noted with descriptions, `file_description`: the distinct ones in first-seen order,
+        joined by " | ".
+        """
         ids = assign_network_ids(self._plans)
-        merged: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {}
+        merged: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, int]]] = {}
         for url, plans in self._plans.items():
-            _, kept = merged.setdefault(ids[url], (url, {}))
+            _, kept, described = merged.setdefault(ids[url], (url, {}, {}))
             for key, plan in plans.items():
                 kept.setdefault(key, plan)
-        return [
-            Task(network_id, url, tuple(plans.values()), dict(extra_args or {}))
-            for network_id, (url, plans) in sorted(merged.items())
-        ]
+            for text, seen in self._descriptions.get(url, {}).items():
+                described[text] = min(seen, described.get(text, seen))
+        tasks = []
+        for network_id, (url, plans, described) in sorted(merged.items()):
+            extra = dict(extra_args or {})
+            if described:
+                extra["file_description"] = " | ".join(sorted(described, key=described.__getitem__))
+            tasks.append(Task(network_id, url, tuple(plans.values()), extra))
+        return tasks
 
 
 def write_tasks(tasks: Iterable[Task], path: PathLike, output_dir: PathLike) -> None:

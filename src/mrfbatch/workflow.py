@@ -6,11 +6,11 @@ pytest reaches it.
 When a task is done is decided here, not by Snakemake's rerun triggers: a task is done when
 `{output_dir}/{network_id}/.done` exists, the extract job's one declared output. The job writes
 it after a successful extraction only, holding the task's recipe (URL without secrets, plans,
-whitelist, batch sizes, engine). A failed or incomplete extraction exits non-zero, so the next
-run redoes it, while its status.json (and an incomplete task's tables, which Snakemake does not
-know of) stay for the manifest. Before the run, `task_targets` removes every mark that no longer
-tells the truth (another recipe, a table deleted by hand), so Snakemake redoes exactly the
-tasks the console counts as not done.
+whitelist, batch sizes, engine, format). A failed or incomplete extraction exits non-zero, so
+the next run redoes it, while its status.json (and an incomplete task's tables, which Snakemake
+does not know of) stay for the manifest. Before the run, `task_targets` removes every mark that
+no longer tells the truth (another recipe, a table deleted by hand), so Snakemake redoes
+exactly the tasks the console counts as not done.
 """
 
 from __future__ import annotations
@@ -70,11 +70,11 @@ class Run:
         """What the task's tables are made of; a finished task with another recipe is redone.
 
         How patiently files are fetched (attempts, timeouts) and max_value_mb change no table
-        of a finished task, so they are not in it. The URL has no query string: a new signature
-        on the same file does not redo the work.
+        of a finished task, so they are not in it, nor is the task's extra_args. The URL has no
+        query string: a new signature on the same file does not redo the work.
         """
         settings = self.settings
-        return {
+        recipe = {
             "url": redact_url(task.url),
             "plans": list(task.plan_metadata),
             "whitelist": self.whitelist_digest,
@@ -82,6 +82,10 @@ class Run:
             "rate_batch_size": settings["rate_batch_size"],
             "engine": settings["engine"],
         }
+        # Marks written before the format key made Parquet: they stay true for a Parquet run.
+        if settings["format"] != "parquet":
+            recipe["format"] = settings["format"]
+        return recipe
 
 
 def start_run(

@@ -17,27 +17,36 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
     return path
 
 
-def toc(
-    *structures: dict[str, Any], entity: str | None = "Acme Health", last: bool = False
-) -> bytes:
-    """A table of contents; `last` puts reporting_entity_name after reporting_structure."""
-    document: dict[str, Any] = {}
-    if entity is not None and not last:
-        document["reporting_entity_name"] = entity
-    document["reporting_entity_type"] = "health insurance issuer"
+# The header toc() writes unless told otherwise.
+ACME = {
+    "reporting_entity_name": "Acme Health",
+    "reporting_entity_type": "health insurance issuer",
+    "last_updated_on": "2024-05-01",
+    "version": "1.0.0",
+}
+
+
+def toc(*structures: dict[str, Any], header: dict[str, Any] = ACME, last: bool = False) -> bytes:
+    """A table of contents with the top-level keys `header`; `last` puts them after
+    reporting_structure."""
+    document: dict[str, Any] = {} if last else dict(header)
     document["reporting_structure"] = list(structures)
-    if entity is not None and last:
-        document["reporting_entity_name"] = entity
-    document["version"] = "1.0.0"
+    if last:
+        document.update(header)
     return json.dumps(document, indent=2).encode()
 
 
-def structure(plans: list[dict[str, Any]], *locations: Any, allowed: bool = True) -> dict[str, Any]:
+def structure(
+    plans: list[dict[str, Any]],
+    *locations: Any,
+    allowed: bool = True,
+    description: Any = "in-network file",
+) -> dict[str, Any]:
+    """A reporting structure listing `locations`, each with `description` (None: no such key)."""
+    described = {} if description is None else {"description": description}
     item: dict[str, Any] = {
         "reporting_plans": plans,
-        "in_network_files": [
-            {"description": "in-network file", "location": loc} for loc in locations
-        ],
+        "in_network_files": [{**described, "location": loc} for loc in locations],
     }
     if allowed:
         item["allowed_amount_file"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import synth
@@ -52,6 +54,29 @@ def manifest(workdir: Path, output_dir: str = "results") -> dict[str, Any]:
 def table(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     return rows
+
+
+def csv_table(path: Path, schema: pa.Schema) -> list[dict[str, Any]]:
+    """The rows of a CSV table (format=csv) typed as `table` gives a Parquet one's: lists from
+    their JSON arrays, numbers from their text, an empty field null. The header must be the
+    schema's columns, in order."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == schema.names, reader.fieldnames
+    return [{field.name: _typed(row[field.name], field.type) for field in schema} for row in rows]
+
+
+def _typed(text: str, kind: pa.DataType) -> Any:
+    if text == "":
+        return None
+    if pa.types.is_list(kind):
+        return json.loads(text)
+    if pa.types.is_integer(kind):
+        return int(text)
+    if pa.types.is_floating(kind):
+        return float(text)
+    return text
 
 
 def synth_file(seed: int, **knobs: Any) -> synth.SynthFile:

@@ -5,6 +5,12 @@ that are not a table of contents (an in-network, allowed-amounts or provider-ref
 top-level array) are refused as soon as their top level shows it; nesting and key length are
 bounded before any structure is assembled. Tasks are collected as for the other
 sources (mrfbatch.tasks, mrfbatch.sources.locations).
+
+Each task's `extra_args` holds what the index says of its file: the index's header
+(`index_reporting_entity_name`, `index_reporting_entity_type`, `index_last_updated_on`,
+`index_version`, each only when given; the header may come after `reporting_structure`, so the
+tasks are made after the scan) and `file_description`, the distinct `description`s of the
+`in_network_files` entries that list the file, joined by " | ".
 """
 
 from __future__ import annotations
@@ -48,6 +54,15 @@ _BUF_SIZE = 1 << 16
 _MAX_DEPTH = 64  # nesting of a table of contents; its own structure needs 5
 _MAX_KEY = 1000  # characters of one key of a table of contents
 _IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
+# The index's top-level keys kept in every task's extra_args: key -> (its name there, whether
+# a number is kept too, as its text: some indexes write `"version": 1.0`). A string is kept;
+# null, true/false, objects and arrays are not.
+_HEADER = {
+    "reporting_entity_name": ("index_reporting_entity_name", False),
+    "reporting_entity_type": ("index_reporting_entity_type", False),
+    "last_updated_on": ("index_last_updated_on", True),
+    "version": ("index_version", True),
+}
 _NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
     "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
     "provider_references": ("an in-network rates file", _IN_NETWORK_HINT),
@@ -63,8 +78,9 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
     from the first bytes. A relative path in the `location` of a local index is relative to
     the index's folder; in an index fetched by http(s), it is kept as written (relative to the
     working directory). The file is streamed, one reporting structure at a time. A task
-    carries the `reporting_plans` of every structure that lists its file, and the index's
-    `reporting_entity_name` in `extra_args`. Allowed-amount files are counted, not returned.
+    carries the `reporting_plans` of every structure that lists its file, and in `extra_args`
+    the index's header and the file's descriptions (see the module's docstring).
+    Allowed-amount files are counted, not returned.
     """
     source = str(path_or_url)
     local = _require_local_file(source)
@@ -100,8 +116,7 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
             f"{index.structures}; allowed-amount files, which are not extracted: "
             f"{index.allowed_amount_files})"
         )
-    extra = {} if index.entity is None else {"reporting_entity_name": index.entity}
-    return index.collector.tasks(extra)
+    return index.collector.tasks(index.header)
 
 
 class _Index:
@@ -112,7 +127,7 @@ class _Index:
         self.local = local  # the index file (None over http): relative locations are in its folder
         self.collector = TaskCollector()
         self.problems: list[str] = []
-        self.entity: str | None = None
+        self.header: dict[str, str] = {}  # extra_args name -> the index's value, as text
         self.structures = 0
         self.in_network_entries = 0
         self.allowed_amount_files = 0
@@ -155,7 +170,7 @@ class _Index:
     def _watch(
         self, forward: Callable[[tuple[str, Any]], None], stream: DecodedStream
     ) -> Generator[None, tuple[str, Any], None]:
-        """Forward basic events, noting the entity name and stopping at what is not a TOC."""
+        """Forward basic events, noting the header and stopping at what is not a TOC."""
         depth = 0
         key = ""  # the top-level key whose value is being read
         while True:
@@ -200,8 +215,10 @@ class _Index:
 
     def _top_level_value(self, key: str, event: str, value: Any) -> None:
         """The value of a top-level key, or the start of it."""
-        if key == "reporting_entity_name" and event == "string":
-            self.entity = value
+        if key in _HEADER:
+            name, numbers = _HEADER[key]
+            if event == "string" or (event == "number" and numbers):
+                self.header[name] = str(value)  # a number: int, or Decimal (its digits)
         elif key == "reporting_structure" and event != "start_array":
             raise SourceError(
                 f"{self.shown}: reporting_structure is {_event_kind(event)}; "
@@ -252,19 +269,25 @@ class _Index:
                 shown = "missing" if "location" not in entry else _json_kind(location)
                 self.problems.append(f"{where}.location is {shown}, expected a URL string")
             elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
-                self.collector.add(resolved, shared)  # shared files: checked once
+                self.collector.add(resolved, shared, _description(entry))  # checked once
             elif invalid := location_problem(location.strip(), self.local):
                 self.problems.append(
                     f"{where}.location {shorten(redact_url(location.strip()))} {invalid}"
                 )
             else:
-                self.collector.add(resolved, shared)
+                self.collector.add(resolved, shared, _description(entry))
 
 
 class _Found(list[Any]):
     """The end of an ijson coroutine chain: what is sent to it is kept."""
 
     send = list.append
+
+
+def _description(entry: dict[str, Any]) -> str | None:
+    """An in_network_files entry's description, when it is a string."""
+    description = entry.get("description")
+    return description if isinstance(description, str) else None
 
 
 def _plain(value: Any) -> Any:
