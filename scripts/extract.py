@@ -7,6 +7,6 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 # Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
-from mrfbatch.workflow import run_task  # noqa: E402
+from mrfbatch.workflow import job_main  # noqa: E402
 
-sys.exit(run_task(snakemake.wildcards.network_id, snakemake.config, snakemake.threads))
+sys.exit(job_main(snakemake.wildcards.network_id, snakemake.config, snakemake.threads))

@@ -28,6 +28,7 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import SOURCE_TYPES
+from mrfbatch.tables import keep_pandas_out
 from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import FORMATS
 
@@ -36,6 +37,7 @@ USAGE_ERROR = 2
 
 def extract_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mrfbatch.run_extraction`: extract one file; see the module docstring."""
+    keep_pandas_out()
     args = extract_parser().parse_args(argv)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", [args.url]))

@@ -38,6 +38,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import load_tasks
 from mrfbatch.status import EXIT_STATUS, timestamp
 from mrfbatch.summary import task_line
+from mrfbatch.tables import keep_pandas_out
 from mrfbatch.tasks import Task, read_tasks, write_tasks
 from mrfbatch.whitelist import load_whitelist
 
@@ -261,6 +262,12 @@ def is_done(run: Run, task: Task) -> bool:
     if recipe != run.recipe(task) or status is None or status.get("status") != "success":
         return False
     return all(Path(path).is_file() for path in (status.get("output_files") or {}).values())
+
+
+def job_main(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> int:
+    """The `extract` job's process: :func:`run_task` in a process that never uses pandas."""
+    keep_pandas_out()
+    return run_task(network_id, settings, threads)
 
 
 def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> int:
