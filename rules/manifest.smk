@@ -1,9 +1,14 @@
+# The run's outcome, from the tasks and their status files: manifest.json, and for analysis
+# plans.parquet, files.parquet and mrfbatch.duckdb (views over this run's tables).
 rule manifest:
     input:
         tasks=PATHS.tasks,
         done=get_task_targets,
     output:
-        PATHS.manifest,
+        manifest=PATHS.manifest,
+        plans=PATHS.plans,
+        files=PATHS.files,
+        database=PATHS.database,
     log:
         PATHS.manifest_log,
     localrule: True
@@ -21,6 +26,6 @@ onsuccess:
 
 
 onerror:
-    # A failed or incomplete extraction keeps the manifest rule from running; the manifest is
-    # still owed.
+    # A failed or incomplete extraction keeps the manifest and report rules from running;
+    # their outputs are still owed.
     finish_run(RUN, write=True)

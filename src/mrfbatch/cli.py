@@ -108,6 +108,21 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def query_main(argv: Sequence[str] | None = None) -> int:
+    """`mrfbatch-query "SQL"`: run SQL on a run's database; 0, or 1 when it failed."""
+    from mrfbatch.query import database_path, open_database, run_query  # imports DuckDB
+
+    args = query_parser().parse_args(argv)
+    sql = sys.stdin.read() if args.sql == "-" else args.sql
+    try:
+        with open_database(database_path(args.output_dir, args.database)) as con:
+            run_query(con, sql, sys.stdout, csv=args.csv, max_rows=args.max_rows)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _usage_error(exc: Exception, output_dir: str | None = None) -> int:
     """Say what was wrong with how a command was called; its exit status."""
     if isinstance(exc, OSError):
@@ -214,6 +229,30 @@ def batch_parser() -> argparse.ArgumentParser:
         help="print how many files the source lists and how many are done; run nothing",
     )
     p.add_argument("--quiet", action="store_true", help="print only the summary at the end")
+    return p
+
+
+def query_parser() -> argparse.ArgumentParser:
+    """The command line of `mrfbatch-query` (`python -m mrfbatch.query`)."""
+    p = argparse.ArgumentParser(
+        prog="mrfbatch-query",
+        description="Run SQL on a run's database (views rates, providers, rate_providers, "
+        "plans, files; docs/analysis.md) and print the result.",
+    )
+    p.add_argument("sql", help="the SQL; - reads it from standard input")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="the run's output_dir, which holds mrfbatch.duckdb (default: results)",
+    )
+    p.add_argument("--database", default=None, help="the database file (instead of --output-dir)")
+    p.add_argument("--csv", action="store_true", help="print CSV with a header, every row")
+    p.add_argument(
+        "--max-rows",
+        type=_positive_int,
+        default=40,
+        help="rows shown in the table, the first and last ones (default: 40)",
+    )
     return p
 
 

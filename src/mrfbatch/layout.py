@@ -14,6 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# mrfbatch-query's default output_dir: the same as config/schema.yaml's, where the workflow
+# takes its default from.
+DEFAULT_OUTPUT_DIR = "results"
 # Files and folders of a run in {output_dir}, beside the network-id folders.
 TASKS_FILE = "tasks.tsv"
 MANIFEST_FILE = "manifest.json"
@@ -21,9 +24,16 @@ RUN_PROGRESS_FILE = "progress.json"
 LOGS_FOLDER = "logs"  # the default log_dir
 BATCH_INPUT_FILE = "batch-input.csv"  # execute_batch's tasks as a CSV source
 LOCK_FILE = ".mrfbatch.lock"
+# The run's results for analysis (mrfbatch.results, mrfbatch.database, mrfbatch.report).
+PLANS_FILE = "plans.parquet"  # one row per (network id, plan)
+FILES_FILE = "files.parquet"  # one row per task: the manifest as a table
+DATABASE_FILE = "mrfbatch.duckdb"  # views over this run's tables
+REPORT_FILE = "report.html"
+FIGURES_FOLDER = "figures"  # the report's figures, one SVG per billing code
 # Names a network id may not take (compared ignoring case): they are the run's own.
 RUN_FILES = frozenset(
     {TASKS_FILE, MANIFEST_FILE, RUN_PROGRESS_FILE, LOGS_FOLDER, BATCH_INPUT_FILE}
+    | {PLANS_FILE, FILES_FILE, DATABASE_FILE, REPORT_FILE, FIGURES_FOLDER}
     | {f"{BATCH_INPUT_FILE}.tmp"}
 )
 
@@ -78,6 +88,30 @@ class RunLayout:
     def progress(self) -> str:
         """The run's state while it runs (mrfbatch.console writes it)."""
         return os.path.join(self.output_dir, RUN_PROGRESS_FILE)
+
+    @property
+    def plans(self) -> str:
+        return os.path.join(self.output_dir, PLANS_FILE)
+
+    @property
+    def files(self) -> str:
+        return os.path.join(self.output_dir, FILES_FILE)
+
+    @property
+    def database(self) -> str:
+        return os.path.join(self.output_dir, DATABASE_FILE)
+
+    @property
+    def report(self) -> str:
+        return os.path.join(self.output_dir, REPORT_FILE)
+
+    @property
+    def figures(self) -> str:
+        return os.path.join(self.output_dir, FIGURES_FOLDER)
+
+    @property
+    def report_log(self) -> str:
+        return os.path.join(self.logs, "report.log")
 
     @property
     def lock(self) -> str:

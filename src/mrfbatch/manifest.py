@@ -73,6 +73,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         **dict.fromkeys(_COUNTS),
         "warnings": [],
         "plan_metadata": list(task.plan_metadata),
+        "file_metadata": {},
     }
     if status is None:
         entry["error"] = "no status: the task has not run, or was interrupted"
@@ -85,6 +86,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         retryable=status.get("retryable"),
         incomplete=status.get("incomplete") or [],
         warnings=status.get("warnings") or [],
+        file_metadata=status.get("file_metadata") or {},
         **{key: status.get(key) for key in _COUNTS},
     )
     return entry

@@ -34,6 +34,7 @@ from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
+from mrfbatch.results import files_table, plans_table, write_table
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import load_tasks
 from mrfbatch.status import EXIT_STATUS, timestamp
@@ -351,17 +352,26 @@ def _stop_logging(handlers: list[logging.Handler]) -> None:
 
 
 def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
-    """Build and write manifest.json from the tasks and whatever statuses exist."""
+    """Build and write manifest.json from the tasks and whatever statuses exist, and the
+    tables and database made from them: plans.parquet, files.parquet, mrfbatch.duckdb."""
     settings = run.settings
+    layout = run.layout
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
-    manifest = build_manifest(tasks, run.layout, settings["source"], str(settings["input"]))
+    manifest = build_manifest(tasks, layout, settings["source"], str(settings["input"]))
     if not has_tasks:
         manifest["error"] = (
             f"the {settings['source']} source could not be turned into tasks; see "
-            f"{run.layout.tasks_log}"
+            f"{layout.tasks_log}"
         )
-    write_manifest(manifest, run.layout.manifest)
+    from mrfbatch.database import build_database  # DuckDB: not for every extraction job
+
+    entries = manifest["extractions"]
+    by_id = {entry["network_id"]: entry for entry in entries}
+    write_table(plans_table(tasks, by_id), layout.plans)
+    write_table(files_table(entries), layout.files)
+    build_database(layout, entries)
+    write_manifest(manifest, layout.manifest)
     return manifest
 
 

@@ -1,0 +1,158 @@
+"""The run's own tables, beside the manifest: `plans.parquet` and `files.parquet`.
+
+They answer "which plan, which payer, which file" in SQL (mrfbatch.database puts views over
+them): plans.parquet has one row per (network id, plan) with every plan field the source gave
+and the payer's header from the file and the index; files.parquet is the manifest as a table,
+one row per task. Both cover exactly the tasks of the run's tasks.tsv.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mrfbatch.tasks import Task
+
+log = logging.getLogger(__name__)
+
+# Plan fields of the CMS schemas, first in plans.parquet whatever the source gave. A field the
+# source leaves empty is taken from the file's own header (a single-plan file names its plan).
+PLAN_FIELDS = (
+    "plan_name",
+    "plan_id",
+    "plan_id_type",
+    "plan_market_type",
+    "issuer_name",
+    "plan_sponsor_name",
+)
+# The in-network file's header (status.json file_metadata).
+FILE_HEADER = ("reporting_entity_name", "reporting_entity_type", "last_updated_on", "version")
+# An index source's header and the file's description there (the task's extra_args).
+INDEX_FIELDS = (
+    "index_reporting_entity_name",
+    "index_reporting_entity_type",
+    "index_last_updated_on",
+    "index_version",
+    "file_description",
+)
+_RESERVED = frozenset({"network_id", *FILE_HEADER, *INDEX_FIELDS})
+SOURCE_PREFIX = "source_"  # a source column named like a reserved column gets this prefix
+
+_FILE_COUNTS = (
+    "bytes_read",
+    "bytes_decoded",
+    "retries",
+    "resumes",
+    "restarts",
+    "items_seen",
+    "items_matched",
+    "rate_rows",
+    "provider_rows",
+    "unresolved_references",
+    "remote_references_failed",
+)
+TEXT_LIST = pa.list_(pa.string())
+FILES_SCHEMA = pa.schema(
+    [
+        ("network_id", pa.string()),
+        ("url", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("retryable", pa.bool_()),
+        ("incomplete", TEXT_LIST),
+        ("warnings", TEXT_LIST),
+        ("plans", pa.int64()),
+        ("duration_seconds", pa.float64()),
+        *((name, pa.int64()) for name in _FILE_COUNTS),
+        ("log_file", pa.string()),
+        ("rates_file", pa.string()),
+        ("providers_file", pa.string()),
+    ]
+)
+
+
+def plans_table(tasks: Iterable[Task], entries: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """One row per (network id, plan); a task whose source gave no plan has one row.
+
+    `entries` are the manifest's extractions by network id (`file_metadata`: the file's
+    header, when it was read). Every column is a string: plan fields as the source gave them
+    (other JSON values as JSON text), the file's header, the index's header.
+    """
+    rows: list[dict[str, str | None]] = []
+    source_columns: dict[str, None] = {}  # in first-seen order
+    for task in tasks:
+        header = entries.get(task.network_id, {}).get("file_metadata") or {}
+        for plan in task.plan_metadata or ({},):
+            row = {_column(key): _text(value) for key, value in plan.items()}
+            source_columns.update(dict.fromkeys(k for k in row if k not in PLAN_FIELDS))
+            for key in PLAN_FIELDS:
+                if row.get(key) is None:
+                    row[key] = _text(header.get(key))
+            row.update({key: _text(header.get(key)) for key in FILE_HEADER})
+            row.update({key: _text(task.extra_args.get(key)) for key in INDEX_FIELDS})
+            row["network_id"] = task.network_id
+            rows.append(row)
+    names = ["network_id", *PLAN_FIELDS, *source_columns, *FILE_HEADER, *INDEX_FIELDS]
+    return pa.table(
+        {name: pa.array([row.get(name) for row in rows], pa.string()) for name in names}
+    )
+
+
+def _column(key: str) -> str:
+    """A source field's column: its own name, unless plans.parquet uses that name itself."""
+    if key in _RESERVED or key.startswith(SOURCE_PREFIX):
+        return SOURCE_PREFIX + key
+    return key
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def files_table(entries: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """The manifest's extractions as a table (FILES_SCHEMA), in their order."""
+
+    def column(name: str) -> list[Any]:
+        return [entry.get(name) for entry in entries]
+
+    def output(table: str) -> list[str | None]:
+        return [(entry.get("output_files") or {}).get(table) for entry in entries]
+
+    def texts(name: str) -> list[list[str]]:
+        return [[str(v) for v in entry.get(name) or []] for entry in entries]
+
+    data: dict[str, list[Any]] = {
+        name: column(name) for name in FILES_SCHEMA.names if name not in _DERIVED
+    }
+    data.update(
+        incomplete=texts("incomplete"),
+        warnings=texts("warnings"),
+        plans=[len(entry.get("plan_metadata") or ()) for entry in entries],
+        rates_file=output("rates"),
+        providers_file=output("providers"),
+    )
+    return pa.Table.from_pydict(data, schema=FILES_SCHEMA)
+
+
+_DERIVED = frozenset({"incomplete", "warnings", "plans", "rates_file", "providers_file"})
+
+
+def write_table(table: pa.Table, path: str) -> None:
+    """Write a Parquet file atomically (a temporary name beside it, then a rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
