@@ -9,6 +9,9 @@
 #   {output_dir}/{network_id}/status.json                    success, incomplete or failed, why
 #   {output_dir}/{network_id}/.done                          the task finished with success
 #   {output_dir}/manifest.json                               every task's outcome
+#   {output_dir}/plans.parquet, files.parquet                the plans and the files as tables
+#   {output_dir}/mrfbatch.duckdb                             views over this run's tables
+#   {output_dir}/report.html, figures/                       the run's report, one SVG per code
 #   {output_dir}/progress.json                               the run's state while it runs
 #   {output_dir}/logs/extract/{network_id}.log               one log per task (log_dir: logs)
 from snakemake.utils import min_version
@@ -23,6 +26,7 @@ include: "rules/common.smk"
 include: "rules/tasks.smk"
 include: "rules/extract.smk"
 include: "rules/manifest.smk"
+include: "rules/report.smk"
 
 
 # Every task's .done mark is requested here too: Snakemake does not redo a deleted input of an
@@ -30,5 +34,5 @@ include: "rules/manifest.smk"
 rule all:
     default_target: True
     input:
-        PATHS.manifest,
+        PATHS.report,
         get_task_targets,

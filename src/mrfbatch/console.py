@@ -181,6 +181,9 @@ class Console:
         if rule == "manifest" and self.run is not None:
             log = self.run.layout.manifest_log
             self._say(f"error: manifest.json could not be written; see {log}")
+        if rule == "report" and self.run is not None:
+            log = self.run.layout.report_log
+            self._say(f"error: report.html could not be written; see {log}")
         if rule != "extract":
             return  # the tasks job says itself why the source is unusable
         network_id = self._jobs.pop(int(getattr(record, "jobid", -1)), None)
