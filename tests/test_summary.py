@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mrfbatch import summary
@@ -93,3 +95,26 @@ def test_rerun_command_is_the_front_ends_when_it_says_one(
     assert summary.rerun_command() == "snakemake --cores 2 --config 'a=b c'"
     monkeypatch.setenv(summary.RERUN_VARIABLE, "python -m mrfbatch.batch_orchestrator ...")
     assert summary.rerun_command() == "python -m mrfbatch.batch_orchestrator ..."
+
+
+@pytest.mark.parametrize(
+    ("output_dir", "command"),
+    [
+        ("results", "mrfbatch-query 'FROM rate_providers LIMIT 5'"),
+        ("my run", "mrfbatch-query --output-dir 'my run' 'FROM rate_providers LIMIT 5'"),
+    ],
+)
+def test_summary_text_says_how_to_query_and_where_the_report_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output_dir: str, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    layout = RunLayout(output_dir)
+    manifest = {"total_tasks": 0, "extractions": [], "summary": {"successful": 0}}
+    lines = summary_text(manifest, layout, 1, "snakemake -c1").splitlines()
+    assert not any(line.startswith(("  query:", "  report:")) for line in lines)
+    Path(output_dir).mkdir()
+    Path(layout.database).touch()
+    Path(layout.report).touch()
+    lines = summary_text(manifest, layout, 1, "snakemake -c1").splitlines()
+    assert f"  query:      {command}" in lines
+    assert f"  report:     {output_dir}/report.html (open it in a browser)" in lines

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mrfbatch.layout import TABLES, RunLayout
+from mrfbatch.layout import DEFAULT_OUTPUT_DIR, TABLES, RunLayout
 from mrfbatch.progress import human_bytes, human_seconds
 
 LISTED = 5  # failures named in the summary; the manifest has them all
@@ -81,6 +81,10 @@ def summary_text(
             f"in {whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
         )
     lines.append(f"  tables:     {layout.task_dir('<network_id>')}/{_table_names(manifest)}")
+    if os.path.isfile(layout.database):
+        lines.append(f"  query:      {query_command(layout)}")
+    if os.path.isfile(layout.report):
+        lines.append(f"  report:     {layout.report} (open it in a browser)")
     lines.append(f"  manifest:   {layout.manifest} (every file's status)")
     lines.append(f"  logs:       {layout.task_log('<network_id>')}")
     problems = [
@@ -109,6 +113,14 @@ def _table_names(manifest: Mapping[str, Any]) -> str:
         if paths := entry.get("output_files"):
             return ", ".join(os.path.basename(str(path)) for path in paths.values())
     return ", ".join(f"{table}.parquet" for table in TABLES)
+
+
+def query_command(layout: RunLayout, sql: str = "FROM rate_providers LIMIT 5") -> str:
+    """The command that queries the run's database (views: docs/analysis.md)."""
+    words = ["mrfbatch-query"]
+    if os.path.normpath(layout.output_dir) != DEFAULT_OUTPUT_DIR:
+        words += ["--output-dir", layout.output_dir]
+    return shlex.join([*words, sql])
 
 
 def files(count: int) -> str:
