@@ -375,13 +375,34 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     return manifest
 
 
+def write_run_report(run: Run) -> list[str]:
+    """Write report.html and its figures from the run's manifest and database; the figures."""
+    import duckdb  # not for every extraction job
+
+    from mrfbatch.report import write_report
+
+    layout = run.layout
+    manifest = read_json_object(layout.manifest) or {}
+    whitelist = run.settings.get("cpt_whitelist")
+    codes = None if not whitelist else load_whitelist(whitelist)
+    with duckdb.connect(layout.database, read_only=True) as con:
+        figures = write_report(con, manifest, codes, layout.report, layout.figures)
+    return [str(path) for path in figures]
+
+
 def finish_run(run: Run, write: bool) -> None:
     """The end of a run (Snakemake's onsuccess and onerror): the summary on the console.
 
-    `write`: build the manifest here (onerror: a failed job kept the manifest rule from
-    running), else read the one the rule wrote.
+    `write`: build the manifest, its tables and the report here (onerror: a failed job kept
+    their rules from running), else read the manifest the rule wrote.
     """
     manifest = None if write else read_json_object(run.layout.manifest)
     if manifest is None:
         manifest = write_run_manifest(run, run.layout.tasks)
+        if Path(run.layout.tasks).is_file():
+            try:
+                write_run_report(run)
+            except Exception as exc:  # the summary matters more than the report
+                log.exception("report.html could not be written")
+                _say(f"error: report.html could not be written: {exc}")
     console.finish(manifest)
