@@ -1,6 +1,5 @@
 """Rule `manifest`: build manifest.json from the tasks and their status files."""
 
-import logging
 import sys
 from pathlib import Path
 
@@ -8,9 +7,6 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 # Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
-from mrfbatch.workflow import Run, write_run_manifest  # noqa: E402
+from mrfbatch.workflow import manifest_job  # noqa: E402
 
-logging.basicConfig(
-    filename=snakemake.log[0], level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-)
-write_run_manifest(Run.from_config(snakemake.config), snakemake.input.tasks)
+sys.exit(manifest_job(snakemake.config, snakemake.input.tasks, snakemake.log[0]))

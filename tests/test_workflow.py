@@ -735,3 +735,13 @@ def test_recipe_holds_the_format_unless_parquet() -> None:
         "engine": "fast",
     }
     assert csv == {**parquet, "format": "csv"}
+
+
+def test_a_failed_report_job_logs_its_traceback_and_exits_1(tmp_path: Path) -> None:
+    # no manifest, no database: the report cannot be written
+    settings = {"output_dir": str(tmp_path / "results"), "log_dir": None, "cpt_whitelist": None}
+    log_path = tmp_path / "results" / "logs" / "report.log"
+    assert workflow.report_job(settings, str(log_path)) == 1
+    text = log_path.read_text()
+    assert "ERROR the step failed" in text and "Traceback" in text
+    assert not (tmp_path / "results" / "report.html").exists()

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -388,6 +388,30 @@ def write_run_report(run: Run) -> list[str]:
     with duckdb.connect(layout.database, read_only=True) as con:
         figures = write_report(con, manifest, codes, layout.report, layout.figures)
     return [str(path) for path in figures]
+
+
+def manifest_job(settings: Mapping[str, Any], tasks_path: str, log_path: str) -> int:
+    """The `manifest` rule's job: :func:`write_run_manifest`; its exit status.
+
+    An error is logged with its traceback to `log_path` (the console names the log)."""
+    return _local_job(lambda: write_run_manifest(Run.from_config(settings), tasks_path), log_path)
+
+
+def report_job(settings: Mapping[str, Any], log_path: str) -> int:
+    """The `report` rule's job: :func:`write_run_report`; its exit status, as manifest_job."""
+    return _local_job(lambda: write_run_report(Run.from_config(settings)), log_path)
+
+
+def _local_job(step: Callable[[], object], log_path: str) -> int:
+    handlers = _log_to(log_path, echo=False)
+    try:
+        step()
+    except Exception:
+        log.exception("the step failed")
+        return 1
+    finally:
+        _stop_logging(handlers)
+    return 0
 
 
 def finish_run(run: Run, write: bool) -> None:
