@@ -97,11 +97,17 @@ def test_rerun_command_is_the_front_ends_when_it_says_one(
     assert summary.rerun_command() == "python -m mrfbatch.batch_orchestrator ..."
 
 
+SQL = (
+    "SELECT billing_code, count(*) AS rates, median(negotiated_rate) AS median FROM rates "
+    "GROUP BY ALL ORDER BY ALL"
+)
+
+
 @pytest.mark.parametrize(
     ("output_dir", "command"),
     [
-        ("results", "mrfbatch-query 'FROM rate_providers LIMIT 5'"),
-        ("my run", "mrfbatch-query --output-dir 'my run' 'FROM rate_providers LIMIT 5'"),
+        ("results", f"mrfbatch-query '{SQL}'"),
+        ("my run", f"mrfbatch-query --output-dir 'my run' '{SQL}'"),
     ],
 )
 def test_summary_text_says_how_to_query_and_where_the_report_is(

@@ -115,7 +115,11 @@ def _table_names(manifest: Mapping[str, Any]) -> str:
     return ", ".join(f"{table}.parquet" for table in TABLES)
 
 
-def query_command(layout: RunLayout, sql: str = "FROM rate_providers LIMIT 5") -> str:
+def query_command(
+    layout: RunLayout,
+    sql: str = "SELECT billing_code, count(*) AS rates, median(negotiated_rate) AS median "
+    "FROM rates GROUP BY ALL ORDER BY ALL",
+) -> str:
     """The command that queries the run's database (views: docs/analysis.md)."""
     words = ["mrfbatch-query"]
     if os.path.normpath(layout.output_dir) != DEFAULT_OUTPUT_DIR:
