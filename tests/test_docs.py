@@ -9,12 +9,16 @@ test-cluster). A command the docs gain without being run here fails the first te
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,9 @@ RUN_HERE = {
     "python -m mrfbatch.batch_orchestrator --source csv --input plans.csv": "orchestrator",
     "python -m mrfbatch.run_extraction": "single file",
     "from mrfbatch.run_extraction import run_extraction": "python",
+    "mrfbatch-query ": "queries",
+    "snakemake --report workflow-report.html": "queries",
+    "import duckdb": "queries",
 }
 
 
@@ -74,7 +81,9 @@ def test_every_command_in_the_docs_is_run_here_or_by_ci() -> None:
             (target for start, target in RUN_BY_CI.items() if command.startswith(start)), None
         )
         if by_ci is not None:
-            assert re.search(rf"^(time )?{re.escape(by_ci)}$", ci, re.MULTILINE), by_ci
+            # `time make x`, or with a variable set for it: `NAME=value make x`
+            prefix = r"(time |[A-Z_]+=\S* )?"
+            assert re.search(rf"^{prefix}{re.escape(by_ci)}$", ci, re.MULTILINE), by_ci
         elif not any(command.startswith(start) for start in RUN_HERE):
             missing.append(f"{document}: {command}")
     assert missing == [], "\n".join(missing)
@@ -183,7 +192,7 @@ def test_docs_single_file_command(work: Path, http_server: FileServer) -> None:
 
 
 def test_docs_python_example(work: Path) -> None:
-    code = next(command for _, lang, command in shown_commands() if lang == "python")
+    code = docs_command("from mrfbatch.run_extraction import run_extraction")
     shutil.copy(EXAMPLE, work / "in-network.json.gz")
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=120
@@ -191,3 +200,101 @@ def test_docs_python_example(work: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     status, rows, error = proc.stdout.split()
     assert (status, error) == ("success", "None") and int(rows) > 0
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make run`'s run: the bundled example source and codes, in a folder of its own."""
+    work = tmp_path_factory.mktemp("example-run")
+    for name in ("plans.csv", "codes.txt", "in-network-sample.json.gz", "behavioral-sample.zip"):
+        shutil.copy(ROOT / "examples" / name, work / name)
+    proc = run(
+        "snakemake --cores 2 --config source=csv input=plans.csv cpt_whitelist=codes.txt", work
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+def query(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A `mrfbatch-query` command of the docs, with this environment's Python."""
+    command = re.sub(r"^mrfbatch-query ", f"{sys.executable} -m mrfbatch.query ", command)
+    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def example_prices(codes: set[str]) -> dict[str, list[tuple[str, float]]]:
+    """(billing code, rate) of every price of the bundled files' items with one of `codes`,
+    by file name (read with json, not with mrfbatch)."""
+    documents = {
+        "in-network-sample": json.loads(gzip.decompress(EXAMPLE.read_bytes())),
+    }
+    with zipfile.ZipFile(ROOT / "examples" / "behavioral-sample.zip") as archive:
+        documents["behavioral-sample"] = json.loads(archive.read(archive.namelist()[0]))
+    return {
+        name: [
+            (str(item["billing_code"]), float(price["negotiated_rate"]))
+            for item in document["in_network"]
+            if str(item["billing_code"]) in codes
+            for rate in item["negotiated_rates"]
+            for price in rate["negotiated_prices"]
+        ]
+        for name, document in documents.items()
+    }
+
+
+@pytest.mark.workflow
+def test_docs_queries_run_and_give_the_examples_numbers(example_run: Path) -> None:
+    commands = [c for _, _, c in shown_commands() if c.startswith("mrfbatch-query ")]
+    assert len(commands) >= 3
+    for command in commands:
+        proc = query(command, example_run)
+        assert proc.returncode == 0, (command, proc.stderr)
+    # the first query, "what does each plan pay for each code", computed here from the JSON
+    plans = list(csv.DictReader(io.StringIO((ROOT / "examples" / "plans.csv").read_text())))
+    codes = set((ROOT / "examples" / "codes.txt").read_text().split())
+    prices = example_prices(codes)
+    expected = []
+    for plan in plans:
+        network_id = plan["file_url"].split(".")[0]
+        for code in sorted({code for code, _ in prices[network_id]}):
+            rates = [rate for c, rate in prices[network_id] if c == code]
+            median = round(statistics.median(rates), 2)
+            expected.append((plan["plan_name"], code, len(rates), median))
+    first = docs_command("mrfbatch-query ")
+    proc = query(first.replace("mrfbatch-query ", "mrfbatch-query --csv ", 1), example_run)
+    got = [
+        (row["plan_name"], row["billing_code"], int(row["rates"]), float(row["median_rate"]))
+        for row in csv.DictReader(io.StringIO(proc.stdout))
+    ]
+    assert got == sorted(expected)
+
+
+@pytest.mark.workflow
+def test_readme_shows_the_querys_real_output(example_run: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"```sh\n(mrfbatch-query [^\n]*)\n```\n\n```\n(.*?)```", readme, re.DOTALL)
+    assert shown is not None, "the README's quick start ends with a query and its output"
+    command, output = shown.groups()
+    assert query(command, example_run).stdout.strip() == output.strip()
+
+
+@pytest.mark.workflow
+def test_docs_python_query_example(example_run: Path) -> None:
+    code = docs_command("import duckdb")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=example_run, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "27447" in proc.stdout and "J1885" in proc.stdout
+
+
+@pytest.mark.workflow
+def test_docs_snakemake_report_lists_the_figures(example_run: Path) -> None:
+    proc = run(docs_command("snakemake --report workflow-report.html"), example_run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = (example_run / "workflow-report.html").read_text(encoding="utf-8")
+    figures = sorted(p.name for p in (example_run / "results" / "figures").glob("*.svg"))
+    # one figure per code of examples/codes.txt, each in the report's results, with its caption
+    assert figures == ["cpt-27447.svg", "cpt-99213.svg", "hcpcs-j1885.svg"]
+    listed = sorted(set(re.findall(r'"name": "([^"]+\.svg)"', page)))
+    assert listed == figures
+    assert "Negotiated rates" in page and "Negotiated rates of one billing code" in page
