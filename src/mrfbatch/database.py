@@ -76,8 +76,8 @@ def build_database(layout: RunLayout, entries: Sequence[Mapping[str, Any]]) -> s
                 "rates": table_sql(RATES_SCHEMA, table_paths(entries, "rates")),
                 "providers": table_sql(PROVIDERS_SCHEMA, table_paths(entries, "providers")),
                 "rate_providers": RATE_PROVIDERS_SQL,
-                "plans": f"SELECT * FROM read_parquet({_literal(layout.plans)})",
-                "files": f"SELECT * FROM read_parquet({_literal(layout.files)})",
+                "plans": f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
+                "files": f"SELECT * FROM read_parquet({_absolute(layout.files)})",
             }
             for name, sql in views.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
@@ -150,6 +150,10 @@ def duck_type(kind: pa.DataType) -> str:
         pa.bool_(): "BOOLEAN",
     }
     return names[kind]
+
+
+def _absolute(path: str) -> str:
+    return _literal(os.path.abspath(path))
 
 
 def _literal(text: str) -> str:
