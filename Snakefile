@@ -6,6 +6,7 @@
 #   {output_dir}/tasks.tsv                                   the normalized source (checkpoint)
 #   {output_dir}/{network_id}/rates.parquet                  one row per negotiated price
 #   {output_dir}/{network_id}/providers.parquet              one row per (provider group, NPI)
+#                                                            (format: csv -> rates.csv, ...)
 #   {output_dir}/{network_id}/status.json                    success, incomplete or failed, why
 #   {output_dir}/{network_id}/.done                          the task finished with success
 #   {output_dir}/manifest.json                               every task's outcome

@@ -183,7 +183,16 @@ def test_execute_batch_quiet_shows_only_the_summary(
     lines = [line for line in err.splitlines() if not line.startswith("Using workflow")]
     assert lines[0].startswith("mrfbatch: 2 files in "), err
     assert not any(re.match(r"\[\d", line) for line in lines), err
-    assert len(lines) <= 6, err
+    # the summary block: counts, rows, tables, query, report, manifest, logs
+    assert len(lines) == 7, err
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "rows",
+        "tables",
+        "query",
+        "report",
+        "manifest",
+        "logs",
+    ], err
 
 
 def test_batch_orchestrator_dry_run_counts_what_would_run(
