@@ -270,7 +270,7 @@ def test_plans_table_takes_source_fields_file_header_and_index_header(
 ) -> None:
     plans = {
         "listed": [
-            {"plan_name": "Listed A", "plan_id": "1", "state": "CA", "version": "mine"},
+            {"Plan Name": "Listed A", "PLAN_ID": "1", "state": "CA", "Version": "mine"},
             {"plan_id": "2", "state": "NV"},
         ]
     }
@@ -294,7 +294,8 @@ def test_plans_table_takes_source_fields_file_header_and_index_header(
         "individual",
     )
     assert alone["state"] is None and alone["index_reporting_entity_name"] is None
-    # the source's fields win; what it leaves empty comes from the file's header
+    # the source's fields win, a plan field's name written another way included; what it
+    # leaves empty comes from the file's header
     assert (first["plan_name"], first["plan_id"], first["state"]) == ("Listed A", "1", "CA")
     assert (second["plan_name"], second["plan_id"], second["state"]) == ("Fixture Gold", "2", "NV")
     for row in (first, second):
@@ -303,8 +304,8 @@ def test_plans_table_takes_source_fields_file_header_and_index_header(
         assert (row["last_updated_on"], row["version"]) == ("2026-11-01", "1.0.0")
         assert row["index_reporting_entity_name"] == "Index Payer"
         assert (row["index_version"], row["file_description"]) == ("1.1.0", "PPO rates")
-    # a source column named like a column of the table's own keeps a prefix
-    assert (first["source_version"], second["source_version"]) == ("mine", None)
+    # a source column named like one of the table's own keeps a prefix (SQL ignores case)
+    assert (first["source_Version"], second["source_Version"]) == ("mine", None)
     assert query(layout, "SELECT count(*) FROM plans WHERE network_id = 'listed'") == [(2,)]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,13 @@ def plans_table(tasks: Iterable[Task], entries: Mapping[str, Mapping[str, Any]])
 
 
 def _column(key: str) -> str:
-    """A source field's column: its own name, unless plans.parquet uses that name itself."""
-    if key in _RESERVED or key.startswith(SOURCE_PREFIX):
+    """A source field's column: a plan field's name when it is one written another way
+    (`Plan Name`, `PLAN_ID`), else its own name, prefixed when plans.parquet uses that name
+    itself (SQL compares column names ignoring case)."""
+    folded = re.sub(r"[\s-]+", "_", key.strip()).lower()
+    if folded in PLAN_FIELDS:
+        return folded
+    if folded in _RESERVED or folded.startswith(SOURCE_PREFIX):
         return SOURCE_PREFIX + key
     return key
 
