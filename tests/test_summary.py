@@ -11,6 +11,12 @@ from mrfbatch.layout import RunLayout
 from mrfbatch.summary import summary_text, task_line
 
 
+@pytest.fixture(autouse=True)
+def in_a_fresh_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layouts here are relative: a results/ of make run's must not count."""
+    monkeypatch.chdir(tmp_path)
+
+
 def test_summary_text_lists_what_failed_and_how_to_rerun() -> None:
     layout = RunLayout("results")
     entries = [
@@ -111,9 +117,8 @@ SQL = (
     ],
 )
 def test_summary_text_says_how_to_query_and_where_the_report_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output_dir: str, command: str
+    output_dir: str, command: str
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     layout = RunLayout(output_dir)
     manifest = {"total_tasks": 0, "extractions": [], "summary": {"successful": 0}}
     lines = summary_text(manifest, layout, 1, "snakemake -c1").splitlines()
