@@ -2,7 +2,8 @@
 
 Writes N small rates/providers tables (50 rate rows, 4 provider rows each) into a temporary
 folder, builds the run's database over them as the workflow does (mrfbatch.database), and
-times a few queries, each in a fresh connection (opening the database included). Prints one
+times a few queries, each in a fresh connection (opening the database included), and the
+report (report.html and its figures, no whitelist: the 10 most frequent codes). Prints one
 line per step; nothing is compared with a threshold.
 """
 
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from mrfbatch.database import build_database
 from mrfbatch.layout import RunLayout
+from mrfbatch.report import write_report
 from mrfbatch.results import files_table, plans_table, write_table
 from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA
 
@@ -70,6 +72,11 @@ def main() -> None:
             with duckdb.connect(layout.database, read_only=True) as con:
                 con.execute(sql).fetchall()
             print(f"{time.perf_counter() - start:.2f} s  {sql}")
+        manifest = {"extractions": entries, "summary": {"successful": len(entries)}}
+        start = time.perf_counter()
+        with duckdb.connect(layout.database, read_only=True) as con:
+            figures = write_report(con, manifest, None, layout.report, layout.figures)
+        print(f"{time.perf_counter() - start:.2f} s  report.html with {len(figures)} figures")
 
 
 if __name__ == "__main__":
