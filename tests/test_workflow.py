@@ -600,6 +600,20 @@ def test_workflow_new_whitelist_redoes_finished_tasks(
     assert by_id["alpha"]["rate_rows"] == len(expected.rates)
 
 
+def assert_only_tables_of(folder: Path, fmt: str, entry: dict[str, Any]) -> None:
+    """The task's folder holds its tables in `fmt` only, and the manifest lists them."""
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".done",
+        f"providers.{fmt}",
+        f"rates.{fmt}",
+        "status.json",
+    ]
+    assert entry["output_files"] == {
+        "rates": f"results/{folder.name}/rates.{fmt}",
+        "providers": f"results/{folder.name}/providers.{fmt}",
+    }
+
+
 def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -613,16 +627,7 @@ def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
     by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
     for name, sf in served["files"].items():
         folder = tmp_path / "results" / name
-        assert sorted(p.name for p in folder.iterdir()) == [
-            ".done",
-            "providers.csv",
-            "rates.csv",
-            "status.json",
-        ]
-        assert by_id[name]["output_files"] == {
-            "rates": f"results/{name}/rates.csv",
-            "providers": f"results/{name}/providers.csv",
-        }
+        assert_only_tables_of(folder, "csv", by_id[name])
         expected = sf.expected(name, set(WHITELIST))
         rates = csv_table(folder / "rates.csv", RATES_SCHEMA)
         providers = csv_table(folder / "providers.csv", PROVIDERS_SCHEMA)
@@ -641,16 +646,7 @@ def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
     by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
     for name, sf in served["files"].items():
         folder = tmp_path / "results" / name
-        assert sorted(p.name for p in folder.iterdir()) == [
-            ".done",
-            "providers.parquet",
-            "rates.parquet",
-            "status.json",
-        ]
-        assert by_id[name]["output_files"] == {
-            "rates": f"results/{name}/rates.parquet",
-            "providers": f"results/{name}/providers.parquet",
-        }
+        assert_only_tables_of(folder, "parquet", by_id[name])
         assert len(table(folder / "rates.parquet")) == expected_rows(sf, name)[0]
 
 

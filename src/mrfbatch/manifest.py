@@ -14,7 +14,7 @@ from mrfbatch.tasks import Task
 
 STATUSES = ("success", "incomplete", "failed", "not_run")
 
-_COUNTS = (
+COUNTS = (  # status.json's counts, copied into each entry
     "bytes_read",
     "bytes_decoded",
     "retries",
@@ -70,7 +70,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         "error": None,
         "retryable": None,
         "incomplete": [],
-        **dict.fromkeys(_COUNTS),
+        **dict.fromkeys(COUNTS),
         "warnings": [],
         "plan_metadata": list(task.plan_metadata),
         "file_metadata": {},
@@ -87,7 +87,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         incomplete=status.get("incomplete") or [],
         warnings=status.get("warnings") or [],
         file_metadata=status.get("file_metadata") or {},
-        **{key: status.get(key) for key in _COUNTS},
+        **{key: status.get(key) for key in COUNTS},
     )
     return entry
 

@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mrfbatch.manifest import COUNTS
 from mrfbatch.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,6 @@ INDEX_FIELDS = (
 _RESERVED = frozenset({"network_id", *FILE_HEADER, *INDEX_FIELDS})
 SOURCE_PREFIX = "source_"  # a source column named like a reserved column gets this prefix
 
-_FILE_COUNTS = (
-    "bytes_read",
-    "bytes_decoded",
-    "retries",
-    "resumes",
-    "restarts",
-    "items_seen",
-    "items_matched",
-    "rate_rows",
-    "provider_rows",
-    "unresolved_references",
-    "remote_references_failed",
-)
 TEXT_LIST = pa.list_(pa.string())
 FILES_SCHEMA = pa.schema(
     [
@@ -71,7 +59,7 @@ FILES_SCHEMA = pa.schema(
         ("warnings", TEXT_LIST),
         ("plans", pa.int64()),
         ("duration_seconds", pa.float64()),
-        *((name, pa.int64()) for name in _FILE_COUNTS),
+        *((name, pa.int64()) for name in COUNTS),
         ("log_file", pa.string()),
         ("rates_file", pa.string()),
         ("providers_file", pa.string()),
