@@ -48,6 +48,8 @@ def test_build_manifest_counts_each_status_and_sums_the_rows(layout: RunLayout) 
         "not_run": 1,
         "rate_rows": 15,
         "provider_rows": 4,
+        "allowed_amount_rows": 0,
+        "allowed_amount_provider_rows": 0,
         "items_matched": 3,
         "bytes_read": 1500,
     }
@@ -58,6 +60,42 @@ def test_build_manifest_counts_each_status_and_sums_the_rows(layout: RunLayout) 
     assert by_id["delta"]["error"] == "no status: the task has not run, or was interrupted"
     assert by_id["alpha"]["log_file"] == f"{layout.output_dir}/logs/extract/alpha.log"
     assert by_id["alpha"]["plan_metadata"] == [{"plan_name": "A"}]
+
+
+def test_build_manifest_carries_file_kind_and_allowed_amount_counts(tmp_path: Path) -> None:
+    layout = RunLayout(str(tmp_path / "out"))
+    tables = {"allowed_amounts": "a", "allowed_amount_providers": "p"}
+    write_status(
+        layout,
+        "alpha",
+        status="success",
+        file_kind="allowed-amounts",
+        output_files=tables,
+        allowed_amount_rows=7,
+        allowed_amount_provider_rows=12,
+    )
+    write_status(layout, "beta", status="success", rate_rows=3)  # before file kinds
+    write_status(
+        layout,
+        "gamma",
+        status="success",
+        file_kind="allowed-amounts",
+        allowed_amount_rows=1,
+        allowed_amount_provider_rows=0,
+    )
+    manifest = build_manifest(TASKS, layout, "urls", "list.txt")
+    by_id = {e["network_id"]: e for e in manifest["extractions"]}
+    assert [by_id[n]["file_kind"] for n in ("alpha", "beta", "gamma", "delta")] == [
+        "allowed-amounts",
+        "in-network",
+        "allowed-amounts",
+        None,  # not run: no status says
+    ]
+    assert by_id["alpha"]["output_files"] == tables
+    assert (by_id["alpha"]["allowed_amount_rows"], by_id["alpha"]["rate_rows"]) == (7, None)
+    assert manifest["summary"]["allowed_amount_rows"] == 8
+    assert manifest["summary"]["allowed_amount_provider_rows"] == 12
+    assert manifest["summary"]["rate_rows"] == 3
 
 
 def test_build_manifest_shows_no_secret_of_a_url(layout: RunLayout) -> None:

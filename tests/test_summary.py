@@ -129,3 +129,54 @@ def test_summary_text_says_how_to_query_and_where_the_report_is(
     lines = summary_text(manifest, layout, 1, "snakemake -c1").splitlines()
     assert f"  query:      {command}" in lines
     assert f"  report:     {output_dir}/report.html (open it in a browser)" in lines
+
+
+def test_task_line_of_an_allowed_amounts_file() -> None:
+    status = {
+        "network_id": "aa-file",
+        "status": "success",
+        "file_kind": "allowed-amounts",
+        "items_seen": 3,
+        "items_matched": 3,
+        "rate_rows": 0,
+        "allowed_amount_rows": 7,
+        "allowed_amount_provider_rows": 12,
+        "bytes_read": 1500,
+        "duration_seconds": 0.5,
+    }
+    assert task_line(status) == (
+        "aa-file: success (allowed amounts), 3 of 3 items, 7 payment rows, 12 provider rows, "
+        "1.5 kB in 0.5 s"
+    )
+
+
+def test_summary_text_of_a_run_with_both_kinds_of_file() -> None:
+    entries = [
+        {
+            "network_id": "a",
+            "status": "success",
+            "output_files": {
+                "rates": "out/a/rates.parquet",
+                "providers": "out/a/providers.parquet",
+            },
+        },
+        {
+            "network_id": "b",
+            "status": "success",
+            "output_files": {
+                "allowed_amounts": "out/b/allowed_amounts.parquet",
+                "allowed_amount_providers": "out/b/allowed_amount_providers.parquet",
+            },
+        },
+    ]
+    totals = {"successful": 2, "rate_rows": 4, "provider_rows": 2, "allowed_amount_rows": 7}
+    manifest = {"total_tasks": 2, "extractions": entries, "summary": totals}
+    lines = summary_text(manifest, RunLayout("out"), 1, "snakemake -c1").splitlines()
+    assert lines[1] == (
+        "  rows:       4 rate rows, 2 provider rows, 7 allowed-amount payment rows, "
+        "0 allowed-amount provider rows, from 0 B read"
+    )
+    assert lines[2] == (
+        "  tables:     out/<network_id>/rates.parquet, providers.parquet, "
+        "allowed_amounts.parquet, allowed_amount_providers.parquet"
+    )

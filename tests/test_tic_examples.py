@@ -1125,18 +1125,11 @@ def test_run_extraction_real_file_whitelist_fetches_only_matched_references(
 # 4. Files that are not in-network-rates files
 # ---------------------------------------------------------------------------------------------
 
+# Allowed-amounts files are extracted: tests/test_allowed_amounts.py.
 NOT_IN_NETWORK = [
     ("v1/table-of-contents-sample.json", r"table.of.contents"),
     ("v2/table-of-contents-sample.json", r"table.of.contents"),
-    ("v1/allowed-amounts-single-plan-sample.json", r"allowed.amount"),
-    ("v1/allowed-amounts-multiple-plan-sample.json", r"allowed.amount"),
-    ("v1/allowed-amounts-single-plan-empty-sample.json", r"allowed.amount"),
-    ("v1/allowed-amounts-multiple-plan-empty-sample.json", r"allowed.amount"),
-    ("v1/multiplan-empty-example.json", r"allowed.amount"),
-    ("v2/allowed-amounts-single-plan-sample.json", r"allowed.amount"),
-    ("v2/allowed-amounts-multiple-plan-sample.json", r"allowed.amount"),
     ("v1/provider-reference.json", r"provider.reference"),
-    ("negative/validator-allowed-amounts-error.json", r"allowed.amount"),
 ]
 
 

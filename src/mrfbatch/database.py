@@ -7,6 +7,9 @@ the manifest), never a glob: folders of earlier runs in `output_dir` are in no v
 
     rates           one row per negotiated price (every task's rates table)
     providers       one row per (provider group, NPI) (every task's providers table)
+    allowed_amounts one row per out-of-network payment (allowed-amounts files' tables)
+    allowed_amount_providers
+                    one row per (payment, provider entry, NPI) with its billed charge
     rate_providers  rates joined to their provider groups' NPIs and TINs: one row per rate
                     and provider row of a group it lists
     plans           one row per (network id, plan): plan fields, the payer (plans.parquet)
@@ -27,7 +30,12 @@ import duckdb
 import pyarrow as pa
 
 from mrfbatch.layout import RunLayout
-from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA
+from mrfbatch.tables import (
+    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
+    ALLOWED_AMOUNTS_SCHEMA,
+    PROVIDERS_SCHEMA,
+    RATES_SCHEMA,
+)
 
 # Statuses whose tables are on disk (an incomplete task's lack only some provider rows).
 WITH_TABLES = ("success", "incomplete")
@@ -36,6 +44,8 @@ VIEW_COMMENTS = {
     "rates": "one row per negotiated price of the run's files (docs/output.md)",
     "providers": "one row per (provider group, NPI) of the run's files",
     "rate_providers": "rates joined to the NPIs and TINs of their provider groups",
+    "allowed_amounts": "one row per out-of-network payment of the run's allowed-amounts files",
+    "allowed_amount_providers": "one row per (payment, provider entry, NPI): billed charges",
     "plans": "one row per (network_id, plan): plan fields and the payer",
     "files": "one row per file of the run: status, counts, errors",
 }
@@ -53,7 +63,8 @@ JOIN providers AS p ON p.network_id = r.network_id AND p.provider_group_id = r.p
 
 
 def table_paths(entries: Iterable[Mapping[str, Any]], table: str) -> list[str]:
-    """The absolute paths of `table` ("rates", "providers") of tasks that have tables."""
+    """The absolute paths of `table` ("rates", "providers", "allowed_amounts", ...) of tasks
+    that have tables."""
     paths = []
     for entry in entries:
         path = (entry.get("output_files") or {}).get(table)
@@ -76,6 +87,13 @@ def build_database(layout: RunLayout, entries: Sequence[Mapping[str, Any]]) -> s
                 "rates": table_sql(RATES_SCHEMA, table_paths(entries, "rates")),
                 "providers": table_sql(PROVIDERS_SCHEMA, table_paths(entries, "providers")),
                 "rate_providers": RATE_PROVIDERS_SQL,
+                "allowed_amounts": table_sql(
+                    ALLOWED_AMOUNTS_SCHEMA, table_paths(entries, "allowed_amounts")
+                ),
+                "allowed_amount_providers": table_sql(
+                    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
+                    table_paths(entries, "allowed_amount_providers"),
+                ),
                 "plans": f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
                 "files": f"SELECT * FROM read_parquet({_absolute(layout.files)})",
             }

@@ -56,6 +56,10 @@ class FileKindError(MrfError):
     """The JSON is valid but is not an in-network-rates file (e.g. a table of contents)."""
 
 
+class AllowedAmountsFile(Exception):  # noqa: N818 (a signal, not an error)
+    """Not an error: the file met is an allowed-amounts file, to be read again as one."""
+
+
 class UnreachableError(TransportError):
     """The host could not be reached at all (name resolution, connect or read timeout)."""
 

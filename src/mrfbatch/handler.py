@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from mrfbatch.engines import Element
-from mrfbatch.errors import FileKindError
+from mrfbatch.errors import AllowedAmountsFile, FileKindError
 from mrfbatch.providers import ProviderStore
 from mrfbatch.rates import ItemRows
 from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Quality
@@ -22,10 +22,11 @@ _OTHER_KINDS = {
         "a table-of-contents (index) file: it lists in-network files under `reporting_structure`"
         "; give it as an index source, or extract one of its `in_network_files` locations"
     ),
-    "out_of_network": (
-        "an allowed-amounts file (`out_of_network`): only in-network-rates files are extracted"
-    ),
 }
+BOTH_KINDS = (
+    "this JSON has both `in_network` and `out_of_network` at the top level; expected an "
+    "in-network-rates file or an allowed-amounts file, not both in one"
+)
 
 
 class Extraction:
@@ -65,6 +66,10 @@ class Extraction:
     def top_level_key(self, key: str) -> bool:
         if key in _OTHER_KINDS:
             raise FileKindError(f"this is not an in-network-rates file but {_OTHER_KINDS[key]}")
+        if key == "out_of_network":
+            if "in_network" in self.keys_seen:
+                raise FileKindError(BOTH_KINDS)
+            raise AllowedAmountsFile  # read again as one (mrfbatch.allowed_amounts)
         # A key after `in_network`: its items are all in, so every needed group key is known.
         self.in_network_done = self.in_network_done or "in_network" in self.keys_seen
         self.keys_seen.append(key)
@@ -95,6 +100,9 @@ class Extraction:
             self.items_matched += 1
             found.write(self.rates)
 
+    def out_of_network_item(self, item: object) -> None:
+        raise FileKindError(BOTH_KINDS)  # never met: top_level_key switched before it
+
     def skipped_item(self) -> None:
         """An item an engine skipped without decoding (its code is not whitelisted)."""
         self.items_seen += 1
@@ -111,5 +119,6 @@ class Extraction:
         keys = ", ".join(self.keys_seen[:12]) or "none"
         raise FileKindError(
             f"no `in_network` array in this JSON (top-level keys: {keys}); "
-            "expected an in-network-rates file"
+            "expected an in-network-rates file (`in_network`) or an allowed-amounts file "
+            "(`out_of_network`)"
         )

@@ -38,7 +38,15 @@ RUN_FILES = frozenset(
 )
 
 # Files of one extraction, in {output_dir}/{network_id}/ (run_extraction writes them).
-TABLES = ("rates", "providers")  # {name}.parquet, or {name}.csv
+# The kinds of file extracted (status.json `file_kind`) and the tables each kind's folder
+# holds: {name}.parquet, or {name}.csv. A folder holds the tables of one kind only.
+IN_NETWORK = "in-network"
+ALLOWED_AMOUNTS = "allowed-amounts"
+KIND_TABLES = {
+    IN_NETWORK: ("rates", "providers"),
+    ALLOWED_AMOUNTS: ("allowed_amounts", "allowed_amount_providers"),
+}
+TABLES = tuple(table for tables in KIND_TABLES.values() for table in tables)  # of every kind
 STATUS_FILE = "status.json"
 PROGRESS_FILE = ".progress.json"  # while it runs: how far it is (mrfbatch.progress)
 DONE_FILE = ".done"  # the workflow's mark of a finished task (see mrfbatch.workflow)
@@ -55,9 +63,9 @@ TASK_TEMPORARIES = (
 )
 
 
-def table_files(folder: Path, output_format: str) -> dict[str, Path]:
-    """Each table's final path in an extraction's folder."""
-    return {table: folder / f"{table}.{output_format}" for table in TABLES}
+def table_files(folder: Path, output_format: str, file_kind: str = IN_NETWORK) -> dict[str, Path]:
+    """Each table's final path in the folder of an extraction of a `file_kind` file."""
+    return {table: folder / f"{table}.{output_format}" for table in KIND_TABLES[file_kind]}
 
 
 def spill_file(pid: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch.jsonfile import read_json_object, write_json
-from mrfbatch.layout import RunLayout
+from mrfbatch.layout import IN_NETWORK, RunLayout
 from mrfbatch.redact import redact_url
 from mrfbatch.tasks import Task
 
@@ -24,6 +24,8 @@ COUNTS = (  # status.json's counts, copied into each entry
     "items_matched",
     "rate_rows",
     "provider_rows",
+    "allowed_amount_rows",
+    "allowed_amount_provider_rows",
     "unresolved_references",
     "remote_references_failed",
 )
@@ -52,7 +54,14 @@ def build_manifest(
             "not_run": count["not_run"],
             **{
                 key: sum(e.get(key) or 0 for e in extractions)
-                for key in ("rate_rows", "provider_rows", "items_matched", "bytes_read")
+                for key in (
+                    "rate_rows",
+                    "provider_rows",
+                    "allowed_amount_rows",
+                    "allowed_amount_provider_rows",
+                    "items_matched",
+                    "bytes_read",
+                )
             },
         },
     }
@@ -63,6 +72,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "url": redact_url(task.url),
         "network_id": task.network_id,
+        "file_kind": None,  # from status.json: "in-network" or "allowed-amounts"
         "status": "not_run",
         "duration_seconds": None,
         "output_files": {},
@@ -80,6 +90,8 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         return entry
     entry.update(
         status=status.get("status") if status.get("status") in STATUSES else "failed",
+        # status.json before file kinds: always an in-network file
+        file_kind=status.get("file_kind") or IN_NETWORK,
         duration_seconds=status.get("duration_seconds"),
         output_files=status.get("output_files") or {},
         error=status.get("error"),

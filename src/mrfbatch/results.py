@@ -52,6 +52,7 @@ FILES_SCHEMA = pa.schema(
     [
         ("network_id", pa.string()),
         ("url", pa.string()),
+        ("file_kind", pa.string()),
         ("status", pa.string()),
         ("error", pa.string()),
         ("retryable", pa.bool_()),
@@ -63,6 +64,8 @@ FILES_SCHEMA = pa.schema(
         ("log_file", pa.string()),
         ("rates_file", pa.string()),
         ("providers_file", pa.string()),
+        ("allowed_amounts_file", pa.string()),
+        ("allowed_amount_providers_file", pa.string()),
     ]
 )
 
@@ -133,11 +136,23 @@ def files_table(entries: Sequence[Mapping[str, Any]]) -> pa.Table:
         plans=[len(entry.get("plan_metadata") or ()) for entry in entries],
         rates_file=output("rates"),
         providers_file=output("providers"),
+        allowed_amounts_file=output("allowed_amounts"),
+        allowed_amount_providers_file=output("allowed_amount_providers"),
     )
     return pa.Table.from_pydict(data, schema=FILES_SCHEMA)
 
 
-_DERIVED = frozenset({"incomplete", "warnings", "plans", "rates_file", "providers_file"})
+_DERIVED = frozenset(
+    {
+        "incomplete",
+        "warnings",
+        "plans",
+        "rates_file",
+        "providers_file",
+        "allowed_amounts_file",
+        "allowed_amount_providers_file",
+    }
+)
 
 
 def write_table(table: pa.Table, path: str) -> None:

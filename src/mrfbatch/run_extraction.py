@@ -1,4 +1,5 @@
-"""Extract one in-network-rates file into rate and provider tables.
+"""Extract one in-network-rates file into rate and provider tables, or one allowed-amounts
+file into allowed-amount and provider tables.
 
     from mrfbatch.run_extraction import run_extraction
     result = run_extraction("https://example.org/in-network.json.gz", "results",
@@ -20,23 +21,44 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mrfbatch.allowed_amounts import AllowedAmounts
 from mrfbatch.compression import DecodedStream
 from mrfbatch.engines import Engine, get_engine
-from mrfbatch.errors import MrfError, RestartFromZero, TransportError
+from mrfbatch.errors import AllowedAmountsFile, MrfError, RestartFromZero, TransportError
 from mrfbatch.handler import Extraction
-from mrfbatch.layout import PROGRESS_FILE, spill_file, table_files
+from mrfbatch.layout import (
+    ALLOWED_AMOUNTS,
+    IN_NETWORK,
+    KIND_TABLES,
+    PROGRESS_FILE,
+    spill_file,
+    table_files,
+)
 from mrfbatch.network_ids import check_network_id, derive_network_id
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish, timestamp
-from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA, Quality
+from mrfbatch.tables import (
+    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
+    ALLOWED_AMOUNTS_SCHEMA,
+    PROVIDERS_SCHEMA,
+    RATES_SCHEMA,
+    Quality,
+)
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger("mrfbatch")
+
+_SCHEMAS = {
+    "rates": RATES_SCHEMA,
+    "providers": PROVIDERS_SCHEMA,
+    "allowed_amounts": ALLOWED_AMOUNTS_SCHEMA,
+    "allowed_amount_providers": ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
+}
 
 
 def run_extraction(
@@ -48,7 +70,9 @@ def run_extraction(
     cpt_whitelist: str | os.PathLike[str] | Iterable[str] | None = None,
     plan_metadata: list[dict[str, Any]] | None = None,
 ) -> ExtractionResult:
-    """Stream `url` and write `{output_dir}/{network_id}/` (rates, providers, status.json).
+    """Stream `url` and write `{output_dir}/{network_id}/`: rates, providers and status.json
+    for an in-network-rates file; allowed_amounts, allowed_amount_providers and status.json for
+    an allowed-amounts file (top-level `out_of_network`), whatever the URL or the task says.
 
     Bad input never raises: the result (and status.json) says `failed` and why, or
     `incomplete` and what the tables lack. Invalid arguments raise UsageError before anything
@@ -63,7 +87,11 @@ def run_extraction(
 
     While it runs, `{output_dir}/{network_id}/.progress.json` says how far it is (see
     mrfbatch.progress); it is removed at the end. The outputs are published as mrfbatch.status
-    says: a status.json saying success always has both tables beside it.
+    says: a status.json saying success always has both tables of its file kind beside it.
+
+    An allowed-amounts file is found out when the engine meets `out_of_network`: that pass is
+    dropped and the file read again from byte 0 by the reference engine, whatever `engine`
+    says (such files are small; it hands over one item at a time, each held to max_value_mb).
     """
     options = options or ExtractionOptions()
     settings = options.transport
@@ -71,7 +99,11 @@ def run_extraction(
     check_network_id(network_id)  # one folder inside output_dir, never a path out of it
     out_dir = Path(output_dir) / network_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = table_files(out_dir, options.output_format)
+    finals = [
+        path
+        for kind in KIND_TABLES
+        for path in table_files(out_dir, options.output_format, kind).values()
+    ]
     clear_folder(out_dir)  # the tables of another format too
     engine = options.engine
     result = ExtractionResult(
@@ -95,11 +127,21 @@ def run_extraction(
             else engine
         )
         log.info("extracting %s into %s", result.url, out_dir)
+        kind = IN_NETWORK
         while True:
-            run = _Pass(network_id, whitelist, final, options)
+            run = _Pass(network_id, whitelist, out_dir, kind, options)
             try:
                 run.scan(url, settings, stats, parser)
                 break
+            except AllowedAmountsFile:
+                run.discard()
+                kind = ALLOWED_AMOUNTS
+                if parser.name != "reference":
+                    from mrfbatch.engines.reference import ReferenceEngine
+
+                    parser = ReferenceEngine(max_value=parser.max_value)
+                result.engine = parser.name
+                log.info("an allowed-amounts file (`out_of_network`): reading it again as one")
             except RestartFromZero as exc:
                 run.discard()
                 if result.restarts >= settings.restarts:
@@ -135,8 +177,8 @@ def run_extraction(
         (out_dir / PROGRESS_FILE).unlink(missing_ok=True)
         _fill_counts(result, run, stats, started)
         _redact(result, url)
-        tables = (run.rates, run.providers) if run is not None else ()
-        publish(out_dir, result, tables, final.values())
+        tables = (run.rows, run.providers) if run is not None else ()
+        publish(out_dir, result, tables, finals)
     _log_outcome(result)
     return result
 
@@ -145,8 +187,12 @@ def _finish(
     run: _Pass, result: ExtractionResult, settings: TransportSettings, parser: Engine
 ) -> None:
     """After the stream: remote provider files, the provider rows, the tables completed."""
+    result.file_kind = run.kind
+    if isinstance(run.handler, AllowedAmounts):
+        _complete(run, result)
+        return
     assert run.store is not None and run.handler is not None
-    run.rates.flush()  # no rate comes after the stream: the writer's thread encodes the last
+    run.rows.flush()  # no rate comes after the stream: the writer's thread encodes the last
     # row group while the provider rows are made
     run.report("finishing")
     remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
@@ -161,36 +207,44 @@ def _finish(
             f"{result.unresolved_references} provider_references ids used by rates are "
             "defined nowhere in the file"
         )
-    for name, writer in (("rates", run.rates), ("providers", run.providers)):
+    _complete(run, result)
+
+
+def _complete(run: _Pass, result: ExtractionResult) -> None:
+    """Both tables completed under their temporary names; the status that follows."""
+    for name, writer in zip(KIND_TABLES[run.kind], (run.rows, run.providers), strict=True):
         writer.finish()  # complete, under its temporary name
         result.output_files[name] = str(writer.path)
     result.status = "incomplete" if result.incomplete else "success"
 
 
 class _Pass:
-    """One read of the file from its first byte, and what it fills: tables, provider store."""
+    """One read of the file from its first byte, as a file of `kind`, and what it fills: the
+    kind's two tables (`rows`: rates or allowed_amounts; `providers`), the provider store."""
 
     def __init__(
         self,
         network_id: str,
         whitelist: frozenset[str] | None,
-        final: dict[str, Path],
+        folder: Path,
+        kind: str,
         options: ExtractionOptions,
     ):
         self.network_id = network_id
         self.whitelist = whitelist
+        self.kind = kind
         self.quality = Quality()
         fmt = options.output_format
-        self.rates = TableWriter(final["rates"], RATES_SCHEMA, options.rate_batch_size, fmt)
+        (rows, rows_path), (providers, providers_path) = table_files(folder, fmt, kind).items()
+        self.rows = TableWriter(rows_path, _SCHEMAS[rows], options.rate_batch_size, fmt)
         self.providers = TableWriter(
-            final["providers"], PROVIDERS_SCHEMA, options.provider_batch_size, fmt
+            providers_path, _SCHEMAS[providers], options.provider_batch_size, fmt
         )
-        folder = final["rates"].parent
         self.spill = folder / spill_file(os.getpid())
         self.progress_path = folder / PROGRESS_FILE
         self.started = time.time()
         self.store: ProviderStore | None = None
-        self.handler: Extraction | None = None
+        self.handler: Extraction | AllowedAmounts | None = None
         self.raw: ByteSource | None = None
         self.stream: DecodedStream | None = None
 
@@ -202,10 +256,15 @@ class _Pass:
         parser: Engine,
     ) -> None:
         """Stream the file through `parser` into the tables and the provider store."""
-        self.store = ProviderStore(self.spill, self.network_id, self.quality)
-        self.handler = Extraction(
-            self.network_id, self.whitelist, self.rates, self.store, self.quality
-        )
+        if self.kind == ALLOWED_AMOUNTS:
+            self.handler = AllowedAmounts(
+                self.network_id, self.whitelist, self.rows, self.providers, self.quality
+            )
+        else:
+            self.store = ProviderStore(self.spill, self.network_id, self.quality)
+            self.handler = Extraction(
+                self.network_id, self.whitelist, self.rows, self.store, self.quality
+            )
         with open_source(url, settings, stats) as raw:
             self.raw = raw
             ticker = Ticker(self.snapshot, self._write_progress, _log_progress)
@@ -224,7 +283,7 @@ class _Pass:
             bytes_decoded=self.stream.bytes_decoded if self.stream is not None else 0,
             items_seen=self.handler.items_seen if self.handler is not None else 0,
             items_matched=self.handler.items_matched if self.handler is not None else 0,
-            rate_rows=self.rates.rows_written + self.rates.pending,
+            rate_rows=self.rows.rows_written + self.rows.pending,
             phase=phase,
         )
 
@@ -240,7 +299,7 @@ class _Pass:
 
     def discard(self) -> None:
         """Delete everything this pass wrote (temporary tables, the provider store)."""
-        self.rates.abort()
+        self.rows.abort()
         self.providers.abort()
         self.close()
 
@@ -266,8 +325,12 @@ def _fill_counts(
         result.items_seen = run.handler.items_seen
         result.items_matched = run.handler.items_matched
         result.file_metadata = run.handler.file_metadata
-    result.rate_rows = run.rates.rows_written
-    result.provider_rows = run.providers.rows_written
+    if run.kind == ALLOWED_AMOUNTS:
+        result.allowed_amount_rows = run.rows.rows_written
+        result.allowed_amount_provider_rows = run.providers.rows_written
+    else:
+        result.rate_rows = run.rows.rows_written
+        result.provider_rows = run.providers.rows_written
     quality = run.quality
     result.unknown_keys = quality.unknown_keys
     result.unknown_key_names = dict(quality.unknown_key_names)
@@ -301,7 +364,19 @@ def _log_progress(snapshot: Snapshot) -> None:
 
 
 def _log_outcome(result: ExtractionResult) -> None:
-    if result.has_tables:
+    if result.has_tables and result.file_kind == ALLOWED_AMOUNTS:
+        log.info(
+            "%s: %s (allowed amounts), %d items matched of %d, %d payment rows, %d provider "
+            "rows, %.1f s",
+            result.network_id,
+            result.status,
+            result.items_matched,
+            result.items_seen,
+            result.allowed_amount_rows,
+            result.allowed_amount_provider_rows,
+            result.duration_seconds,
+        )
+    elif result.has_tables:
         log.info(
             "%s: %s, %d items matched of %d, %d rate rows, %d provider rows, %.1f s",
             result.network_id,

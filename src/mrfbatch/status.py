@@ -2,10 +2,11 @@
 
 The tables are written under temporary names, and complete there, before status.json is; then
 they are renamed, status.json last. So `status.json` saying success (or incomplete) means both
-tables are there; no run, failed or killed at any point, leaves a partial table under a final
-name; and a run killed in the middle of the renames leaves tables without a status.json, which
-the next run of the same network id removes first (`clear_folder`), with every temporary file
-and the tables of the other format (a folder never holds rates.parquet beside rates.csv).
+tables of its file kind are there; no run, failed or killed at any point, leaves a partial
+table under a final name; and a run killed in the middle of the renames leaves tables without
+a status.json, which the next run of the same network id removes first (`clear_folder`), with
+every temporary file and the tables of the other format or file kind (a folder never holds
+rates.parquet beside rates.csv, nor rates.parquet beside allowed_amounts.parquet).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.layout import STATUS_FILE, TASK_TEMPORARIES, table_files
+from mrfbatch.layout import IN_NETWORK, KIND_TABLES, STATUS_FILE, TASK_TEMPORARIES, table_files
 from mrfbatch.tables import FILE_METADATA_KEYS
 from mrfbatch.writers import FORMATS, TableWriter
 
@@ -51,6 +52,7 @@ class ExtractionResult:
 
     network_id: str
     url: str
+    file_kind: str = IN_NETWORK  # or ALLOWED_AMOUNTS: which tables the folder holds
     status: str = "failed"
     error: str | None = None
     retryable: bool | None = None
@@ -69,6 +71,8 @@ class ExtractionResult:
     items_matched: int = 0
     rate_rows: int = 0
     provider_rows: int = 0
+    allowed_amount_rows: int = 0
+    allowed_amount_provider_rows: int = 0
     unresolved_references: int = 0
     remote_references_fetched: int = 0
     remote_references_failed: int = 0
@@ -103,9 +107,14 @@ class ExtractionResult:
 
 def clear_folder(folder: Path) -> None:
     """Remove what an earlier run of the same network id left: its status.json and tables, in
-    any format (never beside this run's status), and the temporary files of a run that was
-    killed."""
-    tables = [path for fmt in FORMATS for path in table_files(folder, fmt).values()]
+    any format and of either file kind (never beside this run's status), and the temporary
+    files of a run that was killed."""
+    tables = [
+        path
+        for fmt in FORMATS
+        for kind in KIND_TABLES
+        for path in table_files(folder, fmt, kind).values()
+    ]
     for stale in (folder / STATUS_FILE, *tables):
         stale.unlink(missing_ok=True)
     for pattern in TASK_TEMPORARIES:

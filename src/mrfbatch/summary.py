@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from mrfbatch.layout import DEFAULT_OUTPUT_DIR, TABLES, RunLayout
+from mrfbatch.layout import ALLOWED_AMOUNTS, DEFAULT_OUTPUT_DIR, IN_NETWORK, KIND_TABLES, RunLayout
 from mrfbatch.progress import human_bytes, human_seconds
 
 LISTED = 5  # failures named in the summary; the manifest has them all
@@ -16,19 +16,28 @@ RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to
 
 
 def task_line(status: Mapping[str, Any]) -> str:
-    """One line for one file, from its status.json: `alpha: success, 3 of 1,773 items, ...`."""
+    """One line for one file, from its status.json: `alpha: success, 3 of 1,773 items, ...`;
+    `aa: success (allowed amounts), 3 of 3 items, 7 payment rows, ...` for an allowed-amounts
+    file."""
     network_id = status.get("network_id", "?")
     kind = status.get("status")
     if kind not in ("success", "incomplete"):
         return f"{network_id}: FAILED: {status.get('error') or 'no reason given'}"
+    allowed = status.get("file_kind") == ALLOWED_AMOUNTS
+    rows = (
+        f"{status.get('allowed_amount_rows') or 0:,} payment rows, "
+        f"{status.get('allowed_amount_provider_rows') or 0:,} provider rows"
+        if allowed
+        else f"{status.get('rate_rows') or 0:,} rate rows, "
+        f"{status.get('provider_rows') or 0:,} provider rows"
+    )
     counts = (
         f"{status.get('items_matched') or 0:,} of {status.get('items_seen') or 0:,} items, "
-        f"{status.get('rate_rows') or 0:,} rate rows, {status.get('provider_rows') or 0:,} "
-        f"provider rows, {human_bytes(status.get('bytes_read') or 0)} in "
+        f"{rows}, {human_bytes(status.get('bytes_read') or 0)} in "
         f"{human_seconds(status.get('duration_seconds') or 0.0)}"
     )
     if kind == "success":
-        return f"{network_id}: success, {counts}"
+        return f"{network_id}: success{' (allowed amounts)' if allowed else ''}, {counts}"
     missing = "; ".join(status.get("incomplete") or ["some data could not be read"])
     return f"{network_id}: INCOMPLETE: {missing}; {counts}"
 
@@ -69,9 +78,15 @@ def summary_text(
     else:
         before = f" ({done_before:,} done before this run)" if done_before else ""
         lines.append(f"mrfbatch: {files(total)} in {elapsed}: {counts}{before}")
+    allowed = (
+        f"{summary.get('allowed_amount_rows') or 0:,} allowed-amount payment rows, "
+        f"{summary.get('allowed_amount_provider_rows') or 0:,} allowed-amount provider rows, "
+        if summary.get("allowed_amount_rows") or summary.get("allowed_amount_provider_rows")
+        else ""
+    )
     lines.append(
         f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
-        f"{summary.get('provider_rows', 0):,} provider rows, from "
+        f"{summary.get('provider_rows', 0):,} provider rows, {allowed}from "
         f"{human_bytes(summary.get('bytes_read') or 0)} read"
     )
     with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
@@ -107,12 +122,13 @@ def summary_text(
 
 
 def _table_names(manifest: Mapping[str, Any]) -> str:
-    """`rates.parquet, providers.parquet`, or the names the files' statuses give (format=csv);
-    Parquet's when no file has tables."""
+    """`rates.parquet, providers.parquet`, or the names the files' statuses give (format=csv,
+    allowed-amounts files' tables), each once; Parquet's when no file has tables."""
+    names: dict[str, None] = {}
     for entry in manifest.get("extractions", []):
-        if paths := entry.get("output_files"):
-            return ", ".join(os.path.basename(str(path)) for path in paths.values())
-    return ", ".join(f"{table}.parquet" for table in TABLES)
+        for path in (entry.get("output_files") or {}).values():
+            names[os.path.basename(str(path))] = None
+    return ", ".join(names) or ", ".join(f"{t}.parquet" for t in KIND_TABLES[IN_NETWORK])
 
 
 def query_command(

@@ -141,6 +141,50 @@ PROVIDERS_SCHEMA = pa.schema(
     ]
 )
 
+# Allowed-amounts files (`out_of_network`, schema 1.0 to 2.x): mrfbatch.allowed_amounts.
+ALLOWED_TOP_KEYS = frozenset({*FILE_METADATA_KEYS, "out_of_network", "reporting_plans"})
+ALLOWED_ITEM_KEYS = frozenset(
+    {
+        "name",
+        "billing_code_type",
+        "billing_code_type_version",
+        "billing_code",
+        "description",
+        "allowed_amounts",
+    }
+)
+ALLOWED_AMOUNT_KEYS = frozenset({"tin", "service_code", "billing_class", "setting", "payments"})
+PAYMENT_KEYS = frozenset({"allowed_amount", "billing_code_modifier", "providers"})
+BILLED_KEYS = frozenset({"billed_charge", "npi"})
+ALLOWED_AMOUNTS_SCHEMA = pa.schema(
+    [
+        ("network_id", pa.string()),
+        ("payment_id", pa.string()),
+        ("billing_code_type", pa.string()),
+        ("billing_code_type_version", pa.string()),
+        ("billing_code", pa.string()),
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("tin_type", pa.string()),
+        ("tin_value", pa.string()),
+        ("billing_class", pa.string()),
+        ("setting", pa.string()),
+        ("service_code", TEXT_LIST),
+        ("allowed_amount", pa.float64()),
+        ("billing_code_modifier", TEXT_LIST),
+        ("provider_entries", pa.int64()),
+    ]
+)
+ALLOWED_AMOUNT_PROVIDERS_SCHEMA = pa.schema(
+    [
+        ("network_id", pa.string()),
+        ("payment_id", pa.string()),
+        ("provider_entry", pa.int64()),
+        ("npi", pa.int64()),
+        ("billed_charge", pa.float64()),
+    ]
+)
+
 Columns = dict[str, list[Any]]
 
 
@@ -328,7 +372,7 @@ def parse_groups(value: object, quality: Quality) -> list[Group]:
             quality.invalid(f"provider_groups.tin: expected an object, found {tin!r:.40}")
             tin = {}
         quality.check_keys(tin, TIN_KEYS, "tin")
-        npis = _npis(g.get("npi"), quality)
+        npis = npi_list(g.get("npi"), quality)
         groups.append(
             (
                 npis,
@@ -357,7 +401,8 @@ def _usual_group(g: Mapping[str, Any]) -> Group | None:
     return None
 
 
-def _npis(value: object, quality: Quality) -> tuple[int, ...]:
+def npi_list(value: object, quality: Quality) -> tuple[int, ...]:
+    """An `npi` array as int64 NPIs; `(0,)` when it is absent, empty or holds none."""
     if value is None or value == []:
         return (0,)
     if (

@@ -47,6 +47,10 @@ class DocumentHandler(Protocol):
         """One `in_network` item, as JSON text (a memoryview valid only during the call, or
         bytes) or decoded."""
 
+    def out_of_network_item(self, item: object) -> None:
+        """One `out_of_network` item of an allowed-amounts file, decoded. Only the reference
+        engine calls it: it reads every allowed-amounts file (mrfbatch.run_extraction)."""
+
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted (None: no code). The fast engine
         asks before it decodes anything of an item, and skips the others."""

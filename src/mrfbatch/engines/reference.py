@@ -2,7 +2,8 @@
 
 Slow (every token passes through Python) but simple enough to trust; faster engines are
 checked against it. Numbers arrive as int or Decimal, so group ids keep their exact digits.
-Items go to the handler decoded; provider references as JSON text, as the fast engine hands
+Items (`in_network`, and `out_of_network` of an allowed-amounts file) go to the handler
+decoded, one at a time; provider references as JSON text, as the fast engine hands
 them over (written back from the decoded entry, Decimals as the same numbers).
 """
 
@@ -160,6 +161,9 @@ def _walk(events: Iterator[Event], handler: DocumentHandler, reader: _StrictWhit
         if key == "in_network" and event == "start_array":
             for item in _array_items(events, wanted, reader, "an in_network item"):
                 handler.in_network_item(item)
+        elif key == "out_of_network" and event == "start_array":
+            for item in _array_items(events, wanted, reader, "an out_of_network item"):
+                handler.out_of_network_item(item)
         elif key == "provider_references" and event == "start_array":
             for entry in _array_items(events, wanted, reader, "a provider_references entry"):
                 handler.provider_references(*reference_text(entry))
