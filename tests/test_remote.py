@@ -176,4 +176,3 @@ def test_run_extraction_big_remote_file_is_not_read_whole(
     assert "more than 1 MB of JSON" in result.remote_failures[0]["error"]
     time.sleep(0.2)  # the server's write fails once the client has closed
     assert http_server.route(big).sent < 16 << 20, http_server.route(big).sent
-
