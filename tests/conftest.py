@@ -4,6 +4,7 @@ sockets. Puts tests/ on the path, so tests import their helpers from the `suppor
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -59,6 +60,15 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests fetch directly, whatever proxy the shell running them names; the proxy tests set
+    their own."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -322,6 +322,23 @@ def test_fetch_remote_rows_take_the_place_of_their_reference(
     assert http_server.hits("/refs/r.json") == 1
 
 
+def test_fetch_remote_lists_the_first_failures_with_their_reasons(store: ProviderStore) -> None:
+    """Of 103 locations that cannot be fetched, the first 100 are listed, in order."""
+    urls = [f"ftp://h.example/{i}.json" for i in range(103)]
+    for i, url in enumerate(urls):
+        add(store, i, f'{{"provider_group_id": {i}, "location": "{url}"}}'.encode())
+    outcome = store.fetch_remote({str(i) for i in range(103)}, SETTINGS)
+    assert (outcome.fetched, outcome.failed) == (0, 103)
+    assert outcome.failures == [
+        {"url": url, "error": f"{url}: not an http(s) URL"} for url in urls[:100]
+    ]
+    assert outcome.warnings == [
+        "103 of 103 remote provider-reference files could not be fetched; their groups have no "
+        "provider rows (first: ftp://h.example/0.json: not an http(s) URL); remote_failures "
+        "names the first 100 and why"
+    ]
+
+
 @pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
 def test_fetch_remote_skips_a_file_over_the_limit(
     store: ProviderStore, http_server: FileServer, packed: bool

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from mrfbatch.options import ExtractionOptions
 from mrfbatch.remote import HOST_FAILURE_LIMIT, RemoteFetcher, in_order
+from mrfbatch.run_extraction import run_extraction
 from mrfbatch.tables import Quality
 from mrfbatch.transport import TransportSettings
 from support.httpserver import FileServer
@@ -81,3 +84,95 @@ def test_remote_fetches_are_taken_in_order_from_a_bounded_window(workers: int) -
         taken.append(location)
     assert taken == locations
     assert sorted(started, key=int) == locations  # each fetched once
+
+
+def provider_file(npi: int, count: int = 1) -> bytes:
+    group = {"npi": [npi], "tin": {"type": "ein", "value": str(npi)}}
+    return json.dumps({"provider_groups": [group] * count}).encode()
+
+
+def test_run_extraction_counts_and_lists_what_remote_files_took(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    """Four remote files: one answers 503 twice, one breaks mid-body, one is over max_value_mb,
+    one is gone. The retries (2) and the resume (1) are in the status; so is each failure."""
+    flaky = http_server.add("/refs/flaky.json", provider_file(1111111111), fail_first=2)
+    cut_body = provider_file(2222222222, 200)
+    cut = http_server.add("/refs/cut.json", cut_body, etag='"c1"', ranges=True, drop_at=[5000])
+    big_body = provider_file(3333333333, 30_000)
+    assert len(big_body) > 1 << 20  # max_value_mb=1
+    big = http_server.add("/refs/big.json", big_body)
+    gone = http_server.add("/refs/gone.json", b"", status=404)
+    refs = [
+        {"provider_group_id": i, "location": url + "?sig=s3cr3tS1gnature"}
+        for i, url in enumerate([flaky, cut, big, gone], start=1)
+    ]
+    doc = tmp_path / "in.json"
+    doc.write_text(
+        json.dumps(
+            {
+                "provider_references": refs,
+                "in_network": [
+                    {
+                        "billing_code": "1",
+                        "negotiated_rates": [
+                            {
+                                "provider_references": [1, 2, 3, 4],
+                                "negotiated_prices": [{"negotiated_rate": 1.5}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    patient = TransportSettings(attempts=3, backoff_seconds=0.01, remote_timeout=5.0)
+    options = ExtractionOptions(max_value_mb=1, transport=patient)
+    result = run_extraction(str(doc), tmp_path / "out", options, network_id="net")
+    status = json.loads((tmp_path / "out" / "net" / "status.json").read_text())
+    assert status["status"] == "incomplete"
+    assert (status["retries"], status["resumes"], status["restarts"]) == (2, 1, 0)
+    assert (status["remote_references_fetched"], status["remote_references_failed"]) == (2, 2)
+    assert status["provider_rows"] == 1 + 200  # a row per group of the two files read
+    assert [f["url"] for f in status["remote_failures"]] == [big, gone]
+    assert status["remote_failures"][0]["error"] == (
+        f"{big}: more than 1 MB of JSON, the limit of a value held whole (max_value_mb); its "
+        "groups are not read"
+    )
+    assert status["remote_failures"][1]["error"] == (
+        f"HTTP 404 Not Found from host 127.0.0.1 for {gone}"
+    )
+    assert status["incomplete"] == [
+        "2 of 4 remote provider-reference files could not be fetched; their groups have no "
+        f"provider rows (first: {status['remote_failures'][0]['error']}); remote_failures "
+        "names each and why"
+    ]
+    assert "s3cr3tS1gnature" not in json.dumps(status)
+    assert result.remote_failures == status["remote_failures"]
+    assert http_server.hits(flaky) == 3
+    assert http_server.route(cut).range_headers == [(None, None), ("bytes=5000-", '"c1"')]
+
+
+def test_run_extraction_big_remote_file_is_not_read_whole(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    """A remote file of 40 MB with a limit of 1 MB: the fetch stops soon after the limit, so
+    the server cannot have sent much more than the limit and its socket buffers hold."""
+    body = provider_file(3333333333, 600_000)
+    assert len(body) > 40 << 20
+    big = http_server.add("/refs/big.json", body)
+    ref = {"provider_group_id": 1, "location": big}
+    doc = tmp_path / "in.json"
+    doc.write_text(
+        json.dumps({"provider_references": [ref], "in_network": []}).replace(
+            '"in_network": []',
+            '"in_network": [{"billing_code": "1", "negotiated_rates": [{"provider_references": '
+            '[1], "negotiated_prices": [{"negotiated_rate": 1}]}]}]',
+        )
+    )
+    options = ExtractionOptions(max_value_mb=1, transport=QUICK)
+    result = run_extraction(str(doc), tmp_path / "out", options, network_id="net")
+    assert (result.status, result.remote_references_failed) == ("incomplete", 1)
+    assert "more than 1 MB of JSON" in result.remote_failures[0]["error"]
+    time.sleep(0.2)  # the server's write fails once the client has closed
+    assert http_server.route(big).sent < 16 << 20, http_server.route(big).sent

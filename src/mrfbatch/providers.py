@@ -30,7 +30,8 @@ import pyarrow as pa
 from mrfbatch import _rows
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, Element
 from mrfbatch.provider_rows import ProviderRows, read_reference
-from mrfbatch.remote import RemoteFetcher, in_order
+from mrfbatch.redact import redact_url
+from mrfbatch.remote import FAILURES_LISTED, RemoteFetcher, in_order
 from mrfbatch.tables import Group, Quality, group_key
 from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import naming_errors
@@ -53,9 +54,14 @@ _ROWS_PER_BATCH = 16_384  # provider rows per `columns` batch
 
 @dataclass
 class RemoteOutcome:
+    """What fetching the remote provider-reference files came to."""
+
     fetched: int = 0
     failed: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # one sentence when some failed
+    failures: list[dict[str, str]] = field(default_factory=list)  # {"url", "error"}, capped
+    retries: int = 0
+    resumes: int = 0
 
 
 class ProviderStore:
@@ -193,8 +199,9 @@ class ProviderStore:
         for location, result in in_order(fetcher.fetch, locations, settings.remote_concurrency):
             if isinstance(result, str):
                 outcome.failed += 1
-                if len(outcome.warnings) < 10:
-                    outcome.warnings.append(result)
+                if len(outcome.failures) < FAILURES_LISTED:
+                    outcome.failures.append({"url": redact_url(location), "error": result})
+                    log.warning("remote provider-reference file not read: %s", result)
                 continue
             outcome.fetched += 1
             blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
@@ -203,14 +210,17 @@ class ProviderStore:
                 self._file.write(blob)
         with naming_errors(self.path):
             self._file.flush()  # read back with os.pread
+        outcome.retries, outcome.resumes = fetcher.stats.retries, fetcher.stats.resumes
         if outcome.failed:
-            first = outcome.warnings[0] if outcome.warnings else ""
-            outcome.warnings.insert(
-                0,
+            unlisted = outcome.failed - len(outcome.failures)
+            outcome.warnings.append(
                 f"{outcome.failed} of {len(locations)} remote provider-reference files could not "
-                f"be fetched; their groups have no provider rows (first: {first})",
+                f"be fetched; their groups have no provider rows (first: "
+                f"{outcome.failures[0]['error']}); remote_failures names "
+                f"{f'the first {len(outcome.failures)}' if unlisted else 'each'} and why"
             )
-            del outcome.warnings[1:]
+            if unlisted:
+                log.warning("%d more remote provider-reference files not read", unlisted)
         return outcome
 
     def columns(self, referenced: set[str]) -> Iterator[pa.RecordBatch]:

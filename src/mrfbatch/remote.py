@@ -3,6 +3,7 @@ while the in-network file's rates wait, several at a time and each held whole on
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -14,11 +15,12 @@ from urllib.parse import urlsplit
 from mrfbatch.compression import DecodedStream, RawReader
 from mrfbatch.engines import megabytes
 from mrfbatch.errors import MrfError, UnreachableError, ValueTooLargeError
-from mrfbatch.redact import redact_url
+from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.tables import Group, Quality, parse_groups
-from mrfbatch.transport import TransportSettings, open_source
+from mrfbatch.transport import TransferStats, TransportSettings, open_source
 
 HOST_FAILURE_LIMIT = 3  # connection failures after which a host's other locations are skipped
+FAILURES_LISTED = 100  # failed locations listed one by one (status.json's remote_failures)
 
 T = TypeVar("T")
 
@@ -46,22 +48,25 @@ def in_order(
 
 
 class RemoteFetcher:
-    """Fetches provider-reference files; stops trying hosts that cannot be reached."""
+    """Fetches provider-reference files; stops trying hosts that cannot be reached.
+
+    Each file goes through the transport as an in-network file does (retries, resumes, a
+    proxy), with `remote_timeout` as its connect and read timeouts; `stats` adds up the
+    retries and resumes of every file.
+    """
 
     def __init__(self, settings: TransportSettings, quality: Quality, max_bytes: int):
         self.max_bytes = max_bytes
-        self.settings = TransportSettings(
-            connect_timeout=settings.remote_timeout,
-            read_timeout=settings.remote_timeout,
-            attempts=min(settings.attempts, 2),
-            backoff_seconds=settings.backoff_seconds,
+        self.settings = dataclasses.replace(
+            settings, connect_timeout=settings.remote_timeout, read_timeout=settings.remote_timeout
         )
         self.quality = quality
+        self.stats = TransferStats()
         self._lock = threading.Lock()
         self._host_failures: dict[str, int] = {}
 
     def fetch(self, location: str) -> list[Group] | str:
-        """The groups of one location, or a warning saying why there are none."""
+        """The groups of one location, or a sentence naming it and saying why there are none."""
         shown = redact_url(location)
         host = urlsplit(location).hostname or ""
         scheme = urlsplit(location).scheme.lower()
@@ -70,16 +75,21 @@ class RemoteFetcher:
         with self._lock:
             if self._host_failures.get(host, 0) >= HOST_FAILURE_LIMIT:
                 return f"{shown}: skipped, host {host} unreachable"
+        stats = TransferStats()
         try:
-            with open_source(location, self.settings) as raw:
+            with open_source(location, self.settings, stats) as raw:
                 return read_provider_file(raw, self.quality, self.max_bytes)
         except UnreachableError as exc:
             with self._lock:
                 self._host_failures[host] = self._host_failures.get(host, 0) + 1
-            return str(exc)
+            return redact_text(str(exc), [location])
         except MrfError as exc:
-            text = str(exc)
+            text = redact_text(str(exc), [location])
             return text if shown in text else f"{shown}: {text}"  # HTTP errors name the URL
+        finally:
+            with self._lock:
+                self.stats.retries += stats.retries
+                self.stats.resumes += stats.resumes
 
 
 def read_provider_file(raw: RawReader, quality: Quality, max_bytes: int) -> list[Group]:

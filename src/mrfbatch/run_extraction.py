@@ -156,7 +156,7 @@ def run_extraction(
                     settings.restarts,
                     run.handler.items_matched if run.handler is not None else 0,
                 )
-        _finish(run, result, settings, parser)
+        _finish(run, result, settings, stats, parser)
     except MrfError as exc:
         result.error = str(exc)
         result.retryable = exc.retryable
@@ -184,9 +184,14 @@ def run_extraction(
 
 
 def _finish(
-    run: _Pass, result: ExtractionResult, settings: TransportSettings, parser: Engine
+    run: _Pass,
+    result: ExtractionResult,
+    settings: TransportSettings,
+    stats: TransferStats,
+    parser: Engine,
 ) -> None:
-    """After the stream: remote provider files, the provider rows, the tables completed."""
+    """After the stream: remote provider files (their retries and resumes go into `stats`),
+    the provider rows, the tables completed."""
     result.file_kind = run.kind
     if isinstance(run.handler, AllowedAmounts):
         _complete(run, result)
@@ -198,6 +203,9 @@ def _finish(
     remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
     result.remote_references_fetched = remote.fetched
     result.remote_references_failed = remote.failed
+    result.remote_failures = remote.failures
+    stats.retries += remote.retries
+    stats.resumes += remote.resumes
     result.incomplete.extend(remote.warnings)  # the groups of those files have no rows
     for batch in run.store.columns(run.handler.referenced):
         run.providers.write_batch(batch)
@@ -350,6 +358,8 @@ def _redact(result: ExtractionResult, url: str) -> None:
         result.error = redact_text(result.error, [url])
     result.warnings = [redact_text(warning, [url]) for warning in result.warnings]
     result.incomplete = [redact_text(missing, [url]) for missing in result.incomplete]
+    for failure in result.remote_failures:
+        failure["error"] = redact_text(failure["error"], [url])
 
 
 def _log_progress(snapshot: Snapshot) -> None:

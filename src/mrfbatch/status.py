@@ -76,6 +76,8 @@ class ExtractionResult:
     unresolved_references: int = 0
     remote_references_fetched: int = 0
     remote_references_failed: int = 0
+    # the first 100 failed locations: {"url": without secrets, "error": why, naming it}
+    remote_failures: list[dict[str, str]] = field(default_factory=list)
     unknown_keys: int = 0
     unknown_key_names: dict[str, int] = field(default_factory=dict)
     invalid_values: int = 0

@@ -16,7 +16,8 @@ HTTP bodies are streamed as they arrive; nothing is downloaded whole first.
 - A body shorter than its Content-Length is never a silent short read.
 
 Retries and resumes are logged (URLs without their query string) and counted in the
-`TransferStats` given to `open_source`.
+`TransferStats` given to `open_source`. Proxies are taken from the environment
+(mrfbatch.proxies).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from urllib.request import url2pathname
 
 from mrfbatch.errors import RestartFromZero, TransportError, UnreachableError
+from mrfbatch.proxies import open_connection, proxy_for, tunnel_refusal
 from mrfbatch.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -375,19 +377,13 @@ def _request(
             raise TransportError(
                 f"{redact_url(url)} cannot be requested: the URL {problem}", retryable=False
             )
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        conn_cls = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_cls(host, parts.port, timeout=settings.connect_timeout)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        proxy = proxy_for(url)
+        asked = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers}
+        conn, target, asked = open_connection(url, proxy, settings.connect_timeout, asked)
+        host = urlsplit(url).hostname or ""
+        via = f" through proxy {proxy.shown}" if proxy else ""
         try:
-            conn.request(
-                "GET",
-                target,
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **headers},
-            )
+            conn.request("GET", target, headers=asked)
             if conn.sock is not None:
                 conn.sock.settimeout(settings.read_timeout)
             response = conn.getresponse()
@@ -398,8 +394,11 @@ def _request(
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            message = f"connection to host {host} failed: {_describe_exception(exc)}"
-            raise _Retryable(message, unreachable=True) from exc
+            refused = tunnel_refusal(exc, proxy, url)  # a proxy that will not open a tunnel
+            if refused is not None and not refused.retryable:
+                raise refused from exc
+            message = f"connection to host {host}{via} failed: {_describe_exception(exc)}"
+            raise _Retryable(str(refused or message), unreachable=not refused) from exc
         status = response.status
         if status in _REDIRECTS:
             location = response.getheader("Location")
@@ -413,7 +412,7 @@ def _request(
             continue
         if status in accepted:
             return response, conn, host
-        reason = f"HTTP {status} {response.reason} from host {host}"
+        reason = f"HTTP {status} {response.reason} from host {host}{via}"
         retry_after = _retry_after(response.getheader("Retry-After"))
         response.close()
         conn.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -226,14 +227,26 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: FileServer
 
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, in its own thread: over TLS when the server has a context."""
+        if self.owner.tls is None:
+            super().finish_request(request, client_address)
+            return
+        with self.owner.tls.wrap_socket(request, server_side=True) as wrapped:
+            super().finish_request(wrapped, client_address)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         self.owner.errors.append(repr(sys.exc_info()[1]))  # keep pytest's output clean
 
 
 class FileServer:
-    """In-memory files over HTTP on 127.0.0.1 (random port); start() / close()."""
+    """In-memory files over HTTP on 127.0.0.1 (random port); start() / close().
 
-    def __init__(self) -> None:
+    With `tls` (a server-side SSLContext holding a certificate for 127.0.0.1), over HTTPS.
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self._active = 0
@@ -247,7 +260,7 @@ class FileServer:
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     def start(self) -> FileServer:
         self._thread.start()
