@@ -4,7 +4,9 @@ Everything streams: gzip members are inflated as they arrive (several members ar
 concatenated, as `gzip -d` does), and a zip archive is read member by member from its local
 headers, so neither needs a seekable file. Zip members may be stored, deflated or Deflate64
 (method 9, which Windows' built-in zip writes for large files). A stream that ends before its
-compressed data does is an error that says where it stopped.
+compressed data does is an error that says where it stopped; decoded bytes that are not JSON
+at all (an HTML page, an XML error, nothing) are an error that says what they are
+(mrfbatch.sniff).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Protocol, cast
 import inflate64
 from isal import igzip_lib, isal_zlib
 
-from mrfbatch.errors import CompressionError, JsonFormatError
+from mrfbatch.errors import CompressionError
+from mrfbatch.sniff import check_json_start
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
 _ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
@@ -63,10 +66,8 @@ class DecodedStream:
         self.last_read_start = 0
         self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
-        if not head:
-            raise JsonFormatError(f"{raw.description} is empty (0 bytes); expected JSON")
         self.compression, chunks = _detect(raw, head)
-        self._chunks = _strip_bom(chunks)
+        self._chunks = check_json_start(_strip_bom(chunks), raw.description, self.compression)
         self._buffer = b""
         self._pos = 0
 
