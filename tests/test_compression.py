@@ -163,7 +163,7 @@ def test_decoded_stream_strips_utf8_bom(prefix: bytes) -> None:
 
 
 def test_decoded_stream_empty_input_is_an_error() -> None:
-    with pytest.raises(JsonFormatError, match=r"test.bin is empty \(0 bytes\)"):
+    with pytest.raises(JsonFormatError, match=r"test.bin: the file is empty \(0 bytes\)"):
         decode(b"")
 
 

@@ -371,7 +371,17 @@ def test_run_extraction_remote_reference_404_is_incomplete(
 
 # ---------------------------------------------------------------- containers and transports
 
-CONTAINERS = ["json", "json-bom", "gz", "gz-multi", "zip", "zip-stream", "zip-readme"]
+CONTAINERS = [
+    "json",
+    "json-bom",
+    "gz",
+    "gz-multi",
+    "zip",
+    "zip-stream",
+    "zip-readme",
+    "zip-deflate64",
+    "zip-deflate64-stream",
+]
 COMPRESSION = {"j": "none", "g": "gzip", "z": "zip"}
 SAME_DOC = synth.SynthConfig(seed=41, items=8, inline_groups=True, mixed_rates=True)
 

@@ -101,7 +101,9 @@ def test_run_extraction_html_error_page_is_not_json(tmp_path: Path) -> None:
     path = write(tmp_path, "page.json", "<html><body>Access denied</body></html>")
     result = run_extraction(str(path), tmp_path / "out")
     assert result.error is not None
-    assert "invalid JSON" in result.error and "at decoded byte 0" in result.error
+    assert "page.json: the file is an HTML page, not JSON" in result.error
+    assert "(first bytes: '<html><body>Access denied</body></html>')" in result.error
+    assert result.retryable is False
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,7 @@ OUTCOMES = {  # network id: (status, words of the error)
     "missing": ("failed", "HTTP 404 Not Found from host 127.0.0.1 for http://127.0.0.1:"),
     "moved": ("success", None),
     "gone": ("failed", "/mrf/gone-target.json.gz"),  # the redirect's target, redacted
-    "invalid": ("failed", "/mrf/invalid.json.gz (host 127.0.0.1) at decoded byte 0"),
+    "invalid": ("failed", "/mrf/invalid.json.gz (host 127.0.0.1): the file is an HTML page"),
     "unreachable": ("failed", "connection to host 127.0.0.1 failed"),
 }
 

@@ -2,8 +2,11 @@
 
 Everything streams: gzip members are inflated as they arrive (several members are
 concatenated, as `gzip -d` does), and a zip archive is read member by member from its local
-headers, so neither needs a seekable file. A stream that ends before its compressed data does
-is an error that says where it stopped.
+headers, so neither needs a seekable file. Zip members may be stored, deflated or Deflate64
+(method 9, which Windows' built-in zip writes for large files). A stream that ends before its
+compressed data does is an error that says where it stopped; decoded bytes that are not JSON
+at all (an HTML page, an XML error, nothing) are an error that says what they are
+(mrfbatch.sniff).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Protocol, cast
 
+import inflate64
 from isal import igzip_lib, isal_zlib
 
-from mrfbatch.errors import CompressionError, JsonFormatError
+from mrfbatch.errors import CompressionError
+from mrfbatch.sniff import check_json_start
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
 _ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
@@ -26,6 +31,10 @@ CHUNK = 1 << 18
 # cost about as much as inflating (measured with ISA-L: 245,000 page faults per GB, against
 # 10,000 with this bound, and a third less CPU time).
 OUT = 1 << 18
+# Compressed bytes per Deflate64 call. inflate64 takes no output bound, and Deflate64 expands
+# at most about 29,000x (a 65,538-byte match in 18 bits), so no call returns more than 30 MB;
+# its output is then handed out in pieces of at most OUT bytes.
+DEFLATE64_IN = 1 << 10
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
@@ -57,10 +66,8 @@ class DecodedStream:
         self.last_read_start = 0
         self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
-        if not head:
-            raise JsonFormatError(f"{raw.description} is empty (0 bytes); expected JSON")
         self.compression, chunks = _detect(raw, head)
-        self._chunks = _strip_bom(chunks)
+        self._chunks = check_json_start(_strip_bom(chunks), raw.description, self.compression)
         self._buffer = b""
         self._pos = 0
 
@@ -318,7 +325,10 @@ class _ZipMember:
         raw_name = inp.take(name_len, "a member name")
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
         extra = inp.take(extra_len, "a member's extra field")
-        return cls(name, flags, method, crc, csize, zip64=_has_zip64(extra))
+        zip64 = _zip64_field(extra)
+        if zip64 is not None and csize == 0xFFFFFFFF and len(zip64) >= 16:
+            (csize,) = struct.unpack_from("<Q", zip64, 8)  # APPNOTE 4.5.3: size, then csize
+        return cls(name, flags, method, crc, csize, zip64=zip64 is not None)
 
     def skip(self, inp: _Input) -> None:
         for _ in self.data(inp):
@@ -328,37 +338,20 @@ class _ZipMember:
         """Yield the member's decompressed bytes, checking its CRC-32."""
         crc = 0
         if self.method == 8:
-            inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_DEFLATE)
-            while not inflater.eof:
-                chunk = inp.chunk()
-                if not chunk:
-                    raise CompressionError(
-                        f"zip archive {inp.description} ends early inside member {self.name!r}; "
-                        "the file is incomplete"
-                    )
-                try:
-                    for out in _inflate(inflater, chunk):
-                        crc = isal_zlib.crc32(out, crc)
-                        yield out
-                except _ISAL_ERROR as exc:
-                    raise CompressionError(
-                        f"corrupt deflate data in zip member {self.name!r} of "
-                        f"{inp.description} near archive byte {inp.offset}: {exc}"
-                    ) from exc
-            inp.unread(inflater.unused_data)  # the rest of the archive
+            pieces = self._inflate(inp)
+        elif self.method == 9:
+            pieces = self._inflate64(inp)
         elif self.method == 0 and not self.flags & 0x08:
-            remaining = self.csize
-            while remaining:
-                out = inp.take(min(remaining, CHUNK), f"member {self.name!r}")
-                remaining -= len(out)
-                crc = isal_zlib.crc32(out, crc)
-                yield out
+            pieces = self._stored(inp)
         else:
             raise CompressionError(
                 f"zip member {self.name!r} of {inp.description} uses compression method "
                 f"{self.method}{' with a data descriptor' if self.method == 0 else ''}; "
-                "only deflate (8) and stored (0) are supported"
+                "only deflate (8), Deflate64 (9) and stored (0) are supported"
             )
+        for out in pieces:
+            crc = isal_zlib.crc32(out, crc)
+            yield out
         expected = self.crc
         if self.flags & 0x08:
             expected = self._read_descriptor(inp)
@@ -367,6 +360,110 @@ class _ZipMember:
                 f"zip member {self.name!r} of {inp.description} fails its CRC-32 check "
                 f"(computed {crc:08x}, recorded {expected:08x}); the archive is corrupt"
             )
+
+    def _stored(self, inp: _Input) -> Iterator[bytes]:
+        remaining = self.csize
+        while remaining:
+            out = inp.take(min(remaining, CHUNK), f"member {self.name!r}")
+            remaining -= len(out)
+            yield out
+
+    def _inflate(self, inp: _Input) -> Iterator[bytes]:
+        inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_DEFLATE)
+        while not inflater.eof:
+            chunk = inp.chunk()
+            if not chunk:
+                raise self._ends_early(inp)
+            try:
+                yield from _inflate(inflater, chunk)
+            except _ISAL_ERROR as exc:
+                raise CompressionError(
+                    f"corrupt deflate data in zip member {self.name!r} of "
+                    f"{inp.description} near archive byte {inp.offset}: {exc}"
+                ) from exc
+        inp.unread(inflater.unused_data)  # the rest of the archive
+
+    def _inflate64(self, inp: _Input) -> Iterator[bytes]:
+        """Deflate64 (APPNOTE 4.4.5, method 9) with inflate64, DEFLATE64_IN bytes per call.
+
+        inflate64 does not say where the compressed data ends. With the sizes in the local
+        header it is given exactly `csize` bytes; with a data descriptor (a streaming writer,
+        such as `7z -so`), the descriptor is found after the end: the one place, in the bytes
+        of the last call, where the compressed and decompressed sizes it records are those
+        just counted.
+        """
+        inflater = inflate64.Inflater()
+        known = None if self.flags & 0x08 else self.csize
+        taken = fed = produced = 0  # compressed bytes read, given to the inflater; bytes out
+        while not inflater.eof:
+            if known is None:
+                chunk = inp.chunk()
+                if not chunk:
+                    raise self._ends_early(inp)
+            elif taken < known:
+                chunk = inp.take(min(known - taken, CHUNK), f"member {self.name!r}")
+            else:
+                raise CompressionError(
+                    f"corrupt Deflate64 data in zip member {self.name!r} of {inp.description}: "
+                    f"it does not end within its {known} compressed bytes"
+                )
+            taken += len(chunk)
+            for start in range(0, len(chunk), DEFLATE64_IN):
+                piece = chunk[start : start + DEFLATE64_IN]
+                try:
+                    out = inflater.inflate(piece)
+                except ValueError as exc:
+                    raise CompressionError(
+                        f"corrupt Deflate64 data in zip member {self.name!r} of "
+                        f"{inp.description} in its compressed bytes {fed} to "
+                        f"{fed + len(piece)}: {exc}"
+                    ) from exc
+                produced += len(out)
+                for at in range(0, len(out), OUT):
+                    yield out[at : at + OUT] if len(out) > OUT else out
+                if inflater.eof:
+                    if known is None:
+                        self._find_descriptor(inp, chunk[start:], fed, len(piece), produced)
+                    while known is not None and taken < known:  # after the end: not used
+                        taken += len(inp.take(min(known - taken, CHUNK), self.name))
+                    break
+                fed += len(piece)
+
+    def _find_descriptor(
+        self, inp: _Input, tail: bytes, base: int, piece: int, produced: int
+    ) -> None:
+        """Put back the bytes from the data descriptor on (`tail` starts at compressed byte
+        `base`; the data ended within its first `piece` bytes)."""
+        width = 8 if self.zip64 else 4
+        need = piece + 4 + 4 + 2 * width
+        while len(tail) < need:
+            more = inp.chunk()
+            if not more:
+                break
+            tail += more
+        for end in range(piece + 1):
+            at = end + 4 if tail.startswith(b"PK\x07\x08", end) else end
+            sizes = tail[at + 4 : at + 4 + 2 * width]
+            if len(sizes) < 2 * width:
+                break
+            csize = int.from_bytes(sizes[:width], "little")
+            size = int.from_bytes(sizes[width:], "little")
+            mask = (1 << (8 * width)) - 1
+            if csize == (base + end) & mask and size == produced & mask:
+                inp.unread(tail[end:])
+                return
+        inp.unread(tail)
+        raise CompressionError(
+            f"zip member {self.name!r} of {inp.description}: no data descriptor follows its "
+            f"Deflate64 data (expected one recording {produced} decompressed bytes); the "
+            "member is corrupt"
+        )
+
+    def _ends_early(self, inp: _Input) -> CompressionError:
+        return CompressionError(
+            f"zip archive {inp.description} ends early inside member {self.name!r}; "
+            "the file is incomplete"
+        )
 
     def _read_descriptor(self, inp: _Input) -> int:
         head = inp.take(4, f"the data descriptor of {self.name!r}")
@@ -377,11 +474,12 @@ class _ZipMember:
         return int(crc)
 
 
-def _has_zip64(extra: bytes) -> bool:
+def _zip64_field(extra: bytes) -> bytes | None:
+    """The data of the Zip64 extended information field (APPNOTE 4.5.3), if there is one."""
     pos = 0
     while pos + 4 <= len(extra):
         header_id, size = struct.unpack_from("<HH", extra, pos)
         if header_id == 0x0001:
-            return True
+            return extra[pos + 4 : pos + 4 + size]
         pos += 4 + size
-    return False
+    return None

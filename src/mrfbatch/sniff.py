@@ -1,0 +1,109 @@
+"""What decoded bytes are when they are not JSON: an HTML page, an XML error, a PDF, nothing.
+
+A link that has expired or needs a login often answers 200 with a web page, and a cloud store
+answers with a short XML error; read as JSON, either fails at byte 0 or 8 with no hint.
+`check_json_start` looks at the first bytes after decompression (and after a UTF-8 BOM, which
+mrfbatch.compression strips) and says what they are instead. It is the one check every reader
+of JSON goes through: both engines, the index source and remote provider-reference files get
+their bytes from `mrfbatch.compression.DecodedStream`, which calls it.
+
+Bytes it does not recognise are left to the JSON parsers, whose errors name the byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+
+from mrfbatch.errors import JsonFormatError
+from mrfbatch.redact import redact_text
+
+PEEK = 4096  # decoded bytes looked at when the first one cannot start JSON
+SNIPPET = 60  # characters of the first bytes quoted in a message
+_BLANK = b" \t\r\n"
+_JSON_START = frozenset(b'{["-0123456789tfn')
+# Other compressed or archive formats: magic bytes, what to call them.
+_FORMATS = (
+    (b"BZh", "a bzip2 stream"),
+    (b"\xfd7zXZ\x00", "an xz stream"),
+    (b"\x28\xb5\x2f\xfd", "a zstd stream"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+)
+_XML_ERROR = re.compile(rb"<Error>\s*<Code>([^<]{1,100})</Code>(?:\s*<Message>([^<]*)</Message>)?")
+_TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
+
+
+def check_json_start(
+    chunks: Iterator[bytes], description: str, compression: str
+) -> Iterator[bytes]:
+    """`chunks` as they are, unless their bytes cannot be JSON: then JsonFormatError saying what
+    they look like (an HTML page, an XML document or error, a PDF, another compressed format,
+    nothing at all), with their first bytes shortened and any URL in them without its query
+    string.
+
+    `description` names the file in the message; `compression` ("none", "gzip", "zip") says
+    whether the bytes are the file's own or what it decompressed to.
+    """
+    seen: list[bytes] = []
+    size = 0
+    first: int | None = None
+    for chunk in chunks:
+        seen.append(chunk)
+        size += len(chunk)
+        if first is None:
+            blank = chunk.lstrip(_BLANK)
+            if blank:
+                first = blank[0]
+                if first in _JSON_START:
+                    return itertools.chain(seen, chunks)
+        if first is not None and size >= PEEK:
+            break
+    head = b"".join(seen)
+    problem = describe(head.lstrip(_BLANK), size, compression)
+    if problem is None:
+        return itertools.chain([head], chunks)
+    raise JsonFormatError(f"{description}: {problem}")
+
+
+def describe(head: bytes, size: int, compression: str) -> str | None:
+    """What `head` (the first non-blank bytes of `size` decoded bytes) is, when it is
+    recognisably not JSON; None when it is not recognised."""
+    after = "" if compression == "none" else " after decompression"
+    if not head:
+        if size == 0:
+            return f"the file is empty (0 bytes{after}); expected JSON"
+        return f"the file holds only whitespace ({size:,} bytes{after}); expected JSON"
+    lower = head[:PEEK].lower()
+    if lower.startswith(b"<!doctype html") or b"<html" in lower:
+        title = _TITLE.search(head)
+        titled = f"title {_text(title.group(1))}, " if title else ""
+        return (
+            "the file is an HTML page, not JSON: the link may have expired or need a login "
+            f"({titled}first bytes: {_text(head)})"
+        )
+    error = _XML_ERROR.search(head)
+    if error is not None:
+        code = re.sub(rb"[^A-Za-z0-9._-]", b"", error.group(1))[:SNIPPET].decode()
+        message = f": {_text(error.group(2))}" if error.group(2) else ""
+        return (
+            f"the file is an XML error from the server, not JSON: {code}{message} (the link "
+            "may have expired, or the file may not exist or need permission)"
+        )
+    if lower.startswith(b"<?xml") or head.startswith(b"<"):
+        kind = "an XML document" if lower.startswith(b"<?xml") else "markup (XML or HTML)"
+        return f"the file is {kind}, not JSON (first bytes: {_text(head)})"
+    if head.startswith(b"%PDF-"):
+        return f"the file is a PDF document, not JSON (first bytes: {_text(head[:8])})"
+    for magic, kind in _FORMATS:
+        if head.startswith(magic):
+            return f"the file is {kind}{after}, not JSON; only gzip and zip files are read"
+    return None
+
+
+def _text(data: bytes) -> str:
+    """`data` as a short quoted snippet: blanks collapsed, URLs without their query strings."""
+    text = " ".join(data[: SNIPPET * 4].decode("utf-8", "replace").split())
+    text = redact_text(text)
+    return repr(text if len(text) <= SNIPPET else text[: SNIPPET - 3] + "...")

@@ -1,0 +1,166 @@
+"""Bytes that are not JSON get an error that says what they are (mrfbatch.sniff), wherever JSON
+is read: run_extraction with either engine, from a file or over HTTP, and the index source."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrfbatch.compression import DecodedStream
+from mrfbatch.errors import JsonFormatError, SourceError
+from mrfbatch.options import ExtractionOptions
+from mrfbatch.run_extraction import run_extraction
+from mrfbatch.sniff import SNIPPET
+from mrfbatch.sources import parse_index
+
+HTML = (
+    b"\n  <!DOCTYPE html>\n<html><head><title>Sign in to continue</title></head>"
+    b'<body><a href="https://login.example/auth?token=s3cr3tvalue1">log in</a></body></html>'
+)
+S3_ERROR = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message><Expires>2024-01-01T00:00:00Z</Expires>"
+    b"<RequestId>ABC123</RequestId></Error>"
+)
+AZURE_ERROR = (
+    b"\xef\xbb\xbf<?xml version='1.0' encoding='utf-8'?><Error><Code>AuthenticationFailed</Code>"
+    b"<Message>Server failed to authenticate the request.\nRequestId:1\nTime:2</Message></Error>"
+)
+XML = b'<?xml version="1.0"?><catalog><file name="a.json"/></catalog>'
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+
+# name: (bytes, words the message must hold)
+KINDS: dict[str, tuple[bytes, list[str]]] = {
+    "html": (HTML, ["HTML page, not JSON", "expired or need a login", "'Sign in to continue'"]),
+    "html-upper": (b"\t<HTML><BODY>Forbidden</BODY></HTML>", ["HTML page", "first bytes: '<HTML>"]),
+    "s3-error": (S3_ERROR, ["XML error", "AccessDenied: 'Request has expired'"]),
+    "azure-error": (AZURE_ERROR, ["XML error", "AuthenticationFailed"]),
+    "xml": (XML, ["an XML document, not JSON", "first bytes: '<?xml"]),
+    "pdf": (PDF, ["a PDF document, not JSON", "'%PDF-1.7'"]),
+    "empty": (b"", ["the file is empty (0 bytes)"]),
+    "blank": (b" \n\r\n\t ", ["only whitespace (6 bytes)"]),
+    "bzip2": (b"BZh91AY&SY" + bytes(40), ["a bzip2 stream", "only gzip and zip"]),
+}
+
+
+class Raw:
+    def __init__(self, data: bytes):
+        self._f = io.BytesIO(data)
+        self.description = "f.json"
+        self.bytes_read = 0
+
+    def read(self, size: int) -> bytes:
+        return self._f.read(size)
+
+
+def sniff_error(data: bytes) -> str:
+    with pytest.raises(JsonFormatError) as caught:
+        DecodedStream(Raw(data))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decoded_stream_says_what_the_bytes_are(kind: str) -> None:
+    data, words = KINDS[kind]
+    message = sniff_error(data)
+    assert message.startswith("f.json: the file ")
+    for word in words:
+        assert word in message
+
+
+def test_decoded_stream_says_empty_after_decompression() -> None:
+    message = sniff_error(gzip.compress(b""))
+    assert "the file is empty (0 bytes after decompression)" in message
+    assert "HTML page" in sniff_error(gzip.compress(HTML))
+
+
+def test_sniff_snippet_is_short_and_keeps_no_query_string() -> None:
+    html = b"<html>" + b"<p>see https://cdn.example/f.json?sig=abcdefgh123</p>" + b"x" * 5000
+    message = sniff_error(html)
+    quoted = message.split("first bytes: ", 1)[1].rstrip(")")
+    assert len(quoted) <= SNIPPET + 2  # and its quotes
+    assert "abcdefgh123" not in message and "sig=" not in message
+    assert "https://cdn.example/f.json" in message
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1}', b"[1]", b'  \n{"x"', b"\xef\xbb\xbf{}", b"nope"])
+def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes) -> None:
+    stream = DecodedStream(Raw(data))
+    assert stream.read(100) == data.removeprefix(b"\xef\xbb\xbf")
+
+
+# ------------------------------------------------------------------ through run_extraction
+
+OTHER_OBJECT = json.dumps({"plan_name": "x", "widgets": [], "rates": {}}).encode()
+EXTRA_KINDS: dict[str, tuple[bytes, list[str]]] = {
+    "array": (b'[{"in_network": []}]', ["top level of the JSON is an array"]),
+    "other-object": (OTHER_OBJECT, ["no `in_network` array", "plan_name, widgets, rates"]),
+}
+
+
+def extract(source: str, tmp_path: Path, engine: str) -> dict[str, Any]:
+    run_extraction(source, tmp_path / "out", ExtractionOptions(engine=engine), network_id="n")
+    status: dict[str, Any] = json.loads((tmp_path / "out" / "n" / "status.json").read_text())
+    return status
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+@pytest.mark.parametrize("kind", [*KINDS, *EXTRA_KINDS])
+def test_run_extraction_says_what_a_local_file_is(tmp_path: Path, engine: str, kind: str) -> None:
+    data, words = {**KINDS, **EXTRA_KINDS}[kind]
+    path = tmp_path / "in-network.json"
+    path.write_bytes(data)
+    status = extract(str(path), tmp_path, engine)
+    assert status["status"] == "failed"
+    assert status["retryable"] is False
+    for word in words:
+        assert word in status["error"]
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+@pytest.mark.parametrize("kind", ["html", "s3-error", "empty"])
+def test_run_extraction_says_what_a_served_file_is(
+    http_server: Any, tmp_path: Path, engine: str, kind: str
+) -> None:
+    data, words = KINDS[kind]
+    content_type = "application/xml" if kind == "s3-error" else "text/html"
+    url = http_server.add("/mrf/in-network.json", data, content_type=content_type)
+    status = extract(url + "?Signature=secretsecret", tmp_path, engine)
+    assert status["status"] == "failed"
+    assert status["retryable"] is False
+    for word in words:
+        assert word in status["error"]
+    assert "secretsecret" not in status["error"]
+    assert http_server.hits("/mrf/in-network.json") == 1  # not retried
+
+
+# ------------------------------------------------------------------ through the index source
+
+INDEX_EXTRA: dict[str, tuple[bytes, list[str]]] = {
+    "array": (b'[{"reporting_structure": []}]', ["its top level is an array"]),
+    "other-object": (OTHER_OBJECT, ["not a table of contents", "'plan_name', 'widgets', 'rates'"]),
+}
+
+
+@pytest.mark.parametrize("kind", [*KINDS, *INDEX_EXTRA])
+def test_parse_index_says_what_the_file_is(tmp_path: Path, kind: str) -> None:
+    data, words = {**KINDS, **INDEX_EXTRA}[kind]
+    path = tmp_path / "index.json"
+    path.write_bytes(data)
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_parse_index_served_html_says_so(http_server: Any) -> None:
+    url = http_server.add("/toc/index.json", HTML, content_type="text/html")
+    with pytest.raises(
+        SourceError, match=r"cannot read the index: .*index.json.*: the file is an HTML page"
+    ):
+        parse_index(url)
