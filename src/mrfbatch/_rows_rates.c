@@ -374,21 +374,27 @@ code_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 static int
 code(Text *t, char c, void *arg)
 {
-    static const char *const keys[4] = {
+    static const char *const names[4] = {
         "billing_code_type", "billing_code_type_version", "billing_code", "description"};
+    static PyObject *keys[4]; /* made once, kept for the process: no string per code */
     Code code = {.seen = 0};
     int rc = c == '{' ? members(t, code_field, &code) : GIVE_UP;
     if (rc != DONE) {
         return rc;
     }
-    PyObject *entry = PyDict_New();
+    for (int f = 0; f < 4; f++) {
+        if (keys[f] == NULL && (keys[f] = PyUnicode_InternFromString(names[f])) == NULL) {
+            return FAILED;
+        }
+    }
+    PyObject *entry = _PyDict_NewPresized(4);
     if (entry == NULL) {
         return FAILED;
     }
     rc = DONE;
     for (int f = 0; rc == DONE && f < 4; f++) {
         PyObject *v = code.text[f] ? text_object(code.text[f], code.size[f]) : Py_NewRef(Py_None);
-        if (v == NULL || PyDict_SetItemString(entry, keys[f], v) < 0) {
+        if (v == NULL || PyDict_SetItem(entry, keys[f], v) < 0) {
             rc = FAILED;
         }
         Py_XDECREF(v);

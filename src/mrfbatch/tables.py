@@ -301,7 +301,14 @@ def repeat(value: object, kind: pa.DataType, n: int) -> pa.Array:
     """An array of `kind` holding `value` n times."""
     if n == 0:
         return pa.array([], kind)  # (pa.repeat of a list, 0 times, fails)
+    if n >= _TAKE_LISTS and value is not None and pa.types.is_list(kind):
+        # pa.repeat copies a list scalar value by value: 9 ms for 8192 rows of 5 codes (a
+        # batch of a bundle), 0.6 ms so; slower below about 50 rows.
+        return take(pa.array([value], kind), pa.repeat(pa.scalar(0, pa.int32()), n))
     return pa.repeat(pa.scalar(value, kind), n)
+
+
+_TAKE_LISTS = 64
 
 
 def take(values: pa.Array, indices: pa.Array) -> pa.Array:
