@@ -387,7 +387,7 @@ code(Text *t, char c, void *arg)
             return FAILED;
         }
     }
-    PyObject *entry = _PyDict_NewPresized(4);
+    PyObject *entry = PyDict_New();
     if (entry == NULL) {
         return FAILED;
     }
