@@ -26,7 +26,9 @@ from mrfbatch.tasks import Task, write_tasks
 from support import synth
 
 # One in-network file written for these tests: provider references (one a TIN-only contract,
-# npi [0]), a rate with inline provider_groups, a rate with both, and an unresolved reference.
+# npi [0]), a rate with inline provider_groups, a rate with both, an unresolved reference, and
+# a bundle whose codes are a list of structs (one code without description, its version a
+# number).
 FIXTURE = {
     "reporting_entity_name": "Fixture Health",
     "reporting_entity_type": "health insurance issuer",
@@ -121,8 +123,53 @@ FIXTURE = {
                 }
             ],
         },
+        {
+            "negotiation_arrangement": "bundle",
+            "name": "Knee bundle",
+            "billing_code_type": "CSTM-ALL",
+            "billing_code_type_version": "2026",
+            "billing_code": "KNEE-1",
+            "description": "Knee replacement, all services",
+            "bundled_codes": [
+                {
+                    "billing_code_type": "CPT",
+                    "billing_code_type_version": "2026",
+                    "billing_code": "27447",
+                    "description": 'Arthroplasty, knee "total"',
+                },
+                {"billing_code_type": "RC", "billing_code_type_version": 1, "billing_code": "0360"},
+            ],
+            "negotiated_rates": [
+                {
+                    "provider_references": [1],
+                    "negotiated_prices": [
+                        {
+                            "negotiated_type": "negotiated",
+                            "negotiated_rate": 30000.0,
+                            "expiration_date": "9999-12-31",
+                            "billing_class": "institutional",
+                        }
+                    ],
+                }
+            ],
+        },
     ],
 }
+# The bundle's bundled_codes as the rates view gives them (DuckDB structs are dicts).
+FIXTURE_BUNDLED_CODES = [
+    {
+        "billing_code_type": "CPT",
+        "billing_code_type_version": "2026",
+        "billing_code": "27447",
+        "description": 'Arthroplasty, knee "total"',
+    },
+    {
+        "billing_code_type": "RC",
+        "billing_code_type_version": "1",
+        "billing_code": "0360",
+        "description": None,
+    },
+]
 # rate_providers of FIXTURE, written from it by hand: (code, rate, npi, tin, provider_source).
 # The rate of group 99 has no provider: no row.
 FIXTURE_RATE_PROVIDERS = sorted(
@@ -133,6 +180,8 @@ FIXTURE_RATE_PROVIDERS = sorted(
         ("27447", 21000.0, 3333333333, "33-3333333", "inline"),
         ("99213", 90.5, 0, "22-2222222", "file"),
         ("99213", 80.0, 0, "22-2222222", "file"),
+        ("KNEE-1", 30000.0, 1111111111, "11-1111111", "file"),
+        ("KNEE-1", 30000.0, 2222222222, "11-1111111", "file"),
     ]
 )
 
@@ -200,7 +249,7 @@ def test_rate_providers_joins_references_inline_groups_and_npi_0(
     )
     assert sorted(rows) == FIXTURE_RATE_PROVIDERS
     # every rate is in `rates`, also the one whose group no reference defines
-    assert query(layout, "SELECT count(*) FROM rates") == [(5,)]
+    assert query(layout, "SELECT count(*) FROM rates") == [(6,)]
 
 
 def test_the_run_tables_and_their_views_in_both_formats(tmp_path: Path, fixture_file: Path) -> None:
@@ -212,6 +261,15 @@ def test_the_run_tables_and_their_views_in_both_formats(tmp_path: Path, fixture_
             view: sorted(query(layout, f"SELECT * FROM {view}"), key=repr)
             for view in ("rates", "providers", "rate_providers")
         }
+        # the bundle's codes as a list of structs, in both formats, and unnested in one step
+        assert query(layout, "SELECT bundled_codes FROM rates WHERE bundled_codes IS NOT NULL") == [
+            (FIXTURE_BUNDLED_CODES,)
+        ]
+        assert query(
+            layout,
+            "SELECT code.billing_code, code.description FROM "
+            "(SELECT unnest(bundled_codes) AS code FROM rates) ORDER BY 1",
+        ) == [("0360", None), ("27447", 'Arthroplasty, knee "total"')]
     assert by_format["csv"] == by_format["parquet"]
     assert len(by_format["csv"]["rate_providers"]) == len(FIXTURE_RATE_PROVIDERS)
 
@@ -319,7 +377,7 @@ def test_files_table_is_the_manifest(tmp_path: Path, fixture_file: Path) -> None
     by_id = {e["network_id"]: e for e in manifest["extractions"]}
     rows = {row["network_id"]: row for row in pq.read_table(layout.files).to_pylist()}
     assert rows["fixture"]["status"] == "success" and rows["fixture"]["plans"] == 2
-    assert rows["fixture"]["rate_rows"] == 5  # the fixture's five prices
+    assert rows["fixture"]["rate_rows"] == 6  # the fixture's six prices
     assert rows["fixture"]["rates_file"] == by_id["fixture"]["output_files"]["rates"]
     assert rows["gone"]["status"] == "failed" and rows["gone"]["retryable"] is False
     assert "does not exist" in rows["gone"]["error"]
@@ -352,7 +410,12 @@ def test_query_command_prints_a_table_csv_and_clear_errors(
     table = capsys.readouterr().out
     assert "billing_code" in table and "27447" in table and "│" in table
     assert query_main([*out_dir, "--csv", sql]) == 0
-    assert capsys.readouterr().out.splitlines() == ['"billing_code","n"', '"27447",3', '"99213",2']
+    assert capsys.readouterr().out.splitlines() == [
+        '"billing_code","n"',
+        '"27447",3',
+        '"99213",2',
+        '"KNEE-1",1',
+    ]
 
     assert query_main([*out_dir, "SELECT * FROM ratez"]) == 1
     err = capsys.readouterr().err
@@ -362,4 +425,4 @@ def test_query_command_prints_a_table_csv_and_clear_errors(
     assert "no database at" in err and "nowhere" in err
     # read-only: the database is never changed by a query
     assert query_main([*out_dir, "DROP VIEW rates"]) == 1
-    assert query(layout, "SELECT count(*) FROM rates") == [(5,)]
+    assert query(layout, "SELECT count(*) FROM rates") == [(6,)]

@@ -124,7 +124,13 @@ def test_typed_item_rows_equal_general_rows(large: bool) -> None:
         "690.64470",
         "100000.0",
     ]  # the exact text json.dumps wrote  # type: ignore[index]
-    assert columns["bundled_codes"] == [["CPT:99000"]] * 3  # type: ignore[index]
+    bundled = {  # USUAL_ITEM's one bundled code: the members it lacks are null
+        "billing_code_type": "CPT",
+        "billing_code_type_version": None,
+        "billing_code": "99000",
+        "description": None,
+    }
+    assert columns["bundled_codes"] == [[bundled]] * 3  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

@@ -220,7 +220,13 @@ _rate = st.fixed_dictionaries(
     },
 )
 _code = st.fixed_dictionaries(
-    {}, optional={"billing_code_type": _opt_text, "billing_code": _opt_text}
+    {},
+    optional={
+        "billing_code_type": _opt_text,
+        "billing_code_type_version": _opt_text | st.integers(0, 3000),
+        "billing_code": _opt_text,
+        "description": _opt_text,
+    },
 )
 _item = st.fixed_dictionaries(
     {
@@ -233,6 +239,7 @@ _item = st.fixed_dictionaries(
         "description": _opt_text,
         "billing_code_type": _opt_text,
         "bundled_codes": st.none() | st.lists(_code, max_size=2),
+        "covered_services": st.none() | st.lists(_code, max_size=2),
     },
 )
 

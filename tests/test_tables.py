@@ -10,9 +10,19 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
-from mrfbatch.tables import Quality, group_key, inline_key, number, parse_groups
+from mrfbatch.tables import (
+    CODE_LIST,
+    TEXT_LIST,
+    Quality,
+    group_key,
+    inline_key,
+    number,
+    parse_groups,
+    repeat,
+)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +120,29 @@ def test_keep_pandas_out_spares_an_extraction_the_pandas_import(tmp_path: Path) 
     status, rows, imported = proc.stdout.split()
     assert (status, imported) == ("success", "False") and int(rows) > 0
     assert importlib.util.find_spec("pandas") is not None  # else this test proves nothing
+
+
+KNEE = {
+    "billing_code_type": "CPT",
+    "billing_code_type_version": "2026",
+    "billing_code": "27447",
+    "description": None,
+}
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 8192])
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ([KNEE, {**KNEE, "billing_code": "27446"}], CODE_LIST),
+        ([], CODE_LIST),
+        (None, CODE_LIST),
+        (["a", "b"], TEXT_LIST),
+        ("x", pa.string()),
+    ],
+)
+def test_repeat_gives_the_value_n_times(value: object, kind: pa.DataType, n: int) -> None:
+    """Short and long runs (a list is taken, not repeated, from 64 rows on) alike."""
+    array = repeat(value, kind, n)
+    assert array.type == kind
+    assert array.to_pylist() == [value] * n

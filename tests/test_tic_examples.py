@@ -73,6 +73,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 # ---------------------------------------------------------------------------------------------
 
 STRING, FLOAT, INT, LIST = "string", "float64", "int64", "list<string>"
+CODES = "list<struct<billing_code_type, billing_code_type_version, billing_code, description>>"
+CODE_MEMBERS = ["billing_code_type", "billing_code_type_version", "billing_code", "description"]
 
 RATE_COLUMNS = {
     "network_id": STRING,
@@ -91,8 +93,8 @@ RATE_COLUMNS = {
     "billing_code_modifier": LIST,
     "additional_information": STRING,
     "severity_of_illness": STRING,
-    "bundled_codes": LIST,
-    "covered_services": LIST,
+    "bundled_codes": CODES,
+    "covered_services": CODES,
     "provider_group_ids": LIST,
 }
 
@@ -149,6 +151,13 @@ def _type_matches(arrow_type: pa.DataType, kind: str) -> bool:
         return pa.types.is_float64(arrow_type)
     if kind == INT:
         return pa.types.is_int64(arrow_type)
+    if kind == CODES:  # a list of structs of four strings, in this order
+        if not pa.types.is_list(arrow_type) or not pa.types.is_struct(arrow_type.value_type):
+            return False
+        members = list(arrow_type.value_type)
+        return [f.name for f in members] == CODE_MEMBERS and all(
+            _type_matches(f.type, STRING) for f in members
+        )
     return (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) and (
         _type_matches(arrow_type.value_type, STRING)
     )
@@ -166,7 +175,12 @@ FEMUR_DESC = (
     "Under Repair, Revision, and/or Reconstruction Procedures on the Femur (Thigh Region) "
     "and Knee Joint"
 )
-KNEE_BUNDLE = ["CPT:27447", "CPT:27446"]
+# The bundle and capitation samples (v1 and v2) list the same two codes, with one description.
+KNEE_BUNDLE = [
+    {"billing_code_type": "CPT", "billing_code_type_version": "2020", "billing_code": code,
+     "description": FEMUR_DESC}
+    for code in ("27447", "27446")
+]  # fmt: skip
 
 
 def _item(
@@ -177,8 +191,8 @@ def _item(
     name: str,
     description: str,
     *,
-    bundled_codes: list[str] | None = None,
-    covered_services: list[str] | None = None,
+    bundled_codes: list[dict[str, str | None]] | None = None,
+    covered_services: list[dict[str, str | None]] | None = None,
 ) -> dict[str, Any]:
     """The item-level columns of a rates row."""
     return {

@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch import workflow
@@ -650,6 +653,38 @@ def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
         assert len(table(folder / "rates.parquet")) == expected_rows(sf, name)[0]
 
 
+def test_workflow_redoes_tasks_finished_with_tables_of_version_1(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """A mark without the tables' version holds version 1 tables (bundled_codes as texts):
+    the task is redone, so the run's rates view never mixes list<string> and list<struct>."""
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert snakemake(tmp_path, *args).returncode == 0
+    folder = tmp_path / "results" / "alpha"
+    mark = json.loads((folder / ".done").read_text())
+    assert mark["tables"] == 2
+    # alpha as a run of version 1 left it: its mark without the key, its lists of codes texts
+    del mark["tables"]
+    (folder / ".done").write_text(json.dumps(mark))
+    old = pq.read_table(folder / "rates.parquet")
+    for name in ("bundled_codes", "covered_services"):
+        at = old.schema.get_field_index(name)
+        old = old.set_column(at, name, pa.nulls(len(old), pa.list_(pa.string())))
+    pq.write_table(old, folder / "rates.parquet")
+
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "urls source list.txt: 2 files; 1 already done, 1 to extract" in proc.stderr
+    assert finished(proc) == ["alpha"]
+    assert pq.read_schema(folder / "rates.parquet").equals(RATES_SCHEMA)
+    assert json.loads((folder / ".done").read_text())["tables"] == 2
+    with duckdb.connect(str(tmp_path / "results" / "mrfbatch.duckdb"), read_only=True) as con:
+        (count,) = con.execute("SELECT count(*) FROM rates").fetchone() or (None,)
+    assert count == sum(expected_rows(sf, name)[0] for name, sf in served["files"].items())
+
+
 def test_workflow_whitelist_that_matches_nothing_is_said(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -729,6 +764,7 @@ def test_recipe_holds_the_format_unless_parquet() -> None:
         "provider_batch_size": 50000,
         "rate_batch_size": 100000,
         "engine": "fast",
+        "tables": 2,  # bundled_codes and covered_services as lists of structs
     }
     assert csv == {**parquet, "format": "csv"}
 

@@ -6,6 +6,9 @@ NEED_MORE: int  # add_records stopped at a record not whole in the data given
 FULL: int  # add_records stopped because `limit` rows are gathered
 
 Buffer = bytes | bytearray | memoryview
+# A bundled or covered code: billing_code_type, billing_code_type_version, billing_code and
+# description, in this order, to their text or None (mrfbatch.tables.Code).
+Code = dict[str, str | None]
 
 def spill_references(
     text: Buffer,
@@ -59,8 +62,8 @@ ItemHead = tuple[
     str | None,  # description
     str | None,  # severity_of_illness
     str | int | None,  # billing_code
-    list[str] | None,  # bundled_codes, as "type:code"
-    list[str] | None,  # covered_services, as "type:code"
+    list[Code] | None,  # bundled_codes
+    list[Code] | None,  # covered_services
     int,  # where the rates start (just after negotiated_rates' `[`), or -1
 ]
 

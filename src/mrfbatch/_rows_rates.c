@@ -346,9 +346,9 @@ text_object(const char *text, Py_ssize_t size)
     return PyUnicode_DecodeUTF8(text, size, "strict");
 }
 
-/* One bundled_codes or covered_services object's members (rows._Code). */
+/* One bundled_codes or covered_services object's members, in tables.CODE_FIELDS order. */
 typedef struct {
-    const char *text[4]; /* billing_code_type, billing_code, and two that are only checked */
+    const char *text[4]; /* billing_code_type, _version, billing_code, description */
     Py_ssize_t size[4];
     int seen;
 } Code;
@@ -358,8 +358,8 @@ code_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 {
     Code *code = arg;
     int f = KEY_IS("billing_code_type") ? 0
-            : KEY_IS("billing_code") ? 1
-            : KEY_IS("billing_code_type_version") ? 2
+            : KEY_IS("billing_code_type_version") ? 1
+            : KEY_IS("billing_code") ? 2
             : KEY_IS("description") ? 3
             : -1;
     if (f < 0 || (code->seen & (1 << f))) {
@@ -369,32 +369,44 @@ code_field(Text *t, const char *name, Py_ssize_t size, void *arg)
     return text_or_null(t, &code->text[f], &code->size[f]);
 }
 
-/* One code object, appended to the list `arg` as "type:code" (rows._code_pair). */
+/* One code object, appended to the list `arg` as a dict of its four members, in this order
+ * (tables.Code: None where null or absent). */
 static int
 code(Text *t, char c, void *arg)
 {
+    static const char *const names[4] = {
+        "billing_code_type", "billing_code_type_version", "billing_code", "description"};
+    static PyObject *keys[4]; /* made once, kept for the process: no string per code */
     Code code = {.seen = 0};
     int rc = c == '{' ? members(t, code_field, &code) : GIVE_UP;
     if (rc != DONE) {
         return rc;
     }
-    Py_ssize_t size = code.size[0] + 1 + code.size[1];
-    char *joined = PyMem_Malloc((size_t)size);
-    if (joined == NULL) {
-        PyErr_NoMemory();
+    for (int f = 0; f < 4; f++) {
+        if (keys[f] == NULL && (keys[f] = PyUnicode_InternFromString(names[f])) == NULL) {
+            return FAILED;
+        }
+    }
+    PyObject *entry = PyDict_New();
+    if (entry == NULL) {
         return FAILED;
     }
-    memcpy(joined, code.text[0] ? code.text[0] : "", (size_t)code.size[0]);
-    joined[code.size[0]] = ':';
-    memcpy(joined + code.size[0] + 1, code.text[1] ? code.text[1] : "", (size_t)code.size[1]);
-    PyObject *pair = text_object(joined, size);
-    PyMem_Free(joined);
-    rc = pair == NULL || PyList_Append(arg, pair) < 0 ? FAILED : DONE;
-    Py_XDECREF(pair);
+    rc = DONE;
+    for (int f = 0; rc == DONE && f < 4; f++) {
+        PyObject *v = code.text[f] ? text_object(code.text[f], code.size[f]) : Py_NewRef(Py_None);
+        if (v == NULL || PyDict_SetItem(entry, keys[f], v) < 0) {
+            rc = FAILED;
+        }
+        Py_XDECREF(v);
+    }
+    if (rc == DONE && PyList_Append(arg, entry) < 0) {
+        rc = FAILED;
+    }
+    Py_DECREF(entry);
     return rc;
 }
 
-/* A bundled_codes or covered_services list: its "type:code" texts, `[` consumed. */
+/* A bundled_codes or covered_services list: its codes' dicts, `[` consumed. */
 static int
 code_list(Text *t, PyObject **out)
 {

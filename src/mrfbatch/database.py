@@ -21,6 +21,7 @@ views point at the old place (the next run writes them again).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -134,13 +135,15 @@ def table_sql(schema: pa.Schema, paths: Sequence[str]) -> str:
 
 
 def _csv_sql(schema: pa.Schema, paths: Sequence[str]) -> str:
-    # A CSV list column is text: its type is VARCHAR until from_json makes it a list again.
+    # A CSV list column is text: its type is VARCHAR until from_json makes it a list again
+    # (of strings, or of structs for bundled_codes and covered_services).
     types = ", ".join(
         f"{_literal(f.name)}: {_literal('VARCHAR' if _is_list(f) else duck_type(f.type))}"
         for f in schema
     )
     columns = ", ".join(
-        f"CAST(from_json({f.name}, '[\"VARCHAR\"]') AS VARCHAR[]) AS {f.name}"
+        f"CAST(from_json({f.name}, {_literal(json_structure(f.type))}) AS {duck_type(f.type)})"
+        f" AS {f.name}"
         if _is_list(f)
         else f.name
         for f in schema
@@ -158,9 +161,16 @@ def _is_list(field: pa.Field) -> bool:
 
 
 def duck_type(kind: pa.DataType) -> str:
-    """The DuckDB type of a column type the run's tables use."""
+    """The DuckDB type of a column type the run's tables use.
+
+    >>> duck_type(pa.list_(pa.struct([("a", pa.string())])))
+    'STRUCT("a" VARCHAR)[]'
+    """
     if pa.types.is_list(kind):
         return f"{duck_type(kind.value_type)}[]"
+    if pa.types.is_struct(kind):
+        members = ", ".join(f'"{f.name}" {duck_type(f.type)}' for f in kind)
+        return f"STRUCT({members})"
     names = {
         pa.string(): "VARCHAR",
         pa.float64(): "DOUBLE",
@@ -168,6 +178,19 @@ def duck_type(kind: pa.DataType) -> str:
         pa.bool_(): "BOOLEAN",
     }
     return names[kind]
+
+
+def json_structure(kind: pa.DataType) -> str:
+    """The structure DuckDB's from_json takes to read a column of `kind` from JSON text.
+
+    >>> json_structure(pa.list_(pa.struct([("a", pa.string())])))
+    '[{"a":"VARCHAR"}]'
+    """
+    if pa.types.is_list(kind):
+        return f"[{json_structure(kind.value_type)}]"
+    if pa.types.is_struct(kind):
+        return "{" + ",".join(f"{json.dumps(f.name)}:{json_structure(f.type)}" for f in kind) + "}"
+    return json.dumps(duck_type(kind))
 
 
 def _absolute(path: str) -> str:

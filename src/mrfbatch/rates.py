@@ -31,7 +31,6 @@ from mrfbatch.tables import (
     Group,
     Quality,
     code_list,
-    code_pair,
     group_key,
     inline_key,
     number,
@@ -270,7 +269,15 @@ class ItemRows:
         codes = (
             None
             if codes is None
-            else [code_pair(c.billing_code_type, c.billing_code) for c in codes]
+            else [
+                {
+                    "billing_code_type": c.billing_code_type,
+                    "billing_code_type_version": c.billing_code_type_version,
+                    "billing_code": c.billing_code,
+                    "description": c.description,
+                }
+                for c in codes
+            ]
             for codes in (item.bundled_codes, item.covered_services)
         )
         item_values = (

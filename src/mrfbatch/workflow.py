@@ -6,11 +6,11 @@ pytest reaches it.
 When a task is done is decided here, not by Snakemake's rerun triggers: a task is done when
 `{output_dir}/{network_id}/.done` exists, the extract job's one declared output. The job writes
 it after a successful extraction only, holding the task's recipe (URL without secrets, plans,
-whitelist, batch sizes, engine, format). A failed or incomplete extraction exits non-zero, so
-the next run redoes it, while its status.json (and an incomplete task's tables, which Snakemake
-does not know of) stay for the manifest. Before the run, `task_targets` removes every mark that
-no longer tells the truth (another recipe, a table deleted by hand), so Snakemake redoes
-exactly the tasks the console counts as not done.
+whitelist, batch sizes, engine, format, the tables' version). A failed or incomplete extraction
+exits non-zero, so the next run redoes it, while its status.json (and an incomplete task's
+tables, which Snakemake does not know of) stay for the manifest. Before the run,
+`task_targets` removes every mark that no longer tells the truth (another recipe, a table
+deleted by hand), so Snakemake redoes exactly the tasks the console counts as not done.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import load_tasks
 from mrfbatch.status import EXIT_STATUS, timestamp
 from mrfbatch.summary import task_line
-from mrfbatch.tables import keep_pandas_out
+from mrfbatch.tables import TABLES_VERSION, keep_pandas_out
 from mrfbatch.tasks import Task, read_tasks, write_tasks
 from mrfbatch.whitelist import load_whitelist
 
@@ -87,6 +87,10 @@ class Run:
         # Marks written before the format key made Parquet: they stay true for a Parquet run.
         if settings["format"] != "parquet":
             recipe["format"] = settings["format"]
+        # Marks without the key hold tables of version 1 (bundled_codes as "type:code" texts):
+        # a task finished so is redone, so the run's views never mix two shapes of a column.
+        if TABLES_VERSION != 1:
+            recipe["tables"] = TABLES_VERSION
         return recipe
 
 

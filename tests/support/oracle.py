@@ -32,6 +32,9 @@ _METADATA_KEYS = [
     "version",
 ]
 
+# The members of a bundled_codes / covered_services entry, in the order the column's struct has.
+_CODE_KEYS = ("billing_code_type", "billing_code_type_version", "billing_code", "description")
+
 
 class Generated(Protocol):
     """What the oracle reads of a generated file (a :class:`synth.SynthFile`)."""
@@ -161,11 +164,11 @@ def expected(
 def _rate_row(
     network_id: str, item: Mapping[str, Json], price: Mapping[str, Json], keys: list[str]
 ) -> dict[str, Any]:
-    def codes(name: str) -> list[str] | None:
+    def codes(name: str) -> list[dict[str, str | None]] | None:
         entries = item.get(name)
         if entries is None:
             return None
-        return [f"{e['billing_code_type']}:{e['billing_code']}" for e in entries]
+        return [{key: _text(e.get(key)) for key in _CODE_KEYS} for e in entries]
 
     return {
         "network_id": network_id,
@@ -191,6 +194,8 @@ def _rate_row(
 
 
 def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):  # a bundled or covered code
+        return tuple((k, _freeze(v)) for k, v in sorted(value.items()))
     return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
 
 

@@ -256,7 +256,13 @@ class _Builder:
         item["negotiated_rates"] = rates
         if arrangement != "ffs":
             key = "bundled_codes" if arrangement == "bundle" else "covered_services"
-            item[key] = [dict(zip(_CODE_KEYS, code, strict=True)) for code in rng.sample(_CODES, 2)]
+            codes = [dict(zip(_CODE_KEYS, code, strict=True)) for code in rng.sample(_CODES, 2)]
+            if len(self.sf.unknown_per_item) % 2:  # every other one: a code as some payers
+                del codes[1]["description"]  # write it, which C leaves to Python
+                codes[1]["billing_code_type_version"] = RawNumber(
+                    str(codes[1]["billing_code_type_version"])
+                )
+            item[key] = codes
         self.sf.unknown_per_item.append(unknown)
         return item
 
