@@ -3,6 +3,7 @@
 rule manifest:
     input:
         tasks=PATHS.tasks,
+        skipped=PATHS.skipped,
         done=get_task_targets,
     output:
         manifest=PATHS.manifest,

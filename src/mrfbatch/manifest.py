@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
 from mrfbatch.redact import redact_url
-from mrfbatch.tasks import Task
+from mrfbatch.tasks import IN_NETWORK, SkippedEntry, Task
 
 STATUSES = ("success", "incomplete", "failed", "not_run")
 
@@ -30,13 +30,20 @@ _COUNTS = (
 
 
 def build_manifest(
-    tasks: Iterable[Task], layout: RunLayout, source_type: str, source_input: str
+    tasks: Iterable[Task],
+    layout: RunLayout,
+    source_type: str,
+    source_input: str,
+    skipped: tuple[Sequence[SkippedEntry], int] = ((), 0),
 ) -> dict[str, Any]:
     """Collect every task's status into the manifest (see docs/output.md).
 
-    A task whose status cannot be found (never run, or interrupted) is `not_run`.
+    A task whose status cannot be found (never run, or interrupted) is `not_run`. `skipped`:
+    the entries of the source that gave no task (as :func:`mrfbatch.tasks.read_skipped` gives
+    them: the first ones kept, and how many there were).
     """
     extractions = [_entry(task, layout) for task in tasks]
+    entries, total = skipped
     count = {status: sum(e["status"] == status for e in extractions) for status in STATUSES}
     return {
         "extraction_run": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -44,6 +51,8 @@ def build_manifest(
         "source_input": redact_url(source_input),
         "output_dir": layout.output_dir,
         "total_tasks": len(extractions),
+        "skipped_entries": [{"where": e.where, "reason": e.reason} for e in entries],
+        "skipped_entries_total": max(total, len(entries)),
         "extractions": extractions,
         "summary": {
             "successful": count["success"],
@@ -63,6 +72,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "url": redact_url(task.url),
         "network_id": task.network_id,
+        "file_kind": _expected_kind(task),
         "status": "not_run",
         "duration_seconds": None,
         "output_files": {},
@@ -89,7 +99,15 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         file_metadata=status.get("file_metadata") or {},
         **{key: status.get(key) for key in _COUNTS},
     )
+    if isinstance(status.get("file_kind"), str):  # what the extraction found the file to be
+        entry["file_kind"] = status["file_kind"]
     return entry
+
+
+def _expected_kind(task: Task) -> str:
+    """The kind of file the task's source says it is (an index's tasks), else in-network."""
+    kind = task.extra_args.get("file_kind")
+    return kind if isinstance(kind, str) else IN_NETWORK
 
 
 def write_manifest(manifest: dict[str, Any], path: str) -> None:
