@@ -3,7 +3,6 @@
 rule manifest:
     input:
         tasks=PATHS.tasks,
-        skipped=PATHS.skipped,
         done=get_task_targets,
     output:
         manifest=PATHS.manifest,

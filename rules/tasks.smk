@@ -2,9 +2,7 @@ checkpoint tasks:
     input:
         get_source_files,
     output:
-        tasks=PATHS.tasks,
-        # the index entries that gave no task, for the console and the manifest
-        skipped=PATHS.skipped,
+        PATHS.tasks,
     log:
         PATHS.tasks_log,
     localrule: True

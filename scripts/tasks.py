@@ -12,10 +12,9 @@ from mrfbatch.workflow import tasks_job  # noqa: E402
 code = tasks_job(
     snakemake.params.source,
     str(snakemake.config["input"]),
-    snakemake.output.tasks,
+    snakemake.output[0],
     snakemake.config["output_dir"],
     snakemake.log[0],
-    snakemake.output.skipped,
     snakemake.params.file_types,
 )
 sys.exit(code)

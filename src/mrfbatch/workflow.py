@@ -181,15 +181,16 @@ def lock_output_dir(layout: RunLayout) -> None:
 
 
 def make_tasks(
-    source: str,
-    source_input: str,
-    tasks_path: str,
-    output_dir: str,
-    skipped_path: str,
-    file_types: str,
+    source: str, source_input: str, tasks_path: str, output_dir: str, file_types: str
 ) -> list[Task]:
     """The checkpoint's body: normalize a source into the tasks TSV, and write the entries it
-    skipped to `skipped_path` (an empty list for a source that skips none)."""
+    skipped beside it (RunLayout.skipped; an empty list for a source that skipped none).
+
+    The skipped entries are no output Snakemake knows of: a tasks TSV kept from a run of an
+    earlier version (or edited by hand) is not read again because the file is missing.
+    """
+    skipped_path = RunLayout(output_dir).skipped
+    Path(skipped_path).unlink(missing_ok=True)  # an unusable source leaves none behind
     loaded = load_source(source, str(source_input), file_types=file_types)
     write_tasks(loaded.tasks, tasks_path, output_dir)
     write_skipped(loaded.skipped, skipped_path)
@@ -213,7 +214,6 @@ def tasks_job(
     tasks_path: str,
     output_dir: str,
     log_path: str,
-    skipped_path: str,
     file_types: str,
 ) -> int:
     """The checkpoint's job: make_tasks, logging to `log_path`; its exit status.
@@ -223,7 +223,7 @@ def tasks_job(
     """
     handlers = _log_to(log_path, echo=False, urls=[source_input])
     try:
-        make_tasks(source, source_input, tasks_path, output_dir, skipped_path, file_types)
+        make_tasks(source, source_input, tasks_path, output_dir, file_types)
     except MrfError as exc:
         message = redact_text(str(exc), [source_input])
         log.error("%s", message)
