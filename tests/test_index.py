@@ -122,6 +122,39 @@ def test_parse_index_reads_the_cms_v2_sample(tic_examples: Path) -> None:
     ]
 
 
+def test_parse_index_allowed_amount_files_of_the_cms_v2_sample(tic_examples: Path) -> None:
+    path = tic_examples / "v2" / "table-of-contents-sample.json"
+    tasks = parse_index(path, file_types="allowed_amounts")
+    cms = {"issuer_name": "CMS"}
+    allowed = {
+        **V2_HEADER,
+        "file_description": "allowed amount file",
+        "file_kind": "allowed-amounts",
+    }
+    assert tasks == [
+        Task(
+            "allowed-amount-file-987665",
+            "https://www.some_site.com/files/allowed-amount-file-987665.json",
+            ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}),
+            allowed,
+        ),
+        Task(
+            "chip-allowed-amount-file",
+            "https://www.some_site.com/files/chip-allowed-amount-file.json",
+            ({**CHIP_V1, **cms},),
+            allowed,
+        ),
+    ]
+    both = parse_index(path, file_types="both")
+    assert [t.network_id for t in both] == [
+        "allowed-amount-file-987665",
+        "behavioral-health-0000",
+        "chip-allowed-amount-file",
+        "chip-in-network-file",
+        "in-network-file-123456",
+    ]
+
+
 def test_parse_index_rejects_the_cms_in_network_sample(tic_examples: Path) -> None:
     path = tic_examples / "v1" / "in-network-rates-multiple-plans-sample.json"
     with pytest.raises(SourceError, match="looks like an in-network rates file"):
