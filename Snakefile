@@ -4,6 +4,7 @@
 #
 # Output contract (config/schema.yaml lists every key; paths: src/mrfbatch/layout.py):
 #   {output_dir}/tasks.tsv                                   the normalized source (checkpoint)
+#   {output_dir}/skipped-entries.json                        source entries that gave no task
 #   {output_dir}/{network_id}/rates.parquet                  one row per negotiated price
 #   {output_dir}/{network_id}/providers.parquet              one row per (provider group, NPI)
 #                                                            (format: csv -> rates.csv, ...)

@@ -10,6 +10,7 @@ checkpoint tasks:
         "../envs/mrfbatch.yaml"
     params:
         source=config["source"],
+        file_types=config["file_types"],
         # Without the query string: params are kept in .snakemake/metadata.
         source_key=redact_url(str(config["input"])),
     script:

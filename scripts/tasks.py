@@ -15,5 +15,6 @@ code = tasks_job(
     snakemake.output[0],
     snakemake.config["output_dir"],
     snakemake.log[0],
+    snakemake.params.file_types,
 )
 sys.exit(code)

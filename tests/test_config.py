@@ -166,6 +166,12 @@ def test_check_config_names_an_unknown_key_before_a_missing_input() -> None:
             id="runtime-0",
         ),
         pytest.param(
+            "file_types",
+            "oon",
+            "config key 'file_types' is 'oon'; allowed values: in_network, allowed_amounts, both",
+            id="file_types-unknown",
+        ),
+        pytest.param(
             "retries",
             -1,
             "config key 'retries' is -1; allowed values: integers >= 0",
@@ -453,6 +459,7 @@ def test_describe_words_every_property_of_the_schema() -> None:
     expected = {
         "source": "csv, index, urls, url",
         "input": "non-empty text",
+        "file_types": "in_network, allowed_amounts, both",
         "output_dir": "non-empty text on one line",
         "log_dir": "non-empty text on one line or null",
         "cpt_whitelist": "non-empty text or null",

@@ -114,6 +114,18 @@ def test_console_task_lines_count_up_to_the_tasks_to_do(tmp_path: Path) -> None:
     ]
 
 
+def test_console_header_says_what_the_source_skipped(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    skipped = ", 1 entry skipped (reporting_structure[3].in_network_files[7]: location is missing)"
+    run.console.plan(total=586, done=0, skipped=skipped)
+    run.status("alpha")
+    run.feed(job_info(7, "alpha"))
+    assert run.lines[0] == (
+        "csv source plans.csv: 586 files, 1 entry skipped (reporting_structure[3]."
+        "in_network_files[7]: location is missing); 0 already done, 586 to extract, 2 at a time"
+    )
+
+
 def test_console_incomplete_line_says_what_is_missing(tmp_path: Path) -> None:
     run = Run(tmp_path)
     run.console.plan(total=1, done=0)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from mrfbatch.errors import SourceError
-from mrfbatch.sources import parse_index
-from mrfbatch.tasks import Task
+from mrfbatch.errors import SourceError, UsageError
+from mrfbatch.sources import parse_index, read_index
+from mrfbatch.tasks import SkippedEntry, Task
 from mrfbatch.transport import TransportSettings
 from support.tocs import GOLD, SILVER, structure, toc, write
 
@@ -65,8 +65,10 @@ V2_HEADER = {
     "index_last_updated_on": "2023-04-19",
     "index_version": "2.0.0",
 }
-BEHAVIORAL = {"file_description": "behavioral in-network shared file"}
-IN_NETWORK = {"file_description": "in-network file"}
+# An index's tasks say which kind of file the index lists them as.
+IN_NETWORK_KIND = {"file_kind": "in-network"}
+BEHAVIORAL = {"file_description": "behavioral in-network shared file", **IN_NETWORK_KIND}
+IN_NETWORK = {"file_description": "in-network file", **IN_NETWORK_KIND}
 # What toc() writes (support.tocs.ACME), and structure()'s description.
 ACME_EXTRA = {
     "index_reporting_entity_name": "Acme Health",
@@ -74,6 +76,7 @@ ACME_EXTRA = {
     "index_last_updated_on": "2024-05-01",
     "index_version": "1.0.0",
     "file_description": "in-network file",
+    "file_kind": "in-network",
 }
 
 
@@ -119,6 +122,39 @@ def test_parse_index_reads_the_cms_v2_sample(tic_examples: Path) -> None:
     ]
 
 
+def test_parse_index_allowed_amount_files_of_the_cms_v2_sample(tic_examples: Path) -> None:
+    path = tic_examples / "v2" / "table-of-contents-sample.json"
+    tasks = parse_index(path, file_types="allowed_amounts")
+    cms = {"issuer_name": "CMS"}
+    allowed = {
+        **V2_HEADER,
+        "file_description": "allowed amount file",
+        "file_kind": "allowed-amounts",
+    }
+    assert tasks == [
+        Task(
+            "allowed-amount-file-987665",
+            "https://www.some_site.com/files/allowed-amount-file-987665.json",
+            ({**MEDICAID_V1, **cms}, {**MEDICARE_V1, **cms}),
+            allowed,
+        ),
+        Task(
+            "chip-allowed-amount-file",
+            "https://www.some_site.com/files/chip-allowed-amount-file.json",
+            ({**CHIP_V1, **cms},),
+            allowed,
+        ),
+    ]
+    both = parse_index(path, file_types="both")
+    assert [t.network_id for t in both] == [
+        "allowed-amount-file-987665",
+        "behavioral-health-0000",
+        "chip-allowed-amount-file",
+        "chip-in-network-file",
+        "in-network-file-123456",
+    ]
+
+
 def test_parse_index_rejects_the_cms_in_network_sample(tic_examples: Path) -> None:
     path = tic_examples / "v1" / "in-network-rates-multiple-plans-sample.json"
     with pytest.raises(SourceError, match="looks like an in-network rates file"):
@@ -153,19 +189,21 @@ def test_parse_index_counts_allowed_amount_files_without_tasks(
     with caplog.at_level(logging.INFO, logger="mrfbatch.sources.index"):
         tasks = parse_index(path)
     assert [t.url for t in tasks] == ["https://files.example/a.json"]
-    assert "2 reporting structures, 1 in-network file entries, 2 allowed-amount files" in (
-        caplog.text
-    )
+    assert (
+        "2 reporting structures, 1 in-network file entries, 2 allowed-amount file entries; "
+        "file_types in_network: 1 files, 0 entries skipped"
+    ) in caplog.text
 
 
 def test_parse_index_only_allowed_amount_files_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "toc.json", toc(structure([GOLD])))
-    with pytest.raises(
-        SourceError,
-        match=r"lists no in-network files \(reporting structures: 1; allowed-amount files, "
-        r"which are not extracted: 1\)",
-    ):
+    with pytest.raises(SourceError) as caught:
         parse_index(path)
+    assert str(caught.value) == (
+        f"index {path} lists no in-network files (reporting structures: 1; in-network file "
+        "entries: 0; allowed-amount file entries: 1; file_types in_network); file_types "
+        "allowed_amounts or both makes tasks of the allowed-amount files"
+    )
 
 
 @pytest.mark.parametrize("last", [False, True], ids=["header-first", "header-last"])
@@ -182,6 +220,7 @@ def test_parse_index_puts_the_header_in_extra_args_wherever_it_is(
         "index_last_updated_on": "2024-05-01",
         "index_version": "1.0.0",
         "file_description": "in-network file",
+        "file_kind": "in-network",
     }
 
 
@@ -219,7 +258,7 @@ def test_parse_index_header_values_that_are_not_strings(
         '"in_network_files": [{"location": "https://f.example/a.json"}]}]}'
     )
     [task] = parse_index(write(tmp_path, "toc.json", text))
-    assert task.extra_args == expected
+    assert task.extra_args == {**expected, **IN_NETWORK_KIND}
 
 
 def test_parse_index_joins_the_distinct_descriptions_of_a_file(tmp_path: Path) -> None:
@@ -247,24 +286,24 @@ def test_parse_index_joins_the_distinct_descriptions_of_a_file(tmp_path: Path) -
             "other",
             "https://files.example/other.json",
             (GOLD,),
-            {"file_description": "Other PPO rates"},
+            {"file_description": "Other PPO rates", **IN_NETWORK_KIND},
         ),
         Task(
             "shared",
             f"{shared}?sig=1",
             (GOLD, SILVER),
-            {"file_description": "in-network file | HMO rates | PPO tier 1"},
+            {"file_description": "in-network file | HMO rates | PPO tier 1", **IN_NETWORK_KIND},
         ),
     ]
 
 
-def test_parse_index_without_header_or_descriptions_has_no_extra_args(tmp_path: Path) -> None:
+def test_parse_index_without_header_or_descriptions_has_only_the_kind(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "toc.json",
         toc(structure([GOLD], "https://f.example/a.json", description=None), header={}),
     )
-    assert parse_index(path) == [Task("a", "https://f.example/a.json", (GOLD,))]
+    assert parse_index(path) == [Task("a", "https://f.example/a.json", (GOLD,), IN_NETWORK_KIND)]
 
 
 def test_parse_index_without_header_keeps_the_description(tmp_path: Path) -> None:
@@ -272,7 +311,7 @@ def test_parse_index_without_header_keeps_the_description(tmp_path: Path) -> Non
         tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json"), header={})
     )
     [task] = parse_index(path)
-    assert task.extra_args == {"file_description": "in-network file"}
+    assert task.extra_args == IN_NETWORK
 
 
 def test_parse_index_keeps_numbers_as_json_numbers(tmp_path: Path) -> None:
@@ -363,7 +402,7 @@ def test_parse_index_in_network_file_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(
         SourceError,
         match=r"not a table of contents: it looks like an in-network rates file "
-        r"\(top-level key 'in_network'\); give an in-network file as source 'url' or 'urls'",
+        r"\(top-level key 'in_network'\); give a file to extract as source 'url' or 'urls'",
     ):
         parse_index(path)
 
@@ -417,7 +456,7 @@ def test_parse_index_truncated_json_is_a_source_error(tmp_path: Path) -> None:
         parse_index(path)
 
 
-def test_parse_index_location_that_is_not_a_string_names_the_structure(tmp_path: Path) -> None:
+def test_read_index_skips_locations_that_are_not_strings(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "toc.json",
@@ -427,26 +466,35 @@ def test_parse_index_location_that_is_not_a_string_names_the_structure(tmp_path:
             structure([SILVER], 42),
         ),
     )
-    with pytest.raises(SourceError) as caught:
-        parse_index(path)
-    assert str(caught.value) == (
-        f"index {path} has 2 unusable entries: "
-        "reporting_structure[1].in_network_files[1].location is null, expected a URL string; "
-        "reporting_structure[2].in_network_files[0].location is a number, expected a URL string"
-    )
+    found = read_index(path)
+    assert [(t.network_id, t.plan_metadata) for t in found.tasks] == [
+        ("a", (GOLD,)),
+        ("b", (SILVER,)),
+    ]
+    assert found.skipped == [
+        SkippedEntry(
+            "reporting_structure[1].in_network_files[1]", "location is null, expected a URL string"
+        ),
+        SkippedEntry(
+            "reporting_structure[2].in_network_files[0]",
+            "location is a number, expected a URL string",
+        ),
+    ]
 
 
-def test_parse_index_location_missing_or_invalid_names_the_structure(tmp_path: Path) -> None:
+def test_read_index_every_entry_unusable_is_refused_naming_each(tmp_path: Path) -> None:
     item = structure([GOLD], "ftp://f.example/a.json")
     item["in_network_files"].append({"description": "no location"})
     path = write(tmp_path, "toc.json", toc(item))
     with pytest.raises(
         SourceError,
-        match=r"reporting_structure\[0\]\.in_network_files\[0\]\.location "
+        match=r"^index .*toc\.json has no usable in-network file entry \(file_types in_network; "
+        r"in-network file entries: 2; allowed-amount file entries: 1\); 2 skipped: "
+        r"reporting_structure\[0\]\.in_network_files\[0\]: location "
         r"'ftp://f\.example/a\.json' has the unsupported scheme 'ftp'.*; "
-        r"reporting_structure\[0\]\.in_network_files\[1\]\.location is missing",
+        r"reporting_structure\[0\]\.in_network_files\[1\]: location is missing$",
     ):
-        parse_index(path)
+        read_index(path)
 
 
 @pytest.mark.parametrize(
@@ -504,35 +552,13 @@ def test_parse_index_missing_relative_location_names_where_it_was_looked_for(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
         SourceError,
-        match=r"^index payer/toc\.json has 1 unusable entries: "
-        r"reporting_structure\[0\]\.in_network_files\[0\]\.location 'files/ppo\.json\.gz' is "
+        match=r"^index payer/toc\.json has no usable in-network file entry \(file_types "
+        r"in_network; in-network file entries: 1; allowed-amount file entries: 1\); 1 skipped: "
+        r"reporting_structure\[0\]\.in_network_files\[0\]: location 'files/ppo\.json\.gz' is "
         r"neither an http\(s\)/file URL nor an existing file \(looked for "
         r"payer/files/ppo\.json\.gz, relative to the folder of payer/toc\.json\)$",
     ):
         parse_index("payer/toc.json")
-
-
-def test_parse_index_structure_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "toc.json",
-        json.dumps(
-            {
-                "reporting_structure": [
-                    "oops",
-                    {"reporting_plans": {"plan_name": "x"}, "in_network_files": []},
-                    {"reporting_plans": [], "in_network_files": {"location": "https://f/a"}},
-                ]
-            }
-        ),
-    )
-    with pytest.raises(
-        SourceError,
-        match=r"reporting_structure\[0\] is a string, expected an object; "
-        r"reporting_structure\[1\]\.reporting_plans is not an array of objects \(an object\); "
-        r"reporting_structure\[2\]\.in_network_files is an object, expected an array",
-    ):
-        parse_index(path)
 
 
 def test_parse_index_missing_file_is_a_source_error(tmp_path: Path) -> None:
@@ -607,3 +633,264 @@ def test_parse_index_invalid_signed_location_is_shown_redacted(tmp_path: Path) -
     assert "location 'ftp://f.example/a.json' has the unsupported scheme 'ftp'" in str(caught.value)
     for secret in ("PASSWORD1", "SECRET1", "FRAGMENT1"):
         assert secret not in str(caught.value)
+
+
+# -- entries that cannot be used are skipped, named by their position; the rest are kept -----
+
+GOOD = structure([GOLD], "https://f.example/good.json", allowed=False)
+
+
+@pytest.mark.parametrize(
+    ("bad", "where", "reason"),
+    [
+        pytest.param(
+            "oops",
+            "reporting_structure[1]",
+            "expected a reporting structure object, found a string",
+            id="structure-not-an-object",
+        ),
+        pytest.param(
+            {
+                "reporting_plans": {"plan_name": "x"},
+                "in_network_files": [{"location": "https://f.example/x.json"}],
+            },
+            "reporting_structure[1].reporting_plans",
+            "expected an array of plan objects, found an object; the structure's files are skipped",
+            id="plans-not-an-array",
+        ),
+        pytest.param(
+            {"reporting_plans": [SILVER], "in_network_files": "https://f.example/x.json"},
+            "reporting_structure[1].in_network_files",
+            "expected an array of file objects, found a string",
+            id="files-not-an-array",
+        ),
+        pytest.param(
+            {"reporting_plans": [SILVER], "in_network_files": [["https://f.example/x.json"]]},
+            "reporting_structure[1].in_network_files[0]",
+            "expected a file object, found an array",
+            id="entry-not-an-object",
+        ),
+        pytest.param(
+            {"reporting_plans": [SILVER], "in_network_files": [{"description": "x"}]},
+            "reporting_structure[1].in_network_files[0]",
+            "location is missing",
+            id="no-location",
+        ),
+        pytest.param(
+            {"reporting_plans": [SILVER], "in_network_files": [{"location": True}]},
+            "reporting_structure[1].in_network_files[0]",
+            "location is true or false, expected a URL string",
+            id="location-not-a-string",
+        ),
+        pytest.param(
+            {
+                "reporting_plans": [SILVER],
+                "in_network_files": [{"location": "https://f.example/x y.json?sig=SECRET"}],
+            },
+            "reporting_structure[1].in_network_files[0]",
+            "location 'https://f.example/x y.json' contains a space (encode it as %20)",
+            id="url-that-cannot-be-sent",
+        ),
+        pytest.param(
+            {"reporting_plans": [SILVER], "in_network_files": [{"location": "https:///x.json"}]},
+            "reporting_structure[1].in_network_files[0]",
+            "location 'https:///x.json' has no host name",
+            id="url-without-host",
+        ),
+    ],
+)
+def test_read_index_skips_an_unusable_entry_and_keeps_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: Any, where: str, reason: str
+) -> None:
+    path = write(tmp_path, "toc.json", toc(GOOD, bad))
+    with caplog.at_level(logging.WARNING, logger="mrfbatch.sources.index"):
+        found = read_index(path)
+    assert found.tasks == [Task("good", "https://f.example/good.json", (GOLD,), ACME_EXTRA)]
+    assert found.skipped == [SkippedEntry(where, reason)]
+    assert [r.getMessage() for r in caplog.records] == [f"index {path}: skipped {where}: {reason}"]
+    assert "SECRET" not in caplog.text
+
+
+def test_read_index_skips_plans_that_are_not_objects_and_keeps_the_others(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(structure([GOLD, "Silver HMO", SILVER, None], "https://f.example/a.json")),
+    )
+    found = read_index(path)
+    assert [t.plan_metadata for t in found.tasks] == [(GOLD, SILVER)]
+    assert found.skipped == [
+        SkippedEntry(
+            "reporting_structure[0].reporting_plans[1]", "expected a plan object, found a string"
+        ),
+        SkippedEntry(
+            "reporting_structure[0].reporting_plans[3]", "expected a plan object, found null"
+        ),
+    ]
+
+
+def test_read_index_skips_in_order_and_says_every_position(tmp_path: Path) -> None:
+    """Positions count every structure and entry, usable or not."""
+    third = structure([SILVER], "https://f.example/c.json", None, "https://f.example/d.json")
+    path = write(tmp_path, "toc.json", toc(GOOD, 7, third, structure([GOLD], 1.5)))
+    found = read_index(path)
+    assert [t.network_id for t in found.tasks] == ["c", "d", "good"]
+    assert [entry.where for entry in found.skipped] == [
+        "reporting_structure[1]",
+        "reporting_structure[2].in_network_files[1]",
+        "reporting_structure[3].in_network_files[0]",
+    ]
+
+
+def test_read_index_structure_that_is_not_an_object_alone_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", '{"reporting_structure": ["oops", 3]}')
+    with pytest.raises(SourceError) as caught:
+        read_index(path)
+    assert str(caught.value) == (
+        f"index {path} has no usable in-network file entry (file_types in_network; in-network "
+        "file entries: 0; allowed-amount file entries: 0); 2 skipped: reporting_structure[0]: "
+        "expected a reporting structure object, found a string; reporting_structure[1]: "
+        "expected a reporting structure object, found a number"
+    )
+
+
+def test_read_index_without_problems_skips_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json")))
+    assert read_index(path).skipped == []
+
+
+# -- file_types: which files become tasks ---------------------------------------------------
+
+ALLOWED_URL = "https://files.example/allowed-amounts.json"  # what structure() lists
+ALLOWED_EXTRA = {
+    **ACME_EXTRA,
+    "file_description": "allowed amounts",
+    "file_kind": "allowed-amounts",
+}
+
+
+def test_read_index_allowed_amounts_makes_tasks_of_allowed_amount_files(tmp_path: Path) -> None:
+    """One object per structure (the schema's form); the file shared by two structures
+    carries both their plans; in-network files are left out."""
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure([GOLD], "https://f.example/a.json"),
+            structure([SILVER], "https://f.example/b.json"),
+        ),
+    )
+    assert parse_index(path, file_types="allowed_amounts") == [
+        Task("allowed-amounts", ALLOWED_URL, (GOLD, SILVER), ALLOWED_EXTRA)
+    ]
+
+
+def test_read_index_allowed_amount_file_as_an_array(tmp_path: Path) -> None:
+    """Some payers write allowed_amount_file as an array of objects, not one object."""
+    item = structure([SILVER], allowed=False)
+    item["allowed_amount_file"] = [
+        {"description": "east", "location": "https://files.example/aa-east.json"},
+        {"location": 5},
+        {"description": "west", "location": "https://files.example/aa-west.json"},
+    ]
+    path = write(tmp_path, "toc.json", toc(item, header={}))
+    found = read_index(path, file_types="allowed_amounts")
+    kind = {"file_kind": "allowed-amounts"}
+    assert found.tasks == [
+        Task(
+            "aa-east",
+            "https://files.example/aa-east.json",
+            (SILVER,),
+            {"file_description": "east", **kind},
+        ),
+        Task(
+            "aa-west",
+            "https://files.example/aa-west.json",
+            (SILVER,),
+            {"file_description": "west", **kind},
+        ),
+    ]
+    assert found.skipped == [
+        SkippedEntry(
+            "reporting_structure[0].allowed_amount_file[1]",
+            "location is a number, expected a URL string",
+        )
+    ]
+
+
+def test_read_index_both_gives_every_file_with_its_kind(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(
+            structure([GOLD], "https://f.example/a.json"),
+            structure([SILVER], "https://f.example/a.json?sig=2", allowed=False),
+        ),
+    )
+    assert parse_index(path, file_types="both") == [
+        Task("a", "https://f.example/a.json", (GOLD, SILVER), ACME_EXTRA),
+        Task("allowed-amounts", ALLOWED_URL, (GOLD,), ALLOWED_EXTRA),
+    ]
+
+
+def test_read_index_unwanted_kind_is_neither_a_task_nor_checked(tmp_path: Path) -> None:
+    """file_types in_network: a bad allowed_amount_file is not looked at, so not skipped."""
+    item = structure([GOLD], "https://f.example/a.json", allowed=False)
+    item["allowed_amount_file"] = {"location": 42}
+    found = read_index(write(tmp_path, "toc.json", toc(item)))
+    assert ([t.network_id for t in found.tasks], found.skipped) == (["a"], [])
+
+
+def test_read_index_allowed_amounts_of_an_index_without_any_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json", allowed=False))
+    )
+    with pytest.raises(SourceError) as caught:
+        read_index(path, file_types="allowed_amounts")
+    assert str(caught.value) == (
+        f"index {path} lists no allowed-amount files (reporting structures: 1; in-network file "
+        "entries: 1; allowed-amount file entries: 0; file_types allowed_amounts); file_types "
+        "in_network or both makes tasks of the in-network files"
+    )
+
+
+def test_read_index_unknown_file_types_is_a_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "toc.json", toc(structure([GOLD], "https://f.example/a.json")))
+    with pytest.raises(UsageError, match=r"file_types is 'oon'; expected one of in_network, "):
+        read_index(path, file_types="oon")
+
+
+def test_read_index_v2_plan_fields_are_carried_into_the_tasks(tmp_path: Path) -> None:
+    """Schema 2.x reporting_plans may name the plan by EIN, with the plan sponsor and the
+    issuer: every field of the plan reaches the task (no CMS example has them)."""
+    plan = {
+        "plan_name": "Acme Employees Plan",
+        "plan_id_type": "ein",
+        "plan_id": "12-3456789",
+        "plan_market_type": "group",
+        "plan_sponsor_name": "Acme Manufacturing Inc.",
+        "issuer_name": "Acme Health Insurance Co.",
+    }
+    header = {
+        "reporting_entity_name": "Acme TPA",
+        "reporting_entity_type": "TPA",
+        "version": "2.0.0",
+    }
+    path = write(
+        tmp_path,
+        "toc.json",
+        toc(structure([plan], "https://f.example/employer.json.gz"), header=header),
+    )
+    tasks = {t.network_id: t for t in parse_index(path, file_types="both")}
+    assert sorted(tasks) == ["allowed-amounts", "employer"]
+    assert tasks["employer"].plan_metadata == (plan,)
+    assert tasks["allowed-amounts"].plan_metadata == (plan,)
+    assert tasks["employer"].extra_args == {
+        "index_reporting_entity_name": "Acme TPA",
+        "index_reporting_entity_type": "TPA",
+        "index_version": "2.0.0",
+        "file_description": "in-network file",
+        "file_kind": "in-network",
+    }

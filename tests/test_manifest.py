@@ -10,7 +10,7 @@ import pytest
 
 from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
-from mrfbatch.tasks import Task
+from mrfbatch.tasks import SkippedEntry, Task
 
 TASKS = [
     Task("alpha", "https://h.example/alpha.json?Signature=s3cr3tS1gn", ({"plan_name": "A"},)),
@@ -89,7 +89,7 @@ def test_build_manifest_carries_file_kind_and_allowed_amount_counts(tmp_path: Pa
         "allowed-amounts",
         "in-network",
         "allowed-amounts",
-        None,  # not run: no status says
+        "in-network",  # not run: what the source says (a urls source's task: in-network)
     ]
     assert by_id["alpha"]["output_files"] == tables
     assert (by_id["alpha"]["allowed_amount_rows"], by_id["alpha"]["rate_rows"]) == (7, None)
@@ -120,3 +120,45 @@ def test_write_manifest_replaces_the_file_whole(tmp_path: Path) -> None:
     write_manifest({"total_tasks": 2}, str(path))
     assert json.loads(path.read_text()) == {"total_tasks": 2}
     assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json"]
+
+
+def test_build_manifest_of_a_source_that_skipped_nothing_has_empty_skipped_entries(
+    layout: RunLayout,
+) -> None:
+    manifest = build_manifest(TASKS, layout, "urls", "list.txt")
+    assert (manifest["skipped_entries"], manifest["skipped_entries_total"]) == ([], 0)
+
+
+def test_build_manifest_lists_the_skipped_entries_and_their_total(layout: RunLayout) -> None:
+    kept = [
+        SkippedEntry("reporting_structure[0].in_network_files[2]", "location is missing"),
+        SkippedEntry("reporting_structure[4]", "expected a reporting structure object, found null"),
+    ]
+    manifest = build_manifest(TASKS, layout, "index", "toc.json", (kept, 1500))
+    assert manifest["skipped_entries"] == [
+        {"where": "reporting_structure[0].in_network_files[2]", "reason": "location is missing"},
+        {
+            "where": "reporting_structure[4]",
+            "reason": "expected a reporting structure object, found null",
+        },
+    ]
+    assert manifest["skipped_entries_total"] == 1500
+
+
+def test_build_manifest_file_kind_from_the_status_else_the_task_else_in_network(
+    layout: RunLayout,
+) -> None:
+    tasks = [
+        Task("alpha", "https://h.example/alpha.json", (), {"file_kind": "allowed-amounts"}),
+        Task("beta", "https://h.example/beta.json", (), {"file_kind": "allowed-amounts"}),
+        Task("delta", "https://h.example/delta.json", (), {"file_kind": "allowed-amounts"}),
+        Task("gamma", "https://h.example/gamma.json"),
+    ]
+    write_status(layout, "beta", status="success", file_kind="in-network")  # found when read
+    by_id = {e["network_id"]: e for e in build_manifest(tasks, layout, "index", "i")["extractions"]}
+    assert {name: entry["file_kind"] for name, entry in by_id.items()} == {
+        "alpha": "allowed-amounts",  # its status.json has no file_kind
+        "beta": "in-network",
+        "delta": "allowed-amounts",  # not run
+        "gamma": "in-network",  # a task that says no kind
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 from mrfbatch.errors import MrfError, SourceError, UsageError
 from mrfbatch.network_ids import assign_network_ids
 from mrfbatch.sources import SOURCE_TYPES, load_tasks, parse_csv, parse_url, parse_urls
-from mrfbatch.tasks import Task, read_tasks, write_tasks
+from mrfbatch.tasks import SkippedEntry, Task, read_skipped, read_tasks, write_skipped, write_tasks
 from support.tocs import GOLD, SILVER, structure, toc, write
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -813,6 +814,37 @@ def test_write_tasks_writes_the_output_prefix_column(tmp_path: Path) -> None:
         "b\texamples/b.zip\t/data/results/b\t[]\t{}",
         "",
     ]
+
+
+def test_write_skipped_round_trips_through_read_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "skipped-entries.json"
+    entries = [
+        SkippedEntry("reporting_structure[0].in_network_files[1]", "location is missing"),
+        SkippedEntry("reporting_structure[2]", "expected a reporting structure object, found null"),
+    ]
+    write_skipped(entries, path)
+    assert read_skipped(path) == (entries, 2)
+    write_skipped([], path)
+    assert read_skipped(path) == ([], 0)
+
+
+def test_write_skipped_keeps_the_first_thousand_and_counts_all(tmp_path: Path) -> None:
+    path = tmp_path / "skipped-entries.json"
+    entries = [
+        SkippedEntry(f"reporting_structure[{n}]", "location is missing") for n in range(1005)
+    ]
+    write_skipped(entries, path)
+    data = json.loads(path.read_text())
+    assert len(data["skipped_entries"]) == 1000 and data["skipped_entries_total"] == 1005
+    assert data["skipped_entries"][999] == {
+        "where": "reporting_structure[999]",
+        "reason": "location is missing",
+    }
+    assert read_skipped(path) == (entries[:1000], 1005)
+
+
+def test_read_skipped_of_a_missing_file_is_nothing(tmp_path: Path) -> None:
+    assert read_skipped(tmp_path / "skipped-entries.json") == ([], 0)
 
 
 def test_write_tasks_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:

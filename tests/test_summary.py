@@ -9,6 +9,7 @@ import pytest
 from mrfbatch import summary
 from mrfbatch.layout import RunLayout
 from mrfbatch.summary import summary_text, task_line
+from mrfbatch.tasks import SkippedEntry
 
 
 @pytest.fixture(autouse=True)
@@ -180,3 +181,37 @@ def test_summary_text_of_a_run_with_both_kinds_of_file() -> None:
         "  tables:     out/<network_id>/rates.parquet, providers.parquet, "
         "allowed_amounts.parquet, allowed_amount_providers.parquet"
     )
+
+
+def test_skipped_text_of_a_source_that_skipped_nothing_is_empty() -> None:
+    assert summary.skipped_text([], 0, "results/logs/tasks.log") == ""
+
+
+def test_skipped_text_names_a_few_entries() -> None:
+    one = SkippedEntry("reporting_structure[3].in_network_files[7]", "location is missing")
+    two = SkippedEntry(
+        "reporting_structure[5]", "expected a reporting structure object, found null"
+    )
+    assert summary.skipped_text([one], 1, "results/logs/tasks.log") == (
+        ", 1 entry skipped (reporting_structure[3].in_network_files[7]: location is missing)"
+    )
+    assert summary.skipped_text([one, two], 2, "results/logs/tasks.log") == (
+        ", 2 entries skipped (reporting_structure[3].in_network_files[7]: location is missing; "
+        "reporting_structure[5]: expected a reporting structure object, found null)"
+    )
+
+
+def test_skipped_text_of_many_entries_gives_the_count_the_first_and_the_log() -> None:
+    entries = [SkippedEntry(f"reporting_structure[{n}]", "location is missing") for n in range(4)]
+    assert summary.skipped_text(entries[:1000], 1204, "results/logs/tasks.log") == (
+        ", 1,204 entries skipped (first: reporting_structure[0]: location is missing; "
+        "see results/logs/tasks.log)"
+    )
+
+
+def test_summary_text_says_how_many_entries_were_skipped() -> None:
+    manifest = {"total_tasks": 1, "summary": {"successful": 1}, "skipped_entries_total": 2}
+    text = summary_text(manifest, RunLayout("results"), 1.0, "snakemake --cores 2")
+    assert (
+        "  skipped:    2 entries of the source, named in results/logs/tasks.log and the manifest"
+    ) in text.splitlines()

@@ -151,10 +151,118 @@ def test_workflow_index_source(served: dict[str, Any], tmp_path: Path) -> None:
         line.split("\t")[0]: json.loads(line.split("\t")[4])
         for line in (tmp_path / "results" / "tasks.tsv").read_text().splitlines()[1:]
     }
+    kind = {"file_kind": "in-network"}
     assert extra == {
-        "alpha": {**header, "file_description": "a"},
-        "beta": {**header, "file_description": "b"},
+        "alpha": {**header, "file_description": "a", **kind},
+        "beta": {**header, "file_description": "b", **kind},
     }
+    assert (m["skipped_entries"], m["skipped_entries_total"]) == ([], 0)
+
+
+# An allowed-amounts file (CMS schema: out_of_network), for an index's allowed_amount_file.
+ALLOWED_AMOUNTS = {
+    "reporting_entity_name": "Synthetic Health Plan",
+    "reporting_entity_type": "health insurance issuer",
+    "last_updated_on": "2024-05-01",
+    "version": "1.0.0",
+    "out_of_network": [
+        {
+            "name": "Knee replacement",
+            "billing_code_type": "CPT",
+            "billing_code_type_version": "2024",
+            "billing_code": "27447",
+            "description": "Total knee arthroplasty",
+            "allowed_amounts": [
+                {
+                    "tin": {"type": "ein", "value": "12-3456789"},
+                    "service_code": ["21"],
+                    "billing_class": "professional",
+                    "payments": [
+                        {
+                            "allowed_amount": 1500.0,
+                            "providers": [{"billed_charge": 2000.0, "npi": [1234567890]}],
+                        }
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
+
+def test_workflow_index_with_a_bad_entry_extracts_the_others(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """1 of 3 in-network entries has no location: 2 tasks, the bad one named in tasks.log, on
+    the console and in the manifest. Then file_types=both adds the allowed-amounts file as a
+    task of its own kind, and redoes none of the finished in-network tasks."""
+    urls = served["urls"]
+    aa_url = served["server"].add("/mrf/aa.json", json.dumps(ALLOWED_AMOUNTS).encode())
+    p1 = {"plan_name": "P1", "plan_id": "1", "plan_id_type": "ein", "plan_market_type": "group"}
+    p2 = {"plan_name": "P2", "plan_id": "2", "plan_id_type": "ein", "plan_market_type": "group"}
+    index = {
+        "reporting_entity_name": "Synthetic Health Plan",
+        "reporting_entity_type": "health insurance issuer",
+        "reporting_structure": [
+            {
+                "reporting_plans": [p1],
+                "in_network_files": [
+                    {"description": "a", "location": urls["alpha"]},
+                    {"description": "lost"},
+                ],
+                "allowed_amount_file": {"description": "oon", "location": aa_url},
+            },
+            {
+                "reporting_plans": [p2],
+                "in_network_files": [{"description": "b", "location": urls["beta"]}],
+            },
+        ],
+    }
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    where = "reporting_structure[0].in_network_files[1]"
+    proc = snakemake(tmp_path, "source=index", "input=index.json", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == ["alpha", "beta"]
+    tasks = (tmp_path / "results" / "tasks.tsv").read_text().splitlines()[1:]
+    assert [line.split("\t")[0] for line in tasks] == ["alpha", "beta"]
+    log = (tmp_path / "results" / "logs" / "tasks.log").read_text()
+    assert f"WARNING index index.json: skipped {where}: location is missing" in log
+    assert (
+        "index source index.json: 2 files, 1 entry skipped "
+        f"({where}: location is missing); 0 already done, 2 to extract" in proc.stderr
+    )
+    m = manifest(tmp_path)
+    assert m["skipped_entries"] == [{"where": where, "reason": "location is missing"}]
+    assert m["skipped_entries_total"] == 1
+    assert {e["network_id"]: e["file_kind"] for e in m["extractions"]} == {
+        "alpha": "in-network",
+        "beta": "in-network",
+    }
+
+    proc = snakemake(
+        tmp_path,
+        "source=index",
+        "input=index.json",
+        "cpt_whitelist=codes.txt",
+        "file_types=both",
+    )
+    # Only the new task runs: the in-network tasks' recipes are unchanged. Whether the
+    # allowed-amounts file is extracted is run_extraction's matter, not asserted here.
+    assert finished(proc) == ["aa"], proc.stderr[-3000:]
+    m = manifest(tmp_path)
+    by_id = {e["network_id"]: e for e in m["extractions"]}
+    assert sorted(by_id) == ["aa", "alpha", "beta"]
+    assert by_id["aa"]["file_kind"] == "allowed-amounts"
+    assert [p["plan_name"] for p in by_id["aa"]["plan_metadata"]] == ["P1"]
+    assert (by_id["alpha"]["status"], by_id["beta"]["status"]) == ("success", "success")
+    assert (by_id["alpha"]["file_kind"], by_id["beta"]["file_kind"]) == ("in-network",) * 2
+    assert m["skipped_entries"] == [{"where": where, "reason": "location is missing"}]
+    extra = {
+        line.split("\t")[0]: json.loads(line.split("\t")[4])
+        for line in (tmp_path / "results" / "tasks.tsv").read_text().splitlines()[1:]
+    }
+    assert extra["aa"]["file_kind"] == "allowed-amounts"
+    assert extra["aa"]["file_description"] == "oon"
 
 
 def test_workflow_urls_and_url_sources(served: dict[str, Any], tmp_path: Path) -> None:

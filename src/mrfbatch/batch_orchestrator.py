@@ -160,7 +160,9 @@ def _flat(plan: Mapping[str, Any]) -> dict[str, str]:
 def dry_run(settings: Mapping[str, Any]) -> str:
     """What a run would do, without running anything: the tasks, and which are done."""
     run = Run.from_config(settings)
-    tasks = load_tasks(settings["source"], str(settings["input"]))
+    tasks = load_tasks(
+        settings["source"], str(settings["input"]), file_types=settings["file_types"]
+    )
     todo = [task.network_id for task in tasks if not is_done(run, task)]
     line = (
         f"dry run: {settings['source']} source {settings['input']}: {files(len(tasks))}; "

@@ -27,7 +27,7 @@ from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text
 from mrfbatch.run_extraction import run_extraction
-from mrfbatch.sources import SOURCE_TYPES
+from mrfbatch.sources import FILE_TYPES, SOURCE_TYPES
 from mrfbatch.tables import keep_pandas_out
 from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import FORMATS
@@ -77,6 +77,7 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     config = {
         "source": args.source,
         "input": args.input,
+        "file_types": args.file_types,
         "output_dir": args.output_dir,
         "cpt_whitelist": args.cpt_whitelist,
         "provider_batch_size": args.provider_batch_size,
@@ -203,6 +204,11 @@ def batch_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--source", required=True, choices=SOURCE_TYPES)
     p.add_argument("--input", required=True, help="source file, or URL for index/url")
+    p.add_argument(
+        "--file-types",
+        choices=FILE_TYPES,
+        help="which files of an index become tasks (default: in_network)",
+    )
     p.add_argument("--output-dir", default="results")
     p.add_argument("--workers", type=int, default=1, help="extractions at once (Snakemake cores)")
     p.add_argument("--cpt-whitelist")

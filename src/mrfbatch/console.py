@@ -61,10 +61,12 @@ _SHOWN = (
 
 @dataclass
 class Plan:
-    """The run's tasks: `total`, of which `done` were finished before it."""
+    """The run's tasks: `total`, of which `done` were finished before it; `skipped`: what the
+    source skipped, in words (mrfbatch.summary.skipped_text)."""
 
     total: int
     done: int
+    skipped: str = ""
 
 
 @dataclass
@@ -125,9 +127,9 @@ class Console:
         with self._lock:
             self.run = info
 
-    def plan(self, total: int, done: int) -> None:
+    def plan(self, total: int, done: int, skipped: str = "") -> None:
         with self._lock:
-            self.planned = Plan(total, done)
+            self.planned = Plan(total, done, skipped)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -291,7 +293,7 @@ class Console:
             return
         plan = self.planned
         todo = plan.total - plan.done
-        line = f"{self.run.source}: {files(plan.total)}; {plan.done:,} already done, "
+        line = f"{self.run.source}: {files(plan.total)}{plan.skipped}; {plan.done:,} already done, "
         line += f"{todo:,} to extract"
         if self.run.cores and self.run.cores > 1 and todo > 1:
             line += f", {min(self.run.cores, todo)} at a time"
@@ -472,9 +474,10 @@ def configure(
     return view
 
 
-def plan(total: int, done: int) -> None:
-    """The run's tasks: `total`, of which `done` were finished before it."""
-    current().plan(total, done)
+def plan(total: int, done: int, skipped: str = "") -> None:
+    """The run's tasks: `total`, of which `done` were finished before it; `skipped`: what the
+    source skipped, in words."""
+    current().plan(total, done, skipped)
 
 
 def announce(text: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 DEFAULT_OUTPUT_DIR = "results"
 # Files and folders of a run in {output_dir}, beside the network-id folders.
 TASKS_FILE = "tasks.tsv"
+SKIPPED_FILE = "skipped-entries.json"  # the source's entries that gave no task (beside tasks.tsv)
 MANIFEST_FILE = "manifest.json"
 RUN_PROGRESS_FILE = "progress.json"
 LOGS_FOLDER = "logs"  # the default log_dir
@@ -32,7 +33,7 @@ REPORT_FILE = "report.html"
 FIGURES_FOLDER = "figures"  # the report's figures, one SVG per billing code
 # Names a network id may not take (compared ignoring case): they are the run's own.
 RUN_FILES = frozenset(
-    {TASKS_FILE, MANIFEST_FILE, RUN_PROGRESS_FILE, LOGS_FOLDER, BATCH_INPUT_FILE}
+    {TASKS_FILE, SKIPPED_FILE, MANIFEST_FILE, RUN_PROGRESS_FILE, LOGS_FOLDER, BATCH_INPUT_FILE}
     | {PLANS_FILE, FILES_FILE, DATABASE_FILE, REPORT_FILE, FIGURES_FOLDER}
     | {f"{BATCH_INPUT_FILE}.tmp"}
 )
@@ -87,6 +88,11 @@ class RunLayout:
     @property
     def tasks(self) -> str:
         return os.path.join(self.output_dir, TASKS_FILE)
+
+    @property
+    def skipped(self) -> str:
+        """The entries of the source that gave no task (mrfbatch.tasks.write_skipped)."""
+        return os.path.join(self.output_dir, SKIPPED_FILE)
 
     @property
     def manifest(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import IN_NETWORK, RunLayout
 from mrfbatch.redact import redact_url
-from mrfbatch.tasks import Task
+from mrfbatch.tasks import SkippedEntry, Task
 
 STATUSES = ("success", "incomplete", "failed", "not_run")
 
@@ -32,13 +32,20 @@ COUNTS = (  # status.json's counts, copied into each entry
 
 
 def build_manifest(
-    tasks: Iterable[Task], layout: RunLayout, source_type: str, source_input: str
+    tasks: Iterable[Task],
+    layout: RunLayout,
+    source_type: str,
+    source_input: str,
+    skipped: tuple[Sequence[SkippedEntry], int] = ((), 0),
 ) -> dict[str, Any]:
     """Collect every task's status into the manifest (see docs/output.md).
 
-    A task whose status cannot be found (never run, or interrupted) is `not_run`.
+    A task whose status cannot be found (never run, or interrupted) is `not_run`. `skipped`:
+    the entries of the source that gave no task (as :func:`mrfbatch.tasks.read_skipped` gives
+    them: the first ones kept, and how many there were).
     """
     extractions = [_entry(task, layout) for task in tasks]
+    entries, total = skipped
     count = {status: sum(e["status"] == status for e in extractions) for status in STATUSES}
     return {
         "extraction_run": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -46,6 +53,8 @@ def build_manifest(
         "source_input": redact_url(source_input),
         "output_dir": layout.output_dir,
         "total_tasks": len(extractions),
+        "skipped_entries": [{"where": e.where, "reason": e.reason} for e in entries],
+        "skipped_entries_total": max(total, len(entries)),
         "extractions": extractions,
         "summary": {
             "successful": count["success"],
@@ -72,7 +81,7 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "url": redact_url(task.url),
         "network_id": task.network_id,
-        "file_kind": None,  # from status.json: "in-network" or "allowed-amounts"
+        "file_kind": _expected_kind(task),
         "status": "not_run",
         "duration_seconds": None,
         "output_files": {},
@@ -90,8 +99,9 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         return entry
     entry.update(
         status=status.get("status") if status.get("status") in STATUSES else "failed",
-        # status.json before file kinds: always an in-network file
-        file_kind=status.get("file_kind") or IN_NETWORK,
+        # what the extraction found the file to be; else (a status from before file kinds, a
+        # failure before the file was read) what the source listed it as
+        file_kind=status.get("file_kind") or _expected_kind(task),
         duration_seconds=status.get("duration_seconds"),
         output_files=status.get("output_files") or {},
         error=status.get("error"),
@@ -102,6 +112,12 @@ def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
         **{key: status.get(key) for key in COUNTS},
     )
     return entry
+
+
+def _expected_kind(task: Task) -> str:
+    """The kind of file the task's source says it is (an index's tasks), else in-network."""
+    kind = task.extra_args.get("file_kind")
+    return kind if isinstance(kind, str) else IN_NETWORK
 
 
 def write_manifest(manifest: dict[str, Any], path: str) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mrfbatch.layout import ALLOWED_AMOUNTS, DEFAULT_OUTPUT_DIR, IN_NETWORK, KIND_TABLES, RunLayout
 from mrfbatch.progress import human_bytes, human_seconds
+from mrfbatch.tasks import SkippedEntry
 
 LISTED = 5  # failures named in the summary; the manifest has them all
+SKIPPED_LISTED = 3  # skipped source entries named on the console; more: the first is named
 RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
 
 
@@ -40,6 +42,22 @@ def task_line(status: Mapping[str, Any]) -> str:
         return f"{network_id}: success{' (allowed amounts)' if allowed else ''}, {counts}"
     missing = "; ".join(status.get("incomplete") or ["some data could not be read"])
     return f"{network_id}: INCOMPLETE: {missing}; {counts}"
+
+
+def skipped_text(entries: Sequence[SkippedEntry], total: int, log: str) -> str:
+    """What the console's line about the source says of the entries it skipped.
+
+    Empty for none; `, 1 entry skipped (reporting_structure[3].in_network_files[7]: location is
+    missing)`; for more than SKIPPED_LISTED, the count, the first one and where all are named.
+    """
+    total = max(total, len(entries))
+    if not total:
+        return ""
+    counted = f"{total:,} entr{'y' if total == 1 else 'ies'} skipped"
+    if total <= SKIPPED_LISTED and len(entries) == total:
+        return f", {counted} ({'; '.join(str(entry) for entry in entries)})"
+    first = f"first: {entries[0]}; " if entries else ""
+    return f", {counted} ({first}see {log})"
 
 
 def summary_text(
@@ -101,6 +119,12 @@ def summary_text(
     if os.path.isfile(layout.report):
         lines.append(f"  report:     {layout.report} (open it in a browser)")
     lines.append(f"  manifest:   {layout.manifest} (every file's status)")
+    skipped = int(manifest.get("skipped_entries_total") or 0)
+    if skipped:
+        lines.append(
+            f"  skipped:    {skipped:,} entr{'y' if skipped == 1 else 'ies'} of the source, "
+            f"named in {layout.tasks_log} and the manifest"
+        )
     lines.append(f"  logs:       {layout.task_log('<network_id>')}")
     problems = [
         e for e in manifest.get("extractions", []) if e.get("status") in ("failed", "incomplete")

@@ -1,10 +1,14 @@
-"""The task model: one in-network file to extract, with the plans that list it.
+"""The task model: one file to extract, with the plans that list it.
 
 Every source (mrfbatch.sources) collects its files with a :class:`TaskCollector`; the tasks
 TSV written by :func:`write_tasks` is what the workflow's jobs read back with
 :func:`read_tasks`. A task's `extra_args` says where its file was listed (the index source: the
-index's header and the file's descriptions); it is not part of what makes a task's tables, so
-an edit of it redoes nothing.
+index's header, the file's descriptions and the kind of file the index says it is); it is not
+part of what makes a task's tables, so an edit of it redoes nothing.
+
+A source may skip entries it cannot use (the index source: a file entry without a location);
+:class:`SourceTasks` holds its tasks and what it skipped, which :func:`write_skipped` keeps
+beside the tasks TSV for the run's manifest.
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mrfbatch.errors import SourceError, UsageError
+from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.network_ids import assign_network_ids, check_network_id
 from mrfbatch.textfile import PathLike, read_text, shorten
 
 TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_args")
+MAX_SKIPPED_KEPT = 1000  # skipped entries written beside the tasks; the rest are counted
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -42,6 +48,29 @@ class Task:
     __hash__ = None  # type: ignore[assignment]
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An entry of a source that gave no task: where it is and why it was skipped.
+
+    `where` names its position as the source's own path, e.g.
+    `reporting_structure[3].in_network_files[7]`.
+    """
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class SourceTasks:
+    """What a source gave: its tasks (sorted by network id) and the entries it skipped."""
+
+    tasks: list[Task]
+    skipped: list[SkippedEntry] = field(default_factory=list)
+
+
 class TaskCollector:
     """Files in first-seen order, each with its distinct plans and descriptions in first-seen
     order."""
@@ -51,6 +80,7 @@ class TaskCollector:
         # url -> description -> when it was first seen (over all URLs), so descriptions of
         # URLs merged into one task keep the order they were met in
         self._descriptions: dict[str, dict[str, int]] = {}
+        self._kinds: dict[str, str] = {}  # url -> the file's kind, as its source says
         self._seen = 0
 
     def __bool__(self) -> bool:
@@ -64,11 +94,15 @@ class TaskCollector:
         url: str,
         plans: Iterable[tuple[str, dict[str, Any]]] = (),
         description: str | None = None,
+        kind: str | None = None,
     ) -> None:
         """Note `url` with its plans as made by :func:`keyed` (a plan already noted is kept
-        once, whatever its key order) and what the source calls the file, if anything (kept
-        once, trimmed; empty text is ignored)."""
+        once, whatever its key order), what the source calls the file, if anything (kept
+        once, trimmed; empty text is ignored) and the kind of file the source says it is (the
+        first kind given is kept)."""
         kept = self._plans.setdefault(url, {})
+        if kind is not None:
+            self._kinds.setdefault(url, kind)
         for key, plan in plans:
             kept.setdefault(key, plan)
         text = (description or "").strip()
@@ -81,7 +115,7 @@ class TaskCollector:
 
         Each task's `extra_args` is `extra_args` (the same for all) plus, when its URLs were
         noted with descriptions, `file_description`: the distinct ones in first-seen order,
-        joined by " | ".
+        joined by " | ", and when they were noted with a kind, `file_kind` (its first URL's).
         """
         ids = assign_network_ids(self._plans)
         merged: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, int]]] = {}
@@ -96,6 +130,8 @@ class TaskCollector:
             extra = dict(extra_args or {})
             if described:
                 extra["file_description"] = " | ".join(sorted(described, key=described.__getitem__))
+            if url in self._kinds:
+                extra["file_kind"] = self._kinds[url]
             tasks.append(Task(network_id, url, tuple(plans.values()), extra))
         return tasks
 
@@ -177,6 +213,35 @@ def read_tasks(path: PathLike) -> list[Task]:
             raise SourceError(f"{name} line {number}: {exc}") from None
         tasks.append(task)
     return tasks
+
+
+def write_skipped(skipped: Sequence[SkippedEntry], path: PathLike) -> None:
+    """Write what a source skipped as JSON, atomically: `skipped_entries` (the first
+    MAX_SKIPPED_KEPT, each `{"where": ..., "reason": ...}`) and `skipped_entries_total`."""
+    write_json(
+        path,
+        {
+            "skipped_entries": [
+                {"where": entry.where, "reason": entry.reason}
+                for entry in skipped[:MAX_SKIPPED_KEPT]
+            ],
+            "skipped_entries_total": len(skipped),
+        },
+    )
+
+
+def read_skipped(path: PathLike) -> tuple[list[SkippedEntry], int]:
+    """The skipped entries :func:`write_skipped` wrote, and how many there were in all; none
+    when the file is missing or unreadable (a run of an earlier version wrote none)."""
+    data = read_json_object(path) or {}
+    listed = data.get("skipped_entries")
+    entries = [
+        SkippedEntry(str(item.get("where", "")), str(item.get("reason", "")))
+        for item in (listed if isinstance(listed, list) else [])
+        if isinstance(item, dict)
+    ]
+    total = data.get("skipped_entries_total")
+    return entries, max(total, len(entries)) if isinstance(total, int) else len(entries)
 
 
 def _check_task(task: Task, seen: dict[str, str]) -> None:

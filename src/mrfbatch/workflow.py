@@ -36,11 +36,11 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
 from mrfbatch.results import files_table, plans_table, write_table
 from mrfbatch.run_extraction import run_extraction
-from mrfbatch.sources import load_tasks
+from mrfbatch.sources import IN_NETWORK_FILES, load_source
 from mrfbatch.status import EXIT_STATUS, timestamp
-from mrfbatch.summary import task_line
+from mrfbatch.summary import skipped_text, task_line
 from mrfbatch.tables import TABLES_VERSION, keep_pandas_out
-from mrfbatch.tasks import Task, read_tasks, write_tasks
+from mrfbatch.tasks import Task, read_skipped, read_tasks, write_skipped, write_tasks
 from mrfbatch.whitelist import load_whitelist
 
 log = logging.getLogger("mrfbatch")
@@ -184,16 +184,41 @@ def lock_output_dir(layout: RunLayout) -> None:
     _LOCK = handle
 
 
-def make_tasks(source: str, source_input: str, tasks_path: str, output_dir: str) -> list[Task]:
-    """The checkpoint's body: normalize a source into the tasks TSV."""
-    tasks = load_tasks(source, str(source_input))
-    write_tasks(tasks, tasks_path, output_dir)
-    log.info("%d tasks from %s source %s", len(tasks), source, redact_url(str(source_input)))
-    return tasks
+def make_tasks(
+    source: str, source_input: str, tasks_path: str, output_dir: str, file_types: str
+) -> list[Task]:
+    """The checkpoint's body: normalize a source into the tasks TSV, and write the entries it
+    skipped beside it (RunLayout.skipped; an empty list for a source that skipped none).
+
+    The skipped entries are no output Snakemake knows of: a tasks TSV kept from a run of an
+    earlier version (or edited by hand) is not read again because the file is missing.
+    """
+    skipped_path = RunLayout(output_dir).skipped
+    Path(skipped_path).unlink(missing_ok=True)  # an unusable source leaves none behind
+    loaded = load_source(source, str(source_input), file_types=file_types)
+    write_tasks(loaded.tasks, tasks_path, output_dir)
+    write_skipped(loaded.skipped, skipped_path)
+    shown = redact_url(str(source_input))
+    log.info("%d tasks from %s source %s", len(loaded.tasks), source, shown)
+    if loaded.skipped:
+        log.warning("%d entries of %s skipped (above)", len(loaded.skipped), shown)
+    if source != "index" and file_types != IN_NETWORK_FILES:
+        log.info(
+            "file_types %s applies to index sources only: the kind of each file of a %s source "
+            "is found when it is read",
+            file_types,
+            source,
+        )
+    return loaded.tasks
 
 
 def tasks_job(
-    source: str, source_input: str, tasks_path: str, output_dir: str, log_path: str
+    source: str,
+    source_input: str,
+    tasks_path: str,
+    output_dir: str,
+    log_path: str,
+    file_types: str,
 ) -> int:
     """The checkpoint's job: make_tasks, logging to `log_path`; its exit status.
 
@@ -202,7 +227,7 @@ def tasks_job(
     """
     handlers = _log_to(log_path, echo=False, urls=[source_input])
     try:
-        make_tasks(source, source_input, tasks_path, output_dir)
+        make_tasks(source, source_input, tasks_path, output_dir, file_types)
     except MrfError as exc:
         message = redact_text(str(exc), [source_input])
         log.error("%s", message)
@@ -239,7 +264,8 @@ def task_targets(run: Run, tasks_path: str) -> list[str]:
 
     A mark lies when it holds another recipe than the task's now, or the task's status.json
     is gone or not `success`, or a table it lists is gone: Snakemake then sees the mark missing
-    and redoes the task. Tells the console how many tasks are done.
+    and redoes the task. Tells the console how many tasks are done, and which entries of the
+    source were skipped.
     """
     key = (tasks_path, os.stat(tasks_path).st_mtime_ns)
     if _last_targets.get("key") != key:  # called for `all` and for `manifest`: once is enough
@@ -251,7 +277,8 @@ def task_targets(run: Run, tasks_path: str) -> list[str]:
                 done += 1
             elif mark.exists():
                 mark.unlink()
-        console.plan(total=len(tasks), done=done)
+        skipped_words = skipped_text(*read_skipped(run.layout.skipped), run.layout.tasks_log)
+        console.plan(total=len(tasks), done=done, skipped=skipped_words)
         _last_targets.update(key=key, targets=sorted(run.layout.done(t.network_id) for t in tasks))
     targets: list[str] = _last_targets["targets"]
     return targets
@@ -362,7 +389,8 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     layout = run.layout
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
-    manifest = build_manifest(tasks, layout, settings["source"], str(settings["input"]))
+    skipped = read_skipped(layout.skipped) if has_tasks else ([], 0)
+    manifest = build_manifest(tasks, layout, settings["source"], str(settings["input"]), skipped)
     if not has_tasks:
         manifest["error"] = (
             f"the {settings['source']} source could not be turned into tasks; see "

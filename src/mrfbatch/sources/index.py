@@ -1,4 +1,10 @@
-"""The CMS table of contents (the "index" source): one task per in-network file it lists.
+"""The CMS table of contents (the "index" source): one task per file it lists.
+
+Which files become tasks is the `file_types` setting's choice: the `in_network_files`, the
+`allowed_amount_file`s, or both. An entry that cannot be used (no location, a location that
+cannot be fetched, not an object) is skipped, named by its position, and the rest are kept; a
+real index lists thousands of files, and one bad entry must not block them. Only an index that
+leaves no file to extract is refused.
 
 The file is streamed, one reporting structure at a time, through ijson's C coroutines. Files
 that are not a table of contents (an in-network, allowed-amounts or provider-reference file, a
@@ -9,8 +15,9 @@ sources (mrfbatch.tasks, mrfbatch.sources.locations).
 Each task's `extra_args` holds what the index says of its file: the index's header
 (`index_reporting_entity_name`, `index_reporting_entity_type`, `index_last_updated_on`,
 `index_version`, each only when given; the header may come after `reporting_structure`, so the
-tasks are made after the scan) and `file_description`, the distinct `description`s of the
-`in_network_files` entries that list the file, joined by " | ".
+tasks are made after the scan), `file_description`, the distinct `description`s of the
+entries that list the file, joined by " | ", and `file_kind`, what the index says the file
+is: `in-network` or `allowed-amounts`.
 """
 
 from __future__ import annotations
@@ -36,7 +43,11 @@ from mrfbatch.errors import (
     RestartFromZero,
     SourceError,
     TransportError,
+    UsageError,
 )
+
+# a task's extra_args["file_kind"]: named where status.json's file_kind is
+from mrfbatch.layout import ALLOWED_AMOUNTS, IN_NETWORK
 from mrfbatch.redact import redact_url
 from mrfbatch.sources.locations import (
     MAX_LISTED,
@@ -44,7 +55,13 @@ from mrfbatch.sources.locations import (
     raise_problems,
     resolve_location,
 )
-from mrfbatch.tasks import Task, TaskCollector, keyed
+from mrfbatch.tasks import (
+    SkippedEntry,
+    SourceTasks,
+    Task,
+    TaskCollector,
+    keyed,
+)
 from mrfbatch.textfile import PathLike, shorten
 from mrfbatch.transport import TransportSettings, open_source
 
@@ -53,7 +70,7 @@ log = logging.getLogger(__name__)
 _BUF_SIZE = 1 << 16
 _MAX_DEPTH = 64  # nesting of a table of contents; its own structure needs 5
 _MAX_KEY = 1000  # characters of one key of a table of contents
-_IN_NETWORK_HINT = "; give an in-network file as source 'url' or 'urls'"
+_FILE_HINT = "; give a file to extract as source 'url' or 'urls'"
 # The index's top-level keys kept in every task's extra_args: key -> (its name there, whether
 # a number is kept too, as its text: some indexes write `"version": 1.0`). A string is kept;
 # null, true/false, objects and arrays are not.
@@ -63,25 +80,59 @@ _HEADER = {
     "last_updated_on": ("index_last_updated_on", True),
     "version": ("index_version", True),
 }
+# What each file_types value makes tasks of; the keys of a structure that list files.
+IN_NETWORK_FILES = "in_network"  # file_types' default
+_WANTED = {
+    IN_NETWORK_FILES: (IN_NETWORK,),
+    "allowed_amounts": (ALLOWED_AMOUNTS,),
+    "both": (IN_NETWORK, ALLOWED_AMOUNTS),
+}
+FILE_TYPES = tuple(_WANTED)
+_FILE_TYPE_OF = {IN_NETWORK: IN_NETWORK_FILES, ALLOWED_AMOUNTS: "allowed_amounts"}
+_FILE_KEYS = {"in_network_files": IN_NETWORK, "allowed_amount_file": ALLOWED_AMOUNTS}
+_KIND_NAMES = {IN_NETWORK: "in-network file", ALLOWED_AMOUNTS: "allowed-amount file"}
 _NOT_A_TOC = {  # top-level key: (what the file looks like, what to do)
-    "in_network": ("an in-network rates file", _IN_NETWORK_HINT),
-    "provider_references": ("an in-network rates file", _IN_NETWORK_HINT),
-    "out_of_network": ("an allowed-amounts file", "; allowed amounts are not extracted"),
+    "in_network": ("an in-network rates file", _FILE_HINT),
+    "provider_references": ("an in-network rates file", _FILE_HINT),
+    "out_of_network": ("an allowed-amounts file", _FILE_HINT),
     "provider_groups": ("a provider-reference file", ""),
 }
 
 
-def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None) -> list[Task]:
-    """One task per distinct `in_network_files[].location` of a CMS table-of-contents file.
+def parse_index(
+    path_or_url: PathLike,
+    settings: TransportSettings | None = None,
+    file_types: str = IN_NETWORK_FILES,
+) -> list[Task]:
+    """The tasks of :func:`read_index`, without the entries it skipped."""
+    return read_index(path_or_url, settings, file_types).tasks
 
-    `path_or_url` is a local path or an http(s)/file URL; gzip, zip or plain JSON, detected
-    from the first bytes. A relative path in the `location` of a local index is relative to
-    the index's folder; in an index fetched by http(s), it is kept as written (relative to the
-    working directory). The file is streamed, one reporting structure at a time. A task
-    carries the `reporting_plans` of every structure that lists its file, and in `extra_args`
-    the index's header and the file's descriptions (see the module's docstring).
-    Allowed-amount files are counted, not returned.
+
+def read_index(
+    path_or_url: PathLike,
+    settings: TransportSettings | None = None,
+    file_types: str = IN_NETWORK_FILES,
+) -> SourceTasks:
+    """One task per distinct file `location` of a CMS table-of-contents file, and the entries
+    that could not be used.
+
+    `file_types` (one of FILE_TYPES) says which files become tasks: `in_network` the
+    `in_network_files`, `allowed_amounts` the `allowed_amount_file`s (an object or, as some
+    payers write it, an array of them), `both` both. `path_or_url` is a local path or an
+    http(s)/file URL; gzip, zip or plain JSON, detected from the first bytes. A relative path
+    in the `location` of a local index is relative to the index's folder; in an index fetched
+    by http(s), it is kept as written (relative to the working directory). The file is
+    streamed, one reporting structure at a time. A task carries the `reporting_plans` of every
+    structure that lists its file, and in `extra_args` the index's header, the file's
+    descriptions and its kind (see the module's docstring).
+
+    An entry that cannot be used (not an object, no location, a location that cannot be
+    fetched) is skipped with a warning naming its position; so is a plan that is not an object
+    (the structure's other plans are kept). SourceError when the file is not a table of
+    contents, cannot be read, or leaves no file to extract.
     """
+    if file_types not in FILE_TYPES:
+        raise UsageError(f"file_types is {file_types!r}; expected one of {', '.join(FILE_TYPES)}")
     source = str(path_or_url)
     local = _require_local_file(source)
     shown = redact_url(source)
@@ -90,7 +141,7 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
         try:
             with open_source(source, settings) as raw:
                 stream = DecodedStream(raw)
-                index = _Index(shown, local)
+                index = _Index(shown, local, _WANTED[file_types])
                 index.scan(stream)
             break
         except RestartFromZero as exc:  # the file changed while it was read: read it again
@@ -101,36 +152,37 @@ def parse_index(path_or_url: PathLike, settings: TransportSettings | None = None
             log.warning("index %s: reading it again from the start: %s", shown, exc)
         except (TransportError, CompressionError, JsonFormatError) as exc:
             raise SourceError(f"cannot read the index: {exc}") from exc
-    raise_problems(index.problems, f"index {shown} has {{n}} unusable entries")
+    for entry in index.skipped:
+        log.warning("index %s: skipped %s", shown, entry)
+    if not index.collector:
+        index.refuse(file_types)
+    tasks = index.collector.tasks(index.header)
     log.info(
-        "index %s: %d reporting structures, %d in-network file entries, "
-        "%d allowed-amount files (not extracted)",
+        "index %s: %d reporting structures, %d in-network file entries, %d allowed-amount "
+        "file entries; file_types %s: %d files, %d entries skipped",
         shown,
         index.structures,
-        index.in_network_entries,
-        index.allowed_amount_files,
+        index.entries[IN_NETWORK],
+        index.entries[ALLOWED_AMOUNTS],
+        file_types,
+        len(tasks),
+        len(index.skipped),
     )
-    if not index.collector:
-        raise SourceError(
-            f"index {shown} lists no in-network files (reporting structures: "
-            f"{index.structures}; allowed-amount files, which are not extracted: "
-            f"{index.allowed_amount_files})"
-        )
-    return index.collector.tasks(index.header)
+    return SourceTasks(tasks, index.skipped)
 
 
 class _Index:
     """One streaming pass over a table of contents."""
 
-    def __init__(self, shown: str, local: Path | None):
+    def __init__(self, shown: str, local: Path | None, wanted: tuple[str, ...]):
         self.shown = shown
         self.local = local  # the index file (None over http): relative locations are in its folder
+        self.wanted = wanted  # the kinds of file that become tasks
         self.collector = TaskCollector()
-        self.problems: list[str] = []
+        self.skipped: list[SkippedEntry] = []
         self.header: dict[str, str] = {}  # extra_args name -> the index's value, as text
         self.structures = 0
-        self.in_network_entries = 0
-        self.allowed_amount_files = 0
+        self.entries = dict.fromkeys((IN_NETWORK, ALLOWED_AMOUNTS), 0)  # file entries by kind
         self.seen_structures = False
         self.keys: list[str] = []  # the first top-level keys, to say what a non-TOC holds
 
@@ -237,45 +289,90 @@ class _Index:
         if len(self.keys) < MAX_LISTED:
             self.keys.append(key)
 
+    def refuse(self, file_types: str) -> None:
+        """SourceError: the index gave no task (every wanted entry skipped, or none listed)."""
+        wanted = " or ".join(_KIND_NAMES[kind] for kind in self.wanted)
+        counts = "; ".join(f"{_KIND_NAMES[k]} entries: {n:,}" for k, n in self.entries.items())
+        raise_problems(
+            [str(entry) for entry in self.skipped],
+            f"index {self.shown} has no usable {wanted} entry (file_types {file_types}; "
+            f"{counts}); {{n}} skipped",
+        )
+        hint = "".join(
+            f"; file_types {_FILE_TYPE_OF[kind]} or both makes tasks of the {_KIND_NAMES[kind]}s"
+            for kind, count in self.entries.items()
+            if count and kind not in self.wanted
+        )
+        raise SourceError(
+            f"index {self.shown} lists no {wanted}s (reporting structures: {self.structures:,}; "
+            f"{counts}; file_types {file_types}){hint}"
+        )
+
+    def _skip(self, where: str, reason: str) -> None:
+        self.skipped.append(SkippedEntry(where, reason))
+
     def _structure(self, item: Any) -> None:
         at = f"reporting_structure[{self.structures}]"
         self.structures += 1
         if not isinstance(item, dict):
-            self.problems.append(f"{at} is {_json_kind(item)}, expected an object")
+            self._skip(at, f"expected a reporting structure object, found {_json_kind(item)}")
             return
-        plans = item.get("reporting_plans") or []
-        if not isinstance(plans, list) or not all(isinstance(p, dict) for p in plans):
-            self.problems.append(
-                f"{at}.reporting_plans is not an array of objects ({_json_kind(plans)})"
+        plans = item.get("reporting_plans")
+        if plans is None:
+            plans = []
+        elif not isinstance(plans, list):
+            kind = _json_kind(plans)
+            self._skip(
+                f"{at}.reporting_plans",
+                f"expected an array of plan objects, found {kind}; the structure's files are "
+                "skipped",
             )
             return
-        allowed = item.get("allowed_amount_file")
-        if isinstance(allowed, list):
-            self.allowed_amount_files += len(allowed)
-        elif allowed is not None:
-            self.allowed_amount_files += 1
-        files = item.get("in_network_files") or []
-        if not isinstance(files, list):
-            self.problems.append(f"{at}.in_network_files is {_json_kind(files)}, expected an array")
-            return
-        shared = keyed([_plain(plan) for plan in plans])
-        for n, entry in enumerate(files):
-            self.in_network_entries += 1
-            location = entry.get("location") if isinstance(entry, dict) else None
-            where = f"{at}.in_network_files[{n}]"
-            if not isinstance(entry, dict):
-                self.problems.append(f"{where} is {_json_kind(entry)}, expected an object")
-            elif not isinstance(location, str):
-                shown = "missing" if "location" not in entry else _json_kind(location)
-                self.problems.append(f"{where}.location is {shown}, expected a URL string")
-            elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
-                self.collector.add(resolved, shared, _description(entry))  # checked once
-            elif invalid := location_problem(location.strip(), self.local):
-                self.problems.append(
-                    f"{where}.location {shorten(redact_url(location.strip()))} {invalid}"
-                )
+        kept = []
+        for n, plan in enumerate(plans):
+            if isinstance(plan, dict):
+                kept.append(_plain(plan))
             else:
-                self.collector.add(resolved, shared, _description(entry))
+                self._skip(
+                    f"{at}.reporting_plans[{n}]",
+                    f"expected a plan object, found {_json_kind(plan)}",
+                )
+        shared = keyed(kept)
+        for key, kind in _FILE_KEYS.items():
+            self._files(f"{at}.{key}", item.get(key), kind, shared)
+
+    def _files(
+        self, at: str, value: Any, kind: str, shared: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """The file entries of one key of a structure: an array of objects, or one object."""
+        if value is None:
+            return
+        if isinstance(value, dict):  # the schema's allowed_amount_file: one object
+            entries = [(at, value)]
+        elif isinstance(value, list):  # the schema's in_network_files (and some payers')
+            entries = [(f"{at}[{n}]", entry) for n, entry in enumerate(value)]
+        else:
+            self.entries[kind] += 1
+            if kind in self.wanted:
+                self._skip(at, f"expected an array of file objects, found {_json_kind(value)}")
+            return
+        self.entries[kind] += len(entries)
+        if kind not in self.wanted:
+            return
+        for where, entry in entries:
+            location = entry.get("location") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                self._skip(where, f"expected a file object, found {_json_kind(entry)}")
+            elif "location" not in entry:
+                self._skip(where, "location is missing")
+            elif not isinstance(location, str):
+                self._skip(where, f"location is {_json_kind(location)}, expected a URL string")
+            elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
+                self.collector.add(resolved, shared, _description(entry), kind)  # checked once
+            elif invalid := location_problem(location.strip(), self.local):
+                self._skip(where, f"location {shorten(redact_url(location.strip()))} {invalid}")
+            else:
+                self.collector.add(resolved, shared, _description(entry), kind)
 
 
 class _Found(list[Any]):
@@ -285,7 +382,7 @@ class _Found(list[Any]):
 
 
 def _description(entry: dict[str, Any]) -> str | None:
-    """An in_network_files entry's description, when it is a string."""
+    """A file entry's description, when it is a string."""
     description = entry.get("description")
     return description if isinstance(description, str) else None
 
