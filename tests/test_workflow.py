@@ -246,8 +246,8 @@ def test_workflow_index_with_a_bad_entry_extracts_the_others(
         "cpt_whitelist=codes.txt",
         "file_types=both",
     )
-    # Only the new task runs: the in-network tasks' recipes are unchanged. Whether the
-    # allowed-amounts file is extracted is run_extraction's matter, not asserted here.
+    # Only the new task runs: the in-network tasks' recipes are unchanged.
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert finished(proc) == ["aa"], proc.stderr[-3000:]
     m = manifest(tmp_path)
     by_id = {e["network_id"]: e for e in m["extractions"]}
@@ -263,6 +263,20 @@ def test_workflow_index_with_a_bad_entry_extracts_the_others(
     }
     assert extra["aa"]["file_kind"] == "allowed-amounts"
     assert extra["aa"]["file_description"] == "oon"
+    # the allowed-amounts file is extracted: ALLOWED_AMOUNTS has one 27447 payment of 1500.0
+    # with one provider entry (one NPI, billed 2000.0); its plan is in the run's database
+    assert by_id["aa"]["status"] == "success"
+    assert (by_id["aa"]["allowed_amount_rows"], by_id["aa"]["allowed_amount_provider_rows"]) == (
+        1,
+        1,
+    )
+    with duckdb.connect(str(tmp_path / "results" / "mrfbatch.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT plan_name, billing_code, allowed_amount, npi, billed_charge "
+            "FROM allowed_amounts JOIN allowed_amount_providers USING (network_id, payment_id) "
+            "JOIN plans USING (network_id)"
+        ).fetchall()
+    assert rows == [("P1", "27447", 1500.0, 1234567890, 2000.0)]
 
 
 def test_workflow_urls_and_url_sources(served: dict[str, Any], tmp_path: Path) -> None:
