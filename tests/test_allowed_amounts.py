@@ -13,17 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from mrfbatch import workflow
-from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.status import ExtractionResult
-from mrfbatch.tasks import Task, write_tasks
 from support.allowed import allowed_doc, expected_rows
+from support.runs import make_run, query
 
 TIC = Path(
     os.environ.get("MRFBATCH_TIC_EXAMPLES")
@@ -457,31 +454,6 @@ def test_run_extraction_holds_an_out_of_network_item_to_max_value_mb(tmp_path: P
 # ---------------------------------------------------------------------------------------------
 
 
-def make_run(workdir: Path, files: dict[str, Path], output_format: str = "parquet") -> RunLayout:
-    """Extract `files` (network id -> file) as a workflow run does, then write the run's
-    manifest, tables and database (as tests/test_database.py's make_run)."""
-    layout = RunLayout(str(workdir / "results"))
-    tasks = [Task(network_id, str(path)) for network_id, path in sorted(files.items())]
-    write_tasks(tasks, layout.tasks, layout.output_dir)
-    for task in tasks:
-        options = ExtractionOptions(output_format=output_format)
-        run_extraction(task.url, layout.output_dir, options, network_id=task.network_id)
-    settings = {
-        "source": "csv",
-        "input": "plans.csv",
-        "output_dir": layout.output_dir,
-        "log_dir": None,
-        "format": output_format,
-    }
-    workflow.write_run_manifest(workflow.Run.from_config(settings), layout.tasks)
-    return layout
-
-
-def query(layout: RunLayout, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(layout.database, read_only=True) as con:
-        return con.execute(sql).fetchall()
-
-
 @pytest.mark.parametrize("output_format", ["parquet", "csv"])
 def test_database_views_over_a_run_with_an_allowed_amounts_file(
     tic: Path, tmp_path: Path, output_format: str
@@ -492,7 +464,7 @@ def test_database_views_over_a_run_with_an_allowed_amounts_file(
         "innet": tic / "v2/in-network-rates-no-npi.json",
         "empty": tic / "v1/allowed-amounts-multiple-plan-empty-sample.json",
     }
-    layout = make_run(tmp_path, files, output_format)
+    layout = make_run(tmp_path, files, output_format=output_format)
     amounts, providers = expected_rows(allowed_doc(5), "aa2")
     assert query(
         layout, "SELECT network_id, count(*) FROM allowed_amounts GROUP BY 1 ORDER BY 1"

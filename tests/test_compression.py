@@ -13,23 +13,9 @@ import pytest
 from mrfbatch import compression
 from mrfbatch.compression import DecodedStream
 from mrfbatch.errors import CompressionError, JsonFormatError
+from support.streams import Chunked
 
 DOC = b'{"in_network": [{"billing_code": "99213"}], "version": "1.0.0"}\n' * 50
-
-
-class Chunked:
-    """A raw byte source that hands out at most `step` bytes per read."""
-
-    def __init__(self, data: bytes, step: int = 1 << 20):
-        self._f = io.BytesIO(data)
-        self.step = step
-        self.description = "test.bin"
-        self.bytes_read = 0
-
-    def read(self, size: int) -> bytes:
-        data = self._f.read(min(size, self.step))
-        self.bytes_read += len(data)
-        return data
 
 
 def decode(data: bytes, step: int = 1 << 20, read_size: int = 65536) -> tuple[str, bytes]:

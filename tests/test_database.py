@@ -11,19 +11,14 @@ import gzip
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from mrfbatch import workflow
 from mrfbatch.cli import query_main
-from mrfbatch.layout import RunLayout
-from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
-from mrfbatch.tasks import Task, write_tasks
 from support import synth
+from support.runs import make_run, query
 
 # One in-network file written for these tests: provider references (one a TIN-only contract,
 # npi [0]), a rate with inline provider_groups, a rate with both, an unresolved reference, and
@@ -184,51 +179,6 @@ FIXTURE_RATE_PROVIDERS = sorted(
         ("KNEE-1", 30000.0, 2222222222, "11-1111111", "file"),
     ]
 )
-
-
-def make_run(
-    workdir: Path,
-    files: dict[str, Path],
-    plans: dict[str, list[dict[str, Any]]] | None = None,
-    output_format: str = "parquet",
-    extra: dict[str, dict[str, Any]] | None = None,
-) -> RunLayout:
-    """Extract `files` (network id -> file) into workdir/results as a workflow run does, then
-    write the run's manifest, tables and database."""
-    layout = RunLayout(str(workdir / "results"))
-    tasks = [
-        Task(
-            network_id,
-            str(path),
-            tuple((plans or {}).get(network_id, [])),
-            (extra or {}).get(network_id, {}),
-        )
-        for network_id, path in sorted(files.items())
-    ]
-    write_tasks(tasks, layout.tasks, layout.output_dir)
-    for task in tasks:
-        run_extraction(
-            task.url,
-            layout.output_dir,
-            ExtractionOptions(output_format=output_format),
-            network_id=task.network_id,
-            plan_metadata=list(task.plan_metadata),
-        )
-    settings = {
-        "source": "csv",
-        "input": "plans.csv",
-        "output_dir": layout.output_dir,
-        "log_dir": None,
-        "format": output_format,
-    }
-    workflow.write_run_manifest(workflow.Run.from_config(settings), layout.tasks)
-    return layout
-
-
-def query(layout: RunLayout, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(layout.database, read_only=True) as con:
-        rows: list[tuple[Any, ...]] = con.execute(sql).fetchall()
-    return rows
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ own JSON; expected rows come from extracting the same JSON uncompressed.
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import struct
@@ -27,6 +26,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import parse_index
 from mrfbatch.tables import Quality
 from support.containers import deflate64_zip
+from support.streams import Chunked
 from support.tocs import GOLD, structure, toc
 
 DATA = Path(__file__).parent / "data" / "deflate64"
@@ -38,23 +38,8 @@ MEMBER = "in-network.json"
 LOCAL = struct.Struct("<4sHHHHHIIIHH")  # a zip local header (APPNOTE 4.3.7)
 
 
-class Chunked:
-    """A raw byte source that hands out at most `step` bytes per read."""
-
-    def __init__(self, data: bytes, step: int = 1 << 20):
-        self._f = io.BytesIO(data)
-        self.step = step
-        self.description = "test.zip"
-        self.bytes_read = 0
-
-    def read(self, size: int) -> bytes:
-        data = self._f.read(min(size, self.step))
-        self.bytes_read += len(data)
-        return data
-
-
 def decode(data: bytes, step: int = 1 << 20, read_size: int = 65536) -> tuple[str, bytes]:
-    stream = DecodedStream(Chunked(data, step))
+    stream = DecodedStream(Chunked(data, step, "test.zip"))
     out = bytearray()
     while chunk := stream.read(read_size):
         assert len(chunk) <= read_size

@@ -14,7 +14,7 @@ import zlib
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pyarrow.parquet as pq
 import pytest
@@ -371,17 +371,8 @@ def test_run_extraction_remote_reference_404_is_incomplete(
 
 # ---------------------------------------------------------------- containers and transports
 
-CONTAINERS = [
-    "json",
-    "json-bom",
-    "gz",
-    "gz-multi",
-    "zip",
-    "zip-stream",
-    "zip-readme",
-    "zip-deflate64",
-    "zip-deflate64-stream",
-]
+# every container but the one that holds two JSON members (an error, tested elsewhere)
+CONTAINERS = [c for c in get_args(containers.Container) if c != "zip-two-json"]
 COMPRESSION = {"j": "none", "g": "gzip", "z": "zip"}
 SAME_DOC = synth.SynthConfig(seed=41, items=8, inline_groups=True, mixed_rates=True)
 
