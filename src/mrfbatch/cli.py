@@ -19,15 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.batch_orchestrator import dry_run, read_manifest, run_workflow
-from mrfbatch.config import check_config, load_schema
 from mrfbatch.engines import ENGINES
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text
 from mrfbatch.run_extraction import run_extraction
-from mrfbatch.sources import FILE_TYPES, SOURCE_TYPES
 from mrfbatch.tables import keep_pandas_out
 from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import FORMATS
@@ -72,6 +69,11 @@ def extract_main(argv: Sequence[str] | None = None) -> int:
 
 def batch_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mrfbatch.batch_orchestrator`: run the workflow; Snakemake's exit status."""
+    # The batch command's modules (the workflow, the sources, the config schema) are imported
+    # here: an extraction's start-up does not pay for them.
+    from mrfbatch.batch_orchestrator import dry_run, read_manifest, run_workflow
+    from mrfbatch.config import check_config, load_schema
+
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = batch_parser().parse_args(arguments)
     config = {
@@ -198,6 +200,8 @@ def extract_parser() -> argparse.ArgumentParser:
 
 def batch_parser() -> argparse.ArgumentParser:
     """The older batch command (`python -m mrfbatch.batch_orchestrator`)."""
+    from mrfbatch.sources import FILE_TYPES, SOURCE_TYPES
+
     p = argparse.ArgumentParser(
         prog="python -m mrfbatch.batch_orchestrator",
         description="Extract every in-network file a source lists (runs the Snakemake workflow).",

@@ -15,7 +15,6 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Protocol, cast
 
-import inflate64
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
@@ -392,6 +391,8 @@ class _ZipMember:
         of the last call, where the compressed and decompressed sizes it records are those
         just counted.
         """
+        import inflate64  # only for a Deflate64 member: not every extraction's start-up
+
         inflater = inflate64.Inflater()
         known = None if self.flags & 0x08 else self.csize
         taken = fed = produced = 0  # compressed bytes read, given to the inflater; bytes out
