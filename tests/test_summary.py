@@ -215,3 +215,24 @@ def test_summary_text_says_how_many_entries_were_skipped() -> None:
     assert (
         "  skipped:    2 entries of the source, named in results/logs/tasks.log and the manifest"
     ) in text.splitlines()
+
+
+def test_summary_text_says_which_failures_a_rerun_does_not_cure() -> None:
+    entries = [
+        {"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False},
+        {"network_id": "flaky", "status": "failed", "error": "HTTP 503", "retryable": True},
+        {"network_id": "page", "status": "failed", "error": "an HTML page", "retryable": False},
+    ]
+    manifest = {
+        "total_tasks": 3,
+        "extractions": entries,
+        "summary": {"successful": 0, "failed": 3},
+    }
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-3:] == [
+        "  next:       run the same command again: it redoes the 3 files not done and keeps "
+        "the others",
+        "              (2 of them will fail again as they stand, for the reasons above: fix "
+        "or drop them in the source)",
+        "              snakemake -c1",
+    ]

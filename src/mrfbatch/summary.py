@@ -141,6 +141,15 @@ def summary_text(
             f"  next:       run the same command again: it redoes the {files(redo)} not done "
             "and keeps the others"
         )
+        lasting = sum(e["status"] == "failed" and e.get("retryable") is False for e in problems)
+        if lasting:
+            one = lasting == 1
+            lines.append(
+                f"              ({lasting:,} of them will fail again as "
+                f"{'it stands' if one else 'they stand'}, for the "
+                f"{'reason' if one else 'reasons'} above: fix or drop "
+                f"{'it' if one else 'them'} in the source)"
+            )
         lines.append(f"              {rerun}")
     return "\n".join(lines)
 
