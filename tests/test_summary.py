@@ -236,3 +236,13 @@ def test_summary_text_says_which_failures_a_rerun_does_not_cure() -> None:
         "or drop them in the source)",
         "              snakemake -c1",
     ]
+
+
+def test_summary_text_of_one_failure_a_rerun_does_not_cure() -> None:
+    entries = [{"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False}]
+    manifest = {"total_tasks": 1, "extractions": entries, "summary": {"failed": 1}}
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-2] == (
+        "              (it will fail again as it stands, for the reason above: fix or drop it "
+        "in the source)"
+    )

@@ -144,8 +144,9 @@ def summary_text(
         lasting = sum(e["status"] == "failed" and e.get("retryable") is False for e in problems)
         if lasting:
             one = lasting == 1
+            who = f"{lasting:,} of them" if lasting < redo else "it" if one else f"all {redo:,}"
             lines.append(
-                f"              ({lasting:,} of them will fail again as "
+                f"              ({who} will fail again as "
                 f"{'it stands' if one else 'they stand'}, for the "
                 f"{'reason' if one else 'reasons'} above: fix or drop "
                 f"{'it' if one else 'them'} in the source)"
