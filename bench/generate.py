@@ -32,6 +32,14 @@ Command line (writes the file, its ``.meta.json`` and prints the expectations)::
     python bench/generate.py --mb 20 --seed 1 --out /tmp/in-network.json.gz
     python bench/generate.py --mb 20 --refs after --indent 2 --crlf --out /tmp/pretty.json.gz
     python bench/generate.py --mb 200 --refs-per-mb 1000 --out /tmp/many-refs.json.gz
+    python bench/generate.py --mb 60 --shape small-items --out /tmp/small-items.json.gz
+
+``--shape small-items`` writes what most payer files look like instead: many small items, one
+per line (compact JSON with a line break between items and between provider references), each
+with one negotiated rate of exactly three provider references and 3 to 5 prices (4 on
+average), every price with an ``additional_information``; all ``ffs``, no quirks, 3 % of the
+items whitelisted. About 1,350 bytes per item: 44,000 items at 60 MB. Its expectations also
+give the counts of an extraction with no whitelist (``all_rate_rows``, ``all_provider_rows``).
 """
 
 from __future__ import annotations
@@ -87,6 +95,8 @@ class Shape:
     crlf: bool = False  # pretty-printed with \r\n line ends
     quirks: bool = True  # payer quirks (numeric / untidy billing codes, key order)
     refs_per_mb: int = _REFS_PER_MB  # provider_references per MB of JSON
+    # "pareto" (the module docstring's shape) or "small-items" (many small items, one a line)
+    items: Literal["pareto", "small-items"] = "pareto"
 
     def file_name(self) -> str:
         """A cache file name that spells out every knob."""
@@ -97,7 +107,16 @@ class Shape:
         refs = f"refs{self.refs}"
         if self.refs_per_mb != _REFS_PER_MB:
             refs += f"-{self.refs_per_mb}permb"
-        return f"in-network-{self.mb:g}mb-seed{self.seed}-{refs}-{style}{quirks}.json.gz"
+        items = "-smallitems" if self.items == "small-items" else ""
+        return f"in-network-{self.mb:g}mb-seed{self.seed}-{refs}-{style}{quirks}{items}.json.gz"
+
+    def as_meta(self) -> dict[str, Any]:
+        """The knobs as stored in `.meta.json`; `items` only when not the default, so the
+        cached files written before it existed are still recognised."""
+        knobs = dataclasses.asdict(self)
+        if self.items == "pareto":
+            del knobs["items"]
+        return knobs
 
 
 @dataclass
@@ -119,6 +138,8 @@ class Expected:
     quirky_code_items: int = 0  # numeric or untidy billing codes
     rates_first_items: int = 0  # negotiated_rates before billing_code
     rate_rows_by_code: dict[str, int] = field(default_factory=dict)  # normalized code -> rows
+    all_rate_rows: int = 0  # rate rows of an extraction with no whitelist (small-items only)
+    all_provider_rows: int = 0  # its provider rows (small-items only)
     seconds: float = 0.0
 
 
@@ -154,6 +175,8 @@ class _Document:
     def __init__(self, shape: Shape):
         if shape.mb <= 0:
             raise ValueError(f"target size must be positive, got {shape.mb} MB")
+        if shape.items == "small-items" and (shape.indent or not shape.quirks):
+            raise ValueError("the small-items shape is compact, one item a line, no quirks knob")
         self.shape = shape
         self.style = Style(shape.indent, shape.crlf)
         self.target = int(shape.mb * MB)
@@ -168,6 +191,7 @@ class _Document:
         ]
         self.provider_rows_of_ref: list[int] = [0] * self.n_refs
         self.referenced: set[int] = set()
+        self.referenced_all: set[int] = set()  # by any item (small-items)
         self._build_rate_pools(rng)
         self._build_reference_templates()
 
@@ -279,7 +303,7 @@ class _Document:
 
     def _write_references(self, sink: Sink) -> None:
         rng = random.Random(f"refs-{self.shape.seed}")
-        sep = "," + self.style.pad(2)
+        sep = "," + self.style.pad(2) if self.shape.items == "pareto" else ",\n"
         sink.write('"provider_references"' + self.style.colon + "[" + self.style.pad(2))
         for i in range(self.n_refs):
             text, self.provider_rows_of_ref[i] = self._reference(rng, i)
@@ -454,12 +478,98 @@ class _Document:
             by_code[plan["code"]] = by_code.get(plan["code"], 0) + prices
 
     def _write_in_network(self, sink: Sink, budget: int) -> None:
+        if self.shape.items == "small-items":
+            self._write_small_items(sink, budget)
+            return
         rng = random.Random(f"items-{self.shape.seed}")
         st = self.style
         sink.write('"in_network"' + st.colon + "[" + st.pad(2))
         for i, plan in enumerate(self._plan_items(rng, budget)):
             self._write_item(sink, rng, plan, first=i == 0)
         sink.write(st.pad(1) + "]")
+
+    # in_network of the small-items shape
+
+    def _small_price_templates(self, rng: random.Random) -> list[tuple[str, str, list[str]]]:
+        """Compact price texts around the rate, every one with additional_information."""
+        dollars = [f"{rng.lognormvariate(4.0, 1.2):.2f}" for _ in range(1 << 14)]
+        infos = (
+            "Rate applies when billed with modifier 25",
+            "Professional component only; technical component billed separately",
+            "Includes all supplies and routine services on the date of service",
+            "Applies to services rendered at a participating facility",
+        )
+        templates = []
+        for _ in range(1 << 10):
+            professional = rng.random() < 0.65
+            price: dict[str, Any] = {
+                "negotiated_type": rng.choice(("negotiated",) * 8 + ("fee schedule",) * 2),
+                "negotiated_rate": RawNumber("\x00"),
+                "expiration_date": "9999-12-31",
+            }
+            if professional:
+                price["service_code"] = sorted(rng.sample(PLACES_OF_SERVICE, rng.randint(1, 4)))
+            price["billing_class"] = "professional" if professional else "institutional"
+            price["setting"] = rng.choice(("outpatient", "inpatient", "both"))
+            if rng.random() < 0.2:
+                price["billing_code_modifier"] = rng.choice(MODIFIERS)
+            price["additional_information"] = rng.choice(infos)
+            prefix, suffix = self.style.render(price, 0).split("\x00")
+            templates.append((prefix, suffix, dollars))
+        return templates
+
+    def _write_small_items(self, sink: Sink, budget: int) -> None:
+        """Items of one rate (three provider references, 3-5 prices) until `budget` bytes."""
+        rng = random.Random(f"small-items-{self.shape.seed}")
+        templates = self._small_price_templates(rng)
+        exp = self.expected
+        excluded = set(WHITELIST)
+        sink.write('"in_network":[\n')
+        size = 0
+        while size < budget or exp.items == 0:
+            matched = rng.random() < _MATCH_SHARE
+            if matched:
+                code = rng.choice(WHITELIST)
+                kind, version = whitelist_code(code)
+            else:
+                kind, version, code = other_code(rng, excluded)
+            idx = sorted(rng.sample(range(self.n_refs), 3))
+            self.referenced_all.update(idx)
+            prices = []
+            for _ in range(rng.randint(3, 5)):
+                prefix, suffix, pool = templates[rng.getrandbits(10)]
+                prices.append(prefix + pool[rng.getrandbits(14)] + suffix)
+            text = (",\n" if exp.items else "") + self.style.render(
+                {
+                    "negotiation_arrangement": "ffs",
+                    "name": f"Service {code}",
+                    "billing_code_type": kind,
+                    "billing_code_type_version": version,
+                    "billing_code": code,
+                    "description": rng.choice(DESCRIPTIONS),
+                    "negotiated_rates": [RawNumber("\x00")],
+                },
+                0,
+            ).replace(
+                "\x00",
+                '{"provider_references":['
+                + ",".join(self.id_texts[i] for i in idx)
+                + '],"negotiated_prices":['
+                + ",".join(prices)
+                + "]}",
+            )
+            sink.write(text)
+            size += len(text)
+            exp.items += 1
+            exp.all_rate_rows += len(prices)
+            exp.largest_item_bytes = max(exp.largest_item_bytes, len(text))
+            if matched:
+                self.referenced.update(idx)
+                exp.items_matched += 1
+                exp.rate_rows += len(prices)
+                exp.largest_matched_item_bytes = max(exp.largest_matched_item_bytes, len(text))
+                exp.rate_rows_by_code[code] = exp.rate_rows_by_code.get(code, 0) + len(prices)
+        sink.write("\n]")
 
     # the whole file
 
@@ -495,6 +605,7 @@ class _Document:
         exp.json_bytes = sink.written
         exp.referenced_groups = len(self.referenced)
         exp.provider_rows = sum(self.provider_rows_of_ref[i] for i in self.referenced)
+        exp.all_provider_rows = sum(self.provider_rows_of_ref[i] for i in self.referenced_all)
         exp.rate_rows_by_code = dict(sorted(exp.rate_rows_by_code.items()))
         return exp
 
@@ -526,7 +637,7 @@ def ensure(shape: Shape, data_dir: Path, log: Callable[[str], None] = lambda _: 
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / shape.file_name()
     meta_path = path.with_name(path.name + ".meta.json")
-    wanted = {"generator_version": GENERATOR_VERSION, "shape": dataclasses.asdict(shape)}
+    wanted = {"generator_version": GENERATOR_VERSION, "shape": shape.as_meta()}
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         same = {k: meta.get(k) for k in wanted} == wanted
@@ -559,6 +670,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--refs-per-mb", type=int, default=_REFS_PER_MB, help="provider_references per MB"
     )
+    p.add_argument(
+        "--shape",
+        choices=("pareto", "small-items"),
+        default="pareto",
+        help="pareto: few large items (the default); small-items: many small ones, one a line",
+    )
     p.add_argument("--out", type=Path, required=True, help="the .json.gz to write")
     p.add_argument("--whitelist", type=Path, help="also write the whitelist here")
     args = p.parse_args(argv)
@@ -567,10 +684,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.refs_per_mb < 1:
         p.error("--refs-per-mb must be at least 1")
     shape = Shape(
-        args.mb, args.seed, args.refs, args.indent, args.crlf, not args.no_quirks, args.refs_per_mb
+        args.mb,
+        args.seed,
+        args.refs,
+        args.indent,
+        args.crlf,
+        not args.no_quirks,
+        args.refs_per_mb,
+        args.shape,
     )
     expected = generate(shape, args.out)
-    meta = {"generator_version": GENERATOR_VERSION, "shape": dataclasses.asdict(shape)}
+    meta = {"generator_version": GENERATOR_VERSION, "shape": shape.as_meta()}
     _write_meta(
         args.out.with_name(args.out.name + ".meta.json"),
         {**meta, "expected": dataclasses.asdict(expected)},

@@ -7,6 +7,9 @@ by hand to reproduce a single row::
     python bench/measure.py extract FILE --engine fast --whitelist bench/data/whitelist.txt \\
         --out /tmp/bench-out
     python bench/measure.py scan FILE --whitelist bench/data/whitelist.txt
+    python bench/measure.py extract FILE --engine fast --all --out /tmp/bench-out
+
+``--all`` extracts every item (no whitelist), as a run without ``cpt_whitelist`` does.
 
 Engines: ``reference``, ``fast`` (names given to ``run_extraction``), and ``fast-threads2``
 (``engine=FastEngine(threads=2)`` from ``mrfbatch.engines.fast``). A measurement that cannot
@@ -200,8 +203,11 @@ def _engine_argument(name: str) -> tuple[Any, str | None]:
         return None, f"FastEngine(threads=2) is not available: {type(exc).__name__}: {exc}"
 
 
-def extract(path: Path, engine: str, whitelist: Path, out: Path, digest: bool) -> Measurement:
-    """Time run_extraction on `path`; then (outside the timing and the RSS) digest the tables."""
+def extract(
+    path: Path, engine: str, whitelist: Path | None, out: Path, digest: bool
+) -> Measurement:
+    """Time run_extraction on `path` (every item when `whitelist` is None); then (outside the
+    timing and the RSS) digest the tables."""
     from mrfbatch.errors import UsageError
     from mrfbatch.options import ExtractionOptions
     from mrfbatch.run_extraction import run_extraction
@@ -267,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("extract", help="run_extraction with one engine")
     e.add_argument("path", type=Path)
     e.add_argument("--engine", choices=ENGINES, required=True)
-    e.add_argument("--whitelist", type=Path, required=True)
+    chosen = e.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--whitelist", type=Path)
+    chosen.add_argument("--all", action="store_true", help="no whitelist: extract every item")
     e.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     e.add_argument("--no-digest", action="store_true", help="skip hashing the tables")
     s = sub.add_parser("scan", help="the fast engine building no rows: the floor under it")

@@ -9,9 +9,11 @@ takes must give exactly the batches, rows and referenced group ids that `decode_
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from mrfbatch.items import LargeItem, TypedItem, decode_item
 from mrfbatch.rates import ROWS_PER_BATCH, ItemRows
 from mrfbatch.tables import RATES_SCHEMA, Quality
+from mrfbatch.writers import TableWriter
 
 PRICE = {
     "negotiated_type": "negotiated",
@@ -267,3 +270,36 @@ def _own_key_ids(ids: object) -> bool:
         or (isinstance(i, float) and i >= 1 and "e" not in json.dumps(i))
         for i in ids
     )
+
+
+def test_small_items_share_batches_and_keep_the_files_order(tmp_path: Path) -> None:
+    """Rows read in C wait, gathered, for a batch of about ROWS_PER_BATCH rows over several
+    items; an item Python reads writes them first, so the table keeps the file's order."""
+    inline = [{"npi": [1234567893], "tin": {"type": "ein", "value": "12-3456789"}}]
+    texts = [
+        item(),
+        item(billing_code=470, name=None, description="Ünïcode ✓"),
+        item(negotiated_rates=[]),
+        item(bundled_codes=[{"billing_code_type": "CPT", "billing_code": "1"}]),
+        item(negotiated_rates=[{"provider_groups": inline, "negotiated_prices": [PRICE]}]),
+        item(severity_of_illness="3", covered_services=[{"billing_code": "2"}]),
+        item(negotiated_rates=[{"provider_references": [9], "negotiated_prices": [PRICE] * 5000}]),
+        item(billing_code="J1885", negotiated_rates=[{"negotiated_prices": [PRICE] * 4000}]),
+        item(billing_code_type="HCPCS"),
+    ]
+    rows = item_rows()
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    for text in texts:
+        found = rows.read(text)
+        assert found is not None
+        found.write(writer)
+    # Handed over: the first six rows before the item Python read, its row, and the batch
+    # that reached ROWS_PER_BATCH rows with the 4,000 prices; the last item's 3 rows wait.
+    assert writer.pending == 6 + 3 + 1 + 3 + 5000 + 4000
+    rows.write_gathered(writer)
+    writer.commit()
+    got = pq.read_table(tmp_path / "rates.parquet")
+    expected = [row for text in texts for b in python_batches(text)[0] for row in b.to_pylist()]
+    assert got.num_rows == 3 + 3 + 3 + 1 + 3 + 5000 + 4000 + 3  # the prices of `texts`
+    assert got.to_pylist() == expected
+    assert [r["billing_code"] for r in expected[:7]] == ["22530"] * 3 + ["470"] * 3 + ["22530"]

@@ -108,7 +108,9 @@ class Extraction:
         self.items_seen += 1
 
     def finish(self) -> None:
-        """Called at the end of the stream: was this an in-network file at all?"""
+        """Called at the end of the stream: the rows still gathered are written; was this an
+        in-network file at all?"""
+        self.items.write_gathered(self.rates)
         if "in_network" in self.keys_seen:
             return
         if "provider_groups" in self.keys_seen:
