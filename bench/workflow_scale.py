@@ -222,12 +222,17 @@ class Scale:
 
     def report(self, started: float) -> None:
         a = self.args
-        load = ", ".join(f"{x:.2f}" for x in self.load_before)
+        before = ", ".join(f"{x:.2f}" for x in self.load_before)
+        after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print()
         print(
             f"mrfbatch workflow at scale: {a.tasks} tasks, a {a.index_files}-file index, "
-            f"--cores {a.cores}; load before the run {load} (1, 5, 15 min), nproc "
-            f"{os.cpu_count()}; {time.monotonic() - started:.0f} s in all"
+            f"--cores {a.cores}; {time.monotonic() - started:.0f} s in all"
+        )
+        print(
+            f"load (1, 5, 15 min) before the run {before}, after it {after}; nproc "
+            f"{os.cpu_count()}: the run itself keeps {a.cores} cores busy, so a 1-min load above "
+            f"{a.cores} after it means other work shared the machine"
         )
         print()
         head = ("", "measured", "goal", "meets", "what was timed")
