@@ -238,7 +238,9 @@ class Scale:
         head = ("", "measured", "goal", "meets", "what was timed")
         lines = [head]
         for f in self.figures:
-            value = "-" if f.value is None else f"{f.value:.2f} {f.unit}"
+            # three decimals below 1, so that a figure shown equal to its goal meets it
+            digits = 3 if f.value is not None and f.value < 1 else 2
+            value = "-" if f.value is None else f"{f.value:.{digits}f} {f.unit}"
             meets = "-" if f.value is None else ("yes" if f.value <= f.goal else "no")
             lines.append((f.label, value, f"<= {f.goal:g} {f.unit}", meets, f.how))
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
