@@ -2,8 +2,9 @@
 # make example   extract one bundled file with the single-file command
 # make test      run the test suite (unit, end-to-end against a local HTTP server)
 # make check     lint, type-check, and the house rules (tests/test_house.py)
-# make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/)
-# make bench-smoke  the same at BENCH_MB=20, in seconds (CI)
+# make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/),
+#                then the workflow at scale (SCALE_ARGS: 400 tasks, a 20,000-file index)
+# make bench-smoke  the same at BENCH_MB=20 and 20 tasks, a 500-file index, in seconds (CI)
 # make test-cluster  install the SLURM executor plugin ('.[cluster]'), start a one-node SLURM
 #                    cluster here (root; installs Debian's packages),
 #                    run the cluster tests on it, stop it (.ci/slurm-test)
@@ -11,6 +12,8 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 BENCH_MB ?= 1000
+# bench/workflow_scale.py's sizes (issue #18's); bench-smoke passes small ones
+SCALE_ARGS ?= --tasks 400 --index-files 20000
 
 .PHONY: run example test test-cluster check bench bench-smoke clean
 
@@ -54,9 +57,10 @@ check: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) bench/run.py --mb $(BENCH_MB)
+	$(PY) bench/workflow_scale.py $(SCALE_ARGS)
 
 bench-smoke: $(VENV)/.installed
-	$(MAKE) bench BENCH_MB=20
+	$(MAKE) bench BENCH_MB=20 SCALE_ARGS="--tasks 20 --index-files 500"
 
 clean:
 	rm -rf $(VENV) results logs .snakemake build $(EXTENSIONS:%=src/mrfbatch/%.*.so)

@@ -25,7 +25,15 @@ from hypothesis import strategies as st
 from mrfbatch.errors import MrfError, SourceError, UsageError
 from mrfbatch.network_ids import assign_network_ids
 from mrfbatch.sources import SOURCE_TYPES, load_tasks, parse_csv, parse_url, parse_urls
-from mrfbatch.tasks import SkippedEntry, Task, read_skipped, read_tasks, write_skipped, write_tasks
+from mrfbatch.tasks import (
+    SkippedEntry,
+    Task,
+    read_skipped,
+    read_task,
+    read_tasks,
+    write_skipped,
+    write_tasks,
+)
 from support.tocs import GOLD, SILVER, structure, toc, write
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -928,6 +936,46 @@ def test_read_tasks_rejects_malformed_files(tmp_path: Path, content: str, proble
     path = write(tmp_path, "tasks.tsv", content)
     with pytest.raises(SourceError, match=problem):
         read_tasks(path)
+
+
+def test_read_task_finds_each_task_of_write_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    write_tasks(TASKS, path, "results")
+    assert [read_task(path, task.network_id) for task in TASKS] == TASKS
+
+
+@pytest.mark.parametrize("network_id", ["a", "a-", "1", "B", "c"])
+def test_read_task_of_an_id_not_in_the_file_is_none(tmp_path: Path, network_id: str) -> None:
+    # "a" and "a-" are prefixes of "a-1", "B" differs from "b" in case only, "c" is missing
+    path = tmp_path / "tasks.tsv"
+    write_tasks(TASKS, path, "results")
+    assert read_task(path, network_id) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("id\turl\n", r"is not a tasks file: line 1 is 'id\\turl'"),
+        (
+            HEADER + "x\thttps://h/x\tout/x\t[]\t{}\na\thttps://h/a\tout/a\t[\t{}\n",
+            "line 3: invalid JSON",
+        ),
+        (HEADER + "a\thttps://h/a\tout/a\t[]\n", "line 2 has 4 tab-separated fields, expected 5"),
+        (HEADER + "a\t\tout/a\t[]\t{}\n", "line 2: task a: URL is empty"),
+    ],
+)
+def test_read_task_rejects_a_malformed_line_of_its_id(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = write(tmp_path, "tasks.tsv", content)
+    with pytest.raises(SourceError, match=problem):
+        read_task(path, "a")
+
+
+def test_read_task_reads_only_its_line(tmp_path: Path) -> None:
+    # read_tasks refuses this file (line 3), a job of task "a" still runs
+    path = write(tmp_path, "tasks.tsv", HEADER + "a\thttps://h/a\tout/a\t[]\t{}\nb\t\t\n")
+    assert read_task(path, "a") == Task("a", "https://h/a")
 
 
 def test_read_tasks_missing_file_is_a_source_error(tmp_path: Path) -> None:

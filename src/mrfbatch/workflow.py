@@ -40,7 +40,14 @@ from mrfbatch.sources import IN_NETWORK_FILES, load_source
 from mrfbatch.status import EXIT_STATUS, timestamp
 from mrfbatch.summary import skipped_text, task_line
 from mrfbatch.tables import TABLES_VERSION, keep_pandas_out
-from mrfbatch.tasks import Task, read_skipped, read_tasks, write_skipped, write_tasks
+from mrfbatch.tasks import (
+    Task,
+    read_skipped,
+    read_task,
+    read_tasks,
+    write_skipped,
+    write_tasks,
+)
 from mrfbatch.whitelist import load_whitelist
 
 log = logging.getLogger("mrfbatch")
@@ -253,7 +260,7 @@ def tasks_by_id(path: str) -> dict[str, Task]:
 
 def find_task(path: str, network_id: str) -> Task:
     """The task of `network_id` in the tasks TSV, or UsageError."""
-    task = tasks_by_id(path).get(network_id)
+    task = read_task(path, network_id)
     if task is None:
         raise UsageError(f"network id {network_id!r} is not in {path}")
     return task
