@@ -8,6 +8,8 @@
 # make test-cluster  install the SLURM executor plugin ('.[cluster]'), start a one-node SLURM
 #                    cluster here (root; installs Debian's packages),
 #                    run the cluster tests on it, stop it (.ci/slurm-test)
+# make test-sanitizers  build the C extensions with AddressSanitizer and UBSan into
+#                    build/sanitizers/ and run their tests on that build (.ci/sanitizers)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -15,7 +17,7 @@ BENCH_MB ?= 1000
 # bench/workflow_scale.py's sizes (issue #18's); bench-smoke passes small ones
 SCALE_ARGS ?= --tasks 400 --index-files 20000
 
-.PHONY: run example test test-cluster check bench bench-smoke clean
+.PHONY: run example test test-cluster test-sanitizers check bench bench-smoke clean
 
 # pip install -e also compiles the C extensions into src/mrfbatch/ (setup.py), where the
 # workflow's scripts find them too; an edit of the C source reinstalls, and a failed compile
@@ -44,6 +46,9 @@ test: $(VENV)/.installed
 test-cluster: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[cluster]'
 	PYTEST=$(VENV)/bin/pytest bash .ci/slurm-test
+
+test-sanitizers: $(VENV)/.installed
+	PY=$(PY) PYTEST=$(VENV)/bin/pytest bash .ci/sanitizers
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests scripts bench

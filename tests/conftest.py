@@ -20,6 +20,23 @@ from support.httpserver import FileServer  # noqa: E402
 from support.workflows import WHITELIST, synth_file  # noqa: E402
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Where MRFBATCH_EXTENSIONS_FROM names a folder (.ci/sanitizers: the sanitized build),
+    the C extensions must be imported from it, or the run stops before any test."""
+    expected = os.environ.get("MRFBATCH_EXTENSIONS_FROM")
+    if not expected:
+        return
+    from mrfbatch import _jsonscan, _rows
+
+    for module in (_jsonscan, _rows):
+        where = Path(module.__file__ or "").resolve().parent
+        if where != Path(expected).resolve():
+            raise pytest.UsageError(
+                f"{module.__name__} was imported from {where}, not from {expected}"
+                " (MRFBATCH_EXTENSIONS_FROM): put that folder's parent first on PYTHONPATH"
+            )
+
+
 @pytest.fixture
 def quiet_logs() -> Iterator[None]:
     """Tests that run thousands of extractions keep their log lines out of the report (use it

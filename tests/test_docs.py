@@ -34,6 +34,7 @@ CODES = "27447\n99213\n"
 # which run the workflow through a copy of profiles/slurm as docs/cluster.md says to).
 RUN_BY_CI = {
     "make run": "make run",
+    "make test-sanitizers": "make test-sanitizers",  # before "make test", its prefix
     "make test": "make test",
     "make check": "make check",
     "make bench": "make bench-smoke",  # the same benchmark at 20 MB

@@ -41,6 +41,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.status import ExtractionResult
 from mrfbatch.transport import TransportSettings
 from support import containers, oracle, synth
+from support.budget import max_examples
 
 NET = "net"
 REPO = Path(__file__).resolve().parents[1]
@@ -1489,7 +1490,7 @@ LAYOUTS = st.sampled_from(
 
 
 @settings(
-    max_examples=80,
+    max_examples=max_examples(80),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -31,6 +31,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.status import ExtractionResult
 from mrfbatch.transport import TransportSettings
 from support import containers, synth
+from support.budget import max_examples
 
 NET = "net"
 WHITELIST = ["99213", "27447", "J1885", "0450"]  # some items are decoded, others skipped
@@ -167,7 +168,7 @@ def mutate(data: bytes, changes: list[tuple[Any, ...]]) -> bytes:
 
 
 FUZZ = settings(
-    max_examples=250,
+    max_examples=max_examples(250),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -36,6 +36,7 @@ from mrfbatch._jsonscan import (
     scan_elements,
     scan_value,
 )
+from support.budget import max_examples
 
 KEY = b"billing_code"
 NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
@@ -451,7 +452,7 @@ LAYOUTS = [
 ]
 MUTANTS = b'"\\{}[],:0-+.eE 1\t\n\x00\x0b\x1f\x7f\x80\xc3tfnux/'
 RANDOM = settings(
-    max_examples=150,
+    max_examples=max_examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -25,6 +25,7 @@ from mrfbatch.engines.reference import json_text
 from mrfbatch.provider_rows import NETWORK_NAMES, ProviderRows, provider_batch, read_reference
 from mrfbatch.providers import ProviderStore
 from mrfbatch.tables import PROVIDERS_SCHEMA, Group, Quality, owner_indices
+from support.budget import max_examples
 
 TIN = '{"type": "ein", "value": "12-3456789", "business_name": "Clinic"}'
 USUAL = (
@@ -259,7 +260,7 @@ _reference = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max_examples(300), deadline=None)
 @given(
     st.lists(_reference, min_size=1, max_size=6),
     st.sampled_from([None, 0, 2]),

@@ -33,6 +33,11 @@ buf_reserve(Buf *b, Py_ssize_t more)
 static inline int
 buf_add(Buf *b, const void *data, Py_ssize_t size)
 {
+    /* memcpy to NULL is undefined even for 0 bytes, and an empty Buf has no data yet (an
+       empty first string); UBSan in .ci/sanitizers stops on it. */
+    if (size == 0) {
+        return 0;
+    }
     if (buf_reserve(b, size) < 0) {
         return -1;
     }
