@@ -30,13 +30,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from mrfbatch.layout import RunLayout
-from mrfbatch.tables import (
-    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
-    ALLOWED_AMOUNTS_SCHEMA,
-    PROVIDERS_SCHEMA,
-    RATES_SCHEMA,
-)
+from mrfbatch.layout import TABLES, RunLayout
+from mrfbatch.tables import TABLE_SCHEMAS
 
 # Statuses whose tables are on disk (an incomplete task's lack only some provider rows).
 WITH_TABLES = ("success", "incomplete")
@@ -85,19 +80,14 @@ def build_database(layout: RunLayout, entries: Sequence[Mapping[str, Any]]) -> s
     try:
         with duckdb.connect(str(tmp)) as con:
             views = {
-                "rates": table_sql(RATES_SCHEMA, table_paths(entries, "rates")),
-                "providers": table_sql(PROVIDERS_SCHEMA, table_paths(entries, "providers")),
-                "rate_providers": RATE_PROVIDERS_SQL,
-                "allowed_amounts": table_sql(
-                    ALLOWED_AMOUNTS_SCHEMA, table_paths(entries, "allowed_amounts")
-                ),
-                "allowed_amount_providers": table_sql(
-                    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
-                    table_paths(entries, "allowed_amount_providers"),
-                ),
-                "plans": f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
-                "files": f"SELECT * FROM read_parquet({_absolute(layout.files)})",
+                table: table_sql(TABLE_SCHEMAS[table], table_paths(entries, table))
+                for table in TABLES
             }
+            views.update(
+                rate_providers=RATE_PROVIDERS_SQL,
+                plans=f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
+                files=f"SELECT * FROM read_parquet({_absolute(layout.files)})",
+            )
             for name, sql in views.items():
                 con.execute(f"CREATE VIEW {name} AS {sql}")
                 con.execute(f"COMMENT ON VIEW {name} IS {_literal(VIEW_COMMENTS[name])}")

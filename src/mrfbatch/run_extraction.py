@@ -40,25 +40,12 @@ from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish, timestamp
-from mrfbatch.tables import (
-    ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
-    ALLOWED_AMOUNTS_SCHEMA,
-    PROVIDERS_SCHEMA,
-    RATES_SCHEMA,
-    Quality,
-)
+from mrfbatch.tables import TABLE_SCHEMAS, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import load_whitelist
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger("mrfbatch")
-
-_SCHEMAS = {
-    "rates": RATES_SCHEMA,
-    "providers": PROVIDERS_SCHEMA,
-    "allowed_amounts": ALLOWED_AMOUNTS_SCHEMA,
-    "allowed_amount_providers": ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
-}
 
 
 def run_extraction(
@@ -244,9 +231,9 @@ class _Pass:
         self.quality = Quality()
         fmt = options.output_format
         (rows, rows_path), (providers, providers_path) = table_files(folder, fmt, kind).items()
-        self.rows = TableWriter(rows_path, _SCHEMAS[rows], options.rate_batch_size, fmt)
+        self.rows = TableWriter(rows_path, TABLE_SCHEMAS[rows], options.rate_batch_size, fmt)
         self.providers = TableWriter(
-            providers_path, _SCHEMAS[providers], options.provider_batch_size, fmt
+            providers_path, TABLE_SCHEMAS[providers], options.provider_batch_size, fmt
         )
         self.spill = folder / spill_file(os.getpid())
         self.progress_path = folder / PROGRESS_FILE

@@ -179,6 +179,13 @@ ALLOWED_AMOUNT_PROVIDERS_SCHEMA = pa.schema(
         ("billed_charge", pa.float64()),
     ]
 )
+# Each table's schema by its name (layout.TABLES; the writers and the run's database use it).
+TABLE_SCHEMAS = {
+    "rates": RATES_SCHEMA,
+    "providers": PROVIDERS_SCHEMA,
+    "allowed_amounts": ALLOWED_AMOUNTS_SCHEMA,
+    "allowed_amount_providers": ALLOWED_AMOUNT_PROVIDERS_SCHEMA,
+}
 
 Columns = dict[str, list[Any]]
 
