@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mrfbatch.layout import TABLES
 from mrfbatch.manifest import COUNTS
 from mrfbatch.tasks import Task
 
@@ -62,10 +63,7 @@ FILES_SCHEMA = pa.schema(
         ("duration_seconds", pa.float64()),
         *((name, pa.int64()) for name in COUNTS),
         ("log_file", pa.string()),
-        ("rates_file", pa.string()),
-        ("providers_file", pa.string()),
-        ("allowed_amounts_file", pa.string()),
-        ("allowed_amount_providers_file", pa.string()),
+        *((f"{table}_file", pa.string()) for table in TABLES),  # its path, or null
     ]
 )
 
@@ -134,25 +132,12 @@ def files_table(entries: Sequence[Mapping[str, Any]]) -> pa.Table:
         incomplete=texts("incomplete"),
         warnings=texts("warnings"),
         plans=[len(entry.get("plan_metadata") or ()) for entry in entries],
-        rates_file=output("rates"),
-        providers_file=output("providers"),
-        allowed_amounts_file=output("allowed_amounts"),
-        allowed_amount_providers_file=output("allowed_amount_providers"),
+        **{f"{table}_file": output(table) for table in TABLES},
     )
     return pa.Table.from_pydict(data, schema=FILES_SCHEMA)
 
 
-_DERIVED = frozenset(
-    {
-        "incomplete",
-        "warnings",
-        "plans",
-        "rates_file",
-        "providers_file",
-        "allowed_amounts_file",
-        "allowed_amount_providers_file",
-    }
-)
+_DERIVED = frozenset({"incomplete", "warnings", "plans", *(f"{table}_file" for table in TABLES)})
 
 
 def write_table(table: pa.Table, path: str) -> None:
