@@ -13,7 +13,7 @@ setup(
         # inflating gzip (src/mrfbatch/_jsonscan*.c).
         Extension(
             "mrfbatch._jsonscan",
-            ["src/mrfbatch/_jsonscan.c", "src/mrfbatch/_jsonscan_scan.c"],
+            [f"src/mrfbatch/_jsonscan{part}.c" for part in ("", "_scan", "_skim")],
             depends=["src/mrfbatch/_jsonscan.h"],
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
         ),

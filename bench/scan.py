@@ -43,6 +43,7 @@ class NullHandler:
 
     def __init__(self, whitelist: set[str]):
         self.whitelist = whitelist
+        self.selective = True
         self.matched = 0
 
     def top_level_key(self, key: str) -> bool:

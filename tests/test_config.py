@@ -467,6 +467,7 @@ def test_describe_words_every_property_of_the_schema() -> None:
         "rate_batch_size": "integers >= 1",
         "format": "parquet, csv",
         "engine": "fast, reference",
+        "validate": "structural, full",
         "max_value_mb": "integers >= 1",
         "threads_per_job": "integers from 1 to 2",
         "retries": "integers >= 0",

@@ -78,11 +78,13 @@ _runs = itertools.count()
 _hold = "hold"  # how the running test's fast engines treat unwanted items (the `hold` fixture)
 
 
-@pytest.fixture(autouse=True, params=["hold", "pass"])
+@pytest.fixture(autouse=True, params=["hold", "pass", "full"])
 def hold(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test runs with the fast engine's default `hold`, then with `hold=0` ("pass"): every
-    unwanted item cut by a chunk's end is passed over as it streams, as only items longer than
-    8 MiB are by default (every fast engine the test builds)."""
+    """Each test runs with the fast engine's defaults ("hold"), then with `hold=0` ("pass"):
+    every unwanted item cut by a chunk's end is passed over as it streams, as only items longer
+    than 8 MiB are by default; then with `validate="full"` ("full"), which checks every byte of
+    skipped items where the default checks only their structure (every fast engine the test
+    builds)."""
     global _hold
     _hold = request.param
     try:
@@ -118,6 +120,8 @@ def fast_engine(**options: Any) -> FastEngine:
     """A FastEngine with the running test's `hold`."""
     if _hold == "pass":
         return FastEngine(hold=0, **options)
+    if _hold == "full":
+        return FastEngine(validate="full", **options)
     return FastEngine(**options)
 
 
@@ -1144,6 +1148,36 @@ INVALID_CASES = {
     "colon-missing-in-skipped-item": (b'"description":"a \\"', b'"description" "a \\"', 14),
     "bad-byte-in-provider-references": (b'"11-1111111"', b"11-1111111x", 2),
     "bad-byte-in-top-level-key": (b'"last_updated_on"', b"last_updated_on", 0),
+    # What structural validation checks inside a skipped item (docs/guarantees.md#validation)
+    "extra-closing-bracket-in-skipped-item": (b"[1,2]", b"[1,2]]", 5),
+    # (its "quoted" description is a member of the item itself, "nested" is in bundled_codes)
+    "control-character-in-nested-string-of-skipped-item": (b"nested", b"nes\x01ted", 3),
+    "tab-in-nested-string-of-skipped-item": (b"nested", b"nes\tted", 3),
+    "invalid-escape-in-nested-string-of-skipped-item": (b"nested", b"nes\\qted", 4),
+    "bad-unicode-escape-in-nested-string-of-skipped-item": (b"nested", b"nes\\u00g9ted", 7),
+    "backslash-outside-string-in-skipped-item": (b"[1,2]", b"[1,\\2]", 3),
+    "non-ascii-outside-string-in-skipped-item": (b"[1,2]", "[1,é]".encode(), 3),
+    "control-character-outside-string-in-skipped-item": (b"[1,2]", b"[1,\x022]", 3),
+    "garbage-between-items": (
+        b'},{"negotiation_arrangement":"ffs","name":"Office visit"',
+        b'}x,{"negotiation_arrangement":"ffs","name":"Office visit"',
+        1,
+    ),
+}
+# Faults whose first invalid byte comes later: both engines fail, the fast one at or after
+# the fault (a string left open inside a skipped item may run to the end: "ends early").
+LATE_CASES = {
+    "unbalanced-bracket-in-skipped-item": (b"[1,2]", b"[1,[2]", 3),
+    "unterminated-nested-string-of-skipped-item": (b'"nested"', b'"nested\\"', 7),
+}
+# Inside a skipped item's containers, only `validate: full` checks numbers, literals and what
+# is not a string where a string must be: the default accepts them (the item is not read).
+FULL_ONLY = {
+    "number-with-letter-in-skipped-item",
+    "nan-in-skipped-item",
+    "leading-zero-in-skipped-item",
+    "bad-literal-in-skipped-item",
+    "single-quotes-in-skipped-item",
 }
 
 
@@ -1154,6 +1188,9 @@ def test_malformed_invalid_json_fails_alike_and_fast_names_offset(
     where, replacement, into = INVALID_CASES[name]
     data, at = bad(where, replacement)
     bad_byte = at + into
+    if name in FULL_ONLY and _hold != "full":
+        check_structural_passes(data, tmp_path)
+        return
     ref, fasts = check_failure(data, tmp_path)
     assert error_kind(ref.error) == "invalid JSON", ref.error
     for fast in fasts:
@@ -1161,6 +1198,35 @@ def test_malformed_invalid_json_fails_alike_and_fast_names_offset(
         assert offset is not None and abs(offset - bad_byte) <= 3, (
             f"bad byte at {bad_byte} ({data[bad_byte : bad_byte + 1]!r}); fast said {fast.error!r}"
         )
+
+
+@pytest.mark.parametrize("name", list(LATE_CASES))
+def test_malformed_fault_found_later_still_fails(name: str, tmp_path: Path) -> None:
+    where, replacement, into = LATE_CASES[name]
+    data, at = bad(where, replacement)
+    ref, fasts = run_failure(data, tmp_path)
+    assert error_kind(ref.error) == "invalid JSON", ref.error
+    for fast in fasts:
+        offset = error_offset(fast.error)
+        assert error_kind(fast.error) == "JSON ends early" or (
+            offset is not None and offset >= at + into
+        ), f"fault at {at + into}; fast said {fast.error!r}"
+
+
+def check_structural_passes(data: bytes, tmp_path: Path) -> None:
+    """The reference engine rejects `data`, whose only fault is inside the skipped item, while
+    the fast engine with structural validation writes the tables of the valid file."""
+    path = tmp_path / f"bad-{next(_runs)}.json"
+    path.write_bytes(data)
+    assert extract(path, tmp_path, "reference", MALFORMED_WHITELIST).result.status == "failed"
+    base = tmp_path / f"base-{next(_runs)}.json"
+    base.write_bytes(MALFORMED_BASE)
+    expected = extract(base, tmp_path, "reference", MALFORMED_WHITELIST)
+    assert expected.result.ok
+    for label, spec in MALFORMED_ENGINES:
+        fast = extract(path, tmp_path, spec, MALFORMED_WHITELIST)
+        assert fast.result.ok, f"fast {label}: {fast.result.error}"
+        assert fast.rates == expected.rates and fast.providers == expected.providers, label
 
 
 @pytest.mark.parametrize(

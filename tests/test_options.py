@@ -33,6 +33,7 @@ def test_from_config_takes_each_key() -> None:
         "rate_batch_size": 9,
         "format": "csv",
         "engine": "reference",
+        "validate": "full",
         "max_value_mb": 3,
         "attempts": 2,
         "retry_seconds": 5,
@@ -44,6 +45,7 @@ def test_from_config_takes_each_key() -> None:
         output_format="csv",
         engine="reference",
         threads=2,
+        validate="full",
         max_value_mb=3,
         transport=TransportSettings(attempts=2, retry_seconds=5, read_timeout=11),
     )
@@ -58,6 +60,7 @@ def test_from_config_takes_each_key() -> None:
         ({"max_value_mb": 0}, r"^max_value_mb must be a positive integer, got 0$"),
         ({"output_format": "xlsx"}, r"^output format 'xlsx' is not one of: parquet, csv$"),
         ({"engine": "turbo"}, r"^engine 'turbo' is not one of: fast, reference$"),
+        ({"validate": "some"}, r"^validate 'some' is not one of: structural, full$"),
     ],
 )
 def test_options_refuse_a_bad_value(change: dict[str, Any], message: str) -> None:

@@ -348,3 +348,20 @@ def test_run_extraction_url_with_a_bad_host_or_port(tmp_path: Path, url: str, re
     result = run_extraction(url, tmp_path, network_id="bad")
     assert result.status == "failed" and result.error is not None
     assert "cannot be requested" in result.error and reason in result.error, result.error
+
+
+def test_cli_validate_full_checks_the_items_it_skips(tmp_path: Path) -> None:
+    """A literal no parser accepts (`tru`), inside an item the whitelist skips: structural
+    validation (the default) does not read it, `--validate full` fails at its byte."""
+    skipped = b'{"billing_code":"2","negotiated_rates":[tru]}'
+    wanted = b'{"billing_code":"1","negotiated_rates":[]}'
+    data = b'{"in_network":[' + wanted + b"," + skipped + b"]}"
+    path = tmp_path / "f.json"
+    path.write_bytes(data)
+    (tmp_path / "codes.txt").write_text("1\n", encoding="utf-8")
+    common = ["--url", str(path), "--cpt-whitelist", str(tmp_path / "codes.txt"), "--quiet"]
+    assert main([*common, "--output-dir", str(tmp_path / "a")]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "b"), "--validate", "full"]) == 1
+    status = json.loads((tmp_path / "b" / "f" / "status.json").read_text(encoding="utf-8"))
+    bad = data.index(b"tru]") + 3  # where `e` should be
+    assert f"at decoded byte {bad}: invalid literal" in status["error"], status["error"]

@@ -21,6 +21,11 @@
  *
  * and raises ScanError((offset, reason)) at the first byte that cannot be JSON.
  *
+ * With skim=d (both functions take it last, 0 by default), a container that brings the depth
+ * to d is only checked for its structure (_jsonscan_skim.c says what that checks) and not
+ * looked into: d=2 for an in_network item whose members are read but whose arrays may be
+ * skipped, d=1 for a value skipped whole. No span or flag is found inside it.
+ *
  * scan_elements(buf, pos, eof, key) does the same for the elements of an array, many per call
  * (the fast engine's provider_references and in_network arrays): from buf[pos], just after the
  * array's `[` or a `,`, it scans element after element, reading the `,` between them, until
@@ -50,7 +55,7 @@ static PyObject *ScanError;
 typedef struct {
     PyObject_HEAD
     Py_ssize_t resume_at, wanted, scanned;
-    int depth, flags;
+    int depth, flags, skimming, skim_carry;
     Py_ssize_t nspans;
     Span *spans;
     unsigned char *in_object;
@@ -132,6 +137,8 @@ partial_forget(Partial *self, PyObject *arg)
     other->scanned = self->scanned - n;
     other->depth = self->depth;
     other->flags = self->flags;
+    other->skimming = self->skimming;
+    other->skim_carry = self->skim_carry;
     other->nspans = 0;
     other->spans = PyMem_Malloc(sizeof(Span) * (size_t)(self->nspans ? self->nspans : 1));
     other->in_object = PyMem_Malloc((size_t)(self->depth ? self->depth : 1));
@@ -191,6 +198,8 @@ partial_new(const Scan *s, Py_ssize_t pos)
     self->scanned = s->n - pos;
     self->depth = s->depth;
     self->flags = s->flags;
+    self->skimming = s->skimming;
+    self->skim_carry = s->skim_carry;
     self->nspans = s->nspans;
     self->spans = PyMem_Malloc(sizeof(Span) * (size_t)(s->nspans ? s->nspans : 1));
     self->in_object = PyMem_Malloc((size_t)s->depth);
@@ -219,6 +228,7 @@ scan_new(const Py_buffer *view)
     s->b = view->buf;
     s->n = view->len;
     s->spans = s->inline_spans;
+    s->skim_depth = 0;
     scan_reset(s);
     return s;
 }
@@ -278,16 +288,72 @@ scan_args(const char *name, PyObject *const *args, Py_buffer *view, Py_ssize_t *
     return 0;
 }
 
+/* The optional `skim` argument: the depth from which containers are only checked structurally
+ * (0: none). */
+static int
+skim_arg(const char *name, PyObject *arg, int *depth)
+{
+    long value = PyLong_AsLong(arg);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0 || value > MAX_DEPTH) {
+        PyErr_Format(PyExc_ValueError, "%s(): skim must be 0 to %d", name, MAX_DEPTH);
+        return -1;
+    }
+    *depth = (int)value;
+    return 0;
+}
+
+static PyObject *
+skim_implementations(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    int count;
+    const char *const *names = skim_impls(&count);
+    PyObject *result = PyTuple_New(count);
+    for (int i = 0; result != NULL && i < count; i++) {
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, i, name);
+    }
+    return result;
+}
+
+static PyObject *
+use_skim(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) {
+        return NULL;
+    }
+    PyObject *previous = PyUnicode_FromString(skim_impl());
+    if (previous != NULL && skim_use(name) < 0) {
+        Py_CLEAR(previous);
+        PyErr_Format(PyExc_ValueError, "use_skim(): no implementation %R on this CPU", arg);
+    }
+    return previous;
+}
+
 static PyObject *
 scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4 && nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "scan_value() takes 4 or 5 arguments (%zd given)", nargs);
+    if (nargs < 4 || nargs > 6) {
+        PyErr_Format(PyExc_TypeError, "scan_value() takes 4 to 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int skim_depth = 0;
+    if (nargs == 6 && skim_arg("scan_value", args[5], &skim_depth) < 0) {
         return NULL;
     }
     const Partial *partial = NULL;
-    if (nargs == 5 && args[4] != Py_None) {
+    if (nargs >= 5 && args[4] != Py_None) {
         if (!Py_IS_TYPE(args[4], &PartialType)) {
             PyErr_SetString(PyExc_TypeError, "scan_value(): partial must be a Partial or None");
             return NULL;
@@ -311,6 +377,7 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         return NULL;
     }
+    s->skim_depth = skim_depth;
     int rc = SCAN_DONE;
     Py_ssize_t from = pos;
     if (partial != NULL) {
@@ -318,6 +385,8 @@ scan_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         s->depth = partial->depth;
         s->wanted = partial->wanted < 0 ? -1 : pos + partial->wanted;
         s->flags = partial->flags;
+        s->skimming = partial->skimming;
+        s->skim_carry = partial->skim_carry;
         memcpy(s->in_object, partial->in_object, (size_t)partial->depth);
         for (Py_ssize_t i = 0; i < partial->nspans && rc == SCAN_DONE; i++) {
             if (add_span(s, pos + partial->spans[i].start, pos + partial->spans[i].end) < 0) {
@@ -377,8 +446,13 @@ static PyObject *
 scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "scan_elements() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 4 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "scan_elements() takes 4 or 5 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    int skim_depth = 0;
+    if (nargs == 5 && skim_arg("scan_elements", args[4], &skim_depth) < 0) {
         return NULL;
     }
     Py_buffer view;
@@ -398,6 +472,7 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyBuffer_Release(&view);
         return NULL;
     }
+    s->skim_depth = skim_depth;
     Py_ssize_t count, at = pos;
     int state, rc;
     if (view.len - pos > RELEASE_GIL_BYTES) {
@@ -442,13 +517,19 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef methods[] = {
+    {"skim_implementations", skim_implementations, METH_NOARGS,
+     "skim_implementations()\n--\n\n"
+     "The names of the skim's implementations this CPU runs, best last."},
+    {"use_skim", use_skim, METH_O,
+     "use_skim(name, /)\n--\n\n"
+     "Use the skim implementation `name` (tests); returns the one used before."},
     {"scan_value", (PyCFunction)(void (*)(void))scan_value, METH_FASTCALL,
-     "scan_value(buf, pos, eof, key, partial=None, /)\n--\n\n"
+     "scan_value(buf, pos, eof, key, partial=None, skim=0, /)\n--\n\n"
      "Validate the JSON value at buf[pos]: (end, spans, flags); None or a Partial when it\n"
      "needs more data (pass the Partial back with more); or ScanError((offset, reason)).\n"
      "See the module's C source for the details."},
     {"scan_elements", (PyCFunction)(void (*)(void))scan_elements, METH_FASTCALL,
-     "scan_elements(buf, pos, eof, key, /)\n--\n\n"
+     "scan_elements(buf, pos, eof, key, skim=0, /)\n--\n\n"
      "Scan array elements from buf[pos]: (pos, [(start, end, key_start, key_end, flags)],\n"
      "state, partial). See the module's C source for the details."},
     {NULL, NULL, 0, NULL},
@@ -470,6 +551,7 @@ PyMODINIT_FUNC
 PyInit__jsonscan(void)
 {
     scan_init();
+    skim_init();
     if (PyType_Ready(&PartialType) < 0) {
         return NULL;
     }

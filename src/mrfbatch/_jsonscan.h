@@ -46,6 +46,9 @@ typedef struct {
     Py_ssize_t resume_at; /* -1: from the start */
     int depth;
     Py_ssize_t wanted; /* start of the value of a depth-1 member named `key`, or -1 */
+    /* Containers that bring the depth to skim_depth are skimmed (_jsonscan_skim.c); 0: none.
+     * skimming: resume_at is inside such a container, skim_carry the skim's state there. */
+    int skim_depth, skimming, skim_carry;
     unsigned char in_object[MAX_DEPTH];
 } Scan;
 
@@ -75,5 +78,18 @@ INTERNAL int scan(Scan *s, Py_ssize_t p, int eof, const char *key, Py_ssize_t ke
 /* Scan the elements of an array, many at a time (see _jsonscan_scan.c). */
 INTERNAL int scan_run(Scan *s, Py_ssize_t *pos, int eof, const char *key, Py_ssize_t key_len,
                       Element *out, Py_ssize_t *count, int *state);
+
+/* Structural validation of a container (_jsonscan_skim.c): SCAN_DONE, SCAN_MORE or
+ * SCAN_INVALID; *p and *depth say where it stopped. */
+INTERNAL int skim(Scan *s, Py_ssize_t *p, int *depth, int eof);
+
+/* Pick the skim's implementation for this CPU; once, before any scan. */
+INTERNAL void skim_init(void);
+/* The names of the implementations this CPU runs (count of them in *count), best last. */
+INTERNAL const char *const *skim_impls(int *count);
+/* The implementation in use. */
+INTERNAL const char *skim_impl(void);
+/* Use the implementation called `name`: 0, or -1 when this CPU has none of that name. */
+INTERNAL int skim_use(const char *name);
 
 #endif

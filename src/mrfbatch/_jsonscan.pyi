@@ -25,10 +25,19 @@ def scan_value(
     eof: bool,
     key: bytes | None,
     partial: Partial | None = None,
+    skim: int = 0,
     /,
 ) -> tuple[int, tuple[tuple[int, int], ...], int] | Partial | None:
     """Validate the JSON value at buf[pos]: (end, spans of `key`'s values, flags); None or a
-    Partial when it runs past the end of buf; raises ScanError where it stops being JSON."""
+    Partial when it runs past the end of buf; raises ScanError where it stops being JSON.
+    Containers that bring the depth to `skim` (0: none) are only checked structurally
+    (src/mrfbatch/_jsonscan_skim.c)."""
+
+def skim_implementations() -> tuple[str, ...]:
+    """The names of the skim's implementations this CPU runs, best last."""
+
+def use_skim(name: str, /) -> str:
+    """Use the skim implementation `name` (tests); returns the one used before."""
 
 AT_ELEMENT: int  # scan_elements stopped at an element (cut, not JSON, or enough found)
 AFTER_ELEMENT: int  # it stopped after an element, before its `,` or `]`
@@ -39,6 +48,7 @@ def scan_elements(
     pos: int,
     eof: bool,
     key: bytes | None,
+    skim: int = 0,
     /,
 ) -> tuple[int, list[tuple[int, int, int, int, int]], int, Partial | None]:
     """Scan the elements of an array from buf[pos] (after `[` or `,`), each as scan_value does:

@@ -357,6 +357,9 @@ scan(Scan *s, Py_ssize_t p, int eof, const char *key, Py_ssize_t key_len)
         p = s->resume_at;
         depth = s->depth;
         wanted = s->wanted;
+        if (s->skimming) {
+            goto skim_more;
+        }
         goto after_value;
     }
 
@@ -380,6 +383,9 @@ value:
         }
         in_object[depth++] = 1;
         p++;
+        if (depth == s->skim_depth) {
+            goto skim_container;
+        }
         SKIP_BLANKS();
         if (b[p] == '}') {
             p++;
@@ -393,6 +399,9 @@ value:
         }
         in_object[depth++] = 0;
         p++;
+        if (depth == s->skim_depth) {
+            goto skim_container;
+        }
         SKIP_BLANKS();
         if (b[p] == ']') {
             p++;
@@ -510,6 +519,23 @@ after_value:
     }
     INVALID(p, "expected ',' or ']'");
 
+skim_container: /* just after the opening bracket of a container only checked structurally */
+    s->skim_carry = 0;
+skim_more:
+    s->skimming = 0;
+    switch (skim(s, &p, &depth, eof)) {
+    case SCAN_DONE:
+        goto after_value;
+    case SCAN_MORE:
+        s->resume_at = p;
+        s->depth = depth;
+        s->wanted = wanted;
+        s->skimming = 1;
+        return SCAN_MORE;
+    default:
+        return SCAN_INVALID;
+    }
+
 more:
     s->resume_at = safe;
     s->depth = safe_depth;
@@ -534,6 +560,8 @@ scan_reset(Scan *s)
     s->resume_at = -1;
     s->depth = 0;
     s->wanted = -1;
+    s->skimming = 0;
+    s->skim_carry = 0;
 }
 
 /* Scan the elements of an array from buf[pos] (after its `[` or a `,`) until the buffer ends,

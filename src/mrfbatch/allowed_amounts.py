@@ -63,6 +63,7 @@ class AllowedAmounts:
     ):
         self.network_id = network_id
         self.whitelist = whitelist
+        self.selective = whitelist is not None
         self.amounts = amounts
         self.providers = providers
         self.quality = quality

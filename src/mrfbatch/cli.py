@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.engines import ENGINES
+from mrfbatch.engines import ENGINES, VALIDATIONS
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
@@ -46,6 +46,7 @@ def extract_main(argv: Sequence[str] | None = None) -> int:
             output_format=args.output_format,
             engine=args.engine,
             threads=args.threads,
+            validate=args.validate,
             max_value_mb=args.max_value_mb,
             transport=TransportSettings(
                 attempts=args.attempts,
@@ -157,6 +158,14 @@ def extract_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=default.threads,
         help="fast engine: 2 inflates gzip in a second thread (faster, uses two cores)",
+    )
+    p.add_argument(
+        "--validate",
+        choices=VALIDATIONS,
+        default=default.validate,
+        help="fast engine: 'structural' (default) checks only the structure of the items it "
+        "skips (brackets, strings, escapes), 'full' every byte of them; what is extracted is "
+        "always checked in full",
     )
     p.add_argument(
         "--max-value-mb",

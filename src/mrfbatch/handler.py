@@ -41,6 +41,7 @@ class Extraction:
         quality: Quality,
     ):
         self.whitelist = whitelist
+        self.selective = whitelist is not None
         self.rates = rates
         self.store = store
         self.quality = quality

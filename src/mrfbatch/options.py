@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, Engine
+from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, VALIDATIONS, Engine
 from mrfbatch.errors import UsageError
 from mrfbatch.transport import TransportSettings
 from mrfbatch.writers import FORMATS
@@ -28,6 +28,9 @@ class ExtractionOptions:
     output_format: str = "parquet"  # or "csv"
     engine: str | Engine = "fast"  # "fast", "reference", or an engine object (tests)
     threads: int = 1  # 2: the fast engine inflates gzip in a second thread
+    # The fast engine checks only the structure of what it skips unread ("structural"), or
+    # every byte ("full"); tables are the same either way on valid JSON.
+    validate: str = "structural"
     # The largest in_network item or provider reference read (MB of 2**20 bytes): a larger one
     # fails the extraction; a larger remote provider-reference file is skipped. An engine
     # object's own limit counts instead.
@@ -45,6 +48,8 @@ class ExtractionOptions:
             )
         if isinstance(self.engine, str) and self.engine not in ENGINES:
             raise UsageError(f"engine {self.engine!r} is not one of: {', '.join(ENGINES)}")
+        if self.validate not in VALIDATIONS:
+            raise UsageError(f"validate {self.validate!r} is not one of: {', '.join(VALIDATIONS)}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], threads: int = 1) -> ExtractionOptions:
@@ -55,6 +60,7 @@ class ExtractionOptions:
             output_format=config["format"],
             engine=config["engine"],
             threads=threads,
+            validate=config["validate"],
             max_value_mb=config["max_value_mb"],
             transport=TransportSettings(
                 attempts=config["attempts"],

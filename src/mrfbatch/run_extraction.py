@@ -109,7 +109,7 @@ def run_extraction(
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
         parser = (
-            get_engine(engine, options.threads, options.max_value_mb)
+            get_engine(engine, options.threads, options.max_value_mb, options.validate)
             if isinstance(engine, str)
             else engine
         )

@@ -24,6 +24,7 @@ from mrfbatch.errors import UsageError
 __all__ = [
     "DEFAULT_MAX_VALUE_MB",
     "ENGINES",
+    "VALIDATIONS",
     "MB",
     "DocumentHandler",
     "Element",
@@ -36,19 +37,27 @@ __all__ = [
 ]
 
 ENGINES = ("fast", "reference")
+# How the fast engine checks the in_network items it skips: their structure only, or every
+# byte (docs/guarantees.md#validation). The reference engine always checks every byte.
+VALIDATIONS = ("structural", "full")
 
 
-def get_engine(name: str, threads: int = 1, max_value_mb: int = DEFAULT_MAX_VALUE_MB) -> Engine:
+def get_engine(
+    name: str,
+    threads: int = 1,
+    max_value_mb: int = DEFAULT_MAX_VALUE_MB,
+    validate: str = "structural",
+) -> Engine:
     """The engine called `name`: "fast" (the C scanner) or "reference" (ijson).
 
     `threads=2` lets the fast engine inflate in a second thread; the reference ignores it.
     `max_value_mb`: the largest item or provider reference either engine accepts (MB of 2**20
-    bytes), see `check_value_size`.
+    bytes), see `check_value_size`. `validate`: one of VALIDATIONS, for the fast engine.
     """
     if name == "fast":
         from mrfbatch.engines.fast import FastEngine
 
-        return FastEngine(threads=threads, max_value=max_value_mb * MB)
+        return FastEngine(threads=threads, max_value=max_value_mb * MB, validate=validate)
     if name == "reference":
         from mrfbatch.engines.reference import ReferenceEngine
 

@@ -29,7 +29,9 @@ class FastEngine:
     """The fast engine; `threads=2` decompresses in a second thread.
 
     `hold`: an unwanted in_network item longer than this is passed over as it streams, not held
-    whole. `max_value`: the largest value (bytes) held.
+    whole. `max_value`: the largest value (bytes) held. `validate`: "structural" checks only
+    the structure of what is skipped unread (the arrays of unwanted items, unwanted values),
+    "full" every byte; what is decoded is always checked in full.
     """
 
     name = "fast"
@@ -40,9 +42,13 @@ class FastEngine:
         threads: int = 1,
         hold: int = HOLD,
         max_value: int = DEFAULT_MAX_VALUE_MB * MB,
+        validate: str = "structural",
     ):
         if chunk_size < 1 or threads < 1 or hold < 0 or max_value < 1:
             raise ValueError("chunk_size, threads, hold and max_value must be positive")
+        if validate not in ("structural", "full"):
+            raise ValueError(f"validate must be 'structural' or 'full', not {validate!r}")
+        self.validate = validate
         self.chunk_size = chunk_size
         self.threads = threads
         self.hold = hold
@@ -61,6 +67,7 @@ class FastEngine:
             name = getattr(stream, "description", "the file")
             scanner = Scanner(chunks, handler, name, self.hold)
             scanner.max_value = self.max_value
+            scanner.structural = self.validate == "structural"
             scanner.run()
         finally:
             chunks.close()

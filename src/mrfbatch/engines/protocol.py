@@ -51,6 +51,11 @@ class DocumentHandler(Protocol):
         """One `out_of_network` item of an allowed-amounts file, decoded. Only the reference
         engine calls it: it reads every allowed-amounts file (mrfbatch.run_extraction)."""
 
+    @property
+    def selective(self) -> bool:
+        """Whether `wants` may refuse a code (a whitelist): only then does the fast engine
+        check no more than the structure of an item before it knows whether it is wanted."""
+
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted (None: no code). The fast engine
         asks before it decodes anything of an item, and skips the others."""

@@ -6,6 +6,12 @@ runs past the buffer (more data is read and the scan goes on where it stopped), 
 stops being JSON. Array elements are scanned in runs, many per call. The scanner also reports
 where the value of one member lies: an in_network item's own `billing_code` (a member of the
 item itself, not of its bundled_codes) and a provider reference's `provider_group_id`.
+
+With `structural` set (the default: `validate: structural`), what may be skipped unread is
+only skimmed (_jsonscan_skim.c): when a whitelist is given, the containers inside each
+in_network item (its negotiated_rates, bundled codes...), whose members are not needed to find
+the item's code; the elements of an unwanted array; an unwanted top-level value. An item whose
+code is wanted is then scanned again in full before it reaches the handler.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class Scanner(ScanBuffer):
         self._span: tuple[int, int] | None = None
         self._flags = 0  # and its flags
         self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
+        self.structural = False  # skim what may be skipped (see the module's docstring)
+        self._skim = 0  # the depth from which the current array's elements are skimmed
 
     # document
 
@@ -93,29 +101,32 @@ class Scanner(ScanBuffer):
         if key in _ARRAYS and c == ord("["):
             self.pos += 1
             if not wanted:
-                self._array(self._skip_to, None)
+                self._array(self._skip_to, None, skim=1)
             elif key == "in_network":
-                self._array(self._item, CODE)
+                self._array(self._item, CODE, skim=2 if self.handler.selective else 0)
             else:
                 self._array(self._reference, GROUP_ID)
         elif wanted:
             self.handler.header(key, self._decode(self._value_end(), _VALUE))
         else:
-            self.pos = self._value_end()
+            self.pos = self._value_end(skim=1)
 
-    def _array(self, element: Callable[[int], None], key: bytes | None) -> None:
+    def _array(self, element: Callable[[int], None], key: bytes | None, skim: int = 0) -> None:
         """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
 
         The scanner walks whole runs of elements per call. `key`: the member of each element
-        whose value's span is reported (see `_may_match`, `_reference`).
+        whose value's span is reported (see `_may_match`, `_reference`). `skim`: containers
+        that reach this depth inside an element (1: the element itself) are only skimmed, when
+        `structural` is set.
         """
         if self._peek() == ord("]"):
             self.pos += 1
             return
+        self._skim = skim if self.structural else 0
         while True:
             try:
                 pos, found, state, partial = _jsonscan.scan_elements(
-                    self.buf, self.pos, self.eof, key
+                    self.buf, self.pos, self.eof, key, self._skim
                 )
             except _jsonscan.ScanError as exc:
                 offset, reason = exc.args
@@ -129,8 +140,9 @@ class Scanner(ScanBuffer):
             if state == _jsonscan.CLOSED:
                 return
             if state == _jsonscan.AT_ELEMENT:  # cut by the buffer's end, or not JSON
-                element(self._value_end(key, partial))
+                element(self._value_end(key, partial, self._skim))
             if self._expect(b",]", "',' or ']'") == ord("]"):
+                self._skim = 0
                 return
 
     def _element(self, element: Callable[[int], None], key: bytes | None, found: Element) -> None:
@@ -174,8 +186,11 @@ class Scanner(ScanBuffer):
         self.pos = end
 
     def _item(self, end: int) -> None:
-        """An in_network item: handed over only when its own billing code may be wanted."""
+        """An in_network item: handed over only when its own billing code may be wanted (and
+        then first scanned in full, when it was only skimmed)."""
         if self._may_match(end):
+            if self._skim:
+                self._rescan(end)
             # A view, not a copy: a matched item can be tens of MB. Released after the call
             # (the buffer cannot be resized while a view of it exists).
             with memoryview(self.buf)[self.pos : end] as raw:
@@ -186,11 +201,17 @@ class Scanner(ScanBuffer):
 
     # values
 
-    def _value_end(self, key: bytes | None = None, partial: _jsonscan.Partial | None = None) -> int:
+    def _value_end(
+        self,
+        key: bytes | None = None,
+        partial: _jsonscan.Partial | None = None,
+        skim: int = 0,
+    ) -> int:
         """Validate the value at pos; return where it ends (pos unchanged).
 
         `key`: the member whose value's span is wanted (`_span`). `partial`: where a scan of
-        this value stopped for want of data: it goes on there.
+        this value stopped for want of data: it goes on there. `skim`: the depth from which
+        containers are only skimmed (0: none).
 
         An in_network item (`key` is billing_code) longer than `hold` whose own code is known
         and not wanted is passed over as it streams: what has been validated is dropped from
@@ -201,7 +222,7 @@ class Scanner(ScanBuffer):
         while True:
             eof = self.eof
             try:
-                result = _jsonscan.scan_value(self.buf, self.pos, eof, key, partial)
+                result = _jsonscan.scan_value(self.buf, self.pos, eof, key, partial, skim)
             except _jsonscan.ScanError as exc:
                 offset, reason = exc.args
                 raise self._invalid(offset, reason) from None
@@ -239,6 +260,17 @@ class Scanner(ScanBuffer):
         if flags & _jsonscan.LONE_SURROGATE:
             _repair_lone_surrogates(self.buf, self.pos, end)
         return end
+
+    def _rescan(self, end: int) -> None:
+        """Validate in full the item at buf[pos:end], whose containers were only skimmed."""
+        try:
+            result = _jsonscan.scan_value(self.buf, self.pos, True, None)
+        except _jsonscan.ScanError as exc:
+            offset, reason = exc.args
+            raise self._invalid(offset, reason) from None
+        assert isinstance(result, tuple) and result[0] == end
+        if result[2] & _jsonscan.LONE_SURROGATE:
+            _repair_lone_surrogates(self.buf, self.pos, end)
 
     def _unwanted(self, partial: _jsonscan.Partial) -> bool:
         """Whether the item being scanned (cut at the buffer's end) is not wanted, by its own
