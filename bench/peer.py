@@ -36,21 +36,20 @@ def ensure_peer(venv: Path, timeout: float = 600) -> str | None:
     """Install the peer into `venv` unless it is there; None when ready, else why not."""
     if peer_installed(venv):
         return None
+    wanted = f"{PEER}=={PEER_VERSION}"
     steps = [
-        [sys.executable, "-m", "venv", "--clear", str(venv)],
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-         f"{PEER}=={PEER_VERSION}"],
+        (f"python -m venv {venv}", [sys.executable, "-m", "venv", "--clear", str(venv)]),
+        (f"pip install {wanted}",
+         [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", wanted]),
     ]  # fmt: skip
-    for cmd in steps:
+    for what, cmd in steps:
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(cmd[-2:])}: {exc}"
+            return f"{what}: {exc}"
         if done.returncode != 0:
             lines = [x for x in done.stderr.strip().splitlines() if "WARNING" not in x]
-            return f"{' '.join(cmd[-2:])} exited {done.returncode}: " + (
-                lines[-1] if lines else "no message"
-            )
+            return f"{what} exited {done.returncode}: " + (lines[-1] if lines else "no message")
     if not peer_installed(venv):
         return f"pip reported success but {venv} has no {PEER} {PEER_VERSION}"
     return None
