@@ -233,7 +233,7 @@ def _rss_line(bench: Bench, fast_a: Row | None) -> str:
     limit = "ok" if peak_a <= RSS_LIMIT_MB else "ABOVE TARGET"
     absolute = (
         f"peak {peak_a:.0f} MB on A (target <= {RSS_LIMIT_MB:.0f} MB: {limit}; "
-        f"{base:.0f} MB of it before the extraction, after imports)"
+        f"{base:.0f} MB of it before the extraction, after imports and the warm-up)"
     )
     if "S" not in bench.files:
         return (
