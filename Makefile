@@ -2,7 +2,9 @@
 # make example   extract one bundled file with the single-file command
 # make test      run the test suite (unit, end-to-end against a local HTTP server)
 # make check     lint, type-check, and the house rules (tests/test_house.py)
-# make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/),
+# make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/):
+#                the skip path, extract-all against cms-mrf-extractor (installed once into
+#                bench/data/peer-venv, its own venv), start-up, issue #18's goals table;
 #                then the workflow at scale (SCALE_ARGS: 400 tasks, a 20,000-file index)
 # make bench-smoke  the same at BENCH_MB=20 and 20 tasks, a 500-file index, in seconds (CI)
 # make test-cluster  install the SLURM executor plugin ('.[cluster]'), start a one-node SLURM

@@ -33,13 +33,17 @@ Command line (writes the file, its ``.meta.json`` and prints the expectations)::
     python bench/generate.py --mb 20 --refs after --indent 2 --crlf --out /tmp/pretty.json.gz
     python bench/generate.py --mb 200 --refs-per-mb 1000 --out /tmp/many-refs.json.gz
     python bench/generate.py --mb 60 --shape small-items --out /tmp/small-items.json.gz
+    python bench/generate.py --mb 60 --no-quirks --int-ids --out /tmp/peer-readable.json.gz
 
 ``--shape small-items`` writes what most payer files look like instead: many small items, one
 per line (compact JSON with a line break between items and between provider references), each
 with one negotiated rate of exactly three provider references and 3 to 5 prices (4 on
 average), every price with an ``additional_information``; all ``ffs``, no quirks, 3 % of the
-items whitelisted. About 1,350 bytes per item: 44,000 items at 60 MB. Its expectations also
-give the counts of an extraction with no whitelist (``all_rate_rows``, ``all_provider_rows``).
+items whitelisted. About 1,350 bytes per item: 44,000 items at 60 MB.
+
+The expectations of both shapes also give the counts of an extraction with no whitelist
+(``all_rate_rows``, ``all_provider_rows``). ``--int-ids`` writes every provider_group_id as an
+integer (no ``"4207.13570"``), the form cms-mrf-extractor 0.1.2 reads; nothing else changes.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ from vocabulary import (
 )
 
 # Bump when the output for given parameters changes, so cached files are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MB = 1_000_000
 
 _ITEMS_PER_GB = 2000
@@ -97,6 +101,9 @@ class Shape:
     refs_per_mb: int = _REFS_PER_MB  # provider_references per MB of JSON
     # "pareto" (the module docstring's shape) or "small-items" (many small items, one a line)
     items: Literal["pareto", "small-items"] = "pareto"
+    # one provider_group_id in ten a float ("4207.13570"); False: integers only, which
+    # cms-mrf-extractor 0.1.2 needs (it stops on a float id among integer ones)
+    float_ids: bool = True
 
     def file_name(self) -> str:
         """A cache file name that spells out every knob."""
@@ -108,14 +115,19 @@ class Shape:
         if self.refs_per_mb != _REFS_PER_MB:
             refs += f"-{self.refs_per_mb}permb"
         items = "-smallitems" if self.items == "small-items" else ""
-        return f"in-network-{self.mb:g}mb-seed{self.seed}-{refs}-{style}{quirks}{items}.json.gz"
+        ids = "" if self.float_ids else "-intids"
+        return (
+            f"in-network-{self.mb:g}mb-seed{self.seed}-{refs}-{style}{quirks}{items}{ids}.json.gz"
+        )
 
     def as_meta(self) -> dict[str, Any]:
-        """The knobs as stored in `.meta.json`; `items` only when not the default, so the
-        cached files written before it existed are still recognised."""
+        """The knobs as stored in `.meta.json`; `items` and `float_ids` only when not the
+        default, so the cached files written before they existed are still recognised."""
         knobs = dataclasses.asdict(self)
         if self.items == "pareto":
             del knobs["items"]
+        if self.float_ids:
+            del knobs["float_ids"]
         return knobs
 
 
@@ -138,8 +150,8 @@ class Expected:
     quirky_code_items: int = 0  # numeric or untidy billing codes
     rates_first_items: int = 0  # negotiated_rates before billing_code
     rate_rows_by_code: dict[str, int] = field(default_factory=dict)  # normalized code -> rows
-    all_rate_rows: int = 0  # rate rows of an extraction with no whitelist (small-items only)
-    all_provider_rows: int = 0  # its provider rows (small-items only)
+    all_rate_rows: int = 0  # rate rows of an extraction with no whitelist
+    all_provider_rows: int = 0  # its provider rows
     seconds: float = 0.0
 
 
@@ -189,9 +201,11 @@ class _Document:
             f"{i + 1}.{rng.randrange(1000, 10000)}0" if rng.random() < 0.1 else str(i + 1)
             for i in range(self.n_refs)
         ]
+        if not shape.float_ids:  # the same draws, so the rest of the file is unchanged
+            self.id_texts = [str(i + 1) for i in range(self.n_refs)]
         self.provider_rows_of_ref: list[int] = [0] * self.n_refs
         self.referenced: set[int] = set()
-        self.referenced_all: set[int] = set()  # by any item (small-items)
+        self.referenced_all: set[int] = set()  # by any item
         self._build_rate_pools(rng)
         self._build_reference_templates()
 
@@ -243,6 +257,7 @@ class _Document:
         """One negotiated_rates entry at depth 4, and how many prices it has."""
         bits = rng.getrandbits
         ids, idx = self.ref_lists[int(rng.random() * len(self.ref_lists))]
+        self.referenced_all.update(idx)
         if matched:
             self.referenced.update(idx)
         templates = self.price_templates
@@ -463,6 +478,7 @@ class _Document:
         sink.write(text)
         size += len(text)
         exp.items += 1
+        exp.all_rate_rows += prices
         exp.largest_item_bytes = max(exp.largest_item_bytes, size)
         exp.bundle_items += plan["arrangement"] == "bundle"
         exp.capitation_items += plan["arrangement"] == "capitation"
@@ -676,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
         default="pareto",
         help="pareto: few large items (the default); small-items: many small ones, one a line",
     )
+    p.add_argument(
+        "--int-ids", action="store_true", help="integer provider_group_ids only (no floats)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the .json.gz to write")
     p.add_argument("--whitelist", type=Path, help="also write the whitelist here")
     args = p.parse_args(argv)
@@ -692,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         not args.no_quirks,
         args.refs_per_mb,
         args.shape,
+        not args.int_ids,
     )
     expected = generate(shape, args.out)
     meta = {"generator_version": GENERATOR_VERSION, "shape": shape.as_meta()}

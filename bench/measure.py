@@ -8,8 +8,23 @@ by hand to reproduce a single row::
         --out /tmp/bench-out
     python bench/measure.py scan FILE --whitelist bench/data/whitelist.txt
     python bench/measure.py extract FILE --engine fast --all --out /tmp/bench-out
+    python bench/measure.py extract FILE --engine fast --all --validate full --out /tmp/bench-out
+    python bench/measure.py cli FILE --tool mrfbatch --out /tmp/bench-cli
+    python bench/measure.py cli FILE --tool cms-mrf-extractor --peer-venv bench/data/peer-venv \
+        --out /tmp/bench-peer
 
 ``--all`` extracts every item (no whitelist), as a run without ``cpt_whitelist`` does.
+``extract`` first runs one untimed extraction of ``examples/in-network-sample.json.gz`` with the
+same engine and whitelist setting (``--no-warm-up`` skips it), so that the timed run is the
+steady state: the imports a first extraction does late (pyarrow.parquet, pandas: 0.13 s here)
+and its first-call set-up are not in it. ``--validate full`` passes
+``ExtractionOptions(validate="full")`` where that option exists, else reports ``skipped``.
+
+``cli`` times a whole command in a child process, start-up included (wall clock, and the
+child's CPU time and peak RSS from ``RUSAGE_CHILDREN``): ``python -m mrfbatch.run_extraction``
+with no whitelist, or cms-mrf-extractor's ``mrf-extract`` from its own virtual environment
+(``bench/peer.py``) on a folder holding only a symbolic link to FILE (it takes a folder of
+``.json``/``.gz``/``.zip`` files). The JSON bytes are counted afterwards, untimed.
 
 Engines: ``reference``, ``fast`` (names given to ``run_extraction``), and ``fast-threads2``
 (``engine=FastEngine(threads=2)`` from ``mrfbatch.engines.fast``). A measurement that cannot
@@ -36,6 +51,10 @@ from pathlib import Path
 from typing import Any
 
 ENGINES = ("reference", "fast", "fast-threads2")
+TOOLS = ("mrfbatch", "cms-mrf-extractor")
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "in-network-sample.json.gz"  # the warm-up's file
+EXAMPLE_CODES = ROOT / "examples" / "codes.txt"
 
 
 @dataclass
@@ -63,6 +82,10 @@ class Measurement:
     rate_rows_by_code: dict[str, int] = field(default_factory=dict)
     digest: str | None = None  # SHA-256 over the sorted rows of both tables
     code: str | None = None  # fingerprint of the mrfbatch sources this process imported
+    warm_up_seconds: float = 0.0  # the untimed first extraction of the bundled example
+    validate: str | None = None  # ExtractionOptions(validate=...) when given
+    tool_rows: dict[str, int] = field(default_factory=dict)  # rows per table a command reported
+    command: list[str] = field(default_factory=list)  # what `cli` ran
 
 
 def code_fingerprint() -> str:
@@ -203,25 +226,60 @@ def _engine_argument(name: str) -> tuple[Any, str | None]:
         return None, f"FastEngine(threads=2) is not available: {type(exc).__name__}: {exc}"
 
 
+def validate_option() -> bool:
+    """Whether ExtractionOptions has the `validate` option (issue #18) in this checkout."""
+    from mrfbatch.options import ExtractionOptions
+
+    return "validate" in {f.name for f in dataclasses.fields(ExtractionOptions)}
+
+
+def _warm_up(options: Any, whitelist: Path | None, out: Path) -> float:
+    """One extraction of the bundled example with `options`, untimed; its seconds."""
+    from mrfbatch.run_extraction import run_extraction
+
+    folder = out.with_name(out.name + "-warm-up")
+    shutil.rmtree(folder, ignore_errors=True)
+    t0 = time.perf_counter()
+    run_extraction(str(EXAMPLE), folder, options, network_id="warm-up",
+                   cpt_whitelist=EXAMPLE_CODES if whitelist else None)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(folder, ignore_errors=True)
+    return seconds
+
+
 def extract(
-    path: Path, engine: str, whitelist: Path | None, out: Path, digest: bool
+    path: Path,
+    engine: str,
+    whitelist: Path | None,
+    out: Path,
+    digest: bool,
+    validate: str | None = None,
+    warm_up: bool = True,
 ) -> Measurement:
-    """Time run_extraction on `path` (every item when `whitelist` is None); then (outside the
-    timing and the RSS) digest the tables."""
+    """Time run_extraction on `path` (every item when `whitelist` is None), after one untimed
+    warm-up extraction; then (outside the timing and the RSS) digest the tables."""
     from mrfbatch.errors import UsageError
     from mrfbatch.options import ExtractionOptions
     from mrfbatch.run_extraction import run_extraction
 
-    m = Measurement(kind="extract", engine=engine)
+    m = Measurement(kind="extract", engine=engine, validate=validate)
     argument, why_not = _engine_argument(engine)  # imports the engines
     m.code = code_fingerprint()
     if why_not:
         m.skipped = why_not
         return m
+    extra: dict[str, Any] = {}
+    if validate is not None:
+        if not validate_option():
+            m.skipped = "ExtractionOptions has no validate option in this checkout (yet)"
+            return m
+        extra["validate"] = validate
     shutil.rmtree(out, ignore_errors=True)
     try:
+        options = ExtractionOptions(engine=argument, **extra)
+        if warm_up:
+            m.warm_up_seconds = round(_warm_up(options, whitelist, out), 3)
         with _timed(m):
-            options = ExtractionOptions(engine=argument)
             result = run_extraction(str(path), out, options, network_id="bench",
                                     cpt_whitelist=whitelist)  # fmt: skip
     except (UsageError, TypeError) as exc:
@@ -241,6 +299,64 @@ def extract(
         m.rate_rows_by_code = _rows_by_code(out / "bench" / "rates.parquet")
         if digest:
             m.digest = _digest(out / "bench")
+    return m
+
+
+def _children_usage() -> tuple[float, float]:
+    """CPU seconds of the waited-for children so far, and the largest one's peak RSS (MB)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def tool_command(tool: str, path: Path, out: Path, peer_venv: Path | None) -> list[str]:
+    """The command `cli` times: mrfbatch's single-file command with no whitelist, or
+    cms-mrf-extractor on `out`/source/, a folder holding only a link to `path`."""
+    if tool == "mrfbatch":
+        return [sys.executable, "-m", "mrfbatch.run_extraction", "--url", str(path),
+                "--output-dir", str(out / "output"), "--network-id", "bench", "-q"]  # fmt: skip
+    assert peer_venv is not None
+    return [str(peer_venv / "bin" / "mrf-extract"), str(out / "source"),
+            "-o", str(out / "output"), "--json", "-q"]  # fmt: skip
+
+
+def run_command(path: Path, tool: str, out: Path, peer_venv: Path | None) -> Measurement:
+    """Time one whole extraction command in a child process, start-up included."""
+    import subprocess
+
+    m = Measurement(kind="cli", engine=tool)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "source").mkdir(parents=True)
+    (out / "source" / path.name).symlink_to(path.resolve())
+    m.command = tool_command(tool, path, out, peer_venv)
+    cpu0, _ = _children_usage()
+    machine0 = _machine_cpu_seconds()
+    m.started = time.time()
+    t0 = time.perf_counter()
+    done = subprocess.run(m.command, capture_output=True, text=True)
+    m.seconds = time.perf_counter() - t0
+    m.finished = time.time()
+    cpu1, peak = _children_usage()
+    m.cpu_seconds = cpu1 - cpu0
+    m.machine_cpu_seconds = _machine_cpu_seconds() - machine0
+    m.peak_rss_mb = round(peak, 1)
+    m.json_bytes = _inflate(path)
+    if done.returncode != 0:
+        m.status = "failed"
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        m.error = f"exit {done.returncode}: {tail[0]}"
+        return m
+    m.status = "success"
+    if tool == "mrfbatch":
+        status = json.loads((out / "output" / "bench" / "status.json").read_text())
+        m.status, m.error = status["status"], status["error"]
+        m.items_seen, m.items_matched = status["items_seen"], status["items_matched"]
+        m.rate_rows, m.provider_rows = status["rate_rows"], status["provider_rows"]
+        m.code = code_fingerprint()
+    else:
+        summary = json.loads(done.stdout)
+        for tables in summary["files"].values():
+            for kind, counts in tables.items():
+                m.tool_rows[kind] = m.tool_rows.get(kind, 0) + counts["rows"]
     return m
 
 
@@ -278,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen.add_argument("--all", action="store_true", help="no whitelist: extract every item")
     e.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     e.add_argument("--no-digest", action="store_true", help="skip hashing the tables")
+    e.add_argument("--validate", choices=("structural", "full"), help="ExtractionOptions(validate)")
+    e.add_argument("--no-warm-up", action="store_true", help="no untimed first extraction")
+    c = sub.add_parser("cli", help="a whole extraction command, start-up included")
+    c.add_argument("path", type=Path)
+    c.add_argument("--tool", choices=TOOLS, required=True)
+    c.add_argument("--out", type=Path, required=True, help="work folder (replaced)")
+    c.add_argument("--peer-venv", type=Path, help="cms-mrf-extractor's virtual environment")
     s = sub.add_parser("scan", help="the fast engine building no rows: the floor under it")
     s.add_argument("path", type=Path)
     s.add_argument("--whitelist", type=Path, required=True)
@@ -286,8 +409,13 @@ def main(argv: list[str] | None = None) -> int:
         m = decompress(args.path)
     elif args.kind == "scan":
         m = scan_bound(args.path, args.whitelist)
+    elif args.kind == "cli":
+        if args.tool == "cms-mrf-extractor" and args.peer_venv is None:
+            p.error("--tool cms-mrf-extractor needs --peer-venv")
+        m = run_command(args.path, args.tool, args.out, args.peer_venv)
     else:
-        m = extract(args.path, args.engine, args.whitelist, args.out, not args.no_digest)
+        m = extract(args.path, args.engine, args.whitelist, args.out, not args.no_digest,
+                    args.validate, not args.no_warm_up)  # fmt: skip
     print(json.dumps(dataclasses.asdict(m)))
     return 0
 

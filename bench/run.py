@@ -11,7 +11,14 @@ parameters and the generator version are unchanged):
 - R, the file the slow reference engine is timed on: A itself up to 200 MB, else a 200 MB file
   of the same shape (``--reference-mb``); the fast engine is timed on R too, so fast/reference
   compares MB/s on the same bytes;
-- S, the small file of the RSS check (``--rss-mb``, 200): fast-engine peak RSS on S vs on A.
+- S, the small file of the RSS check (``--rss-mb``, 200): fast-engine peak RSS on S vs on A;
+- X and Y, the extract-all files (``--extract-all-mb``, default ``--mb`` up to 200): X of A's
+  shape without payer quirks and with integer provider_group_ids, Y of the ``small-items``
+  shape; every item extracted by both engines, by mrfbatch's command and by cms-mrf-extractor
+  (``bench/peer.py``, installed into ``bench/data/peer-venv``), which cannot read the quirks.
+
+It also times the start-up of ``python -m mrfbatch.run_extraction`` on the bundled example and
+ends with issue #18's targets, measured beside their goals (``bench/targets.py``).
 
 Every measurement runs in a fresh process (``bench/measure.py``), which reports its time, its
 peak RSS (``ru_maxrss``), the extraction's counts and a digest of the output tables. The counts
@@ -24,45 +31,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generate import MB, Generated, Shape, ensure, write_whitelist
-from measure import code_fingerprint
-from vocabulary import WHITELIST
+from generate import Generated, Shape, ensure, write_whitelist
+from measure import EXAMPLE, EXAMPLE_CODES
+from peer import PEER, PEER_VERSION, ensure_peer
+from report import EXTRACT_ALL, print_report, short
+from targets import CLI_LABEL, PEER_LABEL, Row
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MEASURE = BENCH / "measure.py"
-RSS_RATIO_TARGET = 1.2
-RSS_LIMIT_MB = 400.0
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    label: str
-    file: str  # file letter(s)
-    result: dict[str, Any]  # what bench/measure.py printed (for pairs: combined)
-
-    @property
-    def letters(self) -> list[str]:
-        return self.file.split("+")
-
-    @property
-    def mbps(self) -> float:
-        return float(self.result["json_bytes"]) / MB / float(self.result["seconds"])
 
 
 class Bench:
@@ -78,6 +65,9 @@ class Bench:
         self.problems: list[str] = []
         self.notes: list[str] = []
         self.load_before = os.getloadavg()
+        self.peer_venv = self.data / "peer-venv"
+        self.peer_missing: str | None = None  # why the peer cannot run here
+        self.startup_runs: list[float] = []  # wall seconds of the start-up passes
 
     # files
 
@@ -91,6 +81,19 @@ class Bench:
         if a.mb > a.rss_mb:
             self._add("S", self._resized(shape, a.rss_mb))
         self._add("B", Shape(a.mb, a.second_seed, a.refs, a.indent, a.crlf))
+        # what cms-mrf-extractor reads too: no numeric billing codes, no float ids
+        mb = self.extract_all_mb
+        self._add("X", Shape(mb, a.seed, a.refs, a.indent, a.crlf, quirks=False, float_ids=False))
+        self._add("Y", Shape(mb, a.seed, a.refs, items="small-items", float_ids=False))
+        _progress(f"{PEER} {PEER_VERSION} in {short(str(self.peer_venv))} ...")
+        why = ensure_peer(self.peer_venv)
+        if why:
+            self.peer_missing = f"{PEER} {PEER_VERSION} could not be installed: {why}"
+
+    @property
+    def extract_all_mb(self) -> float:
+        a = self.args
+        return float(a.extract_all_mb) if a.extract_all_mb is not None else min(a.mb, 200.0)
 
     @property
     def reference_mb(self) -> float:
@@ -114,14 +117,23 @@ class Bench:
     # measurements
 
     def _command(
-        self, kind: str, letter: str, engine: str | None = None, digest: bool = True
+        self,
+        kind: str,
+        letter: str,
+        engine: str | None = None,
+        digest: bool = True,
+        extra: tuple[str, ...] = (),
     ) -> list[str]:
         cmd = [sys.executable, str(MEASURE), kind, str(self.files[letter].path)]
+        out = self.out / f"{engine}-{letter}"
         if kind == "scan":
             cmd += ["--whitelist", str(self.whitelist)]
+        elif kind == "cli":
+            cmd += ["--tool", str(engine), "--out", str(out), "--peer-venv", str(self.peer_venv)]
         elif engine:
-            out = self.out / f"{engine}-{letter}"
-            cmd += ["--engine", engine, "--whitelist", str(self.whitelist), "--out", str(out)]
+            chosen = ["--all"] if "--all" in extra else ["--whitelist", str(self.whitelist)]
+            cmd += ["--engine", engine, *chosen, "--out", str(out)]
+            cmd += [x for x in extra if x != "--all"]
             if not digest:
                 cmd.append("--no-digest")
         return cmd
@@ -138,9 +150,16 @@ class Bench:
         result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
         return result
 
-    def measure(self, label: str, kind: str, letter: str, engine: str | None = None) -> None:
+    def measure(
+        self,
+        label: str,
+        kind: str,
+        letter: str,
+        engine: str | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         """Run one measurement `--repeat` times; keep the fastest (and the highest peak RSS)."""
-        cmd = self._command(kind, letter, engine)
+        cmd = self._command(kind, letter, engine, extra=extra)
         best: dict[str, Any] | None = None
         for _ in range(self.args.repeat):
             _progress(f"{label} on {letter} ...")
@@ -150,6 +169,9 @@ class Bench:
             if result["skipped"]:
                 self.notes.append(f"{label}: skipped: {result['skipped']}")
                 return
+            if engine == PEER and result["status"] != "success":
+                self.notes.append(f"{label} on {letter} failed: {result['error']}; no row")
+                return
             if best is None or result["seconds"] < best["seconds"]:
                 peak = max(result["peak_rss_mb"], best["peak_rss_mb"] if best else 0)
                 best = {**result, "peak_rss_mb": peak}
@@ -158,9 +180,30 @@ class Bench:
         self.rows.append(Row(label, letter, best))
         if kind == "scan":
             self._check_scan(label, letter, best, cmd)
+        elif engine == PEER:
+            self._check_peer(label, letter, best)
         elif engine:
-            self._check(label, letter, best, cmd)
+            self._check(label, letter, best, cmd, every_item="--all" in extra or kind == "cli")
         shutil.rmtree(self.out, ignore_errors=True)
+
+    def start_up(self, runs: int = 3) -> None:
+        """`python -m mrfbatch.run_extraction` on the bundled example: best wall of `runs`."""
+        out = self.out / "start-up"
+        cmd = [sys.executable, "-m", "mrfbatch.run_extraction", "--url", str(EXAMPLE),
+               "--cpt-whitelist", str(EXAMPLE_CODES), "--output-dir", str(out), "-q"]  # fmt: skip
+        for i in range(runs):
+            _progress(f"start-up, pass {i + 1} ...")
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+                self.problems.append(f"FAILED (exit {done.returncode}): {shlex.join(cmd)}\n{tail}")
+                return
+            self.startup_runs.append(wall)
+        _progress(f"  {min(self.startup_runs):.3f} s")
+        shutil.rmtree(out, ignore_errors=True)
 
     def measure_pair(self, label: str, first: str, second: str) -> None:
         """The fast engine on two files at once, one process each."""
@@ -182,7 +225,7 @@ class Bench:
             self.notes.append(f"{label}: skipped: {rs[0]['skipped']}")
             return
         for letter, cmd, r in zip((first, second), cmds, rs, strict=True):
-            self._check(f"{label} ({letter})", letter, r, cmd)
+            self._check(f"{label} ({letter})", letter, r, cmd, every_item=False)
         combined = {
             "json_bytes": sum(r["json_bytes"] for r in rs),
             "seconds": max(r["finished"] for r in rs) - min(r["started"] for r in rs),
@@ -210,8 +253,11 @@ class Bench:
 
     # checks
 
-    def _check(self, label: str, letter: str, r: dict[str, Any], cmd: list[str]) -> None:
-        """Counts against the generator's expectation; digests against other engines."""
+    def _check(
+        self, label: str, letter: str, r: dict[str, Any], cmd: list[str], every_item: bool
+    ) -> None:
+        """Counts against the generator's expectation (`every_item`: an extraction with no
+        whitelist); digests against other engines."""
         where = f"{label} on {letter} ({self.files[letter].path.name})"
         repro = (
             f"  reproduce: {_generate_command(self.files[letter])}\n             {shlex.join(cmd)}"
@@ -224,14 +270,20 @@ class Bench:
             f"{name} {r[key]:,} but the generator wrote {want:,}"
             for name, key, want in (
                 ("items_seen", "items_seen", exp.items),
-                ("items_matched", "items_matched", exp.items_matched),
-                ("rate_rows", "rate_rows", exp.rate_rows),
-                ("provider_rows", "provider_rows", exp.provider_rows),
+                ("items_matched", "items_matched", exp.items if every_item else exp.items_matched),
+                ("rate_rows", "rate_rows", exp.all_rate_rows if every_item else exp.rate_rows),
+                (
+                    "provider_rows",
+                    "provider_rows",
+                    exp.all_provider_rows if every_item else exp.provider_rows,
+                ),
                 ("bytes_decoded", "json_bytes", exp.json_bytes),
-            )
+            )  # fmt: skip
             if r[key] != want
         ]
         got, want = r["rate_rows_by_code"], exp.rate_rows_by_code
+        if every_item:  # the generator counts rows per code of the whitelist only
+            got = want = {}
         for code in sorted(set(got) | set(want)):
             if got.get(code, 0) != want.get(code, 0):
                 wrong.append(
@@ -254,6 +306,19 @@ class Bench:
                     f"{other['digest'][:12]})\n{repro}"
                 )
 
+    def _check_peer(self, label: str, letter: str, r: dict[str, Any]) -> None:
+        """The peer's rows (one per in_network item in nr, one per provider reference in pr)
+        against the generator's counts: a note, never a failure of the benchmark."""
+        exp = self.files[letter].expected
+        got = r["tool_rows"]
+        want = {"nr": exp.items, "pr": exp.provider_references}
+        verdict = "as the generator wrote" if got == want else f"but the generator wrote {want}"
+        self.notes.append(
+            f"{label} on {letter}: {got.get('nr', 0):,} nr rows (one per in_network item, "
+            f"rates and prices nested in it) and {got.get('pr', 0):,} pr rows (one per "
+            f"provider_references entry), {verdict}"
+        )
+
     def _check_scan(self, label: str, letter: str, r: dict[str, Any], cmd: list[str]) -> None:
         """The bound's run saw every byte and handed over the items a whitelist wants."""
         exp = self.files[letter].expected
@@ -264,268 +329,24 @@ class Bench:
                 f"{exp.json_bytes:,} and {exp.items_matched}\n  reproduce: {shlex.join(cmd)}"
             )
 
-    # report
-
-    def report(self, started: float) -> None:
-        a = self.args
-        print()
-        print("== mrfbatch benchmark ==")
-        print(f"machine: {_machine()}")
-        print(f"code:    {_code_version()}, mrfbatch sources {code_fingerprint()}")
-        load = ", ".join(f"{x:.2f}" for x in self.load_before)
-        print(f"load:    {load} before the run (1/5/15 min; other work on the machine skews times)")
-        print(f"command: {shlex.join([_short(sys.executable), *sys.argv])}")
-        via = f"make, BENCH_MB={os.environ.get('BENCH_MB')}" if os.environ.get("MAKELEVEL") else ""
-        took = f"{time.monotonic() - started:.0f} s in all, generation included"
-        print(f"         ({via + '; ' if via else ''}{took})")
-        style = "compact" if a.indent == 0 else f"indent {a.indent}{', CRLF' if a.crlf else ''}"
-        print(
-            f"files:   {_short(str(self.data))}/, {style} JSON, provider_references {a.refs} "
-            f"in_network; whitelist {_short(str(self.whitelist))} ({len(WHITELIST)} codes); "
-            "MB = 10^6 bytes of uncompressed JSON"
-        )
-        seen: set[Path] = set()
-        for g in self.files.values():
-            if g.path in seen:
-                continue
-            aliases = "=".join(x for x, h in self.files.items() if h.path == g.path)
-            seen.add(g.path)
-            e = g.expected
-            print(
-                f"  {aliases:<5} {g.path.name}: {e.json_bytes / MB:,.1f} MB JSON, "
-                f"{e.gzip_bytes / MB:,.1f} MB gzip ({e.json_bytes / e.gzip_bytes:.1f}x), "
-                f"{e.items:,} items ({e.bundle_items} bundle, {e.capitation_items} capitation), "
-                f"{e.items_matched} matching, {e.rate_rows:,} rate rows, "
-                f"{e.provider_rows:,} provider rows expected; largest item "
-                f"{e.largest_item_bytes / MB:.1f} MB, largest matching "
-                f"{e.largest_matched_item_bytes / MB:.2f} MB"
-            )
-        if self.reference_mb != a.mb:
-            print(
-                f"  the reference engine is timed on R ({self.reference_mb:g} MB, same shape), "
-                "not on A: it is too slow for A; ratios compare MB/s"
-            )
-        print()
-        self._table()
-        print(
-            "CPU s: user+system seconds of the measured work (all its threads); other CPU s: "
-            "what the rest of the machine used meanwhile (contention when it is not ~0)"
-        )
-        print()
-        for line in self._summary():
-            print(line)
-        codes: dict[str, list[str]] = {}
-        for row in self.rows:
-            for r in row.result.get("each", [row.result]):
-                if r.get("code"):
-                    codes.setdefault(r["code"], []).append(f"{row.label} on {row.file}")
-        if len(codes) > 1:
-            ran = "; ".join(f"{code}: {', '.join(rows)}" for code, rows in codes.items())
-            print(
-                "CODE CHANGED: src/mrfbatch changed during the run, so its rows are not "
-                f"comparable ({ran}); run again"
-            )
-        busy = [
-            f"{row.label} on {row.file} ({other:.2f} CPU s in {row.result['seconds']:.2f} s)"
-            for row in self.rows
-            if (other := row.result["machine_cpu_seconds"] - row.result["cpu_seconds"])
-            > max(0.1 * row.result["seconds"], 0.25)  # ignore background noise
-        ]
-        if busy:
-            print(
-                "CONTENTION: other processes were busy during " + "; ".join(busy) + ": those "
-                f"rows are slower than on an idle machine (nproc {_usable_cpus()})"
-            )
-        for note in self.notes:
-            print(f"note: {note}")
-        if self.problems:
-            print()
-            for problem in self.problems:
-                print(problem)
-        else:
-            print(
-                "checks: every extraction succeeded; items_seen, items_matched, rate_rows, "
-                "provider_rows and rate rows per code equal the generator's expectation; "
-                "tables of different engines on the same file are identical (SHA-256 of sorted "
-                "rows)"
-            )
-
-    def _table(self) -> None:
-        head = ("", "file", "JSON MB", "seconds", "CPU s", "other CPU s", "MB/s", "x limit",
-                "rate_rows", "provider_rows", "matched", "peak RSS MB")  # fmt: skip
-        lines = [head]
-        for row in self.rows:
-            r = row.result
-            extraction = r.get("kind") not in ("isal", "scan")
-            lines.append(
-                (
-                    row.label,
-                    row.file,
-                    f"{r['json_bytes'] / MB:,.1f}",
-                    f"{r['seconds']:.2f}",
-                    f"{r['cpu_seconds']:.2f}",
-                    f"{max(0.0, r['machine_cpu_seconds'] - r['cpu_seconds']):.1f}",
-                    f"{row.mbps:,.1f}",
-                    f"{row.mbps / limit:.2f}" if (limit := self.limit(row)) else "-",
-                    _num(r["rate_rows"]) if extraction else "-",
-                    _num(r["provider_rows"]) if extraction else "-",
-                    _num(r["items_matched"]) if extraction else "-",
-                    _num(r["peak_rss_mb"]),
-                )
-            )
-        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-        for line in lines:
-            cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
-            cells += [c.rjust(w) for c, w in zip(line[2:], widths[2:], strict=True)]
-            print("  ".join(cells).rstrip())
-
-    def _find(self, label_prefix: str, letter: str) -> Row | None:
-        return next(
-            (r for r in self.rows if r.label.startswith(label_prefix) and r.file == letter), None
-        )
-
-    def _summary(self) -> list[str]:
-        out = []
-        inflating = [r for r in self.rows if r.result.get("kind") == "isal"]
-        for letter in dict.fromkeys(r.file for r in inflating):
-            runs = [r.mbps for r in inflating if r.file == letter]
-            if len(runs) > 1:
-                out.append(
-                    f"limit on {letter}: ISA-L ran at {' then '.join(f'{x:,.1f}' for x in runs)} "
-                    "MB/s, before and after the engines; every x limit uses the faster"
-                )
-        ref = self._find("(b)", "R")
-        fast_r = self._find("(c)", "R") or (self._find("(c)", "A") if self.same("A", "R") else None)
-        fast_a = self._find("(c)", "A")
-        if ref and fast_r:
-            out.append(
-                f"fast / reference: {fast_r.mbps / ref.mbps:.1f}x "
-                f"({fast_r.mbps:,.1f} vs {ref.mbps:,.1f} MB/s, both on R)"
-            )
-        threads = self._find("(d)", "A")
-        if threads and fast_a:
-            out.append(
-                f"threads=2 / threads=1: {threads.mbps / fast_a.mbps:.2f}x "
-                f"({threads.mbps:,.1f} vs {fast_a.mbps:,.1f} MB/s on A)"
-            )
-        pair = next((r for r in self.rows if r.label.startswith("(e)")), None)
-        if pair and fast_a:
-            each = ", ".join(
-                f"{x} {r['json_bytes'] / MB / (r['finished'] - r['started']):,.1f} MB/s"
-                for x, r in zip(pair.file.split("+"), pair.result["each"], strict=True)
-            )
-            out.append(
-                f"two processes at once: {pair.mbps:,.1f} MB/s combined = "
-                f"{pair.mbps / fast_a.mbps:.2f}x one process ({fast_a.mbps:,.1f} MB/s on A); "
-                f"each: {each}"
-            )
-        bound = self._find("(f)", "A")
-        limit = self.limit(bound) if bound else None
-        if bound and limit and fast_a:
-            out.append(
-                f"no rows built (the floor under the fast engine): {bound.mbps:,.1f} MB/s = "
-                f"{bound.mbps / limit:.2f}x the limit; making and writing the rows takes the "
-                f"fast engine on A from there to {fast_a.mbps / limit:.2f}x"
-            )
-        out.append(self._rss_line(fast_a))
-        return out
-
-    def _rss_line(self, fast_a: Row | None) -> str:
-        if fast_a is None:
-            return "RSS check: n/a (no fast-engine measurement)"
-        peak_a = fast_a.result["peak_rss_mb"]
-        base = fast_a.result["baseline_rss_mb"]
-        limit = "ok" if peak_a <= RSS_LIMIT_MB else "ABOVE TARGET"
-        absolute = (
-            f"peak {peak_a:.0f} MB on A (target <= {RSS_LIMIT_MB:.0f} MB: {limit}; "
-            f"{base:.0f} MB of it before the extraction, after imports)"
-        )
-        if "S" not in self.files:
-            return (
-                f"RSS check: {absolute}; the {self.args.rss_mb:g} MB vs main-size ratio needs "
-                f"--mb above {self.args.rss_mb:g}"
-            )
-        small = self._find("(c)", "S") or next(
-            (r for r in self.rows if r.label.startswith("(c)") and self.same(r.file, "S")), None
-        )
-        if small is None:
-            return f"RSS check: {absolute}; no fast-engine run on S"
-        ratio = peak_a / small.result["peak_rss_mb"]
-        verdict = "ok" if ratio <= RSS_RATIO_TARGET else "ABOVE TARGET"
-        return (
-            f"RSS check: fast engine peak RSS {small.result['peak_rss_mb']:.0f} MB on "
-            f"{self.files['S'].shape.mb:g} MB vs {peak_a:.0f} MB on {self.args.mb:g} MB: "
-            f"{ratio:.2f}x (target <= {RSS_RATIO_TARGET}x: {verdict}); {absolute}"
-        )
-
 
 def _generate_command(g: Generated) -> str:
     """The command that writes the file `g` again (and its whitelist)."""
     s = g.shape
-    cmd = [_short(sys.executable), "bench/generate.py", "--mb", f"{s.mb:g}", "--seed", str(s.seed)]
+    cmd = [short(sys.executable), "bench/generate.py", "--mb", f"{s.mb:g}", "--seed", str(s.seed)]
     cmd += ["--refs", s.refs, "--indent", str(s.indent)]
     cmd += ["--crlf"] * s.crlf + ["--no-quirks"] * (not s.quirks)
     cmd += [
         "--out",
-        _short(str(g.path)),
+        short(str(g.path)),
         "--whitelist",
-        _short(str(g.path.parent / "whitelist.txt")),
+        short(str(g.path.parent / "whitelist.txt")),
     ]
     return shlex.join(cmd)
 
 
-def _num(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int | float) else str(value)
-
-
 def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _short(path: str) -> str:
-    try:
-        return str(Path(path).relative_to(ROOT))
-    except ValueError:
-        return path
-
-
-def _machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = _usable_cpus()
-    versions = []
-    for package in ("isal", "msgspec", "ijson", "pyarrow"):
-        try:
-            versions.append(f"{package} {importlib.metadata.version(package)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{package} missing")
-    return (
-        f"nproc {usable} ({model or 'unknown CPU'}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}; {', '.join(versions)}"
-    )
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 0
-
-
-def _code_version() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    return f"git {commit}" + (" + uncommitted changes under src/" if dirty else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         "else 200)",
     )
     p.add_argument("--rss-mb", type=float, default=200, help="small file of the RSS check")
+    p.add_argument(
+        "--extract-all-mb",
+        type=float,
+        help="size of files X and Y, extracted whole (default: --mb up to 200, else 200)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--second-seed", type=int, default=2, help="seed of file B")
     p.add_argument("--refs", choices=("before", "after"), default="before")
@@ -565,15 +391,27 @@ def main(argv: list[str] | None = None) -> int:
     if not bench.same("A", "R"):
         bench.measure("(c) fast engine", "extract", "R", "fast")
     bench.measure("(c) fast engine", "extract", "A", "fast")
+    bench.measure(
+        "(c) fast engine, --validate full", "extract", "A", "fast", ("--validate", "full")
+    )
     bench.measure("(d) fast engine, threads=2", "extract", "A", "fast-threads2")
     if "S" in bench.files and not bench.same("S", "R"):
         bench.measure("(c) fast engine", "extract", "S", "fast")
     bench.measure_pair("(e) fast engine, 2 processes", "A", "B")
     bench.measure("(f) fast engine, no rows built", "scan", "A")
+    for letter in EXTRACT_ALL:
+        for engine in ("fast", "reference"):
+            bench.measure(
+                f"(g) extract all, {engine} engine", "extract", letter, engine, ("--all",)
+            )
+        bench.measure(CLI_LABEL, "cli", letter, "mrfbatch")
+        if bench.peer_missing is None:
+            bench.measure(PEER_LABEL, "cli", letter, PEER)
+    bench.start_up()
     for letter in dict.fromkeys(("A", "R")):  # the limit again: the faster of the two counts
         if letter == "A" or not bench.same("A", letter):
             bench.measure("(a) isal decompression, again", "isal", letter)
-    bench.report(started)
+    print_report(bench, started)
     return 1 if bench.problems else 0
 
 
