@@ -49,7 +49,7 @@ typedef struct {
     /* Containers that bring the depth to skim_depth are skimmed (_jsonscan_skim.c); 0: none.
      * skimming: resume_at is inside such a container, skim_carry the skim's state there. */
     int skim_depth, skimming, skim_carry;
-    unsigned char in_object[MAX_DEPTH];
+    unsigned char in_object[MAX_DEPTH + 1]; /* one spare: the skim may write past the top */
 } Scan;
 
 /* One element of an array, as scan_elements found it. */
