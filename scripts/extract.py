@@ -7,6 +7,11 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 # Under --use-conda the job's environment has the dependencies but not mrfbatch itself.
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
+# Before anything imports pyarrow: this process only extracts (mrfbatch/lean.py).
+from mrfbatch.lean import keep_out  # noqa: E402
+
+keep_out()
+
 from mrfbatch.workflow import job_main  # noqa: E402
 
 sys.exit(job_main(snakemake.wildcards.network_id, snakemake.config, snakemake.threads))

@@ -103,25 +103,6 @@ def test_inline_key_hashes_the_groups_compact_json(name: str | None) -> None:
     assert inline_key(groups) == "inline-" + hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def test_keep_pandas_out_spares_an_extraction_the_pandas_import(tmp_path: Path) -> None:
-    # In a fresh process, as an extraction job runs: pandas is installed (the workflow's
-    # install brings it), yet the extraction succeeds without importing it.
-    example = Path(__file__).resolve().parents[1] / "examples" / "in-network-sample.json.gz"
-    code = (
-        "import sys\n"
-        "from mrfbatch.tables import keep_pandas_out\n"
-        "from mrfbatch.run_extraction import run_extraction\n"
-        "keep_pandas_out()\n"
-        f"result = run_extraction({str(example)!r}, {str(tmp_path)!r})\n"
-        "print(result.status, result.rate_rows, 'pandas' in sys.modules)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    status, rows, imported = proc.stdout.split()
-    assert (status, imported) == ("success", "False") and int(rows) > 0
-    assert importlib.util.find_spec("pandas") is not None  # else this test proves nothing
-
-
 KNEE = {
     "billing_code_type": "CPT",
     "billing_code_type_version": "2026",

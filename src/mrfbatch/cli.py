@@ -21,20 +21,21 @@ from typing import Any
 
 from mrfbatch.engines import ENGINES, VALIDATIONS
 from mrfbatch.errors import MrfError, UsageError
-from mrfbatch.layout import RunLayout
+from mrfbatch.layout import FORMATS, RunLayout
+from mrfbatch.lean import keep_out
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text
-from mrfbatch.run_extraction import run_extraction
-from mrfbatch.tables import keep_pandas_out
 from mrfbatch.transport import TransportSettings
-from mrfbatch.writers import FORMATS
 
 USAGE_ERROR = 2
 
 
 def extract_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mrfbatch.run_extraction`: extract one file; see the module docstring."""
-    keep_pandas_out()
+    keep_out()
+    # imported here, after keep_out(): it imports pyarrow
+    from mrfbatch.run_extraction import run_extraction
+
     args = extract_parser().parse_args(argv)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(message)s", [args.url]))

@@ -48,6 +48,7 @@ KIND_TABLES = {
     ALLOWED_AMOUNTS: ("allowed_amounts", "allowed_amount_providers"),
 }
 TABLES = tuple(table for tables in KIND_TABLES.values() for table in tables)  # of every kind
+FORMATS = ("parquet", "csv")  # a table's file extension, as `output_format` names it
 STATUS_FILE = "status.json"
 PROGRESS_FILE = ".progress.json"  # while it runs: how far it is (mrfbatch.progress)
 DONE_FILE = ".done"  # the workflow's mark of a finished task (see mrfbatch.workflow)

@@ -14,8 +14,8 @@ from typing import Any
 
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, ENGINES, VALIDATIONS, Engine
 from mrfbatch.errors import UsageError
+from mrfbatch.layout import FORMATS
 from mrfbatch.transport import TransportSettings
-from mrfbatch.writers import FORMATS
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ tables and status.json.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the command: before anything imports pyarrow (mrfbatch/lean.py)
+    from mrfbatch.lean import keep_out
+
+    keep_out()
+
 import logging
 import os
 import time

@@ -23,9 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mrfbatch.layout import IN_NETWORK, KIND_TABLES, STATUS_FILE, TASK_TEMPORARIES, table_files
+from mrfbatch.layout import (
+    FORMATS,
+    IN_NETWORK,
+    KIND_TABLES,
+    STATUS_FILE,
+    TASK_TEMPORARIES,
+    table_files,
+)
 from mrfbatch.tables import FILE_METADATA_KEYS
-from mrfbatch.writers import FORMATS, TableWriter
+from mrfbatch.writers import TableWriter
 
 log = logging.getLogger("mrfbatch")
 

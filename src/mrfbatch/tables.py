@@ -10,9 +10,7 @@ Provider groups become rows here (`parse_groups`); in_network items in `mrfbatch
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
 import math
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,23 +186,6 @@ TABLE_SCHEMAS = {
 }
 
 Columns = dict[str, list[Any]]
-
-
-def keep_pandas_out() -> None:
-    """For a process that only extracts (a job, the command line): pyarrow's first conversion
-    of a list imports pandas when it is installed, to check for pandas objects, 0.15 s of
-    every extraction here. The tables are built from lists only, so pandas is made
-    unimportable in this process. Not for a process that may use pandas later."""
-    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
-
-
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Finds no pandas: `import pandas` raises ModuleNotFoundError, which pyarrow expects."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is kept out of this process", name=name)
 
 
 # One bundled or covered code as its struct takes it (and to_pylist gives it back): each of

@@ -39,7 +39,7 @@ from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import IN_NETWORK_FILES, load_source
 from mrfbatch.status import EXIT_STATUS, timestamp
 from mrfbatch.summary import skipped_text, task_line
-from mrfbatch.tables import TABLES_VERSION, keep_pandas_out
+from mrfbatch.tables import TABLES_VERSION
 from mrfbatch.tasks import (
     Task,
     read_skipped,
@@ -304,8 +304,8 @@ def is_done(run: Run, task: Task) -> bool:
 
 
 def job_main(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> int:
-    """The `extract` job's process: :func:`run_task` in a process that never uses pandas."""
-    keep_pandas_out()
+    """The `extract` job's process: :func:`run_task` in a process that never uses numpy or
+    pandas (scripts/extract.py keeps them out before it imports this module)."""
     return run_task(network_id, settings, threads)
 
 

@@ -25,9 +25,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mrfbatch.errors import UsageError
+from mrfbatch.layout import FORMATS
 from mrfbatch.tables import Columns
 
-FORMATS = ("parquet", "csv")
 _TO_ARROW_EVERY = 8192
 # Dictionary encoding only where values repeat (codes, types, names): for NPIs, TINs, rates and
 # group ids it costs time and makes the file larger.
