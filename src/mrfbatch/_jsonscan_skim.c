@@ -43,21 +43,59 @@ static const char *impl_name = "portable";
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* Plain C, 8 bytes at a time (SWAR). Each test leaves a byte's high bit set where it holds,
+ * exactly (no borrow runs from one byte into the next); `gather` turns the 8 high bits into 8
+ * adjacent bits, byte 0 lowest. */
+#define SWAR_ONES 0x0101010101010101ull
+#define SWAR_LOW7 0x7f7f7f7f7f7f7f7full
+#define SWAR_HIGH 0x8080808080808080ull
+
+static ALWAYS_INLINE uint64_t
+swar_eq(uint64_t w, unsigned char c)
+{
+    uint64_t t = w ^ (SWAR_ONES * c); /* zero where the byte is c */
+    return ~(((t & SWAR_LOW7) + SWAR_LOW7) | t) & SWAR_HIGH;
+}
+
+static ALWAYS_INLINE uint64_t
+gather(uint64_t high_bits)
+{
+    return ((high_bits >> 7) * 0x0102040810204080ull) >> 56;
+}
+
 static ALWAYS_INLINE void
 classify_portable(const unsigned char *block, Masks *m)
 {
-    Masks r = {0};
-    for (int i = 0; i < 64; i++) {
+    /* Three tests per word; the rarer masks are then made bit by bit from the bytes that pass
+     * them: open and object from the brackets, control and outside from the bytes below 0x20
+     * or from 0x80 (in pretty-printed files about one newline per block). */
+    uint64_t quote = 0, backslash = 0, bracket = 0, special = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t w;
+        memcpy(&w, block + 8 * k, 8);
+#if PY_BIG_ENDIAN
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t folded = w | (SWAR_ONES * 0x20); /* '[' 0x5B, '{' 0x7B */
+        /* below 0x20 or from 0x80: the high bit set, or clear after adding 0x60 to the low 7 */
+        uint64_t odd = (~((w & SWAR_LOW7) + SWAR_ONES * 0x60) | w) & SWAR_HIGH;
+        int shift = 8 * k;
+        quote |= gather(swar_eq(w, '"')) << shift;
+        backslash |= gather(swar_eq(w, '\\')) << shift;
+        bracket |= gather(swar_eq(folded, '{') | swar_eq(folded, '}')) << shift;
+        special |= gather(odd) << shift;
+    }
+    Masks r = {quote, backslash, bracket, 0, 0, 0, 0};
+    for (uint64_t left = bracket; left; left &= left - 1) {
+        int i = __builtin_ctzll(left);
+        r.open |= (uint64_t)((block[i] | 0x20) == '{') << i;
+        r.object |= (uint64_t)((block[i] >> 5) & 1) << i;
+    }
+    for (uint64_t left = special; left; left &= left - 1) {
+        int i = __builtin_ctzll(left);
         unsigned char c = block[i];
-        uint64_t bit = 1ull << i;
-        int bracket = (c | 0x20) == '{' || (c | 0x20) == '}'; /* '[' 0x5B, '{' 0x7B */
-        r.quote |= c == '"' ? bit : 0;
-        r.backslash |= c == '\\' ? bit : 0;
-        r.bracket |= bracket ? bit : 0;
-        r.open |= (c | 0x20) == '{' ? bit : 0;
-        r.object |= (bracket && (c & 0x20)) ? bit : 0;
-        r.control |= c < 0x20 ? bit : 0;
-        r.outside |= ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x80) ? bit : 0;
+        r.control |= (uint64_t)(c < 0x20) << i;
+        r.outside |= (uint64_t)(c >= 0x80 || (c != '\t' && c != '\n' && c != '\r')) << i;
     }
     *m = r;
 }
