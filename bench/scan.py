@@ -57,6 +57,12 @@ class NullHandler:
     def in_network_item(self, item: object) -> None:
         self.matched += 1
 
+    def wants_all(self) -> bool:
+        return False  # the skip path is what this measures
+
+    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+        self.matched += len(found)
+
     def wants(self, billing_code: object) -> bool:
         return billing_code is not None and normalize_code(billing_code) in self.whitelist
 

@@ -305,3 +305,89 @@ def test_small_items_share_batches_and_keep_the_files_order(tmp_path: Path) -> N
     assert got.num_rows == 3 + 3 + 3 + 1 + 3 + 5000 + 4000 + 3  # the prices of `texts`
     assert got.to_pylist() == expected
     assert [r["billing_code"] for r in expected[:7]] == ["22530"] * 3 + ["470"] * 3 + ["22530"]
+
+
+def write_run(rows: ItemRows, text: bytes, found: list[Any], writer: TableWriter) -> list[int]:
+    """Hand `found` over as `Extraction.in_network_items` does; the indices left to `read`."""
+    left, at = [], 0
+    while at < len(found):
+        at = rows.write_usual(bytearray(text), found, at, writer)
+        if at < len(found):
+            left.append(at)
+            start, end = found[at][:2]
+            one = rows.read(text[start:end])
+            if one is not None:
+                one.write(writer)
+            at += 1
+    return left
+
+
+RUN_TEXTS = [
+    item(),
+    item(billing_code=470, name=None, description="Ünïcode ✓"),
+    item(negotiated_rates=[]),
+    item(negotiated_rates=None),
+    item(extra=1),  # 4: not of the usual shape
+    item(bundled_codes=[{"billing_code_type": "CPT", "billing_code": "1"}]),
+    b"[]",  # 6: not an object
+    item(severity_of_illness="3", covered_services=[{"billing_code": "2"}]),
+    # a batch fills inside this item (8,000 rows after the 12 before): its rates go on
+    item(negotiated_rates=[{"provider_references": [9], "negotiated_prices": [PRICE] * 8000}]),
+    item(billing_code="J1885", negotiated_rates=[{"negotiated_prices": [PRICE]}] * 20000),
+    item(negotiated_rates=[{"provider_references": ["a", 7], "negotiated_prices": [PRICE]}]),
+    item(name='a"b'),  # 11: an escape, left to Python
+]
+
+
+@pytest.mark.parametrize("gap", [b",", b" ,\n  "])
+def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: Path) -> None:
+    """Items written by `write_usual` a run at a time give the rows, in the file's order, and
+    the group keys that `read` and `write` of each item give; the ones C does not read are
+    left to Python where they are."""
+    text, found = b"[", []
+    for one in RUN_TEXTS:
+        text += gap if len(found) else b""
+        found.append((len(text), len(text) + len(one), -1, -1, 0))
+        text += one
+    text += b"]"
+    runs = item_rows()
+    writer = TableWriter(tmp_path / "run.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert write_run(runs, text, found, writer) == [4, 6, 11]
+    runs.write_gathered(writer)
+    writer.commit()
+    ones = item_rows()
+    expected = TableWriter(tmp_path / "one.parquet", RATES_SCHEMA, batch_size=100_000)
+    for one in RUN_TEXTS:
+        read = ones.read(one)
+        if read is not None:
+            read.write(expected)
+    ones.write_gathered(expected)
+    expected.commit()
+    got = pq.read_table(tmp_path / "run.parquet")
+    # 3 prices per item of ITEM's rates, 1 per PRICE rate: RUN_TEXTS by hand.
+    assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3
+    assert got.to_pylist() == pq.read_table(tmp_path / "one.parquet").to_pylist()
+    assert runs.referenced == ones.referenced == {"184", "1225", "603.6338", "g7", "9", "a", "7"}
+    codes = got.column("billing_code").to_pylist()
+    assert codes[3:6] == ["470"] * 3 and codes[-5] == "J1885"
+
+
+@pytest.mark.parametrize("at", [0, 3])
+def test_write_usual_stops_at_the_item_c_does_not_read(at: int, tmp_path: Path) -> None:
+    texts = [item(), item(), item(), item(extra=1), item()]
+    text = b",".join(texts)
+    starts = [sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
+    found = [(s, s + len(t), -1, -1, 0) for s, t in zip(starts, texts, strict=True)]
+    rows = item_rows()
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert rows.write_usual(bytearray(text), found, at, writer) == 3
+    assert rows._native.count == 3 * (3 - at)
+    assert rows.write_usual(bytearray(text), found, 4, writer) == 5
+    assert rows._native.count == 3 * (4 - at)
+
+
+@pytest.mark.parametrize("found", [[(0, 10**6, -1, -1, 0)], [(5, 4, -1, -1, 0)], [(-1, 3)], [(1,)]])
+def test_write_usual_refuses_spans_outside_the_text(found: list[Any], tmp_path: Path) -> None:
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    with pytest.raises((ValueError, TypeError), match="add_items"):
+        item_rows().write_usual(bytearray(item()), found, 0, writer)

@@ -8,7 +8,10 @@
  * shape, which the caller then decodes in Python. add_rates(text, at, limit, referenced) then
  * gathers the rows of its rates from `at` on, at least `limit` rows unless the rates end
  * first, adding their provider group ids to `referenced`: (where the next rate starts, whether
- * the rates ended). take_rates() hands the buffers over, as ProviderRows.take does. */
+ * the rates ended). add_items(text, found, ...) does both for a run of items the scanner found
+ * (spans of `text`), many per call, appending each one's values to a Python list: the fast
+ * engine's way when every item is extracted, where per-item Python calls cost more than the
+ * rows. take_rates() hands the buffers over, as ProviderRows.take does. */
 
 #include "_rows.h"
 #include "_rows_arrow.h"
@@ -489,6 +492,24 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 
 #undef KEY_IS
 
+/* Read the item text[0:n] (every rate checked) into `h`: DONE, GIVE_UP (not of the usual shape)
+ * or FAILED. The caller releases h->values in every case. */
+static int
+read_head(const char *text, Py_ssize_t n, Head *h)
+{
+    Text t = {.b = text, .p = 0, .n = n};
+    int rc = next(&t) == '{' ? members(&t, head_field, h) : GIVE_UP;
+    return rc == DONE && next(&t) != 0 ? GIVE_UP : rc;
+}
+
+static void
+head_release(Head *h)
+{
+    for (int f = 0; f < HEAD_FIELDS; f++) {
+        Py_CLEAR(h->values[f]);
+    }
+}
+
 static PyObject *
 rates_item_head(RateRows *r, PyObject *arg)
 {
@@ -497,12 +518,8 @@ rates_item_head(RateRows *r, PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    Text t = {.b = view.buf, .p = 0, .n = view.len};
     Head h = {.rates_at = -1};
-    int rc = next(&t) == '{' ? members(&t, head_field, &h) : GIVE_UP;
-    if (rc == DONE && next(&t) != 0) {
-        rc = GIVE_UP;
-    }
+    int rc = read_head(view.buf, view.len, &h);
     PyBuffer_Release(&view);
     PyObject *result = NULL;
     if (rc == DONE) {
@@ -517,13 +534,143 @@ rates_item_head(RateRows *r, PyObject *arg)
             PyTuple_SET_ITEM(result, f, v);
         }
     }
-    for (int f = 0; f < HEAD_FIELDS; f++) {
-        Py_XDECREF(h.values[f]);
-    }
+    head_release(&h);
     if (rc == GIVE_UP) {
         Py_RETURN_NONE;
     }
     return result;
+}
+
+/* An item's values as rates.ItemRows gathers them (rates._ITEM_FIELDS order): the network id,
+ * billing_code_type, its version, billing_code as text, negotiation_arrangement, name,
+ * description, severity_of_illness, bundled_codes, covered_services. */
+static PyObject *
+item_values(Head *h, PyObject *network_id)
+{
+    static const int order[] = {H_CODE_TYPE, H_CODE_VERSION, H_CODE, H_ARRANGEMENT, H_NAME,
+                                H_DESCRIPTION, H_SEVERITY, H_BUNDLED, H_COVERED};
+    const Py_ssize_t count = (Py_ssize_t)(sizeof(order) / sizeof(order[0]));
+    PyObject *values = PyTuple_New(count + 1);
+    if (values == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(values, 0, Py_NewRef(network_id));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *v = h->values[order[i]];
+        v = v == NULL ? Py_NewRef(Py_None) : PyLong_CheckExact(v) ? PyObject_Str(v) : Py_NewRef(v);
+        if (v == NULL) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i + 1, v);
+    }
+    return values;
+}
+
+/* found[i]'s start and end in a buffer of `len` bytes (an Element tuple). */
+static int
+element_span(PyObject *found, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end)
+{
+    PyObject *e = PyList_GET_ITEM(found, i);
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 2) {
+        PyErr_SetString(PyExc_TypeError, "add_items: each element is a tuple (start, end, ...)");
+        return -1;
+    }
+    *start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 0));
+    *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
+    if ((*start == -1 || *end == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*start < 0 || *start > *end || *end > len) {
+        PyErr_Format(PyExc_ValueError, "add_items: element %zd (%zd, %zd) is not within the "
+                     "%zd bytes given", i, *start, *end, len);
+        return -1;
+    }
+    return 0;
+}
+
+/* add_items(text, found, at, limit, referenced, network_id, gathered): see rates_methods. */
+static PyObject *
+rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t at, limit;
+    if (nargs != 7 || !PyList_Check(args[1]) || !PySet_Check(args[4])
+        || !PyList_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "add_items(text, found: list, at, limit, referenced: "
+                        "set, network_id, gathered: list)");
+        return NULL;
+    }
+    if ((at = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((limit = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *found = args[1], *referenced = args[4], *network_id = args[5];
+    PyObject *gathered = args[6];
+    Py_ssize_t resume = -1, i = at < 0 ? 0 : at;
+    int rc = DONE;
+    for (; i < PyList_GET_SIZE(found) && r->rows < limit; i++) {
+        Py_ssize_t start, end;
+        if (element_span(found, i, view.len, &start, &end) < 0) {
+            rc = FAILED;
+            break;
+        }
+        Head h = {.rates_at = -1};
+        if ((rc = read_head((const char *)view.buf + start, end - start, &h)) != DONE) {
+            head_release(&h);
+            break; /* GIVE_UP: Python reads item i */
+        }
+        if (h.rates_at < 0) { /* negotiated_rates null or absent: no rows */
+            head_release(&h);
+            continue;
+        }
+        PyObject *values = item_values(&h, network_id);
+        head_release(&h);
+        if (values == NULL) {
+            rc = FAILED;
+            break;
+        }
+        Text t = {.b = view.buf, .p = start + h.rates_at, .n = end};
+        int ended = 0;
+        rc = rates(&t, r, referenced, limit, &ended);
+        PyObject *entry = rc == DONE ? PyTuple_New(2) : NULL;
+        if (entry != NULL) {
+            PyTuple_SET_ITEM(entry, 0, values);
+            values = NULL;
+            PyObject *count = PyLong_FromSsize_t(r->rows);
+            PyTuple_SET_ITEM(entry, 1, count);
+            if (count == NULL || PyList_Append(gathered, entry) < 0) {
+                rc = FAILED;
+            }
+            Py_DECREF(entry);
+        }
+        else if (rc == DONE) {
+            rc = FAILED;
+        }
+        Py_XDECREF(values);
+        if (rc == GIVE_UP) {
+            PyErr_Format(PyExc_RuntimeError, "add_items: the rates of item %zd are not as its "
+                         "head read them", i);
+            rc = FAILED;
+        }
+        if (rc != DONE) {
+            break;
+        }
+        if (!ended) {
+            resume = t.p; /* limit rows gathered inside item i: Python goes on from here */
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (rc == FAILED) {
+        return NULL;
+    }
+    return Py_BuildValue("(nn)", i, resume);
 }
 
 static PyObject *
@@ -632,6 +779,13 @@ static PyMethodDef rates_methods[] = {
      "arrangement, name, billing_code_type, billing_code_type_version, description, "
      "severity_of_illness, billing_code, bundled_codes, covered_services, where its rates "
      "start or -1); None when it is not of the usual shape."},
+    {"add_items", (PyCFunction)(void (*)(void))rates_add_items, METH_FASTCALL,
+     "add_items(text, found, at, limit, referenced, network_id, gathered, /)\n--\n\nThe "
+     "rows of the items text[start:end] of found[at:] of the usual shape, until `limit` rows "
+     "are gathered: (i, resume). Appends (the item's values, rows gathered) to `gathered` "
+     "for each item with rates. resume -1: items before i were read, and item i, if any, "
+     "is not of the usual shape unless `limit` rows are gathered; else item i's rates go on "
+     "at `resume`."},
     {"add_rates", (PyCFunction)(void (*)(void))rates_add_rates, METH_FASTCALL,
      "add_rates(text, at, limit, referenced, /)\n--\n\nThe rows of the rates from `at`, at "
      "least `limit` unless they end first: (where the next rate starts, whether they ended)."},

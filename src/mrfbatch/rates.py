@@ -19,6 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from mrfbatch import _rows
+from mrfbatch.engines import Element
 from mrfbatch.items import LargeItem, TypedHead, TypedItem, TypedPrice, TypedRate, decode_item
 from mrfbatch.tables import (
     ITEM_KEYS,
@@ -213,7 +214,13 @@ class ItemRows:
             bundled,
             covered,
         )
-        at, ended = head[9], head[9] < 0
+        yield from self._gather_rates(item_values, raw, head[9])
+
+    def _gather_rates(
+        self, item_values: tuple[object, ...], raw: bytes | bytearray | memoryview, at: int
+    ) -> Iterator[pa.RecordBatch]:
+        """`gather` of the item's rates from raw[at] (-1: none)."""
+        ended = at < 0
         while not ended:
             at, ended = self._native.add_rates(raw, at, ROWS_PER_BATCH, self.referenced)
             if self._gathered and self._gathered[-1][0] is item_values:
@@ -224,6 +231,29 @@ class ItemRows:
                 batch = self.take_gathered()
                 if batch is not None:
                     yield batch
+
+    def write_usual(
+        self, text: bytes | bytearray, found: list[Element], at: int, rates: TableWriter
+    ) -> int:
+        """Write the rows of the items text[start:end] of found[at:] (`Element`s), read in C
+        in one call per batch, up to the first one that is not of the usual shape: where
+        that one is in `found` (len(found) when there is none). Its rows and those of items
+        before: the same as `read` and `write` of each item give."""
+        while True:
+            at, resume = self._native.add_items(
+                text, found, at, ROWS_PER_BATCH, self.referenced, self.network_id, self._gathered
+            )
+            if self._native.count >= ROWS_PER_BATCH:
+                values = self._gathered[-1][0]
+                self.write_gathered(rates)
+                if resume >= 0:  # the batch filled inside item `at`: its rates go on
+                    for batch in self._gather_rates(values, text, resume):
+                        rates.write_batch(batch)
+                    at += 1
+            elif at < len(found):  # item `at` is not of the usual shape
+                return at
+            if at == len(found):
+                return at
 
     def write_gathered(self, rates: TableWriter) -> None:
         """Write the rows gathered and not yet written (before other rows, and at the end)."""
