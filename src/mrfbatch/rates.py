@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -412,15 +412,21 @@ def _gathered_batch(
     gathered: list[tuple[tuple[object, ...], int]], n: int, **rows: pa.Array
 ) -> pa.RecordBatch:
     """`_rate_batch` of rows gathered from several items: each item's values (`ItemRows.gather`:
-    with the count of rows gathered up to its end) for its rows."""
+    with the count of rows gathered up to its end) for its rows. A column whose items all have
+    one value (the network id; often the code type, absent codes) is that value repeated."""
     if len(gathered) == 1:
         return _rate_batch(gathered[0][0], n, **rows)
-    ends = [end for _, end in gathered]
-    owners = owner_indices([end - start for start, end in zip([0, *ends], ends, strict=False)])
-    arrays = {
-        name: take(pa.array([v[i] for v, _ in gathered], RATES_SCHEMA.field(name).type), owners)
-        for i, name in enumerate(_ITEM_FIELDS)
-    }
+    values, ends = zip(*gathered, strict=True)
+    owners = None
+    arrays = {}
+    for name, column in zip(_ITEM_FIELDS, zip(*values, strict=True), strict=True):
+        kind = RATES_SCHEMA.field(name).type
+        if column.count(column[0]) == len(column):
+            arrays[name] = repeat(column[0], kind, n)
+            continue
+        if owners is None:
+            owners = owner_indices([end - start for start, end in pairwise((0, *ends))])
+        arrays[name] = take(pa.array(column, kind), owners)
     arrays.update(rows)
     return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 
