@@ -336,6 +336,21 @@ RUN_TEXTS = [
     item(billing_code="J1885", negotiated_rates=[{"negotiated_prices": [PRICE]}] * 20000),
     item(negotiated_rates=[{"provider_references": ["a", 7], "negotiated_prices": [PRICE]}]),
     item(name='a"b'),  # 11: an escape, left to Python
+    # 12-16: C reads the rates and makes rows as it goes; an odd rate after some rows undoes
+    # them (validity bits too: the next rows have nulls), and their ids stay unreferenced
+    item(
+        negotiated_rates=[
+            {"provider_references": [11], "negotiated_prices": [PRICE] * 3},
+            {"provider_references": [12], "negotiated_prices": [PRICE], "x": 1},
+        ]
+    ),
+    item(negotiated_rates=[{"provider_references": [13], "negotiated_prices": [PRICE]}]).replace(
+        b'"provider_references": [13]', b'"provider_references": [13], "provider_references": [14]'
+    ),
+    price(setting=None, service_code=None, billing_code_modifier=None, negotiated_rate=None),
+    # a batch fills inside this item, then its rates after the batch's end are checked
+    item(negotiated_rates=[{"negotiated_prices": [PRICE]}] * 9000 + [{"x": 1}]),
+    item(),
 ]
 
 
@@ -352,7 +367,7 @@ def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: 
     text += b"]"
     runs = item_rows()
     writer = TableWriter(tmp_path / "run.parquet", RATES_SCHEMA, batch_size=100_000)
-    assert write_run(runs, text, found, writer) == [4, 6, 11]
+    assert write_run(runs, text, found, writer) == [4, 6, 11, 12, 13, 15]
     runs.write_gathered(writer)
     writer.commit()
     ones = item_rows()
@@ -365,11 +380,13 @@ def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: 
     expected.commit()
     got = pq.read_table(tmp_path / "run.parquet")
     # 3 prices per item of ITEM's rates, 1 per PRICE rate: RUN_TEXTS by hand.
-    assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3
+    assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3 + (3 + 1) + 1 + 1 + 9000 + 3
     assert got.to_pylist() == pq.read_table(tmp_path / "one.parquet").to_pylist()
-    assert runs.referenced == ones.referenced == {"184", "1225", "603.6338", "g7", "9", "a", "7"}
+    assert runs.referenced == ones.referenced
+    assert runs.referenced == {"184", "1225", "603.6338", "g7", "9", "a", "7", "11", "12", "14", "1"}
     codes = got.column("billing_code").to_pylist()
-    assert codes[3:6] == ["470"] * 3 and codes[-5] == "J1885"
+    assert codes[3:6] == ["470"] * 3 and codes[-9014] == "J1885" != codes[-9013]
+    assert got.column("setting").to_pylist()[-9005:-9003] == ["outpatient", None]
 
 
 @pytest.mark.parametrize("at", [0, 3])
@@ -391,3 +408,26 @@ def test_write_usual_refuses_spans_outside_the_text(found: list[Any], tmp_path: 
     writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
     with pytest.raises((ValueError, TypeError), match="add_items"):
         item_rows().write_usual(bytearray(item()), found, 0, writer)
+
+
+def test_write_usual_undoes_the_rows_of_an_item_it_gives_up_on(tmp_path: Path) -> None:
+    """An odd rate after some rows of an item: those rows are undone, validity bits too, so
+    the next item's nulls stay nulls even when nothing was taken in between."""
+    late = [{"provider_references": [5], "negotiated_prices": [PRICE] * 4}, {"x": 1}]
+    nulls = price(setting=None, service_code=None, negotiated_rate=None, billing_class=None)
+    texts = [item(), item(negotiated_rates=late), nulls]
+    text = b",".join(texts)
+    starts = [sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
+    found = [(s, s + len(t), -1, -1, 0) for s, t in zip(starts, texts, strict=True)]
+    rows = item_rows()
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert rows.write_usual(bytearray(text), found, 0, writer) == 1
+    assert rows.write_usual(bytearray(text), found, 2, writer) == 3
+    rows.write_gathered(writer)
+    writer.commit()
+    got = pq.read_table(tmp_path / "rates.parquet").to_pylist()
+    assert len(got) == 3 + 1
+    assert got[3]["setting"] is None and got[3]["billing_class"] is None
+    assert got[3]["service_code"] is None and got[3]["negotiated_rate"] is None
+    assert got[2]["setting"] == "outpatient" and got[3]["billing_code_modifier"] == ["59"]
+    assert "5" not in rows.referenced and rows.referenced == {"184", "1225", "603.6338", "g7", "1"}

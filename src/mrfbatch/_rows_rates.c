@@ -11,7 +11,9 @@
  * the rates ended). add_items(text, found, ...) does both for a run of items the scanner found
  * (spans of `text`), many per call, appending each one's values to a Python list: the fast
  * engine's way when every item is extracted, where per-item Python calls cost more than the
- * rows. take_rates() hands the buffers over, as ProviderRows.take does. */
+ * rows. It reads each item's rates once, making rows as it goes, and undoes them (restore)
+ * when a rate is not of the usual shape; only the rates after a full batch are checked first.
+ * take_rates() hands the buffers over, as ProviderRows.take does. */
 
 #include "_rows.h"
 #include "_rows_arrow.h"
@@ -265,8 +267,9 @@ group_id(Text *t, char c, void *arg)
         rc = plain_number(s, n) ? DONE : GIVE_UP;
     }
     if (rc == DONE && rate->r != NULL) {
-        PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
-        if (key == NULL || PySet_Add(rate->referenced, key) < 0
+        /* Without `referenced` (add_items) the keys are added once the item is read whole. */
+        PyObject *key = rate->referenced ? PyUnicode_DecodeUTF8(s, n, "surrogatepass") : NULL;
+        if ((rate->referenced && (key == NULL || PySet_Add(rate->referenced, key) < 0))
             || lists_item(&rate->r->ids, s, n) < 0) {
             rc = FAILED;
         }
@@ -341,6 +344,7 @@ typedef struct {
     int seen;
     PyObject *values[HEAD_FIELDS]; /* NULL: null or absent */
     Py_ssize_t rates_at;           /* just after negotiated_rates' `[`, or -1 */
+    int skip_rates;                /* the rates are skipped, not checked (add_items) */
 } Head;
 
 static PyObject *
@@ -478,6 +482,9 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
             return GIVE_UP;
         }
         h->rates_at = t->p;
+        if (h->skip_rates) {
+            return skip(t, c);
+        }
         int ended;
         return rates(t, NULL, NULL, 0, &ended); /* every rate checked before any row */
     }
@@ -589,6 +596,103 @@ element_span(PyObject *found, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *start, P
     return 0;
 }
 
+/* What RateRows holds at one moment, to undo the rows of an item read in part (add_items). */
+enum { MARKED_BUFS = 5 * 3 + 2 + 2 * 5 + 1 + 5 };
+
+typedef struct {
+    Py_ssize_t rows, rates, list_count[PRICE_LISTS], ids_count;
+    Py_ssize_t len[MARKED_BUFS];
+} Mark;
+
+static void
+marked_bufs(RateRows *r, Buf *bufs[MARKED_BUFS])
+{
+    int i = 0;
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        bufs[i++] = &r->text[f].valid;
+        bufs[i++] = &r->text[f].offsets;
+        bufs[i++] = &r->text[f].data;
+    }
+    bufs[i++] = &r->rate;
+    bufs[i++] = &r->rate_valid;
+    Lists *lists[PRICE_LISTS + 1] = {&r->list[0], &r->list[1], &r->ids};
+    for (int l = 0; l < PRICE_LISTS + 1; l++) {
+        bufs[i++] = &lists[l]->valid;
+        bufs[i++] = &lists[l]->offsets;
+        bufs[i++] = &lists[l]->items.valid;
+        bufs[i++] = &lists[l]->items.offsets;
+        bufs[i++] = &lists[l]->items.data;
+    }
+    bufs[i++] = &r->rate_of_row;
+}
+
+static void
+mark(RateRows *r, Mark *m)
+{
+    Buf *bufs[MARKED_BUFS];
+    marked_bufs(r, bufs);
+    for (int i = 0; i < MARKED_BUFS; i++) {
+        m->len[i] = bufs[i]->len;
+    }
+    m->rows = r->rows;
+    m->rates = r->rates;
+    m->list_count[0] = r->list[0].count;
+    m->list_count[1] = r->list[1].count;
+    m->ids_count = r->ids.count;
+}
+
+/* Bits from `index` on cleared: bit_add only sets bits, in bytes it appends as zero. */
+static void
+bits_clear_from(Buf *bitmap, Py_ssize_t index)
+{
+    if (index % 8) {
+        bitmap->data[index / 8] &= (char)((1u << (index % 8)) - 1);
+    }
+}
+
+/* Back to what `m` marked: the rows gathered since are gone. */
+static void
+restore(RateRows *r, const Mark *m)
+{
+    Buf *bufs[MARKED_BUFS];
+    marked_bufs(r, bufs);
+    for (int i = 0; i < MARKED_BUFS; i++) {
+        bufs[i]->len = m->len[i];
+    }
+    r->rows = m->rows;
+    r->rates = m->rates;
+    r->list[0].count = m->list_count[0];
+    r->list[1].count = m->list_count[1];
+    r->ids.count = m->ids_count;
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        bits_clear_from(&r->text[f].valid, r->rows);
+    }
+    bits_clear_from(&r->rate_valid, r->rows);
+    for (int l = 0; l < PRICE_LISTS; l++) {
+        bits_clear_from(&r->list[l].valid, r->rows);
+        bits_clear_from(&r->list[l].items.valid, r->list[l].count);
+    }
+    bits_clear_from(&r->ids.valid, r->rates);
+    bits_clear_from(&r->ids.items.valid, r->ids.count);
+}
+
+/* The provider group ids gathered since `m`, added to `referenced`. */
+static int
+add_referenced(RateRows *r, const Mark *m, PyObject *referenced)
+{
+    const int32_t *offsets = (const int32_t *)r->ids.items.offsets.data;
+    for (Py_ssize_t j = m->ids_count; j < r->ids.count; j++) {
+        PyObject *key = PyUnicode_DecodeUTF8(r->ids.items.data.data + offsets[j],
+                                             offsets[j + 1] - offsets[j], "surrogatepass");
+        if (key == NULL || PySet_Add(referenced, key) < 0) {
+            Py_XDECREF(key);
+            return -1;
+        }
+        Py_DECREF(key);
+    }
+    return 0;
+}
+
 /* add_items(text, found, at, limit, referenced, network_id, gathered): see rates_methods. */
 static PyObject *
 rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
@@ -620,7 +724,10 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
             rc = FAILED;
             break;
         }
-        Head h = {.rates_at = -1};
+        /* One pass over the rates where the old way made two (item_head checked every rate,
+         * then add_rates read them): the rows are gathered as the rates are read, and undone
+         * when one is not of the usual shape. */
+        Head h = {.rates_at = -1, .skip_rates = 1};
         if ((rc = read_head((const char *)view.buf + start, end - start, &h)) != DONE) {
             head_release(&h);
             break; /* GIVE_UP: Python reads item i */
@@ -637,7 +744,22 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
         }
         Text t = {.b = view.buf, .p = start + h.rates_at, .n = end};
         int ended = 0;
-        rc = rates(&t, r, referenced, limit, &ended);
+        Mark m;
+        mark(r, &m);
+        rc = rates(&t, r, NULL, limit, &ended);
+        if (rc == DONE && !ended) { /* the rates after `limit` rows are checked only */
+            Text rest = t;
+            int rest_ended;
+            rc = rates(&rest, NULL, NULL, 0, &rest_ended);
+        }
+        if (rc == GIVE_UP) {
+            restore(r, &m);
+            Py_DECREF(values);
+            break; /* Python reads item i */
+        }
+        if (rc == DONE && add_referenced(r, &m, referenced) < 0) {
+            rc = FAILED;
+        }
         PyObject *entry = rc == DONE ? PyTuple_New(2) : NULL;
         if (entry != NULL) {
             PyTuple_SET_ITEM(entry, 0, values);
@@ -653,11 +775,6 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
             rc = FAILED;
         }
         Py_XDECREF(values);
-        if (rc == GIVE_UP) {
-            PyErr_Format(PyExc_RuntimeError, "add_items: the rates of item %zd are not as its "
-                         "head read them", i);
-            rc = FAILED;
-        }
         if (rc != DONE) {
             break;
         }
