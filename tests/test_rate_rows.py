@@ -9,15 +9,17 @@ takes must give exactly the batches, rows and referenced group ids that `decode_
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from mrfbatch import rates
 from mrfbatch.items import LargeItem, TypedItem, decode_item
 from mrfbatch.rates import ROWS_PER_BATCH, ItemRows
 from mrfbatch.tables import RATES_SCHEMA, Quality
@@ -383,7 +385,8 @@ def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: 
     assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3 + (3 + 1) + 1 + 1 + 9000 + 3
     assert got.to_pylist() == pq.read_table(tmp_path / "one.parquet").to_pylist()
     assert runs.referenced == ones.referenced
-    assert runs.referenced == {"184", "1225", "603.6338", "g7", "9", "a", "7", "11", "12", "14", "1"}
+    keys = {"184", "1225", "603.6338", "g7", "9", "a", "7", "11", "12", "14", "1"}  # by hand
+    assert runs.referenced == keys
     codes = got.column("billing_code").to_pylist()
     assert codes[3:6] == ["470"] * 3 and codes[-9014] == "J1885" != codes[-9013]
     assert got.column("setting").to_pylist()[-9005:-9003] == ["outpatient", None]
@@ -398,9 +401,12 @@ def test_write_usual_stops_at_the_item_c_does_not_read(at: int, tmp_path: Path) 
     rows = item_rows()
     writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
     assert rows.write_usual(bytearray(text), found, at, writer) == 3
-    assert rows._native.count == 3 * (3 - at)
+    gathered = rows.take_gathered()
+    assert (gathered.num_rows if gathered else 0) == 3 * (3 - at)  # 3 prices per item
     assert rows.write_usual(bytearray(text), found, 4, writer) == 5
-    assert rows._native.count == 3 * (4 - at)
+    gathered = rows.take_gathered()
+    assert gathered is not None and gathered.num_rows == 3
+    assert writer.pending == 0
 
 
 @pytest.mark.parametrize("found", [[(0, 10**6, -1, -1, 0)], [(5, 4, -1, -1, 0)], [(-1, 3)], [(1,)]])
@@ -431,3 +437,42 @@ def test_write_usual_undoes_the_rows_of_an_item_it_gives_up_on(tmp_path: Path) -
     assert got[3]["service_code"] is None and got[3]["negotiated_rate"] is None
     assert got[2]["setting"] == "outpatient" and got[3]["billing_code_modifier"] == ["59"]
     assert "5" not in rows.referenced and rows.referenced == {"184", "1225", "603.6338", "g7", "1"}
+
+
+RATE = {"provider_references": [3], "negotiated_prices": [PRICE]}
+
+
+def rows_of(texts: list[bytes], runs: bool, folder: Path) -> tuple[list[Any], set[str]]:
+    """The rows and group keys of `texts`: handed over as one run, or one at a time."""
+    found, at = [], 0
+    for one in texts:
+        found.append((at, at + len(one), -1, -1, 0))
+        at += len(one) + 1
+    rows = item_rows()
+    path = folder / f"{runs}.parquet"
+    writer = TableWriter(path, RATES_SCHEMA, batch_size=100_000)
+    if runs:
+        write_run(rows, b",".join(texts), found, writer)
+    else:
+        for one in texts:
+            read = rows.read(one)
+            if read is not None:
+                read.write(writer)
+    rows.write_gathered(writer)
+    writer.commit()
+    return pq.read_table(path).to_pylist(), rows.referenced
+
+
+@settings(max_examples=max_examples(200), deadline=None)
+@given(st.lists(_item, min_size=1, max_size=8), st.sampled_from([1, 2, 5, ROWS_PER_BATCH]))
+@example(  # an odd price after the batch is full: the item is Python's, whole
+    [{"billing_code": "1", "negotiated_rates": [RATE, {"negotiated_prices": [{"other": 1}]}]}],
+    1,
+)
+def test_random_runs_give_the_rows_of_each_item(values: list[Any], limit: int) -> None:
+    """Random items (some odd), a run at a time with batches of `limit` rows, give the rows
+    and keys they give one at a time."""
+    texts = [json.dumps(value).encode() for value in values]
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rates, "ROWS_PER_BATCH", limit)
+        assert rows_of(texts, True, Path(folder)) == rows_of(texts, False, Path(folder))
