@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mrfbatch import rates
+from mrfbatch import _rows, rates
 from mrfbatch.items import LargeItem, TypedItem, decode_item
 from mrfbatch.rates import ROWS_PER_BATCH, ItemRows
 from mrfbatch.tables import RATES_SCHEMA, Quality
@@ -476,3 +476,24 @@ def test_random_runs_give_the_rows_of_each_item(values: list[Any], limit: int) -
     with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
         patch.setattr(rates, "ROWS_PER_BATCH", limit)
         assert rows_of(texts, True, Path(folder)) == rows_of(texts, False, Path(folder))
+
+
+def test_group_ids_met_again_reach_each_set_given() -> None:
+    """The C side remembers the ids it added to a set, to skip them when met again: another
+    set given later still gets every id, and ids met again are in it once."""
+    text = item(
+        negotiated_rates=[
+            {"provider_references": [7, "x", ""], "negotiated_prices": [PRICE]},
+            {"provider_references": [7, "x", "é"], "negotiated_prices": [PRICE]},
+        ]
+    )
+    native = _rows.RateRows()
+    head = native.item_head(text)
+    assert head is not None
+    first: set[str] = set()
+    second: set[str] = set()
+    for keys in (first, first, second):
+        at, ended = native.add_rates(text, head[9], ROWS_PER_BATCH, keys)
+        assert ended and at > head[9]
+    assert first == second == {"7", "x", "", "é"}
+    assert native.count == 6  # 2 rows per pass

@@ -37,7 +37,113 @@ typedef struct {
     Lists list[PRICE_LISTS];
     Buf rate_of_row; /* int32: the rate (in this batch) of each row */
     Lists ids;       /* per rate: its provider group ids */
+    /* The group ids already added to `known_set` (a strong reference), as bytes: an id met
+     * again (most are, rate after rate) costs a hash lookup instead of a str and a set add. */
+    PyObject *known_set;
+    Py_ssize_t *known_slots; /* 1 + index into known_at, 0: empty; known_cap of them */
+    Py_ssize_t known_cap, known_count;
+    Buf known_at;   /* per id: (offset in known_text, size, hash) as 3 Py_ssize_t */
+    Buf known_text; /* the ids' bytes */
 } RateRows;
+
+enum { KNOWN_MAX = 1 << 20 }; /* ids remembered at most (~40 MB); the rest go to the set */
+
+static void
+known_free(RateRows *r)
+{
+    Py_CLEAR(r->known_set);
+    PyMem_Free(r->known_slots);
+    r->known_slots = NULL;
+    r->known_cap = r->known_count = 0;
+    buf_free(&r->known_at);
+    buf_free(&r->known_text);
+}
+
+static Py_ssize_t
+known_hash(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    }
+    return (Py_ssize_t)(h & (uint64_t)PY_SSIZE_T_MAX);
+}
+
+/* The slot of id s[0:n] (hash h): where it is, or the empty one where it would go. */
+static Py_ssize_t
+known_slot(RateRows *r, const char *s, Py_ssize_t n, Py_ssize_t h)
+{
+    const Py_ssize_t *at = (const Py_ssize_t *)r->known_at.data;
+    Py_ssize_t i = h & (r->known_cap - 1);
+    for (;; i = (i + 1) & (r->known_cap - 1)) {
+        Py_ssize_t e = r->known_slots[i] - 1;
+        if (e < 0 || (at[3 * e + 2] == h && at[3 * e + 1] == n
+                      && (n == 0 || memcmp(r->known_text.data + at[3 * e], s, (size_t)n) == 0))) {
+            return i;
+        }
+    }
+}
+
+static int
+known_grow(RateRows *r)
+{
+    Py_ssize_t cap = r->known_cap ? 2 * r->known_cap : 1024;
+    Py_ssize_t *slots = PyMem_Calloc((size_t)cap, sizeof(Py_ssize_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyMem_Free(r->known_slots);
+    r->known_slots = slots;
+    r->known_cap = cap;
+    const Py_ssize_t *at = (const Py_ssize_t *)r->known_at.data;
+    for (Py_ssize_t e = 0; e < r->known_count; e++) {
+        Py_ssize_t i = at[3 * e + 2] & (cap - 1);
+        while (slots[i]) {
+            i = (i + 1) & (cap - 1);
+        }
+        slots[i] = e + 1;
+    }
+    return 0;
+}
+
+/* Add group id s[0:n] to `referenced` (a set) unless it was added before. */
+static int
+referenced_add(RateRows *r, PyObject *referenced, const char *s, Py_ssize_t n)
+{
+    if (r->known_set != referenced) { /* another set: start afresh */
+        known_free(r);
+        r->known_set = Py_NewRef(referenced);
+    }
+    Py_ssize_t h = known_hash(s, n), i = -1;
+    if (r->known_cap) {
+        i = known_slot(r, s, n, h);
+        if (r->known_slots[i]) {
+            return 0;
+        }
+    }
+    PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+    if (key == NULL || PySet_Add(referenced, key) < 0) {
+        Py_XDECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    if (r->known_count >= KNOWN_MAX) {
+        return 0;
+    }
+    if (2 * (r->known_count + 1) > r->known_cap) {
+        if (known_grow(r) < 0) {
+            return -1;
+        }
+        i = known_slot(r, s, n, h);
+    }
+    Py_ssize_t entry[3] = {r->known_text.len, n, h};
+    if (buf_add(&r->known_at, entry, sizeof(entry)) < 0 || buf_add(&r->known_text, s, n) < 0) {
+        return -1;
+    }
+    r->known_slots[i] = ++r->known_count;
+    return 0;
+}
 
 /* Close list `index` of `l` (its items added since the last one): valid or null. */
 static int
@@ -268,12 +374,10 @@ group_id(Text *t, char c, void *arg)
     }
     if (rc == DONE && rate->r != NULL) {
         /* Without `referenced` (add_items) the keys are added once the item is read whole. */
-        PyObject *key = rate->referenced ? PyUnicode_DecodeUTF8(s, n, "surrogatepass") : NULL;
-        if ((rate->referenced && (key == NULL || PySet_Add(rate->referenced, key) < 0))
+        if ((rate->referenced && referenced_add(rate->r, rate->referenced, s, n) < 0)
             || lists_item(&rate->r->ids, s, n) < 0) {
             rc = FAILED;
         }
-        Py_XDECREF(key);
     }
     return rc;
 }
@@ -682,13 +786,11 @@ add_referenced(RateRows *r, const Mark *m, PyObject *referenced)
 {
     const int32_t *offsets = (const int32_t *)r->ids.items.offsets.data;
     for (Py_ssize_t j = m->ids_count; j < r->ids.count; j++) {
-        PyObject *key = PyUnicode_DecodeUTF8(r->ids.items.data.data + offsets[j],
-                                             offsets[j + 1] - offsets[j], "surrogatepass");
-        if (key == NULL || PySet_Add(referenced, key) < 0) {
-            Py_XDECREF(key);
+        const char *text = r->ids.items.data.data; /* NULL when every id is "" */
+        if (referenced_add(r, referenced, text ? text + offsets[j] : "",
+                           offsets[j + 1] - offsets[j]) < 0) {
             return -1;
         }
-        Py_DECREF(key);
     }
     return 0;
 }
@@ -887,6 +989,7 @@ static void
 rates_dealloc(RateRows *r)
 {
     rates_clear(r);
+    known_free(r);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
