@@ -43,7 +43,6 @@ class NullHandler:
 
     def __init__(self, whitelist: set[str]):
         self.whitelist = whitelist
-        self.selective = True
         self.matched = 0
 
     def top_level_key(self, key: str) -> bool:
@@ -57,6 +56,12 @@ class NullHandler:
 
     def in_network_item(self, item: object) -> None:
         self.matched += 1
+
+    def wants_all(self) -> bool:
+        return False  # the skip path is what this measures
+
+    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+        self.matched += len(found)
 
     def wants(self, billing_code: object) -> bool:
         return billing_code is not None and normalize_code(billing_code) in self.whitelist

@@ -964,6 +964,35 @@ def test_fast_engine_items_straddling_chunk_edges(
     check_engines(path, tmp_path, [whitelist], [(f"chunk={n}", n) for n in sizes])
 
 
+# Small items one after another, with the odd ones a run of items handed over together
+# (`Extraction.in_network_items`) leaves to Python between them: an unknown key, an escape, an
+# unpaired surrogate escape, an item that is not an object, a rate with a fraction id.
+RUN_DOC = document(
+    *[
+        odd
+        for i in range(12)
+        for odd in (
+            item(b'"%d"' % (1000 + i), rates=[rate(b"%d.5" % i), rate(b"2", b"[1,2]")]),
+            item(b"%d" % (2000 + i), extra=b',"x":1' if i % 4 == 1 else b""),
+            item(b'"a\\u00e9%d"' % i, name=b'"\\ud800 lone"' if i % 3 == 0 else b'"n"'),
+            b"null" if i % 5 == 2 else item(b'"b%d"' % i, rates=[rate(refs=b"[0.5]")]),
+        )
+    ]
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 61, 4096, None])
+def test_fast_engine_items_in_runs_match_reference(chunk: int | None, tmp_path: Path) -> None:
+    """Without a whitelist every item is wanted, and items go to the handler in runs: the same
+    tables and counts as the reference engine, however the chunks cut them."""
+    path = tmp_path / "runs.json"
+    path.write_bytes(RUN_DOC)
+    (ref,) = check_engines(path, tmp_path, [None], [(f"chunk={chunk}", chunk)])
+    assert ref.result.items_seen == 48
+    assert ref.result.items_matched == 48 - 2  # `null` twice (i = 2, 7)
+    assert ref.rates is not None and len(ref.rates) == 12 * (2 + 1 + 1 + 1) - 2
+
+
 NUMBERS_DOC = document(
     item(b'"99213"', rates=[rate(b"123.45"), rate(b"-0.5e-3"), rate(b"1E+2")]),
     item(b'"11111"', rates=[rate(b"98765.4321")]),

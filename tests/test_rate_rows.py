@@ -9,15 +9,17 @@ takes must give exactly the batches, rows and referenced group ids that `decode_
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from mrfbatch import _rows, rates
 from mrfbatch.items import LargeItem, TypedItem, decode_item
 from mrfbatch.rates import ROWS_PER_BATCH, ItemRows
 from mrfbatch.tables import RATES_SCHEMA, Quality
@@ -305,3 +307,193 @@ def test_small_items_share_batches_and_keep_the_files_order(tmp_path: Path) -> N
     assert got.num_rows == 3 + 3 + 3 + 1 + 3 + 5000 + 4000 + 3  # the prices of `texts`
     assert got.to_pylist() == expected
     assert [r["billing_code"] for r in expected[:7]] == ["22530"] * 3 + ["470"] * 3 + ["22530"]
+
+
+def write_run(rows: ItemRows, text: bytes, found: list[Any], writer: TableWriter) -> list[int]:
+    """Hand `found` over as `Extraction.in_network_items` does; the indices left to `read`."""
+    left, at = [], 0
+    while at < len(found):
+        at = rows.write_usual(bytearray(text), found, at, writer)
+        if at < len(found):
+            left.append(at)
+            start, end = found[at][:2]
+            one = rows.read(text[start:end])
+            if one is not None:
+                one.write(writer)
+            at += 1
+    return left
+
+
+RUN_TEXTS = [
+    item(),
+    item(billing_code=470, name=None, description="Ünïcode ✓"),
+    item(negotiated_rates=[]),
+    item(negotiated_rates=None),
+    item(extra=1),  # 4: not of the usual shape
+    item(bundled_codes=[{"billing_code_type": "CPT", "billing_code": "1"}]),
+    b"[]",  # 6: not an object
+    item(severity_of_illness="3", covered_services=[{"billing_code": "2"}]),
+    # a batch fills inside this item (8,000 rows after the 12 before): its rates go on
+    item(negotiated_rates=[{"provider_references": [9], "negotiated_prices": [PRICE] * 8000}]),
+    item(billing_code="J1885", negotiated_rates=[{"negotiated_prices": [PRICE]}] * 20000),
+    item(negotiated_rates=[{"provider_references": ["a", 7], "negotiated_prices": [PRICE]}]),
+    item(name='a"b'),  # 11: an escape, left to Python
+    # 12-16: C reads the rates and makes rows as it goes; an odd rate after some rows undoes
+    # them (validity bits too: the next rows have nulls), and their ids stay unreferenced
+    item(
+        negotiated_rates=[
+            {"provider_references": [11], "negotiated_prices": [PRICE] * 3},
+            {"provider_references": [12], "negotiated_prices": [PRICE], "x": 1},
+        ]
+    ),
+    item(negotiated_rates=[{"provider_references": [13], "negotiated_prices": [PRICE]}]).replace(
+        b'"provider_references": [13]', b'"provider_references": [13], "provider_references": [14]'
+    ),
+    price(setting=None, service_code=None, billing_code_modifier=None, negotiated_rate=None),
+    # a batch fills inside this item, then its rates after the batch's end are checked
+    item(negotiated_rates=[{"negotiated_prices": [PRICE]}] * 9000 + [{"x": 1}]),
+    item(),
+]
+
+
+@pytest.mark.parametrize("gap", [b",", b" ,\n  "])
+def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: Path) -> None:
+    """Items written by `write_usual` a run at a time give the rows, in the file's order, and
+    the group keys that `read` and `write` of each item give; the ones C does not read are
+    left to Python where they are."""
+    text, found = b"[", []
+    for one in RUN_TEXTS:
+        text += gap if len(found) else b""
+        found.append((len(text), len(text) + len(one), -1, -1, 0))
+        text += one
+    text += b"]"
+    runs = item_rows()
+    writer = TableWriter(tmp_path / "run.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert write_run(runs, text, found, writer) == [4, 6, 11, 12, 13, 15]
+    runs.write_gathered(writer)
+    writer.commit()
+    ones = item_rows()
+    expected = TableWriter(tmp_path / "one.parquet", RATES_SCHEMA, batch_size=100_000)
+    for one in RUN_TEXTS:
+        read = ones.read(one)
+        if read is not None:
+            read.write(expected)
+    ones.write_gathered(expected)
+    expected.commit()
+    got = pq.read_table(tmp_path / "run.parquet")
+    # 3 prices per item of ITEM's rates, 1 per PRICE rate: RUN_TEXTS by hand.
+    assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3 + (3 + 1) + 1 + 1 + 9000 + 3
+    assert got.to_pylist() == pq.read_table(tmp_path / "one.parquet").to_pylist()
+    assert runs.referenced == ones.referenced
+    keys = {"184", "1225", "603.6338", "g7", "9", "a", "7", "11", "12", "14", "1"}  # by hand
+    assert runs.referenced == keys
+    codes = got.column("billing_code").to_pylist()
+    assert codes[3:6] == ["470"] * 3 and codes[-9014] == "J1885" != codes[-9013]
+    assert got.column("setting").to_pylist()[-9005:-9003] == ["outpatient", None]
+
+
+@pytest.mark.parametrize("at", [0, 3])
+def test_write_usual_stops_at_the_item_c_does_not_read(at: int, tmp_path: Path) -> None:
+    texts = [item(), item(), item(), item(extra=1), item()]
+    text = b",".join(texts)
+    starts = [sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
+    found = [(s, s + len(t), -1, -1, 0) for s, t in zip(starts, texts, strict=True)]
+    rows = item_rows()
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert rows.write_usual(bytearray(text), found, at, writer) == 3
+    gathered = rows.take_gathered()
+    assert (gathered.num_rows if gathered else 0) == 3 * (3 - at)  # 3 prices per item
+    assert rows.write_usual(bytearray(text), found, 4, writer) == 5
+    gathered = rows.take_gathered()
+    assert gathered is not None and gathered.num_rows == 3
+    assert writer.pending == 0
+
+
+@pytest.mark.parametrize("found", [[(0, 10**6, -1, -1, 0)], [(5, 4, -1, -1, 0)], [(-1, 3)], [(1,)]])
+def test_write_usual_refuses_spans_outside_the_text(found: list[Any], tmp_path: Path) -> None:
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    with pytest.raises((ValueError, TypeError), match="add_items"):
+        item_rows().write_usual(bytearray(item()), found, 0, writer)
+
+
+def test_write_usual_undoes_the_rows_of_an_item_it_gives_up_on(tmp_path: Path) -> None:
+    """An odd rate after some rows of an item: those rows are undone, validity bits too, so
+    the next item's nulls stay nulls even when nothing was taken in between."""
+    late = [{"provider_references": [5], "negotiated_prices": [PRICE] * 4}, {"x": 1}]
+    nulls = price(setting=None, service_code=None, negotiated_rate=None, billing_class=None)
+    texts = [item(), item(negotiated_rates=late), nulls]
+    text = b",".join(texts)
+    starts = [sum(len(t) + 1 for t in texts[:i]) for i in range(len(texts))]
+    found = [(s, s + len(t), -1, -1, 0) for s, t in zip(starts, texts, strict=True)]
+    rows = item_rows()
+    writer = TableWriter(tmp_path / "rates.parquet", RATES_SCHEMA, batch_size=100_000)
+    assert rows.write_usual(bytearray(text), found, 0, writer) == 1
+    assert rows.write_usual(bytearray(text), found, 2, writer) == 3
+    rows.write_gathered(writer)
+    writer.commit()
+    got = pq.read_table(tmp_path / "rates.parquet").to_pylist()
+    assert len(got) == 3 + 1
+    assert got[3]["setting"] is None and got[3]["billing_class"] is None
+    assert got[3]["service_code"] is None and got[3]["negotiated_rate"] is None
+    assert got[2]["setting"] == "outpatient" and got[3]["billing_code_modifier"] == ["59"]
+    assert "5" not in rows.referenced and rows.referenced == {"184", "1225", "603.6338", "g7", "1"}
+
+
+RATE = {"provider_references": [3], "negotiated_prices": [PRICE]}
+
+
+def rows_of(texts: list[bytes], runs: bool, folder: Path) -> tuple[list[Any], set[str]]:
+    """The rows and group keys of `texts`: handed over as one run, or one at a time."""
+    found, at = [], 0
+    for one in texts:
+        found.append((at, at + len(one), -1, -1, 0))
+        at += len(one) + 1
+    rows = item_rows()
+    path = folder / f"{runs}.parquet"
+    writer = TableWriter(path, RATES_SCHEMA, batch_size=100_000)
+    if runs:
+        write_run(rows, b",".join(texts), found, writer)
+    else:
+        for one in texts:
+            read = rows.read(one)
+            if read is not None:
+                read.write(writer)
+    rows.write_gathered(writer)
+    writer.commit()
+    return pq.read_table(path).to_pylist(), rows.referenced
+
+
+@settings(max_examples=max_examples(200), deadline=None)
+@given(st.lists(_item, min_size=1, max_size=8), st.sampled_from([1, 2, 5, ROWS_PER_BATCH]))
+@example(  # an odd price after the batch is full: the item is Python's, whole
+    [{"billing_code": "1", "negotiated_rates": [RATE, {"negotiated_prices": [{"other": 1}]}]}],
+    1,
+)
+def test_random_runs_give_the_rows_of_each_item(values: list[Any], limit: int) -> None:
+    """Random items (some odd), a run at a time with batches of `limit` rows, give the rows
+    and keys they give one at a time."""
+    texts = [json.dumps(value).encode() for value in values]
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rates, "ROWS_PER_BATCH", limit)
+        assert rows_of(texts, True, Path(folder)) == rows_of(texts, False, Path(folder))
+
+
+def test_group_ids_met_again_reach_each_set_given() -> None:
+    """The C side remembers the ids it added to a set, to skip them when met again: another
+    set given later still gets every id, and ids met again are in it once."""
+    text = item(
+        negotiated_rates=[
+            {"provider_references": [7, "x", ""], "negotiated_prices": [PRICE]},
+            {"provider_references": [7, "x", "é"], "negotiated_prices": [PRICE]},
+        ]
+    )
+    native = _rows.RateRows()
+    head = native.item_head(text)
+    assert head is not None
+    first: set[str] = set()
+    second: set[str] = set()
+    for keys in (first, first, second):
+        at, ended = native.add_rates(text, head[9], ROWS_PER_BATCH, keys)
+        assert ended and at > head[9]
+    assert first == second == {"7", "x", "", "é"}
+    assert native.count == 6  # 2 rows per pass

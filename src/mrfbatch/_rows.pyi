@@ -75,6 +75,23 @@ class RateRows:
     def item_head(self, text: Buffer, /) -> ItemHead | None:
         """An item's own values, every rate checked; None when it is not of the usual shape."""
 
+    def add_items(
+        self,
+        text: Buffer,
+        found: list[tuple[int, int, int, int, int]],
+        at: int,
+        limit: int,
+        referenced: set[str],
+        network_id: str,
+        gathered: list[tuple[tuple[object, ...], int]],
+        /,
+    ) -> tuple[int, int]:
+        """The rows of the items text[start:end] of found[at:] of the usual shape, until
+        `limit` rows are gathered; appends (the item's values, rows gathered so far) to
+        `gathered` for each item with rates: (i, resume). resume -1: the items before i are
+        read, and item i (if any) is not of the usual shape unless `limit` rows are gathered;
+        else `limit` rows were gathered inside item i, whose rates go on at `resume`."""
+
     def add_rates(
         self, text: Buffer, at: int, limit: int, referenced: set[str], /
     ) -> tuple[int, bool]:

@@ -8,7 +8,12 @@
  * shape, which the caller then decodes in Python. add_rates(text, at, limit, referenced) then
  * gathers the rows of its rates from `at` on, at least `limit` rows unless the rates end
  * first, adding their provider group ids to `referenced`: (where the next rate starts, whether
- * the rates ended). take_rates() hands the buffers over, as ProviderRows.take does. */
+ * the rates ended). add_items(text, found, ...) does both for a run of items the scanner found
+ * (spans of `text`), many per call, appending each one's values to a Python list: the fast
+ * engine's way when every item is extracted, where per-item Python calls cost more than the
+ * rows. It reads each item's rates once, making rows as it goes, and undoes them (restore)
+ * when a rate is not of the usual shape; only the rates after a full batch are checked first.
+ * take_rates() hands the buffers over, as ProviderRows.take does. */
 
 #include "_rows.h"
 #include "_rows_arrow.h"
@@ -32,7 +37,113 @@ typedef struct {
     Lists list[PRICE_LISTS];
     Buf rate_of_row; /* int32: the rate (in this batch) of each row */
     Lists ids;       /* per rate: its provider group ids */
+    /* The group ids already added to `known_set` (a strong reference), as bytes: an id met
+     * again (most are, rate after rate) costs a hash lookup instead of a str and a set add. */
+    PyObject *known_set;
+    Py_ssize_t *known_slots; /* 1 + index into known_at, 0: empty; known_cap of them */
+    Py_ssize_t known_cap, known_count;
+    Buf known_at;   /* per id: (offset in known_text, size, hash) as 3 Py_ssize_t */
+    Buf known_text; /* the ids' bytes */
 } RateRows;
+
+enum { KNOWN_MAX = 1 << 20 }; /* ids remembered at most (~40 MB); the rest go to the set */
+
+static void
+known_free(RateRows *r)
+{
+    Py_CLEAR(r->known_set);
+    PyMem_Free(r->known_slots);
+    r->known_slots = NULL;
+    r->known_cap = r->known_count = 0;
+    buf_free(&r->known_at);
+    buf_free(&r->known_text);
+}
+
+static Py_ssize_t
+known_hash(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    }
+    return (Py_ssize_t)(h & (uint64_t)PY_SSIZE_T_MAX);
+}
+
+/* The slot of id s[0:n] (hash h): where it is, or the empty one where it would go. */
+static Py_ssize_t
+known_slot(RateRows *r, const char *s, Py_ssize_t n, Py_ssize_t h)
+{
+    const Py_ssize_t *at = (const Py_ssize_t *)r->known_at.data;
+    Py_ssize_t i = h & (r->known_cap - 1);
+    for (;; i = (i + 1) & (r->known_cap - 1)) {
+        Py_ssize_t e = r->known_slots[i] - 1;
+        if (e < 0 || (at[3 * e + 2] == h && at[3 * e + 1] == n
+                      && (n == 0 || memcmp(r->known_text.data + at[3 * e], s, (size_t)n) == 0))) {
+            return i;
+        }
+    }
+}
+
+static int
+known_grow(RateRows *r)
+{
+    Py_ssize_t cap = r->known_cap ? 2 * r->known_cap : 1024;
+    Py_ssize_t *slots = PyMem_Calloc((size_t)cap, sizeof(Py_ssize_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyMem_Free(r->known_slots);
+    r->known_slots = slots;
+    r->known_cap = cap;
+    const Py_ssize_t *at = (const Py_ssize_t *)r->known_at.data;
+    for (Py_ssize_t e = 0; e < r->known_count; e++) {
+        Py_ssize_t i = at[3 * e + 2] & (cap - 1);
+        while (slots[i]) {
+            i = (i + 1) & (cap - 1);
+        }
+        slots[i] = e + 1;
+    }
+    return 0;
+}
+
+/* Add group id s[0:n] to `referenced` (a set) unless it was added before. */
+static int
+referenced_add(RateRows *r, PyObject *referenced, const char *s, Py_ssize_t n)
+{
+    if (r->known_set != referenced) { /* another set: start afresh */
+        known_free(r);
+        r->known_set = Py_NewRef(referenced);
+    }
+    Py_ssize_t h = known_hash(s, n), i = -1;
+    if (r->known_cap) {
+        i = known_slot(r, s, n, h);
+        if (r->known_slots[i]) {
+            return 0;
+        }
+    }
+    PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
+    if (key == NULL || PySet_Add(referenced, key) < 0) {
+        Py_XDECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    if (r->known_count >= KNOWN_MAX) {
+        return 0;
+    }
+    if (2 * (r->known_count + 1) > r->known_cap) {
+        if (known_grow(r) < 0) {
+            return -1;
+        }
+        i = known_slot(r, s, n, h);
+    }
+    Py_ssize_t entry[3] = {r->known_text.len, n, h};
+    if (buf_add(&r->known_at, entry, sizeof(entry)) < 0 || buf_add(&r->known_text, s, n) < 0) {
+        return -1;
+    }
+    r->known_slots[i] = ++r->known_count;
+    return 0;
+}
 
 /* Close list `index` of `l` (its items added since the last one): valid or null. */
 static int
@@ -262,12 +373,11 @@ group_id(Text *t, char c, void *arg)
         rc = plain_number(s, n) ? DONE : GIVE_UP;
     }
     if (rc == DONE && rate->r != NULL) {
-        PyObject *key = PyUnicode_DecodeUTF8(s, n, "surrogatepass");
-        if (key == NULL || PySet_Add(rate->referenced, key) < 0
+        /* Without `referenced` (add_items) the keys are added once the item is read whole. */
+        if ((rate->referenced && referenced_add(rate->r, rate->referenced, s, n) < 0)
             || lists_item(&rate->r->ids, s, n) < 0) {
             rc = FAILED;
         }
-        Py_XDECREF(key);
     }
     return rc;
 }
@@ -338,6 +448,7 @@ typedef struct {
     int seen;
     PyObject *values[HEAD_FIELDS]; /* NULL: null or absent */
     Py_ssize_t rates_at;           /* just after negotiated_rates' `[`, or -1 */
+    int skip_rates;                /* the rates are skipped, not checked (add_items) */
 } Head;
 
 static PyObject *
@@ -475,6 +586,9 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
             return GIVE_UP;
         }
         h->rates_at = t->p;
+        if (h->skip_rates) {
+            return skip(t, c);
+        }
         int ended;
         return rates(t, NULL, NULL, 0, &ended); /* every rate checked before any row */
     }
@@ -489,6 +603,24 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
 
 #undef KEY_IS
 
+/* Read the item text[0:n] (every rate checked) into `h`: DONE, GIVE_UP (not of the usual shape)
+ * or FAILED. The caller releases h->values in every case. */
+static int
+read_head(const char *text, Py_ssize_t n, Head *h)
+{
+    Text t = {.b = text, .p = 0, .n = n};
+    int rc = next(&t) == '{' ? members(&t, head_field, h) : GIVE_UP;
+    return rc == DONE && next(&t) != 0 ? GIVE_UP : rc;
+}
+
+static void
+head_release(Head *h)
+{
+    for (int f = 0; f < HEAD_FIELDS; f++) {
+        Py_CLEAR(h->values[f]);
+    }
+}
+
 static PyObject *
 rates_item_head(RateRows *r, PyObject *arg)
 {
@@ -497,12 +629,8 @@ rates_item_head(RateRows *r, PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    Text t = {.b = view.buf, .p = 0, .n = view.len};
     Head h = {.rates_at = -1};
-    int rc = next(&t) == '{' ? members(&t, head_field, &h) : GIVE_UP;
-    if (rc == DONE && next(&t) != 0) {
-        rc = GIVE_UP;
-    }
+    int rc = read_head(view.buf, view.len, &h);
     PyBuffer_Release(&view);
     PyObject *result = NULL;
     if (rc == DONE) {
@@ -517,13 +645,251 @@ rates_item_head(RateRows *r, PyObject *arg)
             PyTuple_SET_ITEM(result, f, v);
         }
     }
-    for (int f = 0; f < HEAD_FIELDS; f++) {
-        Py_XDECREF(h.values[f]);
-    }
+    head_release(&h);
     if (rc == GIVE_UP) {
         Py_RETURN_NONE;
     }
     return result;
+}
+
+/* An item's values as rates.ItemRows gathers them (rates._ITEM_FIELDS order): the network id,
+ * billing_code_type, its version, billing_code as text, negotiation_arrangement, name,
+ * description, severity_of_illness, bundled_codes, covered_services. */
+static PyObject *
+item_values(Head *h, PyObject *network_id)
+{
+    static const int order[] = {H_CODE_TYPE, H_CODE_VERSION, H_CODE, H_ARRANGEMENT, H_NAME,
+                                H_DESCRIPTION, H_SEVERITY, H_BUNDLED, H_COVERED};
+    const Py_ssize_t count = (Py_ssize_t)(sizeof(order) / sizeof(order[0]));
+    PyObject *values = PyTuple_New(count + 1);
+    if (values == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(values, 0, Py_NewRef(network_id));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *v = h->values[order[i]];
+        v = v == NULL ? Py_NewRef(Py_None) : PyLong_CheckExact(v) ? PyObject_Str(v) : Py_NewRef(v);
+        if (v == NULL) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i + 1, v);
+    }
+    return values;
+}
+
+/* found[i]'s start and end in a buffer of `len` bytes (an Element tuple). */
+static int
+element_span(PyObject *found, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *start, Py_ssize_t *end)
+{
+    PyObject *e = PyList_GET_ITEM(found, i);
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) < 2) {
+        PyErr_SetString(PyExc_TypeError, "add_items: each element is a tuple (start, end, ...)");
+        return -1;
+    }
+    *start = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 0));
+    *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(e, 1));
+    if ((*start == -1 || *end == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*start < 0 || *start > *end || *end > len) {
+        PyErr_Format(PyExc_ValueError, "add_items: element %zd (%zd, %zd) is not within the "
+                     "%zd bytes given", i, *start, *end, len);
+        return -1;
+    }
+    return 0;
+}
+
+/* What RateRows holds at one moment, to undo the rows of an item read in part (add_items). */
+enum { MARKED_BUFS = 5 * 3 + 2 + 2 * 5 + 1 + 5 };
+
+typedef struct {
+    Py_ssize_t rows, rates, list_count[PRICE_LISTS], ids_count;
+    Py_ssize_t len[MARKED_BUFS];
+} Mark;
+
+static void
+marked_bufs(RateRows *r, Buf *bufs[MARKED_BUFS])
+{
+    int i = 0;
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        bufs[i++] = &r->text[f].valid;
+        bufs[i++] = &r->text[f].offsets;
+        bufs[i++] = &r->text[f].data;
+    }
+    bufs[i++] = &r->rate;
+    bufs[i++] = &r->rate_valid;
+    Lists *lists[PRICE_LISTS + 1] = {&r->list[0], &r->list[1], &r->ids};
+    for (int l = 0; l < PRICE_LISTS + 1; l++) {
+        bufs[i++] = &lists[l]->valid;
+        bufs[i++] = &lists[l]->offsets;
+        bufs[i++] = &lists[l]->items.valid;
+        bufs[i++] = &lists[l]->items.offsets;
+        bufs[i++] = &lists[l]->items.data;
+    }
+    bufs[i++] = &r->rate_of_row;
+}
+
+static void
+mark(RateRows *r, Mark *m)
+{
+    Buf *bufs[MARKED_BUFS];
+    marked_bufs(r, bufs);
+    for (int i = 0; i < MARKED_BUFS; i++) {
+        m->len[i] = bufs[i]->len;
+    }
+    m->rows = r->rows;
+    m->rates = r->rates;
+    m->list_count[0] = r->list[0].count;
+    m->list_count[1] = r->list[1].count;
+    m->ids_count = r->ids.count;
+}
+
+/* Bits from `index` on cleared: bit_add only sets bits, in bytes it appends as zero. */
+static void
+bits_clear_from(Buf *bitmap, Py_ssize_t index)
+{
+    if (index % 8) {
+        bitmap->data[index / 8] &= (char)((1u << (index % 8)) - 1);
+    }
+}
+
+/* Back to what `m` marked: the rows gathered since are gone. */
+static void
+restore(RateRows *r, const Mark *m)
+{
+    Buf *bufs[MARKED_BUFS];
+    marked_bufs(r, bufs);
+    for (int i = 0; i < MARKED_BUFS; i++) {
+        bufs[i]->len = m->len[i];
+    }
+    r->rows = m->rows;
+    r->rates = m->rates;
+    r->list[0].count = m->list_count[0];
+    r->list[1].count = m->list_count[1];
+    r->ids.count = m->ids_count;
+    for (int f = 0; f < PRICE_TEXTS; f++) {
+        bits_clear_from(&r->text[f].valid, r->rows);
+    }
+    bits_clear_from(&r->rate_valid, r->rows);
+    for (int l = 0; l < PRICE_LISTS; l++) {
+        bits_clear_from(&r->list[l].valid, r->rows);
+        bits_clear_from(&r->list[l].items.valid, r->list[l].count);
+    }
+    bits_clear_from(&r->ids.valid, r->rates);
+    bits_clear_from(&r->ids.items.valid, r->ids.count);
+}
+
+/* The provider group ids gathered since `m`, added to `referenced`. */
+static int
+add_referenced(RateRows *r, const Mark *m, PyObject *referenced)
+{
+    const int32_t *offsets = (const int32_t *)r->ids.items.offsets.data;
+    for (Py_ssize_t j = m->ids_count; j < r->ids.count; j++) {
+        const char *text = r->ids.items.data.data; /* NULL when every id is "" */
+        if (referenced_add(r, referenced, text ? text + offsets[j] : "",
+                           offsets[j + 1] - offsets[j]) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* add_items(text, found, at, limit, referenced, network_id, gathered): see rates_methods. */
+static PyObject *
+rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t at, limit;
+    if (nargs != 7 || !PyList_Check(args[1]) || !PySet_Check(args[4])
+        || !PyList_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "add_items(text, found: list, at, limit, referenced: "
+                        "set, network_id, gathered: list)");
+        return NULL;
+    }
+    if ((at = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((limit = PyLong_AsSsize_t(args[3])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    PyObject *found = args[1], *referenced = args[4], *network_id = args[5];
+    PyObject *gathered = args[6];
+    Py_ssize_t resume = -1, i = at < 0 ? 0 : at;
+    int rc = DONE;
+    for (; i < PyList_GET_SIZE(found) && r->rows < limit; i++) {
+        Py_ssize_t start, end;
+        if (element_span(found, i, view.len, &start, &end) < 0) {
+            rc = FAILED;
+            break;
+        }
+        /* One pass over the rates where the old way made two (item_head checked every rate,
+         * then add_rates read them): the rows are gathered as the rates are read, and undone
+         * when one is not of the usual shape. */
+        Head h = {.rates_at = -1, .skip_rates = 1};
+        if ((rc = read_head((const char *)view.buf + start, end - start, &h)) != DONE) {
+            head_release(&h);
+            break; /* GIVE_UP: Python reads item i */
+        }
+        if (h.rates_at < 0) { /* negotiated_rates null or absent: no rows */
+            head_release(&h);
+            continue;
+        }
+        PyObject *values = item_values(&h, network_id);
+        head_release(&h);
+        if (values == NULL) {
+            rc = FAILED;
+            break;
+        }
+        Text t = {.b = view.buf, .p = start + h.rates_at, .n = end};
+        int ended = 0;
+        Mark m;
+        mark(r, &m);
+        rc = rates(&t, r, NULL, limit, &ended);
+        if (rc == DONE && !ended) { /* the rates after `limit` rows are checked only */
+            Text rest = t;
+            int rest_ended;
+            rc = rates(&rest, NULL, NULL, 0, &rest_ended);
+        }
+        if (rc == GIVE_UP) {
+            restore(r, &m);
+            Py_DECREF(values);
+            break; /* Python reads item i */
+        }
+        if (rc == DONE && add_referenced(r, &m, referenced) < 0) {
+            rc = FAILED;
+        }
+        PyObject *entry = rc == DONE ? PyTuple_New(2) : NULL;
+        if (entry != NULL) {
+            PyTuple_SET_ITEM(entry, 0, values);
+            values = NULL;
+            PyObject *count = PyLong_FromSsize_t(r->rows);
+            PyTuple_SET_ITEM(entry, 1, count);
+            if (count == NULL || PyList_Append(gathered, entry) < 0) {
+                rc = FAILED;
+            }
+            Py_DECREF(entry);
+        }
+        else if (rc == DONE) {
+            rc = FAILED;
+        }
+        Py_XDECREF(values);
+        if (rc != DONE) {
+            break;
+        }
+        if (!ended) {
+            resume = t.p; /* limit rows gathered inside item i: Python goes on from here */
+            break;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (rc == FAILED) {
+        return NULL;
+    }
+    return Py_BuildValue("(nn)", i, resume);
 }
 
 static PyObject *
@@ -623,6 +989,7 @@ static void
 rates_dealloc(RateRows *r)
 {
     rates_clear(r);
+    known_free(r);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -632,6 +999,13 @@ static PyMethodDef rates_methods[] = {
      "arrangement, name, billing_code_type, billing_code_type_version, description, "
      "severity_of_illness, billing_code, bundled_codes, covered_services, where its rates "
      "start or -1); None when it is not of the usual shape."},
+    {"add_items", (PyCFunction)(void (*)(void))rates_add_items, METH_FASTCALL,
+     "add_items(text, found, at, limit, referenced, network_id, gathered, /)\n--\n\nThe "
+     "rows of the items text[start:end] of found[at:] of the usual shape, until `limit` rows "
+     "are gathered: (i, resume). Appends (the item's values, rows gathered) to `gathered` "
+     "for each item with rates. resume -1: items before i were read, and item i, if any, "
+     "is not of the usual shape unless `limit` rows are gathered; else item i's rates go on "
+     "at `resume`."},
     {"add_rates", (PyCFunction)(void (*)(void))rates_add_rates, METH_FASTCALL,
      "add_rates(text, at, limit, referenced, /)\n--\n\nThe rows of the rates from `at`, at "
      "least `limit` unless they end first: (where the next rate starts, whether they ended)."},

@@ -63,7 +63,6 @@ class AllowedAmounts:
     ):
         self.network_id = network_id
         self.whitelist = whitelist
-        self.selective = whitelist is not None
         self.amounts = amounts
         self.providers = providers
         self.quality = quality
@@ -127,6 +126,12 @@ class AllowedAmounts:
 
     def in_network_item(self, item: object) -> None:
         raise FileKindError(BOTH_KINDS)  # never met: top_level_key refuses `in_network` first
+
+    def wants_all(self) -> bool:
+        return self.whitelist is None
+
+    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+        raise FileKindError(BOTH_KINDS)  # never met, as in_network_item
 
     def provider_references(self, text: bytes | bytearray, found: list[Element]) -> None:
         """Never called: `provider_references` is not a key of this schema, so it is skipped."""

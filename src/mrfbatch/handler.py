@@ -41,7 +41,6 @@ class Extraction:
         quality: Quality,
     ):
         self.whitelist = whitelist
-        self.selective = whitelist is not None
         self.rates = rates
         self.store = store
         self.quality = quality
@@ -100,6 +99,24 @@ class Extraction:
         elif self.wants(found.billing_code):
             self.items_matched += 1
             found.write(self.rates)
+
+    def wants_all(self) -> bool:
+        return self.whitelist is None
+
+    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+        """Items all wanted: those of the usual shape read in C a batch at a time
+        (`ItemRows.write_usual`), any other one as `in_network_item` reads it."""
+        at = 0
+        while at < len(found):
+            usual = self.items.write_usual(text, found, at, self.rates)
+            self.items_seen += usual - at
+            self.items_matched += usual - at
+            at = usual
+            if at < len(found):
+                start, end = found[at][:2]
+                with memoryview(text)[start:end] as raw:
+                    self.in_network_item(raw)
+                at += 1
 
     def out_of_network_item(self, item: object) -> None:
         raise FileKindError(BOTH_KINDS)  # never met: top_level_key switched before it

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from mrfbatch import _rows
+from mrfbatch.engines import Element
 from mrfbatch.items import LargeItem, TypedHead, TypedItem, TypedPrice, TypedRate, decode_item
 from mrfbatch.tables import (
     ITEM_KEYS,
@@ -213,7 +214,13 @@ class ItemRows:
             bundled,
             covered,
         )
-        at, ended = head[9], head[9] < 0
+        yield from self._gather_rates(item_values, raw, head[9])
+
+    def _gather_rates(
+        self, item_values: tuple[object, ...], raw: bytes | bytearray | memoryview, at: int
+    ) -> Iterator[pa.RecordBatch]:
+        """`gather` of the item's rates from raw[at] (-1: none)."""
+        ended = at < 0
         while not ended:
             at, ended = self._native.add_rates(raw, at, ROWS_PER_BATCH, self.referenced)
             if self._gathered and self._gathered[-1][0] is item_values:
@@ -224,6 +231,29 @@ class ItemRows:
                 batch = self.take_gathered()
                 if batch is not None:
                     yield batch
+
+    def write_usual(
+        self, text: bytes | bytearray, found: list[Element], at: int, rates: TableWriter
+    ) -> int:
+        """Write the rows of the items text[start:end] of found[at:] (`Element`s), read in C
+        in one call per batch, up to the first one that is not of the usual shape: where
+        that one is in `found` (len(found) when there is none). Its rows and those of items
+        before: the same as `read` and `write` of each item give."""
+        while True:
+            at, resume = self._native.add_items(
+                text, found, at, ROWS_PER_BATCH, self.referenced, self.network_id, self._gathered
+            )
+            if self._native.count >= ROWS_PER_BATCH:
+                values = self._gathered[-1][0]
+                self.write_gathered(rates)
+                if resume >= 0:  # the batch filled inside item `at`: its rates go on
+                    for batch in self._gather_rates(values, text, resume):
+                        rates.write_batch(batch)
+                    at += 1
+            elif at < len(found):  # item `at` is not of the usual shape
+                return at
+            if at == len(found):
+                return at
 
     def write_gathered(self, rates: TableWriter) -> None:
         """Write the rows gathered and not yet written (before other rows, and at the end)."""
@@ -382,15 +412,21 @@ def _gathered_batch(
     gathered: list[tuple[tuple[object, ...], int]], n: int, **rows: pa.Array
 ) -> pa.RecordBatch:
     """`_rate_batch` of rows gathered from several items: each item's values (`ItemRows.gather`:
-    with the count of rows gathered up to its end) for its rows."""
+    with the count of rows gathered up to its end) for its rows. A column whose items all have
+    one value (the network id; often the code type, absent codes) is that value repeated."""
     if len(gathered) == 1:
         return _rate_batch(gathered[0][0], n, **rows)
-    ends = [end for _, end in gathered]
-    owners = owner_indices([end - start for start, end in zip([0, *ends], ends, strict=False)])
-    arrays = {
-        name: take(pa.array([v[i] for v, _ in gathered], RATES_SCHEMA.field(name).type), owners)
-        for i, name in enumerate(_ITEM_FIELDS)
-    }
+    values, ends = zip(*gathered, strict=True)
+    owners = None
+    arrays = {}
+    for name, column in zip(_ITEM_FIELDS, zip(*values, strict=True), strict=True):
+        kind = RATES_SCHEMA.field(name).type
+        if column.count(column[0]) == len(column):
+            arrays[name] = repeat(column[0], kind, n)
+            continue
+        if owners is None:
+            owners = owner_indices([end - start for start, end in pairwise((0, *ends))])
+        arrays[name] = take(pa.array(column, kind), owners)
     arrays.update(rows)
     return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 

@@ -51,10 +51,16 @@ class DocumentHandler(Protocol):
         """One `out_of_network` item of an allowed-amounts file, decoded. Only the reference
         engine calls it: it reads every allowed-amounts file (mrfbatch.run_extraction)."""
 
-    @property
-    def selective(self) -> bool:
-        """Whether `wants` may refuse a code (a whitelist): only then does the fast engine
-        check no more than the structure of an item before it knows whether it is wanted."""
+    def wants_all(self) -> bool:
+        """Whether every `in_network` item is extracted, whatever its code: the fast engine
+        then hands items over in runs (`in_network_items`), as it finds them. Otherwise (a
+        whitelist) it may check no more than the structure of an item it skips."""
+
+    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+        """`in_network` items as JSON text, when `wants_all`: text[start:end] for each element
+        of `found`, in order. `text` is valid only during the call; as for
+        `provider_references`, no item is larger than `max_value` and unpaired surrogate
+        escapes are written as `\\u003f`."""
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted (None: no code). The fast engine

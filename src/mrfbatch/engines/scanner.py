@@ -103,7 +103,7 @@ class Scanner(ScanBuffer):
             if not wanted:
                 self._array(self._skip_to, None, skim=1)
             elif key == "in_network":
-                self._array(self._item, CODE, skim=2 if self.handler.selective else 0)
+                self._array(self._item, CODE, skim=0 if self.handler.wants_all() else 2)
             else:
                 self._array(self._reference, GROUP_ID)
         elif wanted:
@@ -133,6 +133,8 @@ class Scanner(ScanBuffer):
                 raise self._invalid(offset, reason) from None
             if element == self._reference:
                 self._references(found)
+            elif element == self._item and self.handler.wants_all():
+                self._items(found)
             else:
                 for found_element in found:
                     self._element(element, key, found_element)
@@ -163,17 +165,29 @@ class Scanner(ScanBuffer):
     def _references(self, found: list[Element]) -> None:
         """provider_references entries go to the handler in runs, as the scanner found them:
         most never matter, so none is decoded here."""
+        if self._run(found, GROUP_ID):
+            self.handler.provider_references(self.buf, found)
+
+    def _items(self, found: list[Element]) -> None:
+        """in_network items go to a handler that wants every one (`wants_all`) in runs too:
+        one call per run instead of several per item."""
+        if self._run(found, CODE):
+            self.handler.in_network_items(self.buf, found)
+
+    def _run(self, found: list[Element], key: bytes) -> bool:
+        """Ready a run of elements for the handler (each within `max_value`, lone surrogate
+        escapes repaired); False when it is empty."""
         if not found:
-            return
-        if found[-1][1] - found[0][0] > self.max_value:  # else no entry can be larger
+            return False
+        if found[-1][1] - found[0][0] > self.max_value:  # else no element can be larger
             for start, end, *_ in found:
                 self.pos = start
-                self._check_size(GROUP_ID, end - start)
+                self._check_size(key, end - start)
         if any(map(_FLAGS, found)):
             for start, end, _, _, flags in found:
                 if flags & _jsonscan.LONE_SURROGATE:
                     _repair_lone_surrogates(self.buf, start, end)
-        self.handler.provider_references(self.buf, found)
+        return True
 
     def _reference(self, end: int) -> None:
         """One provider_references entry `_value_end` scanned (cut by the buffer's end): it
