@@ -5,7 +5,8 @@
 Prints MB/s (10^6 bytes of JSON per second; best of --repeat) of:
 
 - `validate`: one whole decompressed file in memory, validated as a single value by
-  `scan_value`.
+  `scan_value`: in full (`validate: full`), and skimmed whole (`skim=1`: the structural check
+  of a skipped value, _jsonscan_skim.c) by each implementation this CPU runs.
 - `engine`: `FastEngine.scan` over the gzip file with a handler that does nothing but answer
   `wants` from the benchmark whitelist, per number of threads: the engine's own cost, inflating
   included, without building rows. `inflate` is ISA-L alone, the limit.
@@ -100,9 +101,16 @@ def main() -> None:
 
     data = igzip.decompress(args.file.read_bytes())
     size = len(data) / MB
-    times: dict[str, list[float]] = {"C scan_value": []}
+    times: dict[str, list[float]] = {"full scan": []}
+    impls = _jsonscan.skim_implementations()
+    times.update({f"skim, {impl}": [] for impl in impls})
+    used = _jsonscan.use_skim(impls[-1])
     for _ in range(args.repeat):
-        times["C scan_value"].append(timed(_jsonscan.scan_value, data, 0, True, b"billing_code"))
+        times["full scan"].append(timed(_jsonscan.scan_value, data, 0, True, b"billing_code"))
+        for impl in impls:
+            _jsonscan.use_skim(impl)
+            times[f"skim, {impl}"].append(timed(_jsonscan.scan_value, data, 0, True, None, None, 1))
+    _jsonscan.use_skim(used)
     print(f"validate {args.file.name} ({size:.0f} MB, in memory):")
     for label, seconds in times.items():
         print(f"  {label:14s} {size / min(seconds):7.0f} MB/s")
