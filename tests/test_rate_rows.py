@@ -372,19 +372,12 @@ def test_items_handed_over_in_a_run_give_the_rows_of_each(gap: bytes, tmp_path: 
     assert write_run(runs, text, found, writer) == [4, 6, 11, 12, 13, 15]
     runs.write_gathered(writer)
     writer.commit()
-    ones = item_rows()
-    expected = TableWriter(tmp_path / "one.parquet", RATES_SCHEMA, batch_size=100_000)
-    for one in RUN_TEXTS:
-        read = ones.read(one)
-        if read is not None:
-            read.write(expected)
-    ones.write_gathered(expected)
-    expected.commit()
+    one_rows, one_referenced = rows_of(RUN_TEXTS, False, tmp_path)
     got = pq.read_table(tmp_path / "run.parquet")
     # 3 prices per item of ITEM's rates, 1 per PRICE rate: RUN_TEXTS by hand.
     assert got.num_rows == 3 + 3 + 3 + 3 + 3 + 8000 + 20000 + 1 + 3 + (3 + 1) + 1 + 1 + 9000 + 3
-    assert got.to_pylist() == pq.read_table(tmp_path / "one.parquet").to_pylist()
-    assert runs.referenced == ones.referenced
+    assert got.to_pylist() == one_rows
+    assert runs.referenced == one_referenced
     keys = {"184", "1225", "603.6338", "g7", "9", "a", "7", "11", "12", "14", "1"}  # by hand
     assert runs.referenced == keys
     codes = got.column("billing_code").to_pylist()
