@@ -13,7 +13,7 @@ setup(
         # inflating gzip (src/mrfbatch/_jsonscan*.c).
         Extension(
             "mrfbatch._jsonscan",
-            [f"src/mrfbatch/_jsonscan{part}.c" for part in ("", "_scan", "_skim")],
+            [f"src/mrfbatch/_jsonscan{part}.c" for part in ("", "_scan", "_skim", "_utf8")],
             depends=["src/mrfbatch/_jsonscan.h"],
             extra_compile_args=[] if sys.platform == "win32" else ["-O3"],
         ),

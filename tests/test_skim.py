@@ -1,4 +1,5 @@
-"""The C scanner's skim (src/mrfbatch/_jsonscan_skim.c): structural validation of containers.
+"""The C scanner's skim (src/mrfbatch/_jsonscan_skim.c): structural validation of containers;
+and its UTF-8 check (src/mrfbatch/_jsonscan_utf8.c), against Python's decoder.
 
 `scan_value(..., skim=d)` only skims containers that bring the depth to d. Checked here, for
 every implementation this CPU runs (AVX2, SSE2, plain C):
@@ -23,10 +24,14 @@ from hypothesis import strategies as st
 
 from mrfbatch._jsonscan import (
     KEY_ESCAPED,
+    UTF8_CUT,
+    UTF8_INVALID,
+    UTF8_VALID,
     ScanError,
     scan_value,
     skim_implementations,
     use_skim,
+    utf8_check,
 )
 from support.budget import max_examples
 
@@ -233,3 +238,67 @@ def test_only_a_full_scan_checks_numbers_literals_and_punctuation(impl: str) -> 
 def test_depth_one_is_scanned_in_full(impl: str) -> None:
     """With skim=2 the item's own members are scanned as before: a bad number there fails."""
     assert scan(b'{"billing_code":01,"r":[]}', 2) == ("invalid", 17, "invalid number: leading zero")
+
+
+# The UTF-8 check (_jsonscan_utf8.c) -----------------------------------------------------------
+
+
+def python_verdict(data: bytes) -> tuple[int, int]:
+    """What utf8_check must say, from Python's strict decoder (the oracle)."""
+    try:
+        data.decode("utf-8")
+        return (UTF8_VALID, len(data))
+    except UnicodeDecodeError as exc:
+        at = exc.start
+    # Cut: the rest from `at` is a proper prefix of some valid character.
+    rest = data[at:]
+    tails = [tail for n in range(1, 4 - len(rest) + 1) for tail in _TAILS[n]]
+    if len(rest) < 4 and any(_decodes(rest + tail) for tail in tails):
+        return (UTF8_CUT, at)
+    return (UTF8_INVALID, at)
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+# Continuation bytes to try after a cut start: every one for the first, one for the others.
+_TAILS = {n: [bytes([first]) + b"\x80" * (n - 1) for first in range(0x80, 0xC0)] for n in (1, 2, 3)}
+
+
+@settings(max_examples=max_examples(2000), deadline=None)
+@given(
+    st.lists(
+        st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8).map(
+            lambda text: text.encode()
+        )
+        | st.binary(max_size=4)
+        | st.sampled_from([b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xe0\x9f\xbf"]),
+        max_size=8,
+    ).map(b"".join),
+    st.integers(0, 12),
+)
+def test_utf8_check_agrees_with_python(data: bytes, cut: int) -> None:
+    for piece in (data, data[: max(0, len(data) - cut)]):
+        assert utf8_check(piece) == python_verdict(piece), piece
+
+
+@pytest.mark.parametrize(
+    ("data", "verdict"),
+    [
+        (b"plain ascii, longer than eight bytes", (UTF8_VALID, 36)),
+        ("café ✓ 😀".encode(), (UTF8_VALID, 14)),  # 3 + 2 + 1 + 3 + 1 + 4 bytes
+        ("12345678é".encode()[:-1], (UTF8_CUT, 8)),
+        (b"abc\xc0\xafdef", (UTF8_INVALID, 3)),  # an overlong '/'
+        (b"ab\xed\xa0\x80", (UTF8_INVALID, 2)),  # a surrogate
+        (b"\xf4\x90\x80\x80", (UTF8_INVALID, 0)),  # above U+10FFFF
+        (b"abcdefgh\xe2\x9c", (UTF8_CUT, 8)),
+        (b"abcdefgh\xe2\x28", (UTF8_INVALID, 8)),
+    ],
+)
+def test_utf8_check_by_hand(data: bytes, verdict: tuple[int, int]) -> None:
+    assert utf8_check(data) == verdict

@@ -306,6 +306,28 @@ skim_arg(const char *name, PyObject *arg, int *depth)
 }
 
 static PyObject *
+utf8_check_py(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t end = 0;
+    int status;
+    if (view.len > RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        status = utf8_check(view.buf, view.len, &end);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        status = utf8_check(view.buf, view.len, &end);
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(in)", status, end);
+}
+
+static PyObject *
 skim_implementations(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -517,6 +539,10 @@ scan_elements(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef methods[] = {
+    {"utf8_check", utf8_check_py, METH_O,
+     "utf8_check(data, /)\n--\n\n"
+     "(status, end): UTF8_VALID (end = len), UTF8_CUT (data[end:] starts a character that\n"
+     "may go on) or UTF8_INVALID (data[end] is where it stops being UTF-8)."},
     {"skim_implementations", skim_implementations, METH_NOARGS,
      "skim_implementations()\n--\n\n"
      "The names of the skim's implementations this CPU runs, best last."},
@@ -569,7 +595,10 @@ PyInit__jsonscan(void)
         || PyModule_AddIntConstant(module, "MAX_DEPTH", MAX_DEPTH) < 0
         || PyModule_AddIntConstant(module, "AT_ELEMENT", AT_ELEMENT) < 0
         || PyModule_AddIntConstant(module, "AFTER_ELEMENT", AFTER_ELEMENT) < 0
-        || PyModule_AddIntConstant(module, "CLOSED", CLOSED) < 0) {
+        || PyModule_AddIntConstant(module, "CLOSED", CLOSED) < 0
+        || PyModule_AddIntConstant(module, "UTF8_VALID", UTF8_VALID) < 0
+        || PyModule_AddIntConstant(module, "UTF8_CUT", UTF8_CUT) < 0
+        || PyModule_AddIntConstant(module, "UTF8_INVALID", UTF8_INVALID) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -92,4 +92,8 @@ INTERNAL const char *skim_impl(void);
 /* Use the implementation called `name`: 0, or -1 when this CPU has none of that name. */
 INTERNAL int skim_use(const char *name);
 
+/* The UTF-8 check (_jsonscan_utf8.c): UTF8_VALID, UTF8_CUT or UTF8_INVALID, and where. */
+enum { UTF8_VALID, UTF8_CUT, UTF8_INVALID };
+INTERNAL int utf8_check(const unsigned char *b, Py_ssize_t n, Py_ssize_t *end);
+
 #endif

@@ -33,6 +33,13 @@ def scan_value(
     Containers that bring the depth to `skim` (0: none) are only checked structurally
     (src/mrfbatch/_jsonscan_skim.c)."""
 
+UTF8_VALID: int  # utf8_check: every byte is part of a whole, valid character
+UTF8_CUT: int  # data[end:] starts a character that may go on in the next piece
+UTF8_INVALID: int  # data[end] is where the bytes stop being UTF-8
+
+def utf8_check(data: bytes | bytearray | memoryview, /) -> tuple[int, int]:
+    """(status, end): is `data` UTF-8 (RFC 3629, as Python's strict decoder)?"""
+
 def skim_implementations() -> tuple[str, ...]:
     """The names of the skim's implementations this CPU runs, best last."""
 
