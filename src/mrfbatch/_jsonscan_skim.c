@@ -3,7 +3,7 @@
  * The scanner (_jsonscan_scan.c) hands a container to skim() when it opens one at
  * Scan.skim_depth (an unwanted in_network item's negotiated_rates, say). The skim finds where
  * the container closes and checks, on the way, what structural validation promises (the
- * `validate: structural` mode, docs/engines.md):
+ * `validate: structural` mode, docs/guarantees.md#validation):
  *
  *   - strings are closed, and every escape is one of \" \\ \/ \b \f \n \r \t or \u and four
  *     hex digits;
@@ -19,8 +19,9 @@
  * quotes, backslashes, brackets and control bytes; the escaped bytes follow from the runs of
  * backslashes, the bytes inside strings from a prefix XOR of the unescaped quotes, and only the
  * brackets outside strings (and the escapes) are then visited one by one. The masks come from
- * AVX2 where the CPU has it, else from SSE2 (every x86-64), else from plain C; all three give
- * the same masks (tests/test_skim.py runs each).
+ * AVX2 where the CPU has it, else from SSE2 (every x86-64), else from plain C (8 bytes at a
+ * time; what ARM and other CPUs run); all three give the same masks (tests/test_skim.py runs
+ * each).
  */
 
 #include "_jsonscan.h"
