@@ -79,6 +79,10 @@ INTERNAL int scan(Scan *s, Py_ssize_t p, int eof, const char *key, Py_ssize_t ke
 INTERNAL int scan_run(Scan *s, Py_ssize_t *pos, int eof, const char *key, Py_ssize_t key_len,
                       Element *out, Py_ssize_t *count, int *state);
 
+/* Four hex digits at b[p..p+3] (_jsonscan_scan.c): their value; -1 when one is not hex
+ * (*bad is where), -2 when b[:n] ends first. */
+INTERNAL long hex4(const unsigned char *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *bad);
+
 /* Structural validation of a container (_jsonscan_skim.c): SCAN_DONE, SCAN_MORE or
  * SCAN_INVALID; *p and *depth say where it stopped. */
 INTERNAL int skim(Scan *s, Py_ssize_t *p, int *depth, int eof);

@@ -37,7 +37,7 @@ add_span(Scan *s, Py_ssize_t start, Py_ssize_t end)
 }
 
 /* Four hex digits at b[p..p+3]: their value, -1 if one is not hex, -2 if cut by the end. */
-static inline long
+long
 hex4(const unsigned char *b, Py_ssize_t n, Py_ssize_t p, Py_ssize_t *bad)
 {
     long value = 0;

@@ -210,12 +210,6 @@ escaped_bytes(uint64_t backslash, int *carry)
     return escaped;
 }
 
-static inline int
-is_hex(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
 /* Check the escape whose backslash is at b[q]: 0, -1 with the error set, or -2 when the
  * buffer ends inside it. */
 static int
@@ -228,18 +222,15 @@ check_escape(Scan *s, Py_ssize_t q)
     switch (b[q + 1]) {
     case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
         return 0;
-    case 'u':
-        for (int i = 2; i < 6; i++) {
-            if (q + i >= s->n) {
-                return -2;
-            }
-            if (!is_hex(b[q + i])) {
-                s->error_at = q + i;
-                s->error = "invalid \\u escape";
-                return -1;
-            }
+    case 'u': {
+        Py_ssize_t bad = 0;
+        long unit = hex4(b, s->n, q + 2, &bad);
+        if (unit == -1) {
+            s->error_at = bad;
+            s->error = "invalid \\u escape";
         }
-        return 0;
+        return unit < 0 ? (int)unit : 0;
+    }
     default:
         s->error_at = q + 1;
         s->error = "invalid escape";

@@ -11,6 +11,7 @@ from __future__ import annotations
 from mrfbatch.engines.protocol import (
     DEFAULT_MAX_VALUE_MB,
     MB,
+    VALIDATIONS,
     DocumentHandler,
     Element,
     Engine,
@@ -37,9 +38,6 @@ __all__ = [
 ]
 
 ENGINES = ("fast", "reference")
-# How the fast engine checks the in_network items it skips: their structure only, or every
-# byte (docs/guarantees.md#validation). The reference engine always checks every byte.
-VALIDATIONS = ("structural", "full")
 
 
 def get_engine(

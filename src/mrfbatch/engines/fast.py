@@ -17,7 +17,7 @@ import sys
 from typing import BinaryIO
 
 from mrfbatch.engines.chunks import CHUNK, Chunks
-from mrfbatch.engines.protocol import DEFAULT_MAX_VALUE_MB, MB, DocumentHandler
+from mrfbatch.engines.protocol import DEFAULT_MAX_VALUE_MB, MB, VALIDATIONS, DocumentHandler
 from mrfbatch.engines.scanner import HOLD, MAX_NESTING, Scanner
 
 # The scanner accepts MAX_NESTING levels; msgspec, decoding a matched item, recurses once per
@@ -46,8 +46,8 @@ class FastEngine:
     ):
         if chunk_size < 1 or threads < 1 or hold < 0 or max_value < 1:
             raise ValueError("chunk_size, threads, hold and max_value must be positive")
-        if validate not in ("structural", "full"):
-            raise ValueError(f"validate must be 'structural' or 'full', not {validate!r}")
+        if validate not in VALIDATIONS:
+            raise ValueError(f"validate must be one of {VALIDATIONS}, not {validate!r}")
         self.validate = validate
         self.chunk_size = chunk_size
         self.threads = threads

@@ -14,6 +14,9 @@ MB = 1 << 20
 # The largest value (an in_network item, a provider reference, a top-level value) an engine
 # holds or builds; a larger one fails the extraction instead of exhausting memory.
 DEFAULT_MAX_VALUE_MB = 2048
+# How the fast engine checks the in_network items it skips: their structure only, or every
+# byte (docs/guarantees.md#validation). The reference engine always checks every byte.
+VALIDATIONS = ("structural", "full")
 
 
 # (start, end, key_start, key_end, flags): an array element text[start:end] as the C scanner

@@ -57,7 +57,7 @@ class Scanner(ScanBuffer):
         self._flags = 0  # and its flags
         self._passed = False  # the last item was not wanted and not held whole (`_value_end`)
         self.structural = False  # skim what may be skipped (see the module's docstring)
-        self._skim = 0  # the depth from which the current array's elements are skimmed
+        self._skim = 0  # the depth from which the elements of the array walked are skimmed
 
     # document
 
@@ -144,7 +144,6 @@ class Scanner(ScanBuffer):
             if state == _jsonscan.AT_ELEMENT:  # cut by the buffer's end, or not JSON
                 element(self._value_end(key, partial, self._skim))
             if self._expect(b",]", "',' or ']'") == ord("]"):
-                self._skim = 0
                 return
 
     def _element(self, element: Callable[[int], None], key: bytes | None, found: Element) -> None:
