@@ -95,7 +95,7 @@ def test_decoded_stream_reads_every_optional_header_field(flags: int, step: int)
 def test_decoded_stream_header_cut_short_ends_early() -> None:
     data = gzip_member(DOC, 0x1E)
     with pytest.raises(
-        CompressionError, match=r"ends early: truncated after 15 compressed bytes, inside member 1"
+        CompressionError, match=r"ends early: truncated after 15 compressed bytes; the file is"
     ):
         decode(data[:15], step=4)
 
@@ -108,20 +108,46 @@ def test_decoded_stream_allows_zeros_between_gzip_members(step: int) -> None:
 
 
 @pytest.mark.parametrize("step", [1, 5, 1 << 20])
-def test_decoded_stream_garbage_after_padding_names_its_offset(step: int) -> None:
+@pytest.mark.parametrize("garbage", [b"g", b"garbage", b"garbage, more than a header's 10 bytes"])
+def test_decoded_stream_garbage_after_padding_names_its_offset(step: int, garbage: bytes) -> None:
     first = gzip.compress(DOC)
     with pytest.raises(
         CompressionError,
-        match=rf"unexpected bytes after gzip member 1 at compressed byte {len(first) + 9};",
+        match=rf"unexpected bytes after gzip member at compressed byte {len(first) + 9};",
     ):
-        decode(first + b"\x00" * 9 + b"garbage", step)
+        decode(first + b"\x00" * 9 + garbage, step)
 
 
-def test_decoded_stream_rejects_garbage_after_gzip() -> None:
+@pytest.mark.parametrize("garbage", [b"\n", b"garbage", b"<html>" * 100_000])
+def test_decoded_stream_rejects_garbage_after_gzip(garbage: bytes) -> None:
+    first = gzip.compress(DOC)
     with pytest.raises(
-        CompressionError, match=r"unexpected bytes after gzip member 1 at compressed byte \d+"
+        CompressionError,
+        match=rf"unexpected bytes after gzip member at compressed byte {len(first)};",
     ):
-        decode(gzip.compress(DOC) + b"garbage")
+        decode(first + garbage)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 9])
+def test_decoded_stream_second_member_header_cut_ends_early(cut: int) -> None:
+    """The start of a header is not stray bytes: the file ends inside a member."""
+    data = gzip.compress(DOC) + gzip.compress(DOC)[:cut]
+    with pytest.raises(
+        CompressionError, match=rf"ends early: truncated after {len(data)} compressed bytes"
+    ):
+        decode(data)
+
+
+def test_decoded_stream_garbage_after_second_member_says_where_it_was_read() -> None:
+    """After a second member, the trailer does not give the size of everything decoded: the
+    message gives the compressed bytes read last."""
+    data = gzip.compress(DOC) + gzip.compress(DOC) + b"garbage, more than a header's 10 bytes"
+    with pytest.raises(
+        CompressionError,
+        match=r"unexpected bytes after gzip member within compressed bytes \d+ to "
+        rf"{len(data)};",
+    ):
+        decode(data)
 
 
 @pytest.mark.parametrize("keep", [10, 0.5, -8])

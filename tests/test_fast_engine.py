@@ -849,6 +849,26 @@ def test_fast_engine_matches_reference_on_trap(name: str, hold: str, tmp_path: P
     check_trap(data, matched, tmp_path, TRAP_ENGINES)
 
 
+@pytest.mark.parametrize("name", ["escaped-quotes-and-brackets", *list(TRAPS)[1:3]])
+def test_fast_engine_matches_reference_on_gzip_inflated_into_its_buffer(
+    name: str, tmp_path: Path
+) -> None:
+    """gzip is inflated straight into the engine's buffer (`Chunks.read_into`), in pieces that
+    end anywhere: two members with zeros between them, read 1 to 7 bytes at a time, by one
+    thread or two."""
+    data, matched = TRAPS[name]
+    half = len(data) // 2
+    path = tmp_path / "trap.json.gz"
+    path.write_bytes(gzip.compress(data[:half], mtime=0) + bytes(5) + gzip.compress(data[half:]))
+    whitelists = [None if w is None else list(w) for w in matched]
+    engines = [(f"chunk={n}", n) for n in (1, 7)] + [
+        (f"threads=2,chunk={n}", (n, 2)) for n in (1, 7)
+    ]
+    refs = check_engines(path, tmp_path, whitelists, engines)
+    for whitelist, ref in zip(whitelists, refs, strict=True):
+        assert ref.result.items_matched == matched[None if whitelist is None else tuple(whitelist)]
+
+
 @pytest.mark.parametrize("name", [n for n in TRAPS if n != "duplicate-billing-code-keys"])
 def test_fast_engine_matches_reference_with_every_item_large(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -11,14 +11,17 @@ at all (an HTML page, an XML error, nothing) are an error that says what they ar
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import struct
 from collections.abc import Callable, Iterator
-from typing import Protocol, cast
+from gzip import BadGzipFile
+from typing import BinaryIO, Protocol, cast
 
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
-from mrfbatch.sniff import check_json_start
+from mrfbatch.sniff import json_start
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
 _ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
@@ -38,6 +41,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
 _BOM = b"\xef\xbb\xbf"
+# A gzip member takes at least a 10-byte header, 2 bytes of deflate, an 8-byte trailer.
+_SMALLEST_MEMBER = 20
+_RECENT = CHUNK + 64  # compressed bytes kept to say where stray bytes after a member start
 
 
 class RawReader(Protocol):
@@ -61,29 +67,48 @@ class DecodedStream:
         self._on_read = on_read
         self.description = raw.description
         self.bytes_decoded = 0
-        self.last_read = b""  # the last bytes handed out, and where they start: error offsets
-        self.last_read_start = 0
+        self.last_read = b""  # the last bytes read() handed out, and where they start: error
+        self.last_read_start = 0  # offsets
         self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
-        self.compression, chunks = _detect(raw, head)
-        self._chunks = check_json_start(_strip_bom(chunks), raw.description, self.compression)
+        self.compression, pieces, self._gunzip = _detect(raw, head)
+        self._chunks = _strip_bom(pieces)
+        # the first chunks, read to see that they can be JSON, then the rest of _chunks
+        self._held = json_start(self._chunks, raw.description, self.compression)
         self._buffer = b""
         self._pos = 0
 
     def read(self, size: int = -1) -> bytes:
         if self._pos >= len(self._buffer):
-            self._buffer = next(self._chunks, b"")
+            self._buffer = self._held.pop(0) if self._held else next(self._chunks, b"")
             self._pos = 0
         if size < 0:
             size = len(self._buffer)
         data = self._buffer[self._pos : self._pos + size]
-        self.at_end = not data
         self._pos += len(data)
-        self.last_read, self.last_read_start = data, self.bytes_decoded
-        self.bytes_decoded += len(data)
+        self._count(len(data))
+        self.last_read, self.last_read_start = data, self.bytes_decoded - len(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        """Decoded bytes into `view`, as many as come at once (0 only at the end).
+
+        gzip is inflated straight into `view`, all of it in one call of C (see `_Gunzip`).
+        `last_read` is not set.
+        """
+        if self._gunzip is None or self._pos < len(self._buffer) or self._held:
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        n = self._gunzip.inflate_into(view)
+        self._count(n)
+        return n
+
+    def _count(self, n: int) -> None:
+        self.at_end = not n
+        self.bytes_decoded += n
         if self._on_read is not None:
             self._on_read()
-        return data
 
 
 def _read_at_least(raw: RawReader, n: int) -> bytes:
@@ -96,16 +121,18 @@ def _read_at_least(raw: RawReader, n: int) -> bytes:
     return data
 
 
-def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes]]:
+def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], _Gunzip | None]:
+    """The compression, the decoded bytes, and for gzip the inflater (`_Gunzip.inflate_into`)."""
     if head.startswith(_GZIP_MAGIC):
-        return "gzip", _gunzip(raw, head)
+        gunzip = _Gunzip(raw, head)
+        return "gzip", gunzip.pieces(), gunzip
     if head.startswith(_ZIP_LOCAL):
-        return "zip", _unzip(_Input(raw, head))
+        return "zip", _unzip(_Input(raw, head)), None
     if head.startswith(b"PK\x05\x06"):
         raise CompressionError(
             f"{raw.description} is an empty zip archive; expected one JSON member"
         )
-    return "none", _plain(raw, head)
+    return "none", _plain(raw, head), None
 
 
 def _plain(raw: RawReader, head: bytes) -> Iterator[bytes]:
@@ -124,47 +151,122 @@ def _strip_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield from chunks
 
 
-def _gunzip(raw: RawReader, head: bytes) -> Iterator[bytes]:
-    """Inflate every gzip member in turn with ISA-L; trailing zero padding is ignored."""
-    members = 1
-    pending = head
-    consumed = 0  # compressed bytes before `pending`
-    while True:
-        pending = _with_whole_header(raw, pending)
-        inflater = igzip_lib.IgzipDecompressor(igzip_lib.DECOMP_GZIP)
-        while not inflater.eof:
-            if not pending:
-                pending = raw.read(CHUNK)
-                if not pending:
-                    raise CompressionError(
-                        f"gzip stream of {raw.description} ends early: truncated after "
-                        f"{consumed} compressed bytes, inside member {members}; the file is "
-                        "incomplete"
-                    )
-            try:
-                yield from _inflate(inflater, pending)
-            except _ISAL_ERROR as exc:
-                raise CompressionError(
-                    f"corrupt gzip data in {raw.description} in member {members}, detected in "
-                    f"compressed bytes {consumed} to {consumed + len(pending)}: {exc}"
-                ) from exc
-            consumed += len(pending)
-            pending = b""
-        rest = inflater.unused_data.lstrip(b"\x00")  # zeros may pad a member, as gzip allows
-        consumed -= len(rest)
-        while not rest:
-            more = raw.read(CHUNK)
-            if not more:
+class _Gunzip:
+    """Every gzip member of `raw` in turn, inflated by python-isal's gzip reader: C that runs
+    ISA-L with the GIL released and checks each member's CRC-32 and length. Zero bytes may pad
+    a member, as gzip allows.
+
+    `inflate_into` fills a caller's buffer in one call, with no Python between its pieces: a
+    reader thread then needs the GIL only to take compressed bytes from `raw`, once per CHUNK
+    of them, and the bytes are not copied again. (`isal_zlib._GzipReader` is the class behind
+    python-isal's `igzip.open`, the same in every release pyproject.toml allows;
+    tests/test_compression.py tries each way a gzip stream can be wrong.)
+    """
+
+    def __init__(self, raw: RawReader, head: bytes):
+        self.description = raw.description
+        self._input = _Counted(raw, head)
+        self._reader = isal_zlib._GzipReader(cast(BinaryIO, self._input), CHUNK)
+
+    def inflate_into(self, view: memoryview) -> int:
+        """Fill `view` with decoded bytes; how many (fewer only at the end, 0 there)."""
+        with self._errors():
+            return int(self._reader.readinto(view))
+
+    def pieces(self) -> Iterator[bytes]:
+        """The decoded bytes in pieces of at most OUT bytes."""
+        while True:
+            with self._errors():
+                piece = self._reader.read(OUT)
+            if not piece:
                 return
-            rest = more.lstrip(b"\x00")
-            consumed += len(more) - len(rest)
-        if not rest.startswith(_GZIP_MAGIC[: len(rest)]):
+            yield piece
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The gzip reader's errors, said as CompressionError with where they were found."""
+        try:
+            yield
+        except EOFError:
+            stray = self._stray(0)
+            if stray is not None:
+                raise self._unexpected(f"at compressed byte {stray}") from None
             raise CompressionError(
-                f"{raw.description}: unexpected bytes after gzip member {members} at "
-                f"compressed byte {consumed}; expected another gzip member or the end"
-            )
-        members += 1
-        pending = rest
+                f"gzip stream of {self.description} ends early: truncated after "
+                f"{self._input.consumed} compressed bytes; the file is incomplete"
+            ) from None
+        except (BadGzipFile, _ISAL_ERROR) as exc:
+            read, last = self._input.consumed, self._input.last
+            if str(exc).startswith("Not a gzipped file"):
+                stray = self._stray(10)
+                where = f"within compressed bytes {read - last} to {read}"
+                where = where if stray is None else f"at compressed byte {stray}"
+                raise self._unexpected(where) from None
+            raise CompressionError(
+                f"corrupt gzip data in {self.description}, detected in compressed bytes "
+                f"{read - last} to {read}: {exc}"
+            ) from exc
+
+    def _unexpected(self, where: str) -> CompressionError:
+        return CompressionError(
+            f"{self.description}: unexpected bytes after gzip member {where}; expected another "
+            "gzip member or the end"
+        )
+
+    def _stray(self, at_least: int) -> int | None:
+        """Where bytes that are not a gzip member start, when the reader stopped at them: after
+        the trailer of a member that holds every decoded byte (a one-member file's last), and
+        zeros. `at_least`: 10 when the reader saw a header's 10 bytes there, else 0: fewer than
+        10 end the stream. None when no such place is found (or the bytes start a header)."""
+        tail = self._input.tail()
+        before = self._input.consumed - len(tail)  # compressed bytes before tail
+        size = (self._reader.tell() & 0xFFFFFFFF).to_bytes(4, "little")
+        found = tail.rfind(size)
+        while before + found >= _SMALLEST_MEMBER - 4:
+            start = found + 4
+            while start < len(tail) and tail[start] == 0:
+                start += 1
+            stray = tail[start:]
+            header_size = (len(stray) >= 10) == (at_least >= 10)
+            if stray and header_size and not _GZIP_MAGIC.startswith(stray[:2]):
+                return before + start
+            found = tail.rfind(size, 0, found + 3)
+        return None
+
+
+class _Counted:
+    """`raw` as the gzip reader reads it (it calls `readinto`), `head` first; how many bytes
+    it has taken (`consumed`), and how many the last read gave (`last`)."""
+
+    def __init__(self, raw: RawReader, head: bytes):
+        self._raw = raw
+        self._pending = head
+        self.consumed = 0
+        self.last = 0
+        self._recent: collections.deque[bytes] = collections.deque()  # the last reads...
+        self._recent_size = 0  # ...their bytes: at least _RECENT when there are as many
+
+    def read(self, size: int) -> bytes:
+        data, self._pending = self._pending or self._raw.read(size), b""
+        if len(data) > size:
+            data, self._pending = data[:size], data[size:]
+        self.consumed += len(data)
+        self.last = len(data)
+        self._recent.append(data)
+        self._recent_size += len(data)
+        while self._recent_size - len(self._recent[0]) >= _RECENT:
+            self._recent_size -= len(self._recent.popleft())
+        return data
+
+    def tail(self) -> bytes:
+        """The last bytes taken, at least _RECENT of them: all the reader may hold uninflated
+        (its buffer is CHUNK bytes), and the trailer before them."""
+        return b"".join(self._recent)
+
+    def readinto(self, view: memoryview) -> int:
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def _inflate(inflater: igzip_lib.IgzipDecompressor, data: bytes) -> Iterator[bytes]:
@@ -181,42 +283,6 @@ def _inflate(inflater: igzip_lib.IgzipDecompressor, data: bytes) -> Iterator[byt
         if inflater.eof or inflater.needs_input:
             return
         out = inflater.decompress(b"", OUT)
-
-
-def _with_whole_header(raw: RawReader, data: bytes) -> bytes:
-    """`data`, extended from `raw` until it holds a whole gzip member header (or `raw` ends).
-
-    ISA-L (2.32.1, in python-isal 1.9.1) rejects a valid member as corrupt when a header with
-    a header CRC (FHCRC) reaches it in more than one piece, so each header is given whole.
-    """
-    while _header_length(data) is None:
-        more = raw.read(CHUNK)
-        if not more:
-            break
-        data += more
-    return data
-
-
-def _header_length(data: bytes) -> int | None:
-    """Bytes in the gzip member header at the start of `data` (RFC 1952, 2.3); None while
-    `data` holds only part of it."""
-    if len(data) < 10:
-        return None
-    flags = data[3]
-    end = 10
-    if flags & 0x04:  # FEXTRA: a two-byte length, then that many bytes
-        if len(data) < end + 2:
-            return None
-        end += 2 + int.from_bytes(data[end : end + 2], "little")
-    for flag in (0x08, 0x10):  # FNAME, FCOMMENT: zero-terminated
-        if flags & flag:
-            zero = data.find(b"\x00", end)
-            if zero < 0:
-                return None
-            end = zero + 1
-    if flags & 0x02:  # FHCRC
-        end += 2
-    return end if len(data) >= end else None
 
 
 class _Input:

@@ -38,10 +38,15 @@ _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 def check_json_start(
     chunks: Iterator[bytes], description: str, compression: str
 ) -> Iterator[bytes]:
-    """`chunks` as they are, unless their bytes cannot be JSON: then JsonFormatError saying what
-    they look like (an HTML page, an XML document or error, a PDF, another compressed format,
-    nothing at all), with their first bytes shortened and any URL in them without its query
-    string.
+    """`chunks` as they are, unless their bytes cannot be JSON (see `json_start`)."""
+    return itertools.chain(json_start(chunks, description, compression), chunks)
+
+
+def json_start(chunks: Iterator[bytes], description: str, compression: str) -> list[bytes]:
+    """The first of `chunks`, read until they show whether their bytes can be JSON; `chunks`
+    goes on after them. When they cannot be: JsonFormatError saying what they look like (an
+    HTML page, an XML document or error, a PDF, another compressed format, nothing at all),
+    with their first bytes shortened and any URL in them without its query string.
 
     `description` names the file in the message; `compression` ("none", "gzip", "zip") says
     whether the bytes are the file's own or what it decompressed to.
@@ -57,13 +62,13 @@ def check_json_start(
             if blank:
                 first = blank[0]
                 if first in _JSON_START:
-                    return itertools.chain(seen, chunks)
+                    return seen
         if first is not None and size >= PEEK:
             break
     head = b"".join(seen)
     problem = describe(head.lstrip(_BLANK), size, compression)
     if problem is None:
-        return itertools.chain([head], chunks)
+        return [head]
     raise JsonFormatError(f"{description}: {problem}")
 
 

@@ -69,9 +69,14 @@ class ScanBuffer:
             self.base += self.pos
             self.pos = 0
         filled = keep  # buf[:filled] is current; the rest is stale until overwritten
-        for piece in self.chunks.next():
-            self._check_utf8(piece, self.base + filled, piece.isascii())
-            filled = copy_in(buf, filled, piece)
+        if self.chunks.direct:
+            filled = self.chunks.read_into(buf, keep)
+            with memoryview(buf) as view, view[keep:filled] as chunk:
+                self._check_utf8(chunk, self.base + keep, False)
+        else:
+            for piece in self.chunks.next():
+                self._check_utf8(piece, self.base + filled, piece.isascii())
+                filled = copy_in(buf, filled, piece)
         del buf[filled:]  # a shorter length keeps the allocation (unless under half of it)
         if filled == keep:
             self._check_utf8(b"", self.base + filled, True)

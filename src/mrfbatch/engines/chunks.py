@@ -44,6 +44,9 @@ class Chunks:
         self._stream = stream
         self.size = size
         self.threaded = threaded
+        # The stream decodes into a buffer it is given (DecodedStream; gzip inflates straight
+        # into it): no piece of its own to copy.
+        self.direct = hasattr(stream, "readinto")
         self.head = HEAD  # spare bytes in front of each chunk a reader thread fills
         self._queue: queue.Queue[tuple[bytearray, bool] | None | BaseException] | None = None
         self._free: list[bytearray] = []  # buffers handed back, for the reader to fill again
@@ -100,14 +103,36 @@ class Chunks:
             buffer = self._free.pop()
         except IndexError:
             buffer = bytearray(self.head + self.size)
-        filled, ascii = self.head, True
-        for piece in self._pieces():
-            filled = copy_in(buffer, filled, piece)
-            ascii = ascii and piece.isascii()
+        if self.direct:  # decoded straight into the buffer (gzip: in C, without the GIL)
+            filled, ascii = self.read_into(buffer, self.head), False
+        else:
+            filled, ascii = self.head, True
+            for piece in self._pieces():
+                filled = copy_in(buffer, filled, piece)
+                ascii = ascii and piece.isascii()
         if filled == self.head:
             return None
         del buffer[filled:]
         return buffer, ascii
+
+    def read_into(self, buffer: bytearray, at: int) -> int:
+        """Read up to `size` bytes into buffer[at:] (`direct` streams); where they end.
+
+        Whether they are ASCII is left to the scanning thread's UTF-8 check, in C and without
+        the GIL. The bytes past the end are stale, for the caller to cut.
+        """
+        end = at + self.size
+        if len(buffer) < end:
+            buffer.extend(bytes(end - len(buffer)))
+        filled, readinto = at, self._stream.readinto  # type: ignore[attr-defined]
+        with memoryview(buffer) as view:
+            while filled < end:
+                with view[filled:end] as free:
+                    n = readinto(free)
+                if not n:
+                    break
+                filled += n
+        return filled
 
     def _pieces(self) -> Iterator[bytes]:
         """About `size` bytes (fewer only at the end): decompressors hand out smaller pieces,
