@@ -71,7 +71,7 @@ class DecodedStream:
         self.last_read_start = 0  # offsets
         self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
-        self.compression, pieces, self._gunzip = _detect(raw, head)
+        self.compression, pieces, self._gunzip = _detect(raw, head, on_read)
         self._chunks = _strip_bom(pieces)
         # the first chunks, read to see that they can be JSON, then the rest of _chunks
         self._held = json_start(self._chunks, raw.description, self.compression)
@@ -90,11 +90,13 @@ class DecodedStream:
         self.last_read, self.last_read_start = data, self.bytes_decoded - len(data)
         return data
 
-    def readinto(self, view: memoryview) -> int:
-        """Decoded bytes into `view`, as many as come at once (0 only at the end).
+    def decode_into(self, view: memoryview) -> int:
+        """Decoded bytes into `view`, as many as come at once (0 only at the end); the fast
+        engine's reading (`engines/chunks.py`). Not `readinto`, which ijson would call: reads
+        by `read` keep `last_read`, which words the reference parser's errors.
 
-        gzip is inflated straight into `view`, all of it in one call of C (see `_Gunzip`).
-        `last_read` is not set.
+        gzip is inflated straight into `view`, all of it in one call of C (see `_Gunzip`), and
+        `on_read` is called after each read of compressed bytes as well.
         """
         if self._gunzip is None or self._pos < len(self._buffer) or self._held:
             data = self.read(len(view))
@@ -121,10 +123,13 @@ def _read_at_least(raw: RawReader, n: int) -> bytes:
     return data
 
 
-def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], _Gunzip | None]:
-    """The compression, the decoded bytes, and for gzip the inflater (`_Gunzip.inflate_into`)."""
+def _detect(
+    raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None
+) -> tuple[str, Iterator[bytes], _Gunzip | None]:
+    """The compression, the decoded bytes, and for gzip the inflater (`_Gunzip.inflate_into`,
+    which calls `on_read` after each read of `raw`)."""
     if head.startswith(_GZIP_MAGIC):
-        gunzip = _Gunzip(raw, head)
+        gunzip = _Gunzip(raw, head, on_read)
         return "gzip", gunzip.pieces(), gunzip
     if head.startswith(_ZIP_LOCAL):
         return "zip", _unzip(_Input(raw, head)), None
@@ -163,9 +168,9 @@ class _Gunzip:
     tests/test_compression.py tries each way a gzip stream can be wrong.)
     """
 
-    def __init__(self, raw: RawReader, head: bytes):
+    def __init__(self, raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None):
         self.description = raw.description
-        self._input = _Counted(raw, head)
+        self._input = _Counted(raw, head, on_read)
         self._reader = isal_zlib._GzipReader(cast(BinaryIO, self._input), CHUNK)
 
     def inflate_into(self, view: memoryview) -> int:
@@ -236,10 +241,12 @@ class _Gunzip:
 
 class _Counted:
     """`raw` as the gzip reader reads it (it calls `readinto`), `head` first; how many bytes
-    it has taken (`consumed`), and how many the last read gave (`last`)."""
+    it has taken (`consumed`), and how many the last read gave (`last`). `on_read` is called
+    after each read: the progress of a download goes on within one long `inflate_into`."""
 
-    def __init__(self, raw: RawReader, head: bytes):
+    def __init__(self, raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None):
         self._raw = raw
+        self._on_read = on_read
         self._pending = head
         self.consumed = 0
         self.last = 0
@@ -256,6 +263,8 @@ class _Counted:
         self._recent_size += len(data)
         while self._recent_size - len(self._recent[0]) >= _RECENT:
             self._recent_size -= len(self._recent.popleft())
+        if self._on_read is not None:
+            self._on_read()
         return data
 
     def tail(self) -> bytes:

@@ -46,7 +46,7 @@ class Chunks:
         self.threaded = threaded
         # The stream decodes into a buffer it is given (DecodedStream; gzip inflates straight
         # into it): no piece of its own to copy.
-        self.direct = hasattr(stream, "readinto")
+        self.direct = hasattr(stream, "decode_into")
         self.head = HEAD  # spare bytes in front of each chunk a reader thread fills
         self._queue: queue.Queue[tuple[bytearray, bool] | None | BaseException] | None = None
         self._free: list[bytearray] = []  # buffers handed back, for the reader to fill again
@@ -124,11 +124,11 @@ class Chunks:
         end = at + self.size
         if len(buffer) < end:
             buffer.extend(bytes(end - len(buffer)))
-        filled, readinto = at, self._stream.readinto  # type: ignore[attr-defined]
+        filled, decode_into = at, self._stream.decode_into  # type: ignore[attr-defined]
         with memoryview(buffer) as view:
             while filled < end:
                 with view[filled:end] as free:
-                    n = readinto(free)
+                    n = decode_into(free)
                 if not n:
                     break
                 filled += n
