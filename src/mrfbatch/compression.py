@@ -1,26 +1,24 @@
 """Decompression detected from the first bytes of a stream: gzip, zip or plain JSON.
 
-Everything streams: gzip members are inflated as they arrive (several members are
-concatenated, as `gzip -d` does), and a zip archive is read member by member from its local
-headers, so neither needs a seekable file. Zip members may be stored, deflated or Deflate64
-(method 9, which Windows' built-in zip writes for large files). A stream that ends before its
-compressed data does is an error that says where it stopped; decoded bytes that are not JSON
-at all (an HTML page, an XML error, nothing) are an error that says what they are
+Everything streams: gzip members are inflated as they arrive (`mrfbatch.gunzip`; several
+members are concatenated, as `gzip -d` does), and a zip archive is read member by member from
+its local headers, so neither needs a seekable file. Zip members may be stored, deflated or
+Deflate64 (method 9, which Windows' built-in zip writes for large files). A stream that ends
+before its compressed data does is an error that says where it stopped; decoded bytes that are
+not JSON at all (an HTML page, an XML error, nothing) are an error that says what they are
 (mrfbatch.sniff).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import struct
 from collections.abc import Callable, Iterator
-from gzip import BadGzipFile
-from typing import BinaryIO, Protocol, cast
+from typing import Protocol, cast
 
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
+from mrfbatch.gunzip import Gunzip
 from mrfbatch.sniff import json_start
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
@@ -41,9 +39,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
 _BOM = b"\xef\xbb\xbf"
-# A gzip member takes at least a 10-byte header, 2 bytes of deflate, an 8-byte trailer.
-_SMALLEST_MEMBER = 20
-_RECENT = CHUNK + 64  # compressed bytes kept to say where stray bytes after a member start
 
 
 class RawReader(Protocol):
@@ -71,10 +66,12 @@ class DecodedStream:
         self.last_read_start = 0  # offsets
         self.at_end = False  # a read returned nothing: the stream is exhausted
         head = _read_at_least(raw, 4)
-        self.compression, pieces, self._gunzip = _detect(raw, head, on_read)
+        self.compression, pieces, self._gunzip = _detect(raw, head)
         self._chunks = _strip_bom(pieces)
         # the first chunks, read to see that they can be JSON, then the rest of _chunks
         self._held = json_start(self._chunks, raw.description, self.compression)
+        if self._gunzip is not None:
+            self._gunzip.tick(on_read)
         self._buffer = b""
         self._pos = 0
 
@@ -95,7 +92,7 @@ class DecodedStream:
         engine's reading (`engines/chunks.py`). Not `readinto`, which ijson would call: reads
         by `read` keep `last_read`, which words the reference parser's errors.
 
-        gzip is inflated straight into `view`, all of it in one call of C (see `_Gunzip`), and
+        gzip is inflated straight into `view`, all of it in one call of C (see `Gunzip`), and
         `on_read` is called after each read of compressed bytes as well.
         """
         if self._gunzip is None or self._pos < len(self._buffer) or self._held:
@@ -123,13 +120,10 @@ def _read_at_least(raw: RawReader, n: int) -> bytes:
     return data
 
 
-def _detect(
-    raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None
-) -> tuple[str, Iterator[bytes], _Gunzip | None]:
-    """The compression, the decoded bytes, and for gzip the inflater (`_Gunzip.inflate_into`,
-    which calls `on_read` after each read of `raw`)."""
+def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], Gunzip | None]:
+    """The compression, the decoded bytes, and for gzip the inflater (`Gunzip.inflate_into`)."""
     if head.startswith(_GZIP_MAGIC):
-        gunzip = _Gunzip(raw, head, on_read)
+        gunzip = Gunzip(raw, head, CHUNK, OUT)
         return "gzip", gunzip.pieces(), gunzip
     if head.startswith(_ZIP_LOCAL):
         return "zip", _unzip(_Input(raw, head)), None
@@ -154,128 +148,6 @@ def _strip_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
             break
     yield first[len(_BOM) :] if first.startswith(_BOM) else first
     yield from chunks
-
-
-class _Gunzip:
-    """Every gzip member of `raw` in turn, inflated by python-isal's gzip reader: C that runs
-    ISA-L with the GIL released and checks each member's CRC-32 and length. Zero bytes may pad
-    a member, as gzip allows.
-
-    `inflate_into` fills a caller's buffer in one call, with no Python between its pieces: a
-    reader thread then needs the GIL only to take compressed bytes from `raw`, once per CHUNK
-    of them, and the bytes are not copied again. (`isal_zlib._GzipReader` is the class behind
-    python-isal's `igzip.open`, the same in every release pyproject.toml allows;
-    tests/test_compression.py tries each way a gzip stream can be wrong.)
-    """
-
-    def __init__(self, raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None):
-        self.description = raw.description
-        self._input = _Counted(raw, head, on_read)
-        self._reader = isal_zlib._GzipReader(cast(BinaryIO, self._input), CHUNK)
-
-    def inflate_into(self, view: memoryview) -> int:
-        """Fill `view` with decoded bytes; how many (fewer only at the end, 0 there)."""
-        with self._errors():
-            return int(self._reader.readinto(view))
-
-    def pieces(self) -> Iterator[bytes]:
-        """The decoded bytes in pieces of at most OUT bytes."""
-        while True:
-            with self._errors():
-                piece = self._reader.read(OUT)
-            if not piece:
-                return
-            yield piece
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """The gzip reader's errors, said as CompressionError with where they were found."""
-        try:
-            yield
-        except EOFError:
-            stray = self._stray(0)
-            if stray is not None:
-                raise self._unexpected(f"at compressed byte {stray}") from None
-            raise CompressionError(
-                f"gzip stream of {self.description} ends early: truncated after "
-                f"{self._input.consumed} compressed bytes; the file is incomplete"
-            ) from None
-        except (BadGzipFile, _ISAL_ERROR) as exc:
-            read, last = self._input.consumed, self._input.last
-            if str(exc).startswith("Not a gzipped file"):
-                stray = self._stray(10)
-                where = f"within compressed bytes {read - last} to {read}"
-                where = where if stray is None else f"at compressed byte {stray}"
-                raise self._unexpected(where) from None
-            raise CompressionError(
-                f"corrupt gzip data in {self.description}, detected in compressed bytes "
-                f"{read - last} to {read}: {exc}"
-            ) from exc
-
-    def _unexpected(self, where: str) -> CompressionError:
-        return CompressionError(
-            f"{self.description}: unexpected bytes after gzip member {where}; expected another "
-            "gzip member or the end"
-        )
-
-    def _stray(self, at_least: int) -> int | None:
-        """Where bytes that are not a gzip member start, when the reader stopped at them: after
-        the trailer of a member that holds every decoded byte (a one-member file's last), and
-        zeros. `at_least`: 10 when the reader saw a header's 10 bytes there, else 0: fewer than
-        10 end the stream. None when no such place is found (or the bytes start a header)."""
-        tail = self._input.tail()
-        before = self._input.consumed - len(tail)  # compressed bytes before tail
-        size = (self._reader.tell() & 0xFFFFFFFF).to_bytes(4, "little")
-        found = tail.rfind(size)
-        while before + found >= _SMALLEST_MEMBER - 4:
-            start = found + 4
-            while start < len(tail) and tail[start] == 0:
-                start += 1
-            stray = tail[start:]
-            header_size = (len(stray) >= 10) == (at_least >= 10)
-            if stray and header_size and not _GZIP_MAGIC.startswith(stray[:2]):
-                return before + start
-            found = tail.rfind(size, 0, found + 3)
-        return None
-
-
-class _Counted:
-    """`raw` as the gzip reader reads it (it calls `readinto`), `head` first; how many bytes
-    it has taken (`consumed`), and how many the last read gave (`last`). `on_read` is called
-    after each read: the progress of a download goes on within one long `inflate_into`."""
-
-    def __init__(self, raw: RawReader, head: bytes, on_read: Callable[[], None] | None = None):
-        self._raw = raw
-        self._on_read = on_read
-        self._pending = head
-        self.consumed = 0
-        self.last = 0
-        self._recent: collections.deque[bytes] = collections.deque()  # the last reads...
-        self._recent_size = 0  # ...their bytes: at least _RECENT when there are as many
-
-    def read(self, size: int) -> bytes:
-        data, self._pending = self._pending or self._raw.read(size), b""
-        if len(data) > size:
-            data, self._pending = data[:size], data[size:]
-        self.consumed += len(data)
-        self.last = len(data)
-        self._recent.append(data)
-        self._recent_size += len(data)
-        while self._recent_size - len(self._recent[0]) >= _RECENT:
-            self._recent_size -= len(self._recent.popleft())
-        if self._on_read is not None:
-            self._on_read()
-        return data
-
-    def tail(self) -> bytes:
-        """The last bytes taken, at least _RECENT of them: all the reader may hold uninflated
-        (its buffer is CHUNK bytes), and the trailer before them."""
-        return b"".join(self._recent)
-
-    def readinto(self, view: memoryview) -> int:
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 def _inflate(inflater: igzip_lib.IgzipDecompressor, data: bytes) -> Iterator[bytes]:
