@@ -91,7 +91,7 @@ class ScanBuffer:
             self._check_utf8(b"", self.base + len(self.buf), True)
             self.eof = True
             return False
-        new, ascii = item
+        new, valid = item
         keep = len(self.buf) - self.pos
         head = self.chunks.head
         if keep <= head:  # what is kept goes in front of the chunk
@@ -112,26 +112,27 @@ class ScanBuffer:
                 self.buf += chunk[head:]
             self.chunks.recycle(new)
         with memoryview(self.buf) as view, view[at:] as chunk:
-            self._check_utf8(chunk, self.base + at, ascii)
+            self._check_utf8(chunk, self.base + at, valid)
         return True
 
-    def _check_utf8(self, chunk: bytes | memoryview, at: int, ascii: bool) -> None:
+    def _check_utf8(self, chunk: bytes | memoryview, at: int, valid: bool) -> None:
         """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
 
-        `at` is the decoded offset of chunk[0]; `ascii`, whether chunk is all ASCII. The
-        scanner does not check the UTF-8 of what it skips; this check costs next to nothing on
-        ASCII chunks. Other chunks are checked in C (`utf8_check`); Python's decoder, which
-        would make a str of each (0.55 s per GB of mostly-ASCII text here), only takes what
-        C does not find whole and valid: a character cut by the chunk's end, or the bytes
-        that are not UTF-8, whose error it words.
+        `at` is the decoded offset of chunk[0]; `valid`, whether chunk is known to be whole,
+        valid UTF-8 (all ASCII, or checked by the reader thread). The scanner does not check
+        the UTF-8 of what it skips; this check costs next to nothing on ASCII chunks. Other
+        chunks are checked in C (`utf8_check`); Python's decoder, which would make a str of
+        each (0.55 s per GB of mostly-ASCII text here), only takes what C does not find whole
+        and valid: a character cut by the chunk's end, or the bytes that are not UTF-8, whose
+        error it words.
         """
-        if chunk and not ascii and not self._utf8_pending:
+        if chunk and not valid and not self._utf8_pending:
             status, end = _jsonscan.utf8_check(chunk)
             if status == _jsonscan.UTF8_VALID:
                 return
             if status == _jsonscan.UTF8_CUT:  # the decoder keeps the start of the character
                 chunk, at = chunk[end:], at + end
-        if self._utf8_pending or not ascii:
+        if self._utf8_pending or not valid:
             try:
                 self._utf8.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:

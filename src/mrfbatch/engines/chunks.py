@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from mrfbatch import _jsonscan
+
 CHUNK = 8 << 20
 # With a reader thread, each chunk comes behind this many spare bytes, where the scanning
 # thread copies what it keeps of the last one (when it fits; else the chunk is appended).
@@ -33,11 +35,12 @@ def copy_in(buf: bytearray, at: int, piece: bytes) -> int:
 class Chunks:
     """Decoded bytes in chunks, read in this thread or prefetched by a reader thread.
 
-    Read in this thread, a chunk comes as the decompressor's pieces (`next`). A reader thread
-    (`threaded`) copies each chunk into a buffer of its own instead, behind `head` spare bytes,
-    and checks whether it is ASCII (`next_buffer`): the scanning thread then only copies what
-    it keeps of the last chunk in front of it. Copying and checking every byte is then done
-    while the scanning thread scans, not by it.
+    Read in this thread, a chunk comes as the decompressor's pieces (`next`), or straight into
+    the scanner's buffer (`read_into`, when the stream is `direct`). A reader thread
+    (`threaded`) reads each chunk into a buffer of its own instead, behind `head` spare bytes,
+    and checks that it is whole, valid UTF-8 (`next_buffer`): the scanning thread then only
+    copies what it keeps of the last chunk in front of it. Inflating and checking every byte is
+    then done while the scanning thread scans, not by it.
     """
 
     def __init__(self, stream: BinaryIO, size: int, threaded: bool):
@@ -68,8 +71,8 @@ class Chunks:
         return self._pieces()
 
     def next_buffer(self) -> tuple[bytearray, bool] | None:
-        """The reader thread's next chunk, at buffer[head:], and whether it is all ASCII; None
-        at the end of the stream."""
+        """The reader thread's next chunk, at buffer[head:], and whether it is known to be
+        whole, valid UTF-8 (all ASCII, or checked); None at the end of the stream."""
         assert self._queue is not None
         item = self._queue.get()
         if isinstance(item, BaseException):
@@ -104,22 +107,23 @@ class Chunks:
         except IndexError:
             buffer = bytearray(self.head + self.size)
         if self.direct:  # decoded straight into the buffer (gzip: in C, without the GIL)
-            filled, ascii = self.read_into(buffer, self.head), False
+            filled = self.read_into(buffer, self.head)
+            with memoryview(buffer) as view, view[self.head : filled] as chunk:
+                valid = _jsonscan.utf8_check(chunk)[0] == _jsonscan.UTF8_VALID  # no GIL
         else:
-            filled, ascii = self.head, True
+            filled, valid = self.head, True
             for piece in self._pieces():
                 filled = copy_in(buffer, filled, piece)
-                ascii = ascii and piece.isascii()
+                valid = valid and piece.isascii()
         if filled == self.head:
             return None
         del buffer[filled:]
-        return buffer, ascii
+        return buffer, valid
 
     def read_into(self, buffer: bytearray, at: int) -> int:
         """Read up to `size` bytes into buffer[at:] (`direct` streams); where they end.
 
-        Whether they are ASCII is left to the scanning thread's UTF-8 check, in C and without
-        the GIL. The bytes past the end are stale, for the caller to cut.
+        The bytes past the end are stale, for the caller to cut.
         """
         end = at + self.size
         if len(buffer) < end:
