@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import Protocol, cast
+from typing import Protocol
 
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
-from mrfbatch.gunzip import Gunzip
+from mrfbatch.gunzip import GZIP_MAGIC, ISAL_ERROR, Gunzip
 from mrfbatch.sniff import json_start
-
-# The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
-_ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
 
 CHUNK = 1 << 18
 # Decompressed bytes per call at most. Bounded output keeps a small input from becoming one
@@ -35,7 +32,6 @@ OUT = 1 << 18
 # at most about 29,000x (a 65,538-byte match in 18 bits), so no call returns more than 30 MB;
 # its output is then handed out in pieces of at most OUT bytes.
 DEFLATE64_IN = 1 << 10
-_GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
 _BOM = b"\xef\xbb\xbf"
@@ -122,7 +118,7 @@ def _read_at_least(raw: RawReader, n: int) -> bytes:
 
 def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], Gunzip | None]:
     """The compression, the decoded bytes, and for gzip the inflater (`Gunzip.inflate_into`)."""
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         gunzip = Gunzip(raw, head, CHUNK, OUT)
         return "gzip", gunzip.pieces(), gunzip
     if head.startswith(_ZIP_LOCAL):
@@ -322,7 +318,7 @@ class _ZipMember:
                 raise self._ends_early(inp)
             try:
                 yield from _inflate(inflater, chunk)
-            except _ISAL_ERROR as exc:
+            except ISAL_ERROR as exc:
                 raise CompressionError(
                     f"corrupt deflate data in zip member {self.name!r} of "
                     f"{inp.description} near archive byte {inp.offset}: {exc}"

@@ -18,8 +18,8 @@ from isal import igzip_lib, isal_zlib
 from mrfbatch.errors import CompressionError
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
-_ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
-_GZIP_MAGIC = b"\x1f\x8b"
+ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
+GZIP_MAGIC = b"\x1f\x8b"  # the first bytes of a gzip member
 # A gzip member takes at least a 10-byte header, 2 bytes of deflate, an 8-byte trailer.
 _SMALLEST_MEMBER = 20
 
@@ -82,7 +82,7 @@ class Gunzip:
                 f"gzip stream of {self.description} ends early: truncated after "
                 f"{self._input.consumed} compressed bytes; the file is incomplete"
             ) from None
-        except (BadGzipFile, _ISAL_ERROR) as exc:
+        except (BadGzipFile, ISAL_ERROR) as exc:
             read, last = self._input.consumed, self._input.last
             if str(exc).startswith("Not a gzipped file"):
                 stray = self._stray(10)
@@ -115,7 +115,7 @@ class Gunzip:
                 start += 1
             stray = tail[start:]
             header_size = (len(stray) >= 10) == (at_least >= 10)
-            if stray and header_size and not _GZIP_MAGIC.startswith(stray[:2]):
+            if stray and header_size and not GZIP_MAGIC.startswith(stray[:2]):
                 return before + start
             found = tail.rfind(size, 0, found + 3)
         return None

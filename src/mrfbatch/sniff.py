@@ -2,7 +2,7 @@
 
 A link that has expired or needs a login often answers 200 with a web page, and a cloud store
 answers with a short XML error; read as JSON, either fails at byte 0 or 8 with no hint.
-`check_json_start` looks at the first bytes after decompression (and after a UTF-8 BOM, which
+`json_start` looks at the first bytes after decompression (and after a UTF-8 BOM, which
 mrfbatch.compression strips) and says what they are instead. It is the one check every reader
 of JSON goes through: both engines, the index source and remote provider-reference files get
 their bytes from `mrfbatch.compression.DecodedStream`, which calls it.
@@ -12,7 +12,6 @@ Bytes it does not recognise are left to the JSON parsers, whose errors name the 
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 
@@ -33,13 +32,6 @@ _FORMATS = (
 )
 _XML_ERROR = re.compile(rb"<Error>\s*<Code>([^<]{1,100})</Code>(?:\s*<Message>([^<]*)</Message>)?")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
-
-
-def check_json_start(
-    chunks: Iterator[bytes], description: str, compression: str
-) -> Iterator[bytes]:
-    """`chunks` as they are, unless their bytes cannot be JSON (see `json_start`)."""
-    return itertools.chain(json_start(chunks, description, compression), chunks)
 
 
 def json_start(chunks: Iterator[bytes], description: str, compression: str) -> list[bytes]:
