@@ -120,12 +120,14 @@ def test_decoded_stream_garbage_after_padding_names_its_offset(step: int, garbag
 
 @pytest.mark.parametrize("garbage", [b"\n", b"garbage", b"<html>" * 100_000])
 def test_decoded_stream_rejects_garbage_after_gzip(garbage: bytes) -> None:
+    """The file as served holds the bytes after a whole member: reading it again fails again."""
     first = gzip.compress(DOC)
     with pytest.raises(
         CompressionError,
         match=rf"unexpected bytes after gzip member at compressed byte {len(first)};",
-    ):
+    ) as caught:
         decode(first + garbage)
+    assert caught.value.retryable is False
 
 
 @pytest.mark.parametrize("cut", [1, 2, 9])
@@ -156,8 +158,9 @@ def test_decoded_stream_truncated_gzip_says_where(keep: float) -> None:
     cut = data[: int(len(data) * keep)] if isinstance(keep, float) else data[:keep]
     with pytest.raises(
         CompressionError, match=r"gzip stream .* ends early: truncated after \d+ compressed bytes"
-    ):
+    ) as caught:
         decode(cut)
+    assert caught.value.retryable is True  # a download cut short may come whole next time
 
 
 def test_decoded_stream_corrupt_gzip_says_where() -> None:
@@ -196,20 +199,25 @@ def test_decoded_stream_zip_with_two_json_members_names_both() -> None:
     data = zip_bytes({"first.json": DOC, "second.json": DOC})
     with pytest.raises(
         CompressionError, match=r"several JSON members: 'first.json' and 'second.json'"
-    ):
+    ) as caught:
         decode(data)
+    assert caught.value.retryable is False
 
 
 def test_decoded_stream_zip_without_json_lists_members() -> None:
     data = zip_bytes({"a.txt": b"hello", "b.csv": b"x,y\n"})
-    with pytest.raises(CompressionError, match=r"no JSON member \(members: 'a.txt', 'b.csv'\)"):
+    with pytest.raises(
+        CompressionError, match=r"no JSON member \(members: 'a.txt', 'b.csv'\)"
+    ) as caught:
         decode(data)
+    assert caught.value.retryable is False
 
 
 def test_decoded_stream_truncated_zip_says_so() -> None:
     data = zip_bytes({"a.json": DOC * 20})
-    with pytest.raises(CompressionError, match=r"ends early"):
+    with pytest.raises(CompressionError, match=r"ends early") as caught:
         decode(data[: len(data) // 2])
+    assert caught.value.retryable is True
 
 
 def test_decoded_stream_zip_crc_mismatch_is_an_error() -> None:
@@ -221,8 +229,19 @@ def test_decoded_stream_zip_crc_mismatch_is_an_error() -> None:
 
 
 def test_decoded_stream_empty_zip_is_an_error() -> None:
-    with pytest.raises(CompressionError, match=r"empty zip archive"):
+    with pytest.raises(CompressionError, match=r"empty zip archive") as caught:
         decode(zip_bytes({}))
+    assert caught.value.retryable is False
+
+
+def test_decoded_stream_zip_member_of_unsupported_method_is_an_error() -> None:
+    """bzip2 (method 12): the archive is whole, and no reader here decodes it."""
+    data = zip_bytes({"a.json": DOC}, method=zipfile.ZIP_BZIP2)
+    with pytest.raises(
+        CompressionError, match=r"zip member 'a.json' of .* uses compression method 12; only"
+    ) as caught:
+        decode(data)
+    assert caught.value.retryable is False
 
 
 def test_decoded_stream_reads_at_most_the_requested_size() -> None:

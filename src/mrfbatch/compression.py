@@ -6,7 +6,9 @@ its local headers, so neither needs a seekable file. Zip members may be stored, 
 Deflate64 (method 9, which Windows' built-in zip writes for large files). A stream that ends
 before its compressed data does is an error that says where it stopped; decoded bytes that are
 not JSON at all (an HTML page, an XML error, nothing) are an error that says what they are
-(mrfbatch.sniff).
+(mrfbatch.sniff). An archive that is whole but unusable (empty, no JSON member or several, a
+method not read here) fails again if read again: its error is not `retryable`; a stream cut
+short or corrupt may come whole from another download, and is.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], Gunzip |
         return "zip", _unzip(_Input(raw, head)), None
     if head.startswith(b"PK\x05\x06"):
         raise CompressionError(
-            f"{raw.description} is an empty zip archive; expected one JSON member"
+            f"{raw.description} is an empty zip archive; expected one JSON member",
+            retryable=False,
         )
     return "none", _plain(raw, head), None
 
@@ -228,7 +231,8 @@ def _unzip(inp: _Input) -> Iterator[bytes]:
         if json_member is not None:
             raise CompressionError(
                 f"zip archive {inp.description} holds several JSON members: {json_member!r} and "
-                f"{member.name!r}; expected exactly one"
+                f"{member.name!r}; expected exactly one",
+                retryable=False,
             )
         json_member = member.name
         yield first
@@ -236,7 +240,8 @@ def _unzip(inp: _Input) -> Iterator[bytes]:
     if json_member is None:
         names = ", ".join(repr(n) for n in seen) or "none"
         raise CompressionError(
-            f"zip archive {inp.description} holds no JSON member (members: {names})"
+            f"zip archive {inp.description} holds no JSON member (members: {names})",
+            retryable=False,
         )
 
 
@@ -289,7 +294,8 @@ class _ZipMember:
             raise CompressionError(
                 f"zip member {self.name!r} of {inp.description} uses compression method "
                 f"{self.method}{' with a data descriptor' if self.method == 0 else ''}; "
-                "only deflate (8), Deflate64 (9) and stored (0) are supported"
+                "only deflate (8), Deflate64 (9) and stored (0) are supported",
+                retryable=False,
             )
         for out in pieces:
             crc = isal_zlib.crc32(out, crc)

@@ -95,9 +95,12 @@ class Gunzip:
             ) from exc
 
     def _unexpected(self, where: str) -> CompressionError:
+        # After a member whose CRC-32 and length check out: the file as served holds them, so
+        # reading it again fails again (a transfer that breaks ends early instead).
         return CompressionError(
             f"{self.description}: unexpected bytes after gzip member {where}; expected another "
-            "gzip member or the end"
+            "gzip member or the end",
+            retryable=False,
         )
 
     def _stray(self, at_least: int) -> int | None:
