@@ -72,6 +72,9 @@ def write(tmp_path: Path, text: str) -> Path:
         pytest.param(
             "description,billing_code\nknee,\n,27447\n", {"27447"}, id="csv-empty-cells-skipped"
         ),
+        pytest.param(
+            '"27447"\n "j1885" # drug\n""\n', {"27447", "J1885"}, id="one-per-line-double-quoted"
+        ),
     ],
 )
 def test_load_whitelist_reads_file(tmp_path: Path, text: str, expected: set[str]) -> None:
@@ -238,6 +241,38 @@ def test_load_whitelist_iterable_is_not_parsed() -> None:
             'billing_code,description\n27447,"knee"x\n',
             r"line 2: not readable as CSV",
             id="csv-text-after-quote",
+        ),
+        pytest.param(
+            '27447\n"J1885\n',
+            r"""line 2: '"J1885' holds '"', which no billing code has """
+            r"\(did you mean 'J1885'\?\); remove the characters no billing code has$",
+            id="stray-quote",
+        ),
+        pytest.param(
+            "['27447',\n'99213']\n",
+            r"""line 1: "\['27447'" holds '\[', which no billing code has \(did you mean """
+            r"""'27447'\?\), and 1 more line like it; remove the characters""",
+            id="program-list-counted",
+        ),
+        pytest.param(
+            "<99213>\n",
+            r"line 1: '<99213>' holds '<', which no billing code has \(did you mean '99213'\?\)",
+            id="angle-brackets",
+        ),
+        pytest.param(
+            '""\n"" # none\n',
+            r"lists no billing codes, only empty values; expected one billing code per line",
+            id="only-empty-quotes",
+        ),
+        pytest.param(
+            "'\n",
+            r"line 1: \"'\" holds \"'\", which no billing code has; remove the characters",
+            id="lone-quote-no-suggestion",
+        ),
+        pytest.param(
+            'description,billing_code\nknee,J18"85\n',
+            r"""line 2: 'J18"85' holds '"', which no billing code has \(did you mean 'J1885'\?\)""",
+            id="csv-quote-inside-code",
         ),
     ],
 )

@@ -34,6 +34,10 @@ _SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 _SPLIT = re.compile("[,;\t]")
 _DIGIT = re.compile(r"\d")
 _BLANK = re.compile(r"[\s,;]*")
+# Characters no billing code has: quotes and brackets left from a spreadsheet or a program's
+# list (`"J1885`, `['27447'`), which would be taken as part of the code and match nothing.
+_NOT_IN_CODES = re.compile(r"""["'`<>()\[\]{}\\|=]""")
+_NOT_IN_CODES_FIX = "remove the characters no billing code has"
 _SHOWN_CHARS = 60
 _MAX_COLUMNS = 10  # header columns named in a message; the rest are counted
 _EXAMPLE = "one billing code per line, e.g. 27447"
@@ -56,8 +60,10 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     - one code per line otherwise.
 
     In both forms lines without a value (blank, `#` comments) are skipped, a `#` after a code
-    starts a comment, and a UTF-8 byte order mark and CRLF line ends are fine. Anything else
-    is refused with a WhitelistError naming the file and the line and saying what to do:
+    starts a comment, a code wrapped in double quotes (`"27447"`, as some programs write a
+    list) is read without them, and a UTF-8 byte order mark and CRLF line ends are fine.
+    Anything else is refused with a WhitelistError naming the file and the line and saying
+    what to do:
 
     - no codes at all: an empty file, or only blank lines and comments;
     - a first line that looks like a header without a `billing_code` column: it holds a
@@ -68,7 +74,9 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     - one code per line: a line holding several values, separated by commas, semicolons, tabs
       or spaces (`27447,99213,99214`), counting the other such lines;
     - CSV: a `billing_code` cell holding several values, a row with more fields than the
-      header, a quote never closed, two `billing_code` columns, no codes in the column.
+      header, a quote never closed, two `billing_code` columns, no codes in the column;
+    - in both: a code holding a character no billing code has (a quote, a bracket, `<`, `>`,
+      `=`, `|`, a backslash): `"J1885` would match nothing.
 
     For example `27447  # knee`, or `description;billing_code` then `knee, total;27447`.
     """
@@ -157,10 +165,13 @@ def _codes_from_lines(path: Path, lines: list[str]) -> frozenset[str]:
         if len(values) > 1:
             found = f"{len(values)} values separated by {separators} ({_quote(text)})"
             problems.append((number, found, expected))
-        elif values:
-            codes.add(normalize_code(values[0]))
+        elif values and (value := _unquoted(values[0])):  # `""` is an empty value
+            _add_code(codes, problems, number, value)
     _refuse_lines(path, problems)
-    assert codes  # the first line that is not blank holds one
+    if not codes:
+        raise WhitelistError(
+            f"whitelist file {path} lists no billing codes, only empty values; expected {_EXAMPLE}"
+        )
     return frozenset(codes)
 
 
@@ -212,7 +223,7 @@ def _codes_from_csv(
                 found += f"{separators} ({_quote(cell)})"
                 problems.append((start, found, "expected one billing code per row"))
             elif values:
-                codes.add(normalize_code(values[0]))
+                _add_code(codes, problems, start, values[0])
     except csv.Error as exc:
         found = f"not readable as CSV ({exc})"
         if str(exc) == "unexpected end of data":
@@ -225,6 +236,29 @@ def _codes_from_csv(
             "codes; expected one billing code per row below the header"
         )
     return frozenset(codes)
+
+
+def _unquoted(value: str) -> str:
+    """A value wrapped in double quotes, without them (a CSV cell's quotes are csv's)."""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].strip()
+    return value
+
+
+def _add_code(
+    codes: set[str], problems: list[tuple[int, str, str]], number: int, value: str
+) -> None:
+    """Add `value`, the code on line `number`; or, when it holds a character no billing code
+    has, the problem, with the code it may have meant."""
+    bad = _NOT_IN_CODES.search(value)
+    if bad is None:
+        codes.add(normalize_code(value))
+        return
+    found = f"{_quote(value)} holds {bad.group()!r}, which no billing code has"
+    meant = _NOT_IN_CODES.sub("", value).strip()
+    if meant and _NOT_IN_CODES.search(meant) is None and " " not in meant:
+        found += f" (did you mean {_quote(meant)}?)"
+    problems.append((number, found, _NOT_IN_CODES_FIX))
 
 
 def _split_values(text: str) -> tuple[list[str], str]:
