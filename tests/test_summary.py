@@ -232,10 +232,29 @@ def test_summary_text_says_which_failures_a_rerun_does_not_cure() -> None:
     assert lines[-3:] == [
         "  next:       run the same command again: it redoes the 3 files not done and keeps "
         "the others",
-        "              (2 of them will fail again as they stand, for the reasons above: fix "
-        "or drop them in the source)",
+        "              (gone and page will fail again as they stand, for the reasons above: "
+        "fix or drop them in the source)",
         "              snakemake -c1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("lasting", "who"),
+    [
+        (1, "(f0 will fail again as it stands, for the reason above: fix or drop it in"),
+        (3, "(f0, f1 and f2 will fail again as they stand, for the reasons above: fix or"),
+        (4, "(4 of them will fail again as they stand, for the reasons above: fix or drop"),
+    ],
+)
+def test_summary_text_names_the_few_failures_a_rerun_does_not_cure(lasting: int, who: str) -> None:
+    entries = [
+        {"network_id": f"f{i}", "status": "failed", "error": "HTTP 404", "retryable": False}
+        for i in range(lasting)
+    ]
+    entries.append({"network_id": "flaky", "status": "failed", "error": "HTTP 503"})
+    manifest = {"total_tasks": lasting + 1, "extractions": entries, "summary": {"failed": 1}}
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-2].strip().startswith(who), lines[-2]
 
 
 def test_summary_text_of_one_failure_a_rerun_does_not_cure() -> None:

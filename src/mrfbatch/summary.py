@@ -13,6 +13,7 @@ from mrfbatch.progress import human_bytes, human_seconds
 from mrfbatch.tasks import SkippedEntry
 
 LISTED = 5  # failures named in the summary; the manifest has them all
+NAMED = 3  # failures a rerun cannot cure, named after "next:" when some others it may cure
 SKIPPED_LISTED = 3  # skipped source entries named on the console; more: the first is named
 RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
 
@@ -141,10 +142,17 @@ def summary_text(
             f"  next:       run the same command again: it redoes the {files(redo)} not done "
             "and keeps the others"
         )
-        lasting = sum(e["status"] == "failed" and e.get("retryable") is False for e in problems)
+        lasting_ids = [
+            e["network_id"]
+            for e in problems
+            if e["status"] == "failed" and e.get("retryable") is False
+        ]
+        lasting = len(lasting_ids)
         if lasting:
             one = lasting == 1
-            who = f"{lasting:,} of them" if lasting < redo else "it" if one else f"all {redo:,}"
+            who = "it" if one else f"all {redo:,}"
+            if lasting < redo:  # say which, when few enough to read
+                who = _and(lasting_ids) if lasting <= NAMED else f"{lasting:,} of them"
             lines.append(
                 f"              ({who} will fail again as "
                 f"{'it stands' if one else 'they stand'}, for the "
@@ -175,6 +183,11 @@ def query_command(
     if os.path.normpath(layout.output_dir) != DEFAULT_OUTPUT_DIR:
         words += ["--output-dir", layout.output_dir]
     return shlex.join([*words, sql])
+
+
+def _and(names: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 def files(count: int) -> str:
