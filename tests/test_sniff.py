@@ -45,6 +45,13 @@ KINDS: dict[str, tuple[bytes, list[str]]] = {
     "empty": (b"", ["the file is empty (0 bytes)"]),
     "blank": (b" \n\r\n\t ", ["only whitespace (6 bytes)"]),
     "bzip2": (b"BZh91AY&SY" + bytes(40), ["a bzip2 stream", "only gzip and zip"]),
+    "csv": (
+        b"file_url,plan_name\r\nhttps://cdn.example/a.json.gz,Gold\r\n",
+        ["delimited text such as a CSV, not JSON", "(first line: 'file_url,plan_name')"],
+    ),
+    "tsv": (b"url\tplan\n", ["delimited text such as a CSV", "'url plan'"]),
+    "text": (b"\n  Not Found\n", ["the file is text, not JSON (first line: 'Not Found')"]),
+    "not-a-literal": (b"nope", ["the file is text, not JSON (first line: 'nope')"]),
 }
 
 
@@ -88,7 +95,20 @@ def test_sniff_snippet_is_short_and_keeps_no_query_string() -> None:
     assert "https://cdn.example/f.json" in message
 
 
-@pytest.mark.parametrize("data", [b'{"a": 1}', b"[1]", b'  \n{"x"', b"\xef\xbb\xbf{}", b"nope"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": 1}',
+        b"[1]",
+        b'  \n{"x"',
+        b"\xef\xbb\xbf{}",
+        b"null",
+        b" nul",  # cut short: the parser says so
+        b"falsey",  # a literal, then garbage the parser finds
+        b"\x01\x02 binary",  # not text: nothing to say about it
+        b"caf\xe9,\xff",  # not UTF-8
+    ],
+)
 def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes) -> None:
     stream = DecodedStream(Raw(data))
     assert stream.read(100) == data.removeprefix(b"\xef\xbb\xbf")
@@ -156,6 +176,18 @@ def test_parse_index_says_what_the_file_is(tmp_path: Path, kind: str) -> None:
         parse_index(path)
     for word in words:
         assert word in str(caught.value)
+
+
+@pytest.mark.parametrize(("kind", "hint"), [("csv", True), ("tsv", True), ("text", False)])
+def test_parse_index_of_a_csv_says_which_source_reads_it(
+    tmp_path: Path, kind: str, hint: bool
+) -> None:
+    path = tmp_path / "plans.csv"
+    path.write_bytes(KINDS[kind][0])
+    with pytest.raises(SourceError) as caught:
+        parse_index(path)
+    said = str(caught.value).endswith("; a CSV with a file_url column is read as the csv source")
+    assert said is hint, str(caught.value)
 
 
 def test_parse_index_served_html_says_so(http_server: Any) -> None:

@@ -7,7 +7,9 @@ mrfbatch.compression strips) and says what they are instead. It is the one check
 of JSON goes through: both engines, the index source and remote provider-reference files get
 their bytes from `mrfbatch.compression.DecodedStream`, which calls it.
 
-Bytes it does not recognise are left to the JSON parsers, whose errors name the byte.
+A line of text that cannot start JSON (a CSV of file URLs given where an index belongs) is
+said to be text, with its first line. Bytes it does not recognise are left to the JSON
+parsers, whose errors name the byte.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ PEEK = 4096  # decoded bytes looked at when the first one cannot start JSON
 SNIPPET = 60  # characters of the first bytes quoted in a message
 _BLANK = b" \t\r\n"
 _JSON_START = frozenset(b'{["-0123456789tfn')
+_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}  # by first byte
+_DELIMITERS = (b",", b";", b"\t")
+DELIMITED = "delimited text such as a CSV"  # what a message calls a CSV given for JSON
 # Other compressed or archive formats: magic bytes, what to call them.
 _FORMATS = (
     (b"BZh", "a bzip2 stream"),
@@ -53,7 +58,7 @@ def json_start(chunks: Iterator[bytes], description: str, compression: str) -> l
             blank = chunk.lstrip(_BLANK)
             if blank:
                 first = blank[0]
-                if first in _JSON_START:
+                if first in _JSON_START and first not in _LITERALS:
                     return seen
         if first is not None and size >= PEEK:
             break
@@ -96,7 +101,27 @@ def describe(head: bytes, size: int, compression: str) -> str | None:
     for magic, kind in _FORMATS:
         if head.startswith(magic):
             return f"the file is {kind}{after}, not JSON; only gzip and zip files are read"
-    return None
+    return _plain_text(head)
+
+
+def _plain_text(head: bytes) -> str | None:
+    """What `head` is when it is a line of text that cannot start JSON (a CSV given where an
+    index or a rates file belongs, say); None when it may be JSON or is not text."""
+    literal = _LITERALS.get(head[0])
+    if head[0] in _JSON_START and (
+        literal is None or literal.startswith(head[:5]) or head.startswith(literal)
+    ):
+        return None  # JSON, or bytes its parser words better
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.replace("\t", " ").isprintable():
+        return None
+    if any(mark in line for mark in _DELIMITERS):
+        return f"the file is {DELIMITED}, not JSON (first line: {_text(line)})"
+    return f"the file is text, not JSON (first line: {_text(line)})"
 
 
 def _text(data: bytes) -> str:

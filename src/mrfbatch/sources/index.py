@@ -49,12 +49,14 @@ from mrfbatch.errors import (
 # a task's extra_args["file_kind"]: named where status.json's file_kind is
 from mrfbatch.layout import ALLOWED_AMOUNTS, IN_NETWORK
 from mrfbatch.redact import redact_url
+from mrfbatch.sniff import DELIMITED
 from mrfbatch.sources.locations import (
     MAX_LISTED,
     location_problem,
     raise_problems,
     resolve_location,
 )
+from mrfbatch.sources.plans import URL_COLUMN
 from mrfbatch.tasks import (
     SkippedEntry,
     SourceTasks,
@@ -151,7 +153,10 @@ def read_index(
                 ) from exc
             log.warning("index %s: reading it again from the start: %s", shown, exc)
         except (TransportError, CompressionError, JsonFormatError) as exc:
-            raise SourceError(f"cannot read the index: {exc}") from exc
+            hint = ""
+            if DELIMITED in str(exc):  # sniff's words: a CSV where a table of contents belongs
+                hint = f"; a CSV with a {URL_COLUMN} column is read as the csv source"
+            raise SourceError(f"cannot read the index: {exc}{hint}") from exc
     for entry in index.skipped:
         log.warning("index %s: skipped %s", shown, entry)
     if not index.collector:
