@@ -306,9 +306,27 @@ def test_parse_csv_without_file_url_column_names_the_columns_found(tmp_path: Pat
     path = write(tmp_path, "plans.csv", "url,plan_name\nhttps://h.example/r.json,Gold\n")
     with pytest.raises(
         SourceError,
-        match=r"plans\.csv has no 'file_url' column .*found columns: 'url', 'plan_name'",
+        match=r"plans\.csv has no 'file_url' column .*found columns: 'url', 'plan_name'; "
+        r"rename 'url' to file_url$",
     ):
         parse_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "hint"),
+    [
+        ("plan_name,File URL", "; rename 'File URL' to file_url"),
+        ("plan,mrf_location", "; rename 'mrf_location' to file_url"),
+        ("plan_name,path", "; name the column of the files' URLs file_url"),
+    ],
+)
+def test_parse_csv_without_file_url_column_says_what_to_rename(
+    tmp_path: Path, header: str, hint: str
+) -> None:
+    path = write(tmp_path, "plans.csv", f"{header}\nGold,https://h.example/r.json\n")
+    with pytest.raises(SourceError) as caught:
+        parse_csv(path)
+    assert str(caught.value).endswith(hint), str(caught.value)
 
 
 def test_parse_csv_tab_separated_header_gets_a_hint(tmp_path: Path) -> None:

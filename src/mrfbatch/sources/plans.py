@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 from mrfbatch.errors import SourceError
@@ -20,6 +21,8 @@ from mrfbatch.textfile import PathLike, read_text, shorten
 URL_COLUMN = "file_url"
 
 _OTHER_DELIMITERS = {"\t": "tab", ";": "semicolon", "|": "pipe"}
+# A header that names the URLs' column otherwise (`url`, `File URL`, `location`, `mrf_link`)
+_URL_LIKE = re.compile(r"url|link|location|href", re.IGNORECASE)
 
 
 def parse_csv(path: PathLike) -> list[Task]:
@@ -72,7 +75,9 @@ def _url_column(header: list[str], name: str, line: int) -> int:
     if URL_COLUMN not in header:
         found = ", ".join(repr(h) for h in header[:MAX_LISTED])
         more = f" and {len(header) - MAX_LISTED} more" if len(header) > MAX_LISTED else ""
-        hint = ""
+        near = next((h for h in header if _URL_LIKE.search(h)), None)
+        hint = f"; rename {near!r} to {URL_COLUMN}" if near else ""
+        hint = hint or f"; name the column of the files' URLs {URL_COLUMN}"
         for mark, name_of_mark in _OTHER_DELIMITERS.items():
             if len(header) == 1 and mark in header[0]:
                 hint = (
