@@ -285,7 +285,7 @@ def test_parse_csv_missing_relative_file_names_where_it_was_looked_for(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
         SourceError,
-        match=r"^data/plans\.csv has 1 unusable rows: line 3: 'files/a\.json' is neither an "
+        match=r"^data/plans\.csv has an unusable row: line 3: 'files/a\.json' is neither an "
         r"http\(s\)/file URL nor an existing file \(looked for data/files/a\.json, relative to "
         r"the folder of data/plans\.csv\)$",
     ):
@@ -341,7 +341,7 @@ def test_parse_csv_empty_file_url_names_the_line(tmp_path: Path) -> None:
         "plans.csv",
         "file_url,plan_name\nhttps://h.example/r.json,Gold\n  ,Silver\n",
     )
-    with pytest.raises(SourceError, match=r"1 unusable rows: line 3 has an empty file_url"):
+    with pytest.raises(SourceError, match=r"has an unusable row: line 3 has an empty file_url"):
         parse_csv(path)
 
 
@@ -447,7 +447,9 @@ def test_parse_csv_quoted_newlines_stay_in_the_cell_and_lines_stay_counted(
         "plans.csv",
         'file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO\r\n2024"\n"ftp://h.example/b.json",x\n',
     )
-    with pytest.raises(SourceError, match=r"1 unusable rows: line 5: 'ftp://h\.example/b\.json'"):
+    with pytest.raises(
+        SourceError, match=r"has an unusable row: line 5: 'ftp://h\.example/b\.json'"
+    ):
         parse_csv(path)
     path.write_text('file_url,plan_name\nhttps://h.example/a.json,"Gold\nPPO"\n')
     assert parse_csv(path) == [Task("a", "https://h.example/a.json", ({"plan_name": "Gold\nPPO"},))]
@@ -614,6 +616,16 @@ def test_parse_urls_reports_bad_lines_in_one_error(tmp_path: Path) -> None:
         SourceError,
         match=r"urls\.txt has 2 lines that are neither an http\(s\)/file URL nor an existing "
         r"file: line 3: 'not a url' .*; line 5: 'ftp://h\.example/c\.json' has the unsupported",
+    ):
+        parse_urls(path)
+
+
+def test_parse_urls_reports_one_bad_line_as_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "urls.txt", "https://h.example/a.json\nftp://h.example/c.json\n")
+    with pytest.raises(
+        SourceError,
+        match=r"/urls\.txt has a line that is neither an http\(s\)/file URL nor an existing "
+        r"file: line 2: 'ftp://h\.example/c\.json' has the unsupported scheme 'ftp'",
     ):
         parse_urls(path)
 

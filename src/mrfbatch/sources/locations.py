@@ -77,10 +77,12 @@ def location_problem(text: str, source: PathLike | None = None) -> str | None:
     return f"is neither an http(s)/file URL nor an existing file{looked}"
 
 
-def raise_problems(problems: list[str], summary: str) -> None:
-    """One SourceError listing every problem (the first MAX_LISTED of them)."""
+def raise_problems(problems: list[str], summary: str, one: str | None = None) -> None:
+    """One SourceError listing every problem (the first MAX_LISTED of them), after `summary`
+    (`{n}`: how many), or `one` when there is one."""
     if not problems:
         return
     listed = "; ".join(problems[:MAX_LISTED])
     more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    raise SourceError(f"{summary.format(n=len(problems))}: {listed}{more}")
+    said = one if one is not None and len(problems) == 1 else summary.format(n=len(problems))
+    raise SourceError(f"{said}: {listed}{more}")

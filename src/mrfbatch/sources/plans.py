@@ -65,7 +65,7 @@ def parse_csv(path: PathLike) -> list[Task]:
         raise SourceError(f"{name} is not a readable CSV at line {line}: {exc}{hint}") from exc
     if header is None:
         raise SourceError(f"{name} is empty; expected a CSV header with a {URL_COLUMN} column")
-    raise_problems(problems, f"{name} has {{n}} unusable rows")
+    raise_problems(problems, f"{name} has {{n}} unusable rows", f"{name} has an unusable row")
     if not collector:
         raise SourceError(f"{name} has a header but no rows; expected one row per file and plan")
     return collector.tasks()

@@ -35,9 +35,11 @@ def parse_urls(path: PathLike) -> list[Task]:
             problems.append(f"line {number}: {shorten(redact_url(url))} {invalid}")
         else:
             collector.add(resolve_location(url, name))
+    neither = "neither an http(s)/file URL nor an existing file"
     raise_problems(
         problems,
-        f"{name} has {{n}} lines that are neither an http(s)/file URL nor an existing file",
+        f"{name} has {{n}} lines that are {neither}",
+        f"{name} has a line that is {neither}",
     )
     if not collector:
         raise SourceError(f"{name} lists no URLs (only blank lines and comments)")
