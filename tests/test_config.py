@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mrfbatch.config import ConfigError, check_config, describe, load_schema, workflow_root
+from mrfbatch.config import (
+    ConfigError,
+    check_config,
+    config_file_problem,
+    describe,
+    load_schema,
+    workflow_root,
+)
 from mrfbatch.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -809,3 +816,39 @@ def test_load_schema_reads_a_given_path_wherever_the_workflow_is(
 
 def test_config_error_is_a_usage_error() -> None:
     assert issubclass(ConfigError, UsageError)
+
+
+SNAKEMAKE_YAML_ERROR = (
+    "WorkflowError: Config file is not valid JSON or YAML. In case of YAML, make sure to not "
+    "mix whitespace and tab indentation."
+)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--configfile", "{good}", "{bad}", "--cores", "2"],
+        ["--cores", "2", "--configfiles", "{bad}"],
+        ["--configfile={bad}", "--config", "source=csv"],
+    ],
+)
+def test_config_file_problem_names_the_file_and_line(tmp_path: Path, flags: list[str]) -> None:
+    """Snakemake's message names neither; the file given that YAML cannot read, and where."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("source: csv\n")
+    bad.write_text("source: csv\ninput: plans.csv\n  cpt_whitelist: codes.txt\n")
+    argv = [f.format(good=good, bad=bad) for f in flags]
+    assert config_file_problem(SNAKEMAKE_YAML_ERROR, argv) == (
+        f"config file {bad} is not valid YAML at line 3, column 16: mapping values are not "
+        "allowed here"
+    )
+
+
+def test_config_file_problem_leaves_other_messages(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n")
+    assert config_file_problem("MissingInputException: no file", ["--configfile", str(bad)]) is None
+    # every file given parses (Snakemake failed on something else): nothing to add
+    good = tmp_path / "good.yaml"
+    good.write_text("source: csv\n")
+    assert config_file_problem(SNAKEMAKE_YAML_ERROR, ["--configfile", str(good)]) is None

@@ -495,6 +495,24 @@ def test_workflow_bad_config_stops_before_any_job(
     assert len(proc.stderr.splitlines()) <= 2, proc.stderr  # Snakemake's profile line, ours
 
 
+def test_workflow_config_file_yaml_cannot_read_names_file_and_line(tmp_path: Path) -> None:
+    """Snakemake's own message ('Config file is not valid JSON or YAML') names neither."""
+    (tmp_path / "run.yaml").write_text("source: csv\ninput: plans.csv\n  cpt_whitelist: c.txt\n")
+    proc = subprocess.run(
+        [*snakemake_command(), "--configfile", "run.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 1
+    assert (
+        "error: config file run.yaml is not valid YAML at line 3, column 16: mapping values "
+        "are not allowed here\n"
+    ) in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 BAD_WHITELISTS = {  # content: what the one line says (after "error: whitelist file codes.txt")
     "empty": ("", "lists no billing codes: the file is empty"),
     "commas on one line": (

@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,48 @@ def load_schema(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     with open(path or workflow_root() / "config" / "schema.yaml", encoding="utf-8") as f:
         schema: dict[str, Any] = yaml.safe_load(f)
     return schema
+
+
+# Snakemake's words for a config file it cannot parse: they name neither the file nor the line.
+_UNPARSED = "Config file is not valid JSON or YAML"
+
+
+def config_file_problem(message: str, argv: Sequence[str] | None = None) -> str | None:
+    """For Snakemake's error about a config file it cannot parse: which file (one given with
+    --configfile in `argv`, default sys.argv, or config/config.yaml beside the Snakefile) and
+    where YAML stops reading it. None for any other message, or when no file fails so."""
+    if _UNPARSED not in message:
+        return None
+    import yaml
+
+    given = [Path(f) for f in _config_files(sys.argv[1:] if argv is None else argv)]
+    for path in [*given, workflow_root() / "config" / "config.yaml"]:
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            return f"config file {path} is not valid YAML{where}: {what}"
+    return None
+
+
+def _config_files(argv: Sequence[str]) -> list[str]:
+    """The files given to --configfile or --configfiles (several may follow one flag)."""
+    files: list[str] = []
+    taking = False
+    for arg in argv:
+        flag, equals, value = arg.partition("=")
+        if flag in ("--configfile", "--configfiles"):
+            taking = not equals
+            files += [value] if equals else []
+        elif arg.startswith("-"):
+            taking = False
+        elif taking:
+            files.append(arg)
+    return files
 
 
 def check_config(

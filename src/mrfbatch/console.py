@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
+from mrfbatch.config import config_file_problem
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import read_snapshot
@@ -430,7 +431,7 @@ def concise_error(text: str) -> str:
         if " in file " in stripped and stripped.rstrip().endswith(":") and ", line " in stripped:
             continue  # "ConfigError in file .../common.smk, line 14:"
         lines.append(stripped)
-    return " ".join(lines[:_MAX_ERROR_LINES]) or text.strip()
+    return config_file_problem(text) or " ".join(lines[:_MAX_ERROR_LINES]) or text.strip()
 
 
 # -- the module's console: one per process, shared by the logger plugin and the Snakefile ------
