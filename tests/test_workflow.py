@@ -476,6 +476,11 @@ def test_workflow_resumes_after_sigkill(http_server: FileServer, tmp_path: Path)
             "unknown config key 'outputdir'; did you mean 'output_dir'?",
         ),
         (
+            ["source=url", "input=https://127.0.0.1:9/a.json", "output_dir=codes.txt"],
+            "cannot use output_dir codes.txt: File exists; choose a folder you can write to "
+            "(config key output_dir)",
+        ),
+        (
             ["source=cvs", "input=https://127.0.0.1:9/a.json"],
             "config key 'source' is 'cvs'; allowed values: csv, index, urls, url "
             "(did you mean 'csv'?)",

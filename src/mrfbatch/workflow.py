@@ -173,8 +173,15 @@ def lock_output_dir(layout: RunLayout) -> None:
     """
     global _LOCK
     output_dir = layout.output_dir
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    handle = open(layout.lock, "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        handle = open(layout.lock, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename not in (None, output_dir) else ""
+        raise UsageError(
+            f"cannot use output_dir {output_dir}: {exc.strerror or exc}{where}; choose a folder "
+            "you can write to (config key output_dir)"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
