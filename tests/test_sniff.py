@@ -107,6 +107,8 @@ def test_sniff_snippet_is_short_and_keeps_no_query_string() -> None:
         b"falsey",  # a literal, then garbage the parser finds
         b"\x01\x02 binary",  # not text: nothing to say about it
         b"caf\xe9,\xff",  # not UTF-8
+        b'z"reporting_entity_name":"x","in_network":[]}',  # JSON, its first byte wrong: the
+        b'x\n  "reporting_entity_name" : "x",\n',  # parser names the byte, not a CSV
     ],
 )
 def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes) -> None:

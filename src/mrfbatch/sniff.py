@@ -26,6 +26,7 @@ _BLANK = b" \t\r\n"
 _JSON_START = frozenset(b'{["-0123456789tfn')
 _LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}  # by first byte
 _DELIMITERS = (b",", b";", b"\t")
+_MEMBER = re.compile(rb'"\s*:')  # a JSON object's `"key":`, which text and CSV rarely hold
 DELIMITED = "delimited text such as a CSV"  # what a message calls a CSV given for JSON
 # Other compressed or archive formats: magic bytes, what to call them.
 _FORMATS = (
@@ -106,12 +107,15 @@ def describe(head: bytes, size: int, compression: str) -> str | None:
 
 def _plain_text(head: bytes) -> str | None:
     """What `head` is when it is a line of text that cannot start JSON (a CSV given where an
-    index or a rates file belongs, say); None when it may be JSON or is not text."""
+    index or a rates file belongs, say); None when it may be JSON or is not text. JSON whose
+    first byte is wrong (its members follow) is left to the parser, which names the byte."""
     literal = _LITERALS.get(head[0])
     if head[0] in _JSON_START and (
         literal is None or literal.startswith(head[:5]) or head.startswith(literal)
     ):
         return None  # JSON, or bytes its parser words better
+    if _MEMBER.search(head):
+        return None
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     try:
         text = line.decode("utf-8")
