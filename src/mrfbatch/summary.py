@@ -150,9 +150,10 @@ def summary_text(
         lasting = len(lasting_ids)
         if lasting:
             one = lasting == 1
-            who = "it" if one else f"all {redo:,}"
             if lasting < redo:  # say which, when few enough to read
                 who = _and(lasting_ids) if lasting <= NAMED else f"{lasting:,} of them"
+            else:
+                who = "it" if one else f"all {redo:,}"
             lines.append(
                 f"              ({who} will fail again as "
                 f"{'it stands' if one else 'they stand'}, for the "

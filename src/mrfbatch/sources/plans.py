@@ -76,8 +76,11 @@ def _url_column(header: list[str], name: str, line: int) -> int:
         found = ", ".join(repr(h) for h in header[:MAX_LISTED])
         more = f" and {len(header) - MAX_LISTED} more" if len(header) > MAX_LISTED else ""
         near = next((h for h in header if _URL_LIKE.search(h)), None)
-        hint = f"; rename {near!r} to {URL_COLUMN}" if near else ""
-        hint = hint or f"; name the column of the files' URLs {URL_COLUMN}"
+        hint = (
+            f"; rename {near!r} to {URL_COLUMN}"
+            if near
+            else f"; name the column of the files' URLs {URL_COLUMN}"
+        )
         for mark, name_of_mark in _OTHER_DELIMITERS.items():
             if len(header) == 1 and mark in header[0]:
                 hint = (
