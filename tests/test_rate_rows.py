@@ -486,7 +486,7 @@ def test_group_ids_met_again_reach_each_set_given() -> None:
     first: set[str] = set()
     second: set[str] = set()
     for keys in (first, first, second):
-        at, ended = native.add_rates(text, head[9], ROWS_PER_BATCH, keys)
+        at, ended = native.add_rates(text, head[9], ROWS_PER_BATCH, keys, (None,) * 7)
         assert ended and at > head[9]
     assert first == second == {"7", "x", "", "é"}
     assert native.count == 6  # 2 rows per pass

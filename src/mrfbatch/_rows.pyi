@@ -82,22 +82,30 @@ class RateRows:
         at: int,
         limit: int,
         referenced: set[str],
-        network_id: str,
-        gathered: list[tuple[tuple[object, ...], int]],
+        codes: list[tuple[int, int, object, object]],
         /,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, ItemHead | None]:
         """The rows of the items text[start:end] of found[at:] of the usual shape, until
-        `limit` rows are gathered; appends (the item's values, rows gathered so far) to
-        `gathered` for each item with rates: (i, resume). resume -1: the items before i are
-        read, and item i (if any) is not of the usual shape unless `limit` rows are gathered;
-        else `limit` rows were gathered inside item i, whose rates go on at `resume`."""
+        `limit` rows are gathered, each with its item's own texts; appends (first row, end
+        row, bundled_codes, covered_services) to `codes` for each item with rows and either
+        list: (i, resume, head). resume -1: the items before i are read, and item i (if any)
+        is not of the usual shape unless `limit` rows are gathered; else `limit` rows were
+        gathered inside item i, whose rates go on at `resume`, and head is its `item_head`."""
 
     def add_rates(
-        self, text: Buffer, at: int, limit: int, referenced: set[str], /
+        self,
+        text: Buffer,
+        at: int,
+        limit: int,
+        referenced: set[str],
+        item: tuple[str | None, ...],
+        /,
     ) -> tuple[int, bool]:
-        """The rows of the rates from `at`, at least `limit` unless they end first: (where the
-        next rate starts, whether they ended)."""
+        """The rows of the rates from `at`, at least `limit` unless they end first, each with
+        the item's own texts `item` (billing_code_type, its version, billing_code,
+        negotiation_arrangement, name, description, severity_of_illness): (where the next
+        rate starts, whether they ended)."""
 
     def take(self) -> tuple[tuple[int, int, int, int, int], tuple[bytes, ...]]:
-        """((rows, rates, service codes, modifiers, ids), 29 buffers): see the C source;
+        """((rows, rates, service codes, modifiers, ids), 50 buffers): see the C source;
         starts afresh."""

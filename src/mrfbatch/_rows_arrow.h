@@ -94,6 +94,74 @@ strings_add(Strings *s, Py_ssize_t index, const char *text, Py_ssize_t size)
     return buf_int32(&s->offsets, s->data.len);
 }
 
+/* Append bits `index` to `index + count - 1` to a bitmap, all set or all clear. */
+static inline int
+bits_add(Buf *bitmap, Py_ssize_t index, Py_ssize_t count, int set)
+{
+    Py_ssize_t more = (index + count + 7) / 8 - bitmap->len;
+    if (more > 0) {
+        if (buf_reserve(bitmap, more) < 0) {
+            return -1;
+        }
+        memset(bitmap->data + bitmap->len, 0, (size_t)more);
+        bitmap->len += more;
+    }
+    if (set) {
+        unsigned char *bits = (unsigned char *)bitmap->data;
+        Py_ssize_t i = index, end = index + count;
+        for (; i < end && i % 8; i++) {
+            bits[i / 8] |= (unsigned char)(1u << (i % 8));
+        }
+        if (end - i >= 8) {
+            memset(bits + i / 8, 0xff, (size_t)((end - i) / 8));
+            i += (end - i) / 8 * 8;
+        }
+        for (; i < end; i++) {
+            bits[i / 8] |= (unsigned char)(1u << (i % 8));
+        }
+    }
+    return 0;
+}
+
+/* Append items `index` to `index + count - 1` to strings `s`, each text[0:size] (null when text
+ * is NULL): what strings_add `count` times gives, in a few copies however large `count`. */
+static inline int
+strings_repeat(Strings *s, Py_ssize_t index, const char *text, Py_ssize_t size, Py_ssize_t count)
+{
+    if (count <= 0) {
+        return 0;
+    }
+    if (index == 0 && buf_int32(&s->offsets, 0) < 0) {
+        return -1;
+    }
+    Py_ssize_t bytes = text != NULL ? size * count : 0;
+    if (s->data.len + bytes > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "rate rows: over 2 GB of text in one batch");
+        return -1;
+    }
+    if (bits_add(&s->valid, index, count, text != NULL) < 0 || buf_reserve(&s->data, bytes) < 0
+        || buf_reserve(&s->offsets, count * (Py_ssize_t)sizeof(int32_t)) < 0) {
+        return -1;
+    }
+    int32_t *offsets = (int32_t *)(s->offsets.data + s->offsets.len);
+    const int32_t first = (int32_t)s->data.len, step = (int32_t)(bytes ? size : 0);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        offsets[i] = first + (int32_t)(i + 1) * step;
+    }
+    s->offsets.len += count * (Py_ssize_t)sizeof(int32_t);
+    if (bytes) { /* the text once, then what is written so far copied after itself */
+        char *out = s->data.data + s->data.len;
+        memcpy(out, text, (size_t)size);
+        for (Py_ssize_t done = size; done < bytes;) {
+            Py_ssize_t n = done < bytes - done ? done : bytes - done;
+            memcpy(out + done, out, (size_t)n);
+            done += n;
+        }
+        s->data.len += bytes;
+    }
+    return 0;
+}
+
 static inline void
 buf_free(Buf *b)
 {

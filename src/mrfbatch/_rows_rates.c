@@ -5,21 +5,24 @@
  * with provider_references null or a list of integers (no sign, fraction or exponent) and
  * strings, no provider_groups, no escape in a string, no member repeated. item_head(text)
  * reads (and checks) a whole item: the item's own values, or None when it is not of that
- * shape, which the caller then decodes in Python. add_rates(text, at, limit, referenced) then
- * gathers the rows of its rates from `at` on, at least `limit` rows unless the rates end
+ * shape, which the caller then decodes in Python. add_rates(text, at, limit, referenced, item)
+ * then gathers the rows of its rates from `at` on, at least `limit` rows unless the rates end
  * first, adding their provider group ids to `referenced`: (where the next rate starts, whether
  * the rates ended). add_items(text, found, ...) does both for a run of items the scanner found
- * (spans of `text`), many per call, appending each one's values to a Python list: the fast
- * engine's way when every item is extracted, where per-item Python calls cost more than the
- * rows. It reads each item's rates once, making rows as it goes, and undoes them (restore)
- * when a rate is not of the usual shape; only the rates after a full batch are checked first.
- * take_rates() hands the buffers over, as ProviderRows.take does. */
+ * (spans of `text`), many per call: the fast engine's way when every item is extracted, where
+ * per-item Python calls cost more than the rows. It reads each item's rates once, making rows
+ * as it goes, and undoes them (restore) when a rate is not of the usual shape; only the rates
+ * after a full batch are checked first. Every row also gets its item's own texts (code, name,
+ * ...), copied from the item's text, so no Python object is made per item; only an item's
+ * bundled_codes and covered_services, rare, are handed over as Python lists. take() hands the
+ * buffers over, as ProviderRows.take does. */
 
 #include "_rows.h"
 #include "_rows_arrow.h"
 #include "_rows_text.h"
 
 enum { P_TYPE, P_DATE, P_CLASS, P_SETTING, P_INFO, PRICE_TEXTS };
+enum { ITEM_TEXTS = 7 }; /* the item's own texts each row repeats (item_rows) */
 enum { L_SERVICE, L_MODIFIER, PRICE_LISTS };
 
 /* Nullable lists of strings: validity bitmap and int32 offsets per list, then their items. */
@@ -37,6 +40,7 @@ typedef struct {
     Lists list[PRICE_LISTS];
     Buf rate_of_row; /* int32: the rate (in this batch) of each row */
     Lists ids;       /* per rate: its provider group ids */
+    Strings item[ITEM_TEXTS]; /* per row: its item's own texts (item_rows) */
     /* The group ids already added to `known_set` (a strong reference), as bytes: an id met
      * again (most are, rate after rate) costs a hash lookup instead of a str and a set add. */
     PyObject *known_set;
@@ -440,15 +444,19 @@ rates(Text *t, RateRows *r, PyObject *referenced, Py_ssize_t limit, int *ended)
 }
 
 enum {
-    H_ARRANGEMENT, H_NAME, H_CODE_TYPE, H_CODE_VERSION, H_DESCRIPTION, H_SEVERITY,
-    HEAD_TEXTS, H_CODE = HEAD_TEXTS, H_BUNDLED, H_COVERED, H_RATES, HEAD_FIELDS
+    H_ARRANGEMENT, H_NAME, H_CODE_TYPE, H_CODE_VERSION, H_DESCRIPTION, H_SEVERITY, H_CODE,
+    HEAD_TEXTS, H_BUNDLED = HEAD_TEXTS, H_COVERED, H_RATES, HEAD_FIELDS
 };
 
+/* An item's own values, read in place: spans of the item's text, and its code lists. */
 typedef struct {
     int seen;
-    PyObject *values[HEAD_FIELDS]; /* NULL: null or absent */
-    Py_ssize_t rates_at;           /* just after negotiated_rates' `[`, or -1 */
-    int skip_rates;                /* the rates are skipped, not checked (add_items) */
+    const char *text[HEAD_TEXTS]; /* NULL: null or absent */
+    Py_ssize_t size[HEAD_TEXTS];
+    int code_is_int;    /* billing_code is an integer: its digits are text[H_CODE] */
+    PyObject *codes[2]; /* bundled_codes, covered_services: lists of dicts; NULL: null, absent */
+    Py_ssize_t rates_at; /* just after negotiated_rates' `[`, or -1 */
+    int skip_rates;      /* the rates are skipped, not checked (add_items) */
 } Head;
 
 static PyObject *
@@ -548,39 +556,25 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
     if (c == 'n') {
         return null(t);
     }
-    const char *s;
-    Py_ssize_t n;
-    int rc;
     switch (f) {
     case H_CODE:
         if (c == '"') {
-            if ((rc = string(t, &s, &n)) != DONE) {
-                return rc;
-            }
-            h->values[f] = text_object(s, n);
+            return string(t, &h->text[f], &h->size[f]);
         }
-        else if (c >= '0' && c <= '9') { /* an int, as msgspec gives it */
-            char copy[32];
-            number_span(t, &s, &n);
-            if (n >= (Py_ssize_t)sizeof(copy)) {
-                return GIVE_UP;
-            }
-            for (Py_ssize_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9') {
+        if (c >= '0' && c <= '9') { /* an int, as msgspec gives it: its digits are its text */
+            number_span(t, &h->text[f], &h->size[f]);
+            for (Py_ssize_t i = 0; i < h->size[f]; i++) {
+                if (h->text[f][i] < '0' || h->text[f][i] > '9') {
                     return GIVE_UP;
                 }
             }
-            memcpy(copy, s, (size_t)n);
-            copy[n] = 0;
-            h->values[f] = PyLong_FromString(copy, NULL, 10);
+            h->code_is_int = 1;
+            return h->size[f] < 32 ? DONE : GIVE_UP;
         }
-        else {
-            return GIVE_UP;
-        }
-        return h->values[f] == NULL ? FAILED : DONE;
+        return GIVE_UP;
     case H_BUNDLED:
     case H_COVERED:
-        return c == '[' ? code_list(t, &h->values[f]) : GIVE_UP;
+        return c == '[' ? code_list(t, &h->codes[f - H_BUNDLED]) : GIVE_UP;
     case H_RATES: {
         if (c != '[') {
             return GIVE_UP;
@@ -593,11 +587,7 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
         return rates(t, NULL, NULL, 0, &ended); /* every rate checked before any row */
     }
     default:
-        if (c != '"' || (rc = string(t, &s, &n)) != DONE) {
-            return c == '"' ? rc : GIVE_UP;
-        }
-        h->values[f] = text_object(s, n);
-        return h->values[f] == NULL ? FAILED : DONE;
+        return c == '"' ? string(t, &h->text[f], &h->size[f]) : GIVE_UP;
     }
 }
 
@@ -616,9 +606,42 @@ read_head(const char *text, Py_ssize_t n, Head *h)
 static void
 head_release(Head *h)
 {
-    for (int f = 0; f < HEAD_FIELDS; f++) {
-        Py_CLEAR(h->values[f]);
+    Py_CLEAR(h->codes[0]);
+    Py_CLEAR(h->codes[1]);
+}
+
+/* Value f of a head as Python gives it: str, int (billing_code) or None. */
+static PyObject *
+head_text(const Head *h, int f)
+{
+    if (h->text[f] == NULL) {
+        return Py_NewRef(Py_None);
     }
+    if (f == H_CODE && h->code_is_int) {
+        char digits[32]; /* head_field checked the size */
+        memcpy(digits, h->text[f], (size_t)h->size[f]);
+        digits[h->size[f]] = 0;
+        return PyLong_FromString(digits, NULL, 10);
+    }
+    return text_object(h->text[f], h->size[f]);
+}
+
+/* A head as item_head gives it (see rates_methods). */
+static PyObject *
+head_tuple(const Head *h)
+{
+    PyObject *result = PyTuple_New(HEAD_FIELDS);
+    for (int f = 0; result != NULL && f < HEAD_FIELDS; f++) {
+        PyObject *v = f < HEAD_TEXTS ? head_text(h, f)
+                      : f == H_RATES ? PyLong_FromSsize_t(h->rates_at)
+                      : Py_NewRef(h->codes[f - H_BUNDLED] ? h->codes[f - H_BUNDLED] : Py_None);
+        if (v == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, f, v);
+    }
+    return result;
 }
 
 static PyObject *
@@ -631,20 +654,9 @@ rates_item_head(RateRows *r, PyObject *arg)
     }
     Head h = {.rates_at = -1};
     int rc = read_head(view.buf, view.len, &h);
+    /* the texts are spans of the view: read before it is released */
+    PyObject *result = rc == DONE ? head_tuple(&h) : NULL;
     PyBuffer_Release(&view);
-    PyObject *result = NULL;
-    if (rc == DONE) {
-        result = PyTuple_New(HEAD_FIELDS);
-        for (int f = 0; result != NULL && f < HEAD_FIELDS; f++) {
-            PyObject *v = f == H_RATES ? PyLong_FromSsize_t(h.rates_at)
-                                       : Py_NewRef(h.values[f] ? h.values[f] : Py_None);
-            if (v == NULL) {
-                Py_CLEAR(result);
-                break;
-            }
-            PyTuple_SET_ITEM(result, f, v);
-        }
-    }
     head_release(&h);
     if (rc == GIVE_UP) {
         Py_RETURN_NONE;
@@ -652,30 +664,34 @@ rates_item_head(RateRows *r, PyObject *arg)
     return result;
 }
 
-/* An item's values as rates.ItemRows gathers them (rates._ITEM_FIELDS order): the network id,
- * billing_code_type, its version, billing_code as text, negotiation_arrangement, name,
- * description, severity_of_illness, bundled_codes, covered_services. */
-static PyObject *
-item_values(Head *h, PyObject *network_id)
+/* The item's own texts for rows `from` to r->rows (each row repeats them), in RATE_COLUMNS
+ * order: billing_code_type, its version, billing_code, negotiation_arrangement, name,
+ * description, severity_of_illness. */
+static int
+item_rows(RateRows *r, const char *const text[ITEM_TEXTS], const Py_ssize_t size[ITEM_TEXTS],
+          Py_ssize_t from)
 {
-    static const int order[] = {H_CODE_TYPE, H_CODE_VERSION, H_CODE, H_ARRANGEMENT, H_NAME,
-                                H_DESCRIPTION, H_SEVERITY, H_BUNDLED, H_COVERED};
-    const Py_ssize_t count = (Py_ssize_t)(sizeof(order) / sizeof(order[0]));
-    PyObject *values = PyTuple_New(count + 1);
-    if (values == NULL) {
-        return NULL;
-    }
-    PyTuple_SET_ITEM(values, 0, Py_NewRef(network_id));
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *v = h->values[order[i]];
-        v = v == NULL ? Py_NewRef(Py_None) : PyLong_CheckExact(v) ? PyObject_Str(v) : Py_NewRef(v);
-        if (v == NULL) {
-            Py_DECREF(values);
-            return NULL;
+    for (int f = 0; f < ITEM_TEXTS; f++) {
+        if (strings_repeat(&r->item[f], from, text[f], size[f], r->rows - from) < 0) {
+            return -1;
         }
-        PyTuple_SET_ITEM(values, i + 1, v);
     }
-    return values;
+    return 0;
+}
+
+/* item_rows of a head read by add_items. */
+static int
+head_rows(RateRows *r, const Head *h, Py_ssize_t from)
+{
+    static const int order[ITEM_TEXTS] = {H_CODE_TYPE, H_CODE_VERSION, H_CODE, H_ARRANGEMENT,
+                                          H_NAME, H_DESCRIPTION, H_SEVERITY};
+    const char *text[ITEM_TEXTS];
+    Py_ssize_t size[ITEM_TEXTS];
+    for (int f = 0; f < ITEM_TEXTS; f++) {
+        text[f] = h->text[order[f]];
+        size[f] = h->size[order[f]];
+    }
+    return item_rows(r, text, size, from);
 }
 
 /* found[i]'s start and end in a buffer of `len` bytes (an Element tuple). */
@@ -796,14 +812,30 @@ add_referenced(RateRows *r, const Mark *m, PyObject *referenced)
 }
 
 /* add_items(text, found, at, limit, referenced, network_id, gathered): see rates_methods. */
+/* Note the rows `from` to r->rows of an item with bundled_codes or covered_services in
+ * `codes`: (from, to, bundled_codes, covered_services). */
+static int
+note_codes(RateRows *r, const Head *h, Py_ssize_t from, PyObject *codes)
+{
+    if (r->rows == from || (h->codes[0] == NULL && h->codes[1] == NULL)) {
+        return 0;
+    }
+    PyObject *entry = Py_BuildValue("(nnOO)", from, r->rows, h->codes[0] ? h->codes[0] : Py_None,
+                                    h->codes[1] ? h->codes[1] : Py_None);
+    int rc = entry == NULL ? -1 : PyList_Append(codes, entry);
+    Py_XDECREF(entry);
+    return rc;
+}
+
+/* add_items(text, found, at, limit, referenced, codes): see rates_methods. */
 static PyObject *
 rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t at, limit;
-    if (nargs != 7 || !PyList_Check(args[1]) || !PySet_Check(args[4])
-        || !PyList_Check(args[6])) {
+    if (nargs != 6 || !PyList_Check(args[1]) || !PySet_Check(args[4])
+        || !PyList_Check(args[5])) {
         PyErr_SetString(PyExc_TypeError, "add_items(text, found: list, at, limit, referenced: "
-                        "set, network_id, gathered: list)");
+                        "set, codes: list)");
         return NULL;
     }
     if ((at = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
@@ -816,8 +848,7 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    PyObject *found = args[1], *referenced = args[4], *network_id = args[5];
-    PyObject *gathered = args[6];
+    PyObject *found = args[1], *referenced = args[4], *codes = args[5], *head = NULL;
     Py_ssize_t resume = -1, i = at < 0 ? 0 : at;
     int rc = DONE;
     for (; i < PyList_GET_SIZE(found) && r->rows < limit; i++) {
@@ -838,12 +869,6 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
             head_release(&h);
             continue;
         }
-        PyObject *values = item_values(&h, network_id);
-        head_release(&h);
-        if (values == NULL) {
-            rc = FAILED;
-            break;
-        }
         Text t = {.b = view.buf, .p = start + h.rates_at, .n = end};
         int ended = 0;
         Mark m;
@@ -856,48 +881,43 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
         }
         if (rc == GIVE_UP) {
             restore(r, &m);
-            Py_DECREF(values);
+            head_release(&h);
             break; /* Python reads item i */
         }
-        if (rc == DONE && add_referenced(r, &m, referenced) < 0) {
+        if (rc == DONE
+            && (add_referenced(r, &m, referenced) < 0 || head_rows(r, &h, m.rows) < 0
+                || note_codes(r, &h, m.rows, codes) < 0)) {
             rc = FAILED;
         }
-        PyObject *entry = rc == DONE ? PyTuple_New(2) : NULL;
-        if (entry != NULL) {
-            PyTuple_SET_ITEM(entry, 0, values);
-            values = NULL;
-            PyObject *count = PyLong_FromSsize_t(r->rows);
-            PyTuple_SET_ITEM(entry, 1, count);
-            if (count == NULL || PyList_Append(gathered, entry) < 0) {
+        if (rc == DONE && !ended) {
+            /* limit rows gathered inside item i: Python goes on from `resume`, with its head
+             * (rates_at is that of the item's text, as item_head gives it) */
+            resume = t.p;
+            if ((head = head_tuple(&h)) == NULL) {
                 rc = FAILED;
             }
-            Py_DECREF(entry);
         }
-        else if (rc == DONE) {
-            rc = FAILED;
-        }
-        Py_XDECREF(values);
-        if (rc != DONE) {
-            break;
-        }
-        if (!ended) {
-            resume = t.p; /* limit rows gathered inside item i: Python goes on from here */
+        head_release(&h);
+        if (rc != DONE || resume >= 0) {
             break;
         }
     }
     PyBuffer_Release(&view);
     if (rc == FAILED) {
+        Py_XDECREF(head);
         return NULL;
     }
-    return Py_BuildValue("(nn)", i, resume);
+    return Py_BuildValue("(nnN)", i, resume, head ? head : Py_NewRef(Py_None));
 }
 
 static PyObject *
 rates_add_rates(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t at, limit;
-    if (nargs != 4 || !PySet_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "add_rates(text, at, limit, referenced: set)");
+    if (nargs != 5 || !PySet_Check(args[3]) || !PyTuple_Check(args[4])
+        || PyTuple_GET_SIZE(args[4]) != ITEM_TEXTS) {
+        PyErr_Format(PyExc_TypeError, "add_rates(text, at, limit, referenced: set, item: a "
+                     "tuple of %d texts)", ITEM_TEXTS);
         return NULL;
     }
     if ((at = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred()) {
@@ -906,14 +926,28 @@ rates_add_rates(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
     if ((limit = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    const char *text[ITEM_TEXTS];
+    Py_ssize_t size[ITEM_TEXTS];
+    for (int f = 0; f < ITEM_TEXTS; f++) {
+        PyObject *v = PyTuple_GET_ITEM(args[4], f);
+        text[f] = NULL;
+        size[f] = 0;
+        if (v != Py_None && (text[f] = PyUnicode_AsUTF8AndSize(v, &size[f])) == NULL) {
+            return NULL; /* not a str */
+        }
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     Text t = {.b = view.buf, .p = at, .n = view.len};
     int ended = 0;
+    Py_ssize_t from = r->rows;
     int rc = at >= 0 && at <= view.len ? rates(&t, r, args[3], limit, &ended) : GIVE_UP;
     PyBuffer_Release(&view);
+    if (rc == DONE && item_rows(r, text, size, from) < 0) {
+        rc = FAILED;
+    }
     if (rc == FAILED) {
         return NULL;
     }
@@ -940,6 +974,11 @@ rates_clear(RateRows *r)
     }
     buf_free(&r->rate_of_row);
     lists_free(&r->ids);
+    for (int f = 0; f < ITEM_TEXTS; f++) {
+        buf_free(&r->item[f].valid);
+        buf_free(&r->item[f].offsets);
+        buf_free(&r->item[f].data);
+    }
     r->rows = r->rates = 0;
 }
 
@@ -958,12 +997,20 @@ rates_take(RateRows *r, PyObject *unused)
         &r->list[1].valid, &r->list[1].offsets, &r->list[1].items.offsets, &r->list[1].items.data,
         &r->rate_of_row,
         &r->ids.offsets, &r->ids.items.offsets, &r->ids.items.data,
+        &r->item[0].valid, &r->item[0].offsets, &r->item[0].data,
+        &r->item[1].valid, &r->item[1].offsets, &r->item[1].data,
+        &r->item[2].valid, &r->item[2].offsets, &r->item[2].data,
+        &r->item[3].valid, &r->item[3].offsets, &r->item[3].data,
+        &r->item[4].valid, &r->item[4].offsets, &r->item[4].data,
+        &r->item[5].valid, &r->item[5].offsets, &r->item[5].data,
+        &r->item[6].valid, &r->item[6].offsets, &r->item[6].data,
     };
     const Buf *offsets[] = {
         &r->text[0].offsets, &r->text[1].offsets, &r->text[2].offsets, &r->text[3].offsets,
         &r->text[4].offsets, &r->list[0].offsets, &r->list[1].offsets,
         &r->list[0].items.offsets, &r->list[1].items.offsets, &r->ids.offsets,
-        &r->ids.items.offsets,
+        &r->ids.items.offsets, &r->item[0].offsets, &r->item[1].offsets, &r->item[2].offsets,
+        &r->item[3].offsets, &r->item[4].offsets, &r->item[5].offsets, &r->item[6].offsets,
     };
     PyObject *buffers = buffers_tuple(bufs, sizeof(bufs) / sizeof(bufs[0]), offsets,
                                       sizeof(offsets) / sizeof(offsets[0]));
@@ -1000,15 +1047,18 @@ static PyMethodDef rates_methods[] = {
      "severity_of_illness, billing_code, bundled_codes, covered_services, where its rates "
      "start or -1); None when it is not of the usual shape."},
     {"add_items", (PyCFunction)(void (*)(void))rates_add_items, METH_FASTCALL,
-     "add_items(text, found, at, limit, referenced, network_id, gathered, /)\n--\n\nThe "
-     "rows of the items text[start:end] of found[at:] of the usual shape, until `limit` rows "
-     "are gathered: (i, resume). Appends (the item's values, rows gathered) to `gathered` "
-     "for each item with rates. resume -1: items before i were read, and item i, if any, "
-     "is not of the usual shape unless `limit` rows are gathered; else item i's rates go on "
-     "at `resume`."},
+     "add_items(text, found, at, limit, referenced, codes, /)\n--\n\nThe rows of the items "
+     "text[start:end] of found[at:] of the usual shape, until `limit` rows are gathered: (i, "
+     "resume, head). Appends (first row, end row, bundled_codes, covered_services) to `codes` "
+     "for each item with rows and either list. resume -1: items before i were read, and item "
+     "i, if any, is not of the usual shape unless `limit` rows are gathered; else item i's "
+     "rates go on at `resume`, and head is its item_head."},
     {"add_rates", (PyCFunction)(void (*)(void))rates_add_rates, METH_FASTCALL,
-     "add_rates(text, at, limit, referenced, /)\n--\n\nThe rows of the rates from `at`, at "
-     "least `limit` unless they end first: (where the next rate starts, whether they ended)."},
+     "add_rates(text, at, limit, referenced, item, /)\n--\n\nThe rows of the rates from "
+     "`at`, at least `limit` unless they end first, each with the item's own texts `item` "
+     "(billing_code_type, its version, billing_code, negotiation_arrangement, name, "
+     "description, severity_of_illness: str or None): (where the next rate starts, whether "
+     "they ended)."},
     {"take", (PyCFunction)rates_take, METH_NOARGS,
      "take()\n--\n\nThe counts and buffers gathered so far (see the module's source); starts "
      "afresh."},

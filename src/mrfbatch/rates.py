@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from itertools import accumulate, chain, pairwise
+from itertools import accumulate, chain
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -59,6 +59,8 @@ _PRICE_FIELDS: tuple[tuple[str, Any], ...] = (
 _ITEM_FIELDS = tuple(
     c for c in RATE_COLUMNS if c not in dict(_PRICE_FIELDS) and c != "provider_group_ids"
 )
+# The item's own texts, which the C side writes into each of its rows.
+_ITEM_TEXTS = _ITEM_FIELDS[1:8]
 _PRICE_VALUES = tuple((name, attrgetter(name)) for name, _ in _PRICE_FIELDS)
 _RATE_REFERENCES = attrgetter("provider_references")
 _RATE_GROUPS = attrgetter("provider_groups")
@@ -101,10 +103,11 @@ class ItemRows:
         self._add_inline = add_inline
         self._inline_seen: set[str] = set()
         self._native = _rows.RateRows()
-        # The items whose rows are gathered in C and not yet taken: (values, rows gathered
-        # when its last rates were read), in order. Small items share a batch: one batch per
-        # item cost 0.25 ms in Arrow calls and held thousands of tiny batches in the writer.
-        self._gathered: list[tuple[tuple[object, ...], int]] = []
+        # Of the rows gathered in C and not yet taken, those whose item has bundled_codes or
+        # covered_services (rare): (first row, end row, bundled, covered). The item's other
+        # values are in the rows themselves: small items share a batch, and no Python object
+        # is made per item.
+        self._codes: list[tuple[int, int, object, object]] = []
 
     def read(self, item: object) -> Item | None:
         """An in_network item, as JSON text (bytes, or a memoryview used only during this call
@@ -201,32 +204,23 @@ class ItemRows:
         """Gather the rows of an item `native_head` read, after those gathered before: a batch
         whenever about ROWS_PER_BATCH rows are gathered. The rest waits for the next item or
         `take_gathered`; `raw` is not used after this."""
-        arrangement, name, kind, version, description, severity, code, bundled, covered = head[:9]
-        item_values = (
-            self.network_id,
-            kind,
-            version,
-            str(code) if type(code) is int else code,
-            arrangement,
-            name,
-            description,
-            severity,
-            bundled,
-            covered,
-        )
-        yield from self._gather_rates(item_values, raw, head[9])
+        yield from self._gather_rates(*_head_values(head), raw, head[9])
 
     def _gather_rates(
-        self, item_values: tuple[object, ...], raw: bytes | bytearray | memoryview, at: int
+        self,
+        texts: tuple[str | None, ...],
+        codes: tuple[object, object],
+        raw: bytes | bytearray | memoryview,
+        at: int,
     ) -> Iterator[pa.RecordBatch]:
-        """`gather` of the item's rates from raw[at] (-1: none)."""
+        """`gather` of the item's rates from raw[at] (-1: none): `texts`, the item's own texts
+        in RATE_COLUMNS order; `codes`, its bundled_codes and covered_services."""
         ended = at < 0
         while not ended:
-            at, ended = self._native.add_rates(raw, at, ROWS_PER_BATCH, self.referenced)
-            if self._gathered and self._gathered[-1][0] is item_values:
-                self._gathered[-1] = (item_values, self._native.count)
-            else:
-                self._gathered.append((item_values, self._native.count))
+            first = self._native.count
+            at, ended = self._native.add_rates(raw, at, ROWS_PER_BATCH, self.referenced, texts)
+            if codes != (None, None) and self._native.count > first:
+                self._codes.append((first, self._native.count, *codes))
             if self._native.count >= ROWS_PER_BATCH:
                 batch = self.take_gathered()
                 if batch is not None:
@@ -240,14 +234,13 @@ class ItemRows:
         that one is in `found` (len(found) when there is none). Its rows and those of items
         before: the same as `read` and `write` of each item give."""
         while True:
-            at, resume = self._native.add_items(
-                text, found, at, ROWS_PER_BATCH, self.referenced, self.network_id, self._gathered
+            at, resume, head = self._native.add_items(
+                text, found, at, ROWS_PER_BATCH, self.referenced, self._codes
             )
             if self._native.count >= ROWS_PER_BATCH:
-                values = self._gathered[-1][0]
                 self.write_gathered(rates)
-                if resume >= 0:  # the batch filled inside item `at`: its rates go on
-                    for batch in self._gather_rates(values, text, resume):
+                if head is not None:  # the batch filled inside item `at`: its rates go on
+                    for batch in self._gather_rates(*_head_values(head), text, resume):
                         rates.write_batch(batch)
                     at += 1
             elif at < len(found):  # item `at` is not of the usual shape
@@ -264,31 +257,36 @@ class ItemRows:
     def take_gathered(self) -> pa.RecordBatch | None:
         """The rows gathered in C, as a record batch; None when no rate was read."""
         (n, rates, services, modifiers, ids), data = self._native.take()
-        gathered, self._gathered = self._gathered, []
+        codes, self._codes = self._codes, []
         if not rates:
             return None
         b = list(map(pa.py_buffer, data))
-        texts = [pa.Array.from_buffers(pa.string(), n, b[i : i + 3]) for i in range(0, 15, 3)]
+
+        def texts(at: int) -> pa.Array:
+            return pa.Array.from_buffers(pa.string(), n, b[at : at + 3])
 
         def lists(at: int, items: int, valid: pa.Buffer | None, count: int) -> pa.Array:
             child = pa.Array.from_buffers(pa.string(), items, [None, b[at], b[at + 1]])
             return pa.Array.from_buffers(TEXT_LIST, count, [valid, b[at - 1]], children=[child])
 
-        return _gathered_batch(
-            gathered,
-            n,
-            negotiated_type=texts[0],
+        arrays = {name: texts(29 + 3 * i) for i, name in enumerate(_ITEM_TEXTS)}
+        arrays.update(
+            network_id=repeat(self.network_id, pa.string(), n),
+            bundled_codes=_code_column(codes, "bundled_codes", n),
+            covered_services=_code_column(codes, "covered_services", n),
+            negotiated_type=texts(0),
             negotiated_rate=pa.Array.from_buffers(pa.float64(), n, [b[15], b[16]]),
-            expiration_date=texts[1],
-            billing_class=texts[2],
-            setting=texts[3],
+            expiration_date=texts(3),
+            billing_class=texts(6),
+            setting=texts(9),
             service_code=lists(19, services, b[17], n),
             billing_code_modifier=lists(23, modifiers, b[21], n),
-            additional_information=texts[4],
+            additional_information=texts(12),
             provider_group_ids=take(
                 lists(27, ids, None, rates), pa.Array.from_buffers(pa.int32(), n, [None, b[25]])
             ),
         )
+        return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
 
     def typed_batches(self, item: TypedItem | LargeItem) -> Iterator[pa.RecordBatch]:
         """`typed_batch` a few rates at a time, about ROWS_PER_BATCH rows per batch: the rows
@@ -408,27 +406,32 @@ class ItemRows:
         return ids
 
 
-def _gathered_batch(
-    gathered: list[tuple[tuple[object, ...], int]], n: int, **rows: pa.Array
-) -> pa.RecordBatch:
-    """`_rate_batch` of rows gathered from several items: each item's values (`ItemRows.gather`:
-    with the count of rows gathered up to its end) for its rows. A column whose items all have
-    one value (the network id; often the code type, absent codes) is that value repeated."""
-    if len(gathered) == 1:
-        return _rate_batch(gathered[0][0], n, **rows)
-    values, ends = zip(*gathered, strict=True)
-    owners = None
-    arrays = {}
-    for name, column in zip(_ITEM_FIELDS, zip(*values, strict=True), strict=True):
-        kind = RATES_SCHEMA.field(name).type
-        if column.count(column[0]) == len(column):
-            arrays[name] = repeat(column[0], kind, n)
-            continue
-        if owners is None:
-            owners = owner_indices([end - start for start, end in pairwise((0, *ends))])
-        arrays[name] = take(pa.array(column, kind), owners)
-    arrays.update(rows)
-    return pa.RecordBatch.from_arrays([arrays[c] for c in RATE_COLUMNS], schema=RATES_SCHEMA)
+def _head_values(head: _rows.ItemHead) -> tuple[tuple[str | None, ...], tuple[object, object]]:
+    """An item head's own texts (`_ITEM_TEXTS`, the code as text) and its code lists."""
+    arrangement, name, kind, version, description, severity, code, bundled, covered = head[:9]
+    code_text = str(code) if isinstance(code, int) else code
+    texts = (kind, version, code_text, arrangement, name, description, severity)
+    return texts, (bundled, covered)
+
+
+def _code_column(codes: list[tuple[int, int, object, object]], name: str, n: int) -> pa.Array:
+    """Column `name` (bundled_codes or covered_services) of n rows gathered in C: from `codes`,
+    the row ranges whose item has either list (`ItemRows._codes`); null elsewhere."""
+    at = 2 if name == "bundled_codes" else 3
+    kind = RATES_SCHEMA.field(name).type
+    if not codes:
+        return pa.nulls(n, kind)
+    values: list[object] = []
+    sizes: list[int] = []
+    row = 0
+    for entry in codes:
+        first, end = entry[0], entry[1]
+        values += [None, entry[at]]
+        sizes += [first - row, end - first]
+        row = end
+    values.append(None)
+    sizes.append(n - row)
+    return take(pa.array(values, kind), owner_indices(sizes))
 
 
 def _rate_batch(item_values: Sequence[object], n: int, **rows: pa.Array) -> pa.RecordBatch:
