@@ -1212,6 +1212,17 @@ INVALID_CASES = {
         b'}x,{"negotiation_arrangement":"ffs","name":"Office visit"',
         1,
     ),
+    # An unknown top-level member's value is skipped like an item (found by tests/test_fuzz.py)
+    "comma-for-colon-in-unwanted-top-level-value": (
+        b'"in_network":[',
+        b'"x_note":{"a",:[1]},"in_network":[',
+        13,
+    ),
+    "leading-zero-in-unwanted-top-level-value": (
+        b'"in_network":[',
+        b'"x_note":[1,02],"in_network":[',
+        13,
+    ),
 }
 # Faults whose first invalid byte comes later: both engines fail, the fast one at or after
 # the fault (a string left open inside a skipped item may run to the end: "ends early").
@@ -1227,6 +1238,8 @@ FULL_ONLY = {
     "leading-zero-in-skipped-item",
     "bad-literal-in-skipped-item",
     "single-quotes-in-skipped-item",
+    "comma-for-colon-in-unwanted-top-level-value",
+    "leading-zero-in-unwanted-top-level-value",
 }
 
 

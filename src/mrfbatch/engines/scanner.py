@@ -109,7 +109,7 @@ class Scanner(ScanBuffer):
         elif wanted:
             self.handler.header(key, self._decode(self._value_end(), _VALUE))
         else:
-            self.pos = self._value_end(skim=1)
+            self.pos = self._value_end(skim=1 if self.structural else 0)
 
     def _array(self, element: Callable[[int], None], key: bytes | None, skim: int = 0) -> None:
         """Walk an array (its `[` consumed): `element(end)` takes buf[pos:end], moves pos.
