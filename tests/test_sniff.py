@@ -109,6 +109,10 @@ def test_sniff_snippet_is_short_and_keeps_no_query_string() -> None:
         b"caf\xe9,\xff",  # not UTF-8
         b'z"reporting_entity_name":"x","in_network":[]}',  # JSON, its first byte wrong: the
         b'x\n  "reporting_entity_name" : "x",\n',  # parser names the byte, not a CSV
+        b"}",  # JSON's own punctuation first (found by tests/test_fuzz.py): not text either
+        b'],"in_network":[]}',
+        b',"version":"1.0"}',
+        b":1}",
     ],
 )
 def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes) -> None:

@@ -24,6 +24,7 @@ PEEK = 4096  # decoded bytes looked at when the first one cannot start JSON
 SNIPPET = 60  # characters of the first bytes quoted in a message
 _BLANK = b" \t\r\n"
 _JSON_START = frozenset(b'{["-0123456789tfn')
+_PUNCTUATION = frozenset(b"}],:")  # JSON's, first: mangled JSON, whose parser names the byte
 _LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}  # by first byte
 _DELIMITERS = (b",", b";", b"\t")
 _MEMBER = re.compile(rb'"\s*:')  # a JSON object's `"key":`, which text and CSV rarely hold
@@ -114,7 +115,7 @@ def _plain_text(head: bytes) -> str | None:
         literal is None or literal.startswith(head[:5]) or head.startswith(literal)
     ):
         return None  # JSON, or bytes its parser words better
-    if _MEMBER.search(head):
+    if head[0] in _PUNCTUATION or _MEMBER.search(head):
         return None
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     try:
