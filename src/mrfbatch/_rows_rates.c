@@ -50,6 +50,7 @@ typedef struct {
     Buf known_text; /* the ids' bytes */
 } RateRows;
 
+enum { KEEP_BYTES = 4 << 20 }; /* a buffer up to this size is kept from one batch to the next */
 enum { KNOWN_MAX = 1 << 20 }; /* ids remembered at most (~40 MB); the rest go to the set */
 
 static void
@@ -168,15 +169,10 @@ lists_item(Lists *l, const char *text, Py_ssize_t size)
     return strings_add(&l->items, l->count++, text, size);
 }
 
-static void
-lists_free(Lists *l)
+static inline int
+number_byte(char c)
 {
-    buf_free(&l->valid);
-    buf_free(&l->offsets);
-    buf_free(&l->items.valid);
-    buf_free(&l->items.offsets);
-    buf_free(&l->items.data);
-    l->count = 0;
+    return (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
 }
 
 /* A number's text, from its first byte at t->p - 1 (valid JSON: it ends where a byte that
@@ -186,7 +182,7 @@ number_span(Text *t, const char **start, Py_ssize_t *size)
 {
     Py_ssize_t p = t->p - 1;
     *start = t->b + p;
-    while (t->p < t->n && strchr("0123456789+-.eE", t->b[t->p]) != NULL && t->b[t->p]) {
+    while (t->p < t->n && number_byte(t->b[t->p])) {
         t->p++;
     }
     *size = t->p - p;
@@ -456,7 +452,11 @@ typedef struct {
     int code_is_int;    /* billing_code is an integer: its digits are text[H_CODE] */
     PyObject *codes[2]; /* bundled_codes, covered_services: lists of dicts; NULL: null, absent */
     Py_ssize_t rates_at; /* just after negotiated_rates' `[`, or -1 */
-    int skip_rates;      /* the rates are skipped, not checked (add_items) */
+    /* add_items: the rates' rows are gathered into `rows` as the head is read, up to `limit`
+     * rows; `resume` is where they stopped when that came inside the rates (else -1). Without
+     * `rows` (item_head), the rates are checked only. */
+    RateRows *rows;
+    Py_ssize_t limit, resume;
 } Head;
 
 static PyObject *
@@ -580,11 +580,12 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
             return GIVE_UP;
         }
         h->rates_at = t->p;
-        if (h->skip_rates) {
-            return skip(t, c);
+        int ended, rc = rates(t, h->rows, NULL, h->limit, &ended);
+        if (rc == DONE && !ended) { /* `limit` rows: the rates after them are checked only */
+            h->resume = t->p;
+            rc = rates(t, NULL, NULL, 0, &ended);
         }
-        int ended;
-        return rates(t, NULL, NULL, 0, &ended); /* every rate checked before any row */
+        return rc;
     }
     default:
         return c == '"' ? string(t, &h->text[f], &h->size[f]) : GIVE_UP;
@@ -652,7 +653,7 @@ rates_item_head(RateRows *r, PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    Head h = {.rates_at = -1};
+    Head h = {.rates_at = -1, .resume = -1};
     int rc = read_head(view.buf, view.len, &h);
     /* the texts are spans of the view: read before it is released */
     PyObject *result = rc == DONE ? head_tuple(&h) : NULL;
@@ -857,42 +858,27 @@ rates_add_items(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
             rc = FAILED;
             break;
         }
-        /* One pass over the rates where the old way made two (item_head checked every rate,
-         * then add_rates read them): the rows are gathered as the rates are read, and undone
-         * when one is not of the usual shape. */
-        Head h = {.rates_at = -1, .skip_rates = 1};
-        if ((rc = read_head((const char *)view.buf + start, end - start, &h)) != DONE) {
-            head_release(&h);
-            break; /* GIVE_UP: Python reads item i */
-        }
-        if (h.rates_at < 0) { /* negotiated_rates null or absent: no rows */
-            head_release(&h);
-            continue;
-        }
-        Text t = {.b = view.buf, .p = start + h.rates_at, .n = end};
-        int ended = 0;
+        /* One pass over the item: the rows are gathered as its rates are read, and undone
+         * when anything in the item is not of the usual shape. */
         Mark m;
         mark(r, &m);
-        rc = rates(&t, r, NULL, limit, &ended);
-        if (rc == DONE && !ended) { /* the rates after `limit` rows are checked only */
-            Text rest = t;
-            int rest_ended;
-            rc = rates(&rest, NULL, NULL, 0, &rest_ended);
-        }
-        if (rc == GIVE_UP) {
+        Head h = {.rates_at = -1, .rows = r, .limit = limit, .resume = -1};
+        if ((rc = read_head((const char *)view.buf + start, end - start, &h)) == GIVE_UP) {
             restore(r, &m);
+        }
+        if (rc != DONE) {
             head_release(&h);
-            break; /* Python reads item i */
+            break; /* GIVE_UP: Python reads item i */
         }
         if (rc == DONE
             && (add_referenced(r, &m, referenced) < 0 || head_rows(r, &h, m.rows) < 0
                 || note_codes(r, &h, m.rows, codes) < 0)) {
             rc = FAILED;
         }
-        if (rc == DONE && !ended) {
+        if (rc == DONE && h.resume >= 0) {
             /* limit rows gathered inside item i: Python goes on from `resume`, with its head
              * (rates_at is that of the item's text, as item_head gives it) */
-            resume = t.p;
+            resume = start + h.resume;
             if ((head = head_tuple(&h)) == NULL) {
                 rc = FAILED;
             }
@@ -959,26 +945,25 @@ rates_add_rates(RateRows *r, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(nO)", t.p, ended ? Py_True : Py_False);
 }
 
+/* Empty the rows gathered: every buffer freed, or with `keep`, those up to KEEP_BYTES kept for
+ * the next batch (growing them again, in new pages, cost more than the rows' own copies). */
 static void
-rates_clear(RateRows *r)
+rates_clear(RateRows *r, int keep)
 {
-    for (int f = 0; f < PRICE_TEXTS; f++) {
-        buf_free(&r->text[f].valid);
-        buf_free(&r->text[f].offsets);
-        buf_free(&r->text[f].data);
-    }
-    buf_free(&r->rate);
-    buf_free(&r->rate_valid);
-    for (int l = 0; l < PRICE_LISTS; l++) {
-        lists_free(&r->list[l]);
-    }
-    buf_free(&r->rate_of_row);
-    lists_free(&r->ids);
+    Buf *bufs[MARKED_BUFS + 3 * ITEM_TEXTS];
+    marked_bufs(r, bufs);
     for (int f = 0; f < ITEM_TEXTS; f++) {
-        buf_free(&r->item[f].valid);
-        buf_free(&r->item[f].offsets);
-        buf_free(&r->item[f].data);
+        bufs[MARKED_BUFS + 3 * f] = &r->item[f].valid;
+        bufs[MARKED_BUFS + 3 * f + 1] = &r->item[f].offsets;
+        bufs[MARKED_BUFS + 3 * f + 2] = &r->item[f].data;
     }
+    for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) {
+        if (!keep || bufs[i]->cap > KEEP_BYTES) {
+            buf_free(bufs[i]);
+        }
+        bufs[i]->len = 0;
+    }
+    r->list[0].count = r->list[1].count = r->ids.count = 0;
     r->rows = r->rates = 0;
 }
 
@@ -1020,7 +1005,7 @@ rates_take(RateRows *r, PyObject *unused)
     PyObject *result = Py_BuildValue("((nnnnn)N)", r->rows, r->rates, r->list[0].count,
                                      r->list[1].count, r->ids.count, buffers);
     if (result != NULL) {
-        rates_clear(r);
+        rates_clear(r, 1);
     }
     return result;
 }
@@ -1035,7 +1020,7 @@ rates_get_count(RateRows *r, void *closure)
 static void
 rates_dealloc(RateRows *r)
 {
-    rates_clear(r);
+    rates_clear(r, 0);
     known_free(r);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }

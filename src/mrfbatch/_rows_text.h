@@ -6,6 +6,10 @@
 
 #include "_rows.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 typedef struct {
     const char *b;
     Py_ssize_t p, n;
@@ -30,17 +34,40 @@ next(Text *t)
     return t->p < t->n ? t->b[t->p++] : 0;
 }
 
-/* A string whose opening quote was consumed: its text, without escapes (else GIVE_UP). */
+/* A string whose opening quote was consumed: its text, without escapes (else GIVE_UP). Most
+ * are short: 16 bytes are looked at a time (SSE2, on every x86-64), not by two memchr calls. */
 static inline int
 string(Text *t, const char **start, Py_ssize_t *size)
 {
-    const char *s = t->b + t->p;
-    const char *end = memchr(s, '"', (size_t)(t->n - t->p));
-    if (end == NULL || memchr(s, '\\', (size_t)(end - s)) != NULL) {
+    const char *s = t->b + t->p, *end = t->b + t->n, *p = s;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; end - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote));
+        unsigned b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash));
+        if (b && (q == 0 || __builtin_ctz(b) < __builtin_ctz(q))) {
+            return GIVE_UP; /* an escape */
+        }
+        if (q) {
+            p += __builtin_ctz(q);
+            goto closed;
+        }
+    }
+#endif
+    for (; p < end && *p != '"'; p++) {
+        if (*p == '\\') {
+            return GIVE_UP;
+        }
+    }
+    if (p == end) {
         return GIVE_UP;
     }
+#if defined(__SSE2__)
+closed:
+#endif
     *start = s;
-    *size = end - s;
+    *size = p - s;
     t->p += *size + 1;
     return DONE;
 }
