@@ -47,11 +47,11 @@ KINDS: dict[str, tuple[bytes, list[str]]] = {
     "bzip2": (b"BZh91AY&SY" + bytes(40), ["a bzip2 stream", "only gzip and zip"]),
     "csv": (
         b"file_url,plan_name\r\nhttps://cdn.example/a.json.gz,Gold\r\n",
-        ["delimited text such as a CSV, not JSON", "(first line: 'file_url,plan_name')"],
+        ["delimited text such as a CSV, not the JSON object expected", "(first line: 'file_url,plan_name')"],
     ),
     "tsv": (b"url\tplan\n", ["delimited text such as a CSV", "'url plan'"]),
-    "text": (b"\n  Not Found\n", ["the file is text, not JSON (first line: 'Not Found')"]),
-    "not-a-literal": (b"nope", ["the file is text, not JSON (first line: 'nope')"]),
+    "text": (b"\n  Not Found\n", ["the file is text, not the JSON object expected (first line: 'Not Found')"]),
+    "not-a-literal": (b"nope", ["the file is text, not the JSON object expected (first line: 'nope')"]),
 }
 
 

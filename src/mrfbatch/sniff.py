@@ -125,8 +125,8 @@ def _plain_text(head: bytes) -> str | None:
     if not text.replace("\t", " ").isprintable():
         return None
     if any(mark in line for mark in _DELIMITERS):
-        return f"the file is {DELIMITED}, not JSON (first line: {_text(line)})"
-    return f"the file is text, not JSON (first line: {_text(line)})"
+        return f"the file is {DELIMITED}, not the JSON object expected (first line: {_text(line)})"
+    return f"the file is text, not the JSON object expected (first line: {_text(line)})"
 
 
 def _text(data: bytes) -> str:
