@@ -35,6 +35,7 @@ XML = b'<?xml version="1.0"?><catalog><file name="a.json"/></catalog>'
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
 
 # name: (bytes, words the message must hold)
+TEXT = "the file is text, not the JSON object expected"
 KINDS: dict[str, tuple[bytes, list[str]]] = {
     "html": (HTML, ["HTML page, not JSON", "expired or need a login", "'Sign in to continue'"]),
     "html-upper": (b"\t<HTML><BODY>Forbidden</BODY></HTML>", ["HTML page", "first bytes: '<HTML>"]),
@@ -47,11 +48,14 @@ KINDS: dict[str, tuple[bytes, list[str]]] = {
     "bzip2": (b"BZh91AY&SY" + bytes(40), ["a bzip2 stream", "only gzip and zip"]),
     "csv": (
         b"file_url,plan_name\r\nhttps://cdn.example/a.json.gz,Gold\r\n",
-        ["delimited text such as a CSV, not the JSON object expected", "(first line: 'file_url,plan_name')"],
+        [
+            "delimited text such as a CSV, not the JSON object expected",
+            "(first line: 'file_url,plan_name')",
+        ],
     ),
     "tsv": (b"url\tplan\n", ["delimited text such as a CSV", "'url plan'"]),
-    "text": (b"\n  Not Found\n", ["the file is text, not the JSON object expected (first line: 'Not Found')"]),
-    "not-a-literal": (b"nope", ["the file is text, not the JSON object expected (first line: 'nope')"]),
+    "text": (b"\n  Not Found\n", [f"{TEXT} (first line: 'Not Found')"]),
+    "not-a-literal": (b"nope", [f"{TEXT} (first line: 'nope')"]),
 }
 
 
