@@ -42,6 +42,27 @@ def test_rows_arrive_in_order_in_row_groups_of_batch_size(tmp_path: Path) -> Non
     assert pa.default_memory_pool().backend_name == "system"
 
 
+def test_statistics_are_kept_for_what_queries_filter_on(tmp_path: Path) -> None:
+    """Each row group's min and max: for ids, codes, types and numbers, which a query filters
+    on; not for free text (a business name) or lists."""
+    path = tmp_path / "providers.parquet"
+    writer = TableWriter(path, PROVIDERS_SCHEMA, batch_size=1000)
+    columns = provider_rows(0, 10)
+    columns["tin_value"] = ["11-1111111"] * 10
+    columns["business_name"] = ["Clinic"] * 10
+    columns["network_name"] = [["PPO"]] * 10
+    writer.write_columns(columns, 10)
+    writer.commit()
+    group = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {
+        group.column(i).path_in_schema: group.column(i).statistics for i in range(group.num_columns)
+    }
+    assert stats["npi"] is not None and (stats["npi"].min, stats["npi"].max) == (0, 9)
+    assert stats["provider_group_id"].has_min_max and stats["tin_value"].max == "11-1111111"
+    assert stats["business_name"] is None
+    assert stats["network_name.list.element"] is None
+
+
 def test_a_failed_background_write_fails_commit_and_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
