@@ -1262,6 +1262,56 @@ def test_malformed_invalid_json_fails_alike_and_fast_names_offset(
         )
 
 
+# With no whitelist every item is extracted, and only skimmed by the scanner: the C reader
+# checks what it reads (numbers, literals, commas and colons), and an item it leaves to Python
+# is checked in full first, so each of these still fails at its byte (docs/guarantees.md).
+EXTRACTED_CASES = {
+    # name: (where, replacement, offset of the bad byte within the replacement)
+    "leading-zero-in-rate": (b"123.45", b"0123", 1),
+    "rate-ending-in-a-dot": (b"123.45", b"123.", 4),
+    "rate-without-integer-part": (b"123.45", b"-.5", 1),
+    "bad-literal-as-rate": (b"123.45", b"nul", 3),
+    "leading-zero-in-provider-reference": (
+        b'"provider_references":[1]',
+        b'"provider_references":[01]',
+        24,
+    ),
+    "leading-zero-in-integer-code": (b'"99213"', b"099213", 1),
+    "comma-missing-between-members": (
+        b'"negotiated_type":"negotiated","negotiated_rate"',
+        b'"negotiated_type":"negotiated" "negotiated_rate"',
+        31,
+    ),
+    "colon-missing": (b'"billing_class":"professional"', b'"billing_class" "professional"', 16),
+    "trailing-comma-in-price": (
+        b'"billing_class":"professional"}',
+        b'"billing_class":"professional",}',
+        31,
+    ),
+    "control-character-in-name": (b'"Office visit"', b'"Office\x01visit"', 7),
+    "invalid-escape-in-name": (b'"Office visit"', b'"Office\\qvisit"', 8),
+    # an unknown key: the item is Python's, checked in full before it is decoded
+    "leading-zero-in-an-item-read-in-python": (
+        b'"description":"Visit"',
+        b'"description":"Visit","x":01',
+        27,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EXTRACTED_CASES))
+def test_malformed_extracted_item_fails_at_its_byte(name: str, tmp_path: Path) -> None:
+    where, replacement, into = EXTRACTED_CASES[name]
+    data, at = bad(where, replacement)
+    ref, fasts = run_failure(data, tmp_path, whitelist=None)
+    assert error_kind(ref.error) == "invalid JSON", ref.error
+    for fast in fasts:
+        offset = error_offset(fast.error)
+        assert offset is not None and abs(offset - (at + into)) <= 3, (
+            f"bad byte at {at + into}; fast said {fast.error!r}"
+        )
+
+
 @pytest.mark.parametrize("name", list(LATE_CASES))
 def test_malformed_fault_found_later_still_fails(name: str, tmp_path: Path) -> None:
     where, replacement, into = LATE_CASES[name]

@@ -283,7 +283,7 @@ price_field(Text *t, const char *name, Py_ssize_t size, void *arg)
         Py_ssize_t n;
         char copy[64];
         number_span(t, &s, &n);
-        if (n >= (Py_ssize_t)sizeof(copy)) {
+        if (n >= (Py_ssize_t)sizeof(copy) || !json_number(s, n)) {
             return GIVE_UP;
         }
         memcpy(copy, s, (size_t)n);
@@ -370,7 +370,7 @@ group_id(Text *t, char c, void *arg)
     }
     else if (c >= '0' && c <= '9') {
         number_span(t, &s, &n);
-        rc = plain_number(s, n) ? DONE : GIVE_UP;
+        rc = plain_number(s, n) && json_number(s, n) ? DONE : GIVE_UP;
     }
     if (rc == DONE && rate->r != NULL) {
         /* Without `referenced` (add_items) the keys are added once the item is read whole. */
@@ -569,7 +569,7 @@ head_field(Text *t, const char *name, Py_ssize_t size, void *arg)
                 }
             }
             h->code_is_int = 1;
-            return h->size[f] < 32 ? DONE : GIVE_UP;
+            return h->size[f] < 32 && json_number(h->text[f], h->size[f]) ? DONE : GIVE_UP;
         }
         return GIVE_UP;
     case H_BUNDLED:

@@ -1,5 +1,8 @@
-/* mrfbatch._rows: a small reader of JSON text that is already known to be valid, for the usual
- * shapes only: each caller gives up (GIVE_UP) on anything else, which Python then decodes. */
+/* mrfbatch._rows: a small reader of JSON text, for the usual shapes only: each caller gives up
+ * (GIVE_UP) on anything else, which Python then decodes. What a reader of rate items
+ * (_rows_rates.c) accepts is valid JSON, given that the scanner has checked the structure its
+ * skim checks (strings closed, no raw control character in them, UTF-8): so extracting every
+ * item needs no full scan of them first (Scanner._items). */
 
 #ifndef MRFBATCH_ROWS_TEXT_H
 #define MRFBATCH_ROWS_TEXT_H
@@ -70,6 +73,43 @@ closed:
     *size = p - s;
     t->p += *size + 1;
     return DONE;
+}
+
+/* Whether s[0:n] is a number as JSON writes it, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?:
+ * the reader accepts no other (`01`, `1.`, `.5` are left to Python, which reports them). */
+static inline int
+json_number(const char *s, Py_ssize_t n)
+{
+#define DIGIT(i) ((i) < n && s[i] >= '0' && s[i] <= '9')
+    Py_ssize_t i = s[0] == '-';
+    if (!DIGIT(i)) {
+        return 0;
+    }
+    if (s[i++] != '0') {
+        while (DIGIT(i)) {
+            i++;
+        }
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (!DIGIT(i)) {
+            return 0;
+        }
+        while (DIGIT(i)) {
+            i++;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i += 1 + (i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-'));
+        if (!DIGIT(i)) {
+            return 0;
+        }
+        while (DIGIT(i)) {
+            i++;
+        }
+    }
+    return i == n;
+#undef DIGIT
 }
 
 /* `null` (its `n` consumed). */

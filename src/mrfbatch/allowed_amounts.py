@@ -17,7 +17,7 @@ each item over decoded (`AllowedAmounts` is its document handler); memory holds 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mrfbatch.engines import Element
@@ -130,7 +130,9 @@ class AllowedAmounts:
     def wants_all(self) -> bool:
         return self.whitelist is None
 
-    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+    def in_network_items(
+        self, text: bytearray, found: list[Element], validate: Callable[[int, int], None] | None
+    ) -> None:
         raise FileKindError(BOTH_KINDS)  # never met, as in_network_item
 
     def provider_references(self, text: bytes | bytearray, found: list[Element]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mrfbatch.engines import Element
@@ -103,9 +104,15 @@ class Extraction:
     def wants_all(self) -> bool:
         return self.whitelist is None
 
-    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+    def in_network_items(
+        self,
+        text: bytearray,
+        found: list[Element],
+        validate: Callable[[int, int], None] | None,
+    ) -> None:
         """Items all wanted: those of the usual shape read in C a batch at a time
-        (`ItemRows.write_usual`), any other one as `in_network_item` reads it."""
+        (`ItemRows.write_usual`, which checks what it reads), any other one validated (when
+        `validate` is given) and read as `in_network_item` reads it."""
         at = 0
         while at < len(found):
             usual = self.items.write_usual(text, found, at, self.rates)
@@ -114,6 +121,8 @@ class Extraction:
             at = usual
             if at < len(found):
                 start, end = found[at][:2]
+                if validate is not None:
+                    validate(start, end)
                 with memoryview(text)[start:end] as raw:
                     self.in_network_item(raw)
                 at += 1

@@ -6,6 +6,7 @@ values to, and the errors every engine raises in the same words.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from mrfbatch.errors import JsonFormatError, ValueTooLargeError
@@ -59,11 +60,19 @@ class DocumentHandler(Protocol):
         then hands items over in runs (`in_network_items`), as it finds them. Otherwise (a
         whitelist) it may check no more than the structure of an item it skips."""
 
-    def in_network_items(self, text: bytearray, found: list[Element]) -> None:
+    def in_network_items(
+        self,
+        text: bytearray,
+        found: list[Element],
+        validate: Callable[[int, int], None] | None,
+    ) -> None:
         """`in_network` items as JSON text, when `wants_all`: text[start:end] for each element
         of `found`, in order. `text` is valid only during the call; as for
         `provider_references`, no item is larger than `max_value` and unpaired surrogate
-        escapes are written as `\\u003f`."""
+        escapes are written as `\\u003f`. `validate`, when given: the items were only skimmed
+        (their strings closed, UTF-8, brackets balanced), and validate(start, end) checks one in
+        full, or raises the error for its first fault (and writes its unpaired surrogate
+        escapes as above), before it is decoded other than by a reader that checks it."""
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted (None: no code). The fast engine

@@ -103,7 +103,8 @@ class Scanner(ScanBuffer):
             if not wanted:
                 self._array(self._skip_to, None, skim=1)
             elif key == "in_network":
-                self._array(self._item, CODE, skim=0 if self.handler.wants_all() else 2)
+                # Every item extracted: the C reader checks each item it reads (see _items).
+                self._array(self._item, CODE, skim=1 if self.handler.wants_all() else 2)
             else:
                 self._array(self._reference, GROUP_ID)
         elif wanted:
@@ -169,9 +170,16 @@ class Scanner(ScanBuffer):
 
     def _items(self, found: list[Element]) -> None:
         """in_network items go to a handler that wants every one (`wants_all`) in runs too:
-        one call per run instead of several per item."""
+        one call per run instead of several per item. With `structural`, they were only
+        skimmed: what the C reader accepts it checks as it reads, and any other item is
+        validated in full (`_validate`) before the handler decodes it."""
         if self._run(found, CODE):
-            self.handler.in_network_items(self.buf, found)
+            self.handler.in_network_items(self.buf, found, self._validate if self._skim else None)
+
+    def _validate(self, start: int, end: int) -> None:
+        """Validate in full an element found at buf[start:end] that was only skimmed."""
+        self.pos = start
+        self._rescan(end)
 
     def _run(self, found: list[Element], key: bytes) -> bool:
         """Ready a run of elements for the handler (each within `max_value`, lone surrogate
