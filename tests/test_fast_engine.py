@@ -1253,7 +1253,12 @@ def test_malformed_invalid_json_fails_alike_and_fast_names_offset(
     if name in FULL_ONLY and _hold != "full":
         check_structural_passes(data, tmp_path)
         return
-    ref, fasts = check_failure(data, tmp_path)
+    check_fails_at(data, bad_byte, *check_failure(data, tmp_path))
+
+
+def check_fails_at(data: bytes, bad_byte: int, ref: Outcome, fasts: list[Outcome]) -> None:
+    """The reference engine found invalid JSON, and each fast engine said so within 3 bytes of
+    `bad_byte`."""
     assert error_kind(ref.error) == "invalid JSON", ref.error
     for fast in fasts:
         offset = error_offset(fast.error)
@@ -1303,13 +1308,7 @@ EXTRACTED_CASES = {
 def test_malformed_extracted_item_fails_at_its_byte(name: str, tmp_path: Path) -> None:
     where, replacement, into = EXTRACTED_CASES[name]
     data, at = bad(where, replacement)
-    ref, fasts = run_failure(data, tmp_path, whitelist=None)
-    assert error_kind(ref.error) == "invalid JSON", ref.error
-    for fast in fasts:
-        offset = error_offset(fast.error)
-        assert offset is not None and abs(offset - (at + into)) <= 3, (
-            f"bad byte at {at + into}; fast said {fast.error!r}"
-        )
+    check_fails_at(data, at + into, *run_failure(data, tmp_path, whitelist=None))
 
 
 @pytest.mark.parametrize("name", list(LATE_CASES))
