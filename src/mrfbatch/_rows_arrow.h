@@ -88,7 +88,7 @@ strings_add(Strings *s, Py_ssize_t index, const char *text, Py_ssize_t size)
         return -1;
     }
     if (s->data.len > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "provider rows: over 2 GB of text in one batch");
+        PyErr_SetString(PyExc_OverflowError, "rows: over 2 GB of text in one batch");
         return -1;
     }
     return buf_int32(&s->offsets, s->data.len);
@@ -136,7 +136,7 @@ strings_repeat(Strings *s, Py_ssize_t index, const char *text, Py_ssize_t size, 
     }
     Py_ssize_t bytes = text != NULL ? size * count : 0;
     if (s->data.len + bytes > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "rate rows: over 2 GB of text in one batch");
+        PyErr_SetString(PyExc_OverflowError, "rows: over 2 GB of text in one batch");
         return -1;
     }
     if (bits_add(&s->valid, index, count, text != NULL) < 0 || buf_reserve(&s->data, bytes) < 0
