@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from generate import Generated, Shape, ensure, write_whitelist
-from measure import EXAMPLE, EXAMPLE_CODES
+from measure import EXAMPLE, EXAMPLE_CODES, compile_mrfbatch
 from peer import PEER, PEER_VERSION, ensure_peer
 from report import EXTRACT_ALL, print_report, short
 from targets import CLI_LABEL, PEER_LABEL, Row
@@ -85,6 +85,8 @@ class Bench:
         mb = self.extract_all_mb
         self._add("X", Shape(mb, a.seed, a.refs, a.indent, a.crlf, quirks=False, float_ids=False))
         self._add("Y", Shape(mb, a.seed, a.refs, items="small-items", float_ids=False))
+        _progress("mrfbatch's modules compiled to bytecode, as pip does at install ...")
+        compile_mrfbatch()
         _progress(f"{PEER} {PEER_VERSION} in {short(str(self.peer_venv))} ...")
         why = ensure_peer(self.peer_venv)
         if why:

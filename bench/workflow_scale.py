@@ -44,6 +44,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the checkout, for tests.support
 
+from measure import compile_mrfbatch  # noqa: E402 (bench/, the script's own folder)
 from tests.support.httpserver import FileServer  # noqa: E402
 from tests.support.synth import SynthConfig, generate  # noqa: E402
 
@@ -319,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mrfbatch-scale-"))
     scale = Scale(args, work)
+    compile_mrfbatch()  # as pip does at install (bench/measure.py)
     server = FileServer().start()
     try:
         scale.workflow_runs(server)
