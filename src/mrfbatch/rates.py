@@ -270,10 +270,9 @@ class ItemRows:
             return pa.Array.from_buffers(TEXT_LIST, count, [valid, b[at - 1]], children=[child])
 
         arrays = {name: texts(29 + 3 * i) for i, name in enumerate(_ITEM_TEXTS)}
+        arrays["bundled_codes"], arrays["covered_services"] = _code_columns(codes, n)
         arrays.update(
             network_id=repeat(self.network_id, pa.string(), n),
-            bundled_codes=_code_column(codes, "bundled_codes", n),
-            covered_services=_code_column(codes, "covered_services", n),
             negotiated_type=texts(0),
             negotiated_rate=pa.Array.from_buffers(pa.float64(), n, [b[15], b[16]]),
             expiration_date=texts(3),
@@ -414,24 +413,28 @@ def _head_values(head: _rows.ItemHead) -> tuple[tuple[str | None, ...], tuple[ob
     return texts, (bundled, covered)
 
 
-def _code_column(codes: list[tuple[int, int, object, object]], name: str, n: int) -> pa.Array:
-    """Column `name` (bundled_codes or covered_services) of n rows gathered in C: from `codes`,
-    the row ranges whose item has either list (`ItemRows._codes`); null elsewhere."""
-    at = 2 if name == "bundled_codes" else 3
-    kind = RATES_SCHEMA.field(name).type
+def _code_columns(
+    codes: list[tuple[int, int, object, object]], n: int
+) -> tuple[pa.Array, pa.Array]:
+    """bundled_codes and covered_services of n rows gathered in C: from `codes`, the row ranges
+    whose item has either list (`ItemRows._codes`); null elsewhere."""
+    kind = RATES_SCHEMA.field("bundled_codes").type  # covered_services' too
     if not codes:
-        return pa.nulls(n, kind)
-    values: list[object] = []
+        return pa.nulls(n, kind), pa.nulls(n, kind)
+    bundled: list[object] = []
+    covered: list[object] = []
     sizes: list[int] = []
     row = 0
-    for entry in codes:
-        first, end = entry[0], entry[1]
-        values += [None, entry[at]]
+    for first, end, bundled_codes, covered_services in codes:
+        bundled += [None, bundled_codes]
+        covered += [None, covered_services]
         sizes += [first - row, end - first]
         row = end
-    values.append(None)
+    bundled.append(None)
+    covered.append(None)
     sizes.append(n - row)
-    return take(pa.array(values, kind), owner_indices(sizes))
+    owners = owner_indices(sizes)
+    return take(pa.array(bundled, kind), owners), take(pa.array(covered, kind), owners)
 
 
 def _rate_batch(item_values: Sequence[object], n: int, **rows: pa.Array) -> pa.RecordBatch:
