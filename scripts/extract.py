@@ -8,9 +8,9 @@ snakemake = snakemake  # noqa: F821 - injected by Snakemake
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))
 
 # Before anything imports pyarrow: this process only extracts (mrfbatch/lean.py).
-from mrfbatch.lean import keep_out  # noqa: E402
+from mrfbatch import lean  # noqa: E402
 
-keep_out()
+lean.set_up()
 
 from mrfbatch.workflow import job_main  # noqa: E402
 

@@ -1,10 +1,11 @@
-"""An extraction process keeps numpy and pandas out (mrfbatch/lean.py), and still writes its
-tables in both formats."""
+"""An extraction process keeps numpy and pandas out and has Arrow allocate from the C library
+(mrfbatch/lean.py), and still writes its tables in both formats."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -37,11 +38,11 @@ def test_extraction_command_imports_neither_numpy_nor_pandas(
     assert (tmp_path / "in-network-sample" / f"rates.{output_format}").stat().st_size > 0
 
 
-def test_keep_out_leaves_modules_already_imported_alone() -> None:
+def test_set_up_leaves_modules_already_imported_alone() -> None:
     code = (
         "import sys, numpy\n"
-        "from mrfbatch.lean import keep_out\n"
-        "keep_out()\n"
+        "from mrfbatch import lean\n"
+        "lean.set_up()\n"
         "import numpy.linalg\n"  # a submodule of an imported package still imports
         "try:\n"
         "    import pandas\n"
@@ -51,3 +52,25 @@ def test_keep_out_leaves_modules_already_imported_alone() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "kept out: pandas"
+
+
+@pytest.mark.parametrize(("environment", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_set_up_chooses_the_c_library_allocator_unless_told(
+    environment: str | None, expected: str
+) -> None:
+    # Parquet's writers allocate from Arrow's C++ default pool, which only the environment
+    # chooses, before pyarrow is imported; a choice already made there is kept.
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if environment is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = environment
+    code = (
+        "from mrfbatch import lean\n"
+        "lean.set_up()\n"
+        "import pyarrow as pa\n"
+        "print(pa.default_memory_pool().backend_name)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mrfbatch import lean
 from mrfbatch.engines import ENGINES, VALIDATIONS
 from mrfbatch.errors import MrfError, UsageError
 from mrfbatch.layout import FORMATS, RunLayout
-from mrfbatch.lean import keep_out
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import RedactingFormatter, redact_text
 from mrfbatch.transport import TransportSettings
@@ -32,8 +32,8 @@ USAGE_ERROR = 2
 
 def extract_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mrfbatch.run_extraction`: extract one file; see the module docstring."""
-    keep_out()
-    # imported here, after keep_out(): it imports pyarrow
+    lean.set_up()
+    # imported here, after lean.set_up(): it imports pyarrow
     from mrfbatch.run_extraction import run_extraction
 
     args = extract_parser().parse_args(argv)

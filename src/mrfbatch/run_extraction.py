@@ -15,9 +15,9 @@ tables and status.json.
 from __future__ import annotations
 
 if __name__ == "__main__":  # the command: before anything imports pyarrow (mrfbatch/lean.py)
-    from mrfbatch.lean import keep_out
+    from mrfbatch import lean
 
-    keep_out()
+    lean.set_up()
 
 import logging
 import os
