@@ -16,12 +16,13 @@
  * rest of the file is scanned.
  *
  * It works 64 bytes at a time, as simdjson's first stage does: a block becomes bit masks of its
- * quotes, backslashes, brackets and control bytes; the escaped bytes follow from the runs of
- * backslashes, the bytes inside strings from a prefix XOR of the unescaped quotes, and only the
- * brackets outside strings (and the escapes) are then visited one by one. The masks come from
- * AVX2 where the CPU has it, else from SSE2 (every x86-64), else from plain C (8 bytes at a
- * time; what ARM and other CPUs run); all three give the same masks (tests/test_skim.py runs
- * each).
+ * quotes, backslashes, brackets and special bytes (below 0x20 or from 0x80); the escaped bytes
+ * follow from the runs of backslashes, the bytes inside strings from a prefix XOR of the
+ * unescaped quotes, and only the brackets outside strings, the escapes and the special bytes
+ * are then visited one by one. (A compact, ASCII file has no special byte; a pretty-printed one
+ * has a newline or two per block.) The masks come from AVX2 where the CPU has it, else from
+ * SSE2 (every x86-64), else from plain C (8 bytes at a time; what ARM and other CPUs run); all
+ * three give the same masks (tests/test_skim.py runs each).
  */
 
 #include "_jsonscan.h"
@@ -31,11 +32,10 @@
 #define SKIM_X86 1
 #endif
 
-/* Bit i of each mask is about byte i of a block: bracket, one of []{}; open, [ or {; object,
- * { or }; control, a byte < 0x20; outside, a byte that may not stand outside a string
- * (control bytes but tab, LF and CR, and bytes >= 0x80). */
+/* Bit i of each mask is about byte i of a block: bracket, one of []{}; special, a byte below
+ * 0x20 or from 0x80. */
 typedef struct {
-    uint64_t quote, backslash, bracket, open, object, control, outside;
+    uint64_t quote, backslash, bracket, special;
 } Masks;
 
 typedef int (*SkimFunction)(Scan *s, Py_ssize_t *pp, int *pdepth, int eof);
@@ -67,10 +67,7 @@ gather(uint64_t high_bits)
 static ALWAYS_INLINE void
 classify_portable(const unsigned char *block, Masks *m)
 {
-    /* Three tests per word; the rarer masks are then made bit by bit from the bytes that pass
-     * them: open and object from the brackets, control and outside from the bytes below 0x20
-     * or from 0x80 (in pretty-printed files about one newline per block). */
-    uint64_t quote = 0, backslash = 0, bracket = 0, special = 0;
+    Masks r = {0};
     for (int k = 0; k < 8; k++) {
         uint64_t w;
         memcpy(&w, block + 8 * k, 8);
@@ -81,22 +78,10 @@ classify_portable(const unsigned char *block, Masks *m)
         /* below 0x20 or from 0x80: the high bit set, or clear after adding 0x60 to the low 7 */
         uint64_t odd = (~((w & SWAR_LOW7) + SWAR_ONES * 0x60) | w) & SWAR_HIGH;
         int shift = 8 * k;
-        quote |= gather(swar_eq(w, '"')) << shift;
-        backslash |= gather(swar_eq(w, '\\')) << shift;
-        bracket |= gather(swar_eq(folded, '{') | swar_eq(folded, '}')) << shift;
-        special |= gather(odd) << shift;
-    }
-    Masks r = {quote, backslash, bracket, 0, 0, 0, 0};
-    for (uint64_t left = bracket; left; left &= left - 1) {
-        int i = __builtin_ctzll(left);
-        r.open |= (uint64_t)((block[i] | 0x20) == '{') << i;
-        r.object |= (uint64_t)((block[i] >> 5) & 1) << i;
-    }
-    for (uint64_t left = special; left; left &= left - 1) {
-        int i = __builtin_ctzll(left);
-        unsigned char c = block[i];
-        r.control |= (uint64_t)(c < 0x20) << i;
-        r.outside |= (uint64_t)(c >= 0x80 || (c != '\t' && c != '\n' && c != '\r')) << i;
+        r.quote |= gather(swar_eq(w, '"')) << shift;
+        r.backslash |= gather(swar_eq(w, '\\')) << shift;
+        r.bracket |= gather(swar_eq(folded, '{') | swar_eq(folded, '}')) << shift;
+        r.special |= gather(odd) << shift;
     }
     *m = r;
 }
@@ -126,23 +111,14 @@ classify_sse2(const unsigned char *block, Masks *m)
     for (int k = 0; k < 4; k++) {
         __m128i v = _mm_loadu_si128((const __m128i *)(block + 16 * k));
         __m128i folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
-        __m128i open = SSE_EQ(folded, '{'), close = SSE_EQ(folded, '}');
-        __m128i bracket = _mm_or_si128(open, close);
+        __m128i bracket = _mm_or_si128(SSE_EQ(folded, '{'), SSE_EQ(folded, '}'));
         __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-        __m128i blank = _mm_or_si128(_mm_or_si128(SSE_EQ(v, '\t'), SSE_EQ(v, '\n')),
-                                     SSE_EQ(v, '\r'));
-        /* bytes >= 0x80 have their high bit set: the movemask of v itself */
-        __m128i outside = _mm_or_si128(_mm_andnot_si128(blank, control), v);
         int shift = 16 * k;
         r.quote |= SSE_MASK(SSE_EQ(v, '"')) << shift;
         r.backslash |= SSE_MASK(SSE_EQ(v, '\\')) << shift;
         r.bracket |= SSE_MASK(bracket) << shift;
-        r.open |= SSE_MASK(open) << shift;
-        r.object |= SSE_MASK(_mm_and_si128(bracket, SSE_EQ(_mm_and_si128(v, _mm_set1_epi8(0x20)),
-                                                          0x20)))
-                    << shift;
-        r.control |= SSE_MASK(control) << shift;
-        r.outside |= SSE_MASK(outside) << shift;
+        /* bytes from 0x80 have their high bit set: the movemask of v itself */
+        r.special |= SSE_MASK(_mm_or_si128(control, v)) << shift;
     }
     *m = r;
 }
@@ -157,22 +133,13 @@ classify_avx2(const unsigned char *block, Masks *m)
     for (int k = 0; k < 2; k++) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(block + 32 * k));
         __m256i folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-        __m256i open = AVX_EQ(folded, '{'), close = AVX_EQ(folded, '}');
-        __m256i bracket = _mm256_or_si256(open, close);
+        __m256i bracket = _mm256_or_si256(AVX_EQ(folded, '{'), AVX_EQ(folded, '}'));
         __m256i control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1f)), v);
-        __m256i blank = _mm256_or_si256(_mm256_or_si256(AVX_EQ(v, '\t'), AVX_EQ(v, '\n')),
-                                        AVX_EQ(v, '\r'));
-        __m256i outside = _mm256_or_si256(_mm256_andnot_si256(blank, control), v);
-        __m256i object = _mm256_and_si256(
-            bracket, AVX_EQ(_mm256_and_si256(v, _mm256_set1_epi8(0x20)), 0x20));
         int shift = 32 * k;
         r.quote |= AVX_MASK(AVX_EQ(v, '"')) << shift;
         r.backslash |= AVX_MASK(AVX_EQ(v, '\\')) << shift;
         r.bracket |= AVX_MASK(bracket) << shift;
-        r.open |= AVX_MASK(open) << shift;
-        r.object |= AVX_MASK(object) << shift;
-        r.control |= AVX_MASK(control) << shift;
-        r.outside |= AVX_MASK(outside) << shift;
+        r.special |= AVX_MASK(_mm256_or_si256(control, v)) << shift;
     }
     *m = r;
 }
@@ -297,8 +264,11 @@ skim_loop(Scan *s, Py_ssize_t *pp, int *pdepth, int eof,
         while (brackets) {
             int i = __builtin_ctzll(brackets);
             brackets &= brackets - 1;
-            int opens = (int)((m.open >> i) & 1);
-            unsigned char object = (unsigned char)((m.object >> i) & 1);
+            /* '[' 0x5B and '{' 0x7B have bit 1 set, ']' 0x5D and '}' 0x7D not; '{' and '}'
+             * have bit 5 */
+            unsigned char c = block[i];
+            int opens = (c >> 1) & 1;
+            unsigned char object = (c >> 5) & 1;
             int mismatch = !opens & (in_object[depth - 1] != object);
             in_object[depth] = object;
             depth += 2 * opens - 1;
@@ -321,13 +291,24 @@ skim_loop(Scan *s, Py_ssize_t *pp, int *pdepth, int eof,
         }
 
         const uint64_t mine = limit == 64 ? ~0ull : (1ull << limit) - 1;
-        uint64_t wrong = ((m.control & inside) | ((m.outside | m.backslash) & ~inside)) & valid
-                         & mine;
+        /* Wrong: a backslash outside a string; a control byte inside one, or outside one but
+         * a blank (tab, LF, CR); a byte from 0x80 outside one. */
+        uint64_t wrong = m.backslash & ~inside & valid & mine, control = 0;
+        for (uint64_t left = m.special & valid & mine; left; left &= left - 1) {
+            int i = __builtin_ctzll(left);
+            unsigned char c = block[i];
+            uint64_t bit = 1ull << i;
+            int in = (inside & bit) != 0;
+            control |= c < 0x20 ? bit : 0;
+            if (c < 0x20 ? in || (c != '\t' && c != '\n' && c != '\r') : !in) {
+                wrong |= bit;
+            }
+        }
         if (wrong && __builtin_ctzll(wrong) < bad) {
             int i = __builtin_ctzll(wrong);
             uint64_t bit = 1ull << i;
             s->error_at = p + i;
-            s->error = (m.control & inside & bit) ? "control character in string"
+            s->error = (control & inside & bit) ? "control character in string"
                        : (m.backslash & bit)      ? "backslash outside a string"
                        : (block[i] >= 0x80)       ? "byte >= 0x80 outside a string"
                                                   : "control character outside a string";
