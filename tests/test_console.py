@@ -356,7 +356,7 @@ def test_console_of_five_files_with_one_404_is_short_and_says_each_outcome(
         "the others",
         # a 404 is not cured by a rerun
         "              (it will fail again as it stands, for the reason above: fix or drop it "
-        "in the source)",
+        "in plans.csv)",
     ]
     assert re.match(
         r"              snakemake .*--config source=csv input=plans.csv cpt_whitelist=codes.txt$",

@@ -265,3 +265,32 @@ def test_summary_text_of_one_failure_a_rerun_does_not_cure() -> None:
         "              (it will fail again as it stands, for the reason above: fix or drop it "
         "in the source)"
     )
+
+
+@pytest.mark.parametrize(
+    ("source_type", "count", "cure"),
+    [
+        ("csv", 1, "fix or drop it in in/plans.csv"),
+        ("urls", 2, "fix or drop them in in/plans.csv"),
+        # a payer's index is not the user's to edit
+        ("index", 1, "the file is the payer's, listed in in/plans.csv"),
+        ("index", 2, "the files are the payer's, listed in in/plans.csv"),
+        ("url", 1, "check the url"),
+    ],
+)
+def test_summary_text_says_what_to_do_by_the_kind_of_source(
+    source_type: str, count: int, cure: str
+) -> None:
+    entries = [
+        {"network_id": f"f{i}", "status": "failed", "error": "HTTP 404", "retryable": False}
+        for i in range(count)
+    ]
+    manifest = {
+        "source_type": source_type,
+        "source_input": "in/plans.csv",
+        "total_tasks": count,
+        "extractions": entries,
+        "summary": {"failed": count},
+    }
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-2].endswith(f"above: {cure})"), lines[-2]

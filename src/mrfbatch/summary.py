@@ -157,11 +157,22 @@ def summary_text(
             lines.append(
                 f"              ({who} will fail again as "
                 f"{'it stands' if one else 'they stand'}, for the "
-                f"{'reason' if one else 'reasons'} above: fix or drop "
-                f"{'it' if one else 'them'} in the source)"
+                f"{'reason' if one else 'reasons'} above: {_cure(manifest, one)})"
             )
         lines.append(f"              {rerun}")
     return "\n".join(lines)
+
+
+def _cure(manifest: Mapping[str, Any], one: bool) -> str:
+    """What the person running can do about failures no rerun cures, by the kind of source:
+    fix or drop them in their own list; a payer's index they cannot edit."""
+    source = str(manifest.get("source_input") or "the source")
+    kind = manifest.get("source_type")
+    if kind == "index":
+        return f"{'the file is' if one else 'the files are'} the payer's, listed in {source}"
+    if kind == "url":
+        return "check the url"
+    return f"fix or drop {'it' if one else 'them'} in {source}"
 
 
 def _table_names(manifest: Mapping[str, Any]) -> str:
