@@ -1455,8 +1455,8 @@ LONE_SURROGATES = {
 
 @pytest.mark.parametrize("name", list(INVALID_UTF8_CASES))
 def test_invalid_utf8_in_gzip_fails_with_a_reader_thread(name: str, tmp_path: Path) -> None:
-    """gzip inflated by a reader thread, which checks each chunk's UTF-8 before the scanning
-    thread sees it: chunks of 1 to 3 bytes cut every character; each run fails as invalid."""
+    """gzip inflated by a reader thread, each chunk's UTF-8 checked by the scanning thread:
+    chunks of 1 to 3 bytes cut every character; each run fails as invalid."""
     where, replacement, whitelist = INVALID_UTF8_CASES[name]
     data, _ = bad(where, replacement, MALFORMED_BASE)
     path = tmp_path / "bad.json.gz"

@@ -119,9 +119,9 @@ class ScanBuffer:
         """Reject bytes that are not UTF-8, as the reference parser does, skipped values too.
 
         `at` is the decoded offset of chunk[0]; `valid`, whether chunk is known to be whole,
-        valid UTF-8 (all ASCII, or checked by the reader thread). The scanner does not check
-        the UTF-8 of what it skips; this check costs next to nothing on ASCII chunks. Other
-        chunks are checked in C (`utf8_check`); Python's decoder, which would make a str of
+        valid UTF-8 (all ASCII). The scanner does not check the UTF-8 of what it skips; this
+        check costs next to nothing on ASCII chunks. Other chunks are checked in C
+        (`utf8_check`, without the GIL); Python's decoder, which would make a str of
         each (0.55 s per GB of mostly-ASCII text here), only takes what C does not find whole
         and valid: a character cut by the chunk's end, or the bytes that are not UTF-8, whose
         error it words.
