@@ -190,6 +190,8 @@ FUZZ = settings(
     max_examples=max_examples(250),
     deadline=None,
     database=None,
+    # No database keeps a failure found in CI: its report carries the @reproduce_failure blob.
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
