@@ -42,6 +42,8 @@ KINDS: dict[str, tuple[bytes, list[str]]] = {
     "s3-error": (S3_ERROR, ["XML error", "AccessDenied: 'Request has expired'"]),
     "azure-error": (AZURE_ERROR, ["XML error", "AuthenticationFailed"]),
     "xml": (XML, ["an XML document, not JSON", "first bytes: '<?xml"]),
+    "markup": (b"<feed><entry/></feed>", ["markup (XML or HTML), not JSON", "'<feed>"]),
+    "comment": (b"<!-- generated -->\n<a/>", ["markup (XML or HTML), not JSON"]),
     "pdf": (PDF, ["a PDF document, not JSON", "'%PDF-1.7'"]),
     "empty": (b"", ["the file is empty (0 bytes)"]),
     "blank": (b" \n\r\n\t ", ["only whitespace (6 bytes)"]),
@@ -117,6 +119,8 @@ def test_sniff_snippet_is_short_and_keeps_no_query_string() -> None:
         b'],"in_network":[]}',
         b',"version":"1.0"}',
         b":1}",
+        # a gzip file whose first byte became `<` (found by tests/test_fuzz.py): not markup
+        b"<\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xd5X\xdbn\xdb8",
     ],
 )
 def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes) -> None:

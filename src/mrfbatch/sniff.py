@@ -39,6 +39,10 @@ _FORMATS = (
 )
 _XML_ERROR = re.compile(rb"<Error>\s*<Code>([^<]{1,100})</Code>(?:\s*<Message>([^<]*)</Message>)?")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
+# A tag, a comment, a declaration or a processing instruction: `<` and then a letter, `!`, `?`
+# or `/`. Binary bytes that happen to start with `<` (a gzip file with its first byte damaged,
+# say) are left to the parser, which names the byte.
+_MARKUP = re.compile(rb"<[A-Za-z!?/]")
 
 
 def json_start(chunks: Iterator[bytes], description: str, compression: str) -> list[bytes]:
@@ -95,7 +99,7 @@ def describe(head: bytes, size: int, compression: str) -> str | None:
             f"the file is an XML error from the server, not JSON: {code}{message} (the link "
             "may have expired, or the file may not exist or need permission)"
         )
-    if lower.startswith(b"<?xml") or head.startswith(b"<"):
+    if _MARKUP.match(head):
         kind = "an XML document" if lower.startswith(b"<?xml") else "markup (XML or HTML)"
         return f"the file is {kind}, not JSON (first bytes: {_text(head)})"
     if head.startswith(b"%PDF-"):
