@@ -1828,6 +1828,21 @@ def test_non_json_whitespace_is_invalid_json(where: str, blank: bytes, tmp_path:
     assert error_kind(ref.error) == "invalid JSON", ref.error
 
 
+@pytest.mark.parametrize("fault", [b"@", b"\xff"])
+def test_the_first_fault_is_reported_before_a_later_form_feed(fault: bytes, tmp_path: Path) -> None:
+    """A byte that cannot start a key, then a form feed further on in the same piece: every
+    engine names the first. (The reference engine finds form feeds itself, since yajl takes
+    them for whitespace; and yajl quotes bytes that are not UTF-8 as they are.)"""
+    data = document(item(b'"11111"'), item(b'"99213"', name=b'"Office\x0cvisit"'))
+    data = data.replace(b',"in_network"', b"," + fault + b'"in_network"')
+    bad_byte = data.index(fault)
+    assert bad_byte < data.index(b"\x0c") < 60_000  # both in the reference engine's first piece
+    ref, fasts = check_failure(data, tmp_path, ["99213"])
+    check_fails_at(data, bad_byte, ref, fasts)
+    assert error_offset(ref.error) == bad_byte, ref.error
+    assert "b'" not in (ref.error or ""), ref.error  # the words, not a bytes object's repr
+
+
 def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Records the most bytes the fast engine's buffer held from its read position on (in a
     one-element list): with a reader thread, each buffer also has HEAD spare bytes in front."""

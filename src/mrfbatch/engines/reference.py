@@ -78,6 +78,7 @@ class _StrictWhitespace:
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._utf8_pending = False
         self.not_utf8: tuple[int, int, str] | None = None  # the first such byte: offset, value, why
+        self._held = b""  # read, from a form feed or vertical tab on: what the next read gives
 
     def open_value(self, what: str) -> None:
         """A value begins in the piece read last (its first event came from it)."""
@@ -98,15 +99,19 @@ class _StrictWhitespace:
                 start,
                 start_before,
             )
-        data: bytes = self._stream.read(size)
-        for byte in (b"\x0b", b"\x0c"):
-            at = data.find(byte)
-            if at >= 0:
-                raise invalid_json(
-                    self.description,
-                    self._offset + at,
-                    f"control character {byte!r} outside an escape",
-                )
+        data = self._held or self._stream.read(size)
+        self._held = b""
+        # yajl takes both for whitespace. The parser gets the bytes before the first of them,
+        # and the error only if it reads on: a fault before it is the one reported.
+        at = min((i for i in (data.find(b"\x0b"), data.find(b"\x0c")) if i >= 0), default=-1)
+        if at == 0:
+            raise invalid_json(
+                self.description,
+                self._offset,
+                f"control character {data[:1]!r} outside an escape",
+            )
+        if at > 0:
+            data, self._held = data[:at], data[at:]
         if self.not_utf8 is None and (self._utf8_pending or not data.isascii()):
             self._check_utf8(data)
         self._last_start = self._offset

@@ -28,7 +28,10 @@ def load_backend() -> Any:
 
 def json_error(exc: Exception, stream: Any) -> JsonFormatError:
     """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
-    lines = str(exc).split("\n")
+    message = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(message, bytes):  # yajl quotes bytes that are not UTF-8 as they are
+        message = message.decode("utf-8", "surrogateescape")
+    lines = str(message).split("\n")
     summary = lines[0].strip() or "invalid JSON"
     decoded = getattr(stream, "bytes_decoded", 0)
     name = getattr(stream, "description", "the file")
@@ -38,7 +41,8 @@ def json_error(exc: Exception, stream: Any) -> JsonFormatError:
         return truncated_json(name, decoded)
     offset = _locate(lines, stream)
     snippet = lines[1].strip() if len(lines) > 1 else ""
-    context = f" near {snippet[:60]!r}" if snippet else ""
+    shown = snippet[:60].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    context = f" near {shown!r}" if snippet else ""
     if offset is None:
         start = getattr(stream, "last_read_start", 0)
         context += f" (between decoded bytes {start} and {decoded})"
@@ -59,7 +63,7 @@ def _locate(lines: list[str], stream: Any) -> int | None:
         return None
     indent = len(lines[1]) - len(lines[1].lstrip(" "))
     into_snippet = lines[2].index("^") - indent - 1
-    snippet = lines[1][indent:].encode("utf-8", "replace")
+    snippet = lines[1][indent:].encode("utf-8", "surrogateescape")
     if into_snippet < 0:
         return None
     if chunk.startswith(snippet.replace(b" ", b"")[:1]) and into_snippet < 30 and indent > 10:
