@@ -1843,6 +1843,20 @@ def test_the_first_fault_is_reported_before_a_later_form_feed(fault: bytes, tmp_
     assert "b'" not in (ref.error or ""), ref.error  # the words, not a bytes object's repr
 
 
+def test_a_gzip_file_whose_first_byte_became_markup_fails_at_its_start(tmp_path: Path) -> None:
+    """Not gzip any more, so read as it is: `<` is not JSON, and the second byte of gzip's
+    magic (0x8b) is not UTF-8. Each engine names one of the two. yajl cannot say where it
+    stopped (its quote of the bytes ends at the header's zero byte), so the reference engine
+    names the byte that is not UTF-8."""
+    data = bytearray(gzip.compress(document(item(b'"99213"')), mtime=0))
+    assert data[:4] == b"\x1f\x8b\x08\x00"  # gzip's magic, deflate, no flags (RFC 1952)
+    data[0] = ord("<")
+    ref, fasts = check_failure(bytes(data), tmp_path, ["99213"])
+    assert error_offset(ref.error) == 1 and "not UTF-8" in (ref.error or ""), ref.error
+    for fast in fasts:
+        assert error_offset(fast.error) in (0, 1), fast.error
+
+
 def longest_buffer(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Records the most bytes the fast engine's buffer held from its read position on (in a
     one-element list): with a reader thread, each buffer also has HEAD spare bytes in front."""

@@ -52,7 +52,9 @@ class ReferenceEngine:
         try:
             _walk(events, handler, checked)
         except ijson.JSONError as exc:
-            raise json_error(exc, stream) from exc
+            found = checked.not_utf8
+            known = None if found is None else (found[0], f"not UTF-8 ({found[2]})")
+            raise json_error(exc, stream, known) from exc
         except UnicodeDecodeError as exc:
             raise _string_error(checked, exc) from exc
 

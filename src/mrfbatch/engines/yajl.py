@@ -26,8 +26,14 @@ def load_backend() -> Any:
         ) from exc
 
 
-def json_error(exc: Exception, stream: Any) -> JsonFormatError:
-    """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
+def json_error(
+    exc: Exception, stream: Any, known: tuple[int, str] | None = None
+) -> JsonFormatError:
+    """Turn a yajl error into a message with the decoded byte offset where JSON broke.
+
+    `known`, a fault the caller found (its decoded offset, what it is), is named instead when
+    yajl's own position cannot be pinned down and the fault lies in the piece yajl stopped in.
+    """
     message = exc.args[0] if len(exc.args) == 1 else str(exc)
     if isinstance(message, bytes):  # yajl quotes bytes that are not UTF-8 as they are
         message = message.decode("utf-8", "surrogateescape")
@@ -45,6 +51,8 @@ def json_error(exc: Exception, stream: Any) -> JsonFormatError:
     context = f" near {shown!r}" if snippet else ""
     if offset is None:
         start = getattr(stream, "last_read_start", 0)
+        if known is not None and start <= known[0] < decoded:
+            return invalid_json(name, known[0], known[1])
         context += f" (between decoded bytes {start} and {decoded})"
     return invalid_json(name, offset, summary + context)
 
