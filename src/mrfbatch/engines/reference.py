@@ -52,7 +52,7 @@ class ReferenceEngine:
         try:
             _walk(events, handler, checked)
         except ijson.JSONError as exc:
-            raise json_error(exc, stream, checked.utf8_fault()) from exc
+            raise json_error(exc, stream) from exc
         except UnicodeDecodeError as exc:
             raise _string_error(checked, exc) from exc
 
@@ -129,14 +129,6 @@ class _StrictWhitespace:
         else:
             self._utf8_pending = bool(self._utf8.getstate()[0])
 
-    def utf8_fault(self) -> tuple[int, str] | None:
-        """The first byte read that is not UTF-8: its offset, and what is wrong (the fast
-        engine's words)."""
-        if self.not_utf8 is None:
-            return None
-        at, _, why = self.not_utf8
-        return at, f"not UTF-8 ({why})"
-
     def piece(self) -> tuple[int, int]:
         """Where the piece read last starts and ends."""
         return self._last_start, self._offset
@@ -145,9 +137,9 @@ class _StrictWhitespace:
 def _string_error(reader: _StrictWhitespace, exc: UnicodeDecodeError) -> JsonFormatError:
     """A string yajl passed on that is not text: bytes that are not UTF-8 (same words as the
     fast engine's), or an escape of a lone low surrogate (`\udc00`), which yajl encodes as such."""
-    found, fault = reader.not_utf8, reader.utf8_fault()
-    if found is not None and fault is not None and exc.object[exc.start] == found[1]:
-        return invalid_json(reader.description, *fault)
+    found = reader.not_utf8
+    if found is not None and exc.object[exc.start] == found[1]:
+        return invalid_json(reader.description, found[0], f"not UTF-8 ({found[2]})")
     start, end = reader.piece()
     return invalid_json(
         reader.description,

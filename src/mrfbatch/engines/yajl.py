@@ -26,18 +26,19 @@ def load_backend() -> Any:
         ) from exc
 
 
-def json_error(
-    exc: Exception, stream: Any, known: tuple[int, str] | None = None
-) -> JsonFormatError:
-    """Turn a yajl error into a message with the decoded byte offset where JSON broke.
+# The line yajl puts under its quote of the bytes where it stopped: the caret is under the byte.
+_CARET = " " * 21 + "(right here) ------^"
 
-    `known`, a fault the caller found (its decoded offset, what it is), is named instead when
-    yajl's own position cannot be pinned down and the fault lies in the piece yajl stopped in.
-    """
+
+def json_error(exc: Exception, stream: Any) -> JsonFormatError:
+    """Turn a yajl error into a message with the decoded byte offset where JSON broke."""
     message = exc.args[0] if len(exc.args) == 1 else str(exc)
     if isinstance(message, bytes):  # yajl quotes bytes that are not UTF-8 as they are
         message = message.decode("utf-8", "surrogateescape")
     lines = str(message).split("\n")
+    if len(lines) > 2 and lines[1].endswith(_CARET) and not lines[2].strip():
+        # yajl's quote of the bytes stopped at a zero byte, and its line end with it
+        lines[1:2] = [lines[1][: -len(_CARET)], _CARET]
     summary = lines[0].strip() or "invalid JSON"
     decoded = getattr(stream, "bytes_decoded", 0)
     name = getattr(stream, "description", "the file")
@@ -51,8 +52,6 @@ def json_error(
     context = f" near {shown!r}" if snippet else ""
     if offset is None:
         start = getattr(stream, "last_read_start", 0)
-        if known is not None and start <= known[0] < decoded:
-            return invalid_json(name, known[0], known[1])
         context += f" (between decoded bytes {start} and {decoded})"
     return invalid_json(name, offset, summary + context)
 
