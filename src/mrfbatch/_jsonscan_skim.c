@@ -293,13 +293,12 @@ skim_loop(Scan *s, Py_ssize_t *pp, int *pdepth, int eof,
         const uint64_t mine = limit == 64 ? ~0ull : (1ull << limit) - 1;
         /* Wrong: a backslash outside a string; a control byte inside one, or outside one but
          * a blank (tab, LF, CR); a byte from 0x80 outside one. */
-        uint64_t wrong = m.backslash & ~inside & valid & mine, control = 0;
+        uint64_t wrong = m.backslash & ~inside & valid & mine;
         for (uint64_t left = m.special & valid & mine; left; left &= left - 1) {
             int i = __builtin_ctzll(left);
             unsigned char c = block[i];
             uint64_t bit = 1ull << i;
             int in = (inside & bit) != 0;
-            control |= c < 0x20 ? bit : 0;
             if (c < 0x20 ? in || (c != '\t' && c != '\n' && c != '\r') : !in) {
                 wrong |= bit;
             }
@@ -308,10 +307,11 @@ skim_loop(Scan *s, Py_ssize_t *pp, int *pdepth, int eof,
             int i = __builtin_ctzll(wrong);
             uint64_t bit = 1ull << i;
             s->error_at = p + i;
-            s->error = (control & inside & bit) ? "control character in string"
-                       : (m.backslash & bit)      ? "backslash outside a string"
-                       : (block[i] >= 0x80)       ? "byte >= 0x80 outside a string"
-                                                  : "control character outside a string";
+            unsigned char c = block[i];
+            s->error = (c < 0x20 && (inside & bit)) ? "control character in string"
+                       : (m.backslash & bit)          ? "backslash outside a string"
+                       : (c >= 0x80)                  ? "byte >= 0x80 outside a string"
+                                                      : "control character outside a string";
             return SCAN_INVALID;
         }
         /* Escapes inside strings; one whose text runs past the buffer's end at eof is cut. */
