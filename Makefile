@@ -1,6 +1,7 @@
 # make run       run the workflow on the bundled example source (no network) into results/
 # make example   extract one bundled file with the single-file command
-# make test      run the test suite (unit, end-to-end against a local HTTP server)
+# make test      run the test suite (unit, end-to-end against a local HTTP server), in
+#                TEST_WORKERS processes (pytest-xdist; default auto: one per core; 0: none)
 # make check     lint, type-check, and the house rules (tests/test_house.py)
 # make bench     benchmark the engines on generated files (BENCH_MB=1000 MB of JSON; bench/):
 #                the skip path, extract-all against cms-mrf-extractor (installed once into
@@ -18,6 +19,7 @@ PY := $(VENV)/bin/python
 BENCH_MB ?= 1000
 # bench/workflow_scale.py's sizes (issue #18's); bench-smoke passes small ones
 SCALE_ARGS ?= --tasks 400 --index-files 20000
+TEST_WORKERS ?= auto
 
 .PHONY: run example test test-cluster test-sanitizers check bench bench-smoke clean
 
@@ -43,14 +45,14 @@ example: $(VENV)/.installed
 	@cat results/in-network-sample/status.json
 
 test: $(VENV)/.installed
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 test-cluster: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[cluster]'
 	PYTEST=$(VENV)/bin/pytest bash .ci/slurm-test
 
 test-sanitizers: $(VENV)/.installed
-	PY=$(PY) PYTEST=$(VENV)/bin/pytest bash .ci/sanitizers
+	PY=$(PY) PYTEST=$(VENV)/bin/pytest TEST_WORKERS=$(TEST_WORKERS) bash .ci/sanitizers
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests scripts bench
