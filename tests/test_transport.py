@@ -14,9 +14,9 @@ from mrfbatch.transport import (
     ByteSource,
     TransferStats,
     TransportSettings,
-    http_url_problem,
     open_source,
 )
+from mrfbatch.urls import http_url_problem
 from support.httpserver import FileServer
 
 QUICK = TransportSettings(attempts=3, backoff_seconds=0.01, retry_seconds=5)

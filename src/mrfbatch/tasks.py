@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,10 @@ from mrfbatch.errors import SourceError, UsageError
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.network_ids import assign_network_ids, check_network_id
 from mrfbatch.textfile import PathLike, read_text, shorten
+from mrfbatch.urls import CONTROL
 
 TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_args")
 MAX_SKIPPED_KEPT = 1000  # skipped entries written beside the tasks; the rest are counted
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ def write_tasks(tasks: Iterable[Task], path: PathLike, output_dir: PathLike) -> 
     prefix = str(output_dir).rstrip("/")  # "/" becomes "", so prefixes are "/{network_id}"
     if not str(output_dir):
         raise UsageError("output_dir is empty; expected a folder for the outputs")
-    if _CONTROL.search(prefix):
+    if CONTROL.search(prefix):
         raise UsageError(f"output_dir {prefix!r} contains a tab, newline or control character")
     lines = ["\t".join(TASKS_HEADER) + "\n"]
     seen: dict[str, str] = {}
@@ -289,7 +287,7 @@ def _check_task(task: Task, seen: dict[str, str]) -> None:
             "(ids are compared ignoring case)"
         )
     seen[folded] = network_id
-    if not task.url or _CONTROL.search(task.url):
+    if not task.url or CONTROL.search(task.url):
         raise UsageError(
             f"task {network_id}: URL is empty or holds a tab, newline or control character"
         )

@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
 from mrfbatch.errors import RestartFromZero, TransportError, UnreachableError
 from mrfbatch.proxies import open_connection, proxy_for, tunnel_refusal
 from mrfbatch.redact import redact_url
+from mrfbatch.urls import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,6 @@ _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 10
 _MAX_RETRY_AFTER = 300.0
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _MAX_BACKOFF = 120.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
@@ -422,40 +421,6 @@ def _request(
     raise TransportError(
         f"more than {_MAX_REDIRECTS} redirects for {redact_url(url)}", retryable=False
     )
-
-
-def http_url_problem(url: str) -> str | None:
-    """What a GET of this http(s) URL would trip on, worded to follow the URL, or None.
-
-    http.client raises ValueError or UnicodeError for these (it sends ASCII, and no spaces or
-    control characters), which no retry cures. Sources check their URLs with it too.
-    """
-    if _CONTROL.search(url):
-        return "contains a tab, newline or control character"
-    try:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            return "has no host name"
-        _ = parts.port  # raises ValueError on a bad port
-    except ValueError as exc:
-        # Not the exception's own words: some repeat the host part, user name included.
-        if "Port" in str(exc):
-            return "is not a valid URL: its port is not a number from 0 to 65535"
-        return "is not a valid URL: its host part is malformed"
-    if " " in url:
-        return "contains a space (encode it as %20)"
-    odd = _NON_ASCII.search(url.partition(parts.netloc)[2])
-    if odd:
-        char = odd.group()
-        return (
-            f"contains the non-ASCII character {char!r} (U+{ord(char):04X}) after its host; "
-            f"percent-encode it as {quote(char, safe='', errors='surrogatepass')}"
-        )
-    try:
-        parts.hostname.encode("idna")
-    except UnicodeError:
-        return "has a host name that is not a valid (internationalized) domain name"
-    return None
 
 
 def _content_length(response: http.client.HTTPResponse) -> int | None:

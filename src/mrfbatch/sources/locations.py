@@ -4,18 +4,15 @@ problems of a source listed together in one error."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mrfbatch.errors import SourceError
 from mrfbatch.redact import redact_url
 from mrfbatch.textfile import PathLike, cut
-from mrfbatch.transport import http_url_problem
+from mrfbatch.urls import CONTROL, http_url_problem
 
 MAX_LISTED = 20  # problems named in one message; the rest are counted
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def resolve_location(location: str, source: PathLike | None) -> str:
@@ -49,7 +46,7 @@ def location_problem(text: str, source: PathLike | None = None) -> str | None:
 
     A relative path is looked for as :func:`resolve_location` makes it.
     """
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         return "contains a tab, newline or control character"
     try:
         parts = urlsplit(text)
