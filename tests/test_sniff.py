@@ -62,18 +62,19 @@ KINDS: dict[str, tuple[bytes, list[str]]] = {
 
 
 class Raw:
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, description: str = "f.json"):
         self._f = io.BytesIO(data)
-        self.description = "f.json"
+        self.description = description
+        self.name = description
         self.bytes_read = 0
 
     def read(self, size: int) -> bytes:
         return self._f.read(size)
 
 
-def sniff_error(data: bytes) -> str:
+def sniff_error(data: bytes, description: str = "f.json") -> str:
     with pytest.raises(JsonFormatError) as caught:
-        DecodedStream(Raw(data))
+        DecodedStream(Raw(data, description))
     return str(caught.value)
 
 
@@ -128,6 +129,58 @@ def test_decoded_stream_leaves_json_and_unknown_bytes_to_the_parser(data: bytes)
     assert stream.read(100) == data.removeprefix(b"\xef\xbb\xbf")
 
 
+# A gzip file whose first byte became `<` (found by tests/test_fuzz.py). RFC 1952: gzip starts
+# with 1f 8b; a zip archive's first local file header with 50 4b 03 04 (PKWARE's APPNOTE).
+DAMAGED_GZIP = b"<\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xd5X\xdbn\xdb8"
+MISNAMED: dict[str, tuple[str, bytes, list[str]]] = {
+    "gz": (
+        "f.json.gz",
+        DAMAGED_GZIP,
+        [
+            "the file's name ends in .gz, but it does not start as gzip does (1f 8b)",
+            "byte 0 (0x3c '<')",
+        ],
+    ),
+    "gzip-upper": ("F.JSON.GZIP", b"\n\x00\x01", ["ends in .gzip", "(1f 8b)", "byte 1 (0x00)"]),
+    "zip": (
+        "a.zip",
+        b"PK\x01\x02" + bytes(20),
+        ["as a zip archive does (50 4b 03 04)", "byte 0 (0x50 'P')"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", MISNAMED)
+def test_decoded_stream_says_when_a_file_is_not_what_its_name_says(kind: str) -> None:
+    name, data, words = MISNAMED[kind]
+    message = sniff_error(data, name)
+    assert message.startswith(f"{name}: the file's name ends in ")
+    assert message.endswith(
+        "cannot start JSON either: the file is damaged, or not what its name says"
+    )
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("f.json.gz", b'{"a": 1}'),  # JSON, though the name says gzip: read as JSON
+        ("f.json.zip", b" [1]"),
+        ("f.json.gz", b"null"),
+        ("f.gz.json", DAMAGED_GZIP),  # the name promises nothing: the parser names the byte
+        ("f.json.gz.part", DAMAGED_GZIP),
+    ],
+)
+def test_decoded_stream_reads_json_whatever_its_name(name: str, data: bytes) -> None:
+    assert DecodedStream(Raw(data, name)).read(100) == data
+
+
+def test_decoded_stream_says_what_a_misnamed_file_is_first() -> None:
+    assert "the file is an HTML page" in sniff_error(HTML, "f.json.gz")
+    assert "the file is empty (0 bytes)" in sniff_error(b"", "f.json.gz")
+
+
 # ------------------------------------------------------------------ through run_extraction
 
 OTHER_OBJECT = json.dumps({"plan_name": "x", "widgets": [], "rates": {}}).encode()
@@ -173,6 +226,18 @@ def test_run_extraction_says_what_a_served_file_is(
     assert http_server.hits("/mrf/in-network.json") == 1  # not retried
 
 
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_run_extraction_says_a_served_gz_file_is_neither_gzip_nor_json(
+    http_server: Any, tmp_path: Path, engine: str
+) -> None:
+    url = http_server.add("/mrf/in-network.json.gz", DAMAGED_GZIP + bytes(100))
+    status = extract(url + "?Signature=secretsecret", tmp_path, engine)
+    assert status["status"] == "failed"
+    assert status["retryable"] is False
+    assert status["error"].startswith(f"{url} (host 127.0.0.1): the file's name ends in .gz, but")
+    assert "its byte 0 (0x3c '<') cannot start JSON either" in status["error"]
+
+
 # ------------------------------------------------------------------ through the index source
 
 INDEX_EXTRA: dict[str, tuple[bytes, list[str]]] = {
@@ -202,6 +267,13 @@ def test_parse_index_of_a_csv_says_which_source_reads_it(
         parse_index(path)
     said = str(caught.value).endswith("; a CSV with a file_url column is read as the csv source")
     assert said is hint, str(caught.value)
+
+
+def test_parse_index_says_a_gz_file_is_neither_gzip_nor_json(tmp_path: Path) -> None:
+    path = tmp_path / "index.json.gz"
+    path.write_bytes(DAMAGED_GZIP)
+    with pytest.raises(SourceError, match=r"name ends in \.gz, but it does not start as gzip"):
+        parse_index(path)
 
 
 def test_parse_index_served_html_says_so(http_server: Any) -> None:

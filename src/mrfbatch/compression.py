@@ -48,7 +48,8 @@ _BOM = b"\xef\xbb\xbf"
 class RawReader(Protocol):
     """What decompression needs from a byte source."""
 
-    description: str
+    description: str  # the file, as messages name it
+    name: str  # its path (a URL's without its query)
     bytes_read: int
 
     def read(self, size: int) -> bytes: ...
@@ -73,7 +74,7 @@ class DecodedStream:
         self.compression, pieces, self._gunzip = _detect(raw, head)
         self._chunks = _strip_bom(pieces)
         # the first chunks, read to see that they can be JSON, then the rest of _chunks
-        self._held = json_start(self._chunks, raw.description, self.compression)
+        self._held = json_start(self._chunks, raw.description, self.compression, raw.name)
         if self._gunzip is not None:
             self._gunzip.tick(on_read)
         self._buffer = b""

@@ -8,8 +8,9 @@ of JSON goes through: both engines, the index source and remote provider-referen
 their bytes from `mrfbatch.compression.DecodedStream`, which calls it.
 
 A line of text that cannot start JSON (a CSV of file URLs given where an index belongs) is
-said to be text, with its first line. Bytes it does not recognise are left to the JSON
-parsers, whose errors name the byte.
+said to be text, with its first line. A file whose name ends in .gz or .zip but whose bytes
+start as neither that nor JSON (damaged at its start, or not what its name says) is said to be
+so. Other bytes it does not recognise are left to the JSON parsers, whose errors name the byte.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ _FORMATS = (
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
     (b"Rar!\x1a\x07", "a RAR archive"),
 )
+# Name endings that promise a compression: what it is, and the bytes it starts with.
+_NAMED = (
+    (".gz", "gzip", b"\x1f\x8b"),
+    (".gzip", "gzip", b"\x1f\x8b"),
+    (".zip", "a zip archive", b"PK\x03\x04"),
+)
 _XML_ERROR = re.compile(rb"<Error>\s*<Code>([^<]{1,100})</Code>(?:\s*<Message>([^<]*)</Message>)?")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 # A tag, a comment, a declaration or a processing instruction: `<` and then a letter, `!`, `?`
@@ -45,14 +52,17 @@ _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 _MARKUP = re.compile(rb"<[A-Za-z!?/]")
 
 
-def json_start(chunks: Iterator[bytes], description: str, compression: str) -> list[bytes]:
+def json_start(
+    chunks: Iterator[bytes], description: str, compression: str, name: str
+) -> list[bytes]:
     """The first of `chunks`, read until they show whether their bytes can be JSON; `chunks`
     goes on after them. When they cannot be: JsonFormatError saying what they look like (an
     HTML page, an XML document or error, a PDF, another compressed format, nothing at all),
     with their first bytes shortened and any URL in them without its query string.
 
     `description` names the file in the message; `compression` ("none", "gzip", "zip") says
-    whether the bytes are the file's own or what it decompressed to.
+    whether the bytes are the file's own or what it decompressed to; `name` is the file's path
+    (a URL's without its query), whose ending may promise gzip or zip.
     """
     seen: list[bytes] = []
     size = 0
@@ -69,7 +79,7 @@ def json_start(chunks: Iterator[bytes], description: str, compression: str) -> l
         if first is not None and size >= PEEK:
             break
     head = b"".join(seen)
-    problem = describe(head.lstrip(_BLANK), size, compression)
+    problem = describe(head.lstrip(_BLANK), size, compression) or _misnamed(name, head, compression)
     if problem is None:
         return [head]
     raise JsonFormatError(f"{description}: {problem}")
@@ -108,6 +118,25 @@ def describe(head: bytes, size: int, compression: str) -> str | None:
         if head.startswith(magic):
             return f"the file is {kind}{after}, not JSON; only gzip and zip files are read"
     return _plain_text(head)
+
+
+def _misnamed(name: str, head: bytes, compression: str) -> str | None:
+    """What to say when `name`'s ending promises gzip or zip, but `head` (the first decoded
+    bytes, blanks included, not all blank) starts as neither that nor JSON; None otherwise."""
+    if compression != "none":
+        return None
+    named = next((entry for entry in _NAMED if name.lower().endswith(entry[0])), None)
+    at = len(head) - len(head.lstrip(_BLANK))
+    if named is None or head[at] in _JSON_START:
+        return None
+    ending, kind, magic = named
+    byte = head[at]
+    shown = f"0x{byte:02x}" + (f" {chr(byte)!r}" if 0x20 < byte < 0x7F else "")
+    return (
+        f"the file's name ends in {ending}, but it does not start as {kind} does "
+        f"({magic.hex(' ')}), and its byte {at} ({shown}) cannot start JSON either: the file is "
+        "damaged, or not what its name says"
+    )
 
 
 def _plain_text(head: bytes) -> str | None:

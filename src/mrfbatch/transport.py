@@ -98,9 +98,12 @@ class ByteSource:
         description: str,
         expected_length: int | None = None,
         stats: TransferStats | None = None,
+        name: str | None = None,
     ):
         self._f = fileobj
         self.description = description
+        # The file's path (a URL's without its query): what its ending promises (.gz, .zip).
+        self.name = description if name is None else name
         self.expected_length = expected_length
         self.bytes_read = 0
         self.stats = stats if stats is not None else TransferStats()
@@ -175,7 +178,8 @@ class HttpSource(ByteSource):
         self._settings = settings
         self._stalled = 0  # resumes in a row that have not brought a byte yet
         response, conn, host = _connect(url, settings, stats, {})
-        super().__init__(response, f"{self._shown} (host {host})", None, stats)
+        name = urlsplit(url).path
+        super().__init__(response, f"{self._shown} (host {host})", None, stats, name)
         self._response = response
         self._conn: http.client.HTTPConnection | None = conn
         self._adopt_first(response)

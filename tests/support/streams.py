@@ -12,6 +12,7 @@ class Chunked:
         self._f = io.BytesIO(data)
         self.step = step
         self.description = description
+        self.name = description
         self.bytes_read = 0
 
     def read(self, size: int) -> bytes:
