@@ -127,10 +127,10 @@ def _misnamed(name: str, head: bytes, compression: str) -> str | None:
         return None
     named = next((entry for entry in _NAMED if name.lower().endswith(entry[0])), None)
     at = len(head) - len(head.lstrip(_BLANK))
-    if named is None or head[at] in _JSON_START:
+    byte = head[at]
+    if named is None or byte in _JSON_START:
         return None
     ending, kind, magic = named
-    byte = head[at]
     shown = f"0x{byte:02x}" + (f" {chr(byte)!r}" if 0x20 < byte < 0x7F else "")
     return (
         f"the file's name ends in {ending}, but it does not start as {kind} does "
