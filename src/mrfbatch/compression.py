@@ -20,8 +20,8 @@ from typing import Protocol
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
-from mrfbatch.gunzip import GZIP_MAGIC, ISAL_ERROR, Gunzip
-from mrfbatch.sniff import json_start
+from mrfbatch.gunzip import ISAL_ERROR, Gunzip
+from mrfbatch.sniff import GZIP_MAGIC, ZIP_MAGIC, json_start
 
 CHUNK = 1 << 18
 # Compressed bytes per read of a gzip stream. The gzip reader inflates without the GIL but takes
@@ -40,7 +40,6 @@ OUT = 1 << 18
 # at most about 29,000x (a 65,538-byte match in 18 bits), so no call returns more than 30 MB;
 # its output is then handed out in pieces of at most OUT bytes.
 DEFLATE64_IN = 1 << 10
-_ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_END_SIGNATURES = (b"PK\x01\x02", b"PK\x05\x06", b"PK\x06\x06", b"PK\x06\x07")
 _BOM = b"\xef\xbb\xbf"
 
@@ -130,7 +129,7 @@ def _detect(raw: RawReader, head: bytes) -> tuple[str, Iterator[bytes], Gunzip |
     if head.startswith(GZIP_MAGIC):
         gunzip = Gunzip(raw, head, GZIP_IN, OUT)
         return "gzip", gunzip.pieces(), gunzip
-    if head.startswith(_ZIP_LOCAL):
+    if head.startswith(ZIP_MAGIC):
         return "zip", _unzip(_Input(raw, head)), None
     if head.startswith(b"PK\x05\x06"):
         raise CompressionError(
@@ -219,7 +218,7 @@ def _unzip(inp: _Input) -> Iterator[bytes]:
         if signature in _ZIP_END_SIGNATURES:
             inp.drain()
             break
-        if signature != _ZIP_LOCAL:
+        if signature != ZIP_MAGIC:
             raise CompressionError(
                 f"zip archive {inp.description}: expected a member header at byte "
                 f"{inp.offset - 4}, found {signature!r}"

@@ -16,10 +16,10 @@ from typing import BinaryIO, Protocol, cast
 from isal import igzip_lib, isal_zlib
 
 from mrfbatch.errors import CompressionError
+from mrfbatch.sniff import GZIP_MAGIC
 
 # The class of ISA-L's errors (python-isal's type stub declares an instance of Exception).
 ISAL_ERROR = cast(type[Exception], igzip_lib.IsalError)
-GZIP_MAGIC = b"\x1f\x8b"  # the first bytes of a gzip member
 # A gzip member takes at least a 10-byte header, 2 bytes of deflate, an 8-byte trailer.
 _SMALLEST_MEMBER = 20
 

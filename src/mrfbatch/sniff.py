@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from mrfbatch.errors import JsonFormatError
 from mrfbatch.redact import redact_text
 
+GZIP_MAGIC = b"\x1f\x8b"  # the first bytes of a gzip member (RFC 1952)
+ZIP_MAGIC = b"PK\x03\x04"  # and of a zip archive: its first local file header
 PEEK = 4096  # decoded bytes looked at when the first one cannot start JSON
 SNIPPET = 60  # characters of the first bytes quoted in a message
 _BLANK = b" \t\r\n"
@@ -40,9 +42,9 @@ _FORMATS = (
 )
 # Name endings that promise a compression: what it is, and the bytes it starts with.
 _NAMED = (
-    (".gz", "gzip", b"\x1f\x8b"),
-    (".gzip", "gzip", b"\x1f\x8b"),
-    (".zip", "a zip archive", b"PK\x03\x04"),
+    (".gz", "gzip", GZIP_MAGIC),
+    (".gzip", "gzip", GZIP_MAGIC),
+    (".zip", "a zip archive", ZIP_MAGIC),
 )
 _XML_ERROR = re.compile(rb"<Error>\s*<Code>([^<]{1,100})</Code>(?:\s*<Message>([^<]*)</Message>)?")
 _TITLE = re.compile(rb"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)

@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from mrfbatch.errors import SourceError
+from mrfbatch.sniff import GZIP_MAGIC, ZIP_MAGIC
 
 SHOWN_CHARS = 80  # characters of a value quoted in a message
 
@@ -34,8 +35,8 @@ def read_text(path: PathLike, what: str, bom: bool = True) -> str:
         raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
     except ValueError as exc:  # a NUL in the name
         raise SourceError(f"{what} {name!r} is not a usable file name: {exc}") from None
-    if data.startswith((b"\x1f\x8b", b"PK\x03\x04")):
-        kind = "gzip" if data.startswith(b"\x1f\x8b") else "zip"
+    if data.startswith((GZIP_MAGIC, ZIP_MAGIC)):
+        kind = "gzip" if data.startswith(GZIP_MAGIC) else "zip"
         raise SourceError(f"{what} {name} is {kind}-compressed; expected plain UTF-8 text")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SourceError(f"{what} {name} starts with a UTF-16 byte order mark; save it as UTF-8")
