@@ -532,14 +532,64 @@ def test_parse_index_file_url_relative_location_is_relative_to_the_index_folder(
     assert [t.url for t in parse_index(path.as_uri())] == [f"{tmp_path}/files/ppo.json.gz"]
 
 
-def test_parse_index_over_http_keeps_relative_locations_as_written(
-    http_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("location", "path"),
+    [
+        ("files/ppo.json.gz", "/toc/files/ppo.json.gz"),
+        ("./files/ppo.json.gz", "/toc/files/ppo.json.gz"),
+        ("../mrf/ppo.json.gz", "/mrf/ppo.json.gz"),
+        ("/mrf/ppo.json.gz", "/mrf/ppo.json.gz"),
+        (" files/ppo.json.gz ", "/toc/files/ppo.json.gz"),
+    ],
+)
+def test_parse_index_over_http_resolves_relative_locations_against_its_url(
+    http_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str, path: str
 ) -> None:
+    """As RFC 3986 section 5 resolves a reference: relative to the index's URL, without its
+    query string; files of the working directory that have the same path are not used."""
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "ppo.json.gz").write_bytes(b"")
-    url = http_server.add("/toc/index.json", toc(structure([GOLD], "files/ppo.json.gz")))
+    url = http_server.add("/toc/index.json", toc(structure([GOLD], location)))
     monkeypatch.chdir(tmp_path)
-    assert [t.url for t in parse_index(url)] == ["files/ppo.json.gz"]
+    assert [t.url for t in parse_index(url + "?sig=s3cr3t")] == [http_server.base_url + path]
+
+
+def test_parse_index_over_http_resolves_a_host_relative_location_with_its_scheme(
+    http_server: Any,
+) -> None:
+    url = http_server.add("/toc/index.json", toc(structure([GOLD], "//files.example/a.json")))
+    assert [t.url for t in parse_index(url)] == ["http://files.example/a.json"]
+
+
+def test_parse_index_over_http_one_task_for_a_file_listed_relative_and_absolute(
+    http_server: Any,
+) -> None:
+    url = http_server.add(
+        "/toc/index.json",
+        toc(
+            structure([GOLD], "files/ppo.json.gz"),
+            structure([SILVER], http_server.base_url + "/toc/files/ppo.json.gz"),
+        ),
+    )
+    tasks = parse_index(url)
+    assert [(t.url, t.plan_metadata) for t in tasks] == [
+        (http_server.base_url + "/toc/files/ppo.json.gz", (GOLD, SILVER))
+    ]
+
+
+def test_parse_index_over_http_skips_a_relative_location_that_is_no_url(
+    http_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = http_server.add(
+        "/toc/index.json",
+        toc(structure([GOLD], "files/my ppo.json.gz", "https://files.example/b.json")),
+    )
+    with caplog.at_level(logging.WARNING, logger="mrfbatch.sources.index"):
+        assert [t.url for t in parse_index(url)] == ["https://files.example/b.json"]
+    assert (
+        f"skipped reporting_structure[0].in_network_files[0]: location "
+        f"'{http_server.base_url}/toc/files/my ppo.json.gz' contains a space (encode it as %20)"
+    ) in caplog.text
 
 
 def test_parse_index_missing_relative_location_names_where_it_was_looked_for(

@@ -1,11 +1,12 @@
 """What a URL or other text given by a person would trip on, said before anything is requested
 or written: http.client sends ASCII only, and no spaces or control characters; a tab or a newline
-would also break the tasks table."""
+would also break the tasks table. And where a URL listed in a file fetched from a server points.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a tab, a newline or another control character
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -43,3 +44,29 @@ def http_url_problem(url: str) -> str | None:
     except UnicodeError:
         return "has a host name that is not a valid (internationalized) domain name"
     return None
+
+
+def resolve_reference(location: str, base: str) -> str:
+    """`location` as listed in the file read from `base`: when `base` is an http(s) URL, a
+    location without a scheme (`files/a.json.gz`, `/mrf/a.json.gz`, `//cdn.example/a.json.gz`)
+    is a reference relative to it, resolved as RFC 3986 says (a browser does the same); the
+    base's query string (a signature) is not carried over. Locations with a scheme, those with
+    neither host nor path (empty, or a query or fragment alone: the file itself), and every
+    location of a file read from a path or a file URL are kept as written.
+
+    >>> resolve_reference("files/a.json.gz", "https://payer.example/toc/index.json?sig=x")
+    'https://payer.example/toc/files/a.json.gz'
+    >>> resolve_reference("/mrf/a.json.gz", "https://payer.example/toc/index.json")
+    'https://payer.example/mrf/a.json.gz'
+    >>> resolve_reference("files/a.json.gz", "payer/index.json")
+    'files/a.json.gz'
+    """
+    try:
+        if urlsplit(base).scheme.lower() not in ("http", "https"):
+            return location
+        parts = urlsplit(location)
+    except ValueError:  # a malformed URL: refused, as written, where it is checked
+        return location
+    if parts.scheme or not (parts.netloc or parts.path):
+        return location
+    return urljoin(base, location)

@@ -66,6 +66,7 @@ from mrfbatch.tasks import (
 )
 from mrfbatch.textfile import PathLike, shorten
 from mrfbatch.transport import TransportSettings, open_source
+from mrfbatch.urls import resolve_reference
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,11 @@ def read_index(
     payers write it, an array of them), `both` both. `path_or_url` is a local path or an
     http(s)/file URL; gzip, zip or plain JSON, detected from the first bytes. A relative path
     in the `location` of a local index is relative to the index's folder; in an index fetched
-    by http(s), it is kept as written (relative to the working directory). The file is
-    streamed, one reporting structure at a time. A task carries the `reporting_plans` of every
-    structure that lists its file, and in `extra_args` the index's header, the file's
-    descriptions and its kind (see the module's docstring).
+    by http(s), a location without a scheme is relative to the index's URL (see
+    mrfbatch.urls.resolve_reference). The file is streamed, one reporting structure at a time.
+    A task carries the `reporting_plans` of every structure that lists its file, and in
+    `extra_args` the index's header, the file's descriptions and its kind (see the module's
+    docstring).
 
     An entry that cannot be used (not an object, no location, a location that cannot be
     fetched) is skipped with a warning naming its position; so is a plan that is not an object
@@ -143,7 +145,7 @@ def read_index(
         try:
             with open_source(source, settings) as raw:
                 stream = DecodedStream(raw)
-                index = _Index(shown, local, _WANTED[file_types])
+                index = _Index(source, shown, local, _WANTED[file_types])
                 index.scan(stream)
             break
         except RestartFromZero as exc:  # the file changed while it was read: read it again
@@ -179,8 +181,9 @@ def read_index(
 class _Index:
     """One streaming pass over a table of contents."""
 
-    def __init__(self, shown: str, local: Path | None, wanted: tuple[str, ...]):
-        self.shown = shown
+    def __init__(self, source: str, shown: str, local: Path | None, wanted: tuple[str, ...]):
+        self.source = source  # the index's URL or path, as given
+        self.shown = shown  # the same without secrets (mrfbatch.redact)
         self.local = local  # the index file (None over http): relative locations are in its folder
         self.wanted = wanted  # the kinds of file that become tasks
         self.collector = TaskCollector()
@@ -368,14 +371,18 @@ class _Index:
             location = entry.get("location") if isinstance(entry, dict) else None
             if not isinstance(entry, dict):
                 self._skip(where, f"expected a file object, found {_json_kind(entry)}")
-            elif "location" not in entry:
+                continue
+            if "location" not in entry:
                 self._skip(where, "location is missing")
-            elif not isinstance(location, str):
+                continue
+            if not isinstance(location, str):
                 self._skip(where, f"location is {_json_kind(location)}, expected a URL string")
-            elif (resolved := resolve_location(location.strip(), self.local)) in self.collector:
+                continue
+            location = resolve_reference(location.strip(), self.source)
+            if (resolved := resolve_location(location, self.local)) in self.collector:
                 self.collector.add(resolved, shared, _description(entry), kind)  # checked once
-            elif invalid := location_problem(location.strip(), self.local):
-                self._skip(where, f"location {shorten(redact_url(location.strip()))} {invalid}")
+            elif invalid := location_problem(location, self.local):
+                self._skip(where, f"location {shorten(redact_url(location))} {invalid}")
             else:
                 self.collector.add(resolved, shared, _description(entry), kind)
 
