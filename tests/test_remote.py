@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch.options import ExtractionOptions
@@ -176,3 +177,47 @@ def test_run_extraction_big_remote_file_is_not_read_whole(
     assert "more than 1 MB of JSON" in result.remote_failures[0]["error"]
     time.sleep(0.2)  # the server's write fails once the client has closed
     assert http_server.route(big).sent < 16 << 20, http_server.route(big).sent
+
+
+def in_network_file(references: list[dict[str, object]], used: list[int]) -> bytes:
+    """An in-network file with `references` and one item whose rate lists the ids `used`."""
+    rate = {"provider_references": used, "negotiated_prices": [{"negotiated_rate": 1.5}]}
+    item = {"billing_code": "1", "negotiated_rates": [rate]}
+    return json.dumps({"provider_references": references, "in_network": [item]}).encode()
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_run_extraction_relative_locations_are_relative_to_the_file_url(
+    http_server: FileServer, tmp_path: Path, engine: str
+) -> None:
+    """As RFC 3986 resolves a reference, without the file's query string; the same file named
+    relative and absolute is fetched once."""
+    a = http_server.add("/mrf/refs/a.json", provider_file(1111111111))
+    b = http_server.add("/other/b.json", provider_file(2222222222))
+    references = [
+        {"provider_group_id": 1, "location": "refs/a.json"},
+        {"provider_group_id": 2, "location": "/other/b.json"},
+        {"provider_group_id": 3, "location": a},
+    ]
+    url = http_server.add("/mrf/in.json", in_network_file(references, [1, 2, 3]))
+    options = ExtractionOptions(engine=engine, transport=QUICK)
+    result = run_extraction(url + "?sig=s3cr3t", tmp_path / "out", options, network_id="net")
+    assert (result.status, result.remote_references_fetched) == ("success", 2)
+    providers = pq.read_table(tmp_path / "out" / "net" / "providers.parquet").to_pylist()
+    assert [(p["provider_group_id"], p["npi"], p["source"]) for p in providers] == [
+        ("1", 1111111111, "remote"),
+        ("2", 2222222222, "remote"),
+        ("3", 1111111111, "remote"),
+    ]
+    assert (http_server.hits(a), http_server.hits(b)) == (1, 1)
+
+
+def test_run_extraction_relative_location_of_a_local_file_is_not_fetched(tmp_path: Path) -> None:
+    doc = tmp_path / "in.json"
+    doc.write_bytes(in_network_file([{"provider_group_id": 1, "location": "refs/a.json"}], [1]))
+    options = ExtractionOptions(transport=QUICK)
+    result = run_extraction(str(doc), tmp_path / "out", options, network_id="net")
+    assert result.status == "incomplete"
+    assert result.remote_failures == [
+        {"url": "refs/a.json", "error": "refs/a.json: not an http(s) URL"}
+    ]

@@ -34,6 +34,7 @@ from mrfbatch.redact import redact_url
 from mrfbatch.remote import FAILURES_LISTED, RemoteFetcher, in_order
 from mrfbatch.tables import Group, Quality, group_key
 from mrfbatch.transport import TransportSettings
+from mrfbatch.urls import resolve_reference
 from mrfbatch.writers import naming_errors
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class ProviderStore:
         self._log_end: int | None = None  # set when the log is complete; appends end there
         self._may_locate = False  # some stored reference may name a location
         self._counted = False  # the referenced entries' quality has been counted
-        self._remote: dict[str, tuple[int, int]] = {}  # location -> its pickled groups
+        self._urls: dict[str, str] = {}  # location as written -> the URL it names
+        self._remote: dict[str, tuple[int, int]] = {}  # URL -> its pickled groups
         self._defined: set[str] | None = None
 
     def add_references(
@@ -172,8 +174,11 @@ class ProviderStore:
         referenced: set[str],
         settings: TransportSettings,
         max_bytes: int = DEFAULT_MAX_VALUE_MB * MB,
+        base: str = "",
     ) -> RemoteOutcome:
         """Fetch the distinct `location`s of referenced groups; failures become warnings.
+        `base` is the URL the file was read from: a relative location is relative to it
+        (mrfbatch.urls.resolve_reference).
 
         A remote file is held whole once read, like a value: one with more than `max_bytes`
         of JSON is given up with a warning (`max_value_mb`) as soon as it passes the limit.
@@ -189,7 +194,8 @@ class ProviderStore:
             if kind != _INLINE:
                 source, _, _, location = read_reference(payload, self.quality)
                 if source == "remote" and location is not None:
-                    needed[location] = None
+                    url = self._urls[location] = resolve_reference(location, base)
+                    needed[url] = None
         self._counted = True
         locations = list(needed)
         if not locations:
@@ -253,10 +259,11 @@ class ProviderStore:
                     source, names, groups, location = read_reference(payload, quality)
                     defined.add(gid)
                 if groups is None:
-                    if location not in self._remote:
+                    url = self._urls.get(location) if location is not None else None
+                    if url not in self._remote:
                         continue  # the fetch failed (a warning says so)
-                    if cached is None or cached[0] != location:
-                        cached = (location, self._remote_groups(location))
+                    if cached is None or cached[0] != url:
+                        cached = (url, self._remote_groups(url))
                     groups = cached[1]
                 rows.add(gid, groups, names, source)
                 if rows.count >= _ROWS_PER_BATCH:

@@ -148,7 +148,7 @@ def run_extraction(
                     settings.restarts,
                     run.handler.items_matched if run.handler is not None else 0,
                 )
-        _finish(run, result, settings, stats, parser)
+        _finish(run, result, url, settings, stats, parser)
     except MrfError as exc:
         result.error = str(exc)
         result.retryable = exc.retryable
@@ -178,12 +178,13 @@ def run_extraction(
 def _finish(
     run: _Pass,
     result: ExtractionResult,
+    url: str,
     settings: TransportSettings,
     stats: TransferStats,
     parser: Engine,
 ) -> None:
-    """After the stream: remote provider files (their retries and resumes go into `stats`),
-    the provider rows, the tables completed."""
+    """After the stream: remote provider files (their retries and resumes go into `stats`;
+    a relative location is relative to `url`), the provider rows, the tables completed."""
     result.file_kind = run.kind
     if isinstance(run.handler, AllowedAmounts):
         _complete(run, result)
@@ -192,7 +193,7 @@ def _finish(
     run.rows.flush()  # no rate comes after the stream: the writer's thread encodes the last
     # row group while the provider rows are made
     run.report("finishing")
-    remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value)
+    remote = run.store.fetch_remote(run.handler.referenced, settings, parser.max_value, url)
     result.remote_references_fetched = remote.fetched
     result.remote_references_failed = remote.failed
     result.remote_failures = remote.failures
