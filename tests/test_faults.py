@@ -426,16 +426,26 @@ def test_run_extraction_restarts_without_a_validator(
     assert http_server.route(url).range_headers == [(None, None), (None, None)]
 
 
+@pytest.mark.parametrize(
+    ("restarts", "words"),
+    [(1, "gave up after 1 restart from the start"), (2, "gave up after 2 restarts from the start")],
+)
 def test_run_extraction_gives_up_after_restarts(
-    http_server: FileServer, tmp_path: Path, log_file: Path, small: Doc
+    http_server: FileServer,
+    tmp_path: Path,
+    log_file: Path,
+    small: Doc,
+    restarts: int,
+    words: str,
 ) -> None:
     """Each pass breaks; the refused resume's answer uses up the next drop on the server."""
-    drops = [1000 * i for i in range(1, 7)]
+    passes = restarts + 1
+    drops = [1000 * i for i in range(1, 2 * passes + 1)]
     url = http_server.add("/mrf/in.json.gz", small.payload, etag='"v1"', drop_at=drops)
-    result, status, folder = extract(url, tmp_path, log_file, settings=settings(restarts=2))
-    assert_failed(status, folder, "ignores Range requests", "gave up after 2 restarts")
-    assert counts(status) == (0, 0, 2)
-    assert http_server.hits(url) == 6  # three passes, each a request and a refused resume
+    result, status, folder = extract(url, tmp_path, log_file, settings=settings(restarts=restarts))
+    assert_failed(status, folder, "ignores Range requests", words)
+    assert counts(status) == (0, 0, restarts)
+    assert http_server.hits(url) == 2 * passes  # each pass a request and a refused resume
     assert not list((tmp_path / "out").rglob(".*"))  # no temporary tables or spill files
 
 

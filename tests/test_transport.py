@@ -5,6 +5,7 @@ misbehaves are in test_faults.py."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,16 @@ def test_http_503_after_every_attempt_may_be_retried_later(http_server: FileServ
         open_source(url, QUICK)
     assert caught.value.retryable is True
     assert http_server.hits("/down.json") == 3
+
+
+def test_http_503_with_one_attempt_says_so(http_server: FileServer) -> None:
+    url = http_server.add("/down.json", b"", status=503)
+    with pytest.raises(
+        TransportError,
+        match=rf"^HTTP 503 Service Unavailable from host 127\.0\.0\.1 \(gave up after 1 attempt "
+        rf"in \d+\.\d s\) for {re.escape(url)}$",
+    ):
+        open_source(url, TransportSettings(attempts=1))
 
 
 def test_unreachable_host_is_retryable() -> None:

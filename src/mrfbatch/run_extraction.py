@@ -138,7 +138,8 @@ def run_extraction(
                 run.discard()
                 if result.restarts >= settings.restarts:
                     raise TransportError(
-                        f"{exc} (gave up after {result.restarts} restarts from the start)"
+                        f"{exc} (gave up after {result.restarts} restart"
+                        f"{'' if result.restarts == 1 else 's'} from the start)"
                     ) from exc
                 result.restarts += 1
                 log.warning(

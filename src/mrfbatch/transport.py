@@ -330,17 +330,15 @@ def _connect(
         except _Retryable as exc:
             elapsed = time.monotonic() - started
             error = UnreachableError if exc.unreachable else TransportError
+            tried = f"{attempt} attempt{'' if attempt == 1 else 's'} in {elapsed:.1f} s"
             if attempt >= settings.attempts:
-                raise error(
-                    f"{exc.message} (gave up after {attempt} attempts in {elapsed:.1f} s) for "
-                    f"{shown}"
-                ) from None
+                raise error(f"{exc.message} (gave up after {tried}) for {shown}") from None
             wait = exc.retry_after
             if wait is None:
                 wait = _backoff(settings.backoff_seconds, attempt)
             if elapsed + wait > settings.retry_seconds:
                 raise error(
-                    f"{exc.message} (gave up after {attempt} attempts in {elapsed:.1f} s: "
+                    f"{exc.message} (gave up after {tried}: "
                     f"waiting {wait:.1f} s more{' as Retry-After asks' if exc.retry_after else ''}"
                     f" would pass the retry time budget of {settings.retry_seconds:g} s) for "
                     f"{shown}"

@@ -151,7 +151,8 @@ def read_index(
         except RestartFromZero as exc:  # the file changed while it was read: read it again
             if attempt == restarts:
                 raise SourceError(
-                    f"cannot read the index: gave up after {restarts} restarts: {exc}"
+                    f"cannot read the index: gave up after {restarts} restart"
+                    f"{'' if restarts == 1 else 's'}: {exc}"
                 ) from exc
             log.warning("index %s: reading it again from the start: %s", shown, exc)
         except (TransportError, CompressionError, JsonFormatError) as exc:
