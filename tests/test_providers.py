@@ -330,8 +330,10 @@ def test_fetch_remote_lists_the_first_failures_with_their_reasons(store: Provide
     outcome = store.fetch_remote({str(i) for i in range(103)}, SETTINGS)
     assert (outcome.fetched, outcome.failed) == (0, 103)
     assert outcome.failures == [
-        {"url": url, "error": f"{url}: not an http(s) URL"} for url in urls[:100]
+        {"url": url, "error": f"{url}: not an http(s) URL", "retryable": False}
+        for url in urls[:100]
     ]
+    assert outcome.retryable is False  # no scheme but http(s) is fetched, on any try
     assert outcome.warnings == [
         "103 of 103 remote provider-reference files could not be fetched; their groups have no "
         "provider rows (first: ftp://h.example/0.json: not an http(s) URL); remote_failures "

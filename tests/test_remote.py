@@ -4,6 +4,7 @@ outcome either the groups or one sentence saying why there are none."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrfbatch.options import ExtractionOptions
-from mrfbatch.remote import HOST_FAILURE_LIMIT, RemoteFetcher, in_order
+from mrfbatch.remote import HOST_FAILURE_LIMIT, RemoteFailure, RemoteFetcher, in_order
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.tables import Quality
 from mrfbatch.transport import TransportSettings
@@ -29,33 +30,48 @@ def fetcher(max_bytes: int = 1 << 20) -> RemoteFetcher:
 def test_remote_fetch_returns_the_groups_of_a_file(http_server: FileServer) -> None:
     url = http_server.add("/refs/a.json", json.dumps(GROUPS).encode())
     groups = fetcher().fetch(url)
-    assert not isinstance(groups, str) and len(groups) == 1
+    assert not isinstance(groups, RemoteFailure) and len(groups) == 1
 
 
 def test_remote_fetch_names_the_url_once_in_its_reason(http_server: FileServer) -> None:
     url = http_server.add("/refs/gone.json", b"", status=404)
-    assert fetcher().fetch(url + "?sig=s3cr3tS1gn") == (
-        f"HTTP 404 Not Found from host 127.0.0.1 for {url}"
+    assert fetcher().fetch(url + "?sig=s3cr3tS1gn") == RemoteFailure(
+        f"HTTP 404 Not Found from host 127.0.0.1 for {url}", retryable=False
+    )
+
+
+def test_remote_fetch_a_server_error_may_pass(http_server: FileServer) -> None:
+    url = http_server.add("/refs/busy.json", b"", status=503)
+    failure = fetcher().fetch(url)
+    assert isinstance(failure, RemoteFailure) and failure.retryable is True
+    assert re.fullmatch(
+        rf"HTTP 503 Service Unavailable from host 127\.0\.0\.1 \(gave up after 1 attempt in "
+        rf"\d+\.\d s\) for {re.escape(url)}",
+        failure.reason,
     )
 
 
 def test_remote_fetch_says_which_file_is_over_the_limit(http_server: FileServer) -> None:
     url = http_server.add("/refs/big.json", json.dumps(GROUPS).encode() + b" " * 2000)
-    reason = fetcher(max_bytes=100).fetch(url)
-    assert reason == (
+    assert fetcher(max_bytes=100).fetch(url) == RemoteFailure(
         f"{url}: more than 100 bytes of JSON, the limit of a value held whole (max_value_mb); "
-        "its groups are not read"
+        "its groups are not read",
+        retryable=False,
     )
 
 
 def test_remote_fetch_refuses_a_location_that_is_not_http() -> None:
-    assert fetcher().fetch("ftp://h.example/a.json") == "ftp://h.example/a.json: not an http(s) URL"
+    assert fetcher().fetch("ftp://h.example/a.json") == RemoteFailure(
+        "ftp://h.example/a.json: not an http(s) URL", retryable=False
+    )
 
 
 def test_remote_fetch_stops_asking_a_host_that_cannot_be_reached() -> None:
     remote = fetcher()
     urls = [f"http://127.0.0.1:9/refs/{i}.json" for i in range(HOST_FAILURE_LIMIT + 2)]
-    reasons = [remote.fetch(url) for url in urls]
+    failures = [remote.fetch(url) for url in urls]
+    assert all(isinstance(f, RemoteFailure) and f.retryable for f in failures)
+    reasons = [f.reason for f in failures if isinstance(f, RemoteFailure)]
     assert all("connection to host 127.0.0.1 failed" in r for r in reasons[:HOST_FAILURE_LIMIT])
     assert reasons[HOST_FAILURE_LIMIT:] == [
         f"{url}: skipped, host 127.0.0.1 unreachable" for url in urls[HOST_FAILURE_LIMIT:]
@@ -136,6 +152,9 @@ def test_run_extraction_counts_and_lists_what_remote_files_took(
     assert (status["remote_references_fetched"], status["remote_references_failed"]) == (2, 2)
     assert status["provider_rows"] == 1 + 200  # a row per group of the two files read
     assert [f["url"] for f in status["remote_failures"]] == [big, gone]
+    # neither a file over the limit nor a 404 can be read by a rerun
+    assert [f["retryable"] for f in status["remote_failures"]] == [False, False]
+    assert status["retryable"] is False
     assert status["remote_failures"][0]["error"] == (
         f"{big}: more than 1 MB of JSON, the limit of a value held whole (max_value_mb); its "
         "groups are not read"
@@ -219,5 +238,28 @@ def test_run_extraction_relative_location_of_a_local_file_is_not_fetched(tmp_pat
     result = run_extraction(str(doc), tmp_path / "out", options, network_id="net")
     assert result.status == "incomplete"
     assert result.remote_failures == [
-        {"url": "refs/a.json", "error": "refs/a.json: not an http(s) URL"}
+        {"url": "refs/a.json", "error": "refs/a.json: not an http(s) URL", "retryable": False}
     ]
+    assert result.retryable is False
+
+
+def test_run_extraction_incomplete_may_be_completed_when_a_failure_may_pass(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    gone = http_server.add("/refs/gone.json", b"", status=404)
+    busy = http_server.add("/refs/busy.json", b"", status=503)
+    references = [
+        {"provider_group_id": 1, "location": gone},
+        {"provider_group_id": 2, "location": busy},
+    ]
+    doc = tmp_path / "in.json"
+    doc.write_bytes(in_network_file(references, [1, 2]))
+    options = ExtractionOptions(transport=QUICK)
+    result = run_extraction(str(doc), tmp_path / "out", options, network_id="net")
+    status = json.loads((tmp_path / "out" / "net" / "status.json").read_text())
+    assert status["status"] == "incomplete"
+    assert [(f["url"], f["retryable"]) for f in status["remote_failures"]] == [
+        (gone, False),
+        (busy, True),
+    ]
+    assert status["retryable"] is True and result.retryable is True

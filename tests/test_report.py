@@ -282,21 +282,24 @@ def test_write_report_lists_failed_and_incomplete_files_with_their_reason(
         file_row(
             "half", "incomplete", incomplete=["1 of 2 remote provider-reference files failed"]
         ),
+        file_row("lacking", "incomplete", incomplete=["HTTP 404"], retryable=False),
     ]
     page, _ = make_report(tmp_path, connect(example_tables, files), None)
 
-    assert re.search(r'<tr id="files-total"><th>files</th><td>4</td>', page)
+    assert re.search(r'<tr id="files-total"><th>files</th><td>5</td>', page)
     assert re.search(r'<tr id="files-failed"><th>[^<]*failed</th><td>2</td>', page)
-    assert re.search(r'<tr id="files-incomplete"><th>[^<]*incomplete</th><td>1</td>', page)
-    assert re.search(r'<tr id="rate-rows"><th>rate rows</th><td>40</td>', page)
+    assert re.search(r'<tr id="files-incomplete"><th>[^<]*incomplete</th><td>2</td>', page)
+    assert re.search(r'<tr id="rate-rows"><th>rate rows</th><td>50</td>', page)  # 10 a file
     listed = page[page.index('<table id="not-done">') :]
     listed = listed[: listed.index("</table>")]
     rows = re.findall(r"<tr><td.*?</tr>", listed, re.S)
-    assert [re.findall(r'class="id">([^<]*)', r)[0] for r in rows] == ["flaky", "gone", "half"]
+    ids = [re.findall(r'class="id">([^<]*)', r)[0] for r in rows]
+    assert ids == ["flaky", "gone", "half", "lacking"]
     assert "connection reset by peer</td><td>likely" in rows[0]
     assert "HTTP 404 Not Found for /gone.json</td><td>no: fix the cause first" in rows[1]
-    assert "1 of 2 remote provider-reference files failed" in rows[2]
-    assert "3 files not done. Run the same command again" in page
+    assert "1 of 2 remote provider-reference files failed</td><td>perhaps" in rows[2]
+    assert "HTTP 404</td><td>no: the missing parts failed for reasons a retry" in rows[3]
+    assert "4 files not done. Run the same command again" in page
 
 
 def test_write_report_caps_the_listing_and_points_to_the_manifest(

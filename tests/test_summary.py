@@ -294,3 +294,45 @@ def test_summary_text_says_what_to_do_by_the_kind_of_source(
     }
     lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
     assert lines[-2].endswith(f"above: {cure})"), lines[-2]
+
+
+def test_summary_text_says_which_incomplete_files_a_rerun_does_not_complete() -> None:
+    """An incomplete file whose remote files failed for good (404) is read again by a rerun,
+    only to lack the same; one whose remote files may answer later (503) is not named."""
+    lacks = ["1 of 2 remote provider-reference files could not be fetched"]
+    entries = [
+        {"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False},
+        {"network_id": "refs404", "status": "incomplete", "incomplete": lacks, "retryable": False},
+        {"network_id": "refs503", "status": "incomplete", "incomplete": lacks, "retryable": True},
+    ]
+    manifest = {
+        "source_type": "index",
+        "source_input": "toc.json",
+        "total_tasks": 3,
+        "extractions": entries,
+        "summary": {"failed": 1, "incomplete": 2},
+    }
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-4:] == [
+        "  next:       run the same command again: it redoes the 3 files not done and keeps "
+        "the others",
+        "              (gone will fail again as it stands, for the reason above: the file is "
+        "the payer's, listed in toc.json)",
+        "              (refs404 will be incomplete again as it stands, for the reason above: the "
+        "remote provider-reference files it lacks are the payer's; its tables have every rate)",
+        "              snakemake -c1",
+    ]
+
+
+def test_summary_text_of_incomplete_files_only_a_rerun_does_not_complete() -> None:
+    lacks = ["1 of 1 remote provider-reference files could not be fetched"]
+    entries = [
+        {"network_id": f"f{i}", "status": "incomplete", "incomplete": lacks, "retryable": False}
+        for i in range(2)
+    ]
+    manifest = {"total_tasks": 2, "extractions": entries, "summary": {"incomplete": 2}}
+    lines = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1").splitlines()
+    assert lines[-2] == (
+        "              (all 2 will be incomplete again as they stand, for the reasons above: the "
+        "remote provider-reference files they lack are the payer's; their tables have every rate)"
+    )

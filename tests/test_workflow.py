@@ -671,6 +671,33 @@ def test_workflow_404_is_requested_once(
     assert proc.stderr.count("flaky: attempt ") == retries  # "attempt 1 ended: ...; retrying"
 
 
+@pytest.mark.parametrize("retries", [0, 2])
+def test_workflow_incomplete_for_good_is_read_once(
+    http_server: FileServer, tmp_path: Path, retries: int
+) -> None:
+    """A file whose remote provider-reference files all answer 404 is incomplete for reasons
+    no retry cures: a Snakemake retry does not read it again, and the summary says that a
+    rerun will leave it incomplete as well."""
+    sf = synth.generate(
+        synth.SynthConfig(
+            seed=38, items=10, references=4, remote_base_url=http_server.base_url + "/refs",
+            remote_refs=4, remote_locations=3,
+        )
+    )  # fmt: skip
+    remote = http_server.add("/mrf/remote.json.gz", containers.pack(sf.to_bytes(), "gz"))
+    (tmp_path / "list.txt").write_text(f"{remote}\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", f"retries={retries}")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert http_server.hits("/mrf/remote.json.gz") == 1
+    entry = manifest(tmp_path)["extractions"][0]
+    assert (entry["status"], entry["retryable"]) == ("incomplete", False)
+    assert "remote: attempt " not in proc.stderr  # no "attempt 1 ended: ...; retrying"
+    assert (
+        "(it will be incomplete again as it stands, for the reason above: the remote "
+        "provider-reference files it lacks are the payer's; its tables have every rate)"
+    ) in proc.stderr, proc.stderr[-3000:]
+
+
 def test_workflow_two_runs_into_two_folders_at_once_keep_their_own_logs(
     http_server: FileServer, tmp_path: Path
 ) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -31,7 +32,7 @@ from mrfbatch import _rows
 from mrfbatch.engines import DEFAULT_MAX_VALUE_MB, MB, Element
 from mrfbatch.provider_rows import ProviderRows, read_reference
 from mrfbatch.redact import redact_url
-from mrfbatch.remote import FAILURES_LISTED, RemoteFetcher, in_order
+from mrfbatch.remote import FAILURES_LISTED, RemoteFailure, RemoteFetcher, in_order
 from mrfbatch.tables import Group, Quality, group_key
 from mrfbatch.transport import TransportSettings
 from mrfbatch.urls import resolve_reference
@@ -59,8 +60,11 @@ class RemoteOutcome:
 
     fetched: int = 0
     failed: int = 0
+    # whether a failed one may be read on another try (False: none can, or none failed)
+    retryable: bool = False
     warnings: list[str] = field(default_factory=list)  # one sentence when some failed
-    failures: list[dict[str, str]] = field(default_factory=list)  # {"url", "error"}, capped
+    # {"url", "error", "retryable"} of the first FAILURES_LISTED that failed
+    failures: list[dict[str, Any]] = field(default_factory=list)
     retries: int = 0
     resumes: int = 0
 
@@ -203,11 +207,18 @@ class ProviderStore:
         log.info("fetching %d remote provider-reference files", len(locations))
         fetcher = RemoteFetcher(settings, self.quality, max_bytes)
         for location, result in in_order(fetcher.fetch, locations, settings.remote_concurrency):
-            if isinstance(result, str):
+            if isinstance(result, RemoteFailure):
                 outcome.failed += 1
+                outcome.retryable = outcome.retryable or result.retryable
                 if len(outcome.failures) < FAILURES_LISTED:
-                    outcome.failures.append({"url": redact_url(location), "error": result})
-                    log.warning("remote provider-reference file not read: %s", result)
+                    outcome.failures.append(
+                        {
+                            "url": redact_url(location),
+                            "error": result.reason,
+                            "retryable": result.retryable,
+                        }
+                    )
+                    log.warning("remote provider-reference file not read: %s", result.reason)
                 continue
             outcome.fetched += 1
             blob = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)

@@ -25,6 +25,15 @@ FAILURES_LISTED = 100  # failed locations listed one by one (status.json's remot
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class RemoteFailure:
+    """Why a location gave no groups: one sentence naming it, and whether trying again may
+    succeed (a connection failure, a 5xx) or cannot (an HTTP 404, invalid JSON, too large)."""
+
+    reason: str
+    retryable: bool
+
+
 def in_order(
     fetch: Callable[[str], T], locations: Iterable[str], workers: int
 ) -> Iterator[tuple[str, T]]:
@@ -65,16 +74,16 @@ class RemoteFetcher:
         self._lock = threading.Lock()
         self._host_failures: dict[str, int] = {}
 
-    def fetch(self, location: str) -> list[Group] | str:
-        """The groups of one location, or a sentence naming it and saying why there are none."""
+    def fetch(self, location: str) -> list[Group] | RemoteFailure:
+        """The groups of one location, or why there are none."""
         shown = redact_url(location)
         host = urlsplit(location).hostname or ""
         scheme = urlsplit(location).scheme.lower()
         if scheme not in ("http", "https"):
-            return f"{shown}: not an http(s) URL"
+            return RemoteFailure(f"{shown}: not an http(s) URL", retryable=False)
         with self._lock:
             if self._host_failures.get(host, 0) >= HOST_FAILURE_LIMIT:
-                return f"{shown}: skipped, host {host} unreachable"
+                return RemoteFailure(f"{shown}: skipped, host {host} unreachable", retryable=True)
         stats = TransferStats()
         try:
             with open_source(location, self.settings, stats) as raw:
@@ -82,10 +91,12 @@ class RemoteFetcher:
         except UnreachableError as exc:
             with self._lock:
                 self._host_failures[host] = self._host_failures.get(host, 0) + 1
-            return redact_text(str(exc), [location])
+            return RemoteFailure(redact_text(str(exc), [location]), exc.retryable)
         except MrfError as exc:
             text = redact_text(str(exc), [location])
-            return text if shown in text else f"{shown}: {text}"  # HTTP errors name the URL
+            if shown not in text:  # HTTP errors name the URL
+                text = f"{shown}: {text}"
+            return RemoteFailure(text, exc.retryable)
         finally:
             with self._lock:
                 self.stats.retries += stats.retries

@@ -185,7 +185,10 @@ def _not_done(
             retry = "likely: the failure may pass" if retryable else "no: fix the cause first"
     elif status == "incomplete":
         reason = " ".join(incomplete or []) or "incomplete (no reason recorded)"
-        retry = "perhaps: the missing parts are fetched again"
+        if retryable is False:
+            retry = "no: the missing parts failed for reasons a retry does not cure"
+        else:
+            retry = "perhaps: the missing parts are fetched again"
     else:
         reason = "not run: the run stopped before this file"
         retry = "yes"

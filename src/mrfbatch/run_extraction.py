@@ -201,6 +201,8 @@ def _finish(
     stats.retries += remote.retries
     stats.resumes += remote.resumes
     result.incomplete.extend(remote.warnings)  # the groups of those files have no rows
+    if remote.failed:  # whether a rerun may read what is missing
+        result.retryable = remote.retryable
     for batch in run.store.columns(run.handler.referenced):
         run.providers.write_batch(batch)
     result.unresolved_references = run.store.unresolved(run.handler.referenced)

@@ -53,8 +53,8 @@ class ExtractionResult:
     """What one extraction did; `to_dict()` is the content of status.json.
 
     `status` is `success`, `incomplete` (the tables are written, but lack data the file points
-    to: `incomplete` says what) or `failed` (no tables: `error` says why, and `retryable`
-    whether trying again may succeed).
+    to: `incomplete` says what, and `retryable` whether a rerun may read it) or `failed` (no
+    tables: `error` says why, and `retryable` whether trying again may succeed).
     """
 
     network_id: str
@@ -84,7 +84,7 @@ class ExtractionResult:
     remote_references_fetched: int = 0
     remote_references_failed: int = 0
     # the first 100 failed locations: {"url": without secrets, "error": why, naming it}
-    remote_failures: list[dict[str, str]] = field(default_factory=list)
+    remote_failures: list[dict[str, Any]] = field(default_factory=list)
     unknown_keys: int = 0
     unknown_key_names: dict[str, int] = field(default_factory=dict)
     invalid_values: int = 0

@@ -142,30 +142,40 @@ def summary_text(
             f"  next:       run the same command again: it redoes the {files(redo)} not done "
             "and keeps the others"
         )
-        lasting_ids = [
-            e["network_id"]
-            for e in problems
-            if e["status"] == "failed" and e.get("retryable") is False
-        ]
-        lasting = len(lasting_ids)
-        if lasting:
-            one = lasting == 1
-            if lasting < redo:  # say which, when few enough to read
-                who = _and(lasting_ids) if lasting <= NAMED else f"{lasting:,} of them"
-            else:
-                who = "it" if one else f"all {redo:,}"
-            lines.append(
-                f"              ({who} will fail again as "
-                f"{'it stands' if one else 'they stand'}, for the "
-                f"{'reason' if one else 'reasons'} above: {_cure(manifest, one)})"
-            )
+        for status, outcome in (("failed", "fail again"), ("incomplete", "be incomplete again")):
+            lasting = [
+                e["network_id"]
+                for e in problems
+                if e["status"] == status and e.get("retryable") is False
+            ]
+            if lasting:
+                one = len(lasting) == 1
+                lines.append(
+                    f"              ({_who(lasting, redo)} will {outcome} as "
+                    f"{'it stands' if one else 'they stand'}, for the "
+                    f"{'reason' if one else 'reasons'} above: {_cure(manifest, status, one)})"
+                )
         lines.append(f"              {rerun}")
     return "\n".join(lines)
 
 
-def _cure(manifest: Mapping[str, Any], one: bool) -> str:
+def _who(lasting: Sequence[str], redo: int) -> str:
+    """The tasks of `lasting` among the `redo` a rerun redoes: named when they are some of
+    them and few enough to read."""
+    if len(lasting) < redo:
+        return _and(lasting) if len(lasting) <= NAMED else f"{len(lasting):,} of them"
+    return "it" if redo == 1 else f"all {redo:,}"
+
+
+def _cure(manifest: Mapping[str, Any], status: str, one: bool) -> str:
     """What the person running can do about failures no rerun cures, by the kind of source:
-    fix or drop them in their own list; a payer's index they cannot edit."""
+    fix or drop them in their own list; a payer's index they cannot edit. An incomplete
+    file lacks only what its remote files hold, which are the payer's."""
+    if status == "incomplete":
+        return (
+            f"the remote provider-reference files {'it lacks are' if one else 'they lack are'} "
+            f"the payer's; {'its tables have' if one else 'their tables have'} every rate"
+        )
     source = str(manifest.get("source_input") or "the source")
     kind = manifest.get("source_type")
     if kind == "index":

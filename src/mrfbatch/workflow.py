@@ -321,16 +321,24 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
 
     0 on success (after writing the task's `.done` mark), 1 failed, 3 incomplete (see
     run_extraction). When Snakemake retries a job whose failure no retry can cure (an HTTP 404,
-    invalid JSON) in the same run, nothing is fetched again: the failure stands.
+    invalid JSON), or that is incomplete for such reasons only, in the same run, nothing is
+    fetched again: the outcome stands.
     """
     run = Run.from_config(settings)
     layout = run.layout
     task = find_task(layout.tasks, network_id)
     log_path = layout.task_log(network_id)
-    if _failed_for_good_in_this_run(layout, task):
+    settled = _settled_in_this_run(layout, task)
+    if settled is not None:
+        why = (
+            "ERROR not retried: the failure above cannot succeed on retry"
+            if settled == "failed"
+            else "WARNING not retried: the remote files the tables lack (above) failed for "
+            "reasons no retry cures"
+        )
         with open(log_path, "a", encoding="utf-8") as f:
-            f.write(f"{timestamp()} ERROR not retried: the failure above cannot succeed on retry\n")
-        return EXIT_STATUS["failed"]
+            f.write(f"{timestamp()} {why}\n")
+        return EXIT_STATUS[settled]
     Path(layout.done(network_id)).unlink(missing_ok=True)
     handlers = _log_to(log_path, settings.get("_echo", False), [task.url])
     try:
@@ -351,18 +359,21 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
     return result.exit_status
 
 
-def _failed_for_good_in_this_run(layout: RunLayout, task: Task) -> bool:
-    """Whether an earlier attempt in this run failed in a way no retry can cure."""
+def _settled_in_this_run(layout: RunLayout, task: Task) -> str | None:
+    """`failed` or `incomplete` when an earlier attempt in this run ended so for reasons no
+    retry can cure, else None."""
     started = os.environ.get(RUN_STARTED_VARIABLE)
     status = read_json_object(layout.status(task.network_id))
-    return (
+    if (
         started is not None
         and status is not None
-        and status.get("status") == "failed"
+        and status.get("status") in ("failed", "incomplete")
         and status.get("retryable") is False
         and str(status.get("started_at", "")) >= started
         and status.get("url") == redact_url(task.url)
-    )
+    ):
+        return str(status["status"])
+    return None
 
 
 def _say(line: str) -> None:
