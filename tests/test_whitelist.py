@@ -75,6 +75,8 @@ def write(tmp_path: Path, text: str) -> Path:
         pytest.param(
             '"27447"\n "j1885" # drug\n""\n', {"27447", "J1885"}, id="one-per-line-double-quoted"
         ),
+        # A code system of dotted numbers may have one: only a list of nothing else is refused.
+        pytest.param("27447.0\nj1885\n", {"27447.0", "J1885"}, id="one-decimal-among-codes"),
     ],
 )
 def test_load_whitelist_reads_file(tmp_path: Path, text: str, expected: set[str]) -> None:
@@ -91,6 +93,16 @@ def test_load_whitelist_iterable_normalizes() -> None:
 
 def test_load_whitelist_iterable_is_not_parsed() -> None:
     assert load_whitelist(["27447,99213"]) == {"27447,99213"}
+
+
+def test_load_whitelist_iterable_of_floats_is_refused() -> None:
+    """Codes from a numeric column (pandas makes one float when a cell is empty)."""
+    with pytest.raises(
+        WhitelistError,
+        match=r"^the billing codes given are only whole numbers written with decimals "
+        r"\('27447\.0', '99213\.0'\), .* \(did you mean '27447'\?\)$",
+    ):
+        load_whitelist([27447.0, 99213.0])
 
 
 @pytest.mark.parametrize(
@@ -268,6 +280,25 @@ def test_load_whitelist_iterable_is_not_parsed() -> None:
             "'\n",
             r"line 1: \"'\" holds \"'\", which no billing code has; remove the characters",
             id="lone-quote-no-suggestion",
+        ),
+        pytest.param(
+            "27447.0\n99213.0\n",
+            r"lists only whole numbers written with decimals \('27447\.0', '99213\.0'\), as "
+            r"programs write numbers \(pandas does, for a column with an empty cell\), and no "
+            r"billing code is written so; write the codes as text \(did you mean '27447'\?\)$",
+            id="decimals",
+        ),
+        pytest.param(
+            "billing_code,description\n0450.00,er\n27447.0,knee\n470.0,drg\n99213.0,visit\n",
+            r"lists only whole numbers written with decimals \('0450\.00', '27447\.0', "
+            r"'470\.0', \.\.\.\), .* \(did you mean '0450'\?\)$",
+            id="csv-decimals",
+        ),
+        pytest.param(
+            "27447.0\n",
+            r"lists only whole numbers written with decimals \('27447\.0'\), .* \(did you mean "
+            r"'27447'\?\)$",
+            id="one-code-with-decimals",
         ),
         pytest.param(
             'description,billing_code\nknee,J18"85\n',
