@@ -603,18 +603,25 @@ def test_workflow_one_core_echoes_progress(served: dict[str, Any], tmp_path: Pat
     assert "nothing to do, 1 file done before" in proc.stderr, proc.stderr[-3000:]
 
 
+def serve_with_remote_refs(http_server: FileServer, seed: int) -> tuple[synth.SynthFile, str]:
+    """A generated file served at /mrf/remote.json.gz whose 4 provider references point to 3
+    remote files under /refs/, which are not served (404) until the test adds them; the file,
+    and its URL."""
+    sf = synth.generate(
+        synth.SynthConfig(
+            seed=seed, items=10, references=4, remote_base_url=http_server.base_url + "/refs",
+            remote_refs=4, remote_locations=3,
+        )
+    )  # fmt: skip
+    return sf, http_server.add("/mrf/remote.json.gz", containers.pack(sf.to_bytes(), "gz"))
+
+
 def test_workflow_incomplete_task_keeps_its_tables_and_is_redone(
     http_server: FileServer, tmp_path: Path
 ) -> None:
     """A file whose remote provider-reference files all fail ends `incomplete`: its tables are
     kept and the run exits 1; once the server serves them, a rerun redoes it alone."""
-    sf = synth.generate(
-        synth.SynthConfig(
-            seed=33, items=10, references=4, remote_base_url=http_server.base_url + "/refs",
-            remote_refs=4, remote_locations=3,
-        )
-    )  # fmt: skip
-    remote = http_server.add("/mrf/remote.json.gz", containers.pack(sf.to_bytes(), "gz"))
+    sf, remote = serve_with_remote_refs(http_server, seed=33)
     fine = http_server.add("/mrf/fine.json.gz", containers.pack(synth_file(34).to_bytes(), "gz"))
     (tmp_path / "list.txt").write_text(f"{remote}\n{fine}\n")
     # The refs are not served yet: every location answers 404.
@@ -678,13 +685,7 @@ def test_workflow_incomplete_for_good_is_read_once(
     """A file whose remote provider-reference files all answer 404 is incomplete for reasons
     no retry cures: a Snakemake retry does not read it again, and the summary says that a
     rerun will leave it incomplete as well."""
-    sf = synth.generate(
-        synth.SynthConfig(
-            seed=38, items=10, references=4, remote_base_url=http_server.base_url + "/refs",
-            remote_refs=4, remote_locations=3,
-        )
-    )  # fmt: skip
-    remote = http_server.add("/mrf/remote.json.gz", containers.pack(sf.to_bytes(), "gz"))
+    _, remote = serve_with_remote_refs(http_server, seed=38)
     (tmp_path / "list.txt").write_text(f"{remote}\n")
     proc = snakemake(tmp_path, "source=urls", "input=list.txt", f"retries={retries}")
     assert proc.returncode == 1, proc.stderr[-3000:]
