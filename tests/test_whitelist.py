@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mrfbatch.errors import WhitelistError
-from mrfbatch.whitelist import load_whitelist
+from mrfbatch.whitelist import decimals_note, load_whitelist
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ONE_PER_LINE = "expected one billing code per line, or a CSV with a billing_code column$"
@@ -75,8 +75,7 @@ def write(tmp_path: Path, text: str) -> Path:
         pytest.param(
             '"27447"\n "j1885" # drug\n""\n', {"27447", "J1885"}, id="one-per-line-double-quoted"
         ),
-        # A code system of dotted numbers may have one: only a list of nothing else is refused.
-        pytest.param("27447.0\nj1885\n", {"27447.0", "J1885"}, id="one-decimal-among-codes"),
+        pytest.param("27447.0\n99213.0\n", {"27447.0", "99213.0"}, id="decimals-as-written"),
     ],
 )
 def test_load_whitelist_reads_file(tmp_path: Path, text: str, expected: set[str]) -> None:
@@ -95,14 +94,39 @@ def test_load_whitelist_iterable_is_not_parsed() -> None:
     assert load_whitelist(["27447,99213"]) == {"27447,99213"}
 
 
-def test_load_whitelist_iterable_of_floats_is_refused() -> None:
-    """Codes from a numeric column (pandas makes one float when a cell is empty)."""
-    with pytest.raises(
-        WhitelistError,
-        match=r"^the billing codes given are only whole numbers written with decimals "
-        r"\('27447\.0', '99213\.0'\), .* \(did you mean '27447'\?\)$",
-    ):
-        load_whitelist([27447.0, 99213.0])
+def test_load_whitelist_keeps_codes_with_decimals_as_written() -> None:
+    """A payer may publish the JSON number 27447.0: such a code is its text (test_fast_engine's
+    integer-billing-codes trap matches it)."""
+    assert load_whitelist([27447.0, "99213.00"]) == {"27447.0", "99213.00"}
+
+
+@pytest.mark.parametrize(
+    ("codes", "note"),
+    [
+        (
+            ["27447.0", "99213.0"],
+            "every billing code is a whole number written with decimals ('27447.0', "
+            "'99213.0'): each matches only a code published so, not '27447'; if a program "
+            "wrote them from numbers (pandas does, for a column with an empty cell), write "
+            "them as text",
+        ),
+        (
+            ["0450.00", "27447.0", "470.0", "99213.0"],
+            "every billing code is a whole number written with decimals ('0450.00', "
+            "'27447.0', '470.0', ...): each matches only a code published so, not '0450'; if "
+            "a program wrote them from numbers (pandas does, for a column with an empty "
+            "cell), write them as text",
+        ),
+        (["27447.0", "J1885"], None),  # a program writing numbers would not write J1885
+        (["81.54"], None),  # an ICD-9 procedure code (the CMS bundle example's)
+        (["27447"], None),
+        ([], None),
+    ],
+)
+def test_decimals_note_when_every_code_is_a_number_with_decimals(
+    codes: list[str], note: str | None
+) -> None:
+    assert decimals_note(codes) == note
 
 
 @pytest.mark.parametrize(
@@ -280,25 +304,6 @@ def test_load_whitelist_iterable_of_floats_is_refused() -> None:
             "'\n",
             r"line 1: \"'\" holds \"'\", which no billing code has; remove the characters",
             id="lone-quote-no-suggestion",
-        ),
-        pytest.param(
-            "27447.0\n99213.0\n",
-            r"lists only whole numbers written with decimals \('27447\.0', '99213\.0'\), as "
-            r"programs write numbers \(pandas does, for a column with an empty cell\), and no "
-            r"billing code is written so; write the codes as text \(did you mean '27447'\?\)$",
-            id="decimals",
-        ),
-        pytest.param(
-            "billing_code,description\n0450.00,er\n27447.0,knee\n470.0,drg\n99213.0,visit\n",
-            r"lists only whole numbers written with decimals \('0450\.00', '27447\.0', "
-            r"'470\.0', \.\.\.\), .* \(did you mean '0450'\?\)$",
-            id="csv-decimals",
-        ),
-        pytest.param(
-            "27447.0\n",
-            r"lists only whole numbers written with decimals \('27447\.0'\), .* \(did you mean "
-            r"'27447'\?\)$",
-            id="one-code-with-decimals",
         ),
         pytest.param(
             'description,billing_code\nknee,J18"85\n',

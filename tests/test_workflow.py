@@ -546,6 +546,26 @@ def test_workflow_bad_whitelist_stops_before_any_job(tmp_path: Path, case: str) 
     assert not (tmp_path / "results").exists()  # no checkpoint, no extraction
 
 
+def test_workflow_says_when_every_code_has_decimals(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    """Codes a program wrote from numbers: the run goes on (a payer may publish 27447.0), with
+    a note under the codes' line, before the source's."""
+    url = http_server.add("/mrf/a.json.gz", containers.pack(synth_file(39).to_bytes(), "gz"))
+    (tmp_path / "codes.txt").write_text("billing_code\n27447.0\n99213.0\n")
+    (tmp_path / "list.txt").write_text(f"{url}\n")
+    proc = snakemake(tmp_path, "source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    at = lines.index("billing codes: 2 from codes.txt (27447.0, 99213.0)")
+    assert lines[at + 1] == (
+        "note: every billing code is a whole number written with decimals ('27447.0', "
+        "'99213.0'): each matches only a code published so, not '27447'; if a program wrote "
+        "them from numbers (pandas does, for a column with an empty cell), write them as text"
+    )
+    assert lines[at + 2].startswith("urls source list.txt: 1 file;"), proc.stderr
+
+
 def test_workflow_bad_source_file_names_lines(tmp_path: Path) -> None:
     (tmp_path / "list.txt").write_text(
         "https://127.0.0.1:9/a.json\nnot a url\n# fine\nftp://x/y.json\n"

@@ -47,7 +47,7 @@ from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish, timestamp
 from mrfbatch.tables import TABLE_SCHEMAS, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
-from mrfbatch.whitelist import load_whitelist
+from mrfbatch.whitelist import decimals_note, load_whitelist
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger("mrfbatch")
@@ -113,6 +113,8 @@ def run_extraction(
         result.whitelist_size = None if whitelist is None else len(whitelist)
         if whitelist is None:
             log.warning("no billing-code whitelist: every item is extracted; outputs may be large")
+        elif note := decimals_note(whitelist):
+            log.warning("%s", note)
         parser = (
             get_engine(engine, options.threads, options.max_value_mb, options.validate)
             if isinstance(engine, str)

@@ -39,7 +39,7 @@ _BLANK = re.compile(r"[\s,;]*")
 _NOT_IN_CODES = re.compile(r"""["'`<>()\[\]{}\\|=]""")
 _NOT_IN_CODES_FIX = "remove the characters no billing code has"
 # A whole number written with a decimal point and zeros: how a program writes codes it read as
-# numbers (pandas, for a column with an empty cell, writes 27447.0). No billing code has one.
+# numbers (pandas, for a column with an empty cell, writes 27447.0).
 _DECIMALS = re.compile(r"(\d+)\.0+")
 _SHOWN_CHARS = 60
 _MAX_COLUMNS = 10  # header columns named in a message; the rest are counted
@@ -79,16 +79,12 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     - CSV: a `billing_code` cell holding several values, a row with more fields than the
       header, a quote never closed, two `billing_code` columns, no codes in the column;
     - in both: a code holding a character no billing code has (a quote, a bracket, `<`, `>`,
-      `=`, `|`, a backslash): `"J1885` would match nothing;
-    - codes that are all whole numbers written with decimals (`27447.0`), as a program writes
-      numbers: so are codes given as an iterable (floats). One such code among others is
-      kept, as a code system of dotted numbers may have it.
+      `=`, `|`, a backslash): `"J1885` would match nothing.
 
     For example `27447  # knee`, or `description;billing_code` then `knee, total;27447`.
     """
     if not isinstance(source, str | os.PathLike):
-        given = frozenset(c for c in (normalize_code(x) for x in source) if c)
-        return _no_decimals(given, "the billing codes given are")
+        return frozenset(c for c in (normalize_code(x) for x in source) if c)
     path = Path(source)
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -107,25 +103,27 @@ def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[
     header = _strip_comment(lines[first])
     separator, columns = _read_header(header)
     if CODE_COLUMN in (c.lower() for c in columns):
-        codes = _codes_from_csv(path, lines, first, separator, columns)
-    else:
-        _check_not_header(path, first + 1, header, separator, columns)
-        codes = _codes_from_lines(path, lines)
-    return _no_decimals(codes, f"whitelist file {path} lists")
+        return _codes_from_csv(path, lines, first, separator, columns)
+    _check_not_header(path, first + 1, header, separator, columns)
+    return _codes_from_lines(path, lines)
 
 
-def _no_decimals(codes: frozenset[str], where: str) -> frozenset[str]:
-    """`codes`, unless every one is a whole number with decimals (`27447.0`): then they match
-    nothing, and WhitelistError says why and what to write."""
-    matches = [m for m in map(_DECIMALS.fullmatch, sorted(codes)) if m is not None]
-    if not codes or len(matches) < len(codes):
-        return codes
+def decimals_note(codes: Iterable[str]) -> str | None:
+    """A caution when every code is a whole number written with decimals (`27447.0`), else
+    None. Such a code matches only a billing code published the same way (a payer may publish
+    the JSON number 27447.0), not 27447; a program that read the codes as numbers writes them
+    so (pandas does, for an integer column with an empty cell)."""
+    ordered = sorted(codes)
+    matches = [m for m in map(_DECIMALS.fullmatch, ordered) if m is not None]
+    if not ordered or len(matches) < len(ordered):
+        return None
     shown = ", ".join(_quote(m.group()) for m in matches[:3])
     more = ", ..." if len(matches) > 3 else ""
-    raise WhitelistError(
-        f"{where} only whole numbers written with decimals ({shown}{more}), as programs write "
-        "numbers (pandas does, for a column with an empty cell), and no billing code is "
-        f"written so; write the codes as text (did you mean {_quote(matches[0].group(1))}?)"
+    return (
+        f"every billing code is a whole number written with decimals ({shown}{more}): each "
+        f"matches only a code published so, not {_quote(matches[0].group(1))}; if a program "
+        "wrote them from numbers (pandas does, for a column with an empty cell), write them as "
+        "text"
     )
 
 

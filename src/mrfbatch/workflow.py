@@ -48,7 +48,7 @@ from mrfbatch.tasks import (
     write_skipped,
     write_tasks,
 )
-from mrfbatch.whitelist import load_whitelist
+from mrfbatch.whitelist import decimals_note, load_whitelist
 
 log = logging.getLogger("mrfbatch")
 
@@ -143,6 +143,8 @@ def start_run(
     config["_echo"] = echo
     config["_job_line"] = not view.attached  # without mrfbatch's console, jobs say it
     console.announce(_whitelist_line(config["cpt_whitelist"], codes))
+    if codes is not None and (note := decimals_note(codes)):
+        console.announce(f"note: {note}")
     return run
 
 
