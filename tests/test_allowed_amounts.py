@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -229,9 +230,11 @@ def test_run_extraction_whitelist_filters_allowed_amount_items(tic: Path, tmp_pa
     result, status = extract(source, tmp_path, cpt_whitelist=["99213"])
     assert result.status == "success", result.error
     assert (status["items_seen"], status["items_matched"]) == (1, 0)
+    assert status["matched_codes"] == {}
     assert rows(status["output_files"]["allowed_amounts"]) == []
-    result, status = extract(source, tmp_path, cpt_whitelist=["99214"])
+    result, status = extract(source, tmp_path, cpt_whitelist=["99214", "27447"])
     assert (status["items_matched"], status["allowed_amount_provider_rows"]) == (1, 8)
+    assert status["matched_codes"] == {"99214": 1}  # the file's one item
 
 
 def test_run_extraction_allowed_amounts_csv(tic: Path, tmp_path: Path) -> None:
@@ -283,6 +286,11 @@ def test_run_extraction_generated_allowed_amounts_match_the_oracle(
         i for i in doc["out_of_network"] if whitelist is None or i["billing_code"] in whitelist
     ]
     assert (status["items_seen"], status["items_matched"]) == (6, len(matched))
+    if whitelist is not None:
+        codes = Counter(str(i["billing_code"]) for i in matched)
+        assert status["matched_codes"] == dict(sorted(codes.items()))
+    else:
+        assert status["matched_codes"] is None
     assert status["allowed_amount_rows"] == len(amounts)
     assert status["allowed_amount_provider_rows"] == len(providers)
     assert (status["unknown_keys"], status["invalid_values"]) == (0, 0)

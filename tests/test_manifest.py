@@ -52,6 +52,8 @@ def test_build_manifest_counts_each_status_and_sums_the_rows(layout: RunLayout) 
         "allowed_amount_provider_rows": 0,
         "items_matched": 3,
         "bytes_read": 1500,
+        "codes_listed": None,  # no whitelist
+        "codes_not_found": None,
     }
     by_id = {e["network_id"]: e for e in manifest["extractions"]}
     assert by_id["beta"]["incomplete"] == ["2 of 2 remote files failed"]
@@ -96,6 +98,41 @@ def test_build_manifest_carries_file_kind_and_allowed_amount_counts(tmp_path: Pa
     assert manifest["summary"]["allowed_amount_rows"] == 8
     assert manifest["summary"]["allowed_amount_provider_rows"] == 12
     assert manifest["summary"]["rate_rows"] == 3
+
+
+def codes_layout(tmp_path: Path, **matched: Any) -> RunLayout:
+    """alpha and beta read with a whitelist of 4 codes, each having the codes `matched` gives
+    it; gamma failed with an item of 0450 read before it broke (a failed file has no codes)."""
+    layout = RunLayout(str(tmp_path / "out"))
+    for network_id, status in (("alpha", "success"), ("beta", "incomplete")):
+        codes = matched.get(network_id, {})
+        write_status(layout, network_id, status=status, whitelist_size=4, matched_codes=codes)
+    write_status(layout, "gamma", status="failed", whitelist_size=4, matched_codes={"0450": 1})
+    return layout
+
+
+WHITELIST = frozenset({"0450", "27447", "99213", "J1885"})
+
+
+def test_build_manifest_names_the_codes_no_file_read_has(tmp_path: Path) -> None:
+    layout = codes_layout(tmp_path, alpha={"27447": 2}, beta={"27447": 1, "J1885": 4})
+    summary = build_manifest(TASKS, layout, "urls", "list.txt", whitelist=WHITELIST)["summary"]
+    assert (summary["codes_listed"], summary["codes_not_found"]) == (4, ["0450", "99213"])
+
+
+def test_build_manifest_does_not_name_codes_when_a_file_does_not_say_its_own(
+    tmp_path: Path,
+) -> None:
+    """A status from before matched_codes, or from another whitelist: no list, rather than
+    a wrong one."""
+    layout = codes_layout(tmp_path, alpha={"27447": 2})
+    write_status(layout, "beta", status="success")  # no matched_codes
+    summary = build_manifest(TASKS, layout, "urls", "list.txt", whitelist=WHITELIST)["summary"]
+    assert summary["codes_not_found"] is None
+    layout = codes_layout(tmp_path, alpha={"27447": 2})
+    write_status(layout, "beta", status="success", whitelist_size=3, matched_codes={})
+    summary = build_manifest(TASKS, layout, "urls", "list.txt", whitelist=WHITELIST)["summary"]
+    assert summary["codes_not_found"] is None
 
 
 def test_build_manifest_shows_no_secret_of_a_url(layout: RunLayout) -> None:

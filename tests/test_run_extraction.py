@@ -183,6 +183,19 @@ def test_run_extraction_whitelist_counts_and_status_file(tmp_path: Path) -> None
     assert sorted(r["billing_code"] for r in rates) == [" 27447 ", "j1234"]
 
 
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_run_extraction_status_counts_the_items_of_each_code(tmp_path: Path, engine: str) -> None:
+    items = [item("99213"), item(" 27447 "), item("j1234"), item("27447"), item("27447")]
+    path = write(tmp_path, "net.json", document(items))
+    options = ExtractionOptions(engine=engine)
+    whitelist = ["27447", "J1234", "0450"]
+    result = run_extraction(str(path), tmp_path / "out", options, cpt_whitelist=whitelist)
+    assert result.matched_codes == {"27447": 3, "J1234": 1}  # normalized; 0450 in no item
+    status = json.loads((tmp_path / "out" / "net" / "status.json").read_text())
+    assert status["matched_codes"] == {"27447": 3, "J1234": 1}
+    assert run_extraction(str(path), tmp_path / "all", options).matched_codes is None
+
+
 def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = write(tmp_path, "good.json", document([item("99213")]))
     out = str(tmp_path / "out")

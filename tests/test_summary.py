@@ -336,3 +336,48 @@ def test_summary_text_of_incomplete_files_only_a_rerun_does_not_complete() -> No
         "              (all 2 will be incomplete again as they stand, for the reasons above: the "
         "remote provider-reference files they lack are the payer's; their tables have every rate)"
     )
+
+
+@pytest.mark.parametrize(
+    ("not_found", "line"),
+    [
+        (
+            ["0450", "99999"],
+            "  codes:      3 of the 5 codes in codes.txt are in the 2 files read; not found: 0450, "
+            "99999",
+        ),
+        (
+            [f"C{i}" for i in range(7)],
+            "  codes:      3 of the 10 codes in codes.txt are in the 2 files read; not found: C0, "
+            "C1, C2, C3, C4 and 2 more (manifest.json lists them)",
+        ),
+    ],
+)
+def test_summary_text_names_the_codes_no_file_read_has(not_found: list[str], line: str) -> None:
+    counts = {
+        "successful": 1,
+        "incomplete": 1,
+        "items_matched": 4,
+        "codes_listed": len(not_found) + 3,
+        "codes_not_found": not_found,
+    }
+    manifest = {"total_tasks": 2, "summary": counts}
+    text = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1", whitelist="codes.txt")
+    lines = text.splitlines()
+    assert lines[2] == line  # under the rows
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"items_matched": 4, "codes_listed": 3, "codes_not_found": []},  # every code found
+        {"items_matched": 4, "codes_listed": 3, "codes_not_found": None},  # not known
+        {"items_matched": 0, "codes_listed": 3, "codes_not_found": ["1", "2", "3"]},  # the note
+    ],
+)
+def test_summary_text_has_no_codes_line_unless_some_code_is_not_found(
+    counts: dict[str, object],
+) -> None:
+    manifest = {"total_tasks": 1, "summary": {"successful": 1, **counts}}
+    text = summary_text(manifest, RunLayout("results"), 1, "snakemake -c1", whitelist="codes.txt")
+    assert "  codes:  " not in text

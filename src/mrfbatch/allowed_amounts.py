@@ -17,6 +17,7 @@ each item over decoded (`AllowedAmounts` is its document handler); memory holds 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -69,6 +70,7 @@ class AllowedAmounts:
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
+        self.codes_matched: Counter[str] = Counter()  # with a whitelist: items by code
         self.keys_seen: list[str] = []
 
     def wants(self, billing_code: object) -> bool:
@@ -106,6 +108,8 @@ class AllowedAmounts:
         if not self.wants(item.get("billing_code")):
             return
         self.items_matched += 1
+        if self.whitelist is not None:
+            self.codes_matched[normalize_code(item["billing_code"])] += 1
         self.quality.check_keys(item, ALLOWED_ITEM_KEYS, "out_of_network")
         code = {
             key: text(item.get(key), self.quality, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ class Extraction:
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
+        self.codes_matched: Counter[str] = Counter()  # with a whitelist: items by code
         self.keys_seen: list[str] = []
         self.in_network_done = False
 
@@ -99,6 +101,8 @@ class Extraction:
             self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
         elif self.wants(found.billing_code):
             self.items_matched += 1
+            if self.whitelist is not None:
+                self.codes_matched[normalize_code(found.billing_code)] += 1
             found.write(self.rates)
 
     def wants_all(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,14 +37,20 @@ def build_manifest(
     source_type: str,
     source_input: str,
     skipped: tuple[Sequence[SkippedEntry], int] = ((), 0),
+    whitelist: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Collect every task's status into the manifest (see docs/output.md).
 
     A task whose status cannot be found (never run, or interrupted) is `not_run`. `skipped`:
     the entries of the source that gave no task (as :func:`mrfbatch.tasks.read_skipped` gives
-    them: the first ones kept, and how many there were).
+    them: the first ones kept, and how many there were). `whitelist`: the run's codes, to say
+    which ones no file read has.
     """
-    extractions = [_entry(task, layout) for task in tasks]
+    tasks = list(tasks)
+    statuses = [read_json_object(layout.status(task.network_id)) for task in tasks]
+    extractions = [
+        _entry(task, status, layout) for task, status in zip(tasks, statuses, strict=True)
+    ]
     entries, total = skipped
     count = {status: sum(e["status"] == status for e in extractions) for status in STATUSES}
     return {
@@ -72,12 +78,32 @@ def build_manifest(
                     "bytes_read",
                 )
             },
+            "codes_listed": None if whitelist is None else len(whitelist),
+            "codes_not_found": _codes_not_found(whitelist, statuses),
         },
     }
 
 
-def _entry(task: Task, layout: RunLayout) -> dict[str, Any]:
-    status = read_json_object(layout.status(task.network_id))
+def _codes_not_found(
+    whitelist: Collection[str] | None, statuses: Sequence[dict[str, Any] | None]
+) -> list[str] | None:
+    """The codes of `whitelist` that no file with tables has an item of, sorted; None without
+    a whitelist, or when a file's status does not say which codes it has (from an older
+    mrfbatch, or written with another whitelist)."""
+    if whitelist is None:
+        return None
+    found: set[str] = set()
+    for status in statuses:
+        if status is None or status.get("status") not in ("success", "incomplete"):
+            continue
+        matched = status.get("matched_codes")
+        if not isinstance(matched, dict) or status.get("whitelist_size") != len(whitelist):
+            return None
+        found.update(matched)
+    return sorted(set(whitelist) - found)
+
+
+def _entry(task: Task, status: dict[str, Any] | None, layout: RunLayout) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "url": redact_url(task.url),
         "network_id": task.network_id,

@@ -330,6 +330,8 @@ def _fill_counts(
     if run.handler is not None:
         result.items_seen = run.handler.items_seen
         result.items_matched = run.handler.items_matched
+        if result.whitelist_size is not None:
+            result.matched_codes = dict(sorted(run.handler.codes_matched.items()))
         result.file_metadata = run.handler.file_metadata
     if run.kind == ALLOWED_AMOUNTS:
         result.allowed_amount_rows = run.rows.rows_written

@@ -83,7 +83,8 @@ class ExtractionResult:
     unresolved_references: int = 0
     remote_references_fetched: int = 0
     remote_references_failed: int = 0
-    # the first 100 failed locations: {"url": without secrets, "error": why, naming it}
+    # the first 100 failed locations: {"url": without secrets, "error": why, naming it,
+    # "retryable": whether another try may read it}
     remote_failures: list[dict[str, Any]] = field(default_factory=list)
     unknown_keys: int = 0
     unknown_key_names: dict[str, int] = field(default_factory=dict)
@@ -94,6 +95,8 @@ class ExtractionResult:
     )
     plan_metadata: list[dict[str, Any]] | None = None
     whitelist_size: int | None = None
+    # with a whitelist, the items matched by each code that matched any (normalized, sorted)
+    matched_codes: dict[str, int] | None = None
     output_files: dict[str, str] = field(default_factory=dict)
 
     @property

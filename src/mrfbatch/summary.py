@@ -14,6 +14,7 @@ from mrfbatch.tasks import SkippedEntry
 
 LISTED = 5  # failures named in the summary; the manifest has them all
 NAMED = 3  # failures a rerun cannot cure, named after "next:" when some others it may cure
+CODES_NAMED = 5  # whitelisted codes no file read has, named in the summary
 SKIPPED_LISTED = 3  # skipped source entries named on the console; more: the first is named
 RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
 
@@ -109,10 +110,23 @@ def summary_text(
         f"{human_bytes(summary.get('bytes_read') or 0)} read"
     )
     with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
+    not_found = summary.get("codes_not_found")
     if whitelist and with_tables and not summary.get("items_matched"):
         lines.append(
             f"  note:       no item of the {files(with_tables)} read has a billing code listed "
             f"in {whitelist}: check the codes (and their type: CPT, HCPCS, RC, ...)"
+        )
+    elif whitelist and with_tables and not_found:
+        listed = int(summary.get("codes_listed") or 0)
+        named = ", ".join(not_found[:CODES_NAMED])
+        more = (
+            f" and {len(not_found) - CODES_NAMED:,} more (manifest.json lists them)"
+            if len(not_found) > CODES_NAMED
+            else ""
+        )
+        lines.append(
+            f"  codes:      {listed - len(not_found):,} of the {listed:,} codes in {whitelist} are "
+            f"in the {files(with_tables)} read; not found: {named}{more}"
         )
     lines.append(f"  tables:     {layout.task_dir('<network_id>')}/{_table_names(manifest)}")
     if os.path.isfile(layout.database):

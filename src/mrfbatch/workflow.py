@@ -417,7 +417,11 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
     skipped = read_skipped(layout.skipped) if has_tasks else ([], 0)
-    manifest = build_manifest(tasks, layout, settings["source"], str(settings["input"]), skipped)
+    whitelist = settings.get("cpt_whitelist")
+    codes = None if not whitelist else load_whitelist(whitelist)
+    manifest = build_manifest(
+        tasks, layout, settings["source"], str(settings["input"]), skipped, codes
+    )
     if not has_tasks:
         manifest["error"] = (
             f"the {settings['source']} source could not be turned into tasks; see "
