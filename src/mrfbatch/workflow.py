@@ -70,6 +70,11 @@ class Run:
         """The run of a checked config (as jobs and handlers see it)."""
         return cls(dict(config), RunLayout(config["output_dir"], config["log_dir"]))
 
+    def codes(self) -> frozenset[str] | None:
+        """The whitelist's codes; None without one."""
+        path = self.settings.get("cpt_whitelist")
+        return None if not path else load_whitelist(path)
+
     @functools.cached_property
     def whitelist_digest(self) -> str | None:
         path = self.settings.get("cpt_whitelist")
@@ -120,7 +125,7 @@ def start_run(
         run = Run.from_config(config)
         if not main_process:
             return run
-        codes = _check_whitelist(config["cpt_whitelist"])
+        codes = run.codes()
         if not dryrun:
             lock_output_dir(run.layout)
     except MrfError as exc:
@@ -146,10 +151,6 @@ def start_run(
     if codes is not None and (note := decimals_note(codes)):
         console.announce(f"note: {note}")
     return run
-
-
-def _check_whitelist(path: str | None) -> frozenset[str] | None:
-    return None if path is None else load_whitelist(path)
 
 
 def _whitelist_line(path: str | None, codes: frozenset[str] | None) -> str:
@@ -417,10 +418,8 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     has_tasks = Path(tasks_path).is_file()
     tasks = read_tasks(tasks_path) if has_tasks else []
     skipped = read_skipped(layout.skipped) if has_tasks else ([], 0)
-    whitelist = settings.get("cpt_whitelist")
-    codes = None if not whitelist else load_whitelist(whitelist)
     manifest = build_manifest(
-        tasks, layout, settings["source"], str(settings["input"]), skipped, codes
+        tasks, layout, settings["source"], str(settings["input"]), skipped, run.codes()
     )
     if not has_tasks:
         manifest["error"] = (
@@ -446,10 +445,8 @@ def write_run_report(run: Run) -> list[str]:
 
     layout = run.layout
     manifest = read_json_object(layout.manifest) or {}
-    whitelist = run.settings.get("cpt_whitelist")
-    codes = None if not whitelist else load_whitelist(whitelist)
     with duckdb.connect(layout.database, read_only=True) as con:
-        figures = write_report(con, manifest, codes, layout.report, layout.figures)
+        figures = write_report(con, manifest, run.codes(), layout.report, layout.figures)
     return [str(path) for path in figures]
 
 
