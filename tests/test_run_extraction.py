@@ -17,6 +17,7 @@ from mrfbatch.cli import extract_main as main
 from mrfbatch.errors import UsageError
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
+from mrfbatch.status import CODES_COUNTED
 from support import oracle, synth
 
 PRICE = (
@@ -194,6 +195,15 @@ def test_run_extraction_status_counts_the_items_of_each_code(tmp_path: Path, eng
     status = json.loads((tmp_path / "out" / "net" / "status.json").read_text())
     assert status["matched_codes"] == {"27447": 3, "J1234": 1}
     assert run_extraction(str(path), tmp_path / "all", options).matched_codes is None
+
+
+def test_run_extraction_counts_codes_of_a_whitelist_up_to_its_limit(tmp_path: Path) -> None:
+    path = write(tmp_path, "net.json", document([item("27447")]))
+    most = ["27447", *(f"C{i}" for i in range(CODES_COUNTED - 1))]
+    result = run_extraction(str(path), tmp_path / "most", cpt_whitelist=most)
+    assert result.matched_codes == {"27447": 1}
+    result = run_extraction(str(path), tmp_path / "more", cpt_whitelist=[*most, "C-extra"])
+    assert (result.items_matched, result.matched_codes) == (1, None)
 
 
 def test_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,7 +44,14 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import redact_text, redact_url
-from mrfbatch.status import ExtractionResult, clear_folder, output_error, publish, timestamp
+from mrfbatch.status import (
+    CODES_COUNTED,
+    ExtractionResult,
+    clear_folder,
+    output_error,
+    publish,
+    timestamp,
+)
 from mrfbatch.tables import TABLE_SCHEMAS, Quality
 from mrfbatch.transport import ByteSource, TransferStats, TransportSettings, open_source
 from mrfbatch.whitelist import decimals_note, load_whitelist
@@ -330,7 +337,7 @@ def _fill_counts(
     if run.handler is not None:
         result.items_seen = run.handler.items_seen
         result.items_matched = run.handler.items_matched
-        if result.whitelist_size is not None:
+        if result.whitelist_size is not None and result.whitelist_size <= CODES_COUNTED:
             result.matched_codes = dict(sorted(run.handler.codes_matched.items()))
         result.file_metadata = run.handler.file_metadata
     if run.kind == ALLOWED_AMOUNTS:
