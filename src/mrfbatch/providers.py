@@ -198,7 +198,9 @@ class ProviderStore:
             if kind != _INLINE:
                 source, _, _, location = read_reference(payload, self.quality)
                 if source == "remote" and location is not None:
-                    url = self._urls[location] = resolve_reference(location, base)
+                    url = self._urls.get(location)
+                    if url is None:  # entries of one file often share a location
+                        url = self._urls[location] = resolve_reference(location, base)
                     needed[url] = None
         self._counted = True
         locations = list(needed)
