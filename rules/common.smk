@@ -1,6 +1,7 @@
+from mrfbatch.finish import finish_run
 from mrfbatch.network_ids import NETWORK_ID_PATTERN
 from mrfbatch.redact import redact_url
-from mrfbatch.workflow import finish_run, start_run, task_targets
+from mrfbatch.workflow import start_run, task_targets
 
 # Checks the config against config/schema.yaml (and fills in its defaults) and the whitelist,
 # before any job; a mistake stops the run here with one line. Locks output_dir.

@@ -1,7 +1,7 @@
 """The run's database (mrfbatch.database) and plans/files tables (mrfbatch.results).
 
 Runs are made of real extractions of written or generated files, with the manifest step the
-workflow runs (workflow.write_run_manifest); the views are checked against the fixtures and
+workflow runs (finish.write_run_manifest); the views are checked against the fixtures and
 against the per-file tables read with pyarrow, not with DuckDB.
 """
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import re
@@ -891,30 +890,6 @@ def test_workflow_whitelist_that_matches_nothing_is_said(
     )
 
 
-class _RecordingRaw(io.RawIOBase):
-    """A file descriptor's view of the console: every write that reaches the OS."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.writes.append(bytes(data))
-        return len(data)
-
-
-def test_console_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Jobs running at once share the console: a line written in two pieces can be split by
-    # another job's line. Like Python's own stderr, the stream has no buffer of bytes.
-    raw = _RecordingRaw()
-    stream = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)  # type: ignore[type-var]
-    monkeypatch.setattr(sys, "stderr", stream)
-    workflow._say("[mrfbatch] beta: success")
-    assert raw.writes == [b"[mrfbatch] beta: success\n"]
-
-
 def test_find_task_unknown_network_id_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "tasks.tsv"
     path.write_text(
@@ -960,13 +935,3 @@ def test_recipe_holds_the_format_unless_parquet() -> None:
         "tables": 2,  # bundled_codes and covered_services as lists of structs
     }
     assert csv == {**parquet, "format": "csv"}
-
-
-def test_a_failed_report_job_logs_its_traceback_and_exits_1(tmp_path: Path) -> None:
-    # no manifest, no database: the report cannot be written
-    settings = {"output_dir": str(tmp_path / "results"), "log_dir": None, "cpt_whitelist": None}
-    log_path = tmp_path / "results" / "logs" / "report.log"
-    assert workflow.report_job(settings, str(log_path)) == 1
-    text = log_path.read_text()
-    assert "ERROR the step failed" in text and "Traceback" in text
-    assert not (tmp_path / "results" / "report.html").exists()

@@ -1,4 +1,5 @@
-"""What the Snakemake workflow calls: the run's start, its task list, the job bodies, its end.
+"""What the Snakemake workflow calls: the run's start, its task list, the extraction jobs
+(the run's end is mrfbatch.finish).
 
 The `.smk` files only map config and wildcards to paths; every decision lives here, where
 pytest reaches it.
@@ -20,8 +21,7 @@ import functools
 import hashlib
 import logging
 import os
-import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -29,12 +29,11 @@ from typing import IO, Any
 from mrfbatch import console
 from mrfbatch.config import check_config, load_schema
 from mrfbatch.errors import MrfError, UsageError
+from mrfbatch.joblog import log_to, say, stop_logging
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.options import ExtractionOptions
-from mrfbatch.redact import RedactingFormatter, redact_text, redact_url
-from mrfbatch.results import files_table, plans_table, write_table
+from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import IN_NETWORK_FILES, load_source
 from mrfbatch.status import EXIT_STATUS, timestamp
@@ -129,7 +128,7 @@ def start_run(
         if not dryrun:
             lock_output_dir(run.layout)
     except MrfError as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         raise SystemExit(1) from None
     os.environ[RUN_STARTED_VARIABLE] = timestamp()
     echo = local_cores == 1  # one job at a time: its detail goes to the console
@@ -242,16 +241,16 @@ def tasks_job(
     An unusable source is exit status 1 with the reason in the log and one line on the
     console, not a traceback.
     """
-    handlers = _log_to(log_path, echo=False, urls=[source_input])
+    handlers = log_to(log_path, echo=False, urls=[source_input])
     try:
         make_tasks(source, source_input, tasks_path, output_dir, file_types)
     except MrfError as exc:
         message = redact_text(str(exc), [source_input])
         log.error("%s", message)
-        _say(f"error: the {source} source is unusable: {message}")
+        say(f"error: the {source} source is unusable: {message}")
         return 1
     finally:
-        _stop_logging(handlers)
+        stop_logging(handlers)
     return 0
 
 
@@ -343,7 +342,7 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
             f.write(f"{timestamp()} {why}\n")
         return EXIT_STATUS[settled]
     Path(layout.done(network_id)).unlink(missing_ok=True)
-    handlers = _log_to(log_path, settings.get("_echo", False), [task.url])
+    handlers = log_to(log_path, settings.get("_echo", False), [task.url])
     try:
         result = run_extraction(
             task.url,
@@ -354,11 +353,11 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
             plan_metadata=list(task.plan_metadata),
         )
     finally:
-        _stop_logging(handlers)
+        stop_logging(handlers)
     if result.ok:
         write_json(layout.done(network_id), run.recipe(task))
     if settings.get("_job_line", True):
-        _say(f"[mrfbatch] {task_line(result.to_dict())}")
+        say(f"[mrfbatch] {task_line(result.to_dict())}")
     return result.exit_status
 
 
@@ -377,116 +376,3 @@ def _settled_in_this_run(layout: RunLayout, task: Task) -> str | None:
     ):
         return str(status["status"])
     return None
-
-
-def _say(line: str) -> None:
-    """One line to the console in a single write, so lines of jobs running at once never merge.
-
-    `print` writes the text and its newline separately; another job's line can land between.
-    """
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-def _log_to(path: str, echo: bool, urls: Iterable[str] = ()) -> list[logging.Handler]:
-    """Send mrfbatch's log to `path` (and stderr), every URL and the secrets of `urls` redacted."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", urls)
-    handlers: list[logging.Handler] = [logging.FileHandler(path, mode="w", encoding="utf-8")]
-    if echo:
-        handlers.append(logging.StreamHandler(sys.stderr))
-    logger = logging.getLogger("mrfbatch")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    for handler in handlers:
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
-    return handlers
-
-
-def _stop_logging(handlers: list[logging.Handler]) -> None:
-    for handler in handlers:
-        logging.getLogger("mrfbatch").removeHandler(handler)
-        handler.close()
-
-
-def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
-    """Build and write manifest.json from the tasks and whatever statuses exist, and the
-    tables and database made from them: plans.parquet, files.parquet, mrfbatch.duckdb."""
-    settings = run.settings
-    layout = run.layout
-    has_tasks = Path(tasks_path).is_file()
-    tasks = read_tasks(tasks_path) if has_tasks else []
-    skipped = read_skipped(layout.skipped) if has_tasks else ([], 0)
-    manifest = build_manifest(
-        tasks, layout, settings["source"], str(settings["input"]), skipped, run.codes()
-    )
-    if not has_tasks:
-        manifest["error"] = (
-            f"the {settings['source']} source could not be turned into tasks; see "
-            f"{layout.tasks_log}"
-        )
-    from mrfbatch.database import build_database  # DuckDB: not for every extraction job
-
-    entries = manifest["extractions"]
-    by_id = {entry["network_id"]: entry for entry in entries}
-    write_table(plans_table(tasks, by_id), layout.plans)
-    write_table(files_table(entries), layout.files)
-    build_database(layout, entries)
-    write_manifest(manifest, layout.manifest)
-    return manifest
-
-
-def write_run_report(run: Run) -> list[str]:
-    """Write report.html and its figures from the run's manifest and database; the figures."""
-    import duckdb  # not for every extraction job
-
-    from mrfbatch.report import write_report
-
-    layout = run.layout
-    manifest = read_json_object(layout.manifest) or {}
-    with duckdb.connect(layout.database, read_only=True) as con:
-        figures = write_report(con, manifest, run.codes(), layout.report, layout.figures)
-    return [str(path) for path in figures]
-
-
-def manifest_job(settings: Mapping[str, Any], tasks_path: str, log_path: str) -> int:
-    """The `manifest` rule's job: :func:`write_run_manifest`; its exit status.
-
-    An error is logged with its traceback to `log_path` (the console names the log)."""
-    return _local_job(lambda: write_run_manifest(Run.from_config(settings), tasks_path), log_path)
-
-
-def report_job(settings: Mapping[str, Any], log_path: str) -> int:
-    """The `report` rule's job: :func:`write_run_report`; its exit status, as manifest_job."""
-    return _local_job(lambda: write_run_report(Run.from_config(settings)), log_path)
-
-
-def _local_job(step: Callable[[], object], log_path: str) -> int:
-    handlers = _log_to(log_path, echo=False)
-    try:
-        step()
-    except Exception:
-        log.exception("the step failed")
-        return 1
-    finally:
-        _stop_logging(handlers)
-    return 0
-
-
-def finish_run(run: Run, write: bool) -> None:
-    """The end of a run (Snakemake's onsuccess and onerror): the summary on the console.
-
-    `write`: build the manifest, its tables and the report here (onerror: a failed job kept
-    their rules from running), else read the manifest the rule wrote.
-    """
-    manifest = None if write else read_json_object(run.layout.manifest)
-    if manifest is None:
-        manifest = write_run_manifest(run, run.layout.tasks)
-        if Path(run.layout.tasks).is_file():
-            try:
-                write_run_report(run)
-            except Exception as exc:  # the summary matters more than the report
-                log.exception("report.html could not be written")
-                _say(f"error: report.html could not be written: {exc}")
-    console.finish(manifest)

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from mrfbatch import workflow
+from mrfbatch import finish, workflow
 from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
@@ -50,7 +50,7 @@ def make_run(
         "log_dir": None,
         "format": output_format,
     }
-    workflow.write_run_manifest(workflow.Run.from_config(settings), layout.tasks)
+    finish.write_run_manifest(workflow.Run.from_config(settings), layout.tasks)
     return layout
 
 
