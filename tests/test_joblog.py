@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mrfbatch.joblog import say
+from mrfbatch.joblog import LogFile, log_to, say, stop_logging
 
 
 class _RecordingRaw(io.RawIOBase):
@@ -33,3 +36,41 @@ def test_say_lines_reach_the_os_in_one_write(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(sys, "stderr", stream)
     say("[mrfbatch] beta: success")
     assert raw.writes == [b"[mrfbatch] beta: success\n"]
+
+
+def _log_lines(path: str) -> None:
+    handlers = log_to(path, echo=False)
+    try:
+        for n in range(3):
+            logging.getLogger("mrfbatch").warning("line %d of a job's log", n)
+    finally:
+        stop_logging(handlers)
+
+
+def test_log_to_a_full_disk_loses_lines_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /dev/full answers every write with ENOSPC, as a full disk does
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    _log_lines("/dev/full")  # neither a line nor closing the file raises
+    assert capsys.readouterr().err == ""
+
+
+def test_log_file_shows_a_bad_format_string(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logger = logging.Logger("job")  # its own: pytest's capture handlers would raise
+    handler = LogFile(tmp_path / "job.log")
+    logger.addHandler(handler)
+    logger.warning("%d items", "some")  # a bug, not the disk: shown as Python shows it
+    handler.close()
+    assert "--- Logging error ---" in capsys.readouterr().err
+
+
+def test_log_to_writes_every_line(tmp_path: Path) -> None:
+    _log_lines(str(tmp_path / "job.log"))
+    lines = (tmp_path / "job.log").read_text().splitlines()
+    assert [line.split(" WARNING ")[1] for line in lines] == [
+        f"line {n} of a job's log" for n in range(3)
+    ]

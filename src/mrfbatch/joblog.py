@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Iterable
@@ -19,11 +20,25 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
+class LogFile(logging.FileHandler):
+    """A job's log file that the job outlives: when it cannot be written (a full disk), its
+    lines are lost without a traceback for each on the console, and the job goes on; its
+    status.json, or its console line when even that cannot be written, says what happened."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)  # a bug (a bad format string): shown as usual
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # its last lines could not be written
+            super().close()
+
+
 def log_to(path: str, echo: bool, urls: Iterable[str] = ()) -> list[logging.Handler]:
     """Send mrfbatch's log to `path` (and stderr), every URL and the secrets of `urls` redacted."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fmt = RedactingFormatter("%(asctime)s %(levelname)s %(message)s", urls)
-    handlers: list[logging.Handler] = [logging.FileHandler(path, mode="w", encoding="utf-8")]
+    handlers: list[logging.Handler] = [LogFile(path, mode="w", encoding="utf-8")]
     if echo:
         handlers.append(logging.StreamHandler(sys.stderr))
     logger = logging.getLogger("mrfbatch")
@@ -37,6 +52,8 @@ def log_to(path: str, echo: bool, urls: Iterable[str] = ()) -> list[logging.Hand
 
 def stop_logging(handlers: list[logging.Handler]) -> None:
     """Stop what `log_to` started."""
+    logger = logging.getLogger("mrfbatch")
     for handler in handlers:
-        logging.getLogger("mrfbatch").removeHandler(handler)
+        logger.removeHandler(handler)
         handler.close()
+    logger.propagate = not logger.handlers
