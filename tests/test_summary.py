@@ -25,8 +25,13 @@ def summary_lines(manifest: dict[str, object], whitelist: str | None = None) -> 
     ).splitlines()
 
 
-def test_summary_text_lists_what_failed_and_how_to_rerun() -> None:
+def test_summary_text_lists_what_failed_and_how_to_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     layout = RunLayout("results")
+    Path("results").mkdir()
+    Path(layout.manifest).write_text("{}")  # the manifest line names it when it is there
     entries = [
         {"network_id": f"f{i}", "status": "failed", "error": f"HTTP 404 ({i})"} for i in range(7)
     ]
@@ -88,6 +93,41 @@ def test_summary_text_of_a_source_that_could_not_be_read() -> None:
         "mrfbatch: stopped in 1.0 s: the csv source could not be turned into tasks",
         "  next:       fix the source, then run again: snakemake -c1",
     ]
+
+
+def test_summary_text_of_a_source_stopped_by_a_full_disk_says_to_run_again() -> None:
+    """The task list could not be written, nor the run's files: the source is not to blame."""
+    unwritten = "the disk is full (No space left on device) while writing results/plans.parquet"
+    manifest = {
+        "total_tasks": 0,
+        "error": "the csv source could not be turned into tasks",
+        "unwritten": unwritten,
+    }
+    assert summary_lines(manifest) == [
+        "mrfbatch: stopped in 1.0 s: the csv source could not be turned into tasks",
+        f"  error:      {unwritten}",
+        "  next:       run again: snakemake -c1",
+    ]
+
+
+def test_summary_text_of_a_run_whose_own_files_are_unwritten(tmp_path: Path) -> None:
+    """Every file done, the manifest and database not written: no line points at them, and
+    the rerun is still the next step."""
+    layout = RunLayout(str(tmp_path / "results"))
+    entries = [{"network_id": "a", "status": "success"}]
+    manifest = {
+        "total_tasks": 1,
+        "extractions": entries,
+        "summary": {"successful": 1},
+        "unwritten": "the disk is full (...) while writing results/mrfbatch.duckdb; ...",
+    }
+    lines = summary_text(manifest, layout, 1, "snakemake -c1").splitlines()
+    assert lines[-3:] == [
+        "  error:      the disk is full (...) while writing results/mrfbatch.duckdb; ...",
+        "  next:       run the same command again: it keeps the 1 file done and writes the rest",
+        "              snakemake -c1",
+    ]
+    assert not any(line.startswith(("  manifest:", "  query:", "  report:")) for line in lines)
 
 
 def test_task_line_of_a_failure_without_a_reason() -> None:

@@ -21,6 +21,7 @@ views point at the old place (the next run writes them again).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,31 +73,44 @@ def table_paths(entries: Iterable[Mapping[str, Any]], table: str) -> list[str]:
 def build_database(layout: RunLayout, entries: Sequence[Mapping[str, Any]]) -> str:
     """Write the run's database atomically (a temporary file, then a rename); its path.
 
-    `entries` are the manifest's extractions; plans.parquet and files.parquet must exist.
+    `entries` are the manifest's extractions; plans.parquet and files.parquet must exist. A
+    file DuckDB cannot write (a full disk) is an OSError naming the database.
     """
     target = Path(layout.database)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     _remove(tmp)
     try:
-        with duckdb.connect(str(tmp)) as con:
-            views = {
-                table: table_sql(TABLE_SCHEMAS[table], table_paths(entries, table))
-                for table in TABLES
-            }
-            views.update(
-                rate_providers=RATE_PROVIDERS_SQL,
-                plans=f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
-                files=f"SELECT * FROM read_parquet({_absolute(layout.files)})",
-            )
-            for name, sql in views.items():
-                con.execute(f"CREATE VIEW {name} AS {sql}")
-                con.execute(f"COMMENT ON VIEW {name} IS {_literal(VIEW_COMMENTS[name])}")
-            con.execute("CHECKPOINT")
+        _write_views(layout, entries, tmp)
         os.replace(tmp, target)
         Path(f"{target}.wal").unlink(missing_ok=True)  # a killed earlier write's log
+    except duckdb.Error as exc:
+        reason = next((text for text in _OS_ERRORS if text in str(exc)), None)
+        if reason is None:
+            raise
+        raise OSError(_OS_ERRORS[reason], reason, str(target)) from exc
     finally:
         _remove(tmp)
     return str(target)
+
+
+# The system errors DuckDB reports by their text alone (its exceptions carry no errno).
+_OS_ERRORS = {os.strerror(code): code for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)}
+
+
+def _write_views(layout: RunLayout, entries: Sequence[Mapping[str, Any]], tmp: Path) -> None:
+    with duckdb.connect(str(tmp)) as con:
+        views = {
+            table: table_sql(TABLE_SCHEMAS[table], table_paths(entries, table)) for table in TABLES
+        }
+        views.update(
+            rate_providers=RATE_PROVIDERS_SQL,
+            plans=f"SELECT * FROM read_parquet({_absolute(layout.plans)})",
+            files=f"SELECT * FROM read_parquet({_absolute(layout.files)})",
+        )
+        for name, sql in views.items():
+            con.execute(f"CREATE VIEW {name} AS {sql}")
+            con.execute(f"COMMENT ON VIEW {name} IS {_literal(VIEW_COMMENTS[name])}")
+        con.execute("CHECKPOINT")
 
 
 def _remove(path: Path) -> None:

@@ -3,25 +3,43 @@ summary on the console (Snakemake's `manifest` and `report` rules, its onsuccess
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mrfbatch import console
-from mrfbatch.joblog import log_to, say, stop_logging
+from mrfbatch.joblog import log_to, stop_logging
 from mrfbatch.jsonfile import read_json_object
+from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
 from mrfbatch.results import files_table, plans_table, write_table
+from mrfbatch.status import room_to_write, write_failure
 from mrfbatch.tasks import read_skipped, read_tasks
-from mrfbatch.workflow import Run
+from mrfbatch.workflow import RUN_STARTED_VARIABLE, Run
 
 log = logging.getLogger("mrfbatch")
 
 
+class RunOutputError(Exception):
+    """The run's manifest, its tables or its database could not be written (a full disk)."""
+
+    def __init__(self, message: str, manifest: dict[str, Any]):
+        super().__init__(message)
+        self.manifest = manifest  # the run's outcome all the same, for the summary
+
+
 def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     """Build and write manifest.json from the tasks and whatever statuses exist, and the
-    tables and database made from them: plans.parquet, files.parquet, mrfbatch.duckdb."""
+    tables and database made from them: plans.parquet, files.parquet, mrfbatch.duckdb.
+
+    When one cannot be written, none of them is left (an earlier run's would pass for this
+    one's), and RunOutputError says which and why.
+    """
     settings = run.settings
     layout = run.layout
     has_tasks = Path(tasks_path).is_file()
@@ -39,10 +57,25 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
 
     entries = manifest["extractions"]
     by_id = {entry["network_id"]: entry for entry in entries}
-    write_table(plans_table(tasks, by_id), layout.plans)
-    write_table(files_table(entries), layout.files)
-    build_database(layout, entries)
-    write_manifest(manifest, layout.manifest)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        (layout.plans, lambda: write_table(plans_table(tasks, by_id), layout.plans)),
+        (layout.files, lambda: write_table(files_table(entries), layout.files)),
+        (layout.database, lambda: build_database(layout, entries)),
+        (layout.manifest, lambda: write_manifest(manifest, layout.manifest)),
+    ]
+    for path, write in steps:
+        try:
+            write()
+        except OSError as exc:
+            for written, _ in steps:
+                with contextlib.suppress(OSError):  # a folder of that name, say
+                    Path(written).unlink(missing_ok=True)
+            raise RunOutputError(
+                f"{write_failure(exc, path)}; the run's manifest.json, plans.parquet, "
+                "files.parquet and mrfbatch.duckdb are not written"
+                f"{room_to_write(exc, layout.output_dir)}",
+                manifest,
+            ) from exc
     return manifest
 
 
@@ -63,39 +96,70 @@ def manifest_job(settings: Mapping[str, Any], tasks_path: str, log_path: str) ->
     """The `manifest` rule's job: :func:`write_run_manifest`; its exit status.
 
     An error is logged with its traceback to `log_path` (the console names the log)."""
-    return _local_job(lambda: write_run_manifest(Run.from_config(settings), tasks_path), log_path)
+    step = functools.partial(write_run_manifest, Run.from_config(settings), tasks_path)
+    return 0 if _logged(step, log_path) is None else 1
 
 
 def report_job(settings: Mapping[str, Any], log_path: str) -> int:
     """The `report` rule's job: :func:`write_run_report`; its exit status, as manifest_job."""
-    return _local_job(lambda: write_run_report(Run.from_config(settings)), log_path)
+    step = functools.partial(write_run_report, Run.from_config(settings))
+    return 0 if _logged(step, log_path) is None else 1
 
 
-def _local_job(step: Callable[[], object], log_path: str) -> int:
+def _logged(step: Callable[[], object], log_path: str) -> Exception | None:
+    """Run `step`, logging to `log_path`; the exception that stopped it, logged there."""
     handlers = log_to(log_path, echo=False)
     try:
         step()
-    except Exception:
+    except RunOutputError as exc:  # said in full: no traceback needed
+        log.error("%s", exc)
+        return exc
+    except Exception as exc:
         log.exception("the step failed")
-        return 1
+        return exc
     finally:
         stop_logging(handlers)
-    return 0
+    return None
 
 
 def finish_run(run: Run, write: bool) -> None:
     """The end of a run (Snakemake's onsuccess and onerror): the summary on the console.
 
-    `write`: build the manifest, its tables and the report here (onerror: a failed job kept
-    their rules from running), else read the manifest the rule wrote.
+    `write` (onerror: a failed job kept the manifest and report rules from running, or one of
+    them failed): write here the manifest, its tables and the report that this run has not
+    written; else read the manifest the rule wrote. What cannot be written is said in the
+    summary (`unwritten`, a key of the manifest in memory only), with what to do.
     """
-    manifest = None if write else read_json_object(run.layout.manifest)
+    layout = run.layout
+    fresh = not write or _written_in_this_run(layout.manifest)
+    manifest = read_json_object(layout.manifest) if fresh else None
     if manifest is None:
-        manifest = write_run_manifest(run, run.layout.tasks)
-        if Path(run.layout.tasks).is_file():
-            try:
-                write_run_report(run)
-            except Exception as exc:  # the summary matters more than the report
-                log.exception("report.html could not be written")
-                say(f"error: report.html could not be written: {exc}")
+        try:
+            manifest = write_run_manifest(run, layout.tasks)
+        except RunOutputError as exc:
+            manifest = {**exc.manifest, "unwritten": str(exc)}
+    if (
+        write
+        and "unwritten" not in manifest
+        and Path(layout.tasks).is_file()
+        and not _written_in_this_run(layout.report)
+    ):
+        error = _logged(functools.partial(write_run_report, run), layout.report_log)
+        if error is not None:  # the summary matters more than the report
+            manifest = {**manifest, "unwritten": _report_error(error, layout)}
     console.finish(manifest)
+
+
+def _report_error(exc: Exception, layout: RunLayout) -> str:
+    if not isinstance(exc, OSError):
+        return f"report.html could not be written: {exc}; see {layout.report_log}"
+    # os.replace names the temporary file first, the report second
+    why = write_failure(exc, exc.filename2 or exc.filename or layout.report)
+    return f"report.html could not be written: {why}{room_to_write(exc, layout.output_dir)}"
+
+
+def _written_in_this_run(path: str) -> bool:
+    started = os.environ.get(RUN_STARTED_VARIABLE)
+    if started is None or not os.path.isfile(path):
+        return False
+    return os.stat(path).st_mtime >= datetime.fromisoformat(started).timestamp()

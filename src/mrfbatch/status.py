@@ -183,21 +183,37 @@ def publish(
         )
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def output_error(exc: OSError, folder: Path) -> str:
     """What went wrong writing outputs, naming the file (or the folder) it happened to."""
-    where = exc.filename or folder
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
-        return (
-            f"{full} ({reason}) while writing {where}; no table was kept: free space under "
-            f"{folder} and run again"
-        )
+    if exc.errno in DISK_FULL:
+        failure = write_failure(exc, exc.filename or folder)
+        return f"{failure}; no table was kept: free space under {folder} and run again"
     if exc.errno == errno.EFBIG:
-        return f"{where} reached the largest file size allowed ({reason}); no table was kept"
+        return f"{write_failure(exc, exc.filename or folder)}; no table was kept"
     if exc.filename:
-        return f"cannot write {exc.filename}: {reason}"
-    return f"cannot write outputs under {folder}: {reason}"
+        return write_failure(exc, exc.filename)
+    return f"cannot write outputs under {folder}: {os.strerror(exc.errno) if exc.errno else exc}"
+
+
+def write_failure(exc: OSError, where: str | Path) -> str:
+    """Why writing the file `where` failed, in words: a full disk, a file size limit, or the
+    system's reason."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.errno in DISK_FULL:
+        full = "the disk is full" if exc.errno == errno.ENOSPC else "the disk quota is used up"
+        return f"{full} ({reason}) while writing {where}"
+    if exc.errno == errno.EFBIG:
+        return f"{where} reached the largest file size allowed ({reason})"
+    return f"cannot write {where}: {reason}"
+
+
+def room_to_write(exc: OSError, folder: str | Path) -> str:
+    """What to do when `exc` says the disk is full, as the end of a message: free space under
+    `folder`, then run again (nothing for another error)."""
+    return f": free space under {folder}, then run again" if exc.errno in DISK_FULL else ""
 
 
 def status_text(result: ExtractionResult) -> str:

@@ -73,15 +73,21 @@ def summary_text(
     """The block a run ends with: counts, rows, where everything is, and what to do next.
 
     `seconds`: how long the run took; `done_before`: how many tasks were done before it (None:
-    not known); `whitelist`: the codes file, to say when it matched nothing.
+    not known); `whitelist`: the codes file, to say when it matched nothing. The manifest's
+    `unwritten`, when the run's own files could not be written (mrfbatch.finish), says why.
     """
     summary = manifest.get("summary", {})
     total = int(manifest.get("total_tasks") or 0)
     elapsed = human_seconds(seconds)
     lines: list[str] = []
+    unwritten = manifest.get("unwritten")
     if manifest.get("error"):
         lines.append(f"mrfbatch: stopped in {elapsed}: {manifest['error']}")
-        lines.append(f"  next:       fix the source, then run again: {rerun}")
+        if unwritten:  # the disk is full: the source may well be fine
+            lines.append(f"  error:      {unwritten}")
+            lines.append(f"  next:       run again: {rerun}")
+        else:
+            lines.append(f"  next:       fix the source, then run again: {rerun}")
         return "\n".join(lines)
     counts = ", ".join(
         f"{summary.get(key, 0):,} {word}"
@@ -133,7 +139,8 @@ def summary_text(
         lines.append(f"  query:      {query_command(layout)}")
     if os.path.isfile(layout.report):
         lines.append(f"  report:     {layout.report} (open it in a browser)")
-    lines.append(f"  manifest:   {layout.manifest} (every file's status)")
+    if os.path.isfile(layout.manifest):
+        lines.append(f"  manifest:   {layout.manifest} (every file's status)")
     skipped = int(manifest.get("skipped_entries_total") or 0)
     if skipped:
         lines.append(
@@ -150,7 +157,15 @@ def summary_text(
         lines.append(f"  {word + ':':<11} {entry['network_id']}: {why}")
     if len(problems) > LISTED:
         lines.append(f"  ...         and {len(problems) - LISTED:,} more in the manifest")
+    if unwritten:
+        lines.append(f"  error:      {unwritten}")
     redo = len(problems) + int(summary.get("not_run") or 0)
+    if not redo and unwritten:
+        lines.append(
+            f"  next:       run the same command again: it keeps the {files(total)} done "
+            "and writes the rest"
+        )
+        lines.append(f"              {rerun}")
     if redo:
         lines.append(
             f"  next:       run the same command again: it redoes the {files(redo)} not done "
