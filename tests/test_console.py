@@ -147,7 +147,8 @@ def test_console_job_without_a_fresh_status_is_a_failure_pointing_at_the_log(
     run.feed(job_info(1, "old"), job_error(1))
     log = tmp_path / "results" / "logs" / "extract" / "old.log"
     assert run.lines[-1] == (
-        f"[1/1] old: FAILED: the job ended without a status (killed, or out of memory?); see {log}"
+        "[1/1] old: FAILED: the job ended without a status (killed, out of memory, or a full "
+        f"disk?); see {log}"
     )
 
 

@@ -1,7 +1,9 @@
-"""Extractions cut short: SIGKILL at chosen moments, a full disk, a file size limit.
+"""Extractions and workflow runs cut short: SIGKILL at chosen moments, a full disk, a file
+size limit.
 
 Every extraction here is a real `python -m mrfbatch.run_extraction` process reading from the
-local HTTP server. A killed one is run again: the rerun's tables must equal a clean run's and
+local HTTP server, every workflow a real Snakemake run. A killed one is run again: the rerun's
+tables must equal a clean run's and
 the generator's expectation, and it must leave no temporary file behind (it removes the killed
 run's). The full disk is a real one: a small tmpfs mounted in a private mount namespace
 (`unshare --mount`, as root or in a user namespace), skipped with the reason where neither is
@@ -28,6 +30,7 @@ import pytest
 
 from support import containers, oracle, synth
 from support.httpserver import FileServer
+from support.workflows import finished, manifest, snakemake, snakemake_command, synth_file
 
 NET = "net"
 FINAL = {"rates.parquet", "providers.parquet", "status.json"}
@@ -334,3 +337,146 @@ def test_run_extraction_failed_rerun_removes_tables_of_a_killed_publish(
     assert proc.returncode == 1
     assert names(folder) == {"status.json"}
     assert "HTTP 404" in json.loads((folder / "status.json").read_text())["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole workflow runs cut short by the disk: the console says what happened, and a rerun mends
+# ---------------------------------------------------------------------------------------------
+
+RUN_FILES = ("manifest.json", "plans.parquet", "files.parquet", "mrfbatch.duckdb")
+
+
+def small_run(folder: Path) -> list[str]:
+    """Two small local files in a CSV; the --config of a workflow run over them."""
+    for name, seed in (("a", 51), ("b", 52)):
+        (folder / f"{name}.json").write_bytes(synth_file(seed).to_bytes())
+    (folder / "plans.csv").write_text("file_url,plan_name\na.json,Plan A\nb.json,Plan B\n")
+    return ["source=csv", "input=plans.csv"]
+
+
+def test_workflow_database_over_the_file_size_limit_ends_with_the_summary(
+    tmp_path: Path,
+) -> None:
+    """Every table fits under the limit, the database (about 270 KB) does not: the summary
+    still comes, says which file and why, and leaves none of the run's own files; a rerun
+    writes them without extracting again."""
+    config = small_run(tmp_path)
+    limit = 150_000
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run(
+        [*snakemake_command(), "--config", *config],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=limit_file_size,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert finished(proc) == ["a", "b"]
+    lines = proc.stderr.splitlines()
+    assert "mrfbatch: 2 files in " in proc.stderr and " 2 success" in proc.stderr
+    error = next(line for line in lines if line.startswith("  error:      "))
+    assert error == (
+        "  error:      results/mrfbatch.duckdb reached the largest file size allowed (File too "
+        "large); the run's manifest.json, plans.parquet, files.parquet and mrfbatch.duckdb are "
+        "not written"
+    )
+    assert (
+        "  next:       run the same command again: it keeps the 2 files done and writes the rest"
+        in (lines)
+    )
+    assert not any(line.startswith(("  manifest:", "  query:")) for line in lines)
+    assert "Traceback" not in proc.stderr
+    assert not any((tmp_path / "results" / name).exists() for name in RUN_FILES)
+
+    rerun = snakemake(tmp_path, *config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert finished(rerun) == []  # the tables were kept
+    assert all((tmp_path / "results" / name).is_file() for name in RUN_FILES)
+    statuses = [e["status"] for e in manifest(tmp_path)["extractions"]]
+    assert statuses == ["success", "success"]
+
+
+# Mounts a tmpfs on results/ in $1 and runs the workflow there, at each step named:
+#   tasks   the checkpoint only (tasks.tsv, the lock file)
+#   fill    fills the disk up
+#   run     the whole workflow
+#   free    removes what fill wrote
+_WORKFLOW_ON_TMPFS = """
+set -u
+cd "$1"; shift
+mkdir -p results
+mount -t tmpfs -o size=2m tmpfs results || exit 97
+for step in "$@"; do
+    echo "=== $step" >&2
+    case $step in
+        tasks) $SNAKEMAKE --until tasks >/dev/null 2>&1 ;;
+        fill) cat /dev/zero > results/filler 2>/dev/null ;;
+        free) rm results/filler ;;
+        run) $SNAKEMAKE; echo "exit=$?" >&2 ;;
+    esac
+done
+"""
+
+
+def workflow_on_tmpfs(namespace: list[str], folder: Path, *steps: str) -> dict[str, str]:
+    """The console of each step of _WORKFLOW_ON_TMPFS, by step (`run`, `run 2`, ...)."""
+    config = small_run(folder)
+    command = " ".join([*snakemake_command(), "--config", *config])
+    proc = subprocess.run(
+        [*namespace, "sh", "-c", _WORKFLOW_ON_TMPFS, "sh", str(folder), *steps],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "SNAKEMAKE": command},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said: dict[str, str] = {}
+    for part in proc.stderr.split("=== ")[1:]:
+        step, _, text = part.partition("\n")
+        key = step if step not in said else f"{step} {sum(k.startswith(step) for k in said) + 1}"
+        said[key] = text
+    return said
+
+
+@pytest.mark.slow
+def test_workflow_on_a_full_disk_is_refused_before_any_job(
+    namespace: list[str], tmp_path: Path
+) -> None:
+    said = workflow_on_tmpfs(namespace, tmp_path, "fill", "run")
+    assert said["run"].splitlines()[-2:] == [
+        "error: cannot use output_dir results: the disk is full (No space left on device) "
+        "while writing results/.mrfbatch.lock; free space there or choose another output_dir",
+        "exit=1",
+    ]
+
+
+@pytest.mark.slow
+def test_workflow_disk_full_for_every_status_says_so_and_a_rerun_mends(
+    namespace: list[str], tmp_path: Path
+) -> None:
+    """The tasks are listed, then the disk fills up: no job can write a table or even its
+    status, nor the run its manifest. Each job says why itself, the summary says the disk is
+    full, no traceback reaches the console; once there is room, a rerun does everything."""
+    said = workflow_on_tmpfs(namespace, tmp_path, "tasks", "fill", "run", "free", "run")
+    full = said["run"]
+    assert "exit=1" in full
+    assert "Traceback" not in full and "Logging error" not in full
+    for name in ("a", "b"):
+        job = next(line for line in full.splitlines() if line.startswith(f"[mrfbatch] {name}:"))
+        assert job.startswith(f"[mrfbatch] {name}: FAILED: the disk is full (No space left on ")
+        assert job.endswith("(its status.json could not be written either)")
+        assert (
+            f"{name}: FAILED: the job ended without a status (killed, out of memory, or a full "
+            "disk?)"
+        ) in full
+    assert "  error:      the disk is full (No space left on device) while writing results/" in full
+    assert "free space under results, then run again" in full
+
+    mended = said["run 2"]
+    assert "exit=0" in mended, mended
+    assert "csv source plans.csv: 2 files; 0 already done, 2 to extract" in mended
+    assert "mrfbatch: 2 files in " in mended and ": 2 success" in mended

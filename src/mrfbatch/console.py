@@ -264,8 +264,8 @@ class Console:
             if status is None:
                 log = self.run.layout.task_log(network_id) if self.run else "its log"
                 line = (
-                    f"{network_id}: FAILED: the job ended without a status (killed, or out of "
-                    f"memory?); see {log}"
+                    f"{network_id}: FAILED: the job ended without a status (killed, out of "
+                    f"memory, or a full disk?); see {log}"
                 )
             else:
                 line = task_line(status)

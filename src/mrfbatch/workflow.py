@@ -16,6 +16,8 @@ deleted by hand), so Snakemake redoes exactly the tasks the console counts as no
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -36,7 +38,7 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import IN_NETWORK_FILES, load_source
-from mrfbatch.status import EXIT_STATUS, timestamp
+from mrfbatch.status import DISK_FULL, EXIT_STATUS, room_to_write, timestamp, write_failure
 from mrfbatch.summary import skipped_text, task_line
 from mrfbatch.tables import TABLES_VERSION
 from mrfbatch.tasks import (
@@ -194,9 +196,17 @@ def lock_output_dir(layout: RunLayout) -> None:
             f"another mrfbatch run (pid {holder}) is using output_dir {output_dir}; "
             "wait for it to finish or choose another output_dir"
         ) from None
-    handle.truncate(0)
-    handle.write(str(os.getpid()))
-    handle.flush()
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # closing writes what did not fit again
+            handle.close()
+        raise UsageError(
+            f"cannot use output_dir {output_dir}: {write_failure(exc, layout.lock)}; free space "
+            "there or choose another output_dir"
+        ) from None
     _LOCK = handle
 
 
@@ -238,8 +248,8 @@ def tasks_job(
 ) -> int:
     """The checkpoint's job: make_tasks, logging to `log_path`; its exit status.
 
-    An unusable source is exit status 1 with the reason in the log and one line on the
-    console, not a traceback.
+    An unusable source, or a disk too full for the task list, is exit status 1 with the
+    reason in the log and one line on the console, not a traceback.
     """
     handlers = log_to(log_path, echo=False, urls=[source_input])
     try:
@@ -248,6 +258,14 @@ def tasks_job(
         message = redact_text(str(exc), [source_input])
         log.error("%s", message)
         say(f"error: the {source} source is unusable: {message}")
+        return 1
+    except OSError as exc:
+        if exc.errno not in (*DISK_FULL, errno.EFBIG):
+            raise
+        why = write_failure(exc, exc.filename or tasks_path)
+        message = f"the task list could not be written: {why}{room_to_write(exc, output_dir)}"
+        log.error("%s", message)
+        say(f"error: {message}")
         return 1
     finally:
         stop_logging(handlers)
@@ -354,10 +372,21 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         )
     finally:
         stop_logging(handlers)
+    line = f"[mrfbatch] {task_line(result.to_dict())}"
+    status = read_json_object(layout.status(network_id))
+    if status is None or status.get("started_at") != result.started_at:
+        # a full disk: the console has nothing else to say what happened
+        say(f"{line} (its status.json could not be written either)")
+        return result.exit_status
     if result.ok:
-        write_json(layout.done(network_id), run.recipe(task))
+        try:
+            write_json(layout.done(network_id), run.recipe(task))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            say(f"{line}, but its .done mark could not be written ({reason}): a rerun redoes it")
+            return 1
     if settings.get("_job_line", True):
-        say(f"[mrfbatch] {task_line(result.to_dict())}")
+        say(line)
     return result.exit_status
 
 
