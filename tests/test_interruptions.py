@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -480,3 +481,48 @@ def test_workflow_disk_full_for_every_status_says_so_and_a_rerun_mends(
     assert "exit=0" in mended, mended
     assert "csv source plans.csv: 2 files; 0 already done, 2 to extract" in mended
     assert "mrfbatch: 2 files in " in mended and ": 2 success" in mended
+
+
+@pytest.mark.slow
+def test_workflow_ctrl_c_says_what_stopped_without_a_traceback(
+    big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while a file
+    downloads: the console shows no traceback, the file ends `failed: interrupted`, the
+    summary says to run again, and the rerun extracts only that file."""
+    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
+    route = http_server.route(url)
+    config = small_run(tmp_path)
+    with (tmp_path / "plans.csv").open("a") as f:
+        f.write(f"{url},Plan Big\n")
+    proc = subprocess.Popen(
+        [*snakemake_command(), "--config", *config],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: route.sent > len(big.payload) // 4, "a quarter of the download")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "Terminating processes on user request" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "error:" not in stderr  # Snakemake's "died with <Signals.SIGINT: 2>" among them
+    lines = stderr.splitlines()
+    assert any(re.fullmatch(r"\[\d/3\] big: FAILED: interrupted", line) for line in lines)
+    assert "  failed:     big: interrupted" in lines
+    assert "  next:       run the same command again: it redoes the 1 file not done and keeps " in (
+        stderr
+    )
+
+    route.rate = 0  # unthrottled
+    rerun = snakemake(tmp_path, *config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert finished(rerun) == ["big"]

@@ -130,6 +130,23 @@ def test_summary_text_of_a_run_whose_own_files_are_unwritten(tmp_path: Path) -> 
     assert not any(line.startswith(("  manifest:", "  query:", "  report:")) for line in lines)
 
 
+def test_summary_text_of_a_run_interrupted_while_the_source_was_read() -> None:
+    """Ctrl-C while the index downloads: the source is not to blame."""
+    manifest = {"total_tasks": 0, "error": "the index source could not be turned into tasks"}
+    lines = summary_text(manifest, RunLayout("results"), 4, "snakemake -c1", interrupted=True)
+    assert lines.splitlines() == [
+        "mrfbatch: interrupted after 4.0 s, while the source was read",
+        "  next:       run the same command again: snakemake -c1",
+    ]
+
+
+def test_summary_text_of_an_interrupted_run_says_so_first() -> None:
+    entries = [{"network_id": "big", "status": "failed", "error": "interrupted"}]
+    manifest = {"total_tasks": 2, "extractions": entries, "summary": {"successful": 1, "failed": 1}}
+    lines = summary_text(manifest, RunLayout("results"), 4, "snakemake -c1", interrupted=True)
+    assert lines.splitlines()[0] == "mrfbatch: 2 files in 4.0 s (interrupted): 1 success, 1 failed"
+
+
 def test_task_line_of_a_failure_without_a_reason() -> None:
     assert task_line({"network_id": "x", "status": "failed"}) == "x: FAILED: no reason given"
 

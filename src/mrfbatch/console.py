@@ -54,10 +54,8 @@ _NOISE = (
 )
 _NOTHING_TO_DO = "Nothing to be done"
 # Snakemake's messages a person must see although they are only informational (said once).
-_SHOWN = (
-    "Terminating processes on user request",  # Ctrl-C
-    "Will exit after finishing currently running jobs",  # SIGTERM
-)
+_CTRL_C = "Terminating processes on user request"
+_SHOWN = (_CTRL_C, "Will exit after finishing currently running jobs")  # and SIGTERM
 
 
 @dataclass
@@ -393,6 +391,7 @@ class Console:
             rerun_command(),
             done_before=self.planned.done if self.planned else None,
             whitelist=self.run.whitelist,
+            interrupted=_CTRL_C in self._said,
         )
 
     # -- output ----------------------------------------------------------------------------

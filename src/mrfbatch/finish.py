@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mrfbatch import console
-from mrfbatch.joblog import log_to, stop_logging
+from mrfbatch.joblog import log_to, quiet_on_ctrl_c, stop_logging
 from mrfbatch.jsonfile import read_json_object
 from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, write_manifest
@@ -92,6 +92,7 @@ def write_run_report(run: Run) -> list[str]:
     return [str(path) for path in figures]
 
 
+@quiet_on_ctrl_c
 def manifest_job(settings: Mapping[str, Any], tasks_path: str, log_path: str) -> int:
     """The `manifest` rule's job: :func:`write_run_manifest`; its exit status.
 
@@ -100,6 +101,7 @@ def manifest_job(settings: Mapping[str, Any], tasks_path: str, log_path: str) ->
     return 0 if _logged(step, log_path) is None else 1
 
 
+@quiet_on_ctrl_c
 def report_job(settings: Mapping[str, Any], log_path: str) -> int:
     """The `report` rule's job: :func:`write_run_report`; its exit status, as manifest_job."""
     step = functools.partial(write_run_report, Run.from_config(settings))

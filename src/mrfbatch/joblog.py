@@ -1,14 +1,34 @@
-"""What a workflow job writes besides its outputs: its log file and its lines on the console."""
+"""What a workflow job writes besides its outputs (its log file, its lines on the console), and
+how it ends on Ctrl-C."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import ParamSpec
 
 from mrfbatch.redact import RedactingFormatter
+
+P = ParamSpec("P")
+INTERRUPTED = 130  # the exit status of a job stopped by Ctrl-C, as a shell gives it
+
+
+def quiet_on_ctrl_c(job: Callable[P, int]) -> Callable[P, int]:
+    """A job's body that Ctrl-C ends with exit status INTERRUPTED and no traceback on the
+    console: the console says the run was interrupted, the job's status what it had done."""
+
+    @functools.wraps(job)
+    def body(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            return job(*args, **kwargs)
+        except KeyboardInterrupt:
+            return INTERRUPTED
+
+    return body
 
 
 def say(line: str) -> None:

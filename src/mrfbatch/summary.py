@@ -69,18 +69,24 @@ def summary_text(
     rerun: str,
     done_before: int | None = None,
     whitelist: str | None = None,
+    interrupted: bool = False,
 ) -> str:
     """The block a run ends with: counts, rows, where everything is, and what to do next.
 
     `seconds`: how long the run took; `done_before`: how many tasks were done before it (None:
     not known); `whitelist`: the codes file, to say when it matched nothing. The manifest's
     `unwritten`, when the run's own files could not be written (mrfbatch.finish), says why.
+    `interrupted`: the person running stopped the run (Ctrl-C).
     """
     summary = manifest.get("summary", {})
     total = int(manifest.get("total_tasks") or 0)
     elapsed = human_seconds(seconds)
     lines: list[str] = []
     unwritten = manifest.get("unwritten")
+    if manifest.get("error") and interrupted:  # the source was being read
+        lines.append(f"mrfbatch: interrupted after {elapsed}, while the source was read")
+        lines.append(f"  next:       run the same command again: {rerun}")
+        return "\n".join(lines)
     if manifest.get("error"):
         lines.append(f"mrfbatch: stopped in {elapsed}: {manifest['error']}")
         if unwritten:  # the disk is full: the source may well be fine
@@ -103,7 +109,8 @@ def summary_text(
         lines.append(f"mrfbatch: nothing to do, {files(total)} done before: {counts}")
     else:
         before = f" ({done_before:,} done before this run)" if done_before else ""
-        lines.append(f"mrfbatch: {files(total)} in {elapsed}: {counts}{before}")
+        stop = " (interrupted)" if interrupted else ""
+        lines.append(f"mrfbatch: {files(total)} in {elapsed}{stop}: {counts}{before}")
     allowed = (
         f"{summary.get('allowed_amount_rows') or 0:,} allowed-amount payment rows, "
         f"{summary.get('allowed_amount_provider_rows') or 0:,} allowed-amount provider rows, "

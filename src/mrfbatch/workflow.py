@@ -31,7 +31,7 @@ from typing import IO, Any
 from mrfbatch import console
 from mrfbatch.config import check_config, load_schema
 from mrfbatch.errors import MrfError, UsageError
-from mrfbatch.joblog import log_to, say, stop_logging
+from mrfbatch.joblog import log_to, quiet_on_ctrl_c, say, stop_logging
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
 from mrfbatch.options import ExtractionOptions
@@ -238,6 +238,7 @@ def make_tasks(
     return loaded.tasks
 
 
+@quiet_on_ctrl_c
 def tasks_job(
     source: str,
     source_input: str,
@@ -330,6 +331,7 @@ def is_done(run: Run, task: Task) -> bool:
     return all(Path(path).is_file() for path in (status.get("output_files") or {}).values())
 
 
+@quiet_on_ctrl_c
 def job_main(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> int:
     """The `extract` job's process: :func:`run_task` in a process that never uses numpy or
     pandas (scripts/extract.py keeps them out before it imports this module)."""
