@@ -303,6 +303,30 @@ def test_console_plain_progress_line_and_progress_file(tmp_path: Path) -> None:
     ]
 
 
+def test_console_shows_how_far_the_source_is_read_until_its_job_ends(tmp_path: Path) -> None:
+    """An index of gigabytes takes minutes to read: the checkpoint's progress is shown, even
+    with one core (whose extraction jobs show their own), and no more once it is read."""
+    run = Run(tmp_path)
+    assert run.console.run is not None
+    run.console.run.echo = True  # --cores 1
+    run.feed(job_info(3, "", rule="tasks"))
+    now = time.time()
+    Path(run.layout.output_dir).mkdir(parents=True)
+    write_snapshot(
+        run.layout.source_progress,
+        Snapshot("", now - 10, now, bytes_read=45_000_000, bytes_total=120_000_000, items_seen=9),
+    )
+    run.console.tick()
+    assert run.lines == [
+        "  reading the csv source plans.csv: 45.0 of 120.0 MB (38%), 4.5 MB/s, 17 s left; "
+        "9 reporting structures"
+    ]
+    run.feed(job_finished(3))
+    run.console.tick()
+    assert len(run.lines) == 1
+    run.console.stop()
+
+
 def test_concise_error_keeps_the_message_and_drops_positions() -> None:
     text = (
         "InputFunctionException in rule all in file /w/Snakefile, line 30:\nError:\n"

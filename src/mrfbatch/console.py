@@ -31,13 +31,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TextIO
 
 from mrfbatch.config import config_file_problem
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
-from mrfbatch.progress import read_snapshot
+from mrfbatch.progress import read_snapshot, run_state
 from mrfbatch.summary import files, rerun_command, summary_text, task_line
 
 TERMINAL_SECONDS = 1.0  # how often the one updating progress line is redrawn on a terminal
@@ -113,6 +112,7 @@ class Console:
         self._said: set[str] = set()  # Snakemake messages said once already
         self._status_line = ""  # the progress line on the terminal, to clear before a line
         self._ticker: threading.Thread | None = None
+        self._source_job: int | None = None  # the job reading the source, while it runs
         self._stop = threading.Event()
         self._progress_written = 0.0
 
@@ -163,6 +163,9 @@ class Console:
         self._say(summary)
 
     def _on_job_info(self, record: logging.LogRecord) -> None:
+        if getattr(record, "rule_name", "") == "tasks":  # the source is read: how far, shown
+            self._source_job = int(getattr(record, "jobid", -1))
+            self._start_ticker()
         if getattr(record, "rule_name", "") != "extract":
             return
         network_id = str((getattr(record, "wildcards", None) or {}).get("network_id", ""))
@@ -173,6 +176,8 @@ class Console:
         self._start_ticker()
 
     def _on_job_finished(self, record: logging.LogRecord) -> None:
+        if int(getattr(record, "job_id", -1)) == self._source_job:
+            self._source_job = None
         network_id = self._jobs.pop(int(getattr(record, "job_id", -1)), None)
         if network_id is not None:
             self._task_ended(network_id)
@@ -185,6 +190,8 @@ class Console:
         if rule == "report" and self.run is not None:
             log = self.run.layout.report_log
             self._say(f"error: report.html could not be written; see {log}")
+        if rule == "tasks":
+            self._source_job = None
         if rule != "extract":
             return  # the tasks job says itself why the source is unusable
         network_id = self._jobs.pop(int(getattr(record, "jobid", -1)), None)
@@ -303,8 +310,8 @@ class Console:
     def _start_ticker(self) -> None:
         if self._ticker is not None or self.dryrun or self.run is None:
             return
-        if self.mode == "quiet" or self.run.echo:  # with one job its own log shows progress
-            return
+        if self.mode == "quiet" or (self.run.echo and self._source_job is None):
+            return  # with one job at a time, its own log shows its progress
         self._stop.clear()
         self._ticker = threading.Thread(target=self._tick_loop, name="mrfbatch-progress")
         self._ticker.daemon = True
@@ -333,8 +340,17 @@ class Console:
     def _progress_text(self) -> str:
         if self.run is None:
             return ""
+        if self._source_job is not None:
+            snap = read_snapshot(self.run.layout.source_progress)
+            if snap is None:
+                return ""
+            return f"  reading the {self.run.source}: {snap.describe()}; " + (
+                f"{snap.items_seen:,} reporting structures"
+            )
         parts = []
         for network_id in sorted(self._running, key=self._running.__getitem__):
+            if self.run.echo:
+                break  # its own log shows it
             snap = read_snapshot(self.run.layout.task_progress(network_id))
             if snap is not None:
                 parts.append(f"{network_id} {snap.describe()}")
@@ -351,29 +367,12 @@ class Console:
         if not final and now - self._progress_written < PROGRESS_FILE_SECONDS:
             return
         self._progress_written = now
-        running = []
-        for network_id in sorted(self._running):
-            snap = read_snapshot(self.run.layout.task_progress(network_id))
-            entry: dict[str, Any] = {"network_id": network_id}
-            if snap is not None:
-                entry.update(
-                    bytes_read=snap.bytes_read,
-                    bytes_total=snap.bytes_total,
-                    percent=None if snap.percent is None else round(snap.percent, 1),
-                    phase=snap.phase,
-                )
-            running.append(entry)
-        state = {
-            "state": "finished" if final else "running",
-            "updated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "total_tasks": self.planned.total if self.planned else None,
-            "done_before": self.planned.done if self.planned else None,
-            "finished": dict(self._finished),
-            "running": running,
-            "not_success": self._problems,
-        }
+        layout = self.run.layout
+        running = {n: read_snapshot(layout.task_progress(n)) for n in sorted(self._running)}
+        total, done = (self.planned.total, self.planned.done) if self.planned else (None, None)
+        state = run_state(total, done, self._finished, running, self._problems, final)
         with contextlib.suppress(OSError):  # the folder may be gone (the run failed early)
-            write_json(self.run.layout.progress, state, indent=1)
+            write_json(layout.progress, state, indent=1)
 
     def stop(self) -> None:
         """Stop the progress ticker (it ends at its next wake-up) and clear its line."""

@@ -22,6 +22,7 @@ TASKS_FILE = "tasks.tsv"
 SKIPPED_FILE = "skipped-entries.json"  # the source's entries that gave no task (beside tasks.tsv)
 MANIFEST_FILE = "manifest.json"
 RUN_PROGRESS_FILE = "progress.json"
+SOURCE_PROGRESS_FILE = ".source-progress.json"  # while an index is read: how far (progress.py)
 LOGS_FOLDER = "logs"  # the default log_dir
 BATCH_INPUT_FILE = "batch-input.csv"  # execute_batch's tasks as a CSV source
 LOCK_FILE = ".mrfbatch.lock"
@@ -103,6 +104,11 @@ class RunLayout:
     def progress(self) -> str:
         """The run's state while it runs (mrfbatch.console writes it)."""
         return os.path.join(self.output_dir, RUN_PROGRESS_FILE)
+
+    @property
+    def source_progress(self) -> str:
+        """How far the read of an index source is, while it is read (mrfbatch.sources.index)."""
+        return os.path.join(self.output_dir, SOURCE_PROGRESS_FILE)
 
     @property
     def plans(self) -> str:

@@ -1,27 +1,34 @@
-"""How far a running extraction is, in words and in a small file beside its outputs.
+"""How far a running extraction (or the read of an index) is, in words and in a small file.
 
-The extraction rewrites `{output_dir}/{network_id}/.progress.json` every few seconds; the
-workflow's console reads it from another process (on a cluster, over the shared file system)
-to show live progress for every running job:
+The extraction rewrites `{output_dir}/{network_id}/.progress.json` every few seconds, the
+index source `{output_dir}/.source-progress.json`; the workflow's console reads them from
+another process (on a cluster, over the shared file system) to show live progress:
 
     slow.json.gz: 45.0 of 120.0 MB (38%), 2.1 MB/s, 36 s left
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+from mrfbatch.compression import DecodedStream
 from mrfbatch.jsonfile import read_json_object, write_json
+from mrfbatch.transport import ByteSource
 
 _MIN_SECONDS_FOR_RATE = 1.0  # a rate over less time says more about buffers than the network
 
 
 @dataclass
 class Snapshot:
-    """One extraction's progress (times are seconds since the epoch)."""
+    """One extraction's progress (times are seconds since the epoch), or an index's: its
+    items are reporting structures."""
 
     network_id: str
     started: float
@@ -114,6 +121,39 @@ def read_snapshot(path: str | os.PathLike[str]) -> Snapshot | None:
     return snapshot
 
 
+def run_state(
+    total: int | None,
+    done_before: int | None,
+    finished: Mapping[str, int],
+    running: Mapping[str, Snapshot | None],
+    not_success: Mapping[str, str],
+    final: bool,
+) -> dict[str, Any]:
+    """The content of a workflow run's progress.json (mrfbatch.console writes it): how many
+    tasks, how many were done before the run (None: not known yet), how many finished in it by
+    status, the running ones with their snapshots, the tasks not successful by status."""
+    entries = []
+    for network_id, snap in running.items():
+        entry: dict[str, Any] = {"network_id": network_id}
+        if snap is not None:
+            entry.update(
+                bytes_read=snap.bytes_read,
+                bytes_total=snap.bytes_total,
+                percent=None if snap.percent is None else round(snap.percent, 1),
+                phase=snap.phase,
+            )
+        entries.append(entry)
+    return {
+        "state": "finished" if final else "running",
+        "updated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "total_tasks": total,
+        "done_before": done_before,
+        "finished": dict(finished),
+        "running": entries,
+        "not_success": dict(not_success),
+    }
+
+
 class Ticker:
     """Called on every read: writes the progress file every `file_seconds` and logs a line
     every `log_seconds`, each made by its callable only when due."""
@@ -146,3 +186,43 @@ class Ticker:
         if now >= self._next_log:
             self._next_log = now + self._log_seconds
             self._log(snapshot)
+
+
+class ReadProgress:
+    """How far the read of one file is: a Snapshot written to `path` (when given) every 2 s and
+    given to `log` every 10 s, while the stream `watch` returns is read; `remove` ends it."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, log: Callable[[Snapshot], None]):
+        self.path = path
+        self.log = log
+        self.started = time.time()
+        self.raw: ByteSource | None = None
+        self.stream: DecodedStream | None = None
+        self.items: Callable[[], int] = lambda: 0
+
+    def watch(self, raw: ByteSource, items: Callable[[], int]) -> DecodedStream:
+        """The decoded stream of `raw`, watched; `items`: how many items are read so far."""
+        self.raw, self.items = raw, items
+        self.stream = DecodedStream(raw, on_read=Ticker(self.snapshot, self.write, self.log).tick)
+        return self.stream
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            network_id="",
+            started=self.started,
+            updated=time.time(),
+            bytes_read=self.raw.bytes_read if self.raw is not None else 0,
+            bytes_total=self.raw.expected_length if self.raw is not None else None,
+            bytes_decoded=self.stream.bytes_decoded if self.stream is not None else 0,
+            items_seen=self.items(),
+        )
+
+    def write(self, snapshot: Snapshot) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):  # a courtesy: what is read needs the room more
+                write_snapshot(self.path, snapshot)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                Path(self.path).unlink(missing_ok=True)

@@ -219,9 +219,12 @@ def make_tasks(
     The skipped entries are no output Snakemake knows of: a tasks TSV kept from a run of an
     earlier version (or edited by hand) is not read again because the file is missing.
     """
-    skipped_path = RunLayout(output_dir).skipped
+    layout = RunLayout(output_dir)
+    skipped_path = layout.skipped
     Path(skipped_path).unlink(missing_ok=True)  # an unusable source leaves none behind
-    loaded = load_source(source, str(source_input), file_types=file_types)
+    loaded = load_source(
+        source, str(source_input), file_types=file_types, progress_path=layout.source_progress
+    )
     write_tasks(loaded.tasks, tasks_path, output_dir)
     write_skipped(loaded.skipped, skipped_path)
     shown = redact_url(str(source_input))

@@ -39,19 +39,21 @@ def load_source(
     input: str,
     settings: TransportSettings | None = None,
     file_types: str = IN_NETWORK_FILES,
+    progress_path: str | None = None,
 ) -> SourceTasks:
     """The tasks of `input` read as a `source` (one of SOURCE_TYPES), sorted by network id, and
     the entries it skipped (an index's only).
 
     `file_types` (one of FILE_TYPES) chooses which files of an index become tasks. The other
     sources list files whose kind is found when each is read, so it does not apply to them.
+    `progress_path`: where an index's read says how far it is (see read_index).
     """
     if file_types not in FILE_TYPES:
         raise UsageError(f"file_types is {file_types!r}; expected one of {', '.join(FILE_TYPES)}")
     if source == "csv":
         return SourceTasks(parse_csv(input))
     if source == "index":
-        return read_index(input, settings, file_types)
+        return read_index(input, settings, file_types, progress_path)
     if source == "urls":
         return SourceTasks(parse_urls(input))
     if source == "url":

@@ -23,6 +23,7 @@ is: `in-network` or `allowed-amounts`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -48,6 +49,7 @@ from mrfbatch.errors import (
 
 # a task's extra_args["file_kind"]: named where status.json's file_kind is
 from mrfbatch.layout import ALLOWED_AMOUNTS, IN_NETWORK
+from mrfbatch.progress import ReadProgress, Snapshot
 from mrfbatch.redact import redact_url
 from mrfbatch.sniff import DELIMITED
 from mrfbatch.sources.locations import (
@@ -115,6 +117,7 @@ def read_index(
     path_or_url: PathLike,
     settings: TransportSettings | None = None,
     file_types: str = IN_NETWORK_FILES,
+    progress_path: PathLike | None = None,
 ) -> SourceTasks:
     """One task per distinct file `location` of a CMS table-of-contents file, and the entries
     that could not be used.
@@ -134,32 +137,20 @@ def read_index(
     fetched) is skipped with a warning naming its position; so is a plan that is not an object
     (the structure's other plans are kept). SourceError when the file is not a table of
     contents, cannot be read, or leaves no file to extract.
+
+    How far the read is goes to `progress_path` (when given: mrfbatch.progress.ReadProgress)
+    and to the log every 10 s, as an index can be gigabytes.
     """
     if file_types not in FILE_TYPES:
         raise UsageError(f"file_types is {file_types!r}; expected one of {', '.join(FILE_TYPES)}")
     source = str(path_or_url)
     local = _require_local_file(source)
     shown = redact_url(source)
-    restarts = (settings or TransportSettings()).restarts
-    for attempt in range(restarts + 1):
-        try:
-            with open_source(source, settings) as raw:
-                stream = DecodedStream(raw)
-                index = _Index(source, shown, local, _WANTED[file_types])
-                index.scan(stream)
-            break
-        except RestartFromZero as exc:  # the file changed while it was read: read it again
-            if attempt == restarts:
-                raise SourceError(
-                    f"cannot read the index: gave up after {restarts} restart"
-                    f"{'' if restarts == 1 else 's'}: {exc}"
-                ) from exc
-            log.warning("index %s: reading it again from the start: %s", shown, exc)
-        except (TransportError, CompressionError, JsonFormatError) as exc:
-            hint = ""
-            if DELIMITED in str(exc):  # sniff's words: a CSV where a table of contents belongs
-                hint = f"; a CSV with a {URL_COLUMN} column is read as the csv source"
-            raise SourceError(f"cannot read the index: {exc}{hint}") from exc
+    progress = ReadProgress(progress_path, functools.partial(_log_progress, shown))
+    try:
+        index = _read(source, shown, local, settings, file_types, progress)
+    finally:
+        progress.remove()
     for entry in index.skipped:
         log.warning("index %s: skipped %s", shown, entry)
     if not index.collector:
@@ -179,6 +170,42 @@ def read_index(
     return SourceTasks(tasks, index.skipped)
 
 
+def _read(
+    source: str,
+    shown: str,
+    local: Path | None,
+    settings: TransportSettings | None,
+    file_types: str,
+    progress: ReadProgress,
+) -> _Index:
+    """The pass over the index, made again from the start when the file changed meanwhile."""
+    restarts = (settings or TransportSettings()).restarts
+    for attempt in range(restarts + 1):
+        try:
+            with open_source(source, settings) as raw:
+                index = _Index(source, shown, local, _WANTED[file_types])
+                index.scan(progress.watch(raw, index.count_structures))
+            return index
+        except RestartFromZero as exc:  # the file changed while it was read: read it again
+            if attempt == restarts:
+                raise SourceError(
+                    f"cannot read the index: gave up after {restarts} restart"
+                    f"{'' if restarts == 1 else 's'}: {exc}"
+                ) from exc
+            log.warning("index %s: reading it again from the start: %s", shown, exc)
+        except (TransportError, CompressionError, JsonFormatError) as exc:
+            hint = ""
+            if DELIMITED in str(exc):  # sniff's words: a CSV where a table of contents belongs
+                hint = f"; a CSV with a {URL_COLUMN} column is read as the csv source"
+            raise SourceError(f"cannot read the index: {exc}{hint}") from exc
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _log_progress(shown: str, snapshot: Snapshot) -> None:
+    structures = f"{snapshot.items_seen:,}"
+    log.info("index %s: read %s; %s reporting structures", shown, snapshot.describe(), structures)
+
+
 class _Index:
     """One streaming pass over a table of contents."""
 
@@ -194,6 +221,10 @@ class _Index:
         self.entries = dict.fromkeys((IN_NETWORK, ALLOWED_AMOUNTS), 0)  # file entries by kind
         self.seen_structures = False
         self.keys: list[str] = []  # the first top-level keys, to say what a non-TOC holds
+
+    def count_structures(self) -> int:
+        """How many reporting structures are read so far."""
+        return self.structures
 
     def scan(self, stream: DecodedStream) -> None:
         # ijson's C coroutines, chained by hand: bytes -> basic events -> _watch -> events
