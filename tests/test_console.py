@@ -318,8 +318,7 @@ def test_console_shows_how_far_the_source_is_read_until_its_job_ends(tmp_path: P
     )
     run.console.tick()
     assert run.lines == [
-        "  reading the csv source plans.csv: 45.0 of 120.0 MB (38%), 4.5 MB/s, 17 s left; "
-        "9 reporting structures"
+        "  reading the source: 45.0 of 120.0 MB (38%), 4.5 MB/s, 17 s left; 9 reporting structures"
     ]
     run.feed(job_finished(3))
     run.console.tick()

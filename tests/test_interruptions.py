@@ -484,12 +484,20 @@ def test_workflow_disk_full_for_every_status_says_so_and_a_rerun_mends(
 
 
 @pytest.mark.slow
-def test_workflow_ctrl_c_says_what_stopped_without_a_traceback(
-    big: BigFile, http_server: FileServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("stop", "said"),
+    [
+        (signal.SIGINT, "Terminating processes on user request"),  # Ctrl-C
+        (signal.SIGTERM, "Will exit after finishing currently running jobs"),  # timeout, SLURM
+    ],
+)
+def test_workflow_stopped_says_what_stopped_without_a_traceback(
+    stop: signal.Signals, said: str, big: BigFile, http_server: FileServer, tmp_path: Path
 ) -> None:
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while a file
-    downloads: the console shows no traceback, the file ends `failed: interrupted`, the
-    summary says to run again, and the rerun extracts only that file."""
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM to the
+    group (as `timeout` and SLURM send it) while a file downloads: the console shows no
+    traceback, the file ends `failed: interrupted`, the summary says so and to run again, and
+    the rerun extracts only that file."""
     url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
     route = http_server.route(url)
     config = small_run(tmp_path)
@@ -505,17 +513,18 @@ def test_workflow_ctrl_c_says_what_stopped_without_a_traceback(
     )
     try:
         wait_for(lambda: route.sent > len(big.payload) // 4, "a quarter of the download")
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, stop)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 1, stderr[-3000:]
-    assert "Terminating processes on user request" in stderr
+    assert said in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert "error:" not in stderr  # Snakemake's "died with <Signals.SIGINT: 2>" among them
     lines = stderr.splitlines()
+    assert any(re.match(r"mrfbatch: 3 files in .* \(interrupted\): ", line) for line in lines)
     assert any(re.fullmatch(r"\[\d/3\] big: FAILED: interrupted", line) for line in lines)
     assert "  failed:     big: interrupted" in lines
     assert "  next:       run the same command again: it redoes the 1 file not done and keeps " in (

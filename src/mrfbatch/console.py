@@ -53,8 +53,9 @@ _NOISE = (
 )
 _NOTHING_TO_DO = "Nothing to be done"
 # Snakemake's messages a person must see although they are only informational (said once).
-_CTRL_C = "Terminating processes on user request"
-_SHOWN = (_CTRL_C, "Will exit after finishing currently running jobs")  # and SIGTERM
+# (Ctrl-C, SIGTERM): the run is being stopped, so a job that dies by a signal is no news.
+_SHOWN = ("Terminating processes on user request", "Will exit after finishing currently running")
+_KILLED = "died with <Signals."
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Console:
         self._finished: Counter[str] = Counter()  # status -> tasks finished in this run
         self._problems: dict[str, str] = {}  # network id -> status, for progress.json
         self._header_shown = False
-        self._said: set[str] = set()  # Snakemake messages said once already
+        self._said: set[str] = set()  # Snakemake's words that the run is stopping, once said
         self._status_line = ""  # the progress line on the terminal, to clear before a line
         self._ticker: threading.Thread | None = None
         self._source_job: int | None = None  # the job reading the source, while it runs
@@ -230,7 +231,7 @@ class Console:
 
     def _on_error(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if any(noise in text for noise in _NOISE) or self.mode == "verbose":
+        if self._noise(text) or self.mode == "verbose":
             return
         self._say(f"error: {concise_error(text)}")
 
@@ -247,12 +248,15 @@ class Console:
                 self._said.add(shown)
                 self._say(text.strip())
             return
-        if record.levelno < logging.WARNING or any(noise in text for noise in _NOISE):
+        if record.levelno < logging.WARNING or self._noise(text):
             return
         if record.levelno >= logging.ERROR:
             self._say(f"error: {concise_error(text)}")
         else:  # whole: a warning's detail is its point (snakemake --lint's, say)
             self._say(f"warning: {text.strip()}")
+
+    def _noise(self, text: str) -> bool:
+        return any(noise in text for noise in _NOISE) or (bool(self._said) and _KILLED in text)
 
     # -- tasks -----------------------------------------------------------------------------
 
@@ -344,9 +348,8 @@ class Console:
             snap = read_snapshot(self.run.layout.source_progress)
             if snap is None:
                 return ""
-            return f"  reading the {self.run.source}: {snap.describe()}; " + (
-                f"{snap.items_seen:,} reporting structures"
-            )
+            structures = f"{snap.items_seen:,} reporting structures"
+            return f"  reading the source: {snap.describe()}; {structures}"  # numbers first
         parts = []
         for network_id in sorted(self._running, key=self._running.__getitem__):
             if self.run.echo:
@@ -390,7 +393,7 @@ class Console:
             rerun_command(),
             done_before=self.planned.done if self.planned else None,
             whitelist=self.run.whitelist,
-            interrupted=_CTRL_C in self._said,
+            interrupted=bool(self._said),
         )
 
     # -- output ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,17 +19,23 @@ INTERRUPTED = 130  # the exit status of a job stopped by Ctrl-C, as a shell give
 
 
 def quiet_on_ctrl_c(job: Callable[P, int]) -> Callable[P, int]:
-    """A job's body that Ctrl-C ends with exit status INTERRUPTED and no traceback on the
-    console: the console says the run was interrupted, the job's status what it had done."""
+    """A job's body that Ctrl-C, or SIGTERM (Snakemake stopping, a scheduler's time limit),
+    ends with exit status INTERRUPTED and no traceback on the console: the console says the
+    run was interrupted, the job's status what it had done."""
 
     @functools.wraps(job)
     def body(*args: P.args, **kwargs: P.kwargs) -> int:
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return job(*args, **kwargs)
         except KeyboardInterrupt:
             return INTERRUPTED
 
     return body
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # where the job is: it ends as after Ctrl-C
 
 
 def say(line: str) -> None:
