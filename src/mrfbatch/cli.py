@@ -216,7 +216,12 @@ def batch_parser() -> argparse.ArgumentParser:
         prog="python -m mrfbatch.batch_orchestrator",
         description="Extract every in-network file a source lists (runs the Snakemake workflow).",
     )
-    p.add_argument("--source", required=True, choices=SOURCE_TYPES)
+    p.add_argument(
+        "--source",
+        required=True,
+        choices=SOURCE_TYPES,
+        help="the kind of source; the file or URL itself goes in --input",
+    )
     p.add_argument("--input", required=True, help="source file, or URL for index/url")
     p.add_argument(
         "--file-types",
