@@ -442,3 +442,20 @@ def test_summary_text_has_no_codes_line_unless_some_code_is_not_found(
 ) -> None:
     manifest = {"total_tasks": 1, "summary": {"successful": 1, **counts}}
     assert not any(line.startswith("  codes:") for line in summary_lines(manifest, "codes.txt"))
+
+
+def test_task_line_counts_one_of_each_in_the_singular() -> None:
+    one = {
+        "network_id": "aa",
+        "status": "success",
+        "file_kind": "allowed-amounts",
+        "items_matched": 1,
+        "items_seen": 1,
+        "allowed_amount_rows": 1,
+        "allowed_amount_provider_rows": 1,
+        "bytes_read": 1400,
+        "duration_seconds": 0.01,
+    }
+    assert task_line(one) == (
+        "aa: success (allowed amounts), 1 of 1 item, 1 payment row, 1 provider row, 1.4 kB in 0.0 s"
+    )

@@ -29,14 +29,15 @@ def task_line(status: Mapping[str, Any]) -> str:
         return f"{network_id}: FAILED: {status.get('error') or 'no reason given'}"
     allowed = status.get("file_kind") == ALLOWED_AMOUNTS
     rows = (
-        f"{status.get('allowed_amount_rows') or 0:,} payment rows, "
-        f"{status.get('allowed_amount_provider_rows') or 0:,} provider rows"
+        f"{counted(status.get('allowed_amount_rows') or 0, 'payment row')}, "
+        f"{counted(status.get('allowed_amount_provider_rows') or 0, 'provider row')}"
         if allowed
-        else f"{status.get('rate_rows') or 0:,} rate rows, "
-        f"{status.get('provider_rows') or 0:,} provider rows"
+        else f"{counted(status.get('rate_rows') or 0, 'rate row')}, "
+        f"{counted(status.get('provider_rows') or 0, 'provider row')}"
     )
+    seen = counted(status.get("items_seen") or 0, "item")
     counts = (
-        f"{status.get('items_matched') or 0:,} of {status.get('items_seen') or 0:,} items, "
+        f"{status.get('items_matched') or 0:,} of {seen}, "
         f"{rows}, {human_bytes(status.get('bytes_read') or 0)} in "
         f"{human_seconds(status.get('duration_seconds') or 0.0)}"
     )
@@ -111,15 +112,17 @@ def summary_text(
         before = f" ({done_before:,} done before this run)" if done_before else ""
         stop = " (interrupted)" if interrupted else ""
         lines.append(f"mrfbatch: {files(total)} in {elapsed}{stop}: {counts}{before}")
+    payments = summary.get("allowed_amount_rows") or 0
+    payment_providers = summary.get("allowed_amount_provider_rows") or 0
     allowed = (
-        f"{summary.get('allowed_amount_rows') or 0:,} allowed-amount payment rows, "
-        f"{summary.get('allowed_amount_provider_rows') or 0:,} allowed-amount provider rows, "
-        if summary.get("allowed_amount_rows") or summary.get("allowed_amount_provider_rows")
+        f"{counted(payments, 'allowed-amount payment row')}, "
+        f"{counted(payment_providers, 'allowed-amount provider row')}, "
+        if payments or payment_providers
         else ""
     )
     lines.append(
-        f"  rows:       {summary.get('rate_rows', 0):,} rate rows, "
-        f"{summary.get('provider_rows', 0):,} provider rows, {allowed}from "
+        f"  rows:       {counted(summary.get('rate_rows') or 0, 'rate row')}, "
+        f"{counted(summary.get('provider_rows') or 0, 'provider row')}, {allowed}from "
         f"{human_bytes(summary.get('bytes_read') or 0)} read"
     )
     with_tables = (summary.get("successful") or 0) + (summary.get("incomplete") or 0)
@@ -250,7 +253,12 @@ def _and(names: Sequence[str]) -> str:
 
 def files(count: int) -> str:
     """`1 file`, `1,234 files`."""
-    return f"{count:,} file{'' if count == 1 else 's'}"
+    return counted(count, "file")
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 rate row`, `1,234 rate rows`: `noun` (singular) counted."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def rerun_command() -> str:
