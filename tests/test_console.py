@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from mrfbatch import console
-from mrfbatch.console import Console, concise_error
+from mrfbatch.console import Console
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import Snapshot, write_snapshot
+from mrfbatch.summary import concise_error
 from support import containers, synth
 from support.httpserver import FileServer
 from support.workflows import TASK_LINE, TimedLines, snakemake, snakemake_command, synth_file

@@ -535,3 +535,44 @@ def test_workflow_stopped_says_what_stopped_without_a_traceback(
     rerun = snakemake(tmp_path, *config)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert finished(rerun) == ["big"]
+
+
+@pytest.mark.slow
+def test_workflow_job_killed_alone_is_a_failure_in_the_summary_and_manifest(
+    big: BigFile, http_server: FileServer, tmp_path: Path
+) -> None:
+    """One extraction SIGKILLed (as the kernel's out-of-memory killer does) while the run
+    goes on: it can write no status, yet the console, the summary and the manifest all say
+    it failed, and why it may have, rather than `not run`."""
+    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
+    config = small_run(tmp_path)
+    with (tmp_path / "plans.csv").open("a") as f:
+        f.write(f"{url},Plan Big\n")
+    proc = subprocess.Popen(
+        [*snakemake_command(), "--config", *config],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    folder = tmp_path / "results" / "big"
+    try:
+        wait_for(lambda: any(folder.glob(".providers-*.spill")), "the big extraction to start")
+        (spill,) = folder.glob(".providers-*.spill")
+        os.kill(int(spill.name.split("-")[1].split(".")[0]), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr[-3000:]
+    why = (
+        "the job ended without a status (killed, out of memory, or a full disk?); see "
+        "results/logs/extract/big.log"
+    )
+    lines = stderr.splitlines()
+    assert any(re.fullmatch(rf"\[\d/3\] big: FAILED: {re.escape(why)}", line) for line in lines)
+    assert any(re.match(r"mrfbatch: 3 files in .*: 2 success, 1 failed$", line) for line in lines)
+    assert f"  failed:     big: {why}" in lines
+    (entry,) = [e for e in manifest(tmp_path)["extractions"] if e["network_id"] == "big"]
+    assert (entry["status"], entry["error"], entry["retryable"]) == ("failed", why, True)

@@ -64,6 +64,20 @@ def test_build_manifest_counts_each_status_and_sums_the_rows(layout: RunLayout) 
     assert by_id["alpha"]["plan_metadata"] == [{"plan_name": "A"}]
 
 
+def test_build_manifest_a_job_that_ended_without_its_status_failed(layout: RunLayout) -> None:
+    """Killed (out of memory, say) in this run: failed with the console's words, not `not_run`,
+    and over whatever status an earlier run left (gamma's)."""
+    why = "the job ended without a status (killed, out of memory, or a full disk?); see x.log"
+    manifest = build_manifest(
+        TASKS, layout, "urls", "list.txt", unrecorded={"delta": why, "gamma": why}
+    )
+    by_id = {e["network_id"]: e for e in manifest["extractions"]}
+    for network_id in ("delta", "gamma"):
+        entry = by_id[network_id]
+        assert (entry["status"], entry["error"], entry["retryable"]) == ("failed", why, True)
+    assert (manifest["summary"]["failed"], manifest["summary"]["not_run"]) == (2, 0)
+
+
 def test_build_manifest_carries_file_kind_and_allowed_amount_counts(tmp_path: Path) -> None:
     layout = RunLayout(str(tmp_path / "out"))
     tables = {"allowed_amounts": "a", "allowed_amount_providers": "p"}

@@ -33,16 +33,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from mrfbatch.config import config_file_problem
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
 from mrfbatch.progress import read_snapshot, run_state
-from mrfbatch.summary import files, rerun_command, summary_text, task_line
+from mrfbatch.summary import concise_error, files, rerun_command, summary_text, task_line
 
 TERMINAL_SECONDS = 1.0  # how often the one updating progress line is redrawn on a terminal
 PLAIN_SECONDS = 10.0  # how often a progress line is printed when the console is no terminal
 PROGRESS_FILE_SECONDS = 2.0  # how often progress.json is rewritten, at most
-_MAX_ERROR_LINES = 6  # lines of an unexpected Snakemake error shown
 
 # Snakemake messages that say nothing the console does not say better: a job's non-zero exit
 # is reported from its status.json (or as a job that ended without one).
@@ -109,6 +107,8 @@ class Console:
         self._running: dict[str, float] = {}  # network id -> when its job started
         self._finished: Counter[str] = Counter()  # status -> tasks finished in this run
         self._problems: dict[str, str] = {}  # network id -> status, for progress.json
+        # network id -> why, for jobs of this run that ended without writing their status
+        self.unrecorded: dict[str, str] = {}
         self._header_shown = False
         self._said: set[str] = set()  # Snakemake's words that the run is stopping, once said
         self._status_line = ""  # the progress line on the terminal, to clear before a line
@@ -267,18 +267,16 @@ class Console:
         self._finished[kind] += 1
         if kind != "success":
             self._problems[network_id] = kind
-        count = sum(self._finished.values())
-        total = self._to_do()
+        if status is None:
+            log = self.run.layout.task_log(network_id) if self.run else "its log"
+            self.unrecorded[network_id] = (
+                f"the job ended without a status (killed, out of memory, or a full disk?); "
+                f"see {log}"
+            )
         if self.mode != "quiet":
-            if status is None:
-                log = self.run.layout.task_log(network_id) if self.run else "its log"
-                line = (
-                    f"{network_id}: FAILED: the job ended without a status (killed, out of "
-                    f"memory, or a full disk?); see {log}"
-                )
-            else:
-                line = task_line(status)
-            self._say(f"[{count}/{total}] {line}")
+            why = self.unrecorded.get(network_id)
+            line = task_line(status) if status else f"{network_id}: FAILED: {why}"
+            self._say(f"[{sum(self._finished.values())}/{self._to_do()}] {line}")
         self._write_progress()
 
     def _fresh_status(self, network_id: str) -> dict[str, Any] | None:
@@ -420,21 +418,6 @@ class Console:
             pass
 
 
-def concise_error(text: str) -> str:
-    """An error of Snakemake's (or raised through it) without tracebacks or file positions."""
-    lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith(("File ", "Traceback")) or line.startswith("    "):
-            continue
-        if stripped in ("Wildcards:", "Error:") or stripped.endswith(" line:"):
-            continue
-        if " in file " in stripped and stripped.rstrip().endswith(":") and ", line " in stripped:
-            continue  # "ConfigError in file .../common.smk, line 14:"
-        lines.append(stripped)
-    return config_file_problem(text) or " ".join(lines[:_MAX_ERROR_LINES]) or text.strip()
-
-
 # -- the module's console: one per process, shared by the logger plugin and the Snakefile ------
 
 _current: Console | None = None
@@ -485,6 +468,12 @@ def plan(total: int, done: int, skipped: str = "") -> None:
 def announce(text: str) -> None:
     """A line for the console, in order with the run's other lines."""
     _snakemake_logger().info(text, extra={"mrfbatch": "info"})
+
+
+def unrecorded() -> dict[str, str]:
+    """Why each job of this run that ended without writing its status ended so, by network id
+    (what the console said of it)."""
+    return dict(current().unrecorded)
 
 
 def finish(manifest: Mapping[str, Any]) -> None:

@@ -33,9 +33,12 @@ class RunOutputError(Exception):
         self.manifest = manifest  # the run's outcome all the same, for the summary
 
 
-def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
+def write_run_manifest(
+    run: Run, tasks_path: str, unrecorded: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Build and write manifest.json from the tasks and whatever statuses exist, and the
     tables and database made from them: plans.parquet, files.parquet, mrfbatch.duckdb.
+    `unrecorded`: see mrfbatch.manifest.build_manifest.
 
     When one cannot be written, none of them is left (an earlier run's would pass for this
     one's), and RunOutputError says which and why.
@@ -46,7 +49,7 @@ def write_run_manifest(run: Run, tasks_path: str) -> dict[str, Any]:
     tasks = read_tasks(tasks_path) if has_tasks else []
     skipped = read_skipped(layout.skipped) if has_tasks else ([], 0)
     manifest = build_manifest(
-        tasks, layout, settings["source"], str(settings["input"]), skipped, run.codes()
+        tasks, layout, settings["source"], str(settings["input"]), skipped, run.codes(), unrecorded
     )
     if not has_tasks:
         manifest["error"] = (
@@ -136,8 +139,8 @@ def finish_run(run: Run, write: bool) -> None:
     fresh = not write or _written_in_this_run(layout.manifest)
     manifest = read_json_object(layout.manifest) if fresh else None
     if manifest is None:
-        try:
-            manifest = write_run_manifest(run, layout.tasks)
+        try:  # the console knows the jobs that ended without their status
+            manifest = write_run_manifest(run, layout.tasks, console.unrecorded())
         except RunOutputError as exc:
             manifest = {**exc.manifest, "unwritten": str(exc)}
     if (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,16 +38,24 @@ def build_manifest(
     source_input: str,
     skipped: tuple[Sequence[SkippedEntry], int] = ((), 0),
     whitelist: Collection[str] | None = None,
+    unrecorded: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Collect every task's status into the manifest (see docs/output.md).
 
-    A task whose status cannot be found (never run, or interrupted) is `not_run`. `skipped`:
-    the entries of the source that gave no task (as :func:`mrfbatch.tasks.read_skipped` gives
+    A task whose status cannot be found (never run, or interrupted) is `not_run`, unless its
+    job ended in this run without writing one: `unrecorded` says why, by network id (killed,
+    say), and the task is `failed` (whatever status an earlier run left). `skipped`: the
+    entries of the source that gave no task (as :func:`mrfbatch.tasks.read_skipped` gives
     them: the first ones kept, and how many there were). `whitelist`: the run's codes, to say
     which ones no file read has.
     """
     tasks = list(tasks)
     statuses = [read_json_object(layout.status(task.network_id)) for task in tasks]
+    unrecorded = unrecorded or {}
+    for at, task in enumerate(tasks):
+        why = unrecorded.get(task.network_id)
+        if why is not None:  # retryable: more memory or room may help
+            statuses[at] = {"status": "failed", "error": why, "retryable": True}
     extractions = [
         _entry(task, status, layout) for task, status in zip(tasks, statuses, strict=True)
     ]

@@ -1,4 +1,5 @@
-"""What a run and each of its files came to, in words: the line per file, the closing block."""
+"""What a run and each of its files came to, in words: the line per file, the closing block,
+Snakemake's errors made short."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mrfbatch.config import config_file_problem
 from mrfbatch.layout import ALLOWED_AMOUNTS, DEFAULT_OUTPUT_DIR, IN_NETWORK, KIND_TABLES, RunLayout
 from mrfbatch.progress import human_bytes, human_seconds
 from mrfbatch.tasks import SkippedEntry
@@ -16,6 +18,7 @@ LISTED = 5  # failures named in the summary; the manifest has them all
 NAMED = 3  # failures a rerun cannot cure, named after "next:" when some others it may cure
 CODES_NAMED = 5  # whitelisted codes no file read has, named in the summary
 SKIPPED_LISTED = 3  # skipped source entries named on the console; more: the first is named
+ERROR_LINES = 6  # lines of an unexpected Snakemake error shown
 RERUN_VARIABLE = "MRFBATCH_RERUN_COMMAND"  # a front end's own command, shown to rerun
 
 
@@ -267,3 +270,18 @@ def rerun_command() -> str:
     if given:
         return given
     return shlex.join(["snakemake", *sys.argv[1:]])
+
+
+def concise_error(text: str) -> str:
+    """An error of Snakemake's (or raised through it) without tracebacks or file positions."""
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("File ", "Traceback")) or line.startswith("    "):
+            continue
+        if stripped in ("Wildcards:", "Error:") or stripped.endswith(" line:"):
+            continue
+        if " in file " in stripped and stripped.rstrip().endswith(":") and ", line " in stripped:
+            continue  # "ConfigError in file .../common.smk, line 14:"
+        lines.append(stripped)
+    return config_file_problem(text) or " ".join(lines[:ERROR_LINES]) or text.strip()
