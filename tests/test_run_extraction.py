@@ -17,7 +17,7 @@ from mrfbatch.cli import extract_main as main
 from mrfbatch.errors import UsageError
 from mrfbatch.options import ExtractionOptions
 from mrfbatch.run_extraction import run_extraction
-from mrfbatch.status import CODES_COUNTED
+from mrfbatch.whitelist import CODES_COUNTED
 from support import oracle, synth
 
 PRICE = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mrfbatch.errors import WhitelistError
-from mrfbatch.whitelist import decimals_note, load_whitelist
+from mrfbatch.whitelist import CODES_COUNTED, CodeFilter, decimals_note, load_whitelist
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 ONE_PER_LINE = "expected one billing code per line, or a CSV with a billing_code column$"
@@ -365,3 +365,25 @@ def test_load_whitelist_unreadable_file_names_it(tmp_path: Path, make: str) -> N
         path.write_bytes("27447  # genou opéré\n".encode("latin-1"))
     with pytest.raises(WhitelistError, match=r"whitelist file .*codes\.txt cannot be read: "):
         load_whitelist(path)
+
+
+def test_code_filter_keeps_the_listed_codes_as_normalized_and_counts_them() -> None:
+    codes = CodeFilter(frozenset({"27447", "J1885"}))
+    kept = [code for code in (" 27447", "j1885", "99213", None, 27447) if codes.keep(code)]
+    assert kept == [" 27447", "j1885", 27447]
+    assert codes.matched == {"27447": 2, "J1885": 1}
+    assert codes.wants("27447 ") and not codes.wants(None) and not codes.wants("99213")
+    assert codes.matched == {"27447": 2, "J1885": 1}  # asking is not keeping
+
+
+def test_code_filter_without_a_whitelist_keeps_every_item_uncounted() -> None:
+    codes = CodeFilter(None)
+    assert codes.keep(None) and codes.keep("anything") and codes.wants(None)
+    assert codes.matched is None
+
+
+def test_code_filter_counts_no_code_of_a_whitelist_too_long_to_list() -> None:
+    listed = frozenset(f"C{i}" for i in range(CODES_COUNTED))
+    assert CodeFilter(listed).matched == {}
+    larger = CodeFilter(listed | {"27447"})
+    assert larger.keep("27447") and larger.matched is None

@@ -17,7 +17,6 @@ each item over decoded (`AllowedAmounts` is its document handler); memory holds 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,7 +39,7 @@ from mrfbatch.tables import (
     text,
     text_list,
 )
-from mrfbatch.whitelist import normalize_code
+from mrfbatch.whitelist import CodeFilter
 from mrfbatch.writers import TableWriter
 
 AMOUNT_COLUMNS = tuple(ALLOWED_AMOUNTS_SCHEMA.names)
@@ -63,21 +62,18 @@ class AllowedAmounts:
         quality: Quality,
     ):
         self.network_id = network_id
-        self.whitelist = whitelist
+        self.codes = CodeFilter(whitelist)
         self.amounts = amounts
         self.providers = providers
         self.quality = quality
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
-        self.codes_matched: Counter[str] = Counter()  # with a whitelist: items by code
         self.keys_seen: list[str] = []
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted."""
-        if self.whitelist is None:
-            return True
-        return billing_code is not None and normalize_code(billing_code) in self.whitelist
+        return self.codes.wants(billing_code)
 
     # DocumentHandler
 
@@ -105,11 +101,9 @@ class AllowedAmounts:
         if not isinstance(item, Mapping):
             self.quality.invalid(f"out_of_network: item {index + 1} is not an object")
             return
-        if not self.wants(item.get("billing_code")):
+        if not self.codes.keep(item.get("billing_code")):
             return
         self.items_matched += 1
-        if self.whitelist is not None:
-            self.codes_matched[normalize_code(item["billing_code"])] += 1
         self.quality.check_keys(item, ALLOWED_ITEM_KEYS, "out_of_network")
         code = {
             key: text(item.get(key), self.quality, key)
@@ -132,7 +126,7 @@ class AllowedAmounts:
         raise FileKindError(BOTH_KINDS)  # never met: top_level_key refuses `in_network` first
 
     def wants_all(self) -> bool:
-        return self.whitelist is None
+        return self.codes.whitelist is None
 
     def in_network_items(
         self, text: bytearray, found: list[Element], validate: Callable[[int, int], None] | None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from mrfbatch.providers import ProviderStore
 from mrfbatch.rates import ItemRows
 from mrfbatch.tables import FILE_METADATA_KEYS, TOP_KEYS, Quality
 from mrfbatch.tables import text as text_of
-from mrfbatch.whitelist import normalize_code
+from mrfbatch.whitelist import CodeFilter
 from mrfbatch.writers import TableWriter
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ class Extraction:
         store: ProviderStore,
         quality: Quality,
     ):
-        self.whitelist = whitelist
+        self.codes = CodeFilter(whitelist)
         self.rates = rates
         self.store = store
         self.quality = quality
@@ -50,7 +49,6 @@ class Extraction:
         self.file_metadata: dict[str, str | None] = dict.fromkeys(FILE_METADATA_KEYS)
         self.items_seen = 0
         self.items_matched = 0
-        self.codes_matched: Counter[str] = Counter()  # with a whitelist: items by code
         self.keys_seen: list[str] = []
         self.in_network_done = False
 
@@ -60,9 +58,7 @@ class Extraction:
 
     def wants(self, billing_code: object) -> bool:
         """Whether an item with this billing code is extracted."""
-        if self.whitelist is None:
-            return True
-        return billing_code is not None and normalize_code(billing_code) in self.whitelist
+        return self.codes.wants(billing_code)
 
     # DocumentHandler
 
@@ -99,14 +95,12 @@ class Extraction:
         found = self.items.read(item)
         if found is None:
             self.quality.invalid(f"in_network: item {self.items_seen} is not an object")
-        elif self.wants(found.billing_code):
+        elif self.codes.keep(found.billing_code):
             self.items_matched += 1
-            if self.whitelist is not None:
-                self.codes_matched[normalize_code(found.billing_code)] += 1
             found.write(self.rates)
 
     def wants_all(self) -> bool:
-        return self.whitelist is None
+        return self.codes.whitelist is None
 
     def in_network_items(
         self,

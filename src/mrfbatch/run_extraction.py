@@ -45,7 +45,6 @@ from mrfbatch.progress import Snapshot, Ticker, human_bytes, write_snapshot
 from mrfbatch.providers import ProviderStore
 from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.status import (
-    CODES_COUNTED,
     ExtractionResult,
     clear_folder,
     output_error,
@@ -337,8 +336,8 @@ def _fill_counts(
     if run.handler is not None:
         result.items_seen = run.handler.items_seen
         result.items_matched = run.handler.items_matched
-        if result.whitelist_size is not None and result.whitelist_size <= CODES_COUNTED:
-            result.matched_codes = dict(sorted(run.handler.codes_matched.items()))
+        matched = run.handler.codes.matched
+        result.matched_codes = None if matched is None else dict(sorted(matched.items()))
         result.file_metadata = run.handler.file_metadata
     if run.kind == ALLOWED_AMOUNTS:
         result.allowed_amount_rows = run.rows.rows_written

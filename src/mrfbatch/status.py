@@ -38,9 +38,6 @@ log = logging.getLogger("mrfbatch")
 
 # The exit status of a command that ran an extraction, for each status (2 is a usage error).
 EXIT_STATUS = {"success": 0, "failed": 1, "incomplete": 3}
-# The largest whitelist whose codes status.json counts (`matched_codes`): every manifest reads
-# every status, and 10,000 codes would make each 120 KB.
-CODES_COUNTED = 1000
 
 
 def timestamp() -> str:
@@ -98,7 +95,7 @@ class ExtractionResult:
     )
     plan_metadata: list[dict[str, Any]] | None = None
     whitelist_size: int | None = None
-    # with a whitelist of at most CODES_COUNTED codes, the items matched by each code that
+    # with a whitelist of at most whitelist.CODES_COUNTED codes, the items matched by each code that
     # matched any (normalized, sorted)
     matched_codes: dict[str, int] | None = None
     output_files: dict[str, str] = field(default_factory=dict)

@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -49,6 +50,41 @@ _EXAMPLE = "one billing code per line, e.g. 27447"
 def normalize_code(code: object) -> str:
     """The form codes are compared in: text, trimmed, upper-cased."""
     return str(code).strip().upper()
+
+
+# The largest whitelist whose codes an extraction counts (status.json's `matched_codes`):
+# every manifest reads every status, and 10,000 codes would make each 120 KB.
+CODES_COUNTED = 1000
+
+
+class CodeFilter:
+    """Which items an extraction keeps by their billing code (every one, without a whitelist),
+    and how many it kept of each code (`matched`; None without a whitelist, or with one of
+    more than CODES_COUNTED codes)."""
+
+    def __init__(self, whitelist: frozenset[str] | None):
+        self.whitelist = whitelist
+        small = whitelist is not None and len(whitelist) <= CODES_COUNTED
+        self.matched: Counter[str] | None = Counter() if small else None
+
+    def wants(self, billing_code: object) -> bool:
+        """Whether an item with this billing code is kept (None: an item without one)."""
+        if self.whitelist is None:
+            return True
+        return billing_code is not None and normalize_code(billing_code) in self.whitelist
+
+    def keep(self, billing_code: object) -> bool:
+        """`wants`, counting the item in `matched` when it is kept."""
+        if self.whitelist is None:
+            return True
+        if billing_code is None:
+            return False
+        code = normalize_code(billing_code)
+        if code not in self.whitelist:
+            return False
+        if self.matched is not None:
+            self.matched[code] += 1
+        return True
 
 
 def load_whitelist(source: str | os.PathLike[str] | Iterable[str]) -> frozenset[str]:
