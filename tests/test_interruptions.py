@@ -483,6 +483,27 @@ def test_workflow_disk_full_for_every_status_says_so_and_a_rerun_mends(
     assert "mrfbatch: 2 files in " in mended and ": 2 success" in mended
 
 
+def start_with_big(
+    folder: Path, http_server: FileServer, big: BigFile, own_group: bool = False
+) -> tuple[subprocess.Popen[str], Any, list[str]]:
+    """A workflow run started over small_run's two files and `big`, served slowly (its route
+    returned); `own_group`: in a process group of its own, to be signalled as a terminal
+    does."""
+    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
+    config = small_run(folder)
+    with (folder / "plans.csv").open("a") as f:
+        f.write(f"{url},Plan Big\n")
+    proc = subprocess.Popen(
+        [*snakemake_command(), "--config", *config],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=own_group,
+    )
+    return proc, http_server.route(url), config
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "said"),
@@ -498,19 +519,7 @@ def test_workflow_stopped_says_what_stopped_without_a_traceback(
     group (as `timeout` and SLURM send it) while a file downloads: the console shows no
     traceback, the file ends `failed: interrupted`, the summary says so and to run again, and
     the rerun extracts only that file."""
-    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
-    route = http_server.route(url)
-    config = small_run(tmp_path)
-    with (tmp_path / "plans.csv").open("a") as f:
-        f.write(f"{url},Plan Big\n")
-    proc = subprocess.Popen(
-        [*snakemake_command(), "--config", *config],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc, route, config = start_with_big(tmp_path, http_server, big, own_group=True)
     try:
         wait_for(lambda: route.sent > len(big.payload) // 4, "a quarter of the download")
         os.killpg(proc.pid, stop)
@@ -544,17 +553,7 @@ def test_workflow_job_killed_alone_is_a_failure_in_the_summary_and_manifest(
     """One extraction SIGKILLed (as the kernel's out-of-memory killer does) while the run
     goes on: it can write no status, yet the console, the summary and the manifest all say
     it failed, and why it may have, rather than `not run`."""
-    url = http_server.add("/mrf/big.json.gz", big.payload, rate=RATE)
-    config = small_run(tmp_path)
-    with (tmp_path / "plans.csv").open("a") as f:
-        f.write(f"{url},Plan Big\n")
-    proc = subprocess.Popen(
-        [*snakemake_command(), "--config", *config],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, _, _ = start_with_big(tmp_path, http_server, big)
     folder = tmp_path / "results" / "big"
     try:
         wait_for(lambda: any(folder.glob(".providers-*.spill")), "the big extraction to start")
