@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mrfbatch.joblog import LogFile, log_to, say, stop_logging
+from mrfbatch.joblog import INTERRUPTED, LogFile, log_to, quiet_on_ctrl_c, say, stop_logging
 
 
 class _RecordingRaw(io.RawIOBase):
@@ -74,3 +76,29 @@ def test_log_to_writes_every_line(tmp_path: Path) -> None:
     assert [line.split(" WARNING ")[1] for line in lines] == [
         f"line {n} of a job's log" for n in range(3)
     ]
+
+
+def test_quiet_on_ctrl_c_ends_a_job_on_sigterm_and_puts_the_handler_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+
+    @quiet_on_ctrl_c
+    def job() -> int:
+        os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or SLURM send it
+        time.sleep(10)  # interrupted long before
+        return 0
+
+    started = time.monotonic()
+    assert job() == INTERRUPTED
+    assert time.monotonic() - started < 5
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_quiet_on_ctrl_c_ends_a_job_on_ctrl_c_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    @quiet_on_ctrl_c
+    def job() -> int:
+        raise KeyboardInterrupt
+
+    assert job() == INTERRUPTED
+    assert capsys.readouterr().err == ""

@@ -8,6 +8,7 @@ import functools
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ParamSpec
@@ -25,11 +26,15 @@ def quiet_on_ctrl_c(job: Callable[P, int]) -> Callable[P, int]:
 
     @functools.wraps(job)
     def body(*args: P.args, **kwargs: P.kwargs) -> int:
-        signal.signal(signal.SIGTERM, _interrupt)
+        main = threading.current_thread() is threading.main_thread()  # signals go there only
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
         try:
             return job(*args, **kwargs)
         except KeyboardInterrupt:
             return INTERRUPTED
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     return body
 
