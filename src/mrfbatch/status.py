@@ -187,7 +187,7 @@ def output_error(exc: OSError, folder: Path) -> str:
     """What went wrong writing outputs, naming the file (or the folder) it happened to."""
     if exc.errno in DISK_FULL:
         failure = write_failure(exc, exc.filename or folder)
-        return f"{failure}; no table was kept: free space under {folder} and run again"
+        return f"{failure}; no table was kept{room_to_write(exc, folder)}"
     if exc.errno == errno.EFBIG:
         return f"{write_failure(exc, exc.filename or folder)}; no table was kept"
     if exc.filename:
