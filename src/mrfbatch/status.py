@@ -181,15 +181,14 @@ def publish(
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NO_ROOM = (*DISK_FULL, errno.EFBIG)  # a write that found no room: also a file size limit
 
 
 def output_error(exc: OSError, folder: Path) -> str:
     """What went wrong writing outputs, naming the file (or the folder) it happened to."""
-    if exc.errno in DISK_FULL:
+    if exc.errno in NO_ROOM:
         failure = write_failure(exc, exc.filename or folder)
         return f"{failure}; no table was kept{room_to_write(exc, folder)}"
-    if exc.errno == errno.EFBIG:
-        return f"{write_failure(exc, exc.filename or folder)}; no table was kept"
     if exc.filename:
         return write_failure(exc, exc.filename)
     return f"cannot write outputs under {folder}: {os.strerror(exc.errno) if exc.errno else exc}"

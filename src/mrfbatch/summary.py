@@ -80,7 +80,7 @@ def summary_text(
     `seconds`: how long the run took; `done_before`: how many tasks were done before it (None:
     not known); `whitelist`: the codes file, to say when it matched nothing. The manifest's
     `unwritten`, when the run's own files could not be written (mrfbatch.finish), says why.
-    `interrupted`: the person running stopped the run (Ctrl-C).
+    `interrupted`: the run was stopped from outside (Ctrl-C, SIGTERM).
     """
     summary = manifest.get("summary", {})
     total = int(manifest.get("total_tasks") or 0)

@@ -17,7 +17,6 @@ deleted by hand), so Snakemake redoes exactly the tasks the console counts as no
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import hashlib
@@ -38,7 +37,7 @@ from mrfbatch.options import ExtractionOptions
 from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import IN_NETWORK_FILES, load_source
-from mrfbatch.status import DISK_FULL, EXIT_STATUS, room_to_write, timestamp, write_failure
+from mrfbatch.status import EXIT_STATUS, NO_ROOM, room_to_write, timestamp, write_failure
 from mrfbatch.summary import skipped_text, task_line
 from mrfbatch.tables import TABLES_VERSION
 from mrfbatch.tasks import (
@@ -264,7 +263,7 @@ def tasks_job(
         say(f"error: the {source} source is unusable: {message}")
         return 1
     except OSError as exc:
-        if exc.errno not in (*DISK_FULL, errno.EFBIG):
+        if exc.errno not in NO_ROOM:
             raise
         why = write_failure(exc, exc.filename or tasks_path)
         message = f"the task list could not be written: {why}{room_to_write(exc, output_dir)}"
@@ -387,8 +386,7 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         try:
             write_json(layout.done(network_id), run.recipe(task))
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            say(f"{line}, but its .done mark could not be written ({reason}): a rerun redoes it")
+            say(f"{line}, but {write_failure(exc, layout.done(network_id))}: a rerun redoes it")
             return 1
     if settings.get("_job_line", True):
         say(line)
