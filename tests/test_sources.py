@@ -968,6 +968,24 @@ def test_read_tasks_rejects_malformed_files(tmp_path: Path, content: str, proble
         read_tasks(path)
 
 
+def test_read_tasks_shares_one_dict_per_distinct_plan(tmp_path: Path) -> None:
+    # an index lists a file for every plan using it: plans repeat on many lines
+    plan = {"plan_name": "P", "plan_id": "1"}
+    listed = {"plan_name": "L", "plan_id": "2", "states": ["CA"]}  # a list: not shared
+    reordered = {"plan_id": "1", "plan_name": "P"}  # equal, but written in another order
+    tasks = [
+        Task("a", "https://h/a", (plan, listed)),
+        Task("b", "https://h/b", (dict(plan), dict(listed), reordered)),
+    ]
+    path = tmp_path / "tasks.tsv"
+    write_tasks(tasks, path, "results")
+    a, b = read_tasks(path)
+    assert (a, b) == tuple(tasks)
+    assert a.plan_metadata[0] is b.plan_metadata[0]
+    assert a.plan_metadata[1] is not b.plan_metadata[1]
+    assert list(b.plan_metadata[2]) == ["plan_id", "plan_name"]  # its own order kept
+
+
 def test_read_task_finds_each_task_of_write_tasks(tmp_path: Path) -> None:
     path = tmp_path / "tasks.tsv"
     write_tasks(TASKS, path, "results")

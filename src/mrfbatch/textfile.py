@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+from typing import BinaryIO
 
 from mrfbatch.errors import SourceError
 from mrfbatch.sniff import GZIP_MAGIC, ZIP_MAGIC
@@ -22,19 +22,11 @@ def read_text(path: PathLike, what: str, bom: bool = True) -> str:
     refused; with `bom`, byte order marks are dropped wherever they are.
     """
     name = str(path)
-    try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise SourceError(f"{what} {name} is a directory, expected a file")
-        if not stat.S_ISREG(mode):  # reading a pipe or a device could block or never end
-            raise SourceError(f"{what} {name} is not a regular file (a pipe or a device?)")
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise SourceError(f"{what} {name} does not exist") from None
-    except OSError as exc:
-        raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
-    except ValueError as exc:  # a NUL in the name
-        raise SourceError(f"{what} {name!r} is not a usable file name: {exc}") from None
+    with open_regular(path, what) as f:
+        try:
+            data = f.read()
+        except OSError as exc:
+            raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
     if data.startswith((GZIP_MAGIC, ZIP_MAGIC)):
         kind = "gzip" if data.startswith(GZIP_MAGIC) else "zip"
         raise SourceError(f"{what} {name} is {kind}-compressed; expected plain UTF-8 text")
@@ -58,6 +50,25 @@ def read_text(path: PathLike, what: str, bom: bool = True) -> str:
         )
     # A byte order mark at the start, or inside where files were joined (`cat a.csv b.csv`)
     return text.replace("\ufeff", "") if bom else text
+
+
+def open_regular(path: PathLike, what: str) -> BinaryIO:
+    """`path` opened for reading bytes, or SourceError when it is missing, not a regular
+    file (a directory, a pipe, a device) or cannot be opened."""
+    name = str(path)
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError(f"{what} {name} is a directory, expected a file")
+        if not stat.S_ISREG(mode):  # reading a pipe or a device could block or never end
+            raise SourceError(f"{what} {name} is not a regular file (a pipe or a device?)")
+        return open(path, "rb")  # noqa: SIM115  # the caller closes it
+    except FileNotFoundError:
+        raise SourceError(f"{what} {name} does not exist") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise SourceError(f"{what} {name!r} is not a usable file name: {exc}") from None
 
 
 def shorten(text: str) -> str:
