@@ -317,6 +317,30 @@ def test_plans_table_takes_source_fields_file_header_and_index_header(
     assert query(layout, "SELECT count(*) FROM plans WHERE network_id = 'listed'") == [(2,)]
 
 
+def test_plans_table_gives_a_plan_listing_many_files_each_files_own_fields(
+    tmp_path: Path, fixture_file: Path
+) -> None:
+    # one plan listed with two files (an index's plan uses many): read back as one dict
+    plan = {"plan_id": "9", "region": "west"}
+    layout = make_run(
+        tmp_path,
+        {"one": fixture_file, "two": fixture_file, "three": fixture_file},
+        plans={"one": [plan], "two": [plan, {"plan_id": "8", "tier": "gold"}], "three": [plan]},
+        extra={"one": {"file_description": "first"}, "two": {"file_description": "second"}},
+    )
+    rows = pq.read_table(layout.plans).to_pylist()
+    picked = [
+        (r["network_id"], r["plan_id"], r["region"], r["tier"], r["file_description"]) for r in rows
+    ]
+    assert picked == [
+        ("one", "9", "west", None, "first"),
+        ("three", "9", "west", None, None),
+        ("two", "9", "west", None, "second"),
+        ("two", "8", None, "gold", "second"),
+    ]
+    assert {r["plan_name"] for r in rows} == {"Fixture Gold"}  # from each file's header
+
+
 def test_files_table_is_the_manifest(tmp_path: Path, fixture_file: Path) -> None:
     layout = make_run(
         tmp_path,

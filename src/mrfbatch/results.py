@@ -75,24 +75,38 @@ def plans_table(tasks: Iterable[Task], entries: Mapping[str, Mapping[str, Any]])
     header, when it was read). Every column is a string: plan fields as the source gave them
     (other JSON values as JSON text), the file's header, the index's header.
     """
-    rows: list[dict[str, str | None]] = []
-    source_columns: dict[str, None] = {}  # in first-seen order
+    plan_columns: dict[str, list[str | None]] = {key: [] for key in PLAN_FIELDS}
+    fixed_columns: dict[str, list[str | None]] = {
+        key: [] for key in [*FILE_HEADER, *INDEX_FIELDS, "network_id"]
+    }
+    count = 0  # rows so far
+    # by id: a plan that lists many files is one dict in all their tasks (read_tasks)
+    converted: dict[int, tuple[dict[str, Any], dict[str, str | None]]] = {}
     for task in tasks:
         header = entries.get(task.network_id, {}).get("file_metadata") or {}
+        fields = []
         for plan in task.plan_metadata or ({},):
-            row = {_column(key): _text(value) for key, value in plan.items()}
-            source_columns.update(dict.fromkeys(k for k in row if k not in PLAN_FIELDS))
-            for key in PLAN_FIELDS:
-                if row.get(key) is None:
-                    row[key] = _text(header.get(key))
-            row.update({key: _text(header.get(key)) for key in FILE_HEADER})
-            row.update({key: _text(task.extra_args.get(key)) for key in INDEX_FIELDS})
-            row["network_id"] = task.network_id
-            rows.append(row)
-    names = ["network_id", *PLAN_FIELDS, *source_columns, *FILE_HEADER, *INDEX_FIELDS]
-    return pa.table(
-        {name: pa.array([row.get(name) for row in rows], pa.string()) for name in names}
-    )
+            known = converted.get(id(plan))
+            if known is None or known[0] is not plan:
+                known = converted[id(plan)] = (
+                    plan,
+                    {_column(key): _text(value) for key, value in plan.items()},
+                )
+                for name in known[1]:  # a column first met here: empty in the rows before
+                    plan_columns.setdefault(name, [None] * count)
+            fields.append(known[1])
+        for name, column in plan_columns.items():
+            fallback = _text(header.get(name)) if name in PLAN_FIELDS else None
+            column.extend(fallback if (value := one.get(name)) is None else value for one in fields)
+        fixed = {key: _text(header.get(key)) for key in FILE_HEADER}
+        fixed.update({key: _text(task.extra_args.get(key)) for key in INDEX_FIELDS})
+        fixed["network_id"] = task.network_id
+        for name, column in fixed_columns.items():
+            column.extend([fixed[name]] * len(fields))
+        count += len(fields)
+    columns = {**plan_columns, **fixed_columns}
+    names = ["network_id", *plan_columns, *FILE_HEADER, *INDEX_FIELDS]
+    return pa.table({name: pa.array(columns[name], pa.string()) for name in names})
 
 
 def _column(key: str) -> str:
