@@ -284,11 +284,29 @@ def test_write_snapshot_that_fails_keeps_the_previous_file_and_no_temporary_one(
     path = tmp_path / ".progress.json"
     write_snapshot(path, snapshot(1, 100))
 
-    def full_disk(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
-        self.write_bytes(text.encode("utf-8")[:10])  # half written, then the disk is full
-        raise OSError(28, "No space left on device")
+    real_open = Path.open
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    class FillsUp:
+        """A file written in part, then the disk is full."""
+
+        def __init__(self, path: Path, *args: Any, **kwargs: Any) -> None:
+            self.file = real_open(path, *args, **kwargs)
+
+        def __enter__(self) -> FillsUp:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, text: str) -> int:
+            self.file.write(text[:10])
+            self.file.flush()
+            raise OSError(28, "No space left on device")
+
+    def opened(path: Path, *args: Any, **kwargs: Any) -> FillsUp:
+        return FillsUp(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", opened)
     with pytest.raises(OSError, match="No space left on device"):
         write_snapshot(path, full_snapshot())
     monkeypatch.undo()

@@ -1,4 +1,4 @@
-"""The run's small JSON files (status, manifest, progress): read forgivingly, written atomically."""
+"""The run's JSON files (status, manifest, progress): read forgivingly, written atomically."""
 
 from __future__ import annotations
 
@@ -24,7 +24,12 @@ def write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 2) 
     hidden = target.name if target.name.startswith(".") else f".{target.name}"
     tmp = target.with_name(f"{hidden}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", "utf-8")
+        with tmp.open("w", encoding="utf-8") as f:
+            if indent is None:  # json's C encoder: one string
+                f.write(json.dumps(data, ensure_ascii=False))
+            else:  # the encoder for indented JSON is Python's: written as it goes, not joined
+                json.dump(data, f, indent=indent, ensure_ascii=False)  # (a manifest: 100s of MB)
+            f.write("\n")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -50,7 +50,9 @@ def build_manifest(
     which ones no file read has.
     """
     tasks = list(tasks)
-    statuses = [read_json_object(layout.status(task.network_id)) for task in tasks]
+    # a status's plans are the task's, which the entry takes: not kept twice (an index's
+    # file may have thousands)
+    statuses = [_without_plans(read_json_object(layout.status(t.network_id))) for t in tasks]
     unrecorded = unrecorded or {}
     for at, task in enumerate(tasks):
         why = unrecorded.get(task.network_id)
@@ -146,6 +148,12 @@ def _entry(task: Task, status: dict[str, Any] | None, layout: RunLayout) -> dict
         **{key: status.get(key) for key in COUNTS},
     )
     return entry
+
+
+def _without_plans(status: dict[str, Any] | None) -> dict[str, Any] | None:
+    if status is not None:
+        status.pop("plan_metadata", None)
+    return status
 
 
 def _expected_kind(task: Task) -> str:
