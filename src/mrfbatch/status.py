@@ -115,7 +115,18 @@ class ExtractionResult:
         return EXIT_STATUS[self.status]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields by name, each list and dict copied one level deep: what they hold is
+        shared (dataclasses.asdict copied every plan of plan_metadata, twice per job: 0.13 s
+        for a file an index gives 5,000 plans)."""
+        return {f.name: _copied(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def clear_folder(folder: Path) -> None:
