@@ -384,7 +384,8 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         return result.exit_status
     if result.ok:
         try:
-            write_json(layout.done(network_id), run.recipe(task))
+            # one line: json's C encoder (a recipe lists the task's plans: thousands, say)
+            write_json(layout.done(network_id), run.recipe(task), indent=None)
         except OSError as exc:
             say(f"{line}, but {write_failure(exc, layout.done(network_id))}: a rerun redoes it")
             return 1
