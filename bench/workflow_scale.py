@@ -110,11 +110,18 @@ class Scale:
         for i in range(n):
             document = generate(SynthConfig(seed=i, items=4)).to_bytes()
             urls.append(server.add(f"/files/net-{i:05d}.json.gz", gzip.compress(document)))
-        _write_index(folder / "index.json", urls)
+        _write_index(folder / "index.json", urls, self.args.plans_per_file)
         config = ["source=index", "input=index.json", "cpt_whitelist=codes.txt"]
         cmd = self.snakemake("--config", *config)
         self.commands.append(f"cd {folder} && {shlex.join(cmd)}")
         first = self.run(cmd, folder, f"first run, {n} tasks")
+        if first is not None and self.args.plans_per_file > 1:
+            size = (folder / "index.json").stat().st_size / 1e6
+            self.notes.append(
+                f"first run's index: {size:.1f} MB, {self.args.plans_per_file} plans listing "
+                f"every file ({self.args.plans_per_file * n:,} plan-file pairs); output "
+                f"{_size_mb(folder / OUTPUT_DIR):.1f} MB"
+            )
         extraction = None
         if first is not None:
             extraction = self._check_manifest(folder / OUTPUT_DIR / "manifest.json", n)
@@ -264,29 +271,35 @@ def _write_whitelist(path: Path) -> None:
     path.write_text("\n".join(WHITELIST) + "\n")
 
 
-def _write_index(path: Path, urls: list[str]) -> None:
-    """A table of contents with one plan listing every URL as an in-network file."""
-    plan = {
-        "plan_name": "Bench PPO",
-        "plan_id": "1",
-        "plan_id_type": "ein",
-        "plan_market_type": "group",
-    }
+def _write_index(path: Path, urls: list[str], plans: int = 1) -> None:
+    """A table of contents listing every URL as an in-network file of `plans` plans: one
+    reporting structure per three plans (an employer's, say), each listing every URL, as large
+    payers' indexes list their network files under every plan that uses them."""
+    files = [{"description": "in-network file", "location": url} for url in urls]
+    structures = []
+    for first in range(0, plans, 3):
+        employer = [
+            {
+                "plan_name": f"Bench PPO {i}" if i else "Bench PPO",
+                "plan_id": str(i + 1),
+                "plan_id_type": "ein",
+                "plan_market_type": "group",
+            }
+            for i in range(first, min(first + 3, plans))
+        ]
+        structures.append({"reporting_plans": employer, "in_network_files": files})
     document = {
         "reporting_entity_name": "Bench Health",
         "reporting_entity_type": "health insurance issuer",
         "last_updated_on": "2024-05-01",
         "version": "1.0.0",
-        "reporting_structure": [
-            {
-                "reporting_plans": [plan],
-                "in_network_files": [
-                    {"description": "in-network file", "location": url} for url in urls
-                ],
-            }
-        ],
+        "reporting_structure": structures,
     }
     path.write_text(json.dumps(document))
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
 
 
 def _planned_extractions(output: str) -> int:
@@ -307,11 +320,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", type=int, default=400, help="files of the timed run (400)")
     p.add_argument("--index-files", type=int, default=20_000, help="entries of the dry run's index")
+    p.add_argument(
+        "--plans-per-file",
+        type=int,
+        default=1,
+        help="plans the first run's index lists every file under (1)",
+    )
     p.add_argument("--cores", type=int, default=2, help="snakemake --cores (2)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (printed)")
     args = p.parse_args(argv)
-    if args.tasks < 1 or args.index_files < 1 or args.cores < 1:
-        p.error("--tasks, --index-files and --cores must be at least 1")
+    if min(args.tasks, args.index_files, args.cores, args.plans_per_file) < 1:
+        p.error("--tasks, --index-files, --plans-per-file and --cores must be at least 1")
     return args
 
 
