@@ -797,6 +797,28 @@ def test_read_index_skips_in_order_and_says_every_position(tmp_path: Path) -> No
     ]
 
 
+def test_read_index_checks_each_location_once_and_skips_each_bad_entry(tmp_path: Path) -> None:
+    """A file listed under many structures is checked once (kept: its plans are merged); a
+    location that cannot be used is skipped wherever it is listed."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.json").write_text("{}")
+    listing = ("files/a.json", "files/missing.json")
+    path = write(
+        tmp_path, "toc.json", toc(structure([GOLD], *listing), structure([SILVER], *listing))
+    )
+    found = read_index(path)
+    assert [(t.url, t.plan_metadata) for t in found.tasks] == [
+        (str(tmp_path / "files" / "a.json"), (GOLD, SILVER))
+    ]
+    assert [entry.where for entry in found.skipped] == [
+        "reporting_structure[0].in_network_files[1]",
+        "reporting_structure[1].in_network_files[1]",
+    ]
+    assert all(
+        "is neither an http(s)/file URL nor an existing file" in e.reason for e in found.skipped
+    )
+
+
 def test_read_index_structure_that_is_not_an_object_alone_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "toc.json", '{"reporting_structure": ["oops", 3]}')
     with pytest.raises(SourceError) as caught:

@@ -31,8 +31,6 @@ from collections.abc import Callable, Generator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import ijson
 
@@ -54,6 +52,7 @@ from mrfbatch.redact import redact_url
 from mrfbatch.sniff import DELIMITED
 from mrfbatch.sources.locations import (
     MAX_LISTED,
+    local_source_file,
     location_problem,
     raise_problems,
     resolve_location,
@@ -144,7 +143,7 @@ def read_index(
     if file_types not in FILE_TYPES:
         raise UsageError(f"file_types is {file_types!r}; expected one of {', '.join(FILE_TYPES)}")
     source = str(path_or_url)
-    local = _require_local_file(source)
+    local = local_source_file(source)
     shown = redact_url(source)
     progress = ReadProgress(progress_path, functools.partial(_log_progress, shown))
     try:
@@ -215,6 +214,8 @@ class _Index:
         self.local = local  # the index file (None over http): relative locations are in its folder
         self.wanted = wanted  # the kinds of file that become tasks
         self.collector = TaskCollector()
+        # a location as written -> its file, checked: a file is listed under every plan using it
+        self.known: dict[str, str] = {}
         self.skipped: list[SkippedEntry] = []
         self.header: dict[str, str] = {}  # extra_args name -> the index's value, as text
         self.structures = 0
@@ -410,13 +411,17 @@ class _Index:
             if not isinstance(location, str):
                 self._skip(where, f"location is {_json_kind(location)}, expected a URL string")
                 continue
-            location = resolve_reference(location.strip(), self.source)
-            if (resolved := resolve_location(location, self.local)) in self.collector:
-                self.collector.add(resolved, shared, _description(entry), kind)  # checked once
-            elif invalid := location_problem(location, self.local):
-                self._skip(where, f"location {shorten(redact_url(location))} {invalid}")
-            else:
-                self.collector.add(resolved, shared, _description(entry), kind)
+            if (resolved := self.known.get(location)) is None:
+                written = location
+                location = resolve_reference(location.strip(), self.source)
+                resolved = resolve_location(location, self.local)  # in collector: checked
+                if resolved not in self.collector and (
+                    invalid := location_problem(location, self.local)
+                ):
+                    self._skip(where, f"location {shorten(redact_url(location))} {invalid}")
+                    continue
+                self.known[written] = resolved
+            self.collector.add(resolved, shared, _description(entry), kind)
 
 
 class _Found(list[Any]):
@@ -452,23 +457,6 @@ def _without_snippet(message: str) -> str:
     ` (between decoded bytes ...)`.
     """
     return re.sub(r" near (['\"]).*?\1(?= \(between|$)", "", message, flags=re.DOTALL)
-
-
-def _require_local_file(source: str) -> Path | None:
-    """The file of a local source (path or file URL), SourceError unless it exists; None for
-    an http(s) source."""
-    parts = urlsplit(source)
-    if parts.scheme.lower() == "file":
-        path = Path(url2pathname(parts.path))
-    elif not parts.scheme or len(parts.scheme) == 1:
-        path = Path(source)
-    else:
-        return None
-    if path.is_dir():
-        raise SourceError(f"source {path} is a directory, expected a file")
-    if not path.is_file():
-        raise SourceError(f"source file {path} does not exist")
-    return path
 
 
 def _json_kind(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from mrfbatch.errors import SourceError
 from mrfbatch.redact import redact_url
@@ -39,6 +40,23 @@ def is_relative_path(location: str) -> bool:
         return False
     # a one-letter scheme is a Windows drive letter: a path
     return len(scheme) <= 1 and not os.path.isabs(location)
+
+
+def local_source_file(source: str) -> Path | None:
+    """The file of a local source (path or file URL), SourceError unless it exists; None for
+    an http(s) source."""
+    parts = urlsplit(source)
+    if parts.scheme.lower() == "file":
+        path = Path(url2pathname(parts.path))
+    elif not parts.scheme or len(parts.scheme) == 1:
+        path = Path(source)
+    else:
+        return None
+    if path.is_dir():
+        raise SourceError(f"source {path} is a directory, expected a file")
+    if not path.is_file():
+        raise SourceError(f"source file {path} does not exist")
+    return path
 
 
 def location_problem(text: str, source: PathLike | None = None) -> str | None:
