@@ -973,9 +973,10 @@ def test_read_tasks_shares_one_dict_per_distinct_plan(tmp_path: Path) -> None:
     plan = {"plan_name": "P", "plan_id": "1"}
     listed = {"plan_name": "L", "plan_id": "2", "states": ["CA"]}  # a list: not shared
     reordered = {"plan_id": "1", "plan_name": "P"}  # equal, but written in another order
+    numbers = [{"plan_id": 1}, {"plan_id": 1.0}, {"plan_id": True}]  # equal in Python only
     tasks = [
-        Task("a", "https://h/a", (plan, listed)),
-        Task("b", "https://h/b", (dict(plan), dict(listed), reordered)),
+        Task("a", "https://h/a", (plan, listed, *numbers)),
+        Task("b", "https://h/b", (dict(plan), dict(listed), reordered, *numbers[::-1])),
     ]
     path = tmp_path / "tasks.tsv"
     write_tasks(tasks, path, "results")
@@ -984,6 +985,9 @@ def test_read_tasks_shares_one_dict_per_distinct_plan(tmp_path: Path) -> None:
     assert a.plan_metadata[0] is b.plan_metadata[0]
     assert a.plan_metadata[1] is not b.plan_metadata[1]
     assert list(b.plan_metadata[2]) == ["plan_id", "plan_name"]  # its own order kept
+    for task in (a, b):  # each its own JSON value again
+        ids = [json.dumps(p["plan_id"]) for p in task.plan_metadata if "plan_name" not in p]
+        assert sorted(ids) == ["1", "1.0", "true"]
 
 
 def test_read_task_finds_each_task_of_write_tasks(tmp_path: Path) -> None:

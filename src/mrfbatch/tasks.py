@@ -196,10 +196,11 @@ def read_tasks(path: PathLike) -> list[Task]:
 
 
 def _shared(plan: dict[str, Any], plans: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    """The dict in `plans` equal to `plan`, with its keys in the same order; `plan` when it
-    is the first (or holds a list or an object: such plans are not shared)."""
+    """The dict in `plans` equal to `plan`, with its keys in the same order and its values of
+    the same types (1, 1.0 and true are equal in Python, not in JSON); `plan` when it is the
+    first (or holds a list or an object: such plans are not shared)."""
     try:
-        return plans.setdefault(tuple(plan.items()), plan)
+        return plans.setdefault((tuple(plan.items()), tuple(map(type, plan.values()))), plan)
     except TypeError:
         return plan
 
