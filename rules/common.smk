@@ -1,4 +1,4 @@
-from mrfbatch.finish import finish_run
+from mrfbatch.finish import finish_run, manifest_mark
 from mrfbatch.network_ids import NETWORK_ID_PATTERN
 from mrfbatch.redact import redact_url
 from mrfbatch.workflow import start_run, task_targets
@@ -29,6 +29,11 @@ def get_source_files(wildcards):
 def get_task_targets(wildcards):
     """Every task's .done mark: the manifest waits for them all."""
     return task_targets(RUN, checkpoints.tasks.get().output[0])
+
+
+def get_manifest_mark(wildcards):
+    """Changes when a run's end wrote the manifest: Snakemake then redoes the manifest rule."""
+    return manifest_mark(PATHS)
 
 
 def get_memory(wildcards, attempt):

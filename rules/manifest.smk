@@ -17,6 +17,7 @@ rule manifest:
     params:
         source=config["source"],
         source_input=redact_url(str(config["input"])),
+        written_at_end=get_manifest_mark,
     script:
         "../scripts/manifest.py"
 

@@ -366,6 +366,31 @@ def test_workflow_failed_task_is_recorded_and_retried_alone(
     assert manifest(tmp_path)["summary"]["successful"] == 3
 
 
+def test_workflow_manifest_written_at_a_failed_runs_end_is_redone_by_the_next_run(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """A failed run's end writes the manifest outside its rule; Snakemake's record of the rule
+    is then an older run's. A run of that older source, all done, must still rewrite it."""
+    server, urls = served["server"], served["urls"]
+    gone = server.add("/mrf/gone.json.gz", b"", status=404)
+    (tmp_path / "good.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    (tmp_path / "bad.txt").write_text(f"{gone}\n")
+    good = ("source=urls", "input=good.txt", "cpt_whitelist=codes.txt", "retries=0")
+    assert snakemake(tmp_path, *good).returncode == 0
+    bad = ("source=urls", "input=bad.txt", "cpt_whitelist=codes.txt", "retries=0")
+    assert snakemake(tmp_path, *bad).returncode == 1
+    assert manifest(tmp_path)["source_input"] == "bad.txt"
+
+    proc = snakemake(tmp_path, *good)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert finished(proc) == []  # both files done before
+    m = manifest(tmp_path)
+    assert (m["source_input"], m["total_tasks"], m["summary"]["successful"]) == ("good.txt", 2, 2)
+    assert "mrfbatch: nothing to do, 2 files done before: 2 success" in proc.stderr
+    with duckdb.connect(str(tmp_path / "results" / "mrfbatch.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM files").fetchall() == [(2,)]
+
+
 def blocked_opening_fifo(pid: int) -> bool:
     """Whether the process's main thread waits in open(2) of a FIFO for a reader."""
     try:

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -141,6 +142,7 @@ def finish_run(run: Run, write: bool) -> None:
     if manifest is None:
         try:  # the console knows the jobs that ended without their status
             manifest = write_run_manifest(run, layout.tasks, console.unrecorded())
+            _mark_manifest(layout)
         except RunOutputError as exc:
             manifest = {**exc.manifest, "unwritten": str(exc)}
     if (
@@ -153,6 +155,26 @@ def finish_run(run: Run, write: bool) -> None:
         if error is not None:  # the summary matters more than the report
             manifest = {**manifest, "unwritten": _report_error(error, layout)}
     console.finish(manifest)
+
+
+def manifest_mark(layout: RunLayout) -> str:
+    """The text of the manifest's mark: a param of the manifest rule.
+
+    Snakemake keeps, for each output, the params of the rule run that wrote it, and redoes a
+    rule whose params changed. When a run's end writes the manifest itself (a job failed),
+    Snakemake still holds an older run's record: after a run of another source, or of the same
+    CSV less a row, it found the manifest up to date, and its summary, tables and database
+    described the run before. The mark is rewritten each time, so the next run redoes the rule.
+    """
+    try:
+        return Path(layout.manifest_mark).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _mark_manifest(layout: RunLayout) -> None:
+    with contextlib.suppress(OSError):  # a full disk: the manifest itself was not written
+        Path(layout.manifest_mark).write_text(f"{time.time_ns()}-{os.getpid()}\n", "utf-8")
 
 
 def _report_error(exc: Exception, layout: RunLayout) -> str:

@@ -26,6 +26,9 @@ SOURCE_PROGRESS_FILE = ".source-progress.json"  # while an index is read: how fa
 LOGS_FOLDER = "logs"  # the default log_dir
 BATCH_INPUT_FILE = "batch-input.csv"  # execute_batch's tasks as a CSV source
 LOCK_FILE = ".mrfbatch.lock"
+# Rewritten whenever a run's end, not the manifest rule, writes the manifest (mrfbatch.finish):
+# the rule's params hold its text, so the next run's Snakemake redoes the rule.
+MANIFEST_MARK_FILE = ".manifest-written-at-end"
 # The run's results for analysis (mrfbatch.results, mrfbatch.database, mrfbatch.report).
 PLANS_FILE = "plans.parquet"  # one row per (network id, plan)
 FILES_FILE = "files.parquet"  # one row per task: the manifest as a table
@@ -99,6 +102,11 @@ class RunLayout:
     @property
     def manifest(self) -> str:
         return os.path.join(self.output_dir, MANIFEST_FILE)
+
+    @property
+    def manifest_mark(self) -> str:
+        """Rewritten when a run's end writes the manifest (mrfbatch.finish.manifest_mark)."""
+        return os.path.join(self.output_dir, MANIFEST_MARK_FILE)
 
     @property
     def progress(self) -> str:
