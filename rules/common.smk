@@ -1,4 +1,5 @@
-from mrfbatch.finish import finish_run, manifest_mark
+from mrfbatch import console
+from mrfbatch.finish import finish_idle_run, finish_run, manifest_mark
 from mrfbatch.network_ids import NETWORK_ID_PATTERN
 from mrfbatch.redact import redact_url
 from mrfbatch.workflow import start_run, task_targets
@@ -14,6 +15,7 @@ RUN = start_run(
     local_cores=workflow.resource_settings.cores if workflow.local_exec else None,
 )
 PATHS = RUN.layout
+console.on_idle(lambda: finish_idle_run(RUN))
 
 
 wildcard_constraints:

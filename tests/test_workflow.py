@@ -366,11 +366,12 @@ def test_workflow_failed_task_is_recorded_and_retried_alone(
     assert manifest(tmp_path)["summary"]["successful"] == 3
 
 
-def test_workflow_manifest_written_at_a_failed_runs_end_is_redone_by_the_next_run(
+def test_workflow_run_files_of_another_run_or_deleted_are_written_again(
     served: dict[str, Any], tmp_path: Path
 ) -> None:
     """A failed run's end writes the manifest outside its rule; Snakemake's record of the rule
-    is then an older run's. A run of that older source, all done, must still rewrite it."""
+    is then an older run's. A run of that older source, all done, must still rewrite it; and
+    so must a run after the manifest and the database were deleted."""
     server, urls = served["server"], served["urls"]
     gone = server.add("/mrf/gone.json.gz", b"", status=404)
     (tmp_path / "good.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
@@ -387,6 +388,16 @@ def test_workflow_manifest_written_at_a_failed_runs_end_is_redone_by_the_next_ru
     m = manifest(tmp_path)
     assert (m["source_input"], m["total_tasks"], m["summary"]["successful"]) == ("good.txt", 2, 2)
     assert "mrfbatch: nothing to do, 2 files done before: 2 success" in proc.stderr
+    with duckdb.connect(str(tmp_path / "results" / "mrfbatch.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM files").fetchall() == [(2,)]
+
+    # Snakemake finds nothing to do when the report is up to date: the run writes them again
+    for name in ("manifest.json", "mrfbatch.duckdb"):
+        (tmp_path / "results" / name).unlink()
+    proc = snakemake(tmp_path, *good)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mrfbatch: nothing to do, 2 files done before: 2 success" in proc.stderr
+    assert manifest(tmp_path)["source_input"] == "good.txt"
     with duckdb.connect(str(tmp_path / "results" / "mrfbatch.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM files").fetchall() == [(2,)]
 

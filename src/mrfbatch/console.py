@@ -109,6 +109,7 @@ class Console:
         self._problems: dict[str, str] = {}  # network id -> status, for progress.json
         # network id -> why, for jobs of this run that ended without writing their status
         self.unrecorded: dict[str, str] = {}
+        self.idle_end: Callable[[], Mapping[str, Any]] | None = None  # see on_idle
         self._header_shown = False
         self._said: set[str] = set()  # Snakemake's words that the run is stopping, once said
         self._status_line = ""  # the progress line on the terminal, to clear before a line
@@ -238,7 +239,8 @@ class Console:
     def _on_other(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
         if text.startswith(_NOTHING_TO_DO) and self.run is not None:
-            manifest = read_json_object(self.run.layout.manifest)
+            idle = None if self.dryrun else self.idle_end
+            manifest = idle() if idle else read_json_object(self.run.layout.manifest)
             if manifest is not None:
                 self._end(self._summary(manifest))
             return
@@ -474,6 +476,12 @@ def unrecorded() -> dict[str, str]:
     """Why each job of this run that ended without writing its status ended so, by network id
     (what the console said of it)."""
     return dict(current().unrecorded)
+
+
+def on_idle(end: Callable[[], Mapping[str, Any]]) -> None:
+    """What gives the summary's manifest when Snakemake has nothing to do: `end`, which writes
+    again the run's files that are gone (mrfbatch.finish.finish_idle_run)."""
+    current().idle_end = end
 
 
 def finish(manifest: Mapping[str, Any]) -> None:

@@ -136,6 +136,11 @@ def finish_run(run: Run, write: bool) -> None:
     written; else read the manifest the rule wrote. What cannot be written is said in the
     summary (`unwritten`, a key of the manifest in memory only), with what to do.
     """
+    console.finish(_outcome(run, write))
+
+
+def _outcome(run: Run, write: bool) -> dict[str, Any]:
+    """The manifest the summary tells, once written as finish_run says."""
     layout = run.layout
     fresh = not write or _written_in_this_run(layout.manifest)
     manifest = read_json_object(layout.manifest) if fresh else None
@@ -154,7 +159,19 @@ def finish_run(run: Run, write: bool) -> None:
         error = _logged(functools.partial(write_run_report, run), layout.report_log)
         if error is not None:  # the summary matters more than the report
             manifest = {**manifest, "unwritten": _report_error(error, layout)}
-    console.finish(manifest)
+    return manifest
+
+
+def finish_idle_run(run: Run) -> dict[str, Any]:
+    """The manifest of a run Snakemake found nothing to do for, for its summary.
+
+    Snakemake does not redo a deleted manifest, table of plans or files, or database while the
+    report made from them is up to date; the run writes them again here (and the report).
+    """
+    layout = run.layout
+    outputs = (layout.manifest, layout.plans, layout.files, layout.database)
+    whole = all(os.path.isfile(path) for path in outputs)
+    return _outcome(run, write=not (whole and read_json_object(layout.manifest) is not None))
 
 
 def manifest_mark(layout: RunLayout) -> str:
