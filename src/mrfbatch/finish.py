@@ -170,8 +170,10 @@ def finish_idle_run(run: Run) -> dict[str, Any]:
     """
     layout = run.layout
     outputs = (layout.manifest, layout.plans, layout.files, layout.database)
-    whole = all(os.path.isfile(path) for path in outputs)
-    return _outcome(run, write=not (whole and read_json_object(layout.manifest) is not None))
+    manifest = read_json_object(layout.manifest)  # read once: an index's may be 100s of MB
+    if manifest is not None and all(os.path.isfile(path) for path in outputs[1:]):
+        return manifest
+    return _outcome(run, write=True)
 
 
 def manifest_mark(layout: RunLayout) -> str:
