@@ -169,9 +169,9 @@ def finish_idle_run(run: Run) -> dict[str, Any]:
     report made from them is up to date; the run writes them again here (and the report).
     """
     layout = run.layout
-    outputs = (layout.manifest, layout.plans, layout.files, layout.database)
     manifest = read_json_object(layout.manifest)  # read once: an index's may be 100s of MB
-    if manifest is not None and all(os.path.isfile(path) for path in outputs[1:]):
+    tables = (layout.plans, layout.files, layout.database)
+    if manifest is not None and all(os.path.isfile(path) for path in tables):
         return manifest
     return _outcome(run, write=True)
 
