@@ -968,6 +968,32 @@ def test_read_tasks_rejects_malformed_files(tmp_path: Path, content: str, proble
         read_tasks(path)
 
 
+def test_read_tasks_without_plans_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.tsv"
+    write_tasks(TASKS, path, "results")
+    assert any(task.plan_metadata for task in TASKS)
+    assert read_tasks(path, plans=False) == [
+        Task(task.network_id, task.url, (), task.extra_args) for task in TASKS
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("a\thttps://h/a\tout/a\t{}\t{}\n", "line 2: plan_metadata is not a JSON array"),
+        ("a\thttps://h/a\tout/a\t[\t{}\n", "line 2: invalid JSON"),
+        ("a\thttps://h/a\tout/a\t[]\t[]\n", "line 2: extra_args is not a JSON object"),
+        ("a/b\thttps://h/a\tout/a\t[{}]\t{}\n", "line 2: network id 'a/b'"),
+    ],
+)
+def test_read_tasks_without_plans_still_checks_each_line(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    path = write(tmp_path, "tasks.tsv", HEADER + line)
+    with pytest.raises(SourceError, match=problem):
+        read_tasks(path, plans=False)
+
+
 def test_read_tasks_shares_one_dict_per_distinct_plan(tmp_path: Path) -> None:
     # an index lists a file for every plan using it: plans repeat on many lines
     plan = {"plan_name": "P", "plan_id": "1"}

@@ -831,6 +831,44 @@ def test_workflow_new_whitelist_redoes_finished_tasks(
     assert by_id["alpha"]["rate_rows"] == len(expected.rates)
 
 
+def test_workflow_new_plans_redo_no_file_and_reach_the_manifest(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """Plans make no row of a file's tables: a column added to the CSV and a plan renamed
+    redo nothing, and the manifest and plans.parquet show the new plans. A mark written when
+    the recipe still listed the plans counts as well."""
+    urls = served["urls"]
+    plans = tmp_path / "plans.csv"
+    plans.write_text(f"file_url,plan_name\n{urls['alpha']},Gold\n{urls['beta']},Silver\n")
+    args = ("source=csv", "input=plans.csv", "cpt_whitelist=codes.txt")
+    assert snakemake(tmp_path, *args).returncode == 0
+    results = tmp_path / "results"
+    status = json.loads((results / "alpha" / "status.json").read_text())
+    assert status["status"] == "success" and status["plan_metadata"] is None
+    mark = json.loads((results / "beta" / ".done").read_text())
+    assert "plans" not in mark
+    (results / "beta" / ".done").write_text(json.dumps({**mark, "plans": [{"plan_name": "S"}]}))
+    tables = {p: p.stat().st_mtime_ns for p in results.glob("*/*.parquet")}
+    assert len(tables) == 4
+
+    plans.write_text(
+        f"file_url,plan_name,analyst_note\n{urls['alpha']},Gold PPO,A\n{urls['beta']},Silver,B\n"
+    )
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "csv source plans.csv: 2 files; 2 already done, 0 to extract" in proc.stderr
+    assert finished(proc) == []
+    assert {p: p.stat().st_mtime_ns for p in results.glob("*/*.parquet")} == tables
+    by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
+    assert by_id["alpha"]["plan_metadata"] == [{"plan_name": "Gold PPO", "analyst_note": "A"}]
+    assert by_id["beta"]["plan_metadata"] == [{"plan_name": "Silver", "analyst_note": "B"}]
+    rows = table(results / "plans.parquet")
+    assert sorted((r["network_id"], r["plan_name"], r["analyst_note"]) for r in rows) == [
+        ("alpha", "Gold PPO", "A"),
+        ("beta", "Silver", "B"),
+    ]
+
+
 def assert_only_tables_of(folder: Path, fmt: str, entry: dict[str, Any]) -> None:
     """The task's folder holds its tables in `fmt` only, and the manifest lists them."""
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -948,11 +986,11 @@ RECIPE_SETTINGS = {
 }
 
 
-def test_recipe_leaves_out_extra_args() -> None:
-    """A new description or header in an index redoes no finished task."""
+def test_recipe_leaves_out_plans_and_extra_args() -> None:
+    """Other plans, or a new description or header in an index, redo no finished task."""
     run = workflow.Run.from_config(RECIPE_SETTINGS)
     task = Task("a", "https://h.example/a.json?sig=1", ({"plan_name": "Gold"},))
-    described = Task(task.network_id, task.url, task.plan_metadata, {"file_description": "x"})
+    described = Task(task.network_id, task.url, ({"plan_id": "1"},), {"file_description": "x"})
     assert run.recipe(described) == run.recipe(task)
 
 
@@ -963,7 +1001,6 @@ def test_recipe_holds_the_format_unless_parquet() -> None:
     csv = workflow.Run.from_config({**RECIPE_SETTINGS, "format": "csv"}).recipe(task)
     assert parquet == {
         "url": "https://h.example/a.json",
-        "plans": [{"plan_name": "Gold"}],
         "whitelist": None,
         "provider_batch_size": 50000,
         "rate_batch_size": 100000,

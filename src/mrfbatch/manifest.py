@@ -50,8 +50,8 @@ def build_manifest(
     which ones no file read has.
     """
     tasks = list(tasks)
-    # a status's plans are the task's, which the entry takes: not kept twice (an index's
-    # file may have thousands)
+    # the entry takes the task's plans; a workflow job's status holds none, but one written
+    # by an earlier mrfbatch may (thousands, for an index's file): not kept twice
     statuses = [_without_plans(read_json_object(layout.status(t.network_id))) for t in tasks]
     unrecorded = unrecorded or {}
     for at, task in enumerate(tasks):

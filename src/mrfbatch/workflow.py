@@ -6,8 +6,11 @@ pytest reaches it.
 
 When a task is done is decided here, not by Snakemake's rerun triggers: a task is done when
 `{output_dir}/{network_id}/.done` exists, the extract job's one declared output. The job writes
-it after a successful extraction only, holding the task's recipe (URL without secrets, plans,
-whitelist, batch sizes, engine, format, the tables' version). A failed or incomplete extraction
+it after a successful extraction only, holding the task's recipe (URL without secrets,
+whitelist, batch sizes, engine, format, the tables' version). The task's plans are not in it:
+they make no row of its tables, and the manifest takes them from the tasks TSV, so another plan
+list redoes no file (nor must the run's main process decode every plan, thousands per file
+in an index). A failed or incomplete extraction
 exits non-zero, so the next run redoes it, while its status.json (and an incomplete task's
 tables, which Snakemake does not know of) stay for the manifest. Before the run,
 `task_targets` removes every mark that no longer tells the truth (another recipe, a table
@@ -84,13 +87,13 @@ class Run:
         """What the task's tables are made of; a finished task with another recipe is redone.
 
         How patiently files are fetched (attempts, timeouts) and max_value_mb change no table
-        of a finished task, so they are not in it, nor is the task's extra_args. The URL has no
+        of a finished task, so they are not in it, nor are the task's plans and extra_args
+        (the run's manifest and plans.parquet take those from the tasks TSV). The URL has no
         query string: a new signature on the same file does not redo the work.
         """
         settings = self.settings
         recipe = {
             "url": redact_url(task.url),
-            "plans": list(task.plan_metadata),
             "whitelist": self.whitelist_digest,
             "provider_batch_size": settings["provider_batch_size"],
             "rate_batch_size": settings["rate_batch_size"],
@@ -276,16 +279,17 @@ def tasks_job(
 
 
 @functools.lru_cache(maxsize=4)
-def _tasks_by_id(path: str, mtime_ns: int) -> dict[str, Task]:
-    return {task.network_id: task for task in read_tasks(path)}
+def _tasks_by_id(path: str, mtime_ns: int, plans: bool) -> dict[str, Task]:
+    return {task.network_id: task for task in read_tasks(path, plans=plans)}
 
 
-def tasks_by_id(path: str) -> dict[str, Task]:
-    """The tasks of a tasks TSV by network id (parsed once per version of the file).
+def tasks_by_id(path: str, plans: bool = True) -> dict[str, Task]:
+    """The tasks of a tasks TSV by network id (parsed once per version of the file); without
+    their plans unless `plans` (see read_tasks).
 
     read_tasks refuses the file when an id is not a safe folder name, e.g. after an edit.
     """
-    return _tasks_by_id(path, os.stat(path).st_mtime_ns)
+    return _tasks_by_id(path, os.stat(path).st_mtime_ns, plans)
 
 
 def find_task(path: str, network_id: str) -> Task:
@@ -306,7 +310,7 @@ def task_targets(run: Run, tasks_path: str) -> list[str]:
     """
     key = (tasks_path, os.stat(tasks_path).st_mtime_ns)
     if _last_targets.get("key") != key:  # called for `all` and for `manifest`: once is enough
-        tasks = list(tasks_by_id(tasks_path).values())
+        tasks = list(tasks_by_id(tasks_path, plans=False).values())
         done = 0
         for task in tasks:
             mark = Path(run.layout.done(task.network_id))
@@ -327,6 +331,8 @@ _last_targets: dict[str, Any] = {}
 def is_done(run: Run, task: Task) -> bool:
     """Whether the task has its mark with today's recipe, a success status and every table."""
     recipe = read_json_object(run.layout.done(task.network_id))
+    if recipe is not None:
+        recipe.pop("plans", None)  # a mark written before plans left the recipe
     status = read_json_object(run.layout.status(task.network_id))
     if recipe != run.recipe(task) or status is None or status.get("status") != "success":
         return False
@@ -372,7 +378,6 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
             ExtractionOptions.from_config(settings, threads),
             network_id=network_id,
             cpt_whitelist=settings["cpt_whitelist"],
-            plan_metadata=list(task.plan_metadata),
         )
     finally:
         stop_logging(handlers)
@@ -384,7 +389,6 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         return result.exit_status
     if result.ok:
         try:
-            # one line: json's C encoder (a recipe lists the task's plans: thousands, say)
             write_json(layout.done(network_id), run.recipe(task), indent=None)
         except OSError as exc:
             say(f"{line}, but {write_failure(exc, layout.done(network_id))}: a rerun redoes it")
