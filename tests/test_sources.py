@@ -1063,7 +1063,10 @@ def test_read_tasks_missing_file_is_a_source_error(tmp_path: Path) -> None:
 
 def test_read_tasks_non_utf8_is_a_source_error(tmp_path: Path) -> None:
     path = write(tmp_path, "tasks.tsv", HEADER.encode() + b"\xff\n")
-    with pytest.raises(SourceError, match=r"not UTF-8 text: byte 54 \(line 2\)"):
+    with pytest.raises(SourceError, match=r"tasks\.tsv line 2: byte 0 of the line is not UTF-8"):
+        read_tasks(path)
+    path.write_bytes(b"")
+    with pytest.raises(SourceError, match=r"tasks\.tsv is not a tasks file: line 1 is ''"):
         read_tasks(path)
 
 

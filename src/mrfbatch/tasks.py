@@ -24,7 +24,7 @@ from typing import Any
 from mrfbatch.errors import SourceError, UsageError
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.network_ids import assign_network_ids, check_network_id
-from mrfbatch.textfile import PathLike, open_regular, read_text, shorten
+from mrfbatch.textfile import PathLike, open_regular, shorten
 from mrfbatch.urls import CONTROL
 
 TASKS_HEADER = ("network_id", "url", "output_prefix", "plan_metadata", "extra_args")
@@ -179,24 +179,30 @@ def read_tasks(path: PathLike, plans: bool = True) -> list[Task]:
     may give each file thousands of plans (1.5 million on 300 lines took 2.2 s to decode).
     """
     name = str(path)
-    text = read_text(path, "tasks file", bom=False)
-    lines = text.split("\n")
-    _check_header(name, lines[0])
     tasks: list[Task] = []
     seen: dict[str, str] = {}
     # An index lists a file for every plan that uses it, and a plan uses many files: one dict
     # per distinct plan, not one per line it is on (1.5 million plans on 300 lines took 850 MB)
     pool: dict[Any, dict[str, Any]] = {}
-    for number, line in enumerate(lines[1:], 2):
-        line = line.rstrip("\r")
-        if not line:
-            continue
-        try:
-            task = _line_task(line, seen, plans)
-        except _BadLine as exc:
-            raise SourceError(f"{name} line {number}{exc}") from exc.__cause__
-        shared = tuple(_shared(plan, pool) for plan in task.plan_metadata)
-        tasks.append(Task(task.network_id, task.url, shared, task.extra_args))
+    header = None
+    with open_regular(path, "tasks file") as f:
+        try:  # a line at a time: the file may be GBs, most of it plans
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = _decoded(raw.rstrip(b"\n"))
+                    if header is None:
+                        header = line
+                        _check_header(name, line)
+                    elif line:
+                        task = _line_task(line, seen, plans)
+                        shared = tuple(_shared(plan, pool) for plan in task.plan_metadata)
+                        tasks.append(Task(task.network_id, task.url, shared, task.extra_args))
+                except _BadLine as exc:
+                    raise SourceError(f"{name} line {number}{exc}") from exc.__cause__
+        except OSError as exc:
+            raise SourceError(f"cannot read tasks file {name}: {exc.strerror or exc}") from exc
+    if header is None:
+        _check_header(name, "")
     return tasks
 
 

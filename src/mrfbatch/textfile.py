@@ -1,4 +1,4 @@
-"""Small text files a person writes (a plans CSV, a URL list, a whitelist, tasks.tsv): read
+"""Small text files a person writes (a plans CSV, a URL list, a whitelist): read
 whole as UTF-8, refusing what is not text with the reason and where; shown shortened."""
 
 from __future__ import annotations
