@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from mrfbatch import results
 from mrfbatch.cli import query_main
 from mrfbatch.run_extraction import run_extraction
 from support import synth
@@ -317,9 +318,12 @@ def test_plans_table_takes_source_fields_file_header_and_index_header(
     assert query(layout, "SELECT count(*) FROM plans WHERE network_id = 'listed'") == [(2,)]
 
 
+@pytest.mark.parametrize("batch_rows", [1, 2, results.PLAN_BATCH_ROWS])
 def test_plans_table_gives_a_plan_listing_many_files_each_files_own_fields(
-    tmp_path: Path, fixture_file: Path
+    tmp_path: Path, fixture_file: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
+    # written a few rows at a time: a column first met in a later batch ("tier") is in all
+    monkeypatch.setattr(results, "PLAN_BATCH_ROWS", batch_rows)
     # one plan listed with two files (an index's plan uses many): read back as one dict
     plan = {"plan_id": "9", "region": "west"}
     layout = make_run(
@@ -339,6 +343,8 @@ def test_plans_table_gives_a_plan_listing_many_files_each_files_own_fields(
         ("two", "8", None, "gold", "second"),
     ]
     assert {r["plan_name"] for r in rows} == {"Fixture Gold"}  # from each file's header
+    row_groups = pq.ParquetFile(layout.plans).metadata.num_row_groups
+    assert row_groups == {1: 3, 2: 2}.get(batch_rows, 1)  # a file's rows stay in one batch
 
 
 def test_files_table_is_the_manifest(tmp_path: Path, fixture_file: Path) -> None:

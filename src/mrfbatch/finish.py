@@ -17,7 +17,7 @@ from mrfbatch import console
 from mrfbatch.joblog import log_to, quiet_on_ctrl_c, stop_logging
 from mrfbatch.layout import RunLayout
 from mrfbatch.manifest import build_manifest, read_manifest, write_manifest
-from mrfbatch.results import files_table, plans_table, write_table
+from mrfbatch.results import files_table, write_plans, write_table
 from mrfbatch.status import room_to_write, write_failure
 from mrfbatch.tasks import read_skipped, read_tasks
 from mrfbatch.workflow import RUN_STARTED_VARIABLE, Run
@@ -61,7 +61,7 @@ def write_run_manifest(
     entries = manifest["extractions"]
     by_id = {entry["network_id"]: entry for entry in entries}
     steps: list[tuple[str, Callable[[], object]]] = [
-        (layout.plans, lambda: write_table(plans_table(tasks, by_id), layout.plans)),
+        (layout.plans, lambda: write_plans(tasks, by_id, layout.plans)),
         (layout.files, lambda: write_table(files_table(entries), layout.files)),
         (layout.database, lambda: build_database(layout, entries)),
         (layout.manifest, lambda: write_manifest(manifest, layout.manifest)),

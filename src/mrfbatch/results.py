@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,45 +68,83 @@ FILES_SCHEMA = pa.schema(
 )
 
 
-def plans_table(tasks: Iterable[Task], entries: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+PLAN_BATCH_ROWS = 65_536  # rows of plans.parquet built at a time (and its row groups)
+_NO_PLAN: tuple[dict[str, Any], ...] = ({},)  # a task whose source gave no plan has one row
+
+
+def plans_table(tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     """One row per (network id, plan); a task whose source gave no plan has one row.
 
     `entries` are the manifest's extractions by network id (`file_metadata`: the file's
     header, when it was read). Every column is a string: plan fields as the source gave them
     (other JSON values as JSON text), the file's header, the index's header.
     """
-    plan_columns: dict[str, list[str | None]] = {key: [] for key in PLAN_FIELDS}
-    fixed_columns: dict[str, list[str | None]] = {
-        key: [] for key in [*FILE_HEADER, *INDEX_FIELDS, "network_id"]
-    }
-    count = 0  # rows so far
+    schema, batches = _plan_batches(tasks, entries)
+    return pa.Table.from_batches(list(batches), schema)
+
+
+def write_plans(tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]], path: str) -> None:
+    """Write :func:`plans_table` to `path` atomically, PLAN_BATCH_ROWS rows at a time: an
+    index's run may list millions of plan-file pairs (1.5 million took 830 MB as one table,
+    250 MB so)."""
+    schema, batches = _plan_batches(tasks, entries)
+
+    def write(tmp: Path) -> None:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+
+    _atomically(path, write)
+
+
+def _plan_batches(
+    tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]]
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """plans.parquet's schema (its plan columns in the order they are first met) and its rows,
+    PLAN_BATCH_ROWS or so at a time."""
     # by id: a plan that lists many files is one dict in all their tasks (read_tasks)
     converted: dict[int, tuple[dict[str, Any], dict[str, str | None]]] = {}
+
+    def fields_of(plan: dict[str, Any]) -> dict[str, str | None]:
+        known = converted.get(id(plan))
+        if known is None or known[0] is not plan:
+            fields = {_column(key): _text(value) for key, value in plan.items()}
+            known = converted[id(plan)] = (plan, fields)
+        return known[1]
+
+    met = dict.fromkeys(PLAN_FIELDS)
     for task in tasks:
-        header = entries.get(task.network_id, {}).get("file_metadata") or {}
-        fields = []
-        for plan in task.plan_metadata or ({},):
-            known = converted.get(id(plan))
-            if known is None or known[0] is not plan:
-                known = converted[id(plan)] = (
-                    plan,
-                    {_column(key): _text(value) for key, value in plan.items()},
-                )
-                for name in known[1]:  # a column first met here: empty in the rows before
-                    plan_columns.setdefault(name, [None] * count)
-            fields.append(known[1])
-        for name, column in plan_columns.items():
-            fallback = _text(header.get(name)) if name in PLAN_FIELDS else None
-            column.extend(fallback if (value := one.get(name)) is None else value for one in fields)
-        fixed = {key: _text(header.get(key)) for key in FILE_HEADER}
-        fixed.update({key: _text(task.extra_args.get(key)) for key in INDEX_FIELDS})
-        fixed["network_id"] = task.network_id
-        for name, column in fixed_columns.items():
-            column.extend([fixed[name]] * len(fields))
-        count += len(fields)
-    columns = {**plan_columns, **fixed_columns}
+        for plan in task.plan_metadata:
+            met.update(dict.fromkeys(fields_of(plan)))
+    plan_columns = list(met)
     names = ["network_id", *plan_columns, *FILE_HEADER, *INDEX_FIELDS]
-    return pa.table({name: pa.array(columns[name], pa.string()) for name in names})
+    schema = pa.schema([(name, pa.string()) for name in names])
+
+    def batch(columns: dict[str, list[str | None]]) -> pa.RecordBatch:
+        return pa.record_batch([pa.array(columns[name], pa.string()) for name in names], schema)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        columns: dict[str, list[str | None]] = {name: [] for name in names}
+        for task in tasks:
+            header = entries.get(task.network_id, {}).get("file_metadata") or {}
+            fields = [fields_of(plan) for plan in task.plan_metadata or _NO_PLAN]
+            for name in plan_columns:
+                fallback = _text(header.get(name)) if name in PLAN_FIELDS else None
+                columns[name].extend(
+                    fallback if (value := one.get(name)) is None else value for one in fields
+                )
+            fixed = {key: _text(header.get(key)) for key in FILE_HEADER}
+            fixed.update({key: _text(task.extra_args.get(key)) for key in INDEX_FIELDS})
+            fixed["network_id"] = task.network_id
+            for name, value in fixed.items():
+                columns[name].extend([value] * len(fields))
+            if len(columns["network_id"]) >= PLAN_BATCH_ROWS:
+                yield batch(columns)
+                columns = {name: [] for name in names}
+        if columns["network_id"]:
+            yield batch(columns)
+
+    return schema, batches()
 
 
 def _column(key: str) -> str:
@@ -156,11 +194,15 @@ _DERIVED = frozenset({"incomplete", "warnings", "plans", *(f"{table}_file" for t
 
 def write_table(table: pa.Table, path: str) -> None:
     """Write a Parquet file atomically (a temporary name beside it, then a rename)."""
+    _atomically(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _atomically(path: str, write: Callable[[Path], None]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp)
+        write(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

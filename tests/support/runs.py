@@ -41,7 +41,6 @@ def make_run(
             layout.output_dir,
             ExtractionOptions(output_format=output_format),
             network_id=task.network_id,
-            plan_metadata=list(task.plan_metadata),
         )
     settings = {
         "source": "csv",
