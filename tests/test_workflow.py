@@ -342,6 +342,38 @@ def test_workflow_rerun_does_nothing_and_redoes_only_deleted(
     assert manifest(tmp_path)["summary"]["successful"] == 2
 
 
+def test_workflow_finished_files_older_than_the_scripts_stay_done(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """Marks older than scripts/extract.py (a git pull or a new clone makes the scripts new)
+    redo nothing: Snakemake's `code` trigger would redo them all, so the profile leaves it out.
+    A rerun forced by hand is told as what it is, not as "nothing to do"."""
+    urls = served["urls"]
+    (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
+    args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
+    assert snakemake(tmp_path, *args).returncode == 0
+    marks = list((tmp_path / "results").glob("*/.done"))
+    assert len(marks) == 2 and (ROOT / "scripts" / "extract.py").stat().st_mtime > 1e9
+    for mark in marks:
+        os.utime(mark, (1e9, 1e9))  # 2001
+    again = snakemake(tmp_path, *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert finished(again) == []
+    assert "mrfbatch: nothing to do, 2 files done before: 2 success" in again.stderr
+
+    forced = subprocess.run(
+        [*snakemake_command(2), "--forcerun", "extract", "--config", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert finished(forced) == ["alpha", "beta"]
+    assert re.search(r"^mrfbatch: 2 files in [0-9.]+ s: 2 success$", forced.stderr, re.M)
+    assert "nothing to do" not in forced.stderr
+
+
 def test_workflow_failed_task_is_recorded_and_retried_alone(
     served: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -387,12 +387,13 @@ class Console:
 
     def _summary(self, manifest: Mapping[str, Any]) -> str:
         assert self.run is not None
+        planned, ran = self.planned, sum(self._finished.values())  # ran: forced (-R), say
         return summary_text(
             manifest,
             self.run.layout,
             time.monotonic() - self.run.started,
             rerun_command(),
-            done_before=self.planned.done if self.planned else None,
+            done_before=None if planned is None else min(planned.done, planned.total - ran),
             whitelist=self.run.whitelist,
             interrupted=bool(self._said),
         )
