@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,14 @@ from support.workflows import WHITELIST, synth_file  # noqa: E402
 
 def pytest_configure(config: pytest.Config) -> None:
     """Where MRFBATCH_EXTENSIONS_FROM names a folder (.ci/sanitizers: the sanitized build),
-    the C extensions must be imported from it, or the run stops before any test."""
+    the C extensions must be imported from it, or the run stops before any test.
+
+    SIGINT reaches the processes tests start as it does from a terminal: a shell without job
+    control starts a background command (`(bash .ci/run &)`) with SIGINT ignored, every
+    child inherits that, and the tests that press Ctrl-C would see nothing happen.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # SIG_DFL in a child
     expected = os.environ.get("MRFBATCH_EXTENSIONS_FROM")
     if not expected:
         return
