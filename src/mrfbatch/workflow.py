@@ -4,15 +4,16 @@
 The `.smk` files only map config and wildcards to paths; every decision lives here, where
 pytest reaches it.
 
-When a task is done is decided here, not by Snakemake's rerun triggers: a task is done when
-`{output_dir}/{network_id}/.done` exists, the extract job's one declared output. The job writes
-it after a successful extraction only, holding the task's recipe (URL without secrets,
-whitelist, batch sizes, engine, format, the tables' version). The task's plans are not in it:
-they make no row of its tables, and the manifest takes them from the tasks TSV, so another plan
-list redoes no file (nor must the run's main process decode every plan, thousands per file
-in an index). A failed or incomplete extraction
-exits non-zero, so the next run redoes it, while its status.json (and an incomplete task's
-tables, which Snakemake does not know of) stay for the manifest. Before the run,
+When a task is done is decided here, not by Snakemake's rerun triggers (the profiles leave out
+its `code` trigger, which redoes a script rule whose output is older than the script: every
+finished file after a `git pull`): a task is done when `{output_dir}/{network_id}/.done`
+exists, the extract job's one declared output. The job writes it after a successful extraction
+only, holding the task's recipe (URL without secrets, whitelist, batch sizes, engine, format,
+the tables' version). The task's plans are not in it: they make no row of its tables, and the
+manifest takes them from the tasks TSV, so another plan list redoes no file (nor must the
+run's main process decode every plan, thousands per file in an index). A failed or incomplete
+extraction exits non-zero, so the next run redoes it, while its status.json (and an incomplete
+task's tables, which Snakemake does not know of) stay for the manifest. Before the run,
 `task_targets` removes every mark that no longer tells the truth (another recipe, a table
 deleted by hand), so Snakemake redoes exactly the tasks the console counts as not done.
 """
@@ -278,20 +279,6 @@ def tasks_job(
     return 0
 
 
-@functools.lru_cache(maxsize=4)
-def _tasks_by_id(path: str, mtime_ns: int, plans: bool) -> dict[str, Task]:
-    return {task.network_id: task for task in read_tasks(path, plans=plans)}
-
-
-def tasks_by_id(path: str, plans: bool = True) -> dict[str, Task]:
-    """The tasks of a tasks TSV by network id (parsed once per version of the file); without
-    their plans unless `plans` (see read_tasks).
-
-    read_tasks refuses the file when an id is not a safe folder name, e.g. after an edit.
-    """
-    return _tasks_by_id(path, os.stat(path).st_mtime_ns, plans)
-
-
 def find_task(path: str, network_id: str) -> Task:
     """The task of `network_id` in the tasks TSV, or UsageError."""
     task = read_task(path, network_id)
@@ -306,11 +293,12 @@ def task_targets(run: Run, tasks_path: str) -> list[str]:
     A mark lies when it holds another recipe than the task's now, or the task's status.json
     is gone or not `success`, or a table it lists is gone: Snakemake then sees the mark missing
     and redoes the task. Tells the console how many tasks are done, and which entries of the
-    source were skipped.
+    source were skipped. The tasks are read without their plans (see read_tasks), which
+    refuses the file when an id is not a safe folder name, e.g. after an edit.
     """
     key = (tasks_path, os.stat(tasks_path).st_mtime_ns)
     if _last_targets.get("key") != key:  # called for `all` and for `manifest`: once is enough
-        tasks = list(tasks_by_id(tasks_path, plans=False).values())
+        tasks = read_tasks(tasks_path, plans=False)
         done = 0
         for task in tasks:
             mark = Path(run.layout.done(task.network_id))
