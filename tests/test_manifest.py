@@ -10,7 +10,7 @@ import pytest
 
 from mrfbatch import manifest as manifest_module
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import build_manifest, read_manifest, write_manifest
+from mrfbatch.manifest import build_manifest, read_manifest_without_plans, write_manifest
 from mrfbatch.tasks import SkippedEntry, Task
 
 TASKS = [
@@ -174,8 +174,8 @@ def test_write_manifest_replaces_the_file_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["manifest.json"]
 
 
-# Plans whose text looks like the layout read_manifest passes over: a list's end, the key
-# itself, newlines, nested lists and objects, an empty plan, text beyond ASCII.
+# Plans whose text looks like the layout read_manifest_without_plans passes over: a list's
+# end, the key itself, newlines, nested lists and objects, an empty plan, text beyond ASCII.
 AWKWARD_PLANS = (
     {"plan_name": "ends\n      ]\n", "plan_id": "1"},
     {"plan_name": '"plan_metadata": [', "states": ["CA", ["NY"]], "ids": {"a": [1.5, None]}},
@@ -191,7 +191,7 @@ def test_read_manifest_without_plans_is_the_manifest_less_its_plans(
     manifest = build_manifest(tasks, layout, "urls", "list.txt", ([SkippedEntry("x", "y")], 1))
     path = str(tmp_path / "manifest.json")
     write_manifest(manifest, path)
-    assert read_manifest(path) == manifest
+    assert json.loads(Path(path).read_text()) == manifest
     assert manifest["extractions"][0]["plan_metadata"] == list(AWKWARD_PLANS)
     assert manifest["extractions"][1]["plan_metadata"] == []
     expected = json.loads(json.dumps(manifest))
@@ -199,11 +199,11 @@ def test_read_manifest_without_plans_is_the_manifest_less_its_plans(
         entry["plan_metadata"] = None
     with monkeypatch.context() as patched:  # as written: the plans' text is passed over
         patched.setattr(manifest_module, "read_json_object", None)
-        assert read_manifest(path, plans=False) == expected
+        assert read_manifest_without_plans(path) == expected
     # laid out otherwise (by hand, another tool): read whole, with the same answer
     for indent in (None, 4, "\t"):
         Path(path).write_text(json.dumps(manifest, indent=indent))
-        assert read_manifest(path, plans=False) == expected
+        assert read_manifest_without_plans(path) == expected
 
 
 @pytest.mark.parametrize("text", [None, "", "{not json", "[1, 2]"])
@@ -211,8 +211,7 @@ def test_read_manifest_of_no_manifest_is_none(tmp_path: Path, text: str | None) 
     path = tmp_path / "manifest.json"
     if text is not None:
         path.write_text(text)
-    assert read_manifest(str(path)) is None
-    assert read_manifest(str(path), plans=False) is None
+    assert read_manifest_without_plans(str(path)) is None
 
 
 def test_build_manifest_of_a_source_that_skipped_nothing_has_empty_skipped_entries(

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from mrfbatch.jsonfile import read_json_object, write_json
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import read_manifest
+from mrfbatch.manifest import read_manifest_without_plans
 from mrfbatch.progress import read_snapshot, run_state
 from mrfbatch.summary import concise_error, files, rerun_command, summary_text, task_line
 
@@ -241,7 +241,7 @@ class Console:
         text = record.getMessage()
         if text.startswith(_NOTHING_TO_DO) and self.run is not None:
             idle = None if self.dryrun else self.idle_end
-            manifest = idle() if idle else read_manifest(self.run.layout.manifest, plans=False)
+            manifest = idle() if idle else read_manifest_without_plans(self.run.layout.manifest)
             if manifest is not None:
                 self._end(self._summary(manifest))
             return

@@ -16,7 +16,7 @@ from typing import Any
 from mrfbatch import console
 from mrfbatch.joblog import log_to, quiet_on_ctrl_c, stop_logging
 from mrfbatch.layout import RunLayout
-from mrfbatch.manifest import build_manifest, read_manifest, write_manifest
+from mrfbatch.manifest import build_manifest, read_manifest_without_plans, write_manifest
 from mrfbatch.results import files_table, write_plans, write_table
 from mrfbatch.status import room_to_write, write_failure
 from mrfbatch.tasks import read_skipped, read_tasks
@@ -89,7 +89,7 @@ def write_run_report(run: Run) -> list[str]:
     from mrfbatch.report import write_report
 
     layout = run.layout
-    manifest = read_manifest(layout.manifest, plans=False) or {}
+    manifest = read_manifest_without_plans(layout.manifest) or {}
     with duckdb.connect(layout.database, read_only=True) as con:
         figures = write_report(con, manifest, run.codes(), layout.report, layout.figures)
     return [str(path) for path in figures]
@@ -142,7 +142,7 @@ def _outcome(run: Run, write: bool) -> dict[str, Any]:
     """The manifest the summary tells, once written as finish_run says."""
     layout = run.layout
     fresh = not write or _written_in_this_run(layout.manifest)
-    manifest = read_manifest(layout.manifest, plans=False) if fresh else None
+    manifest = read_manifest_without_plans(layout.manifest) if fresh else None
     if manifest is None:
         try:  # the console knows the jobs that ended without their status
             manifest = write_run_manifest(run, layout.tasks, console.unrecorded())
@@ -168,7 +168,7 @@ def finish_idle_run(run: Run) -> dict[str, Any]:
     report made from them is up to date; the run writes them again here (and the report).
     """
     layout = run.layout
-    manifest = read_manifest(layout.manifest, plans=False)  # read once, without its plans
+    manifest = read_manifest_without_plans(layout.manifest)  # read once
     tables = (layout.plans, layout.files, layout.database)
     if manifest is not None and all(os.path.isfile(path) for path in tables):
         return manifest

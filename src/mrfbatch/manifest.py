@@ -177,16 +177,15 @@ _PLANS_START = b'\n      "plan_metadata": ['
 _PLANS_END = b"\n      ]"
 
 
-def read_manifest(path: str, plans: bool = True) -> dict[str, Any] | None:
-    """The manifest at `path`, or None when there is none or it is unreadable.
+def read_manifest_without_plans(path: str) -> dict[str, Any] | None:
+    """The manifest at `path` with each extraction's `plan_metadata` None, or None when there
+    is none or it is unreadable.
 
-    Without `plans`, each extraction's `plan_metadata` is None: the summary and the report
-    need none, and a run over an index may list millions of plan-file pairs (a 243 MB
-    manifest of 1.5 million took 0.9 GB and 1.5 s to read whole). Their text is passed over
-    unread where write_manifest laid it out; a manifest laid out otherwise is read whole.
+    The summary and the report need no plans, and a run over an index may list millions of
+    plan-file pairs (a 243 MB manifest of 1.5 million took 0.9 GB and 1.5 s to read whole).
+    Their text is passed over unread where write_manifest laid it out; a manifest laid out
+    otherwise is read whole.
     """
-    if plans:
-        return read_json_object(path)
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             text = _without_plan_lists(data)
