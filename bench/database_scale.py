@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from mrfbatch.database import build_database
 from mrfbatch.layout import RunLayout
 from mrfbatch.report import write_report
-from mrfbatch.results import files_table, plans_table, write_table
+from mrfbatch.results import files_table, write_plans, write_table
 from mrfbatch.tables import PROVIDERS_SCHEMA, RATES_SCHEMA
 
 QUERIES = (
@@ -63,7 +63,7 @@ def main() -> None:
             output = write_tables(folder, f"n{n}", rng)
             entries.append({"network_id": f"n{n}", "status": "success", "output_files": output})
         write_table(files_table(entries), layout.files)
-        write_table(plans_table([], {}), layout.plans)
+        write_plans([], {}, layout.plans)
         start = time.perf_counter()
         build_database(layout, entries)
         print(f"{args.files:,} files: database written in {time.perf_counter() - start:.2f} s")

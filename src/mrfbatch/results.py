@@ -72,21 +72,16 @@ PLAN_BATCH_ROWS = 65_536  # rows of plans.parquet built at a time (and its row g
 _NO_PLAN: tuple[dict[str, Any], ...] = ({},)  # a task whose source gave no plan has one row
 
 
-def plans_table(tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]]) -> pa.Table:
-    """One row per (network id, plan); a task whose source gave no plan has one row.
+def write_plans(tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]], path: str) -> None:
+    """Write plans.parquet atomically: one row per (network id, plan); a task whose source gave
+    no plan has one row.
 
     `entries` are the manifest's extractions by network id (`file_metadata`: the file's
     header, when it was read). Every column is a string: plan fields as the source gave them
-    (other JSON values as JSON text), the file's header, the index's header.
+    (other JSON values as JSON text), the file's header, the index's header. Written
+    PLAN_BATCH_ROWS rows at a time: an index's run may list millions of plan-file pairs (1.5
+    million took 830 MB as one table, 250 MB so).
     """
-    schema, batches = _plan_batches(tasks, entries)
-    return pa.Table.from_batches(list(batches), schema)
-
-
-def write_plans(tasks: Sequence[Task], entries: Mapping[str, Mapping[str, Any]], path: str) -> None:
-    """Write :func:`plans_table` to `path` atomically, PLAN_BATCH_ROWS rows at a time: an
-    index's run may list millions of plan-file pairs (1.5 million took 830 MB as one table,
-    250 MB so)."""
     schema, batches = _plan_batches(tasks, entries)
 
     def write(tmp: Path) -> None:
