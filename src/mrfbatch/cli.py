@@ -73,8 +73,9 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
     """`python -m mrfbatch.batch_orchestrator`: run the workflow; Snakemake's exit status."""
     # The batch command's modules (the workflow, the sources, the config schema) are imported
     # here: an extraction's start-up does not pay for them.
-    from mrfbatch.batch_orchestrator import dry_run, read_manifest, run_workflow
+    from mrfbatch.batch_orchestrator import dry_run, run_workflow
     from mrfbatch.config import check_config, load_schema
+    from mrfbatch.manifest import read_manifest_without_plans
 
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = batch_parser().parse_args(arguments)
@@ -104,11 +105,12 @@ def batch_main(argv: Sequence[str] | None = None) -> int:
         code = run_workflow(config, args.workers, rerun=rerun)
     except (MrfError, OSError) as exc:
         return _usage_error(exc, args.output_dir)
-    summary = read_manifest(args.output_dir)["summary"]
+    manifest_path = RunLayout(args.output_dir).manifest
+    summary = (read_manifest_without_plans(manifest_path) or {}).get("summary") or {}
     print(
-        f"{summary['successful']} successful, {summary.get('incomplete', 0)} incomplete, "
-        f"{summary['failed']} failed, {summary['not_run']} not run; manifest: "
-        f"{RunLayout(args.output_dir).manifest}"
+        f"{summary.get('successful', 0)} successful, {summary.get('incomplete', 0)} incomplete, "
+        f"{summary.get('failed', 0)} failed, {summary.get('not_run', 0)} not run; manifest: "
+        f"{manifest_path}"
     )
     return code
 
