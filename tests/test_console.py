@@ -377,9 +377,9 @@ def test_console_of_five_files_with_one_404_is_short_and_says_each_outcome(
     assert "  manifest:   results/manifest.json (every file's status)" in summary
     assert any(line.startswith("  failed:     gone: HTTP 404") for line in summary)
     assert summary[-3:-1] == [
-        "  next:       run the same command again: it redoes the 1 file not done and keeps "
-        "the others",
         # a 404 is not cured by a rerun
+        "  next:       a rerun alone would not change the 1 file not done; once its cause is "
+        "dealt with, run the same command again (it keeps the others)",
         "              (it will fail again as it stands, for the reason above: fix or drop it "
         "in plans.csv)",
     ]

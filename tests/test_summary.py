@@ -388,6 +388,71 @@ def test_summary_text_says_which_incomplete_files_a_rerun_does_not_complete() ->
     ]
 
 
+def test_summary_text_does_not_send_a_rerun_first_when_none_would_help() -> None:
+    """Every file not done fails, or lacks what it lacks, for a reason a rerun does not cure:
+    the summary says so before the command, which would read each of them whole again."""
+    lacks = ["1 of 2 remote provider-reference files could not be fetched"]
+    entries = [
+        {"network_id": "ok", "status": "success"},
+        {"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False},
+        {"network_id": "refs404", "status": "incomplete", "incomplete": lacks, "retryable": False},
+    ]
+    manifest = {
+        "source_type": "index",
+        "source_input": "toc.json",
+        "total_tasks": 3,
+        "extractions": entries,
+        "summary": {"successful": 1, "failed": 1, "incomplete": 1},
+    }
+    assert summary_lines(manifest)[-4:] == [
+        "  next:       a rerun alone would not change the 2 files not done; once their causes "
+        "are dealt with, run the same command again (it keeps the others)",
+        "              (gone will fail again as it stands, for the reason above: the file is "
+        "the payer's, listed in toc.json)",
+        "              (refs404 will be incomplete again as it stands, for the reason above: the "
+        "remote provider-reference files it lacks are the payer's; its tables have every rate)",
+        "              snakemake -c1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "not_run"),
+    [
+        # one file a rerun may cure (a 503) among the lasting one
+        ({"network_id": "flaky", "status": "failed", "error": "HTTP 503", "retryable": True}, 0),
+        # one file not run yet
+        (None, 1),
+    ],
+)
+def test_summary_text_sends_a_rerun_first_when_one_may_help(
+    extra: dict[str, object] | None, not_run: int
+) -> None:
+    entries = [{"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False}]
+    entries += [extra] if extra else [{"network_id": "later", "status": "not_run"}]
+    manifest = {
+        "total_tasks": 2,
+        "extractions": entries,
+        "summary": {"failed": len(entries) - not_run, "not_run": not_run},
+    }
+    lines = summary_lines(manifest)
+    assert lines[-3:] == [
+        "  next:       run the same command again: it redoes the 2 files not done and keeps "
+        "the others",
+        "              (gone will fail again as it stands, for the reason above: fix or drop it "
+        "in the source)",
+        "              snakemake -c1",
+    ]
+
+
+def test_summary_text_of_one_lasting_failure_says_a_rerun_alone_does_not_help() -> None:
+    entries = [{"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False}]
+    manifest = {"total_tasks": 1, "extractions": entries, "summary": {"failed": 1}}
+    assert summary_lines(manifest)[-3] == (
+        "  next:       a rerun alone would not change the 1 file not done; once its cause is "
+        "dealt with, run the same command again (it keeps the others)"
+    )
+
+
 def test_summary_text_of_incomplete_files_only_a_rerun_does_not_complete() -> None:
     lacks = ["1 of 1 remote provider-reference files could not be fetched"]
     entries = [

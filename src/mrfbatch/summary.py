@@ -180,10 +180,20 @@ def summary_text(
         )
         lines.append(f"              {rerun}")
     if redo:
-        lines.append(
-            f"  next:       run the same command again: it redoes the {files(redo)} not done "
-            "and keeps the others"
-        )
+        # A rerun redoes every file not done; when none of them can come out otherwise as
+        # things stand, saying "run again" first would cost a large file's download for nothing.
+        lasting_count = sum(e.get("retryable") is False for e in problems)
+        if lasting_count == redo:
+            cause = "its cause is" if redo == 1 else "their causes are"
+            lines.append(
+                f"  next:       a rerun alone would not change the {files(redo)} not done; once "
+                f"{cause} dealt with, run the same command again (it keeps the others)"
+            )
+        else:
+            lines.append(
+                f"  next:       run the same command again: it redoes the {files(redo)} not done "
+                "and keeps the others"
+            )
         for status, outcome in (("failed", "fail again"), ("incomplete", "be incomplete again")):
             lasting = [
                 e["network_id"]
