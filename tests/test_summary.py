@@ -360,53 +360,44 @@ def test_summary_text_says_what_to_do_by_the_kind_of_source(
     assert lines[-2].endswith(f"above: {cure})"), lines[-2]
 
 
-def test_summary_text_says_which_incomplete_files_a_rerun_does_not_complete() -> None:
+@pytest.mark.parametrize(
+    ("third", "next_line"),
+    [
+        # its remote files may answer later (503): a rerun may help, and it is not named
+        (
+            {"status": "incomplete", "incomplete": ["1 of 2 remote ..."], "retryable": True},
+            "  next:       run the same command again: it redoes the 3 files not done and keeps "
+            "the others",
+        ),
+        # every file not done is as a rerun would leave it: that comes before the command
+        (
+            {"status": "success"},
+            "  next:       a rerun alone would not change the 2 files not done; once their "
+            "causes are dealt with, run the same command again (it keeps the others)",
+        ),
+    ],
+)
+def test_summary_text_says_which_incomplete_files_a_rerun_does_not_complete(
+    third: dict[str, object], next_line: str
+) -> None:
     """An incomplete file whose remote files failed for good (404) is read again by a rerun,
-    only to lack the same; one whose remote files may answer later (503) is not named."""
+    only to lack the same."""
     lacks = ["1 of 2 remote provider-reference files could not be fetched"]
     entries = [
         {"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False},
         {"network_id": "refs404", "status": "incomplete", "incomplete": lacks, "retryable": False},
-        {"network_id": "refs503", "status": "incomplete", "incomplete": lacks, "retryable": True},
+        {"network_id": "third", **third},
     ]
     manifest = {
         "source_type": "index",
         "source_input": "toc.json",
         "total_tasks": 3,
         "extractions": entries,
-        "summary": {"failed": 1, "incomplete": 2},
+        "summary": {"failed": 1, "incomplete": sum(e["status"] == "incomplete" for e in entries)},
     }
     lines = summary_lines(manifest)
     assert lines[-4:] == [
-        "  next:       run the same command again: it redoes the 3 files not done and keeps "
-        "the others",
-        "              (gone will fail again as it stands, for the reason above: the file is "
-        "the payer's, listed in toc.json)",
-        "              (refs404 will be incomplete again as it stands, for the reason above: the "
-        "remote provider-reference files it lacks are the payer's; its tables have every rate)",
-        "              snakemake -c1",
-    ]
-
-
-def test_summary_text_does_not_send_a_rerun_first_when_none_would_help() -> None:
-    """Every file not done fails, or lacks what it lacks, for a reason a rerun does not cure:
-    the summary says so before the command, which would read each of them whole again."""
-    lacks = ["1 of 2 remote provider-reference files could not be fetched"]
-    entries = [
-        {"network_id": "ok", "status": "success"},
-        {"network_id": "gone", "status": "failed", "error": "HTTP 404", "retryable": False},
-        {"network_id": "refs404", "status": "incomplete", "incomplete": lacks, "retryable": False},
-    ]
-    manifest = {
-        "source_type": "index",
-        "source_input": "toc.json",
-        "total_tasks": 3,
-        "extractions": entries,
-        "summary": {"successful": 1, "failed": 1, "incomplete": 1},
-    }
-    assert summary_lines(manifest)[-4:] == [
-        "  next:       a rerun alone would not change the 2 files not done; once their causes "
-        "are dealt with, run the same command again (it keeps the others)",
+        next_line,
         "              (gone will fail again as it stands, for the reason above: the file is "
         "the payer's, listed in toc.json)",
         "              (refs404 will be incomplete again as it stands, for the reason above: the "
