@@ -8,7 +8,7 @@ import pytest
 
 from mrfbatch import summary
 from mrfbatch.layout import RunLayout
-from mrfbatch.summary import summary_text, task_line
+from mrfbatch.summary import redone_text, summary_text, task_line
 from mrfbatch.tasks import SkippedEntry
 
 
@@ -515,3 +515,21 @@ def test_task_line_counts_one_of_each_in_the_singular() -> None:
     assert task_line(one) == (
         "aa: success (allowed amounts), 1 of 1 item, 1 payment row, 1 provider row, 1.4 kB in 0.0 s"
     )
+
+
+@pytest.mark.parametrize(
+    ("why", "words"),
+    [
+        ({}, ""),
+        ({"with other codes": 4}, " (4 finished before with other codes)"),
+        (
+            {"with other codes": 1, "in another format": 1_200, "by an earlier mrfbatch": 3},
+            " (1,204 finished before: 1,200 in another format, 3 by an earlier mrfbatch, 1 with "
+            "other codes)",
+        ),
+    ],
+)
+def test_redone_text_counts_the_tasks_finished_before_by_why(
+    why: dict[str, int], words: str
+) -> None:
+    assert redone_text(why) == words

@@ -853,11 +853,34 @@ def test_workflow_new_whitelist_redoes_finished_tasks(
     (tmp_path / "list.txt").write_text(f"{urls['alpha']}\n{urls['beta']}\n")
     args = ("source=urls", "input=list.txt", "cpt_whitelist=codes.txt")
     assert snakemake(tmp_path, *args).returncode == 0
+    results = tmp_path / "results"
+    tables = {p: p.stat().st_mtime_ns for p in results.glob("*/*.parquet")}
+    assert len(tables) == 4
+    redone = (
+        "urls source list.txt: 2 files; 0 already done, 2 to extract (2 finished before with "
+        "other codes), 2 at a time"
+    )
+
+    # What another list would do, asked of a dry run, undoes nothing of the work done ...
+    (tmp_path / "other.txt").write_text("99213\n")
+    proc = snakemake(tmp_path, *args[:2], "cpt_whitelist=other.txt", "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert redone in proc.stdout.splitlines()  # a dry run's plan goes to stdout
+    assert sorted(p.name for p in results.glob("*/.done*")) == [".done.set-aside"] * 2
+    # ... so the first list back finds both files done, their tables untouched.
+    proc = snakemake(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "urls source list.txt: 2 files; 2 already done, 0 to extract" in proc.stderr
+    assert finished(proc) == []
+    assert {p: p.stat().st_mtime_ns for p in results.glob("*/*.parquet")} == tables
+    assert sorted(p.name for p in results.glob("*/.done*")) == [".done"] * 2
+
     (tmp_path / "codes.txt").write_text("99213\n")  # another list of codes: other tables
     proc = snakemake(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "urls source list.txt: 2 files; 0 already done, 2 to extract" in proc.stderr
+    assert redone in proc.stderr.splitlines()
     assert finished(proc) == ["alpha", "beta"]
+    assert sorted(p.name for p in results.glob("*/.done*")) == [".done"] * 2
     by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
     expected = served["files"]["alpha"].expected("alpha", {"99213"})
     assert by_id["alpha"]["rate_rows"] == len(expected.rates)
@@ -942,7 +965,10 @@ def test_workflow_csv_format_then_parquet_redoes_and_keeps_one_format(
 
     proc = snakemake(tmp_path, *args)  # format: parquet, the default
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "urls source list.txt: 2 files; 0 already done, 2 to extract" in proc.stderr
+    assert (
+        "urls source list.txt: 2 files; 0 already done, 2 to extract (2 finished before in "
+        "another format), 2 at a time"
+    ) in proc.stderr.splitlines()
     assert finished(proc) == ["alpha", "beta"]
     by_id = {e["network_id"]: e for e in manifest(tmp_path)["extractions"]}
     for name, sf in served["files"].items():
@@ -974,7 +1000,10 @@ def test_workflow_redoes_tasks_finished_with_tables_of_version_1(
 
     proc = snakemake(tmp_path, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "urls source list.txt: 2 files; 1 already done, 1 to extract" in proc.stderr
+    assert (
+        "urls source list.txt: 2 files; 1 already done, 1 to extract (1 finished before by an "
+        "earlier mrfbatch)"
+    ) in proc.stderr.splitlines()
     assert finished(proc) == ["alpha"]
     assert pq.read_schema(folder / "rates.parquet").equals(RATES_SCHEMA)
     assert json.loads((folder / ".done").read_text())["tables"] == 2
@@ -1040,3 +1069,77 @@ def test_recipe_holds_the_format_unless_parquet() -> None:
         "tables": 2,  # bundled_codes and covered_services as lists of structs
     }
     assert csv == {**parquet, "format": "csv"}
+
+
+@pytest.mark.parametrize(
+    ("before", "today", "why"),
+    [
+        ({"cpt_whitelist": "a.txt"}, {"cpt_whitelist": "b.txt"}, "with other codes"),
+        ({}, {"cpt_whitelist": "a.txt"}, "without a codes list"),
+        ({"cpt_whitelist": "a.txt"}, {}, "with a codes list, unlike this run"),
+        ({"format": "csv"}, {}, "in another format"),
+        ({"engine": "reference"}, {}, "with another engine"),
+        ({"rate_batch_size": 10}, {}, "with other batch sizes"),
+        ({"provider_batch_size": 10}, {}, "with other batch sizes"),
+        ({}, {}, None),  # the same settings: done
+    ],
+)
+def test_not_done_why_names_what_changed_since_the_mark(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    before: dict[str, Any],
+    today: dict[str, Any],
+    why: str | None,
+) -> None:
+    """The words the console gives for a task finished before that a run redoes."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.txt").write_text("27447\n")
+    Path("b.txt").write_text("99213\n")
+    task = Task("alpha", "https://h.example/alpha.json", ())
+    earlier = workflow.Run.from_config({**RECIPE_SETTINGS, **before})
+    folder = Path("results", "alpha")
+    folder.mkdir(parents=True)
+    (folder / "rates.parquet").write_bytes(b"")
+    status = {"status": "success", "output_files": {"rates": "results/alpha/rates.parquet"}}
+    (folder / "status.json").write_text(json.dumps(status))
+    (folder / ".done").write_text(json.dumps(earlier.recipe(task)))
+    run = workflow.Run.from_config({**RECIPE_SETTINGS, **today})
+    assert workflow.not_done_why(run, task, str(folder / ".done")) == why
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ("no mark", ""),
+        ("mark", "whose mark is unreadable"),
+        ("table", "whose status or tables are gone"),
+        ("status", "whose status or tables are gone"),
+        ("url", "from another URL"),
+        ("tables version", "by an earlier mrfbatch"),
+    ],
+)
+def test_not_done_why_of_a_mark_that_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str, why: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    task = Task("alpha", "https://h.example/alpha.json", ())
+    run = workflow.Run.from_config(RECIPE_SETTINGS)
+    folder = Path("results", "alpha")
+    folder.mkdir(parents=True)
+    (folder / "rates.parquet").write_bytes(b"")
+    status = {"status": "success", "output_files": {"rates": "results/alpha/rates.parquet"}}
+    (folder / "status.json").write_text(json.dumps(status))
+    mark = {
+        **run.recipe(task),
+        **({"url": "https://h.example/v2/alpha.json"} if damage == "url" else {}),
+    }
+    if damage == "tables version":
+        del mark["tables"]  # a mark of version 1 tables
+    (folder / ".done").write_text("{" if damage == "mark" else json.dumps(mark))
+    if damage == "no mark":
+        (folder / ".done").unlink()
+    elif damage == "table":
+        (folder / "rates.parquet").unlink()
+    elif damage == "status":
+        (folder / "status.json").write_text(json.dumps({**status, "status": "failed"}))
+    assert workflow.not_done_why(run, task, str(folder / ".done")) == why

@@ -59,12 +59,13 @@ _KILLED = "died with <Signals."
 
 @dataclass
 class Plan:
-    """The run's tasks: `total`, of which `done` were finished before it; `skipped`: what the
-    source skipped, in words (mrfbatch.summary.skipped_text)."""
+    """The run's tasks: `total`, of which `done` were finished before it; in words, what the
+    source skipped and why tasks finished before are redone (mrfbatch.summary)."""
 
     total: int
     done: int
     skipped: str = ""
+    redone: str = ""
 
 
 @dataclass
@@ -129,9 +130,9 @@ class Console:
         with self._lock:
             self.run = info
 
-    def plan(self, total: int, done: int, skipped: str = "") -> None:
+    def plan(self, total: int, done: int, skipped: str = "", redone: str = "") -> None:
         with self._lock:
-            self.planned = Plan(total, done, skipped)
+            self.planned = Plan(total, done, skipped, redone)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -305,7 +306,7 @@ class Console:
         plan = self.planned
         todo = plan.total - plan.done
         line = f"{self.run.source}: {files(plan.total)}{plan.skipped}; {plan.done:,} already done, "
-        line += f"{todo:,} to extract"
+        line += f"{todo:,} to extract{plan.redone}"
         if self.run.cores and self.run.cores > 1 and todo > 1:
             line += f", {min(self.run.cores, todo)} at a time"
         self._say(line)
@@ -463,10 +464,9 @@ def configure(
     return view
 
 
-def plan(total: int, done: int, skipped: str = "") -> None:
-    """The run's tasks: `total`, of which `done` were finished before it; `skipped`: what the
-    source skipped, in words."""
-    current().plan(total, done, skipped)
+def plan(total: int, done: int, skipped: str = "", redone: str = "") -> None:
+    """The run's tasks (see Plan)."""
+    current().plan(total, done, skipped, redone)
 
 
 def announce(text: str) -> None:

@@ -56,6 +56,9 @@ FORMATS = ("parquet", "csv")  # a table's file extension, as `output_format` nam
 STATUS_FILE = "status.json"
 PROGRESS_FILE = ".progress.json"  # while it runs: how far it is (mrfbatch.progress)
 DONE_FILE = ".done"  # the workflow's mark of a finished task (see mrfbatch.workflow)
+# A mark of work done with other settings, set aside until the task is redone, or the settings
+# are those of the mark again (see mrfbatch.workflow.task_targets).
+SET_ASIDE_DONE_FILE = ".done.set-aside"
 # Temporary files of an extraction (writers: `.{table}.tmp-{pid}`; the provider store's spill
 # file; the JSON files' `.{name}.tmp-{pid}`). One extraction per folder at a time, so any
 # found at the start were left by a killed run (`.sqlite`: the store of earlier versions).
@@ -170,6 +173,9 @@ class RunLayout:
 
     def done(self, network_id: str) -> str:
         return os.path.join(self.output_dir, network_id, DONE_FILE)
+
+    def set_aside_done(self, network_id: str) -> str:
+        return os.path.join(self.output_dir, network_id, SET_ASIDE_DONE_FILE)
 
     def task_log(self, network_id: str) -> str:
         return os.path.join(self.logs, "extract", f"{network_id}.log")

@@ -66,6 +66,18 @@ def skipped_text(entries: Sequence[SkippedEntry], total: int, log: str) -> str:
     return f", {counted} ({first}see {log})"
 
 
+def redone_text(why: Mapping[str, int]) -> str:
+    """The tasks finished before that a run redoes, by why (mrfbatch.workflow.not_done_why), in
+    words after "N to extract": ` (4 finished before with other codes)`; "" for none."""
+    total = sum(why.values())
+    if not total:
+        return ""
+    if len(why) == 1:
+        return f" ({total:,} finished before {next(iter(why))})"
+    ranked = sorted(why.items(), key=lambda item: (-item[1], item[0]))
+    return f" ({total:,} finished before: {', '.join(f'{n:,} {words}' for words, n in ranked)})"
+
+
 def summary_text(
     manifest: Mapping[str, Any],
     layout: RunLayout,

@@ -14,8 +14,9 @@ manifest takes them from the tasks TSV, so another plan list redoes no file (nor
 run's main process decode every plan, thousands per file in an index). A failed or incomplete
 extraction exits non-zero, so the next run redoes it, while its status.json (and an incomplete
 task's tables, which Snakemake does not know of) stay for the manifest. Before the run,
-`task_targets` removes every mark that no longer tells the truth (another recipe, a table
-deleted by hand), so Snakemake redoes exactly the tasks the console counts as not done.
+`task_targets` sets aside every mark that no longer tells the truth (another recipe, a table
+deleted by hand), so Snakemake redoes exactly the tasks the console counts as not done, and
+the console says why; a mark set aside comes back if the settings do before the task is redone.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import functools
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ from mrfbatch.redact import redact_text, redact_url
 from mrfbatch.run_extraction import run_extraction
 from mrfbatch.sources import IN_NETWORK_FILES, load_source
 from mrfbatch.status import EXIT_STATUS, NO_ROOM, room_to_write, timestamp, write_failure
-from mrfbatch.summary import skipped_text, task_line
+from mrfbatch.summary import redone_text, skipped_text, task_line
 from mrfbatch.tables import TABLES_VERSION
 from mrfbatch.tasks import (
     Task,
@@ -288,26 +290,31 @@ def find_task(path: str, network_id: str) -> Task:
 
 
 def task_targets(run: Run, tasks_path: str) -> list[str]:
-    """Every task's `.done` mark, which the run requests; first, marks that lie are removed.
+    """Every task's `.done` mark, which the run requests; first, marks that lie are set aside.
 
     A mark lies when it holds another recipe than the task's now, or the task's status.json
-    is gone or not `success`, or a table it lists is gone: Snakemake then sees the mark missing
-    and redoes the task. Tells the console how many tasks are done, and which entries of the
-    source were skipped. The tasks are read without their plans (see read_tasks), which
-    refuses the file when an id is not a safe folder name, e.g. after an edit.
+    is gone or not `success`, or a table it lists is gone: it is renamed (layout's
+    set_aside_done), so Snakemake sees it missing and redoes the task. A mark set aside whose
+    recipe is today's again (a dry run with other codes, or a run stopped before the task's
+    job began, then the first settings back) is put back, and the task is done. Tells the
+    console how many tasks are done, why the others finished before are redone, and which
+    entries of the source were skipped. The tasks are read without their plans (see
+    read_tasks), which refuses the file when an id is not a safe folder name, e.g. after an
+    edit.
     """
     key = (tasks_path, os.stat(tasks_path).st_mtime_ns)
     if _last_targets.get("key") != key:  # called for `all` and for `manifest`: once is enough
         tasks = read_tasks(tasks_path, plans=False)
         done = 0
+        redone: Counter[str] = Counter()
         for task in tasks:
-            mark = Path(run.layout.done(task.network_id))
-            if is_done(run, task):
+            why = _settle_mark(run, task)
+            if why is None:
                 done += 1
-            elif mark.exists():
-                mark.unlink()
+            elif why:
+                redone[why] += 1
         skipped_words = skipped_text(*read_skipped(run.layout.skipped), run.layout.tasks_log)
-        console.plan(total=len(tasks), done=done, skipped=skipped_words)
+        console.plan(len(tasks), done, skipped_words, redone_text(redone))
         _last_targets.update(key=key, targets=sorted(run.layout.done(t.network_id) for t in tasks))
     targets: list[str] = _last_targets["targets"]
     return targets
@@ -316,15 +323,62 @@ def task_targets(run: Run, tasks_path: str) -> list[str]:
 _last_targets: dict[str, Any] = {}
 
 
+def _settle_mark(run: Run, task: Task) -> str | None:
+    """Set aside the task's mark when it lies, or put back one set aside that holds again; None
+    when the task is done, else why not ("" when it has no mark of work done here)."""
+    mark = run.layout.done(task.network_id)
+    aside = run.layout.set_aside_done(task.network_id)
+    why = not_done_why(run, task, mark)
+    if why:
+        os.replace(mark, aside)
+    elif why == "" and os.path.exists(aside):
+        why = not_done_why(run, task, aside)
+        if why is None:  # no job has touched its tables and status since the mark was made
+            os.replace(aside, mark)
+    return why
+
+
 def is_done(run: Run, task: Task) -> bool:
     """Whether the task has its mark with today's recipe, a success status and every table."""
-    recipe = read_json_object(run.layout.done(task.network_id))
-    if recipe is not None:
-        recipe.pop("plans", None)  # a mark written before plans left the recipe
-    status = read_json_object(run.layout.status(task.network_id))
-    if recipe != run.recipe(task) or status is None or status.get("status") != "success":
-        return False
-    return all(Path(path).is_file() for path in (status.get("output_files") or {}).values())
+    return not_done_why(run, task, run.layout.done(task.network_id)) is None
+
+
+def not_done_why(run: Run, task: Task, mark: str) -> str | None:
+    """None when the mark at `mark` holds the task's recipe today, its status is `success` and
+    every table it lists is there; else why not, in words after "finished before" ("" when
+    there is no mark)."""
+    recipe = read_json_object(mark)
+    if recipe is None:
+        return "whose mark is unreadable" if os.path.lexists(mark) else ""
+    recipe.pop("plans", None)  # a mark written before plans left the recipe
+    today = run.recipe(task)
+    if recipe != today:
+        return _recipe_change(recipe, today)
+    status = read_json_object(run.layout.status(task.network_id)) or {}
+    tables = (status.get("output_files") or {}).values()
+    if status.get("status") == "success" and all(Path(path).is_file() for path in tables):
+        return None
+    return "whose status or tables are gone"
+
+
+def _recipe_change(before: Mapping[str, Any], today: Mapping[str, Any]) -> str:
+    """What differs between a mark's recipe and the task's today, as the console says it."""
+    was, now = before.get("whitelist"), today.get("whitelist")
+    if was != now:
+        if was is None:
+            return "without a codes list"
+        return "with a codes list, unlike this run" if now is None else "with other codes"
+    for key, words in (
+        ("format", "in another format"),
+        ("engine", "with another engine"),
+        ("rate_batch_size", "with other batch sizes"),
+        ("provider_batch_size", "with other batch sizes"),
+        ("tables", "by an earlier mrfbatch"),
+        ("url", "from another URL"),
+    ):
+        if before.get(key) != today.get(key):
+            return words
+    return "with other settings"
 
 
 @quiet_on_ctrl_c
@@ -357,7 +411,8 @@ def run_task(network_id: str, settings: Mapping[str, Any], threads: int = 1) -> 
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(f"{timestamp()} {why}\n")
         return EXIT_STATUS[settled]
-    Path(layout.done(network_id)).unlink(missing_ok=True)
+    for mark in (layout.done(network_id), layout.set_aside_done(network_id)):
+        Path(mark).unlink(missing_ok=True)  # the tables are about to change
     handlers = log_to(log_path, settings.get("_echo", False), [task.url])
     try:
         result = run_extraction(
