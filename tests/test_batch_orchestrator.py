@@ -225,5 +225,6 @@ def test_batch_orchestrator_dry_run_counts_what_would_run(
         timeout=60,
     )
     assert proc.stdout == (
-        "dry run: urls source list.txt: 2 files; 1 already done, 1 would be extracted: beta\n"
+        "dry run: urls source list.txt: 2 files; 1 already done, 1 would be extracted (1 "
+        "finished before whose status or tables are gone): beta\n"
     )

@@ -1143,3 +1143,36 @@ def test_not_done_why_of_a_mark_that_does_not_hold(
     elif damage == "status":
         (folder / "status.json").write_text(json.dumps({**status, "status": "failed"}))
     assert workflow.not_done_why(run, task, str(folder / ".done")) == why
+
+
+@pytest.mark.parametrize(
+    ("marks", "why"),
+    [
+        ({".done": "today"}, None),
+        ({".done.set-aside": "today"}, None),  # the run puts it back: done
+        ({".done.set-aside": "other codes"}, "with other codes"),
+        ({".done": "other codes", ".done.set-aside": "today"}, "with other codes"),
+        ({}, ""),
+    ],
+)
+def test_why_not_done_counts_a_mark_set_aside_that_holds_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marks: dict[str, str], why: str | None
+) -> None:
+    """What a run will find, asked without changing anything (the batch command's dry run)."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.txt").write_text("27447\n")
+    task = Task("alpha", "https://h.example/alpha.json", ())
+    run = workflow.Run.from_config({**RECIPE_SETTINGS, "cpt_whitelist": "a.txt"})
+    recipes = {
+        "today": run.recipe(task),
+        "other codes": {**run.recipe(task), "whitelist": "0" * 64},
+    }
+    folder = Path("results", "alpha")
+    folder.mkdir(parents=True)
+    (folder / "rates.parquet").write_bytes(b"")
+    status = {"status": "success", "output_files": {"rates": "results/alpha/rates.parquet"}}
+    (folder / "status.json").write_text(json.dumps(status))
+    for name, recipe in marks.items():
+        (folder / name).write_text(json.dumps(recipes[recipe]))
+    assert workflow.why_not_done(run, task) == why
+    assert sorted(p.name for p in folder.glob(".done*")) == sorted(marks)  # nothing moved

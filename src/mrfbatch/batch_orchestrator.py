@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,9 @@ from mrfbatch.errors import UsageError
 from mrfbatch.layout import RunLayout
 from mrfbatch.sources import load_tasks
 from mrfbatch.sources.locations import is_relative_path
-from mrfbatch.summary import RERUN_VARIABLE, files
+from mrfbatch.summary import RERUN_VARIABLE, files, redone_text
 from mrfbatch.tasks import Task
-from mrfbatch.workflow import Run, is_done
+from mrfbatch.workflow import Run, why_not_done
 
 __all__ = ["dry_run", "execute_batch", "read_manifest", "run_workflow", "workflow_root"]
 
@@ -163,10 +164,17 @@ def dry_run(settings: Mapping[str, Any]) -> str:
     tasks = load_tasks(
         settings["source"], str(settings["input"]), file_types=settings["file_types"]
     )
-    todo = [task.network_id for task in tasks if not is_done(run, task)]
+    todo: list[str] = []
+    redone: Counter[str] = Counter()
+    for task in tasks:
+        why = why_not_done(run, task)  # as the run will find it, changing nothing
+        if why is not None:
+            todo.append(task.network_id)
+            redone.update([why] if why else [])
     line = (
         f"dry run: {settings['source']} source {settings['input']}: {files(len(tasks))}; "
         f"{len(tasks) - len(todo):,} already done, {len(todo):,} would be extracted"
+        f"{redone_text(redone)}"
     )
     if todo:
         shown = ", ".join(todo[:10]) + (f" and {len(todo) - 10:,} more" if len(todo) > 10 else "")

@@ -324,23 +324,23 @@ _last_targets: dict[str, Any] = {}
 
 
 def _settle_mark(run: Run, task: Task) -> str | None:
-    """Set aside the task's mark when it lies, or put back one set aside that holds again; None
-    when the task is done, else why not ("" when it has no mark of work done here)."""
+    """Set aside the task's mark when it lies, or put back one set aside that holds again;
+    why_not_done's answer."""
     mark = run.layout.done(task.network_id)
-    aside = run.layout.set_aside_done(task.network_id)
-    why = not_done_why(run, task, mark)
-    if why:
-        os.replace(mark, aside)
-    elif why == "" and os.path.exists(aside):
-        why = not_done_why(run, task, aside)
-        if why is None:  # no job has touched its tables and status since the mark was made
-            os.replace(aside, mark)
+    why = why_not_done(run, task)
+    if why is None and not os.path.lexists(mark):  # no job has run it since the mark was made
+        os.replace(run.layout.set_aside_done(task.network_id), mark)
+    elif why and os.path.lexists(mark):
+        os.replace(mark, run.layout.set_aside_done(task.network_id))
     return why
 
 
-def is_done(run: Run, task: Task) -> bool:
-    """Whether the task has its mark with today's recipe, a success status and every table."""
-    return not_done_why(run, task, run.layout.done(task.network_id)) is None
+def why_not_done(run: Run, task: Task) -> str | None:
+    """None when the task is done, by its mark or by one set aside that holds again; else why
+    not, as not_done_why says ("" when it has neither)."""
+    why = not_done_why(run, task, run.layout.done(task.network_id))
+    aside = run.layout.set_aside_done(task.network_id)
+    return not_done_why(run, task, aside) if why == "" and os.path.exists(aside) else why
 
 
 def not_done_why(run: Run, task: Task, mark: str) -> str | None:
