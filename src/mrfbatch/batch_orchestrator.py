@@ -170,7 +170,8 @@ def dry_run(settings: Mapping[str, Any]) -> str:
         why = why_not_done(run, task)  # as the run will find it, changing nothing
         if why is not None:
             todo.append(task.network_id)
-            redone.update([why] if why else [])
+        if why:
+            redone[why] += 1
     line = (
         f"dry run: {settings['source']} source {settings['input']}: {files(len(tasks))}; "
         f"{len(tasks) - len(todo):,} already done, {len(todo):,} would be extracted"

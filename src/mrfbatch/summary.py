@@ -192,10 +192,17 @@ def summary_text(
         )
         lines.append(f"              {rerun}")
     if redo:
+        lasting = {
+            status: [
+                e["network_id"]
+                for e in problems
+                if e["status"] == status and e.get("retryable") is False
+            ]
+            for status in ("failed", "incomplete")
+        }
         # A rerun redoes every file not done; when none of them can come out otherwise as
         # things stand, saying "run again" first would cost a large file's download for nothing.
-        lasting_count = sum(e.get("retryable") is False for e in problems)
-        if lasting_count == redo:
+        if sum(map(len, lasting.values())) == redo:
             cause = "its cause is" if redo == 1 else "their causes are"
             lines.append(
                 f"  next:       a rerun alone would not change the {files(redo)} not done; once "
@@ -207,15 +214,10 @@ def summary_text(
                 "and keeps the others"
             )
         for status, outcome in (("failed", "fail again"), ("incomplete", "be incomplete again")):
-            lasting = [
-                e["network_id"]
-                for e in problems
-                if e["status"] == status and e.get("retryable") is False
-            ]
-            if lasting:
-                one = len(lasting) == 1
+            if lasting[status]:
+                one = len(lasting[status]) == 1
                 lines.append(
-                    f"              ({_who(lasting, redo)} will {outcome} as "
+                    f"              ({_who(lasting[status], redo)} will {outcome} as "
                     f"{'it stands' if one else 'they stand'}, for the "
                     f"{'reason' if one else 'reasons'} above: {_cure(manifest, status, one)})"
                 )
